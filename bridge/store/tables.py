@@ -1,0 +1,139 @@
+"""The bridge's own state, as SQLAlchemy Core tables (SQLite and PostgreSQL alike).
+
+Migrations under `bridge/store/migrations/` create these; a test checks that the migrated
+database and this module agree.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+metadata = sa.MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# Timestamps are timezone-aware UTC everywhere.
+TS = sa.DateTime(timezone=True)
+
+# A Whop company connected to this bridge: OAuth tokens (encrypted with MultiFernet) or API-key mode.
+connections = sa.Table(
+    "connections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("company_id", sa.String(64), nullable=False, unique=True),
+    sa.Column("company_title", sa.String(255), nullable=True),
+    sa.Column("mode", sa.String(16), nullable=False),  # "oauth" | "api_key"
+    # "connected" | "needs_reconnect" | "disconnected"
+    sa.Column("status", sa.String(24), nullable=False, server_default="connected"),
+    sa.Column("access_token_enc", sa.Text, nullable=True),
+    sa.Column("refresh_token_enc", sa.Text, nullable=True),
+    sa.Column("token_expires_at", TS, nullable=True),
+    sa.Column("scopes", sa.Text, nullable=True),
+    sa.Column("whop_user_id", sa.String(64), nullable=True),
+    sa.Column("connected_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+)
+
+# Short-lived OAuth authorization requests: state bound to the admin session, PKCE verifier kept here.
+oauth_states = sa.Table(
+    "oauth_states",
+    metadata,
+    sa.Column("state", sa.String(128), primary_key=True),
+    sa.Column("session_id", sa.String(128), nullable=False),
+    sa.Column("code_verifier_enc", sa.Text, nullable=False),
+    sa.Column("nonce", sa.String(128), nullable=True),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Column("used_at", TS, nullable=True),
+)
+
+# One row per provisioning run: the plan that was computed and what was applied.
+provisioning_runs = sa.Table(
+    "provisioning_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("twenty_url", sa.String(512), nullable=False),
+    sa.Column("dialect", sa.String(8), nullable=True),  # "1.x" | "2.x"
+    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("status", sa.String(16), nullable=False),  # running | succeeded | conflict | failed
+    sa.Column("plan_json", sa.Text, nullable=True),
+    sa.Column("mutations", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("error", sa.Text, nullable=True),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("finished_at", TS, nullable=True),
+)
+
+# One row per sync run (full, reconcile, deep). `checkpoint_json` makes a stopped run resumable.
+sync_runs = sa.Table(
+    "sync_runs",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("connection_id", sa.Integer, sa.ForeignKey("connections.id", ondelete="SET NULL"), nullable=True),
+    sa.Column("company_id", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),  # full | reconcile | deep
+    sa.Column("trigger", sa.String(16), nullable=False, server_default="cli"),  # cli | admin | schedule | connect
+    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
+    # running | succeeded | failed | interrupted | skipped
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("counts_json", sa.Text, nullable=False, server_default="{}"),
+    sa.Column("errors_json", sa.Text, nullable=False, server_default="[]"),
+    sa.Column("checkpoint_json", sa.Text, nullable=True),
+    sa.Column("reason", sa.Text, nullable=True),
+    sa.Column("started_at", TS, nullable=False),
+    sa.Column("heartbeat_at", TS, nullable=True),
+    sa.Column("finished_at", TS, nullable=True),
+    sa.Index("ix_sync_runs_company_started", "company_id", "started_at"),
+)
+
+# What the bridge last wrote to Twenty for each Whop record: the Twenty id, a hash of the values
+# written (unchanged records are not written again), the Whop updated_at (stale events lose), and
+# the written values themselves (to tell a person's edit from the bridge's own value).
+record_shadows = sa.Table(
+    "record_shadows",
+    metadata,
+    sa.Column("company_id", sa.String(64), primary_key=True),
+    sa.Column("object", sa.String(32), primary_key=True),  # whopProduct | person | opportunity | task
+    sa.Column("whop_id", sa.String(64), primary_key=True),
+    sa.Column("twenty_id", sa.String(64), nullable=True),
+    sa.Column("hash", sa.String(64), nullable=False),
+    sa.Column("whop_updated_at", TS, nullable=True),
+    sa.Column("written_json", sa.Text, nullable=True),
+    sa.Column("written_at", TS, nullable=False),
+    sa.Column("seen_run_id", sa.Integer, nullable=True),  # last reconcile that saw it at Whop
+    sa.Column("gone_at", TS, nullable=True),  # disappeared from Whop
+)
+
+# Verified webhook deliveries, keyed by `webhook-id`, applied by the worker.
+webhook_inbox = sa.Table(
+    "webhook_inbox",
+    metadata,
+    sa.Column("webhook_id", sa.String(128), primary_key=True),
+    sa.Column("event_type", sa.String(96), nullable=True),
+    sa.Column("company_id", sa.String(64), nullable=True),
+    sa.Column("body", sa.Text, nullable=False),
+    # pending | processing | applied | ignored | failed (will retry) | dead
+    sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", TS, nullable=False),
+    sa.Column("last_error", sa.Text, nullable=True),
+    sa.Column("claimed_by", sa.String(64), nullable=True),
+    sa.Column("claimed_until", TS, nullable=True),
+    sa.Column("received_at", TS, nullable=False),
+    sa.Column("processed_at", TS, nullable=True),
+    sa.Index("ix_webhook_inbox_due", "status", "next_attempt_at"),
+)
+
+# Named leases: "only one holder at a time" across processes sharing the database
+# (hourly reconcile per connection, per-record serialization). Works on SQLite and PostgreSQL.
+leases = sa.Table(
+    "leases",
+    metadata,
+    sa.Column("name", sa.String(191), primary_key=True),
+    sa.Column("owner", sa.String(64), nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+)

@@ -1,0 +1,262 @@
+"""The Twenty data model the bridge provisions, loaded from `schema/` and validated.
+
+The TOML files are the source of truth; this module only checks them against Twenty's naming
+rules (camelCase, at most 63 characters, not reserved; SELECT values UPPER_SNAKE) so a typo
+fails at load time with the file and field named, not halfway through provisioning.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bridge.errors import FatalError
+
+FieldType = Literal[
+    "TEXT", "NUMBER", "NUMERIC", "BOOLEAN", "DATE", "DATE_TIME", "CURRENCY", "LINKS", "EMAILS",
+    "PHONES", "FULL_NAME", "SELECT", "MULTI_SELECT", "RAW_JSON", "RATING", "UUID", "RELATION",
+    "ARRAY", "RICH_TEXT",
+]
+
+NAME_RE = re.compile(r"^[a-z][a-zA-Z0-9]*$")
+SELECT_VALUE_RE = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
+MAX_NAME = 63
+TAG_COLORS = frozenset(
+    "red ruby crimson tomato orange amber yellow lime grass green jade mint turquoise cyan sky blue "
+    "iris violet purple plum pink bronze gold brown gray".split()
+)
+# twenty-shared RESERVED_METADATA_NAME_KEYWORDS plus the input-DTO words (research/twenty-api.md).
+RESERVED_NAMES = frozenset(
+    """approvedAccessDomain approvedAccessDomains appToken appTokens billingCustomer billingCustomers
+    billingPrice billingPrices billingProduct billingProducts billingSubscription billingSubscriptions
+    billingSubscriptionItem billingSubscriptionItems featureFlag featureFlags job jobs keyValuePair
+    keyValuePairs pageLayout pageLayouts postgresCredential postgresCredentials twoFactorMethod
+    twoFactorMethods user users userWorkspace userWorkspaces workspace workspaces role roles
+    userWorkspaceRole userWorkspaceRoles plan plans event events field fields link links currency
+    currencies fullNames address addresses type types object objects index relation relations
+    aggregate not or and Int Float Boolean String ID""".split()
+)
+
+
+class SchemaFileError(FatalError):
+    """A file under schema/ is malformed; the message names the file and the problem."""
+
+
+def check_name(name: str) -> str:
+    if not 1 <= len(name) <= MAX_NAME:
+        raise ValueError(f"name {name!r} must be 1 to {MAX_NAME} characters")
+    if not NAME_RE.match(name):
+        raise ValueError(f"name {name!r} must be camelCase (^[a-z][a-zA-Z0-9]*$)")
+    if name in RESERVED_NAMES:
+        raise ValueError(f"name {name!r} is reserved by Twenty")
+    return name
+
+
+class SelectOption(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    value: str
+    label: str
+    color: str = "gray"
+
+    @field_validator("value")
+    @classmethod
+    def _value(cls, v: str) -> str:
+        if not SELECT_VALUE_RE.match(v) or "__" in v or len(v) > MAX_NAME:
+            raise ValueError(f"option value {v!r} must be UPPER_SNAKE_CASE, at most 63 characters")
+        return v
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str) -> str:
+        if not 1 <= len(v) <= MAX_NAME or "," in v:
+            raise ValueError(f"option label {v!r} must be 1 to 63 characters with no comma")
+        return v
+
+    @field_validator("color")
+    @classmethod
+    def _color(cls, v: str) -> str:
+        if v not in TAG_COLORS:
+            raise ValueError(f"option color {v!r} is not one of Twenty's tag colors")
+        return v
+
+
+class RelationSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: Literal["MANY_TO_ONE", "ONE_TO_MANY"]
+    target: str
+    targetFieldLabel: str
+    targetFieldIcon: str = "IconLink"
+
+    @property
+    def target_field_name(self) -> str:
+        """Twenty names the inverse field after the camelCase of its label."""
+        words = re.findall(r"[A-Za-z0-9]+", self.targetFieldLabel)
+        return words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
+
+
+class FieldSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    type: FieldType
+    label: str
+    description: str | None = None
+    icon: str | None = None
+    unique: bool = False
+    nullable: bool = True
+    default: Any = None
+    options: tuple[SelectOption, ...] | None = None
+    relation: RelationSpec | None = None
+
+    _name = field_validator("name")(classmethod(lambda cls, v: check_name(v)))
+
+    @model_validator(mode="after")
+    def _consistent(self) -> FieldSpec:
+        if self.type in ("SELECT", "MULTI_SELECT"):
+            if not self.options:
+                raise ValueError(f"{self.name}: a {self.type} field needs at least one option")
+            values = [o.value for o in self.options]
+            if len(set(values)) != len(values):
+                raise ValueError(f"{self.name}: option values must be unique")
+        elif self.options:
+            raise ValueError(f"{self.name}: only SELECT fields take options")
+        if (self.type == "RELATION") != (self.relation is not None):
+            raise ValueError(f"{self.name}: a RELATION field needs `relation`, and only it")
+        return self
+
+    def option_values(self) -> list[str]:
+        return [o.value for o in self.options or ()]
+
+
+class ObjectSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    nameSingular: str
+    namePlural: str
+    custom: bool
+    labelSingular: str | None = None
+    labelPlural: str | None = None
+    description: str | None = None
+    icon: str | None = None
+    fields: tuple[FieldSpec, ...] = ()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ObjectSpec:
+        check_name(self.nameSingular) if self.custom else None
+        check_name(self.namePlural) if self.custom else None
+        if self.nameSingular == self.namePlural:
+            raise ValueError("nameSingular and namePlural must differ")
+        if self.custom and not (self.labelSingular and self.labelPlural):
+            raise ValueError(f"{self.nameSingular}: a custom object needs labelSingular and labelPlural")
+        names = [f.name for f in self.fields]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.nameSingular}: field names must be unique")
+        if self.custom and "name" in names:
+            raise ValueError(f"{self.nameSingular}: Twenty creates `name` itself; do not declare it")
+        return self
+
+    def field(self, name: str) -> FieldSpec:
+        for f in self.fields:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+class ViewSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    object: str
+    type: Literal["KANBAN", "TABLE"]
+    groupBy: str | None = None
+    icon: str = "IconLayoutKanban"
+
+    @model_validator(mode="after")
+    def _kanban_needs_group(self) -> ViewSpec:
+        if self.type == "KANBAN" and not self.groupBy:
+            raise ValueError(f"view {self.name!r}: a KANBAN view needs groupBy")
+        return self
+
+
+class LinkSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    url: str
+    icon: str = "IconLink"
+
+    def resolved_url(self, public_url: str) -> str:
+        return self.url.replace("{public_url}", public_url.rstrip("/"))
+
+
+class DataModel(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    objects: tuple[ObjectSpec, ...]
+    views: tuple[ViewSpec, ...] = ()
+    links: tuple[LinkSpec, ...] = Field(default=())
+
+    @model_validator(mode="after")
+    def _references(self) -> DataModel:
+        by_name = {o.nameSingular: o for o in self.objects}
+        for obj in self.objects:
+            for f in obj.fields:
+                if f.relation and f.relation.target not in by_name:
+                    raise ValueError(f"{obj.nameSingular}.{f.name}: unknown target {f.relation.target!r}")
+        for view in self.views:
+            if view.object not in by_name:
+                raise ValueError(f"view {view.name!r}: unknown object {view.object!r}")
+            if view.groupBy:
+                try:
+                    group = by_name[view.object].field(view.groupBy)
+                except KeyError:
+                    raise ValueError(f"view {view.name!r}: unknown field {view.groupBy!r}") from None
+                if group.type != "SELECT":
+                    raise ValueError(f"view {view.name!r}: groupBy must be a SELECT field")
+        return self
+
+    def object(self, name: str) -> ObjectSpec:
+        for o in self.objects:
+            if o.nameSingular == name:
+                return o
+        raise KeyError(name)
+
+
+def default_schema_dir() -> Path:
+    """schema/ in a source checkout; bridge/_schema in an installed wheel."""
+    here = Path(__file__).resolve().parent.parent
+    for candidate in (here.parent / "schema", here / "_schema"):
+        if (candidate / "objects").is_dir():
+            return candidate
+    raise SchemaFileError("schema/ not found; set BRIDGE_SCHEMA_DIR")
+
+
+def load_data_model(directory: Path | None = None) -> DataModel:
+    directory = directory or default_schema_dir()
+    objects: list[dict[str, Any]] = []
+    for path in sorted((directory / "objects").glob("*.toml")):
+        raw = _read(path)
+        objects.append({**raw.get("object", {}), "fields": raw.get("fields", [])})
+    extra = _read(directory / "views.toml") if (directory / "views.toml").exists() else {}
+    # Relations point at objects: create custom objects before the objects that reference them.
+    objects.sort(key=lambda o: (not o.get("custom", False), o.get("nameSingular", "")))
+    try:
+        return DataModel(objects=objects, views=extra.get("views", []), links=extra.get("links", []))
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise SchemaFileError(f"{directory}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def _read(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise SchemaFileError(f"{path}: {exc}") from None
