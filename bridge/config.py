@@ -114,8 +114,10 @@ class Settings(BaseSettings):
     def fernet(self) -> MultiFernet:
         """The first key encrypts; every key decrypts, so a key can be rotated in."""
         if self.bridge_secret_key is None:
-            raise ConfigError("BRIDGE_SECRET_KEY", "is required to store tokens (generate one with "
-                              "`whop-twenty-bridge keygen`)")
+            raise ConfigError(
+                "BRIDGE_SECRET_KEY",
+                "is required to store tokens (generate one with `whop-twenty-bridge keygen`)",
+            )
         return MultiFernet([Fernet(k) for k in _split(self.bridge_secret_key.get_secret_value())])
 
     @property

@@ -17,9 +17,25 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from bridge.errors import FatalError
 
 FieldType = Literal[
-    "TEXT", "NUMBER", "NUMERIC", "BOOLEAN", "DATE", "DATE_TIME", "CURRENCY", "LINKS", "EMAILS",
-    "PHONES", "FULL_NAME", "SELECT", "MULTI_SELECT", "RAW_JSON", "RATING", "UUID", "RELATION",
-    "ARRAY", "RICH_TEXT",
+    "TEXT",
+    "NUMBER",
+    "NUMERIC",
+    "BOOLEAN",
+    "DATE",
+    "DATE_TIME",
+    "CURRENCY",
+    "LINKS",
+    "EMAILS",
+    "PHONES",
+    "FULL_NAME",
+    "SELECT",
+    "MULTI_SELECT",
+    "RAW_JSON",
+    "RATING",
+    "UUID",
+    "RELATION",
+    "ARRAY",
+    "RICH_TEXT",
 ]
 
 NAME_RE = re.compile(r"^[a-z][a-zA-Z0-9]*$")
@@ -96,7 +112,7 @@ class RelationSpec(BaseModel):
     @property
     def target_field_name(self) -> str:
         """Twenty names the inverse field after the camelCase of its label."""
-        words = re.findall(r"[A-Za-z0-9]+", self.targetFieldLabel)
+        words: list[str] = re.findall(r"[A-Za-z0-9]+", self.targetFieldLabel)
         return words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
 
 
@@ -114,7 +130,10 @@ class FieldSpec(BaseModel):
     options: tuple[SelectOption, ...] | None = None
     relation: RelationSpec | None = None
 
-    _name = field_validator("name")(classmethod(lambda cls, v: check_name(v)))
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        return check_name(v)
 
     @model_validator(mode="after")
     def _consistent(self) -> FieldSpec:

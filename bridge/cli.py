@@ -1,0 +1,225 @@
+"""`whop-twenty-bridge` command line.
+
+Each command is a thin shell: read settings, call one async entry point, print the result.
+Errors the bridge raises on purpose end the command with one line (`error: …`) and a non-zero
+exit code; secrets never appear in that line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from functools import wraps
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from bridge.config import Settings, load_settings
+from bridge.errors import BridgeError, ConfigError, FatalError
+
+T = TypeVar("T")
+
+console = Console()
+err_console = Console(stderr=True)
+
+EXIT_ERROR = 1
+EXIT_CONFLICT = 2
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    return asyncio.run(coro)
+
+
+def friendly_errors(fn: Callable[..., None]) -> Callable[..., None]:
+    """Turn the bridge's own errors into one clear line instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        try:
+            fn(*args, **kwargs)
+        except ConfigError as exc:
+            err_console.print(f"[red]error:[/red] configuration: {exc}", highlight=False, markup=True)
+            sys.exit(EXIT_ERROR)
+        except (BridgeError, FatalError) as exc:
+            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
+            sys.exit(EXIT_ERROR)
+        except KeyboardInterrupt:
+            err_console.print("interrupted; run the same command again to resume")
+            sys.exit(130)
+
+    return wrapper
+
+
+def settings_from_env() -> Settings:
+    return load_settings()
+
+
+@click.group()
+@click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
+def main(verbose: bool) -> None:
+    """Sync Whop members, memberships and products into TwentyCRM."""
+    from bridge.logs import configure_logging
+
+    configure_logging("DEBUG" if verbose else "WARNING")
+
+
+@main.command()
+def keygen() -> None:
+    """Print a new key for BRIDGE_SECRET_KEY."""
+    from cryptography.fernet import Fernet
+
+    click.echo(Fernet.generate_key().decode())
+
+
+@main.command()
+@click.option("--dry-run", is_flag=True, help="Print the plan and change nothing.")
+@friendly_errors
+def provision(dry_run: bool) -> None:
+    """Create the Whop data model in Twenty (idempotent; never deletes or retypes)."""
+    from bridge.services import provision_workspace
+
+    settings = settings_from_env()
+    result = run(provision_workspace(settings, dry_run=dry_run))
+    print_plan(result.plan, dry_run=dry_run)
+    conflicts = result.plan.conflicts
+    if dry_run:
+        console.print(f"dry run: {len(result.plan.pending)} change(s) would be made, nothing was changed")
+    else:
+        console.print(f"applied {len(result.applied)} change(s) with {result.mutations} metadata mutation(s)")
+    if conflicts:
+        err_console.print(
+            f"[red]error:[/red] {len(conflicts)} conflict(s) in the Twenty workspace; "
+            "the items they block were not applied"
+        )
+        sys.exit(EXIT_CONFLICT)
+
+
+@main.command()
+@click.option("--full", is_flag=True, help="Walk everything at Whop and write what changed (the backfill).")
+@click.option(
+    "--dry-run", is_flag=True, help="Report what would be created / updated / left alone; write nothing."
+)
+@friendly_errors
+def sync(full: bool, dry_run: bool) -> None:
+    """Sync Whop into Twenty now (resumes a stopped run)."""
+    from bridge.services import run_sync
+
+    settings = settings_from_env()
+    kind = "full" if full else "reconcile"
+    with SyncProgress() as progress:
+        result = run(run_sync(settings, kind=kind, dry_run=dry_run, progress=progress.update))
+    if result.resumed_from:
+        console.print(f"resumed run {result.run_id} from its checkpoint")
+    print_sync_summary(result, dry_run=dry_run)
+    if any(p["kind"] == "failed" for p in result.problems):
+        sys.exit(EXIT_CONFLICT)
+
+
+OBJECT_LABELS = {"whopProduct": "Whop products", "person": "People", "opportunity": "Opportunities"}
+
+
+class SyncProgress:
+    """A live line per object with running counts (Whop lists carry no totals, so no ETA)."""
+
+    def __init__(self) -> None:
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+        self._progress = Progress(
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=False,
+        )
+        self._tasks: dict[str, Any] = {}
+
+    def __enter__(self) -> SyncProgress:
+        self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self._progress.__exit__(*exc)
+
+    def update(self, obj: str, counts: dict[str, dict[str, int]]) -> None:
+        c = counts.get(obj, {})
+        done = sum(c.get(k, 0) for k in ("created", "updated", "unchanged", "skipped", "failed"))
+        text = (
+            f"{OBJECT_LABELS.get(obj, obj):<14} {done:>6} done  "
+            f"[green]+{c.get('created', 0)}[/] [cyan]~{c.get('updated', 0)}[/] "
+            f"={c.get('unchanged', 0)} [yellow]skip {c.get('skipped', 0)}[/] [red]fail {c.get('failed', 0)}[/]"
+        )
+        if obj not in self._tasks:
+            self._tasks[obj] = self._progress.add_task(text, total=None)
+        self._progress.update(self._tasks[obj], description=text)
+
+
+def print_sync_summary(result: Any, *, dry_run: bool) -> None:
+    title = f"Sync run {result.run_id}: {result.status}" + (" (dry run: nothing written)" if dry_run else "")
+    table = Table(title=title)
+    table.add_column("object")
+    words = ("would create", "would update") if dry_run else ("created", "updated")
+    for heading in (*words, "unchanged", "skipped", "failed", "e-mail conflicts"):
+        table.add_column(heading, justify="right")
+    for obj in ("whopProduct", "person", "opportunity"):
+        c = result.counts.get(obj, {})
+        table.add_row(
+            OBJECT_LABELS[obj],
+            *(
+                str(c.get(k, 0))
+                for k in ("created", "updated", "unchanged", "skipped", "failed", "conflicts")
+            ),
+        )
+    console.print(table)
+    console.print(
+        f"Twenty calls: {result.twenty_calls} ({result.twenty_writes} writes); Whop calls: {result.whop_calls}"
+    )
+    if result.problems:
+        shown = result.problems[:20]
+        problems = Table(title=f"{len(result.problems)} record(s) need attention", show_lines=False)
+        for col in ("object", "key", "kind", "reason"):
+            problems.add_column(col, overflow="fold")
+        for p in shown:
+            problems.add_row(p["object"], p["key"], p["kind"], p["reason"])
+        console.print(problems)
+
+
+STATUS_STYLE = {
+    "create": "green",
+    "add_options": "green",
+    "present": "dim",
+    "conflict": "red bold",
+    "blocked": "yellow",
+    "manual": "yellow",
+}
+STATUS_WORDS = {
+    "create": "create",
+    "add_options": "add options",
+    "present": "already there",
+    "conflict": "CONFLICT",
+    "blocked": "blocked",
+    "manual": "by hand",
+}
+
+
+def print_plan(plan: Any, *, dry_run: bool) -> None:
+    table = Table(title=f"Twenty data model (server speaks {plan.dialect})", show_lines=False)
+    table.add_column("status")
+    table.add_column("kind")
+    table.add_column("name")
+    table.add_column("detail", overflow="fold")
+    for item in plan.items:
+        style = STATUS_STYLE.get(item.status, "")
+        table.add_row(
+            f"[{style}]{STATUS_WORDS.get(item.status, item.status)}[/]" if style else item.status,
+            item.kind,
+            item.name,
+            item.detail,
+        )
+    console.print(table)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -1,0 +1,394 @@
+"""The durable webhook inbox: verified deliveries wait here until the worker has applied them.
+
+Life of a row (`status`):
+
+    pending ──claim──► processing ──► applied | ignored
+       ▲                   │
+       │                   └──mark_failed──► failed ──(due again)──► processing …
+       │                                        └── after max_attempts ──► dead
+       └──────────── replay (failed, dead, or any chosen rows) ◄─────────┘
+
+A worker owns a claimed row until `claimed_until`; if it crashes, the lease runs out and the
+row is claimed again. `attempts` counts claims, so an event that keeps killing its worker ends
+up dead too instead of looping forever.
+
+One code path serves SQLite and PostgreSQL; the only difference is how the claim is isolated
+(see `claim`).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.store import db, tables
+
+__all__ = [
+    "STATUSES",
+    "InboxEvent",
+    "claim",
+    "counts",
+    "list_events",
+    "mark_applied",
+    "mark_failed",
+    "mark_ignored",
+    "oldest_pending_age",
+    "prune",
+    "replay",
+    "store",
+]
+
+STATUSES = ("pending", "processing", "applied", "ignored", "failed", "dead")
+_DUE = ("pending", "failed")
+_WAITING = ("pending", "processing", "failed")  # not yet applied, not given up on
+_FINISHED = ("applied", "ignored")
+_ERROR_MAX = 4000  # an error message, not a whole traceback
+
+_T = tables.webhook_inbox
+_SYSTEM_RNG = random.Random()
+
+
+@dataclass(frozen=True, slots=True)
+class InboxEvent:
+    webhook_id: str
+    event_type: str | None
+    company_id: str | None
+    body: str
+    status: str
+    attempts: int
+    next_attempt_at: datetime
+    last_error: str | None
+    received_at: datetime
+    processed_at: datetime | None
+
+
+_EVENT_COLUMNS = (
+    _T.c.webhook_id,
+    _T.c.event_type,
+    _T.c.company_id,
+    _T.c.body,
+    _T.c.status,
+    _T.c.attempts,
+    _T.c.next_attempt_at,
+    _T.c.last_error,
+    _T.c.received_at,
+    _T.c.processed_at,
+)
+
+
+def _event(row: Any) -> InboxEvent:
+    m = row._mapping
+    return InboxEvent(
+        webhook_id=m["webhook_id"],
+        event_type=m["event_type"],
+        company_id=m["company_id"],
+        body=m["body"],
+        status=m["status"],
+        attempts=m["attempts"],
+        next_attempt_at=db.as_utc(m["next_attempt_at"]),
+        last_error=m["last_error"],
+        received_at=db.as_utc(m["received_at"]),
+        processed_at=db.as_utc_or_none(m["processed_at"]),
+    )
+
+
+def _now(now: datetime | None) -> datetime:
+    return db.utcnow() if now is None else db.to_db_time(now)
+
+
+def _error_text(error: str) -> str:
+    # PostgreSQL text cannot hold NUL; exception messages can (they may quote a payload).
+    return error.replace("\x00", "\ufffd")[:_ERROR_MAX]
+
+
+async def store(
+    engine: AsyncEngine,
+    *,
+    webhook_id: str,
+    event_type: str | None,
+    company_id: str | None,
+    body: str,
+    received_at: datetime,
+) -> bool:
+    """Insert a verified delivery; False when `webhook_id` is already stored (nothing changes).
+
+    A single INSERT … ON CONFLICT DO NOTHING: the webhook endpoint's only query.
+    """
+    when = db.to_db_time(received_at)
+    stmt = db.upsert_stmt(
+        _T,
+        {
+            "webhook_id": webhook_id,
+            "event_type": event_type,
+            "company_id": company_id,
+            "body": body,
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": when,
+            "received_at": when,
+        },
+        ["webhook_id"],
+        [],
+        dialect=db.dialect_name(engine),
+    )
+    # RETURNING rather than rowcount: SQLAlchemy reports -1 as the rowcount of a psycopg INSERT.
+    async with engine.begin() as conn:
+        inserted = (await conn.execute(stmt.returning(_T.c.webhook_id))).first()
+    return inserted is not None
+
+
+async def claim(
+    engine: AsyncEngine,
+    worker_id: str,
+    *,
+    limit: int = 20,
+    lease_seconds: int = 60,
+    now: datetime | None = None,
+    max_attempts: int = 8,
+) -> list[InboxEvent]:
+    """Take up to `limit` due events for `worker_id`, oldest due first, and mark them processing.
+
+    Due means pending/failed with `next_attempt_at` reached, or processing with an expired lease
+    (its worker died). Each claim counts as an attempt; an expired event that has already used
+    `max_attempts` is dead-lettered instead of being handed out again.
+
+    Isolation: on PostgreSQL the candidate rows are selected `FOR UPDATE SKIP LOCKED`, so two
+    bridge processes claiming at once lock disjoint rows and neither waits for the other. SQLite
+    has no row locks (SQLAlchemy renders no FOR UPDATE there), and needs none: the UPDATE is
+    the transaction's first statement, so SQLite takes its single database-wide write lock
+    before evaluating the subquery, and a second claimer waits (busy_timeout) until the first has
+    committed, then sees those rows as processing.
+    """
+    at = _now(now)
+    until = at + timedelta(seconds=lease_seconds)
+    expired = sa.and_(_T.c.status == "processing", _T.c.claimed_until < at)
+    due = (
+        sa.select(_T.c.webhook_id)
+        .where(
+            sa.or_(
+                sa.and_(_T.c.status.in_(_DUE), _T.c.next_attempt_at <= at),
+                sa.and_(expired, _T.c.attempts < max_attempts),
+            )
+        )
+        .order_by(_T.c.next_attempt_at, _T.c.received_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        # A CTE is evaluated once, so the locked set is exactly the set updated.
+        .cte("due")
+    )
+    take = (
+        sa.update(_T)
+        .where(_T.c.webhook_id.in_(sa.select(due.c.webhook_id)))
+        .values(status="processing", claimed_by=worker_id, claimed_until=until, attempts=_T.c.attempts + 1)
+        .returning(*_EVENT_COLUMNS)
+    )
+    give_up = (
+        sa.update(_T)
+        .where(expired, _T.c.attempts >= max_attempts)
+        .values(
+            status="dead",
+            claimed_by=None,
+            claimed_until=None,
+            processed_at=at,
+            # Keep the last real error, if any, in front of why the bridge gave up.
+            last_error=sa.func.coalesce(_T.c.last_error + "; ", "")
+            + sa.literal(f"worker lease expired after {max_attempts} attempts"),
+        )
+    )
+    async with engine.begin() as conn:
+        rows = (await conn.execute(take)).all()
+        await conn.execute(give_up)
+    # UPDATE … RETURNING gives no order guarantee.
+    events = [_event(r) for r in rows]
+    events.sort(key=lambda e: (e.next_attempt_at, e.received_at, e.webhook_id))
+    return events
+
+
+def _owned(webhook_id: str, worker_id: str) -> sa.ColumnElement[bool]:
+    # A worker whose lease ran out (and whose event another worker took) must not overwrite it.
+    return sa.and_(_T.c.webhook_id == webhook_id, _T.c.status == "processing", _T.c.claimed_by == worker_id)
+
+
+async def _finish(
+    engine: AsyncEngine, webhook_id: str, worker_id: str, status: str, error: str | None, at: datetime
+) -> bool:
+    stmt = (
+        sa.update(_T)
+        .where(_owned(webhook_id, worker_id))
+        .values(status=status, last_error=error, processed_at=at, claimed_by=None, claimed_until=None)
+    )
+    async with engine.begin() as conn:
+        result = await conn.execute(stmt)
+    return bool(result.rowcount == 1)
+
+
+async def mark_applied(
+    engine: AsyncEngine, webhook_id: str, worker_id: str, *, now: datetime | None = None
+) -> bool:
+    """The event's change is in Twenty. False if `worker_id` no longer holds the event."""
+    return await _finish(engine, webhook_id, worker_id, "applied", None, _now(now))
+
+
+async def mark_ignored(
+    engine: AsyncEngine, webhook_id: str, worker_id: str, reason: str, *, now: datetime | None = None
+) -> bool:
+    """Nothing to do for this event (unknown type, other company, stale…); `reason` is kept."""
+    return await _finish(engine, webhook_id, worker_id, "ignored", _error_text(reason), _now(now))
+
+
+def backoff_delay(attempts: int, *, base_delay: float, max_delay: float, rng: random.Random) -> float:
+    """Full jitter: uniform in [0, min(max_delay, base_delay·2^(attempts-1))]."""
+    ceiling = min(max_delay, base_delay * 2 ** min(max(attempts - 1, 0), 62))
+    return rng.uniform(0, ceiling)
+
+
+async def mark_failed(
+    engine: AsyncEngine,
+    webhook_id: str,
+    worker_id: str,
+    error: str,
+    *,
+    now: datetime | None = None,
+    max_attempts: int = 8,
+    base_delay: float = 30,
+    max_delay: float = 6 * 3600,
+    rng: random.Random | None = None,
+    permanent: bool = False,
+) -> str | None:
+    """Record a failed attempt: `failed` with a backoff, or `dead` once attempts are used up.
+
+    `permanent=True` dead-letters at once (an error retrying cannot fix). Returns the new status,
+    or None if `worker_id` no longer holds the event.
+    """
+    at = _now(now)
+    # The write comes first: on SQLite a transaction that reads before it writes can lose its
+    # snapshot to another writer (SQLITE_BUSY_SNAPSHOT); a leading UPDATE takes the lock at once.
+    dead = sa.true() if permanent else _T.c.attempts >= max_attempts
+    first = (
+        sa.update(_T)
+        .where(_owned(webhook_id, worker_id))
+        .values(
+            status=sa.case((dead, "dead"), else_="failed"),
+            last_error=_error_text(error),
+            claimed_by=None,
+            claimed_until=None,
+        )
+        .returning(_T.c.status, _T.c.attempts)
+    )
+    async with engine.begin() as conn:
+        row = (await conn.execute(first)).first()
+        if row is None:
+            return None
+        status, attempts = str(row[0]), int(row[1])
+        if status == "dead":
+            values: dict[str, Any] = {"processed_at": at}
+        else:
+            delay = backoff_delay(
+                attempts, base_delay=base_delay, max_delay=max_delay, rng=rng or _SYSTEM_RNG
+            )
+            values = {"next_attempt_at": at + timedelta(seconds=delay)}
+        await conn.execute(sa.update(_T).where(_T.c.webhook_id == webhook_id).values(**values))
+    return status
+
+
+async def list_events(
+    engine: AsyncEngine, *, status: str | None = None, failed_only: bool = False, limit: int = 100
+) -> list[InboxEvent]:
+    """Newest first. `failed_only` means failed or dead."""
+    query = sa.select(*_EVENT_COLUMNS).order_by(_T.c.received_at.desc(), _T.c.webhook_id).limit(limit)
+    if status is not None:
+        query = query.where(_T.c.status == status)
+    if failed_only:
+        query = query.where(_T.c.status.in_(("failed", "dead")))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [_event(r) for r in rows]
+
+
+async def get_event(engine: AsyncEngine, webhook_id: str) -> InboxEvent | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(sa.select(*_EVENT_COLUMNS).where(_T.c.webhook_id == webhook_id))).first()
+    return None if row is None else _event(row)
+
+
+async def counts(engine: AsyncEngine) -> dict[str, int]:
+    """Rows per status; every known status is present (0 when empty), for metrics."""
+    result = dict.fromkeys(STATUSES, 0)
+    async with engine.connect() as conn:
+        rows = (await conn.execute(sa.select(_T.c.status, sa.func.count()).group_by(_T.c.status))).all()
+    for status, n in rows:
+        result[status] = int(n)
+    return result
+
+
+async def replay(
+    engine: AsyncEngine,
+    ids: Sequence[str] | None = None,
+    *,
+    failed_only: bool = False,
+    now: datetime | None = None,
+) -> int:
+    """Make events due again (pending, attempts 0, due now); returns how many.
+
+    `ids` picks events, `failed_only` narrows to failed and dead; with neither, every event is
+    replayed (applying is idempotent). Events a live worker holds are left alone.
+    """
+    at = _now(now)
+    live = sa.and_(_T.c.status == "processing", _T.c.claimed_until >= at)
+    base = (
+        sa.update(_T)
+        .where(sa.not_(live))
+        .values(
+            status="pending",
+            attempts=0,
+            next_attempt_at=at,
+            last_error=None,
+            processed_at=None,
+            claimed_by=None,
+            claimed_until=None,
+        )
+    )
+    if failed_only:
+        base = base.where(_T.c.status.in_(("failed", "dead")))
+    total = 0
+    async with engine.begin() as conn:
+        if ids is None:
+            total = (await conn.execute(base)).rowcount
+        else:
+            unique = list(dict.fromkeys(ids))
+            for start in range(0, len(unique), 500):  # stay far below bind-parameter limits
+                chunk = unique[start : start + 500]
+                total += (await conn.execute(base.where(_T.c.webhook_id.in_(chunk)))).rowcount
+    return int(total)
+
+
+async def prune(engine: AsyncEngine, older_than_days: int, *, now: datetime | None = None) -> int:
+    """Delete applied and ignored events received more than N days ago; dead ones stay.
+
+    Kept rows double as the `webhook-id` dedupe window, so N should be well over Whop's retry
+    window and the reconcile interval.
+    """
+    cutoff = _now(now) - timedelta(days=older_than_days)
+    stmt = sa.delete(_T).where(_T.c.status.in_(_FINISHED), _T.c.received_at < cutoff)
+    async with engine.begin() as conn:
+        return int((await conn.execute(stmt)).rowcount)
+
+
+async def oldest_pending_age(engine: AsyncEngine, *, now: datetime | None = None) -> float | None:
+    """Seconds since the oldest not-yet-applied event (pending, processing or failed) arrived.
+
+    None when there is none. Dead events are excluded: they wait for a person, not the worker.
+    """
+    async with engine.connect() as conn:
+        oldest = (
+            await conn.execute(sa.select(sa.func.min(_T.c.received_at)).where(_T.c.status.in_(_WAITING)))
+        ).scalar_one_or_none()
+    if oldest is None:
+        return None
+    return max(0.0, (_now(now) - db.as_utc(oldest)).total_seconds())

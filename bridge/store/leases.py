@@ -1,0 +1,111 @@
+"""Named leases: at most one holder at a time across every process sharing the database.
+
+A lease is one row (name, owner, expires_at). Acquiring is a single atomic upsert that only
+takes the row over when it has expired or already belongs to the caller, so it behaves the
+same on SQLite (>= 3.24, ON CONFLICT … DO UPDATE … WHERE) and PostgreSQL. Expiry uses each
+process's clock: replicas are expected to run NTP; keep TTLs well above any clock skew.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.store.db import as_utc, dialect_name, excluded, upsert_stmt, utcnow
+from bridge.store.tables import leases
+
+log = logging.getLogger(__name__)
+
+
+async def acquire(engine: AsyncEngine, name: str, owner: str, ttl_seconds: float) -> bool:
+    """Take (or extend) the lease `name` for `owner`; False when someone else holds it."""
+    if ttl_seconds <= 0:
+        raise ValueError("ttl_seconds must be positive")
+    now = utcnow()
+    new = excluded(leases)
+    stmt = upsert_stmt(
+        leases,
+        {"name": name, "owner": owner, "expires_at": now + timedelta(seconds=ttl_seconds)},
+        ["name"],
+        {"owner": new.c.owner, "expires_at": new.c.expires_at},
+        dialect=dialect_name(engine),
+        where=sa.or_(leases.c.expires_at < now, leases.c.owner == owner),
+    )
+    async with engine.begin() as conn:
+        result = await conn.execute(stmt)
+    # Inserted or updated: 1 row; conflict with a live lease of another owner: 0 rows.
+    return result.rowcount == 1
+
+
+async def renew(engine: AsyncEngine, name: str, owner: str, ttl_seconds: float) -> bool:
+    """Push the expiry out; False when the lease was lost (stolen after expiry, or released)."""
+    stmt = (
+        sa.update(leases)
+        .where(leases.c.name == name, leases.c.owner == owner)
+        .values(expires_at=utcnow() + timedelta(seconds=ttl_seconds))
+    )
+    async with engine.begin() as conn:
+        result = await conn.execute(stmt)
+    return result.rowcount == 1
+
+
+async def release(engine: AsyncEngine, name: str, owner: str) -> bool:
+    """Give the lease up; only its owner can. False when it was not held by `owner`."""
+    stmt = sa.delete(leases).where(leases.c.name == name, leases.c.owner == owner)
+    async with engine.begin() as conn:
+        result = await conn.execute(stmt)
+    return result.rowcount == 1
+
+
+async def holder(engine: AsyncEngine, name: str) -> str | None:
+    """The current (unexpired) owner of `name`, if any."""
+    async with engine.connect() as conn:
+        row = (
+            await conn.execute(sa.select(leases.c.owner, leases.c.expires_at).where(leases.c.name == name))
+        ).first()
+    if row is None or as_utc(row.expires_at) <= utcnow():
+        return None
+    return str(row.owner)
+
+
+@contextlib.asynccontextmanager
+async def lease(
+    engine: AsyncEngine, name: str, owner: str, ttl: float, *, keepalive: bool = False
+) -> AsyncIterator[bool]:
+    """`async with lease(...) as held:` — run the body only `if held`; released on exit.
+
+    With `keepalive`, a background task renews the lease every ttl/3 while the body runs, for
+    work that may outlast the TTL. If a renewal finds the lease lost, it is logged; the body is
+    not cancelled (the caller's own checks, e.g. `renew`, decide what to do).
+    """
+    held = await acquire(engine, name, owner, ttl)
+    keeper: asyncio.Task[None] | None = None
+    if held and keepalive:
+        keeper = asyncio.create_task(_keep(engine, name, owner, ttl))
+    try:
+        yield held
+    finally:
+        if keeper is not None:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+        if held:
+            # Shielded so a cancelled body still frees the lease instead of leaving it to expire.
+            await asyncio.shield(release(engine, name, owner))
+
+
+async def _keep(engine: AsyncEngine, name: str, owner: str, ttl: float) -> None:
+    while True:
+        await asyncio.sleep(ttl / 3)
+        try:
+            if not await renew(engine, name, owner, ttl):
+                log.warning("lease %s was lost by %s", name, owner)
+                return
+        except Exception:  # a database hiccup must not kill the holder; try again next period
+            log.exception("renewing lease %s failed", name)

@@ -1,0 +1,118 @@
+"""Bring the store's schema up to date, programmatically (no alembic.ini at run time).
+
+Safe to call on every start: it is idempotent, and several replicas starting at once take
+turns (PostgreSQL: a session advisory lock; SQLite: the migration runs in a BEGIN IMMEDIATE
+transaction, which holds SQLite's single write lock until it commits).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import sqlalchemy as sa
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+
+from bridge.store.db import SQLITE_BUSY_TIMEOUT_MS, normalize_url
+
+# Found beside this module so it works from a source checkout and from an installed wheel.
+MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
+
+# Arbitrary constant shared by every replica: "the bridge is migrating its store".
+# (Two 32-bit halves of pg_advisory_lock's bigint key space; spells "whop2twt".)
+ADVISORY_LOCK_KEY = 0x77686F7032747774
+
+# How long a SQLite migrator waits for another one to finish (seconds).
+_SQLITE_LOCK_WAIT = 60.0
+
+
+def alembic_config(sync_url: str | None = None) -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    if sync_url is not None:
+        # ConfigParser interpolation: a literal % (URL-encoded password) must be doubled.
+        config.set_main_option("sqlalchemy.url", sync_url.replace("%", "%%"))
+    return config
+
+
+def head_revision() -> str:
+    """The newest revision shipped with this code."""
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None  # the package always ships at least 0001
+    return head
+
+
+def _sync_engine(sync_url: str) -> sa.Engine:
+    if _backend(sync_url) != "sqlite":
+        return sa.create_engine(sync_url, poolclass=sa.NullPool)
+    engine = sa.create_engine(
+        sync_url,
+        poolclass=sa.NullPool,
+        connect_args={"timeout": max(_SQLITE_LOCK_WAIT, SQLITE_BUSY_TIMEOUT_MS / 1000)},
+    )
+
+    # pysqlite's own transaction handling never BEGINs before DDL, so migrations would run
+    # unprotected. Take over: no implicit transactions, and an explicit BEGIN IMMEDIATE that
+    # grabs the write lock up front (a second migrator waits here, then sees the new version).
+    @event.listens_for(engine, "connect")
+    def _no_implicit_tx(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        dbapi_connection.execute("PRAGMA foreign_keys=ON")
+
+    @event.listens_for(engine, "begin")
+    def _begin_immediate(conn: sa.Connection) -> None:
+        conn.exec_driver_sql("BEGIN")
+
+    return engine
+
+
+def _backend(url: str) -> str:
+    return sa.make_url(url).get_backend_name()
+
+
+def upgrade(url: str, revision: str = "head") -> None:
+    """Migrate the database at `url` to `revision` (blocking; call from a thread in async code)."""
+    _, sync_url = normalize_url(url)
+    config = alembic_config(sync_url)
+    engine = _sync_engine(sync_url)
+    try:
+        with engine.connect() as conn:
+            is_pg = False
+            if is_pg:
+                # Session-level lock: survives the commit below, freed by unlock or disconnect.
+                conn.execute(sa.select(sa.func.pg_advisory_lock(ADVISORY_LOCK_KEY)))
+                conn.commit()
+            try:
+                # One transaction for the whole upgrade; Alembic sees it and does not open its own.
+                with conn.begin():
+                    config.attributes["connection"] = conn
+                    command.upgrade(config, revision)
+            finally:
+                if is_pg:
+                    conn.execute(sa.select(sa.func.pg_advisory_unlock(ADVISORY_LOCK_KEY)))
+                    conn.commit()
+    finally:
+        engine.dispose()
+
+
+async def migrate(url: str, revision: str = "head") -> None:
+    """`upgrade` without blocking the event loop."""
+    await asyncio.to_thread(upgrade, url, revision)
+
+
+def current_revision(url: str) -> str | None:
+    """The revision the database is at, or None when it was never migrated."""
+    _, sync_url = normalize_url(url)
+    engine = sa.create_engine(sync_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            rev: str | None = MigrationContext.configure(conn).get_current_revision()
+            return rev
+    finally:
+        engine.dispose()

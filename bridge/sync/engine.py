@@ -1,0 +1,440 @@
+"""The sync engine: Whop lists in, Twenty records out, checkpointed after every page.
+
+Order: products, then people (members), then opportunities (memberships) linked to both. Payments
+are walked alongside products and people (they cost Whop calls, not Twenty calls) and folded
+into the opportunities as last-payment fields. While one page is written to Twenty the next is
+already being fetched from Whop, so the Twenty rate limit is the only thing the run waits on.
+
+A run stores a checkpoint (the Whop cursor of the last page fully written, per phase) after
+every page. A run stopped at any point (Ctrl-C, kill -9, crash) is resumed from there by the next
+`sync`; upserts are keyed by Whop ids, so a page written twice creates nothing twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.errors import AuthError, BridgeError, SkippableError
+from bridge.store import runs as run_store
+from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
+from bridge.sync import mapping
+from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
+from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PRODUCT, TwentyDataClient
+from bridge.twenty.metadata import MetadataClient
+from bridge.twenty.provision import merge_option_values
+from bridge.whop.client import WhopClient
+from bridge.whop.models import Member, Membership, Page, Payment, Product
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+M = TypeVar("M", bound=BaseModel)
+PHASES = ("products", "members", "payments", "memberships")
+# SELECT fields whose values come from Whop enums; an unknown value adds an option.
+SELECT_FIELDS = {
+    "whopProduct": ("visibility",),
+    "person": ("whopMemberStatus",),
+    "opportunity": ("whopMembershipStatus", "whopLastPaymentStatus"),
+}
+
+Progress = Callable[[str, dict[str, dict[str, int]]], None]
+
+
+@dataclass
+class SyncOptions:
+    kind: str = "full"  # full | reconcile
+    dry_run: bool = False
+    batch_size: int = 60
+    page_size: int = 100
+    stage_policy: str = "advance"
+    trigger: str = "cli"
+
+
+@dataclass
+class SyncResult:
+    run_id: int
+    status: str
+    counts: dict[str, dict[str, int]]
+    problems: list[dict[str, str]]
+    resumed_from: dict[str, Any] | None = None
+    planned: dict[str, dict[str, list[str]]] = field(default_factory=dict)
+    twenty_calls: int = 0
+    twenty_writes: int = 0
+    whop_calls: int = 0
+
+
+class OptionGuard:
+    """Adds SELECT options Twenty does not know yet (a new Whop status) before a write needs them."""
+
+    def __init__(self, meta: MetadataClient | None) -> None:
+        self.meta = meta
+        self._known: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {}
+        self._ids: dict[tuple[str, str], str] = {}
+        self._disabled = meta is None
+        self._lock = asyncio.Lock()
+
+    async def load(self) -> None:
+        if self.meta is None:
+            return
+        live = await self.meta.list_objects()
+        for obj, fields in SELECT_FIELDS.items():
+            for name in fields:
+                f = live.get(obj).fields.get(name) if live.get(obj) else None  # type: ignore[union-attr]
+                if f is not None:
+                    self._known[(obj, name)] = f.options
+                    self._ids[(obj, name)] = f.id
+
+    async def ensure(self, obj: str, records: list[dict[str, Any]]) -> None:
+        if self._disabled or self.meta is None:
+            return
+        async with self._lock:
+            for name in SELECT_FIELDS.get(obj, ()):
+                known = self._known.get((obj, name))
+                if known is None:
+                    continue
+                have = {o.get("value") for o in known}
+                new = sorted({r[name] for r in records if r.get(name) and r[name] not in have})
+                if not new:
+                    continue
+                wanted = [(v, v.replace("_", " ").capitalize()[:63], "gray") for v in new]
+                options = merge_option_values(known, wanted)
+                try:
+                    await self.meta.update_options(self._ids[(obj, name)], options, name=f"{obj}.{name}")
+                except AuthError as exc:
+                    log.warning("cannot add options %s to %s.%s: %s", new, obj, name, exc)
+                    self._disabled = True
+                    return
+                log.info("added options %s to %s.%s", new, obj, name)
+                self._known[(obj, name)] = tuple(options)
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        *,
+        store: AsyncEngine,
+        whop: WhopClient,
+        twenty: TwentyDataClient,
+        company_id: str,
+        options: SyncOptions,
+        guard: OptionGuard | None = None,
+        progress: Progress | None = None,
+        connection_id: int | None = None,
+    ) -> None:
+        self.store = store
+        self.whop = whop
+        self.twenty = twenty
+        self.company_id = company_id
+        self.options = options
+        self.guard = guard or OptionGuard(None)
+        self.progress = progress
+        self.connection_id = connection_id
+        self.counts: dict[str, Counter[str]] = {}
+        self.problems: list[Problem] = []
+        self.planned: dict[str, dict[str, list[str]]] = {}
+        self.run_id = 0
+        self._checkpoint: dict[str, Any] = {"done": [], "cursors": {}}
+        self._checkpoint_lock = asyncio.Lock()
+        self._payments: dict[str, tuple[datetime | None, dict[str, Any]]] = {}
+
+    # Run lifecycle --------------------------------------------------------------------------
+
+    async def run(self) -> SyncResult:
+        resumed: dict[str, Any] | None = None
+        previous = None
+        if not self.options.dry_run:
+            previous = await run_store.find_resumable_run(self.store, self.company_id, self.options.kind)
+        if previous is not None and await run_store.resume_run(self.store, previous.id):
+            self.run_id = previous.id
+            resumed = previous.checkpoint or {"done": [], "cursors": {}}
+            self._checkpoint = {
+                "done": list(resumed.get("done", [])),
+                "cursors": dict(resumed.get("cursors", {})),
+            }
+            for obj, counts in (previous.counts or {}).items():
+                self.counts[obj] = Counter(counts)
+            log.info("resuming sync run %d from %s", self.run_id, self._checkpoint)
+        else:
+            self.run_id = await run_store.start_run(
+                self.store,
+                company_id=self.company_id,
+                kind=self.options.kind,
+                trigger=self.options.trigger,
+                dry_run=self.options.dry_run,
+                connection_id=self.connection_id,
+            )
+        try:
+            await self.guard.load()
+            await asyncio.gather(self._phase_products_then_members(), self._phase_payments())
+            await self._phase_memberships()
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            await asyncio.shield(
+                run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync")
+            )
+            raise
+        except BridgeError as exc:
+            self.problems.append(Problem("run", "-", str(exc), kind="failed"))
+            await run_store.finish_run(
+                self.store, self.run_id, "failed", self._counts(), self._problems(), reason=str(exc)
+            )
+            raise
+        status = "succeeded"
+        await run_store.finish_run(self.store, self.run_id, status, self._counts(), self._problems())
+        return SyncResult(self.run_id, status, self._counts(), self._problems(), resumed, self.planned)
+
+    def _counts(self) -> dict[str, dict[str, int]]:
+        return {obj: dict(c) for obj, c in self.counts.items()}
+
+    def _problems(self) -> list[dict[str, str]]:
+        return [p.as_dict() for p in self.problems[-500:]]  # a bounded list for the run record
+
+    def _record(self, obj: str, report: WriteReport) -> None:
+        self.counts.setdefault(obj, Counter()).update(report.counts)
+        self.problems.extend(report.problems)
+        for outcome, keys in report.planned.items():
+            self.planned.setdefault(obj, {}).setdefault(outcome, []).extend(keys)
+        if self.progress:
+            self.progress(obj, self._counts())
+
+    async def _save_cursor(self, phase: str, cursor: str | None, *, done: bool = False) -> None:
+        if self.options.dry_run:
+            return
+        async with self._checkpoint_lock:
+            if cursor:
+                self._checkpoint["cursors"][phase] = cursor
+            if done and phase not in self._checkpoint["done"]:
+                self._checkpoint["done"].append(phase)
+            await run_store.save_checkpoint(self.store, self.run_id, self._checkpoint, self._counts())
+
+    def _writer(
+        self, obj: Any, before: Callable[[list[dict[str, Any]]], Awaitable[None]] | None
+    ) -> ObjectWriter:
+        return ObjectWriter(
+            store=self.store,
+            twenty=self.twenty,
+            company_id=self.company_id,
+            obj=obj,
+            batch_size=self.options.batch_size,
+            dry_run=self.options.dry_run,
+            run_id=self.run_id,
+            before_write=before,
+        )
+
+    async def _pages(
+        self, phase: str, lister: Callable[..., AsyncIterator[Page[M]]]
+    ) -> AsyncIterator[Page[M]]:
+        """Pages of one phase from its checkpoint on, one page fetched ahead."""
+        if phase in self._checkpoint["done"]:
+            return
+        cursor = self._checkpoint["cursors"].get(phase)
+        async for page in prefetch(lister(after=cursor, page_size=self.options.page_size)):
+            yield page
+        await self._save_cursor(phase, None, done=True)
+
+    # Phases ---------------------------------------------------------------------------------
+
+    async def _phase_products_then_members(self) -> None:
+        products = self._writer(WHOP_PRODUCT, lambda r: self.guard.ensure("whopProduct", r))
+        async for page in self._pages("products", self.whop.list_products):
+            self._record("whopProduct", await products.write([product_item(p) for p in page.data]))
+            await self._save_cursor("products", page.end_cursor)
+        people = self._writer(PERSON, lambda r: self.guard.ensure("person", r))
+        async for members in self._pages("members", self.whop.list_members):
+            self._record("person", await people.write([person_item(m) for m in members.data]))
+            await self._save_cursor("members", members.end_cursor)
+
+    async def _phase_payments(self) -> None:
+        """Keep the newest payment per membership (shadow object "payment", keyed by membership)."""
+        async for page in self._pages("payments", self.whop.list_payments):
+            newest: dict[str, Payment] = {}
+            for p in page.data:
+                if p.membership_id and _newer(p, newest.get(p.membership_id)):
+                    newest[p.membership_id] = p
+            known = await get_shadows(self.store, self.company_id, "payment", list(newest))
+            rows = []
+            for membership_id, p in newest.items():
+                at = payment_time(p)
+                shadow = known.get(membership_id)
+                memo = self._payments.get(membership_id)
+                if (shadow and shadow.whop_updated_at and at and shadow.whop_updated_at >= at) or (
+                    memo and memo[0] and at and memo[0] >= at
+                ):
+                    continue
+                fields = {**mapping.payment_fields(p), "_paymentId": p.id}
+                self._payments[membership_id] = (at, fields)
+                rows.append(ShadowWrite(membership_id, mapping.record_hash(fields), None, at, fields))
+            if not self.options.dry_run:
+                await put_shadows(self.store, self.company_id, "payment", rows)
+            self.counts.setdefault("payment", Counter())["seen"] += len(page.data)
+            await self._save_cursor("payments", page.end_cursor)
+
+    async def _phase_memberships(self) -> None:
+        opportunities = self._writer(OPPORTUNITY, lambda r: self.guard.ensure("opportunity", r))
+        async for page in self._pages("memberships", self.whop.list_memberships):
+            items = await self.membership_items(page.data)
+            self._record("opportunity", await opportunities.write(items))
+            await self._save_cursor("memberships", page.end_cursor)
+
+    async def membership_items(self, memberships: list[Membership]) -> list[Item]:
+        """Opportunity items for memberships, linked to Person and WhopProduct by their Twenty ids."""
+        person_keys = {ms.id: membership_person_key(ms) for ms in memberships}
+        people = await get_shadows(
+            self.store, self.company_id, "person", [k for k in person_keys.values() if k]
+        )
+        missing = [ms for ms in memberships if person_keys[ms.id] and person_keys[ms.id] not in people]
+        if missing and not self.options.dry_run:
+            await self._fetch_missing_people(missing)
+            people = await get_shadows(
+                self.store, self.company_id, "person", [k for k in person_keys.values() if k]
+            )
+        products = await get_shadows(
+            self.store, self.company_id, "whopProduct", [ms.product_id for ms in memberships if ms.product_id]
+        )
+        payment_shadows = await get_shadows(
+            self.store, self.company_id, "payment", [ms.id for ms in memberships]
+        )
+        items = []
+        for ms in memberships:
+            person = people.get(person_keys[ms.id] or "")
+            product = products.get(ms.product_id or "")
+            payment = self._payments.get(ms.id, (None, None))[1]
+            if payment is None and ms.id in payment_shadows:
+                payment = payment_shadows[ms.id].written
+            items.append(
+                opportunity_item(
+                    ms,
+                    person_name=_label(person.written) if person else None,
+                    product_title=_label(product.written) if product else None,
+                    person_id=person.twenty_id if person else None,
+                    product_id=product.twenty_id if product else None,
+                    payment=payment,
+                    stage_policy=self.options.stage_policy,
+                )
+            )
+        return items
+
+    async def _fetch_missing_people(self, memberships: list[Membership]) -> None:
+        """A membership whose member was not listed (left, or listed after this page): fetch it."""
+        members: list[Member] = []
+        for ms in memberships:
+            if not ms.member_id:
+                continue
+            try:
+                members.append(await self.whop.get_member(ms.member_id))
+            except SkippableError as exc:
+                self.problems.append(Problem("person", ms.member_id, f"member not found at Whop: {exc}"))
+        if members:
+            people = self._writer(PERSON, lambda r: self.guard.ensure("person", r))
+            self._record("person", await people.write([person_item(m) for m in members]))
+
+
+# Items ------------------------------------------------------------------------------------------
+
+
+def product_item(p: Product) -> Item:
+    record = mapping.product_record(p)
+    return Item(p.id, record, lambda _c, _l: dict(record), p.updated_at, label=p.title)
+
+
+def person_item(m: Member) -> Item:
+    basis = mapping.person_record(m, current=None, last_written=None)
+    email = (basis.get("emails") or {}).get("primaryEmail")
+    return Item(
+        mapping.person_key(m),
+        basis,
+        lambda current, last: mapping.person_record(m, current=current, last_written=_strip(last)),
+        m.updated_at,
+        email=email,
+        label=mapping.member_display_name(m),
+    )
+
+
+def opportunity_item(
+    ms: Membership,
+    *,
+    person_name: str | None,
+    product_title: str | None,
+    person_id: str | None,
+    product_id: str | None,
+    payment: dict[str, Any] | None,
+    stage_policy: str,
+) -> Item:
+    pay = {k: v for k, v in (payment or {}).items() if not k.startswith("_")}
+
+    def build(current: dict[str, Any] | None, last: dict[str, Any] | None) -> dict[str, Any]:
+        record = mapping.opportunity_record(
+            ms,
+            person_name=person_name,
+            product_title=product_title,
+            person_id=person_id,
+            product_id=product_id,
+            current=current,
+            last_written=_strip(last),
+            stage_policy=stage_policy,
+        )
+        return {**record, **pay}
+
+    return Item(ms.id, build(None, None), build, ms.updated_at)
+
+
+def membership_person_key(ms: Membership) -> str | None:
+    """The Person key of a membership: its user, or its member for a buyer with no user."""
+    return ms.user_id or ms.member_id
+
+
+def payment_time(p: Payment) -> datetime | None:
+    return p.paid_at or p.last_payment_attempt_at or p.updated_at or p.created_at
+
+
+def _newer(p: Payment, than: Payment | None) -> bool:
+    if than is None:
+        return True
+    a, b = payment_time(p), payment_time(than)
+    return a is not None and (b is None or a > b)
+
+
+def _label(written: Any) -> str | None:
+    return written.get("_label") if isinstance(written, dict) else None
+
+
+def _strip(written: dict[str, Any] | None) -> dict[str, Any] | None:
+    if written is None:
+        return None
+    return {k: v for k, v in written.items() if not k.startswith("_")}
+
+
+async def prefetch(source: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:
+    """Iterate `source` with up to `depth` items fetched ahead in a background task."""
+    queue: asyncio.Queue[tuple[bool, Any]] = asyncio.Queue(maxsize=depth)
+
+    async def pump() -> None:
+        try:
+            async for item in source:
+                await queue.put((True, item))
+            await queue.put((False, None))
+        except BaseException as exc:  # handed to the consumer, which re-raises it
+            await queue.put((False, exc))
+
+    task = asyncio.create_task(pump())
+    try:
+        while True:
+            ok, value = await queue.get()
+            if not ok:
+                if isinstance(value, BaseException):
+                    raise value
+                return
+            yield value
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task

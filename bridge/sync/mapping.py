@@ -1,0 +1,503 @@
+"""Whop models → Twenty records. Pure functions: no I/O, no clock, no randomness.
+
+Records are plain dicts in the shape of Twenty's data API, with the field names declared in
+`schema/objects/*.toml` (the contract with the provisioner) plus Twenty's standard fields.
+
+Ownership (design.md, "Keys and mapping"):
+
+* fields whose names start with `whop` belong to the bridge and are always written;
+* curated standard fields (a Person's name, emails, phones; an Opportunity's name and amount)
+  are filled by the bridge but owned by people: see `curated`;
+* an Opportunity's `stage` belongs to the sales team: see `opportunity_stage`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import unicodedata
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal, localcontext
+from typing import Any
+from urllib.parse import quote
+
+from bridge.whop.models import Member, Membership, Money, Payment, Product
+
+__all__ = [
+    "STAGE_ORDER",
+    "curated",
+    "failed_payment_task",
+    "iso_utc",
+    "member_display_name",
+    "money_to_currency",
+    "opportunity_record",
+    "opportunity_stage",
+    "payment_fields",
+    "payment_is_failure",
+    "payment_status_value",
+    "person_key",
+    "person_record",
+    "product_record",
+    "record_hash",
+    "split_name",
+    "status_value",
+    "target_stage",
+]
+
+EN_DASH = "\u2013"
+MICROS = Decimal(1_000_000)
+MAX_SELECT_VALUE = 63  # Twenty's limit on metadata names applies to option values too
+
+# Scalars -------------------------------------------------------------------------------------
+
+
+def iso_utc(value: datetime | None) -> str | None:
+    """A DATE_TIME value: ISO 8601 in UTC with milliseconds and `Z` (stable for hashing)."""
+    if value is None:
+        return None
+    aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return aware.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def money_to_currency(m: Money | None) -> dict[str, Any] | None:
+    """Whop Money → Twenty CURRENCY `{amountMicros, currencyCode}`, exactly.
+
+    Decimal all the way (a float would turn 0.29 into 289999.99… micros); sub-micro fractions
+    round half-even. A Money with no currency keeps `currencyCode: None` rather than guessing.
+    """
+    if m is None or not m.amount.is_finite():
+        return None
+    with localcontext() as ctx:
+        ctx.prec = 60  # far above any real amount, so the multiplication is exact
+        micros = (m.amount * MICROS).quantize(Decimal(1), rounding=ROUND_HALF_EVEN)
+    return {
+        "amountMicros": int(micros),
+        "currencyCode": m.currency.strip().upper() if m.currency and m.currency.strip() else None,
+    }
+
+
+_CAMEL_RE = re.compile(r"(?<=[a-z])(?=[A-Z])")
+_NON_ALNUM_RE = re.compile(r"[^A-Za-z0-9]+")
+
+
+def status_value(raw: str | None) -> str | None:
+    """A Whop status → a Twenty SELECT option value (`past_due` → `PAST_DUE`).
+
+    Unknown values still produce a valid option (`^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$`, ≤ 63 chars)
+    so the writer can add it to the SELECT instead of failing the record.
+    """
+    if raw is None:
+        return None
+    # Accents fold to ASCII; camelCase splits into words; every other run becomes one "_".
+    text = unicodedata.normalize("NFKD", raw).encode("ascii", "ignore").decode("ascii")
+    text = _CAMEL_RE.sub("_", text.strip())
+    value = _NON_ALNUM_RE.sub("_", text).strip("_").upper()
+    if not value:
+        return None
+    if value[0].isdigit():
+        value = f"V_{value}"  # options must start with a letter
+    return value[:MAX_SELECT_VALUE].rstrip("_")
+
+
+# The curated rule -----------------------------------------------------------------------------
+
+
+def _is_empty(value: Any) -> bool:
+    """Empty as Twenty shows it: null, "", [], or a composite whose sub-fields are all empty."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, list | tuple):
+        return all(_is_empty(item) for item in value)
+    if isinstance(value, dict):
+        return all(_is_empty(item) for item in value.values())
+    return False
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal once Twenty's ways of saying "nothing" are ignored (null vs "" vs a missing key)."""
+    if _is_empty(a) and _is_empty(b):
+        return True
+    if isinstance(a, dict) and isinstance(b, dict):
+        return all(_same(a.get(key), b.get(key)) for key in a.keys() | b.keys())
+    return bool(a == b)
+
+
+def curated(new: Any, current_value: Any, last_written_value: Any) -> bool:
+    """Should the bridge write `new` into a field that people may edit?
+
+    Yes when Twenty's value is empty, when it still equals what the bridge wrote last time (no
+    person has edited it since), or when it already equals `new` (a no-op). Never to blank a
+    field: an empty `new` is not written.
+    """
+    if _is_empty(new):
+        return False
+    if _is_empty(current_value) or _same(current_value, new):
+        return True
+    return last_written_value is not None and _same(current_value, last_written_value)
+
+
+def _field(record: dict[str, Any] | None, name: str) -> Any:
+    return None if record is None else record.get(name)
+
+
+def _put_curated(
+    out: dict[str, Any],
+    name: str,
+    new: Any,
+    current: dict[str, Any] | None,
+    last_written: dict[str, Any] | None,
+) -> None:
+    if curated(new, _field(current, name), _field(last_written, name)):
+        out[name] = new
+
+
+# Products ------------------------------------------------------------------------------------
+
+
+def product_record(p: Product) -> dict[str, Any]:
+    """A WhopProduct record; the whole object is the bridge's, so every field is written."""
+    title = (p.title or "").strip() or p.id
+    record: dict[str, Any] = {
+        "whopProductId": p.id,
+        "name": title,
+        "description": p.description,
+        "headline": p.headline,
+        "visibility": status_value(p.visibility),
+        "memberCount": p.member_count,
+        "whopCreatedAt": iso_utc(p.created_at),
+        "whopUpdatedAt": iso_utc(p.updated_at),
+    }
+    route = (p.route or "").strip().strip("/")
+    if route:
+        record["url"] = {
+            "primaryLinkUrl": f"https://whop.com/{quote(route, safe='-_.~')}/",
+            "primaryLinkLabel": title,
+            "secondaryLinks": [],
+        }
+    return record
+
+
+# People --------------------------------------------------------------------------------------
+
+
+def person_key(m: Member) -> str:
+    """The Person's key `whopUserId`: the user id, or the member id for a business buyer."""
+    return m.user.id if m.user is not None else m.id
+
+
+def split_name(full: str | None, *, whole: bool = False) -> dict[str, str]:
+    """A FULL_NAME value: last word → lastName, the words before → firstName.
+
+    One word goes to firstName with lastName "" (Twenty shows "Madonna", not " Madonna").
+    `whole=True` keeps the text in firstName unsplit (a business name is not a person's name).
+    Never returns None; whitespace runs collapse to single spaces.
+    """
+    words = (full or "").split()
+    if whole or len(words) <= 1:
+        return {"firstName": " ".join(words), "lastName": ""}
+    return {"firstName": " ".join(words[:-1]), "lastName": words[-1]}
+
+
+def _clean(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def member_display_name(m: Member) -> str:
+    """The name to show for a member: Whop name, then display name, then username, then id."""
+    user = m.user
+    for candidate in (
+        user.name if user else None,
+        m.display_name,
+        user.username if user else None,
+    ):
+        if _clean(candidate):
+            return _clean(candidate)
+    return m.id
+
+
+def _person_name(m: Member) -> dict[str, str] | None:
+    if m.user is None:
+        business = _clean(m.display_name)
+        return split_name(business, whole=True) if business else None
+    for candidate in (m.user.name, m.display_name, m.user.username):
+        if _clean(candidate):
+            return split_name(candidate)
+    return None
+
+
+def _email(m: Member) -> str | None:
+    email = (m.email or (m.user.email if m.user else None) or "").strip().lower()
+    return email or None
+
+
+_PHONE_JUNK_RE = re.compile(r"[\s().\-]+")
+
+
+def _phone(raw: str | None) -> dict[str, Any] | None:
+    """Kept simple: the number as Whop has it (E.164 in practice), minus spaces and dashes.
+
+    Splitting out the country/calling code needs a numbering-plan table the bridge does not
+    carry; Twenty shows a `+…` number fine without them.
+    """
+    number = _PHONE_JUNK_RE.sub("", raw or "")
+    return {"primaryPhoneNumber": number} if number else None
+
+
+def person_record(
+    m: Member,
+    *,
+    current: dict[str, Any] | None,
+    last_written: dict[str, Any] | None,
+) -> dict[str, Any]:
+    """A Person record for a Whop member.
+
+    `current` is the Person as Twenty has it now (None when it does not exist yet);
+    `last_written` is the record the bridge wrote last time (None when it never wrote one).
+    """
+    record: dict[str, Any] = {
+        "whopUserId": person_key(m),
+        "whopMemberId": m.id,
+        "whopUsername": m.user.username if m.user else None,
+        "whopJoinedAt": iso_utc(m.joined_at or m.created_at),
+        "whopTotalSpent": money_to_currency(m.usd_total_spent),
+        "whopMemberStatus": status_value(m.status),
+    }
+    _put_curated(record, "name", _person_name(m), current, last_written)
+    email = _email(m)
+    if email:
+        _put_curated(record, "emails", {"primaryEmail": email, "additionalEmails": []}, current, last_written)
+    _put_curated(record, "phones", _phone(m.phone_number), current, last_written)
+    return record
+
+
+# Opportunities -------------------------------------------------------------------------------
+
+# Twenty's standard stages, in pipeline order. NO_STAGE (2.5+) counts as NEW.
+STAGE_ORDER: dict[str, int] = {
+    "NEW": 0,
+    "NO_STAGE": 0,
+    "SCREENING": 1,
+    "MEETING": 2,
+    "PROPOSAL": 3,
+    "CUSTOMER": 4,
+}
+_STAGE_BY_STATUS = {
+    "TRIALING": "PROPOSAL",
+    "ACTIVE": "CUSTOMER",
+    "PAST_DUE": "CUSTOMER",
+    "CANCELING": "CUSTOMER",
+    "COMPLETED": "CUSTOMER",
+}
+STAGE_POLICIES = frozenset({"advance", "create-only", "off"})
+
+
+def target_stage(membership_status: str | None) -> str | None:
+    """The stage a membership status argues for (trialing → PROPOSAL, paying → CUSTOMER)."""
+    return _STAGE_BY_STATUS.get(status_value(membership_status) or "")
+
+
+def opportunity_stage(
+    membership_status: str | None,
+    *,
+    current: dict[str, Any] | None,
+    last_written: dict[str, Any] | None,
+    policy: str = "advance",
+) -> str | None:
+    """The stage to write, or None to leave `stage` out of the record.
+
+    * create (`current` is None): the target stage, else NEW; unless the policy is "off";
+    * update, policy "advance": only when the stage is still what the bridge last wrote (no
+      person moved it) and the target is strictly later in the pipeline: never backwards;
+    * "create-only" never updates; "off" never writes.
+    """
+    if policy not in STAGE_POLICIES:
+        raise ValueError(f"unknown stage policy {policy!r}; use one of {sorted(STAGE_POLICIES)}")
+    if policy == "off":
+        return None
+    target = target_stage(membership_status)
+    if current is None:
+        return target or "NEW"
+    if policy != "advance" or target is None:
+        return None
+    now = _field(current, "stage")
+    written = _field(last_written, "stage")
+    if now is None or written is None or now != written:
+        return None  # a person moved it (or the bridge never set it): theirs now
+    rank = STAGE_ORDER.get(now)
+    if rank is None:  # a custom stage the bridge does not know how to order
+        return None
+    return target if STAGE_ORDER[target] > rank else None
+
+
+def _cancel_reason(ms: Membership) -> str | None:
+    option = (ms.cancel_option or "").strip()
+    reason = (ms.cancellation_reason or "").strip()
+    if option and reason:
+        return f"{option}: {reason}"
+    return option or reason or None
+
+
+def _opportunity_amount(ms: Membership) -> dict[str, Any] | None:
+    """What the membership is worth: the renewal price, else the initial price.
+
+    A zero renewal price (a one-time plan) does not hide a paid initial price.
+    """
+    for price in (ms.renewal_price, ms.initial_price):
+        if price is not None and price.amount != 0:
+            return money_to_currency(price)
+    return money_to_currency(ms.renewal_price or ms.initial_price)
+
+
+def _opportunity_name(ms: Membership, person_name: str | None, product_title: str | None) -> str:
+    who = _clean(person_name) or _clean(ms.user.name if ms.user else None)
+    who = who or ms.user_id or ms.member_id or ms.id
+    what = _clean(product_title) or _clean(ms.product_title) or ms.product_id or ms.id
+    return f"{who} {EN_DASH} {what}"
+
+
+def opportunity_record(
+    ms: Membership,
+    *,
+    person_name: str | None,
+    product_title: str | None,
+    person_id: str | None,
+    product_id: str | None,
+    current: dict[str, Any] | None,
+    last_written: dict[str, Any] | None,
+    stage_policy: str = "advance",
+) -> dict[str, Any]:
+    """An Opportunity record for a Whop membership.
+
+    `person_id` and `product_id` are **Twenty** record UUIDs (the Person and the WhopProduct),
+    not Whop ids. Payment fields come from `payment_fields` and are merged by the caller.
+    """
+    record: dict[str, Any] = {
+        "whopMembershipId": ms.id,
+        "whopMembershipStatus": status_value(ms.status),
+        "whopPlanId": ms.plan_id,
+        "whopRenewalDate": iso_utc(ms.current_period_end),
+        "whopCancelAtPeriodEnd": bool(ms.cancel_at_period_end),
+        "whopCanceledAt": iso_utc(ms.canceled_at),
+        "whopCancelReason": _cancel_reason(ms),
+        "whopCreatedAt": iso_utc(ms.created_at),
+        "whopUpdatedAt": iso_utc(ms.updated_at),
+    }
+    # Join columns of the MANY_TO_ONE relations. Beware the name clash: `whopProductId` here is
+    # the join column of the relation field `whopProduct`, so it holds the Twenty UUID of the
+    # WhopProduct record, while on WhopProduct itself `whopProductId` is the Whop `prod_…` id.
+    if person_id is not None:
+        record["pointOfContactId"] = person_id
+    if product_id is not None:
+        record["whopProductId"] = product_id
+    _put_curated(record, "name", _opportunity_name(ms, person_name, product_title), current, last_written)
+    _put_curated(record, "amount", _opportunity_amount(ms), current, last_written)
+    stage = opportunity_stage(ms.status, current=current, last_written=last_written, policy=stage_policy)
+    if stage is not None:
+        record["stage"] = stage
+    return record
+
+
+# Payments ------------------------------------------------------------------------------------
+
+_PAYMENT_STATUS = {
+    "succeeded": "SUCCEEDED",
+    "paid": "SUCCEEDED",
+    "failed": "FAILED",
+    "uncollectible": "FAILED",
+    "past_due": "FAILED",
+    "blocked": "FAILED",
+    "price_too_low": "FAILED",
+    "refunded": "REFUNDED",
+    "auto_refunded": "REFUNDED",
+    "partially_refunded": "PARTIALLY_REFUNDED",
+    "open_dispute": "DISPUTED",
+    "open_resolution": "DISPUTED",
+    "pending": "PENDING",
+    "requires_capture": "PENDING",
+    "authorized": "PENDING",
+    "open": "PENDING",
+    "draft": "PENDING",
+    "drafted": "PENDING",
+    "incomplete": "PENDING",
+    "canceled": "CANCELED",
+    "void": "CANCELED",
+}
+
+
+def _payment_status_of(raw: str | None) -> str | None:
+    if not raw:
+        return None
+    key = raw.strip().lower()
+    if key.startswith(("dispute_", "resolution_")):
+        return "DISPUTED"
+    return _PAYMENT_STATUS.get(key)
+
+
+def payment_status_value(p: Payment) -> str | None:
+    """SUCCEEDED / FAILED / REFUNDED / … from the substatus (more precise), then the status.
+
+    A value neither knows passes through `status_value`, so the writer adds it as an option.
+    """
+    known = _payment_status_of(p.substatus) or _payment_status_of(p.status)
+    return known or status_value(p.substatus or p.status)
+
+
+def payment_fields(p: Payment) -> dict[str, Any]:
+    """The Opportunity fields a payment sets (the latest payment wins; the caller decides)."""
+    return {
+        "whopLastPaymentAt": iso_utc(p.paid_at or p.last_payment_attempt_at or p.created_at),
+        "whopLastPaymentAmount": money_to_currency(p.total),
+        "whopLastPaymentStatus": payment_status_value(p),
+    }
+
+
+def payment_is_failure(p: Payment) -> bool:
+    return payment_status_value(p) == "FAILED"
+
+
+def _format_money(m: Money | None) -> str:
+    if m is None:
+        return "unknown"
+    currency = (m.currency or "").upper()
+    return f"{m.amount} {currency}".strip()
+
+
+def failed_payment_task(p: Payment, *, person_name: str | None, product_title: str | None) -> dict[str, Any]:
+    """A Twenty Task asking someone to follow up a failed payment.
+
+    The body goes in `bodyV2.markdown` (RICH_TEXT_V2, Twenty 1.x and later); Twenty derives the
+    blocknote form itself.
+    """
+    product = _clean(product_title) or _clean(p.product_title) or p.product_id or "a Whop product"
+    person = _clean(person_name) or _clean(p.user.name if p.user else None)
+    person = person or p.customer_email or p.user_id or p.member_id or "unknown customer"
+    lines = [
+        f"A Whop payment for {product} failed.",
+        "",
+        f"- Amount: {_format_money(p.total)}",
+        f"- Reason: {_clean(p.failure_message) or 'Whop gave none'}",
+        f"- Status: {p.status or 'unknown'}" + (f" ({p.substatus})" if p.substatus else ""),
+        f"- Attempted: {iso_utc(p.last_payment_attempt_at or p.created_at) or 'unknown'}",
+        f"- Payment: {p.id}",
+    ]
+    if p.membership_id:
+        lines.append(f"- Membership: {p.membership_id}")
+    if p.customer_email:
+        lines.append(f"- Customer email: {p.customer_email}")
+    return {
+        "title": f"Failed Whop payment: {product} {EN_DASH} {person}",
+        "bodyV2": {"markdown": "\n".join(lines)},
+        "status": "TODO",
+    }
+
+
+# Change detection -------------------------------------------------------------------------------
+
+
+def record_hash(record: dict[str, Any]) -> str:
+    """sha256 of canonical JSON (sorted keys, no whitespace): equal records, equal hashes."""
+    canonical = json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()

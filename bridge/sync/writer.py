@@ -1,0 +1,244 @@
+"""Write one kind of record to Twenty in batches: skip what is unchanged, read once, upsert once.
+
+For each batch the writer
+1. drops records whose Whop-side hash equals the shadow's (no Twenty call at all);
+2. reads the rest from Twenty in one call (by key, and by e-mail for people) to learn ids and
+   the values people curate;
+3. settles e-mail collisions itself: an e-mail that belongs to another Whop user's Person is
+   reported and left out, never merged by guesswork;
+4. upserts the batch in one call; a record Twenty refuses is isolated by splitting the batch and
+   reported, the rest are written;
+5. compares what came back with what was sent (1.x answers only 60 of 200; an upsert onto a
+   soft-deleted row answers nothing) and reads back the missing ids;
+6. stores shadows (hash, Twenty id, values written) so the next run can skip them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.errors import RecordConflict, SkippableError
+from bridge.store.shadows import Shadow, ShadowWrite, get_shadows, put_shadows
+from bridge.sync.mapping import record_hash
+from bridge.twenty.data import ObjectApi, TwentyDataClient
+
+log = logging.getLogger(__name__)
+
+Builder = Callable[[dict[str, Any] | None, dict[str, Any] | None], dict[str, Any]]
+OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")
+
+
+@dataclass
+class Item:
+    """One Whop record on its way to Twenty."""
+
+    key: str  # the Whop id, also the value of the object's key field in Twenty
+    basis: dict[str, Any]  # everything Whop says about it (hashed to detect change)
+    build: Builder  # (current Twenty record, last written record) -> record to send
+    whop_updated_at: datetime | None = None
+    email: str | None = None  # people: the e-mail that may match an existing Person
+    label: str | None = None  # display name kept in the shadow (for Opportunity names)
+
+
+@dataclass
+class Problem:
+    object: str
+    key: str
+    reason: str
+    kind: str = "skipped"  # skipped | conflict | failed
+
+    def as_dict(self) -> dict[str, str]:
+        return {"object": self.object, "key": self.key, "reason": self.reason, "kind": self.kind}
+
+
+@dataclass
+class WriteReport:
+    counts: Counter[str] = field(default_factory=Counter)
+    problems: list[Problem] = field(default_factory=list)
+    twenty_ids: dict[str, str] = field(default_factory=dict)
+    planned: dict[str, list[str]] = field(default_factory=dict)  # dry run: outcome -> keys
+
+    def merge(self, other: WriteReport) -> None:
+        self.counts.update(other.counts)
+        self.problems.extend(other.problems)
+        self.twenty_ids.update(other.twenty_ids)
+        for outcome, keys in other.planned.items():
+            self.planned.setdefault(outcome, []).extend(keys)
+
+
+class ObjectWriter:
+    def __init__(
+        self,
+        *,
+        store: AsyncEngine,
+        twenty: TwentyDataClient,
+        company_id: str,
+        obj: ObjectApi,
+        batch_size: int,
+        dry_run: bool = False,
+        run_id: int | None = None,
+        before_write: Callable[[list[dict[str, Any]]], Any] | None = None,
+    ) -> None:
+        self.store = store
+        self.twenty = twenty
+        self.company_id = company_id
+        self.obj = obj
+        self.batch_size = batch_size
+        self.dry_run = dry_run
+        self.run_id = run_id
+        self.before_write = before_write  # e.g. add unknown SELECT options first
+
+    async def write(self, items: Sequence[Item]) -> WriteReport:
+        report = WriteReport()
+        unique = list({item.key: item for item in items}.values())  # last one wins
+        shadows = await get_shadows(self.store, self.company_id, self.obj.singular, [i.key for i in unique])
+        changed: list[Item] = []
+        for item in unique:
+            shadow = shadows.get(item.key)
+            if (
+                shadow
+                and shadow.twenty_id
+                and shadow.gone_at is None
+                and shadow.hash == record_hash(item.basis)
+            ):
+                report.counts["unchanged"] += 1
+                report.twenty_ids[item.key] = shadow.twenty_id
+            else:
+                changed.append(item)
+        for start in range(0, len(changed), self.batch_size):
+            report.merge(await self._write_batch(changed[start : start + self.batch_size], shadows))
+        return report
+
+    async def _write_batch(self, batch: list[Item], shadows: dict[str, Shadow]) -> WriteReport:
+        report = WriteReport()
+        emails = sorted({i.email for i in batch if i.email})
+        current = await self.twenty.find_by_keys(self.obj, [i.key for i in batch], emails=emails)
+        by_key = {str(r.get(self.obj.key)): r for r in current if r.get(self.obj.key)}
+        by_email: dict[str, list[dict[str, Any]]] = {}
+        for r in current:
+            address = ((r.get("emails") or {}).get("primaryEmail") or "").strip().lower()
+            if address:
+                by_email.setdefault(address, []).append(r)
+
+        records: list[tuple[Item, dict[str, Any], dict[str, Any] | None]] = []
+        claimed_emails: set[str] = set()
+        for item in batch:
+            existing = by_key.get(item.key)
+            drop_email = False
+            if item.email:
+                owners = [r for r in by_email.get(item.email, []) if r is not existing]
+                foreign = [r for r in owners if r.get(self.obj.key) and r.get(self.obj.key) != item.key]
+                ambiguous = existing is None and len(owners) > 1
+                if foreign or ambiguous or (existing is not None and owners) or item.email in claimed_emails:
+                    drop_email = True
+                    holder = (
+                        foreign[0].get(self.obj.key)
+                        if foreign
+                        else f"{len(owners)} existing records"
+                        if owners
+                        else "another record in this sync"
+                    )
+                    report.problems.append(
+                        Problem(
+                            self.obj.singular,
+                            item.key,
+                            f"e-mail {item.email} already belongs to {holder}; written without it",
+                            kind="conflict",
+                        )
+                    )
+                    report.counts["conflicts"] += 1
+                elif existing is None and owners:
+                    existing = owners[0]  # a Person the CRM already had: link it, don't duplicate
+                claimed_emails.add(item.email)
+            shadow = shadows.get(item.key)
+            record = item.build(existing, shadow.written if shadow else None)
+            if drop_email:
+                record.pop("emails", None)
+            records.append((item, record, existing))
+
+        if self.dry_run:
+            for item, _record, existing in records:
+                outcome = "updated" if existing else "created"
+                report.counts[outcome] += 1
+                report.planned.setdefault(outcome, []).append(item.key)
+                if existing:
+                    report.twenty_ids[item.key] = str(existing["id"])
+            return report
+
+        if self.before_write is not None:
+            await self.before_write([r for _, r, _ in records])
+        written = await self._upsert_isolating(records, report)
+        await self._learn_missing_ids(written, report)
+        rows = []
+        for item, record, existing in written:
+            twenty_id = report.twenty_ids.get(item.key)
+            if twenty_id is None:
+                continue
+            report.counts["updated" if existing else "created"] += 1
+            rows.append(
+                ShadowWrite(
+                    whop_id=item.key,
+                    hash=record_hash(item.basis),
+                    twenty_id=twenty_id,
+                    whop_updated_at=item.whop_updated_at,
+                    written={**record, "_label": item.label} if item.label else record,
+                )
+            )
+        await put_shadows(self.store, self.company_id, self.obj.singular, rows, run_id=self.run_id)
+        return report
+
+    async def _upsert_isolating(
+        self,
+        records: list[tuple[Item, dict[str, Any], dict[str, Any] | None]],
+        report: WriteReport,
+    ) -> list[tuple[Item, dict[str, Any], dict[str, Any] | None]]:
+        """Upsert; if Twenty refuses the batch, split it until the bad records stand alone."""
+        if not records:
+            return []
+        try:
+            answer = await self.twenty.upsert(self.obj, [r for _, r, _ in records])
+        except SkippableError as exc:
+            if len(records) == 1:
+                item = records[0][0]
+                kind = "conflict" if isinstance(exc, RecordConflict) else "failed"
+                report.problems.append(Problem(self.obj.singular, item.key, str(exc), kind=kind))
+                report.counts["failed"] += 1
+                log.warning("twenty refused %s %s: %s", self.obj.singular, item.key, exc)
+                return []
+            middle = len(records) // 2
+            left = await self._upsert_isolating(records[:middle], report)
+            return left + await self._upsert_isolating(records[middle:], report)
+        for row in answer:
+            key = row.get(self.obj.key)
+            if key and row.get("id"):
+                report.twenty_ids[str(key)] = str(row["id"])
+        return records
+
+    async def _learn_missing_ids(
+        self, written: list[tuple[Item, dict[str, Any], dict[str, Any] | None]], report: WriteReport
+    ) -> None:
+        """A short answer is not a failure (1.x lists only 60 records); ask for the rest by key."""
+        missing = [item.key for item, _, _ in written if item.key not in report.twenty_ids]
+        if not missing:
+            return
+        for row in await self.twenty.find_by_keys(self.obj, missing):
+            report.twenty_ids[str(row[self.obj.key])] = str(row["id"])
+        for key in missing:
+            if key not in report.twenty_ids:
+                # Seen on 1.x: an upsert onto a soft-deleted record stores and answers nothing.
+                report.problems.append(
+                    Problem(
+                        self.obj.singular,
+                        key,
+                        "Twenty did not store it: the record was probably deleted in Twenty; "
+                        "restore it there (or run `sync --deep` with BRIDGE_RESTORE_DELETED=true)",
+                    )
+                )
+                report.counts["skipped"] += 1

@@ -1,0 +1,256 @@
+"""Client for Twenty's record (data) API: batched GraphQL upserts and keyed reads.
+
+Writes go through GraphQL `create<Plural>(data: [...], upsert: true)` on `/graphql`: it is the
+path that upserts on both 1.x and 2.x (a real 1.x ignored REST's `?upsert=true`). Reads use the
+same endpoint with `in` filters passed as variables, so ids and e-mail addresses never need
+escaping. Every call first takes a token from a client-side bucket set below Twenty's
+per-workspace limit; a "Limit reached" answer (REST 429 / GraphQL BAD_USER_INPUT) pauses the
+bucket for a window and retries. Twenty sends no Retry-After header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bridge.errors import AuthError, FatalError, RateLimited, RecordConflict, RetryableError, SkippableError
+from bridge.limiter import TokenBucket
+
+log = logging.getLogger(__name__)
+
+# What the bridge reads back per object to learn ids and the values people curate.
+COMPOSITE_SELECTIONS = {
+    "name_full": "name { firstName lastName }",
+    "emails": "emails { primaryEmail }",
+    "phones": "phones { primaryPhoneNumber primaryPhoneCountryCode primaryPhoneCallingCode }",
+    "amount": "amount { amountMicros currencyCode }",
+}
+
+
+@dataclass(frozen=True)
+class ObjectApi:
+    """Names Twenty derives from an object's metadata."""
+
+    singular: str  # person
+    plural: str  # people
+    key: str  # whopUserId
+    selection: str  # GraphQL selection of the fields the bridge reads back
+
+    @property
+    def type_prefix(self) -> str:
+        return self.singular[:1].upper() + self.singular[1:]
+
+
+PERSON = ObjectApi(
+    "person",
+    "people",
+    "whopUserId",
+    "id whopUserId whopMemberId name { firstName lastName } emails { primaryEmail } "
+    "phones { primaryPhoneNumber primaryPhoneCountryCode primaryPhoneCallingCode }",
+)
+OPPORTUNITY = ObjectApi(
+    "opportunity",
+    "opportunities",
+    "whopMembershipId",
+    "id whopMembershipId name stage amount { amountMicros currencyCode } pointOfContactId whopProductId",
+)
+WHOP_PRODUCT = ObjectApi("whopProduct", "whopProducts", "whopProductId", "id whopProductId name")
+TASK = ObjectApi("task", "tasks", "id", "id title")
+TASK_TARGET = ObjectApi("taskTarget", "taskTargets", "id", "id")
+OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT)}
+
+
+@dataclass
+class CallStats:
+    reads: int = 0
+    writes: int = 0
+    records_sent: int = 0
+    throttled: int = 0
+    retries: int = 0
+    by_operation: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def calls(self) -> int:
+        return self.reads + self.writes
+
+
+class TwentyDataClient:
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        requests_per_minute: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+        max_attempts: int = 8,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        limiter: TokenBucket | None = None,
+    ) -> None:
+        self._http = httpx.AsyncClient(
+            base_url=base_url.rstrip("/"),
+            headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self.requests_per_minute = requests_per_minute
+        # Twenty refills its bucket continuously (N per 60 s); a burst of N is allowed once.
+        self.limiter = limiter or TokenBucket(
+            rate_per_second=requests_per_minute / 60.0, capacity=float(requests_per_minute), sleep=sleep
+        )
+        self._sleep = sleep
+        self._max_attempts = max_attempts
+        self.stats = CallStats()
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> TwentyDataClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    # Transport ----------------------------------------------------------------------------
+
+    async def graphql(
+        self, query: str, variables: dict[str, Any], *, operation: str, write: bool
+    ) -> dict[str, Any]:
+        """POST /graphql with limiter, retries and error classification."""
+        for attempt in range(1, self._max_attempts + 1):
+            await self.limiter.acquire()
+            if write:
+                self.stats.writes += 1
+            else:
+                self.stats.reads += 1
+            self.stats.by_operation[operation] = self.stats.by_operation.get(operation, 0) + 1
+            try:
+                response = await self._http.post("/graphql", json={"query": query, "variables": variables})
+                return self._result(response, operation)
+            except RateLimited:
+                self.stats.throttled += 1
+                # The server's bucket is empty: wait until it refills one token at least, and
+                # hold everyone else back too, instead of hammering it.
+                wait = 60.0 / self.requests_per_minute * 2 + random.uniform(0, 1)
+                self.limiter.penalize(wait)
+                log.warning("twenty throttled %s; waiting %.1fs (attempt %d)", operation, wait, attempt)
+            except RetryableError as exc:
+                if attempt == self._max_attempts:
+                    raise
+                wait = min(60.0, 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
+                log.warning("twenty %s failed (%s); retrying in %.1fs", operation, exc, wait)
+                await self._sleep(wait)
+            self.stats.retries += 1
+        raise RateLimited(f"Twenty kept throttling {operation} after {self._max_attempts} attempts")
+
+    def _result(self, response: httpx.Response, operation: str) -> dict[str, Any]:
+        if response.status_code == 429:
+            raise RateLimited(f"Twenty answered 429 to {operation}")
+        if response.status_code in (401, 403):
+            raise AuthError(f"Twenty refused {operation} (HTTP {response.status_code}); check TWENTY_API_KEY")
+        if response.status_code >= 500:
+            raise RetryableError(f"Twenty answered HTTP {response.status_code} to {operation}")
+        try:
+            body = response.json()
+        except ValueError:
+            raise RetryableError(
+                f"Twenty's answer to {operation} was not JSON (HTTP {response.status_code})"
+            ) from None
+        errors = body.get("errors") if isinstance(body, dict) else None
+        if errors:
+            raise classify_error(errors[0], operation)
+        if response.status_code >= 400:
+            raise FatalError(f"Twenty answered HTTP {response.status_code} to {operation}")
+        data = body.get("data")
+        if not isinstance(data, dict):
+            raise RetryableError(f"Twenty's answer to {operation} had no data")
+        return data
+
+    # Reads --------------------------------------------------------------------------------
+
+    async def find(
+        self, obj: ObjectApi, filter_: dict[str, Any], *, selection: str | None = None, page_size: int = 200
+    ) -> list[dict[str, Any]]:
+        """All records matching `filter_` (soft-deleted ones excluded), following cursors."""
+        query = (
+            f"query Find($filter: {obj.type_prefix}FilterInput, $first: Int, $after: String) {{"
+            f" {obj.plural}(filter: $filter, first: $first, after: $after) {{"
+            f" edges {{ node {{ {selection or obj.selection} }} }} pageInfo {{ hasNextPage endCursor }} }} }}"
+        )
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            data = await self.graphql(
+                query,
+                {"filter": filter_, "first": page_size, "after": after},
+                operation=f"read {obj.plural}",
+                write=False,
+            )
+            conn = data[obj.plural]
+            found.extend(edge["node"] for edge in conn["edges"])
+            info = conn.get("pageInfo") or {}
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                return found
+            after = info["endCursor"]
+
+    async def find_by_keys(
+        self, obj: ObjectApi, keys: Sequence[str], *, emails: Sequence[str] = ()
+    ) -> list[dict[str, Any]]:
+        if not keys and not emails:
+            return []
+        clauses: list[dict[str, Any]] = []
+        if keys:
+            clauses.append({obj.key: {"in": list(keys)}})
+        if emails:
+            clauses.append({"emails": {"primaryEmail": {"in": list(emails)}}})
+        return await self.find(obj, clauses[0] if len(clauses) == 1 else {"or": clauses})
+
+    # Writes -------------------------------------------------------------------------------
+
+    async def upsert(self, obj: ObjectApi, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One batched upsert. Returns what Twenty answered, which may be shorter than sent."""
+        plural_type = obj.plural[:1].upper() + obj.plural[1:]
+        query = (
+            f"mutation Upsert($data: [{obj.type_prefix}CreateInput!]!) {{"
+            f" create{plural_type}(data: $data, upsert: true) {{ {obj.selection} }} }}"
+        )
+        self.stats.records_sent += len(records)
+        data = await self.graphql(
+            query, {"data": list(records)}, operation=f"upsert {obj.plural}", write=True
+        )
+        return list(data.get(f"create{plural_type}") or [])
+
+    async def create_one(self, obj: ObjectApi, record: dict[str, Any]) -> dict[str, Any]:
+        query = (
+            f"mutation Create($data: {obj.type_prefix}CreateInput!) {{"
+            f" create{obj.type_prefix}(data: $data) {{ id }} }}"
+        )
+        data = await self.graphql(query, {"data": record}, operation=f"create {obj.singular}", write=True)
+        return dict(data[f"create{obj.type_prefix}"])
+
+
+def classify_error(error: dict[str, Any], operation: str) -> Exception:
+    """Twenty's GraphQL error → retry / skip / fail."""
+    ext = error.get("extensions") or {}
+    code = str(ext.get("code") or "")
+    message = str(error.get("message") or "error")
+    lowered = message.lower()
+    if "limit reached" in lowered:
+        return RateLimited(f"Twenty throttled {operation}")
+    if code == "UNAUTHENTICATED":
+        return AuthError(f"Twenty rejected TWENTY_API_KEY during {operation}")
+    if code == "FORBIDDEN":
+        return AuthError(f"the Twenty API key may not {operation}: {message}")
+    if "multiple records found" in lowered or "UPSERT_MULTIPLE_MATCHING_RECORDS_CONFLICT" in str(ext):
+        return RecordConflict(f"{operation}: {message}")
+    if code in ("BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED", "NOT_FOUND"):
+        return SkippableError(f"{operation}: {message}")
+    if code in ("INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "") or "cache" in lowered:
+        return RetryableError(f"{operation}: {message}")
+    return FatalError(f"{operation}: {message}")

@@ -1,0 +1,371 @@
+"""Client for Twenty's metadata GraphQL API (`POST /metadata`), built on gql over httpx.
+
+The client introspects the server once, decides which dialect it speaks (1.x has
+`createCoreView`, 2.x has `createView`), and from then on gql validates every document against
+that schema before sending it. Twenty answers most failures as HTTP 200 with
+`errors[].extensions.code`; `raise_for_errors` turns them into the bridge's typed errors.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import httpx
+from gql import Client, GraphQLRequest
+from gql.client import AsyncClientSession
+from gql.transport.exceptions import (
+    TransportConnectionFailed,
+    TransportProtocolError,
+    TransportServerError,
+)
+from graphql import GraphQLSchema
+
+from bridge.errors import AuthError, BridgeError, FatalError, RetryableError
+from bridge.twenty import documents as docs
+from bridge.twenty.documents import Dialect
+
+log = logging.getLogger(__name__)
+
+# Sub-codes inside METADATA_VALIDATION_FAILED meaning "someone created it first".
+ALREADY_EXISTS_CODES = frozenset({"OBJECT_ALREADY_EXISTS", "NOT_AVAILABLE", "FIELD_ALREADY_EXISTS"})
+
+
+class MetadataError(FatalError):
+    """Twenty refused a metadata operation; `code` is its `extensions.code`."""
+
+    def __init__(self, message: str, code: str | None = None, sub_codes: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.code = code
+        self.sub_codes = sub_codes
+
+
+class AlreadyExists(MetadataError):
+    """The object or field name is taken; list again and compare before deciding anything."""
+
+
+@dataclass(frozen=True)
+class LiveField:
+    id: str
+    name: str
+    type: str
+    label: str
+    is_active: bool
+    is_unique: bool
+    options: tuple[dict[str, Any], ...]
+    relation_type: str | None = None
+    relation_target: str | None = None  # nameSingular of the target object
+
+    @classmethod
+    def from_node(cls, node: dict[str, Any]) -> LiveField:
+        relation = node.get("relation") or {}
+        target = relation.get("targetObjectMetadata") or {}
+        return cls(
+            id=node["id"],
+            name=node["name"],
+            type=node["type"],
+            label=node.get("label") or node["name"],
+            is_active=node.get("isActive") is not False,
+            is_unique=bool(node.get("isUnique")),
+            options=tuple(node.get("options") or ()),
+            relation_type=relation.get("type"),
+            relation_target=target.get("nameSingular"),
+        )
+
+
+@dataclass(frozen=True)
+class LiveObject:
+    id: str
+    name_singular: str
+    name_plural: str
+    is_active: bool
+    fields: dict[str, LiveField] = field(default_factory=dict)
+
+    @classmethod
+    def from_node(cls, node: dict[str, Any]) -> LiveObject:
+        return cls(
+            id=node["id"],
+            name_singular=node["nameSingular"],
+            name_plural=node["namePlural"],
+            is_active=node.get("isActive") is not False,
+            fields={f["name"]: LiveField.from_node(f) for f in node.get("fieldsList") or ()},
+        )
+
+
+def raise_for_errors(errors: list[dict[str, Any]], operation: str) -> None:
+    """Map Twenty's GraphQL errors to typed errors. Messages name the operation, never the key."""
+    if not errors:
+        return
+    first = errors[0]
+    ext = first.get("extensions") or {}
+    code = ext.get("code")
+    message = str(first.get("message") or "unknown error")
+    sub_codes = tuple(_sub_codes(ext))
+    details = "; ".join(_sub_messages(ext)) or message
+    if code == "UNAUTHENTICATED":
+        raise AuthError(
+            f"Twenty rejected TWENTY_API_KEY ({message}); create a new API key in Twenty's settings"
+        )
+    if code == "FORBIDDEN":
+        raise AuthError(
+            f"{operation}: the Twenty API key's role lacks the data-model permission ({message}); "
+            "give the key a role with 'Data model' settings access (e.g. Admin)"
+        )
+    if code == "METADATA_VALIDATION_FAILED" or code == "BAD_USER_INPUT":
+        if any(c in ALREADY_EXISTS_CODES for c in sub_codes) or "already exists" in details.lower():
+            raise AlreadyExists(f"{operation}: {details}", code, sub_codes)
+        raise MetadataError(f"{operation}: Twenty refused it: {details}", code, sub_codes)
+    if code == "INTERNAL_SERVER_ERROR" and "already exists" in message.lower():
+        # Observed on 1.x: a unique index outlives its deleted field. Retrying cannot fix it.
+        raise MetadataError(
+            f"{operation}: {message} (a leftover unique index in Twenty blocks this field; "
+            "remove it in the workspace and run provisioning again)",
+            code,
+        )
+    if code in {"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"}:
+        raise RetryableError(f"{operation}: Twenty failed ({message})")
+    raise MetadataError(f"{operation}: {message}", code, sub_codes)
+
+
+def _sub_codes(ext: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    _walk(ext.get("errors"), lambda d: found.append(str(d["code"])) if "code" in d else None)
+    return found
+
+
+def _sub_messages(ext: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    _walk(ext.get("errors"), lambda d: found.append(str(d["message"])) if "message" in d else None)
+    return found
+
+
+def _walk(node: Any, visit: Any) -> None:
+    if isinstance(node, dict):
+        visit(node)
+        for value in node.values():
+            _walk(value, visit)
+    elif isinstance(node, list):
+        for item in node:
+            _walk(item, visit)
+
+
+class MetadataClient:
+    """`async with MetadataClient(url, key) as meta:` then `meta.dialect`, `await meta.list_objects()`…"""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 30.0,
+    ) -> None:
+        self.url = base_url.rstrip("/") + "/metadata"
+        self._api_key = api_key
+        self._transport = transport
+        self._timeout = timeout
+        self._client: Client | None = None
+        self._session: AsyncClientSession | None = None
+        self.dialect: Dialect = Dialect.V2
+        self.mutations = 0  # how many mutations this client sent (the provisioner reports it)
+
+    async def __aenter__(self) -> Self:
+        from gql.transport.httpx import HTTPXAsyncTransport
+
+        kwargs: dict[str, Any] = {
+            "headers": {"Authorization": f"Bearer {self._api_key}"},
+            "timeout": self._timeout,
+        }
+        if self._transport is not None:
+            kwargs["transport"] = self._transport
+        self._client = Client(
+            transport=HTTPXAsyncTransport(url=self.url, **kwargs),
+            fetch_schema_from_transport=True,
+            execute_timeout=self._timeout,
+        )
+        try:
+            self._session = await self._client.connect_async(reconnecting=False)  # type: ignore[no-untyped-call]
+        except Exception as exc:
+            await self._close()
+            raise _translate_transport_error(exc, "introspection") from None
+        if self._session is None or self._client.schema is None:
+            await self._close()
+            raise _auth_or_protocol_error()
+        self.dialect = detect_dialect(self._client.schema)
+        log.info("twenty metadata API speaks %s", self.dialect.value)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        if self._client is not None:
+            # Closing a half-open transport must not hide the real error.
+            with contextlib.suppress(Exception):
+                await self._client.close_async()  # type: ignore[no-untyped-call]
+        self._client = None
+        self._session = None
+
+    @property
+    def schema(self) -> GraphQLSchema:
+        assert self._client is not None and self._client.schema is not None
+        return self._client.schema
+
+    async def execute(
+        self, document: str, variables: dict[str, Any] | None = None, *, operation: str
+    ) -> dict[str, Any]:
+        if self._session is None:
+            raise RuntimeError("use `async with MetadataClient(...)`")
+        request = GraphQLRequest(document, variable_values=variables)
+        if document.lstrip().startswith("mutation"):
+            self.mutations += 1
+        try:
+            result = await self._session.execute(request, get_execution_result=True)
+        except BridgeError:
+            raise
+        except Exception as exc:
+            raise _translate_transport_error(exc, operation) from None
+        if result.errors:
+            raise_for_errors([_as_dict(e) for e in result.errors], operation)
+        return dict(result.data or {})
+
+    # Operations ---------------------------------------------------------------------------
+
+    async def list_objects(self) -> dict[str, LiveObject]:
+        objects: dict[str, LiveObject] = {}
+        after: str | None = None
+        while True:
+            data = await self.execute(docs.LIST_OBJECTS, {"after": after}, operation="list objects")
+            conn = data["objects"]
+            for edge in conn["edges"]:
+                obj = LiveObject.from_node(edge["node"])
+                objects[obj.name_singular] = obj
+            info = conn["pageInfo"]
+            if not info.get("hasNextPage") or not info.get("endCursor"):
+                return objects
+            after = info["endCursor"]
+
+    async def create_object(self, spec: dict[str, Any]) -> dict[str, Any]:
+        data = await self.execute(
+            docs.CREATE_OBJECT, {"input": {"object": spec}}, operation=f"create object {spec['nameSingular']}"
+        )
+        return dict(data["createOneObject"])
+
+    async def create_field(self, spec: dict[str, Any]) -> LiveField:
+        data = await self.execute(
+            docs.CREATE_FIELD, {"input": {"field": spec}}, operation=f"create field {spec['name']}"
+        )
+        return LiveField.from_node(data["createOneField"])
+
+    async def update_options(self, field_id: str, options: list[dict[str, Any]], *, name: str) -> None:
+        await self.execute(
+            docs.UPDATE_FIELD,
+            {"input": {"id": field_id, "update": {"options": options}}},
+            operation=f"add options to {name}",
+        )
+
+    async def list_views(self, object_id: str) -> list[dict[str, Any]]:
+        data = await self.execute(
+            docs.LIST_VIEWS[self.dialect], {"objectMetadataId": object_id}, operation="list views"
+        )
+        return list(data.get("getViews") or data.get("getCoreViews") or [])
+
+    async def create_kanban_view(
+        self, *, object_id: str, name: str, icon: str, group_field_id: str, group_values: list[str]
+    ) -> dict[str, Any]:
+        base = {"name": name, "objectMetadataId": object_id, "type": "KANBAN", "icon": icon}
+        if self.dialect is Dialect.V2:
+            data = await self.execute(
+                docs.CREATE_VIEW[Dialect.V2],
+                {"input": {**base, "mainGroupByFieldMetadataId": group_field_id, "visibility": "WORKSPACE"}},
+                operation=f"create view {name}",
+            )
+            return dict(data["createView"])
+        # 1.x: the server does not derive columns; create one view group per option.
+        data = await self.execute(
+            docs.CREATE_VIEW[Dialect.V1], {"input": base}, operation=f"create view {name}"
+        )
+        view = dict(data["createCoreView"])
+        for position, value in enumerate(group_values):
+            await self.execute(
+                docs.CREATE_VIEW_GROUP_V1,
+                {
+                    "input": {
+                        "viewId": view["id"],
+                        "fieldMetadataId": group_field_id,
+                        "fieldValue": value,
+                        "isVisible": True,
+                        "position": position,
+                    }
+                },
+                operation=f"create view column {value}",
+            )
+        return view
+
+    @property
+    def supports_navigation_links(self) -> bool:
+        return (
+            "createNavigationMenuItem" in self.schema.mutation_type.fields
+            if self.schema.mutation_type
+            else False
+        )
+
+    async def list_navigation_links(self) -> list[dict[str, Any]]:
+        data = await self.execute(docs.LIST_NAVIGATION_ITEMS, operation="list sidebar items")
+        return [item for item in data["navigationMenuItems"] if item.get("type") == "LINK"]
+
+    async def create_navigation_link(self, *, name: str, url: str, icon: str) -> dict[str, Any]:
+        data = await self.execute(
+            docs.CREATE_NAVIGATION_ITEM,
+            {"input": {"type": "LINK", "name": name, "link": url, "icon": icon}},
+            operation=f"add sidebar link {name}",
+        )
+        return dict(data["createNavigationMenuItem"])
+
+
+def detect_dialect(schema: GraphQLSchema) -> Dialect:
+    mutations = schema.mutation_type.fields if schema.mutation_type else {}
+    if "createView" in mutations:
+        return Dialect.V2
+    if "createCoreView" in mutations:
+        return Dialect.V1
+    raise MetadataError("this server's metadata API has neither createView nor createCoreView; is it Twenty?")
+
+
+def _as_dict(error: Any) -> dict[str, Any]:
+    if isinstance(error, dict):
+        return error
+    formatted = getattr(error, "formatted", None)
+    return dict(formatted) if formatted else {"message": str(error)}
+
+
+def _translate_transport_error(exc: Exception, operation: str) -> BridgeError:
+    if isinstance(exc, TransportServerError):
+        status = exc.code or 0
+        if status == 401:
+            return AuthError(f"Twenty rejected TWENTY_API_KEY (HTTP 401) during {operation}")
+        if status == 403:
+            return AuthError(f"Twenty refused {operation} (HTTP 403): the API key lacks a permission")
+        if status == 429 or status >= 500:
+            return RetryableError(f"Twenty answered HTTP {status} during {operation}")
+        return MetadataError(f"Twenty answered HTTP {status} during {operation}")
+    if isinstance(exc, TransportConnectionFailed | httpx.TransportError | OSError):
+        return RetryableError(f"cannot reach Twenty's metadata API ({type(exc).__name__}) during {operation}")
+    if isinstance(exc, TransportProtocolError):
+        return MetadataError(f"Twenty's answer to {operation} was not GraphQL; is TWENTY_URL right?")
+    errors = getattr(exc, "errors", None)
+    if isinstance(errors, list) and errors:
+        try:
+            raise_for_errors([_as_dict(e) for e in errors], operation)
+        except BridgeError as mapped:
+            return mapped
+    return MetadataError(f"{operation} failed: {exc}")
+
+
+def _auth_or_protocol_error() -> BridgeError:
+    return MetadataError("Twenty did not return its metadata schema; check TWENTY_URL and TWENTY_API_KEY")

@@ -1,0 +1,33 @@
+"""Every metadata document the bridge sends validates against the dialect it was written for."""
+
+from __future__ import annotations
+
+from functools import cache
+from pathlib import Path
+
+import pytest
+from graphql import GraphQLSchema, build_schema, parse, validate
+
+from bridge.twenty.documents import Dialect, documents
+
+SDL_DIR = Path(__file__).resolve().parents[1] / "fakes" / "twenty" / "sdl"
+SDL = {Dialect.V1: "metadata-1.x.graphql", Dialect.V2: "metadata-2.43.graphql"}
+
+
+@cache
+def schema(dialect: Dialect) -> GraphQLSchema:
+    return build_schema((SDL_DIR / SDL[dialect]).read_text())
+
+
+@pytest.mark.parametrize("dialect", list(Dialect))
+def test_every_document_validates_against_its_dialect(dialect: Dialect) -> None:
+    for name, text in documents(dialect).items():
+        errors = validate(schema(dialect), parse(text))
+        assert not errors, f"{dialect} {name}: {[e.message for e in errors]}"
+
+
+def test_the_two_dialects_really_differ_where_the_bridge_branches() -> None:
+    v2_view = documents(Dialect.V2)["CreateView"]
+    assert validate(schema(Dialect.V1), parse(v2_view)), "createView must not exist on 1.x"
+    v1_view = documents(Dialect.V1)["CreateView"]
+    assert validate(schema(Dialect.V2), parse(v1_view)), "createCoreView must not exist on 2.x"

@@ -1,0 +1,83 @@
+"""schema/ is validated when loaded: Twenty's naming rules fail fast, naming the file and field."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bridge.twenty.schema import SchemaFileError, load_data_model
+
+
+def test_the_shipped_data_model_loads_with_every_key_field_unique() -> None:
+    model = load_data_model()
+    assert model.object("whopProduct").field("whopProductId").unique
+    assert model.object("person").field("whopUserId").unique
+    assert model.object("opportunity").field("whopMembershipId").unique
+    status = model.object("opportunity").field("whopMembershipStatus")
+    assert set(status.option_values()) >= {
+        "TRIALING", "ACTIVE", "PAST_DUE", "COMPLETED", "CANCELED", "EXPIRED", "UNRESOLVED", "DRAFTED", "CANCELING",
+    }
+    relation = model.object("opportunity").field("whopProduct").relation
+    assert relation is not None and relation.type == "MANY_TO_ONE" and relation.target == "whopProduct"
+    assert model.views[0].groupBy == "whopMembershipStatus"
+
+
+def test_custom_objects_come_before_the_objects_that_point_at_them() -> None:
+    names = [o.nameSingular for o in load_data_model().objects]
+    assert names.index("whopProduct") < names.index("opportunity")
+
+
+def _copy_schema(tmp_path: Path) -> Path:
+    source = Path(__file__).resolve().parents[2] / "schema"
+    target = tmp_path / "schema"
+    shutil.copytree(source, target)
+    return target
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "complaint"),
+    [
+        ('name = "whopUserId"', 'name = "type"', "reserved"),
+        ('name = "whopUserId"', 'name = "WhopUserId"', "camelCase"),
+        ('name = "whopUserId"', f'name = "w{"x" * 63}"', "63"),
+        ('value = "JOINED"', 'value = "joined"', "UPPER_SNAKE"),
+        ('value = "JOINED"', 'value = "JOINED__NOW"', "UPPER_SNAKE"),
+        ('label = "Joined", color', 'label = "Joined, really", color', "comma"),
+        ('color = "green" },\n  { value = "LEFT"', 'color = "neon" },\n  { value = "LEFT"', "color"),
+    ],
+    ids=["reserved-name", "not-camel-case", "too-long", "lower-case-option", "double-underscore",
+         "comma-in-label", "unknown-color"],
+)
+def test_a_name_twenty_would_refuse_fails_at_load_time(tmp_path: Path, old: str, new: str, complaint: str) -> None:
+    schema = _copy_schema(tmp_path)
+    person = schema / "objects" / "person.toml"
+    text = person.read_text()
+    assert old in text
+    person.write_text(text.replace(old, new, 1))
+    with pytest.raises(SchemaFileError, match=complaint):
+        load_data_model(schema)
+
+
+def test_a_kanban_grouped_by_a_non_select_field_is_refused(tmp_path: Path) -> None:
+    schema = _copy_schema(tmp_path)
+    views = schema / "views.toml"
+    views.write_text(views.read_text().replace('groupBy = "whopMembershipStatus"', 'groupBy = "whopPlanId"'))
+    with pytest.raises(SchemaFileError, match="SELECT"):
+        load_data_model(schema)
+
+
+def test_a_relation_to_an_unknown_object_is_refused(tmp_path: Path) -> None:
+    schema = _copy_schema(tmp_path)
+    opp = schema / "objects" / "opportunity.toml"
+    opp.write_text(opp.read_text().replace('target = "whopProduct"', 'target = "whopThing"'))
+    with pytest.raises(SchemaFileError, match="unknown target"):
+        load_data_model(schema)
+
+
+def test_broken_toml_names_the_file(tmp_path: Path) -> None:
+    schema = _copy_schema(tmp_path)
+    (schema / "objects" / "person.toml").write_text("[object\n")
+    with pytest.raises(SchemaFileError, match="person.toml"):
+        load_data_model(schema)
