@@ -99,9 +99,7 @@ def provision(dry_run: bool) -> None:
 
 @main.command()
 @click.option("--full", is_flag=True, help="Walk everything at Whop and write what changed (the backfill).")
-@click.option(
-    "--dry-run", is_flag=True, help="Report what would be created / updated / left alone; write nothing."
-)
+@click.option("--dry-run", is_flag=True, help="Report what would be created / updated / left alone; write nothing.")
 @friendly_errors
 def sync(full: bool, dry_run: bool) -> None:
     """Sync Whop into Twenty now (resumes a stopped run)."""
@@ -167,10 +165,7 @@ def print_sync_summary(result: Any, *, dry_run: bool) -> None:
         c = result.counts.get(obj, {})
         table.add_row(
             OBJECT_LABELS[obj],
-            *(
-                str(c.get(k, 0))
-                for k in ("created", "updated", "unchanged", "skipped", "failed", "conflicts")
-            ),
+            *(str(c.get(k, 0)) for k in ("created", "updated", "unchanged", "skipped", "failed", "conflicts")),
         )
     console.print(table)
     console.print(

@@ -139,9 +139,7 @@ def _split(raw: str) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
-_FIELD_BY_ENV: dict[str, str] = {
-    (info.alias or name).upper(): name for name, info in Settings.model_fields.items()
-}
+_FIELD_BY_ENV: dict[str, str] = {(info.alias or name).upper(): name for name, info in Settings.model_fields.items()}
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -12,6 +12,7 @@ import logging
 import os
 import socket
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -210,9 +211,7 @@ def _box(settings: Settings) -> TokenBox:
     return TokenBox(settings.fernet)
 
 
-def _whop_client(
-    settings: Settings, tokens: TokenProvider, company_id: str, transports: Transports
-) -> WhopClient:
+def _whop_client(settings: Settings, tokens: TokenProvider, company_id: str, transports: Transports) -> WhopClient:
     http = httpx.AsyncClient(transport=transports.whop, timeout=30.0) if transports.whop else None
     return WhopClient(
         settings.whop_api_url,
@@ -256,9 +255,7 @@ async def run_sync(
         if not dry_run:
             if not await take_sync_lock(engine, company_id, owner):
                 holder = await leases.holder(engine, f"sync:{company_id}")
-                raise SyncBusy(
-                    f"a sync of {company_id} is already running ({holder}); try again when it ends"
-                )
+                raise SyncBusy(f"a sync of {company_id} is already running ({holder}); try again when it ends")
             for run in await run_store.recent_runs(engine, company_id, limit=20):
                 if run.status == "running":  # we hold the lock, so nobody is running it any more
                     await run_store.mark_interrupted(engine, run.id, "its process stopped")
@@ -303,3 +300,23 @@ async def run_sync(
 
 class SyncBusy(RetryableError):
     """Another process is syncing this company."""
+
+
+def whop_client_factory(
+    settings: Settings, engine: AsyncEngine, transports: Transports | None = None
+) -> Callable[[str], Awaitable[WhopClient | None]]:
+    """For the worker: a Whop client for a company, from its OAuth connection or the API key."""
+    transports = transports or Transports()
+
+    async def client_for(company_id: str) -> WhopClient | None:
+        from bridge.whop.oauth_tokens import connected_provider
+
+        connected = await connected_provider(settings, engine, transport=transports.whop)
+        if connected is not None and connected[1] == company_id:
+            return _whop_client(settings, connected[0], company_id, transports)
+        connection = await connections.get_connection(engine, company_id)
+        if settings.whop_api_key is not None and connection is not None and connection.mode == "api_key":
+            return _whop_client(settings, StaticToken(settings.whop_api_key.get_secret_value()), company_id, transports)
+        return None
+
+    return client_for

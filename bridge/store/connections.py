@@ -92,9 +92,7 @@ def _enc(box: TokenBox, value: str | None) -> str | None:
 
 async def get_connection(engine: AsyncEngine, company_id: str) -> Connection | None:
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(sa.select(connections).where(connections.c.company_id == company_id))
-        ).first()
+        row = (await conn.execute(sa.select(connections).where(connections.c.company_id == company_id))).first()
     return None if row is None else _row_to_connection(row)
 
 
@@ -231,9 +229,7 @@ async def rotate_tokens(engine: AsyncEngine, box: TokenBox) -> int:
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
-                sa.select(
-                    connections.c.id, connections.c.access_token_enc, connections.c.refresh_token_enc
-                ).where(
+                sa.select(connections.c.id, connections.c.access_token_enc, connections.c.refresh_token_enc).where(
                     sa.or_(
                         connections.c.access_token_enc.is_not(None),
                         connections.c.refresh_token_enc.is_not(None),

@@ -228,9 +228,7 @@ async def _finish(
     return bool(result.rowcount == 1)
 
 
-async def mark_applied(
-    engine: AsyncEngine, webhook_id: str, worker_id: str, *, now: datetime | None = None
-) -> bool:
+async def mark_applied(engine: AsyncEngine, webhook_id: str, worker_id: str, *, now: datetime | None = None) -> bool:
     """The event's change is in Twenty. False if `worker_id` no longer holds the event."""
     return await _finish(engine, webhook_id, worker_id, "applied", None, _now(now))
 
@@ -289,9 +287,7 @@ async def mark_failed(
         if status == "dead":
             values: dict[str, Any] = {"processed_at": at}
         else:
-            delay = backoff_delay(
-                attempts, base_delay=base_delay, max_delay=max_delay, rng=rng or _SYSTEM_RNG
-            )
+            delay = backoff_delay(attempts, base_delay=base_delay, max_delay=max_delay, rng=rng or _SYSTEM_RNG)
             values = {"next_attempt_at": at + timedelta(seconds=delay)}
         await conn.execute(sa.update(_T).where(_T.c.webhook_id == webhook_id).values(**values))
     return status

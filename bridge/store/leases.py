@@ -66,9 +66,7 @@ async def release(engine: AsyncEngine, name: str, owner: str) -> bool:
 async def holder(engine: AsyncEngine, name: str) -> str | None:
     """The current (unexpired) owner of `name`, if any."""
     async with engine.connect() as conn:
-        row = (
-            await conn.execute(sa.select(leases.c.owner, leases.c.expires_at).where(leases.c.name == name))
-        ).first()
+        row = (await conn.execute(sa.select(leases.c.owner, leases.c.expires_at).where(leases.c.name == name))).first()
     if row is None or as_utc(row.expires_at) <= utcnow():
         return None
     return str(row.owner)

@@ -114,9 +114,7 @@ async def save_checkpoint(
     stmt = (
         sa.update(sync_runs)
         .where(sync_runs.c.id == run_id)
-        .values(
-            checkpoint_json=_dumps(dict(checkpoint)), counts_json=_dumps(dict(counts)), heartbeat_at=utcnow()
-        )
+        .values(checkpoint_json=_dumps(dict(checkpoint)), counts_json=_dumps(dict(counts)), heartbeat_at=utcnow())
     )
     async with engine.begin() as conn:
         await conn.execute(stmt)
@@ -236,9 +234,7 @@ async def mark_interrupted(engine: AsyncEngine, run_id: int, reason: str | None 
     values: dict[str, Any] = {"status": INTERRUPTED, "heartbeat_at": utcnow()}
     if reason is not None:
         values["reason"] = reason
-    stmt = (
-        sa.update(sync_runs).where(sync_runs.c.id == run_id, sync_runs.c.status == RUNNING).values(**values)
-    )
+    stmt = sa.update(sync_runs).where(sync_runs.c.id == run_id, sync_runs.c.status == RUNNING).values(**values)
     async with engine.begin() as conn:
         result = await conn.execute(stmt)
     return result.rowcount == 1

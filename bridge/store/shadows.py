@@ -86,9 +86,7 @@ def _key(company_id: str, object: str) -> sa.ColumnElement[bool]:
     return sa.and_(record_shadows.c.company_id == company_id, record_shadows.c.object == object)
 
 
-async def get_shadows(
-    engine: AsyncEngine, company_id: str, object: str, whop_ids: Sequence[str]
-) -> dict[str, Shadow]:
+async def get_shadows(engine: AsyncEngine, company_id: str, object: str, whop_ids: Sequence[str]) -> dict[str, Shadow]:
     """Shadows for `whop_ids` (missing ones are simply absent from the result)."""
     ids = list(dict.fromkeys(whop_ids))
     found: dict[str, Shadow] = {}
@@ -96,9 +94,7 @@ async def get_shadows(
         return found
     async with engine.connect() as conn:
         for chunk in _chunks(ids):
-            stmt = sa.select(record_shadows).where(
-                _key(company_id, object), record_shadows.c.whop_id.in_(chunk)
-            )
+            stmt = sa.select(record_shadows).where(_key(company_id, object), record_shadows.c.whop_id.in_(chunk))
             for row in (await conn.execute(stmt)).all():
                 shadow = _row_to_shadow(row)
                 found[shadow.whop_id] = shadow
@@ -152,15 +148,11 @@ async def put_shadows(
     dialect = dialect_name(engine)
     async with engine.begin() as conn:
         for chunk in _chunks(values, UPSERT_ROWS):
-            stmt = upsert_stmt(
-                record_shadows, chunk, ["company_id", "object", "whop_id"], update, dialect=dialect
-            )
+            stmt = upsert_stmt(record_shadows, chunk, ["company_id", "object", "whop_id"], update, dialect=dialect)
             await conn.execute(stmt)
 
 
-async def mark_seen(
-    engine: AsyncEngine, company_id: str, object: str, whop_ids: Sequence[str], run_id: int
-) -> int:
+async def mark_seen(engine: AsyncEngine, company_id: str, object: str, whop_ids: Sequence[str], run_id: int) -> int:
     """A reconcile saw these records at Whop (and so they are not gone). Returns rows touched."""
     ids = list(dict.fromkeys(whop_ids))
     touched = 0

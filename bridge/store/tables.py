@@ -73,14 +73,10 @@ sync_runs = sa.Table(
     "sync_runs",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
-    sa.Column(
-        "connection_id", sa.Integer, sa.ForeignKey("connections.id", ondelete="SET NULL"), nullable=True
-    ),
+    sa.Column("connection_id", sa.Integer, sa.ForeignKey("connections.id", ondelete="SET NULL"), nullable=True),
     sa.Column("company_id", sa.String(64), nullable=False),
     sa.Column("kind", sa.String(16), nullable=False),  # full | reconcile | deep
-    sa.Column(
-        "trigger", sa.String(16), nullable=False, server_default="cli"
-    ),  # cli | admin | schedule | connect
+    sa.Column("trigger", sa.String(16), nullable=False, server_default="cli"),  # cli | admin | schedule | connect
     sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
     # running | succeeded | failed | interrupted | skipped
     sa.Column("status", sa.String(16), nullable=False),

@@ -178,9 +178,7 @@ class SyncEngine:
             await asyncio.gather(self._phase_products_then_members(), self._phase_payments())
             await self._phase_memberships()
         except (asyncio.CancelledError, KeyboardInterrupt):
-            await asyncio.shield(
-                run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync")
-            )
+            await asyncio.shield(run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync"))
             raise
         except BridgeError as exc:
             self.problems.append(Problem("run", "-", str(exc), kind="failed"))
@@ -216,9 +214,7 @@ class SyncEngine:
                 self._checkpoint["done"].append(phase)
             await run_store.save_checkpoint(self.store, self.run_id, self._checkpoint, self._counts())
 
-    def _writer(
-        self, obj: Any, before: Callable[[list[dict[str, Any]]], Awaitable[None]] | None
-    ) -> ObjectWriter:
+    def _writer(self, obj: Any, before: Callable[[list[dict[str, Any]]], Awaitable[None]] | None) -> ObjectWriter:
         return ObjectWriter(
             store=self.store,
             twenty=self.twenty,
@@ -226,13 +222,11 @@ class SyncEngine:
             obj=obj,
             batch_size=self.options.batch_size,
             dry_run=self.options.dry_run,
-            run_id=self.run_id,
+            run_id=self.run_id or None,
             before_write=before,
         )
 
-    async def _pages(
-        self, phase: str, lister: Callable[..., AsyncIterator[Page[M]]]
-    ) -> AsyncIterator[Page[M]]:
+    async def _pages(self, phase: str, lister: Callable[..., AsyncIterator[Page[M]]]) -> AsyncIterator[Page[M]]:
         """Pages of one phase from its checkpoint on, one page fetched ahead."""
         if phase in self._checkpoint["done"]:
             return
@@ -288,21 +282,15 @@ class SyncEngine:
     async def membership_items(self, memberships: list[Membership]) -> list[Item]:
         """Opportunity items for memberships, linked to Person and WhopProduct by their Twenty ids."""
         person_keys = {ms.id: membership_person_key(ms) for ms in memberships}
-        people = await get_shadows(
-            self.store, self.company_id, "person", [k for k in person_keys.values() if k]
-        )
+        people = await get_shadows(self.store, self.company_id, "person", [k for k in person_keys.values() if k])
         missing = [ms for ms in memberships if person_keys[ms.id] and person_keys[ms.id] not in people]
         if missing and not self.options.dry_run:
             await self._fetch_missing_people(missing)
-            people = await get_shadows(
-                self.store, self.company_id, "person", [k for k in person_keys.values() if k]
-            )
+            people = await get_shadows(self.store, self.company_id, "person", [k for k in person_keys.values() if k])
         products = await get_shadows(
             self.store, self.company_id, "whopProduct", [ms.product_id for ms in memberships if ms.product_id]
         )
-        payment_shadows = await get_shadows(
-            self.store, self.company_id, "payment", [ms.id for ms in memberships]
-        )
+        payment_shadows = await get_shadows(self.store, self.company_id, "payment", [ms.id for ms in memberships])
         items = []
         for ms in memberships:
             person = people.get(person_keys[ms.id] or "")

@@ -15,16 +15,23 @@ For each batch the writer
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import os
+import socket
+import time
+import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.errors import RecordConflict, SkippableError
+from bridge.errors import RecordConflict, RetryableError, SkippableError
+from bridge.store import leases
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows, put_shadows
 from bridge.sync.mapping import record_hash
 from bridge.twenty.data import ObjectApi, TwentyDataClient
@@ -102,22 +109,29 @@ class ObjectWriter:
         changed: list[Item] = []
         for item in unique:
             shadow = shadows.get(item.key)
-            if (
-                shadow
-                and shadow.twenty_id
-                and shadow.gone_at is None
-                and shadow.hash == record_hash(item.basis)
-            ):
+            if shadow and shadow.twenty_id and shadow.gone_at is None and shadow.hash == record_hash(item.basis):
                 report.counts["unchanged"] += 1
                 report.twenty_ids[item.key] = shadow.twenty_id
             else:
                 changed.append(item)
         for start in range(0, len(changed), self.batch_size):
-            report.merge(await self._write_batch(changed[start : start + self.batch_size], shadows))
+            batch = changed[start : start + self.batch_size]
+            if self.dry_run:
+                report.merge(await self._write_batch(batch, shadows))
+                continue
+            # Webhooks and syncs write the same records: one writer per object at a time, and the
+            # shadows are read again inside the lock so an older Whop state never wins.
+            async with write_lock(self.store, f"write:{self.company_id}:{self.obj.singular}"):
+                fresh = await get_shadows(self.store, self.company_id, self.obj.singular, [i.key for i in batch])
+                current = [i for i in batch if not _stale(i, fresh.get(i.key))]
+                report.counts["stale"] += len(batch) - len(current)
+                report.merge(await self._write_batch(current, fresh))
         return report
 
     async def _write_batch(self, batch: list[Item], shadows: dict[str, Shadow]) -> WriteReport:
         report = WriteReport()
+        if not batch:
+            return report
         emails = sorted({i.email for i in batch if i.email})
         current = await self.twenty.find_by_keys(self.obj, [i.key for i in batch], emails=emails)
         by_key = {str(r.get(self.obj.key)): r for r in current if r.get(self.obj.key)}
@@ -242,3 +256,34 @@ class ObjectWriter:
                     )
                 )
                 report.counts["skipped"] += 1
+
+
+def _stale(item: Item, shadow: Shadow | None) -> bool:
+    """The bridge already wrote a newer Whop state of this record."""
+    return bool(
+        shadow and shadow.whop_updated_at and item.whop_updated_at and item.whop_updated_at < shadow.whop_updated_at
+    )
+
+
+_local_locks: dict[str, asyncio.Lock] = {}
+_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+@contextlib.asynccontextmanager
+async def write_lock(
+    store: AsyncEngine, name: str, *, ttl: float = 120.0, wait_limit: float = 600.0
+) -> AsyncIterator[None]:
+    """Hold `name` across processes (a lease row) and within this one (an asyncio lock)."""
+    local = _local_locks.setdefault(name, asyncio.Lock())
+    async with local:
+        deadline = time.monotonic() + wait_limit
+        delay = 0.02
+        while not await leases.acquire(store, name, _OWNER, ttl):
+            if time.monotonic() > deadline:
+                raise RetryableError(f"{name} stayed locked for {wait_limit:.0f}s")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
+        try:
+            yield
+        finally:
+            await asyncio.shield(leases.release(store, name, _OWNER))

@@ -119,9 +119,7 @@ class TwentyDataClient:
 
     # Transport ----------------------------------------------------------------------------
 
-    async def graphql(
-        self, query: str, variables: dict[str, Any], *, operation: str, write: bool
-    ) -> dict[str, Any]:
+    async def graphql(self, query: str, variables: dict[str, Any], *, operation: str, write: bool) -> dict[str, Any]:
         """POST /graphql with limiter, retries and error classification."""
         for attempt in range(1, self._max_attempts + 1):
             await self.limiter.acquire()
@@ -159,9 +157,7 @@ class TwentyDataClient:
         try:
             body = response.json()
         except ValueError:
-            raise RetryableError(
-                f"Twenty's answer to {operation} was not JSON (HTTP {response.status_code})"
-            ) from None
+            raise RetryableError(f"Twenty's answer to {operation} was not JSON (HTTP {response.status_code})") from None
         errors = body.get("errors") if isinstance(body, dict) else None
         if errors:
             raise classify_error(errors[0], operation)
@@ -221,15 +217,12 @@ class TwentyDataClient:
             f" create{plural_type}(data: $data, upsert: true) {{ {obj.selection} }} }}"
         )
         self.stats.records_sent += len(records)
-        data = await self.graphql(
-            query, {"data": list(records)}, operation=f"upsert {obj.plural}", write=True
-        )
+        data = await self.graphql(query, {"data": list(records)}, operation=f"upsert {obj.plural}", write=True)
         return list(data.get(f"create{plural_type}") or [])
 
     async def create_one(self, obj: ObjectApi, record: dict[str, Any]) -> dict[str, Any]:
         query = (
-            f"mutation Create($data: {obj.type_prefix}CreateInput!) {{"
-            f" create{obj.type_prefix}(data: $data) {{ id }} }}"
+            f"mutation Create($data: {obj.type_prefix}CreateInput!) {{ create{obj.type_prefix}(data: $data) {{ id }} }}"
         )
         data = await self.graphql(query, {"data": record}, operation=f"create {obj.singular}", write=True)
         return dict(data[f"create{obj.type_prefix}"])

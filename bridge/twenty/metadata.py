@@ -106,9 +106,7 @@ def raise_for_errors(errors: list[dict[str, Any]], operation: str) -> None:
     sub_codes = tuple(_sub_codes(ext))
     details = "; ".join(_sub_messages(ext)) or message
     if code == "UNAUTHENTICATED":
-        raise AuthError(
-            f"Twenty rejected TWENTY_API_KEY ({message}); create a new API key in Twenty's settings"
-        )
+        raise AuthError(f"Twenty rejected TWENTY_API_KEY ({message}); create a new API key in Twenty's settings")
     if code == "FORBIDDEN":
         raise AuthError(
             f"{operation}: the Twenty API key's role lacks the data-model permission ({message}); "
@@ -287,9 +285,7 @@ class MetadataClient:
             )
             return dict(data["createView"])
         # 1.x: the server does not derive columns; create one view group per option.
-        data = await self.execute(
-            docs.CREATE_VIEW[Dialect.V1], {"input": base}, operation=f"create view {name}"
-        )
+        data = await self.execute(docs.CREATE_VIEW[Dialect.V1], {"input": base}, operation=f"create view {name}")
         view = dict(data["createCoreView"])
         for position, value in enumerate(group_values):
             await self.execute(
@@ -309,11 +305,7 @@ class MetadataClient:
 
     @property
     def supports_navigation_links(self) -> bool:
-        return (
-            "createNavigationMenuItem" in self.schema.mutation_type.fields
-            if self.schema.mutation_type
-            else False
-        )
+        return "createNavigationMenuItem" in self.schema.mutation_type.fields if self.schema.mutation_type else False
 
     async def list_navigation_links(self) -> list[dict[str, Any]]:
         data = await self.execute(docs.LIST_NAVIGATION_ITEMS, operation="list sidebar items")

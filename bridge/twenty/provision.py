@@ -132,13 +132,9 @@ def _plan_field(obj: ObjectSpec, spec: FieldSpec, live: LiveField | None) -> Pla
         return item
     if spec.unique and not live.is_unique:
         item.status = "conflict"
-        item.detail = (
-            f"{key} exists but is not unique, so upserts cannot match on it; mark it unique in Twenty"
-        )
+        item.detail = f"{key} exists but is not unique, so upserts cannot match on it; mark it unique in Twenty"
         return item
-    if spec.relation and (
-        live.relation_type != spec.relation.type or live.relation_target != spec.relation.target
-    ):
+    if spec.relation and (live.relation_type != spec.relation.type or live.relation_target != spec.relation.target):
         item.status = "conflict"
         item.detail = (
             f"relation {key} points to {live.relation_target} ({live.relation_type}), schema/ wants "
@@ -159,9 +155,7 @@ def _plan_field(obj: ObjectSpec, spec: FieldSpec, live: LiveField | None) -> Pla
 def _plan_view(
     view: ViewSpec, model: DataModel, live: dict[str, LiveObject], live_views: dict[str, list[dict[str, Any]]]
 ) -> PlanItem:
-    item = PlanItem(
-        "view", f"view {view.name}", "create", f"{view.type} of {view.object}", object=view.object
-    )
+    item = PlanItem("view", f"view {view.name}", "create", f"{view.type} of {view.object}", object=view.object)
     obj = live.get(view.object)
     if obj is not None and any(v.get("name") == view.name for v in live_views.get(obj.id, [])):
         item.status, item.detail = "present", ""
@@ -170,16 +164,12 @@ def _plan_view(
     return item
 
 
-def _plan_link(
-    link: LinkSpec, supported: bool, live_links: list[dict[str, Any]], public_url: str
-) -> PlanItem:
+def _plan_link(link: LinkSpec, supported: bool, live_links: list[dict[str, Any]], public_url: str) -> PlanItem:
     url = link.resolved_url(public_url)
     item = PlanItem("link", f"link {link.name}", "create", url)
     if not supported:
         item.status = "manual"
-        item.detail = (
-            f"this Twenty version has no API for sidebar links; add a link to {url} in Twenty by hand"
-        )
+        item.detail = f"this Twenty version has no API for sidebar links; add a link to {url} in Twenty by hand"
     elif any(i.get("link") == url for i in live_links):
         item.status, item.detail = "present", ""
     return item
@@ -196,9 +186,7 @@ def _block_dependents(plan: Plan) -> None:
                 item.object in blocked or any(d in blocked for d in item.depends_on)
             ):
                 item.status = "blocked"
-                item.detail = (
-                    f"blocked by a conflict on {item.object if item.object in blocked else item.depends_on}"
-                )
+                item.detail = f"blocked by a conflict on {item.object if item.object in blocked else item.depends_on}"
                 if item.object and item.object not in blocked:
                     blocked.add(item.object)
                     changed = True
@@ -262,9 +250,7 @@ async def provision(
             await _create_view(meta, live, view, model)
         elif item.kind == "link":
             link = next(lk for lk in model.links if f"link {lk.name}" == item.name)
-            await meta.create_navigation_link(
-                name=link.name, url=link.resolved_url(public_url), icon=link.icon
-            )
+            await meta.create_navigation_link(name=link.name, url=link.resolved_url(public_url), icon=link.icon)
         result.applied.append(item.name)
         if on_step:
             on_step(item)
@@ -272,9 +258,7 @@ async def provision(
     return result
 
 
-async def _create_object(
-    meta: MetadataClient, spec: ObjectSpec, live: dict[str, LiveObject]
-) -> dict[str, LiveObject]:
+async def _create_object(meta: MetadataClient, spec: ObjectSpec, live: dict[str, LiveObject]) -> dict[str, LiveObject]:
     payload = {
         "nameSingular": spec.nameSingular,
         "namePlural": spec.namePlural,
@@ -329,8 +313,7 @@ def field_payload(spec: FieldSpec, object_id: str, live: dict[str, LiveObject]) 
         payload["isUnique"] = True
     if spec.options:
         payload["options"] = [
-            {"value": o.value, "label": o.label, "color": o.color, "position": i}
-            for i, o in enumerate(spec.options)
+            {"value": o.value, "label": o.label, "color": o.color, "position": i} for i, o in enumerate(spec.options)
         ]
     if spec.default is not None:
         # SELECT defaults are SQL-quoted strings inside the JSON ("'ACTIVE'"); booleans are plain.
@@ -361,23 +344,17 @@ def merge_option_values(
         if value in have:
             continue
         position += 1
-        options.append(
-            {"id": str(uuid.uuid4()), "value": value, "label": label, "color": color, "position": position}
-        )
+        options.append({"id": str(uuid.uuid4()), "value": value, "label": label, "color": color, "position": position})
         have.add(value)
     return options
 
 
-async def _create_view(
-    meta: MetadataClient, live: dict[str, LiveObject], view: ViewSpec, model: DataModel
-) -> None:
+async def _create_view(meta: MetadataClient, live: dict[str, LiveObject], view: ViewSpec, model: DataModel) -> None:
     obj = live[view.object]
     group_field = obj.fields[view.groupBy] if view.groupBy else None
     if group_field is None:
         raise AlreadyExists(f"view {view.name}: group-by field {view.groupBy} is not in the workspace")
-    values = [
-        str(o.get("value")) for o in sorted(group_field.options, key=lambda o: float(o.get("position") or 0))
-    ]
+    values = [str(o.get("value")) for o in sorted(group_field.options, key=lambda o: float(o.get("position") or 0))]
     await meta.create_kanban_view(
         object_id=obj.id, name=view.name, icon=view.icon, group_field_id=group_field.id, group_values=values
     )

@@ -218,9 +218,7 @@ class WhopClient:
             status: int | None = None
             retry_after: float | None = None
             try:
-                response = await self._http.request(
-                    method, url, params=query, headers=headers, timeout=self._timeout
-                )
+                response = await self._http.request(method, url, params=query, headers=headers, timeout=self._timeout)
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 problem = _scrub(f"{type(exc).__name__}: {exc}", token)
             else:
@@ -247,9 +245,7 @@ class WhopClient:
                 if status == 429:
                     self.stats["rate_limited"] += 1
                     if retry_after is not None and retry_after > MAX_RETRY_AFTER:
-                        raise RateLimited(
-                            f"Whop asked to wait {retry_after:.0f} s on {what}", retry_after=retry_after
-                        )
+                        raise RateLimited(f"Whop asked to wait {retry_after:.0f} s on {what}", retry_after=retry_after)
             wait = retry_after if retry_after is not None else self._backoff(attempt)
             wait = min(wait, MAX_RETRY_AFTER)
             if status == 429:

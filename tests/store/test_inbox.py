@@ -57,9 +57,7 @@ async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-async def put(
-    engine: AsyncEngine, webhook_id: str, at: datetime = T0, event_type: str = "member.updated"
-) -> None:
+async def put(engine: AsyncEngine, webhook_id: str, at: datetime = T0, event_type: str = "member.updated") -> None:
     assert await inbox.store(
         engine, webhook_id=webhook_id, event_type=event_type, company_id="biz_1", body="{}", received_at=at
     )
@@ -178,9 +176,7 @@ async def test_two_workers_never_share_an_event(database_url: str, engine: Async
                 assert await inbox.mark_applied(eng, event.webhook_id, name)
 
     try:
-        await asyncio.gather(
-            worker("a1", engine), worker("b1", other), worker("a2", engine), worker("b2", other)
-        )
+        await asyncio.gather(worker("a1", engine), worker("b1", other), worker("a2", engine), worker("b2", other))
     finally:
         await other.dispose()
 
@@ -203,9 +199,7 @@ async def test_postgres_claim_skips_locked_rows_without_waiting(pg_database: str
         async with holder.connect() as conn, conn.begin() as tx:
             # Another process is in the middle of claiming the three oldest rows.
             await conn.execute(
-                sa.select(t.c.webhook_id)
-                .where(t.c.webhook_id.in_(["msg_0", "msg_1", "msg_2"]))
-                .with_for_update()
+                sa.select(t.c.webhook_id).where(t.c.webhook_id.in_(["msg_0", "msg_1", "msg_2"])).with_for_update()
             )
             got = await asyncio.wait_for(inbox.claim(claimer, "b", now=T0 + timedelta(minutes=1)), timeout=5)
             assert [e.webhook_id for e in got] == ["msg_3", "msg_4", "msg_5"]
@@ -292,9 +286,7 @@ async def test_backoff_uses_full_jitter() -> None:
     rng = random.Random(7)
     for attempts in range(1, 12):
         ceiling = min(6 * 3600, 30 * 2 ** (attempts - 1))
-        samples = [
-            inbox.backoff_delay(attempts, base_delay=30, max_delay=6 * 3600, rng=rng) for _ in range(50)
-        ]
+        samples = [inbox.backoff_delay(attempts, base_delay=30, max_delay=6 * 3600, rng=rng) for _ in range(50)]
         assert all(0 <= s <= ceiling for s in samples)
         assert max(samples) > ceiling / 2 > min(samples)  # spread over the whole range
 
@@ -303,9 +295,7 @@ async def test_permanent_failure_and_ignored_events(engine: AsyncEngine) -> None
     await put(engine, "msg_bad")
     await put(engine, "msg_other")
     await inbox.claim(engine, "w", now=T0)
-    assert (
-        await inbox.mark_failed(engine, "msg_bad", "w", "schema conflict", now=T0, permanent=True) == "dead"
-    )
+    assert await inbox.mark_failed(engine, "msg_bad", "w", "schema conflict", now=T0, permanent=True) == "dead"
     assert await inbox.mark_ignored(engine, "msg_other", "w", "unknown event type", now=T0)
     ignored = await get(engine, "msg_other")
     assert (ignored.status, ignored.last_error, ignored.processed_at) == ("ignored", "unknown event type", T0)

@@ -97,9 +97,7 @@ async def collect(pages: AsyncIterator[Page[Any]]) -> list[Page[Any]]:
 # Headers and scoping ----------------------------------------------------------------------------------
 
 
-async def test_every_request_sends_auth_version_and_user_agent(
-    router: respx.MockRouter, client: WhopClient
-) -> None:
+async def test_every_request_sends_auth_version_and_user_agent(router: respx.MockRouter, client: WhopClient) -> None:
     route = router.get("/api/v1/memberships").mock(return_value=ok(page([], None, False)))
     await collect(client.list_memberships())
     request = route.calls.last.request
@@ -121,9 +119,7 @@ async def test_every_request_sends_auth_version_and_user_agent(
         ("list_plans", "/api/v1/plans"),
     ],
 )
-async def test_account_id_is_always_sent(
-    router: respx.MockRouter, client: WhopClient, method: str, path: str
-) -> None:
+async def test_account_id_is_always_sent(router: respx.MockRouter, client: WhopClient, method: str, path: str) -> None:
     # Even when a caller passes account_id=None: without it /products searches the marketplace.
     route = router.get(path).mock(return_value=ok(page([], None, False)))
     await collect(getattr(client, method)(account_id=None, page_size=25))
@@ -198,9 +194,7 @@ async def test_a_repeated_cursor_is_an_error_not_a_loop(router: respx.MockRouter
 
 
 async def test_iter_pages_generic(router: respx.MockRouter, client: WhopClient) -> None:
-    route = router.get("/api/v1/payments").mock(
-        return_value=ok(page([load(PAYMENT_NATIVE_JSON)], None, False))
-    )
+    route = router.get("/api/v1/payments").mock(return_value=ok(page([load(PAYMENT_NATIVE_JSON)], None, False)))
     pages = await collect(client.iter_pages("payments", Payment, mode="account_sales"))
     assert pages[0].data[0].total is not None
     assert route.calls.last.request.url.params["mode"] == "account_sales"
@@ -238,9 +232,7 @@ async def test_get_one(
 async def test_ids_cannot_change_the_path(router: respx.MockRouter, client: WhopClient) -> None:
     route = router.get(url__regex=r".*/memberships/.*").mock(return_value=ok({"id": "x"}))
     await client.get_membership("mem_1/../../users/me?x=1")
-    assert (
-        route.calls.last.request.url.raw_path == b"/api/v1/memberships/mem_1%2F..%2F..%2Fusers%2Fme%3Fx%3D1"
-    )
+    assert route.calls.last.request.url.raw_path == b"/api/v1/memberships/mem_1%2F..%2F..%2Fusers%2Fme%3Fx%3D1"
 
 
 async def test_accounts_are_raw_dicts(router: respx.MockRouter, client: WhopClient) -> None:
@@ -264,9 +256,7 @@ async def test_close_closes_only_an_owned_http_client(time: FakeTime) -> None:
 # Retries ---------------------------------------------------------------------------------------------
 
 
-async def test_retry_after_seconds_is_honoured(
-    router: respx.MockRouter, client: WhopClient, time: FakeTime
-) -> None:
+async def test_retry_after_seconds_is_honoured(router: respx.MockRouter, client: WhopClient, time: FakeTime) -> None:
     router.get("/api/v1/products/prod_1").mock(
         side_effect=[httpx.Response(429, headers={"Retry-After": "7"}), ok({"id": "prod_1"})]
     )
@@ -275,9 +265,7 @@ async def test_retry_after_seconds_is_honoured(
     assert client.stats == {"requests": 2, "retries": 1, "rate_limited": 1}
 
 
-async def test_retry_after_http_date_is_honoured(
-    router: respx.MockRouter, client: WhopClient, time: FakeTime
-) -> None:
+async def test_retry_after_http_date_is_honoured(router: respx.MockRouter, client: WhopClient, time: FakeTime) -> None:
     now = datetime(2026, 10, 20, 12, tzinfo=UTC)
     client._now = lambda: now
     when = format_datetime(now + timedelta(seconds=30), usegmt=True)
@@ -288,9 +276,7 @@ async def test_retry_after_http_date_is_honoured(
     assert time.sleeps == pytest.approx([30.0])
 
 
-async def test_a_429_pauses_other_callers_on_the_same_limiter(
-    router: respx.MockRouter, time: FakeTime
-) -> None:
+async def test_a_429_pauses_other_callers_on_the_same_limiter(router: respx.MockRouter, time: FakeTime) -> None:
     shared = TokenBucket(1000, 1000, clock=time.clock, sleep=time.sleep)
     first = make_client(time, limiter=shared, max_retries=0)
     second = make_client(time, limiter=shared)
@@ -356,9 +342,7 @@ async def test_retries_run_out_as_retryable_error(router: respx.MockRouter, time
 async def test_rate_limit_runs_out_as_rate_limited(router: respx.MockRouter, time: FakeTime) -> None:
     whop = make_client(time, max_retries=1)
     router.get("/api/v1/plans/plan_1").mock(
-        return_value=httpx.Response(
-            429, headers={"Retry-After": "3"}, json={"message": "You are being rate limited"}
-        )
+        return_value=httpx.Response(429, headers={"Retry-After": "3"}, json={"message": "You are being rate limited"})
     )
     with pytest.raises(RateLimited) as caught:
         await whop.get_plan("plan_1")
@@ -397,14 +381,10 @@ async def test_the_limiter_paces_requests(router: respx.MockRouter, time: FakeTi
 # Authentication and errors ---------------------------------------------------------------------------
 
 
-async def test_401_invalidates_and_retries_with_the_new_token(
-    router: respx.MockRouter, time: FakeTime
-) -> None:
+async def test_401_invalidates_and_retries_with_the_new_token(router: respx.MockRouter, time: FakeTime) -> None:
     tokens = RotatingTokens("old_token_abc", "new_token_def")
     whop = make_client(time, tokens)
-    route = router.get("/api/v1/products/prod_1").mock(
-        side_effect=[httpx.Response(401), ok({"id": "prod_1"})]
-    )
+    route = router.get("/api/v1/products/prod_1").mock(side_effect=[httpx.Response(401), ok({"id": "prod_1"})])
     await whop.get_product("prod_1")
     assert tokens.invalidated == ["old_token_abc"]
     assert [c.request.headers["Authorization"] for c in route.calls] == [
@@ -417,9 +397,7 @@ async def test_401_invalidates_and_retries_with_the_new_token(
 async def test_401_after_a_refresh_is_an_auth_error(router: respx.MockRouter, time: FakeTime) -> None:
     tokens = RotatingTokens("old_token_abc", "new_token_def")
     whop = make_client(time, tokens)
-    router.get("/api/v1/products/prod_1").mock(
-        return_value=httpx.Response(401, json={"error": {"message": "nope"}})
-    )
+    router.get("/api/v1/products/prod_1").mock(return_value=httpx.Response(401, json={"error": {"message": "nope"}}))
     with pytest.raises(AuthError) as caught:
         await whop.get_product("prod_1")
     assert tokens.invalidated == ["old_token_abc"]  # refreshed once, not in a loop
@@ -469,9 +447,7 @@ async def test_404_is_not_found_with_the_key(router: respx.MockRouter, client: W
 async def test_other_4xx_are_fatal_with_whops_message(
     router: respx.MockRouter, client: WhopClient, status: int, body: Any, text: str
 ) -> None:
-    response = (
-        httpx.Response(status, json=body) if isinstance(body, dict) else httpx.Response(status, text=body)
-    )
+    response = httpx.Response(status, json=body) if isinstance(body, dict) else httpx.Response(status, text=body)
     router.get("/api/v1/products/prod_1").mock(return_value=response)
     with pytest.raises(FatalError) as caught:
         await client.get_product("prod_1")
@@ -491,9 +467,7 @@ async def test_other_4xx_are_fatal_with_whops_message(
     ],
     ids=["400", "401", "403", "404", "503", "network"],
 )
-async def test_the_token_never_appears_in_errors(
-    router: respx.MockRouter, time: FakeTime, response: Any
-) -> None:
+async def test_the_token_never_appears_in_errors(router: respx.MockRouter, time: FakeTime, response: Any) -> None:
     whop = make_client(time, max_retries=1)
     router.get("/api/v1/products/prod_1").mock(side_effect=[response, response])
     with pytest.raises(Exception) as caught:
@@ -504,9 +478,7 @@ async def test_the_token_never_appears_in_errors(
 
 
 async def test_a_2xx_that_is_not_json_is_retryable(router: respx.MockRouter, client: WhopClient) -> None:
-    router.get("/api/v1/products/prod_1").mock(
-        return_value=httpx.Response(200, text="<html>maintenance</html>")
-    )
+    router.get("/api/v1/products/prod_1").mock(return_value=httpx.Response(200, text="<html>maintenance</html>"))
     with pytest.raises(RetryableError):
         await client.get_product("prod_1")
 

@@ -124,9 +124,7 @@ def test_native_member_fixture() -> None:
         pytest.param(Membership, MEMBERSHIP_NATIVE_JSON, MEMBERSHIP_LEGACY_JSON, {"user"}, id="membership"),
         pytest.param(Product, PRODUCT_NATIVE_JSON, PRODUCT_LEGACY_JSON, set(), id="product"),
         # Legacy payments name the product and put the email on the user.
-        pytest.param(
-            Payment, PAYMENT_NATIVE_JSON, PAYMENT_LEGACY_JSON, {"user", "product_title"}, id="payment"
-        ),
+        pytest.param(Payment, PAYMENT_NATIVE_JSON, PAYMENT_LEGACY_JSON, {"user", "product_title"}, id="payment"),
         # The legacy member has no account id, no display name, and an updated_at.
         pytest.param(
             Member,
@@ -138,9 +136,7 @@ def test_native_member_fixture() -> None:
         pytest.param(Plan, PLAN_PY26_JSON, PLAN_LEGACY_JSON, set(), id="plan-py26-vs-legacy"),
     ],
 )
-def test_native_and_legacy_normalize_alike(
-    model: type[BaseModel], native: str, legacy: str, differ: set[str]
-) -> None:
+def test_native_and_legacy_normalize_alike(model: type[BaseModel], native: str, legacy: str, differ: set[str]) -> None:
     a = model.model_validate(load(native))
     b = model.model_validate(load(legacy))
     assert a.model_dump(exclude=differ) == b.model_dump(exclude=differ)
@@ -261,9 +257,7 @@ def test_envelope_data_as_needs_an_object() -> None:
         pytest.param({"amount": 49.99, "currency": "USD"}, "49.99", "usd", id="float-exact-and-lowered"),
         pytest.param({"amount": 0.1, "currency": "eur"}, "0.1", "eur", id="float-0.1-no-binary-noise"),
         pytest.param({"amount": 10, "currency": "usd"}, "10", "usd", id="int"),
-        pytest.param(
-            {"amount": "1234567890.123456", "currency": "cop"}, "1234567890.123456", "cop", id="big"
-        ),
+        pytest.param({"amount": "1234567890.123456", "currency": "cop"}, "1234567890.123456", "cop", id="big"),
         pytest.param({"amount": "5", "currency": None}, "5", None, id="no-currency"),
         pytest.param({"amount": "5", "currency": "  "}, "5", None, id="blank-currency"),
     ],
@@ -310,9 +304,7 @@ def test_product_default_plan_shape_parses_as_plan() -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        pytest.param(
-            "2023-12-01T05:00:00.401Z", datetime(2023, 12, 1, 5, 0, 0, 401000, tzinfo=UTC), id="iso-z"
-        ),
+        pytest.param("2023-12-01T05:00:00.401Z", datetime(2023, 12, 1, 5, 0, 0, 401000, tzinfo=UTC), id="iso-z"),
         pytest.param(
             "2023-12-01T07:00:00+02:00",
             datetime(2023, 12, 1, 7, tzinfo=timezone(timedelta(hours=2))),
@@ -344,9 +336,7 @@ def test_unparseable_timestamp_is_an_error() -> None:
 @pytest.mark.parametrize(
     ("model", "raw", "attribute", "value"),
     [
-        pytest.param(
-            Membership, {"id": "mem_1", "status": "hibernating"}, "status", "hibernating", id="ms-status"
-        ),
+        pytest.param(Membership, {"id": "mem_1", "status": "hibernating"}, "status", "hibernating", id="ms-status"),
         pytest.param(
             Payment,
             {"id": "pay_1", "substatus": "dispute_new_kind"},
@@ -354,17 +344,11 @@ def test_unparseable_timestamp_is_an_error() -> None:
             "dispute_new_kind",
             id="payment-substatus",
         ),
-        pytest.param(
-            Member, {"id": "mber_1", "access_level": "owner"}, "access_level", "owner", id="access-level"
-        ),
-        pytest.param(
-            Product, {"id": "prod_1", "visibility": "unlisted"}, "visibility", "unlisted", id="visibility"
-        ),
+        pytest.param(Member, {"id": "mber_1", "access_level": "owner"}, "access_level", "owner", id="access-level"),
+        pytest.param(Product, {"id": "prod_1", "visibility": "unlisted"}, "visibility", "unlisted", id="visibility"),
     ],
 )
-def test_unknown_enum_values_are_kept(
-    model: type[BaseModel], raw: dict[str, Any], attribute: str, value: str
-) -> None:
+def test_unknown_enum_values_are_kept(model: type[BaseModel], raw: dict[str, Any], attribute: str, value: str) -> None:
     assert getattr(model.model_validate(raw), attribute) == value
 
 
@@ -383,9 +367,7 @@ def test_business_buyer_has_no_user() -> None:
 
 
 def test_cancel_at_period_end_null_is_false() -> None:
-    assert (
-        Membership.model_validate({"id": "mem_1", "cancel_at_period_end": None}).cancel_at_period_end is False
-    )
+    assert Membership.model_validate({"id": "mem_1", "cancel_at_period_end": None}).cancel_at_period_end is False
 
 
 def test_native_flat_ids_win_over_nested_objects() -> None:

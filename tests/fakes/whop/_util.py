@@ -122,9 +122,7 @@ def formatted(amount: Decimal | None, currency: str) -> str:
 
 
 def period_label(days: int | None) -> str:
-    return {1: "day", 7: "week", 30: "month", 31: "month", 90: "3 months", 365: "year"}.get(
-        days or 0, f"{days} days"
-    )
+    return {1: "day", 7: "week", 30: "month", 31: "month", 90: "3 months", 365: "year"}.get(days or 0, f"{days} days")
 
 
 class IdFactory:

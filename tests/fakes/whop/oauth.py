@@ -235,12 +235,14 @@ class OAuthProvider:
         user = self.store.users[user_id]
         company_line = ""
         if company_id:
-            company_line = f'<p>Company: <strong id="company">{html.escape(self.store.companies[company_id].title)}</strong></p>'
+            company_line = (
+                f'<p>Company: <strong id="company">{html.escape(self.store.companies[company_id].title)}</strong></p>'
+            )
         items = "".join(f"<li>{html.escape(s)}</li>" for s in scopes)
         body = (
             f"<p><strong>{html.escape(cfg.app_name)}</strong> wants to access your Whop account "
             f'(<span id="user">{html.escape(user.name or user.username)}</span>).</p>'
-            f"{company_line}<p>It asks for:</p><ul id=\"scopes\">{items}</ul>"
+            f'{company_line}<p>It asks for:</p><ul id="scopes">{items}</ul>'
             '<form method="post" action="/oauth/authorize/decision">'
             f'<input type="hidden" name="request_id" value="{request_id}">'
             '<button id="approve" type="submit" name="decision" value="approve">Approve</button>'

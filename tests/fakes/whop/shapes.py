@@ -476,9 +476,7 @@ def legacy_payment(store: WhopStore, p: Payment, *, show_email: bool = True) -> 
 def render(store: WhopStore, record: Record, *, legacy: bool = False, show_email: bool = True) -> dict[str, Any]:
     """Any record in the requested family."""
     if isinstance(record, Membership):
-        return (
-            legacy_membership(store, record, show_email=show_email) if legacy else native_membership(store, record)
-        )
+        return legacy_membership(store, record, show_email=show_email) if legacy else native_membership(store, record)
     if isinstance(record, Member):
         return (legacy_member if legacy else native_member)(store, record, show_email=show_email)
     if isinstance(record, Payment):

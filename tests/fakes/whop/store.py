@@ -255,6 +255,7 @@ class WhopStore:
         self.memberships: dict[str, Membership] = {}
         self.payments: dict[str, Payment] = {}
         self.neighbor_company_id: str | None = None
+        self._usernames: set[str] = set()
         self.ids = IdFactory(random.Random(id_seed))
         self.lock = threading.RLock()  # uvicorn may serve from another thread
         self.version = 0  # bumped by every change; list caches key on it
@@ -286,14 +287,14 @@ class WhopStore:
             "pay_": self.payments,
         }
 
-    def _table_for(self, obj_id: str) -> dict[str, Any]:
+    def table_for(self, obj_id: str) -> dict[str, Any]:
         for prefix, table in self._tables().items():
             if obj_id.startswith(prefix):
                 return table
         raise ValueError(f"unknown id prefix: {obj_id!r}")
 
     def find(self, obj_id: str) -> Record | None:
-        return self._table_for(obj_id).get(obj_id)
+        return self.table_for(obj_id).get(obj_id)
 
     def get(self, obj_id: str) -> Record:
         record = self.find(obj_id)
@@ -302,7 +303,7 @@ class WhopStore:
         return record
 
     def new_id(self, prefix: str, length: int = 14) -> str:
-        table = self._table_for(prefix)
+        table = self.table_for(prefix)
         while True:
             candidate = self.ids.new(prefix, length)
             if candidate not in table:
@@ -313,7 +314,7 @@ class WhopStore:
             return self.new_id(prefix)
         if not obj_id.startswith(prefix):
             raise ValueError(f"{obj_id!r} must start with {prefix!r}")
-        if obj_id in self._table_for(prefix):
+        if obj_id in self.table_for(prefix):
             raise ValueError(f"{obj_id!r} already exists")
         return obj_id
 
@@ -403,13 +404,13 @@ class WhopStore:
                 **self._coerce({"created_at": created_at if created_at is not None else self.clock(), **fields}),
             )
             self.users[user_id] = user
+            self._usernames.add(user.username)
             self._touch()
             return user
 
     def _unique_username(self, base: str) -> str:
-        taken = {u.username for u in self.users.values()}
         candidate, n = base, 1
-        while candidate in taken:
+        while candidate in self._usernames:
             n += 1
             candidate = f"{base}{n}"
         return candidate
@@ -726,6 +727,7 @@ class WhopStore:
 
     def update_user(self, user_id: str, **changes: Any) -> User:
         result: User = self._update(self.users, user_id, changes, bump=False)
+        self._usernames.add(result.username)
         return result
 
     def _delete(self, table: dict[str, Any], obj_id: str) -> None:

@@ -1,0 +1,373 @@
+"""Whop OAuth 2.1 client: PKCE (S256), the authorize URL, code exchange, refresh, revoke, userinfo.
+
+Facts from research/whop-api.md §1: endpoints under `<WHOP_API_URL>/oauth/`, JSON bodies,
+PKCE S256 only, `nonce` required with `openid`, access tokens live one hour and refresh tokens
+rotate on every use. A confidential server sends both the PKCE verifier and its client secret.
+
+Errors map onto the bridge's classes so callers can act on them:
+
+* `invalid_grant` (spent, expired or revoked code / refresh token) → `NeedsReconnect`;
+* 429 → `RateLimited` with the `Retry-After` seconds, other 5xx / network → `RetryableError`;
+* anything else (bad client, bad request, odd body) → `AuthError`.
+
+No message ever carries a token, a code, a verifier or the client secret.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import json
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+import httpx
+
+from bridge.config import WHOP_API_VERSION_DATE, Settings
+from bridge.errors import AuthError, ConfigError, NeedsReconnect, RateLimited, RetryableError
+from bridge.whop.client import USER_AGENT, parse_retry_after
+
+__all__ = [
+    "DEFAULT_SCOPES",
+    "TokenSet",
+    "WhopOAuth",
+    "code_challenge",
+    "id_token_claims",
+    "new_code_verifier",
+    "new_nonce",
+    "new_state",
+    "redirect_uri",
+]
+
+log = logging.getLogger(__name__)
+
+# OIDC scopes (who connected) plus the Whop permissions the sync reads (fact sheet §1.1).
+DEFAULT_SCOPES: tuple[str, ...] = (
+    "openid",
+    "profile",
+    "email",
+    "member:basic:read",
+    "member:email:read",
+    "access_pass:basic:read",
+    "plan:basic:read",
+    "payment:basic:read",
+)
+CALLBACK_PATH = "/oauth/callback"
+# 429s are retried in place this many times when the wait is short; longer waits go to the caller.
+MAX_429_RETRIES = 2
+MAX_INLINE_WAIT = 10.0
+# Idempotent GETs (userinfo, accounts) are also retried on 5xx/network errors. Token POSTs are
+# not: a refresh that reached Whop may already have rotated the token, and repeating it with
+# the spent one would turn a blip into "needs reconnect".
+MAX_GET_RETRIES = 2
+
+
+# PKCE, state, nonce ----------------------------------------------------------------------------
+
+
+def new_code_verifier() -> str:
+    """A PKCE verifier: 64 random bytes → 86 url-safe characters (RFC 7636 allows 43..128)."""
+    return secrets.token_urlsafe(64)
+
+
+def code_challenge(verifier: str) -> str:
+    """The S256 challenge: base64url(SHA-256(verifier)) without padding."""
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def new_state() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def new_nonce() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def redirect_uri(settings: Settings) -> str:
+    """The one callback Whop must have on file for this app."""
+    return settings.bridge_public_url.rstrip("/") + CALLBACK_PATH
+
+
+# Token responses ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TokenSet:
+    """A token response. The secrets are kept out of repr so a logged TokenSet shows nothing."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    expires_at: datetime | None
+    scope: str | None = None
+    token_type: str = "Bearer"
+    id_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_response(cls, data: Any, now: datetime) -> TokenSet:
+        if not isinstance(data, dict) or not isinstance(data.get("access_token"), str) or not data["access_token"]:
+            raise AuthError("Whop's token endpoint answered without an access_token")
+        expires_in = data.get("expires_in")
+        expires_at = None
+        if isinstance(expires_in, int | float) and not isinstance(expires_in, bool) and expires_in > 0:
+            expires_at = now + timedelta(seconds=float(expires_in))
+        refresh = data.get("refresh_token")
+        id_token = data.get("id_token")
+        scope = data.get("scope")
+        return cls(
+            access_token=data["access_token"],
+            refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+            expires_at=expires_at,
+            scope=scope if isinstance(scope, str) else None,
+            token_type=str(data.get("token_type") or "Bearer"),
+            id_token=id_token if isinstance(id_token, str) and id_token else None,
+        )
+
+
+def id_token_claims(id_token: str) -> dict[str, Any]:
+    """The claims of an id_token, without checking its signature.
+
+    Fine here because the token came straight from Whop's token endpoint over TLS, which OIDC
+    Core §3.1.3.7 accepts in place of the signature; the caller still checks nonce and audience.
+    """
+    parts = id_token.split(".")
+    if len(parts) != 3:
+        raise AuthError("Whop returned an id_token that is not a JWT")
+    try:
+        payload = base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4))
+        claims = json.loads(payload)
+    except (binascii.Error, ValueError):
+        raise AuthError("Whop returned an unreadable id_token") from None
+    if not isinstance(claims, dict):
+        raise AuthError("Whop returned an unreadable id_token")
+    return claims
+
+
+# The client ------------------------------------------------------------------------------------
+
+
+class WhopOAuth:
+    """Talks to Whop's OAuth endpoints for one app (client id / secret / redirect URI).
+
+    Each call opens a short-lived HTTP client: OAuth calls are rare (a connect, a refresh an
+    hour), and owning no long-lived connection means nobody has to remember to close one.
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        client_id: str,
+        client_secret: str | None,
+        redirect_uri: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        timeout: float = 20.0,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+    ) -> None:
+        if not client_id:
+            raise ConfigError("WHOP_CLIENT_ID", "is not set")
+        self.base_url = base_url.rstrip("/").removesuffix("/api/v1")
+        self.client_id = client_id
+        self._client_secret = client_secret or None
+        self.redirect_uri = redirect_uri
+        self._transport = transport
+        self._timeout = timeout
+        self._clock = clock
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"WhopOAuth(base_url={self.base_url!r}, client_id={self.client_id!r}, client_secret=***)"
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, transport: httpx.AsyncBaseTransport | None = None) -> WhopOAuth:
+        settings.require("WHOP_CLIENT_ID")
+        assert settings.whop_client_id is not None
+        secret = settings.whop_client_secret.get_secret_value() if settings.whop_client_secret else None
+        return cls(
+            settings.whop_api_url,
+            settings.whop_client_id,
+            secret,
+            redirect_uri(settings),
+            transport=transport,
+        )
+
+    # URLs ----------------------------------------------------------------------------------------
+
+    @property
+    def authorize_endpoint(self) -> str:
+        return f"{self.base_url}/oauth/authorize"
+
+    def authorize_url(
+        self,
+        *,
+        state: str,
+        nonce: str,
+        code_challenge: str,
+        scopes: Sequence[str] = DEFAULT_SCOPES,
+        company_id: str | None = None,
+    ) -> str:
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id,
+            "redirect_uri": self.redirect_uri,
+            "scope": " ".join(scopes),
+            "state": state,
+            "nonce": nonce,
+            "code_challenge": code_challenge,
+            "code_challenge_method": "S256",
+        }
+        if company_id:
+            params["company_id"] = company_id
+        return f"{self.authorize_endpoint}?{urlencode(params)}"
+
+    # Token endpoint --------------------------------------------------------------------------------
+
+    def _client_auth(self) -> dict[str, str]:
+        body = {"client_id": self.client_id}
+        if self._client_secret:
+            body["client_secret"] = self._client_secret
+        return body
+
+    async def exchange_code(self, code: str, code_verifier: str) -> TokenSet:
+        """Redeem an authorization code (single use) with its PKCE verifier."""
+        body = {
+            "grant_type": "authorization_code",
+            "code": code,
+            "redirect_uri": self.redirect_uri,
+            "code_verifier": code_verifier,
+            **self._client_auth(),
+        }
+        data = await self._post("/oauth/token", body, what="code exchange")
+        return TokenSet.from_response(data, self._clock())
+
+    async def refresh(self, refresh_token: str, *, company_id: str | None = None) -> TokenSet:
+        """Trade a refresh token for a new pair; the old refresh token is spent either way."""
+        body = {"grant_type": "refresh_token", "refresh_token": refresh_token, **self._client_auth()}
+        if company_id:  # Whop wants it on every refresh when it was sent at authorize time
+            body["company_id"] = company_id
+        data = await self._post("/oauth/token", body, what="token refresh")
+        return TokenSet.from_response(data, self._clock())
+
+    async def revoke(self, token: str) -> None:
+        """Revoke a refresh token (and with it the grant). Unknown tokens are not an error."""
+        await self._post("/oauth/revoke", {"token": token, **self._client_auth()}, what="revoke")
+
+    # Resource calls ----------------------------------------------------------------------------------
+
+    async def userinfo(self, access_token: str) -> dict[str, Any]:
+        data = await self._get("/oauth/userinfo", access_token, what="userinfo")
+        if not isinstance(data, dict) or not data.get("sub"):
+            raise AuthError("Whop's userinfo answer has no subject")
+        return data
+
+    async def accounts(self, access_token: str, *, max_pages: int = 10) -> list[dict[str, Any]]:
+        """The business accounts (companies) the token's user controls."""
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        for _ in range(max_pages):
+            params = {"first": "100", **({"after": after} if after else {})}
+            data = await self._get("/api/v1/accounts", access_token, what="accounts", params=params)
+            if not isinstance(data, dict) or not isinstance(data.get("data"), list):
+                raise AuthError("Whop's accounts answer is not a list")
+            found.extend(a for a in data["data"] if isinstance(a, dict) and a.get("id"))
+            info = data.get("page_info") or {}
+            after = info.get("end_cursor") if isinstance(info, dict) else None
+            if not (isinstance(info, dict) and info.get("has_next_page") and after):
+                break
+        return found
+
+    # HTTP ----------------------------------------------------------------------------------------
+
+    def _http(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            transport=self._transport,
+            timeout=self._timeout,
+            headers={"User-Agent": USER_AGENT, "Accept": "application/json"},
+        )
+
+    async def _post(self, path: str, body: dict[str, str], *, what: str) -> Any:
+        return await self._send("POST", path, what=what, json_body=body, idempotent=False)
+
+    async def _get(self, path: str, access_token: str, *, what: str, params: dict[str, str] | None = None) -> Any:
+        headers = {"Authorization": f"Bearer {access_token}", "Api-Version-Date": WHOP_API_VERSION_DATE}
+        return await self._send("GET", path, what=what, headers=headers, params=params, idempotent=True)
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        *,
+        what: str,
+        idempotent: bool,
+        json_body: dict[str, str] | None = None,
+        headers: dict[str, str] | None = None,
+        params: dict[str, str] | None = None,
+    ) -> Any:
+        url = f"{self.base_url}{path}"
+        rate_limited = 0
+        failures = 0
+        while True:
+            try:
+                async with self._http() as http:
+                    response = await http.request(method, url, json=json_body, headers=headers, params=params)
+            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+                if idempotent and failures < MAX_GET_RETRIES:
+                    failures += 1
+                    await self._sleep(float(2**failures))
+                    continue
+                raise RetryableError(f"Whop {what} failed: {type(exc).__name__}") from None
+            status = response.status_code
+            if 200 <= status < 300:
+                if not response.content:
+                    return {}
+                try:
+                    return response.json()
+                except ValueError:
+                    raise AuthError(f"Whop {what} answered {status} with a body that is not JSON") from None
+            error, description = _oauth_error(response)
+            if status == 429:
+                retry_after = parse_retry_after(response.headers, self._clock())
+                wait = 1.0 if retry_after is None else retry_after
+                # A rate-limited request was not processed, so repeating it is safe even for a refresh.
+                if rate_limited < MAX_429_RETRIES and wait <= MAX_INLINE_WAIT:
+                    rate_limited += 1
+                    await self._sleep(wait)
+                    continue
+                raise RateLimited(f"Whop rate-limited the {what} (429)", retry_after=retry_after)
+            if status >= 500:
+                if idempotent and failures < MAX_GET_RETRIES:
+                    failures += 1
+                    await self._sleep(float(2**failures))
+                    continue
+                raise RetryableError(f"Whop {what} failed with HTTP {status}")
+            detail = f"{error}: {description}" if description else error
+            if error == "invalid_grant":
+                raise NeedsReconnect(f"Whop refused the {what} ({detail}); connect Whop again")
+            if error == "rate_limit_exceeded":
+                raise RateLimited(
+                    f"Whop rate-limited the {what}", retry_after=parse_retry_after(response.headers, self._clock())
+                )
+            raise AuthError(f"Whop refused the {what} (HTTP {status}, {detail})")
+
+
+def _oauth_error(response: httpx.Response) -> tuple[str, str]:
+    """`(error, error_description)` of an OAuth error body; bounded, and never the request body."""
+    try:
+        data = response.json()
+    except ValueError:
+        return f"http_{response.status_code}", ""
+    if not isinstance(data, dict):
+        return f"http_{response.status_code}", ""
+    error = data.get("error")
+    if isinstance(error, dict):  # the REST API's {"error": {"type", "message"}} shape
+        return str(error.get("type") or f"http_{response.status_code}")[:64], str(error.get("message") or "")[:200]
+    description = data.get("error_description") or data.get("message") or ""
+    return str(error or f"http_{response.status_code}")[:64], str(description)[:200]

@@ -1,0 +1,359 @@
+"""The inbox worker: applies stored Whop webhook deliveries to Twenty.
+
+Events are claimed in groups (several bridge processes never take the same one) and applied
+through the same writer as the sync, so 20 membership events cost one Twenty read and one
+upsert. The payload is only a hint: the record is re-read from Whop, so deliveries that arrive
+late, twice or out of order all converge on Whop's current state, and the writer's shadow check
+keeps an older state from overwriting a newer one. A failure is retried with backoff by the
+inbox and dead-lettered after the last attempt; unknown event types and companies are recorded
+as ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import socket
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.config import Settings
+from bridge.errors import BridgeError, SkippableError
+from bridge.store import connections, inbox
+from bridge.store.inbox import InboxEvent
+from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
+from bridge.sync import mapping
+from bridge.sync.engine import SyncEngine, SyncOptions, payment_time, person_item, product_item
+from bridge.sync.writer import ObjectWriter, WriteReport
+from bridge.twenty.data import OPPORTUNITY, PERSON, TASK, TASK_TARGET, WHOP_PRODUCT, TwentyDataClient
+from bridge.whop.client import NotFound, WhopClient
+from bridge.whop.models import Payment, WebhookEnvelope
+
+log = logging.getLogger(__name__)
+
+# Deterministic Twenty ids for tasks: a retried event upserts the same Task, never a second one.
+TASK_NAMESPACE = uuid.UUID("6f1f3c1e-4a0b-4d8e-9a57-1c0f2b7e9d11")
+
+WhopFactory = Callable[[str], Awaitable[WhopClient | None]]
+
+
+@dataclass
+class Outcome:
+    applied: list[str] = field(default_factory=list)
+    ignored: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)
+
+
+def _kind(event_type: str | None) -> str:
+    prefix = (event_type or "").split(".", 1)[0]
+    return {
+        "membership": "membership",
+        "member": "member",
+        "payment": "payment",
+        "refund": "payment",
+        "dispute": "payment",
+        "dispute_alert": "payment",
+        "product": "product",
+    }.get(prefix, "")
+
+
+def _object_id(kind: str, data: Any) -> str | None:
+    if not isinstance(data, dict):
+        return None
+    if kind == "payment":
+        # refunds and disputes point at their payment
+        payment = data.get("payment")
+        if isinstance(payment, dict) and payment.get("id"):
+            return str(payment["id"])
+        if data.get("payment_id"):
+            return str(data["payment_id"])
+    value = data.get("id")
+    return str(value) if value else None
+
+
+class Worker:
+    def __init__(
+        self,
+        *,
+        settings: Settings,
+        store: AsyncEngine,
+        twenty: TwentyDataClient,
+        whop_for: WhopFactory,
+        worker_id: str | None = None,
+        batch: int = 20,
+        poll_interval: float = 1.0,
+    ) -> None:
+        self.settings = settings
+        self.store = store
+        self.twenty = twenty
+        self.whop_for = whop_for
+        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.batch = batch
+        self.poll_interval = poll_interval
+        self._wake = asyncio.Event()
+        self.applied = 0
+        self.failed = 0
+
+    def wake(self) -> None:
+        """Called by the webhook endpoint after it stored a delivery."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                handled = await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the loop must survive a database hiccup; the events stay claimed-then-expire
+                log.exception("inbox worker pass failed")
+                handled = 0
+            if handled == 0:
+                self._wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), self.poll_interval)
+
+    async def run_once(self) -> int:
+        """Claim and apply one group of due events; returns how many were handled."""
+        events = await inbox.claim(self.store, self.worker_id, limit=self.batch)
+        if not events:
+            return 0
+        by_company: dict[str | None, list[InboxEvent]] = {}
+        for ev in events:
+            by_company.setdefault(ev.company_id, []).append(ev)
+        for company_id, group in by_company.items():
+            outcome = await self._apply_company(company_id, group)
+            for ev in group:
+                if ev.webhook_id in outcome.failed:
+                    self.failed += 1
+                    await inbox.mark_failed(self.store, ev.webhook_id, self.worker_id, outcome.failed[ev.webhook_id])
+                elif ev.webhook_id in outcome.ignored:
+                    await inbox.mark_ignored(self.store, ev.webhook_id, self.worker_id, outcome.ignored[ev.webhook_id])
+                else:
+                    self.applied += 1
+                    await inbox.mark_applied(self.store, ev.webhook_id, self.worker_id)
+        return len(events)
+
+    async def _apply_company(self, company_id: str | None, events: list[InboxEvent]) -> Outcome:
+        outcome = Outcome()
+        if not company_id:
+            for ev in events:
+                outcome.ignored[ev.webhook_id] = "no company in the delivery"
+            return outcome
+        connection = await connections.get_connection(self.store, company_id)
+        if connection is None or connection.status != "connected":
+            for ev in events:
+                outcome.ignored[ev.webhook_id] = f"company {company_id} is not connected to this bridge"
+            return outcome
+        try:
+            whop = await self.whop_for(company_id)
+        except BridgeError as exc:
+            for ev in events:
+                outcome.failed[ev.webhook_id] = str(exc)
+            return outcome
+        if whop is None:
+            for ev in events:
+                outcome.ignored[ev.webhook_id] = f"no Whop credentials for {company_id}"
+            return outcome
+        try:
+            await Applier(self, whop, company_id, connection.id).apply(events, outcome)
+        finally:
+            await whop.close()
+        return outcome
+
+
+class Applier:
+    """Applies one company's events: group by kind, re-read from Whop, write in batches."""
+
+    def __init__(self, worker: Worker, whop: WhopClient, company_id: str, connection_id: int) -> None:
+        self.worker = worker
+        self.whop = whop
+        self.company_id = company_id
+        self.engine = SyncEngine(
+            store=worker.store,
+            whop=whop,
+            twenty=worker.twenty,
+            company_id=company_id,
+            options=SyncOptions(
+                kind="reconcile",
+                batch_size=worker.settings.twenty_batch_size,
+                stage_policy=worker.settings.stage_policy,
+                trigger="schedule",
+            ),
+            connection_id=connection_id,
+        )
+
+    def _writer(self, obj: Any) -> ObjectWriter:
+        return ObjectWriter(
+            store=self.worker.store,
+            twenty=self.worker.twenty,
+            company_id=self.company_id,
+            obj=obj,
+            batch_size=self.worker.settings.twenty_batch_size,
+        )
+
+    async def apply(self, events: list[InboxEvent], outcome: Outcome) -> None:
+        wanted: dict[str, dict[str, list[str]]] = {"membership": {}, "member": {}, "payment": {}, "product": {}}
+        for ev in events:
+            try:
+                envelope = WebhookEnvelope.model_validate(json.loads(ev.body))
+            except (ValueError, TypeError):
+                outcome.ignored[ev.webhook_id] = "body is not a JSON event"
+                continue
+            kind = _kind(envelope.type)
+            if not kind:
+                outcome.ignored[ev.webhook_id] = f"event type {envelope.type!r} is not synced"
+                continue
+            object_id = _object_id(kind, envelope.data)
+            if object_id is None:
+                outcome.ignored[ev.webhook_id] = "event carries no object id (a test delivery?)"
+                continue
+            wanted[kind].setdefault(object_id, []).append(ev.webhook_id)
+
+        # Order matters only for links: products and people first, then memberships and payments.
+        await self._guard(outcome, wanted["product"], self._products)
+        await self._guard(outcome, wanted["member"], self._members)
+        payment_memberships = await self._guard(outcome, wanted["payment"], self._payments)
+        memberships = dict(wanted["membership"])
+        for membership_id, event_ids in (payment_memberships or {}).items():
+            memberships.setdefault(membership_id, []).extend(event_ids)
+        await self._guard(outcome, memberships, self._memberships)
+
+    async def _guard(
+        self,
+        outcome: Outcome,
+        ids: dict[str, list[str]],
+        step: Callable[[dict[str, list[str]], Outcome], Awaitable[Any]],
+    ) -> Any:
+        if not ids:
+            return None
+        try:
+            return await step(ids, outcome)
+        except BridgeError as exc:
+            for event_ids in ids.values():
+                for event_id in event_ids:
+                    outcome.failed.setdefault(event_id, str(exc))
+            return None
+
+    async def _fetch(
+        self, getter: Callable[[str], Awaitable[Any]], ids: dict[str, list[str]], outcome: Outcome, what: str
+    ) -> list[Any]:
+        found = []
+        for object_id, event_ids in ids.items():
+            try:
+                found.append(await getter(object_id))
+            except NotFound:
+                for event_id in event_ids:
+                    outcome.ignored[event_id] = f"{what} {object_id} no longer exists at Whop"
+        return found
+
+    def _settle(self, report: WriteReport, ids: dict[str, list[str]], key_of: dict[str, str], outcome: Outcome) -> None:
+        """Events whose record failed to write are retried; the rest count as applied."""
+        failed = {p.key: p.reason for p in report.problems if p.kind == "failed"}
+        for object_id, event_ids in ids.items():
+            key = key_of.get(object_id, object_id)
+            if key in failed:
+                for event_id in event_ids:
+                    outcome.failed.setdefault(event_id, failed[key])
+
+    async def _products(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
+        products = await self._fetch(self.whop.get_product, ids, outcome, "product")
+        report = await self._writer(WHOP_PRODUCT).write([product_item(p) for p in products])
+        self._settle(report, ids, {}, outcome)
+
+    async def _members(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
+        members = await self._fetch(self.whop.get_member, ids, outcome, "member")
+        report = await self._writer(PERSON).write([person_item(m) for m in members])
+        self._settle(report, ids, {m.id: mapping.person_key(m) for m in members}, outcome)
+
+    async def _memberships(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
+        memberships = await self._fetch(self.whop.get_membership, ids, outcome, "membership")
+        items = await self.engine.membership_items(memberships)
+        report = await self._writer(OPPORTUNITY).write(items)
+        self._settle(report, ids, {}, outcome)
+
+    async def _payments(self, ids: dict[str, list[str]], outcome: Outcome) -> dict[str, list[str]]:
+        """Fold each payment into its membership's last-payment fields; a failed one gets a Task."""
+        payments: list[Payment] = await self._fetch(self.whop.get_payment, ids, outcome, "payment")
+        by_membership: dict[str, list[str]] = {}
+        known = await get_shadows(
+            self.worker.store, self.company_id, "payment", [p.membership_id for p in payments if p.membership_id]
+        )
+        rows = []
+        for p in payments:
+            event_ids = ids.get(p.id, [])
+            if not p.membership_id:
+                for event_id in event_ids:
+                    outcome.ignored[event_id] = f"payment {p.id} belongs to no membership"
+                continue
+            at = payment_time(p)
+            shadow = known.get(p.membership_id)
+            if not (shadow and shadow.whop_updated_at and at and shadow.whop_updated_at > at):
+                fields = {**mapping.payment_fields(p), "_paymentId": p.id}
+                rows.append(ShadowWrite(p.membership_id, mapping.record_hash(fields), None, at, fields))
+            by_membership.setdefault(p.membership_id, []).extend(event_ids)
+        await put_shadows(self.worker.store, self.company_id, "payment", rows)
+        for p in payments:
+            if p.membership_id and mapping.payment_is_failure(p):
+                try:
+                    await self._failed_payment_task(p)
+                except SkippableError as exc:
+                    log.warning("could not create a task for failed payment %s: %s", p.id, exc)
+        return by_membership
+
+    async def _failed_payment_task(self, p: Payment) -> None:
+        existing = await get_shadows(self.worker.store, self.company_id, "task", [p.id])
+        if p.id in existing:
+            return
+        assert p.membership_id is not None
+        membership = await self.whop.get_membership(p.membership_id)
+        items = await self.engine.membership_items([membership])
+        opp_report = await self._writer(OPPORTUNITY).write(items)
+        people = await get_shadows(
+            self.worker.store, self.company_id, "person", [membership.user_id or membership.member_id or ""]
+        )
+        person = next(iter(people.values()), None)
+        person_name = person.written.get("_label") if person and isinstance(person.written, dict) else None
+        task = mapping.failed_payment_task(p, person_name=person_name, product_title=membership.product_title)
+        task_id = str(uuid.uuid5(TASK_NAMESPACE, f"{self.company_id}:{p.id}"))
+        twenty = self.worker.twenty
+        try:
+            await twenty.upsert(TASK, [{**task, "id": task_id}])
+        except SkippableError:
+            # Older servers have no rich-text body; the title alone still tells the story.
+            await twenty.upsert(TASK, [{k: v for k, v in task.items() if k != "bodyV2"} | {"id": task_id}])
+        targets = []
+        if person and person.twenty_id:
+            targets.append(
+                {
+                    "id": str(uuid.uuid5(TASK_NAMESPACE, f"{task_id}:person")),
+                    "taskId": task_id,
+                    "personId": person.twenty_id,
+                }
+            )
+        opp_id = opp_report.twenty_ids.get(membership.id)
+        if opp_id is None:
+            opp = await get_shadows(self.worker.store, self.company_id, "opportunity", [membership.id])
+            opp_id = opp[membership.id].twenty_id if membership.id in opp else None
+        if opp_id:
+            targets.append(
+                {
+                    "id": str(uuid.uuid5(TASK_NAMESPACE, f"{task_id}:opportunity")),
+                    "taskId": task_id,
+                    "opportunityId": opp_id,
+                }
+            )
+        if targets:
+            await twenty.upsert(TASK_TARGET, targets)
+        await put_shadows(
+            self.worker.store,
+            self.company_id,
+            "task",
+            [ShadowWrite(p.id, mapping.record_hash(task), task_id, payment_time(p), task)],
+        )

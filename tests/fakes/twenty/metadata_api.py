@@ -1,0 +1,453 @@
+"""POST /metadata: graphql-core executing the dialect's real metadata SDL over the fake workspace.
+
+The SDL files in sdl/ are introspected copies of real servers (1.x) and of the 2.43 SDK, so
+introspection, argument types and document validation behave as the real endpoint's do; only
+the resolvers below are the fake's own. A root field without a resolver answers an error saying
+the fake does not implement it, rather than pretending.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import functools
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from graphql import (
+    DocumentNode,
+    ExecutionResult,
+    GraphQLEnumType,
+    GraphQLError,
+    GraphQLField,
+    GraphQLList,
+    GraphQLNonNull,
+    GraphQLObjectType,
+    GraphQLResolveInfo,
+    GraphQLScalarType,
+    GraphQLSchema,
+    OperationDefinitionNode,
+    StringValueNode,
+    ValueNode,
+    build_schema,
+    execute_sync,
+    get_operation_ast,
+    parse,
+    validate,
+)
+from graphql.language import FieldNode
+
+from .errors import TwentyError
+from .rules import is_uuid
+from .workspace import Meta, Workspace
+
+SDL_DIR = Path(__file__).parent / "sdl"
+SDL_FILES = {"1.x": "metadata-1.x.graphql", "2.x": "metadata-2.43.graphql"}
+FORBIDDEN_MESSAGE = "Entity does not have permission to access this feature"
+_NIL_UUID = "00000000-0000-0000-0000-000000000000"
+_MISSING = object()
+
+
+@dataclass
+class MetadataContext:
+    ws: Workspace
+    data_model_permission: bool
+
+
+@dataclass
+class MetadataOutcome:
+    operation: str | None = None  # "query" | "mutation" once the document validated
+    root_fields: list[str] = field(default_factory=list)
+
+
+Resolver = Callable[..., Any]
+
+
+# -- resolvers --------------------------------------------------------------------------------
+
+
+def _ws(info: GraphQLResolveInfo) -> Workspace:
+    context: MetadataContext = info.context
+    return context.ws
+
+
+def _nest_match(item: dict[str, Any], flt: dict[str, Any] | None) -> bool:
+    """nestjs-query's filter comparisons (is / isNot / eq / in / …) on a metadata dict."""
+    for key, condition in (flt or {}).items():
+        if key == "and":
+            if not all(_nest_match(item, sub) for sub in condition):
+                return False
+            continue
+        if key == "or":
+            if not any(_nest_match(item, sub) for sub in condition):
+                return False
+            continue
+        value = item.get(key)
+        for op, operand in (condition or {}).items():
+            ok = {
+                "is": lambda v, o: v is o or v == o,
+                "isNot": lambda v, o: not (v is o or v == o),
+                "eq": lambda v, o: v == o,
+                "neq": lambda v, o: v != o,
+                "in": lambda v, o: v in o,
+                "notIn": lambda v, o: v not in o,
+                "like": lambda v, o: isinstance(v, str) and o.strip("%") in v,
+                "iLike": lambda v, o: isinstance(v, str) and o.strip("%").lower() in v.lower(),
+            }.get(op)
+            if ok is None:
+                raise TwentyError(f"Unsupported filter comparison {op!r} in the fake")
+            if not ok(value, operand):
+                return False
+    return True
+
+
+def _connection(items: list[dict[str, Any]], paging: dict[str, Any] | None) -> dict[str, Any]:
+    """A nestjs-query cursor connection: default page 10, at most 1000 (QueryOptions)."""
+    paging = paging or {}
+    first, last = paging.get("first"), paging.get("last")
+    for name, size in (("first", first), ("last", last)):
+        if size is not None and size > 1000:
+            raise TwentyError(f"Field paging.{name} max allowed value is `1000`.")
+
+    def position(cursor: str) -> int:
+        try:
+            wanted = json.loads(base64.b64decode(cursor, validate=True))["id"]
+        except (binascii.Error, ValueError, KeyError, TypeError):
+            raise TwentyError(f"Invalid cursor {cursor!r}") from None
+        for index, item in enumerate(items):
+            if item["id"] == wanted:
+                return index
+        raise TwentyError(f"Invalid cursor {cursor!r}")
+
+    start, stop = 0, len(items)
+    if paging.get("after"):
+        start = position(paging["after"]) + 1
+    if paging.get("before"):
+        stop = position(paging["before"])
+    window = items[start:stop]
+    if last is not None and first is None:
+        page = window[max(0, len(window) - last) :]
+        has_next, has_previous = stop < len(items), len(window) > last
+    else:
+        size = 10 if first is None else first
+        page = window[:size]
+        has_next, has_previous = len(window) > size, start > 0
+
+    def cursor(item: dict[str, Any]) -> str:
+        return base64.b64encode(json.dumps({"id": item["id"]}).encode()).decode()
+
+    return {
+        "edges": [{"node": item, "cursor": cursor(item)} for item in page],
+        "pageInfo": {
+            "hasNextPage": has_next,
+            "hasPreviousPage": has_previous,
+            "startCursor": cursor(page[0]) if page else None,
+            "endCursor": cursor(page[-1]) if page else None,
+        },
+        "totalCount": len(items),
+    }
+
+
+def _all_fields(ws: Workspace) -> list[Meta]:
+    return [f for obj in ws.objects for f in obj["fieldsList"]]
+
+
+def _indexes(ws: Workspace, obj: Meta) -> list[dict[str, Any]]:
+    out = []
+    for key in ws.unique_keys(obj)[1:]:
+        stamp = key.field["createdAt"]
+        out.append(
+            {
+                "id": key.field["id"],
+                "name": f"IDX_UNIQUE_{obj['nameSingular']}_{key.field['name']}",
+                "isCustom": key.field["isCustom"],
+                "isUnique": True,
+                "indexWhereClause": None,
+                "indexType": "BTREE",
+                "createdAt": stamp,
+                "updatedAt": stamp,
+                "indexFieldMetadataList": [
+                    {
+                        "id": key.field["id"],
+                        "fieldMetadataId": key.field["id"],
+                        "order": 0,
+                        "subFieldName": key.path[1] if len(key.path) > 1 else None,
+                        "createdAt": stamp,
+                        "updatedAt": stamp,
+                    }
+                ],
+            }
+        )
+    return out
+
+
+def _relation(field_meta: Meta, info: GraphQLResolveInfo) -> dict[str, Any] | None:
+    ws = _ws(info)
+    if field_meta.get("type") != "RELATION":
+        return None
+    target = ws.relation_target(field_meta)
+    source = ws.object(field_meta["objectMetadataId"])
+    if target is None or source is None:
+        return None
+    return {
+        "type": (field_meta.get("settings") or {}).get("relationType"),
+        "sourceObjectMetadata": source,
+        "targetObjectMetadata": target[0],
+        "sourceFieldMetadata": field_meta,
+        "targetFieldMetadata": target[1],
+    }
+
+
+def _views(ws: Workspace, object_id: str | None, types: list[str] | None = None) -> list[Meta]:
+    return [
+        v
+        for v in ws.views
+        if (object_id is None or v["objectMetadataId"] == object_id) and (not types or v["type"] in types)
+    ]
+
+
+def _find(items: list[Meta], item_id: str) -> Meta | None:
+    return next((i for i in items if i["id"] == item_id), None)
+
+
+def _query_resolvers(dialect: str) -> dict[str, Resolver]:
+    resolvers: dict[str, Resolver] = {
+        "objects": lambda _s, info, paging=None, filter=None: _connection(
+            [o for o in _ws(info).objects if _nest_match(o, filter)], paging
+        ),
+        "object": lambda _s, info, id: _ws(info).require_object(id),
+        "fields": lambda _s, info, paging=None, filter=None: _connection(
+            [f for f in _all_fields(_ws(info)) if _nest_match(f, filter)], paging
+        ),
+        "field": lambda _s, info, id: _ws(info).require_field(id),
+    }
+    if dialect == "1.x":
+        resolvers |= {
+            "getCoreViews": lambda _s, info, objectMetadataId=None: _views(_ws(info), objectMetadataId),
+            "getCoreView": lambda _s, info, id: _find(_ws(info).views, id),
+            "getCoreViewGroups": lambda _s, info, viewId=None: [
+                g for g in _ws(info).view_groups if viewId is None or g["viewId"] == viewId
+            ],
+            "getCoreViewFields": lambda _s, info, viewId: [f for f in _ws(info).view_fields if f["viewId"] == viewId],
+        }
+    else:
+        resolvers |= {
+            "getViews": lambda _s, info, objectMetadataId=None, viewTypes=None: _views(
+                _ws(info), objectMetadataId, viewTypes
+            ),
+            "getView": lambda _s, info, id: _find(_ws(info).views, id),
+            "getViewGroups": lambda _s, info, viewId=None: [
+                g for g in _ws(info).view_groups if viewId is None or g["viewId"] == viewId
+            ],
+            "getViewFields": lambda _s, info, viewId: [f for f in _ws(info).view_fields if f["viewId"] == viewId],
+            "navigationMenuItems": lambda _s, info: list(_ws(info).nav_items),
+            "navigationMenuItem": lambda _s, info, id: _find(_ws(info).nav_items, id),
+        }
+    return resolvers
+
+
+def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
+    resolvers: dict[str, Resolver] = {
+        "createOneObject": lambda _s, info, input: _ws(info).create_object(input["object"]),
+        "updateOneObject": lambda _s, info, input: _ws(info).update_object(input["id"], input["update"]),
+        "deleteOneObject": lambda _s, info, input: _ws(info).delete_object(input["id"]),
+        "createOneField": lambda _s, info, input: _ws(info).create_field(input["field"]),
+        "updateOneField": lambda _s, info, input: _ws(info).update_field(input["id"], input["update"]),
+        "deleteOneField": lambda _s, info, input: _ws(info).delete_field(input["id"]),
+    }
+    if dialect == "1.x":
+        resolvers |= {
+            "createCoreView": lambda _s, info, input: _ws(info).create_view(input),
+            "deleteCoreView": lambda _s, info, id: _ws(info).delete_view(id),
+            "destroyCoreView": lambda _s, info, id: _ws(info).delete_view(id),
+            "createCoreViewGroup": lambda _s, info, input: _ws(info).create_view_group(input),
+            "createCoreViewField": lambda _s, info, input: _ws(info).create_view_field(input),
+        }
+    else:
+        resolvers |= {
+            "createView": lambda _s, info, input: _ws(info).create_view(input),
+            "deleteView": lambda _s, info, id: _ws(info).delete_view(id),
+            "destroyView": lambda _s, info, id: _ws(info).delete_view(id),
+            "createViewGroup": lambda _s, info, input: _ws(info).create_view_group(input),
+            "createManyViewGroups": lambda _s, info, inputs: [_ws(info).create_view_group(i) for i in inputs],
+            "createViewField": lambda _s, info, input: _ws(info).create_view_field(input),
+            "createManyViewFields": lambda _s, info, inputs: [_ws(info).create_view_field(i) for i in inputs],
+            "createNavigationMenuItem": lambda _s, info, input: _ws(info).create_nav_item(input),
+            "createManyNavigationMenuItems": lambda _s, info, inputs: [
+                _ws(info).create_nav_item(i) for i in inputs
+            ],
+            "deleteNavigationMenuItem": lambda _s, info, id: _ws(info).delete_nav_item(id),
+        }
+    return resolvers
+
+
+def _type_resolvers(dialect: str) -> dict[tuple[str, str], Resolver]:
+    resolvers: dict[tuple[str, str], Resolver] = {
+        ("Object", "fields"): lambda obj, _info, paging=None, filter=None: _connection(
+            [f for f in obj["fieldsList"] if _nest_match(f, filter)], paging
+        ),
+        ("Object", "indexMetadataList"): lambda obj, info: _indexes(_ws(info), obj),
+        ("Object", "indexMetadatas"): lambda obj, info, paging=None, filter=None: _connection(
+            _indexes(_ws(info), obj), paging
+        ),
+        ("Field", "relation"): _relation,
+        ("Field", "object"): lambda f, info: _ws(info).object(f["objectMetadataId"]),
+    }
+    if dialect == "2.x":
+        resolvers |= {
+            ("View", "viewGroups"): lambda v, info: [g for g in _ws(info).view_groups if g["viewId"] == v["id"]],
+            ("View", "viewFields"): lambda v, info: [f for f in _ws(info).view_fields if f["viewId"] == v["id"]],
+        }
+    return resolvers
+
+
+# -- plumbing -------------------------------------------------------------------------------
+
+
+def _wrap(resolve: Resolver, *, guarded: bool) -> Resolver:
+    """TwentyError -> GraphQLError with extensions; mutations also pass the DATA_MODEL guard."""
+
+    def run(source: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+        context: MetadataContext = info.context
+        try:
+            if guarded and not context.data_model_permission:
+                raise TwentyError(FORBIDDEN_MESSAGE, "FORBIDDEN", status=403)
+            return resolve(source, info, **args)
+        except TwentyError as error:
+            raise GraphQLError(error.message, extensions={"code": error.code, **error.extensions}) from None
+
+    return run
+
+
+def _not_implemented(name: str) -> Resolver:
+    def run(_source: Any, _info: GraphQLResolveInfo, **_args: Any) -> Any:
+        raise TwentyError(f"{name} is not implemented by the fake Twenty", "INTERNAL_SERVER_ERROR")
+
+    return run
+
+
+def _fallback(return_type: Any, info: GraphQLResolveInfo) -> Any:
+    """A type-correct placeholder for a non-null field the fake keeps no value for."""
+    if isinstance(return_type, GraphQLList):
+        return []
+    if isinstance(return_type, GraphQLEnumType):
+        return next(iter(return_type.values))
+    if isinstance(return_type, GraphQLScalarType):
+        return {
+            "Boolean": False,
+            "String": "",
+            "Int": 0,
+            "Float": 0.0,
+            "ID": _NIL_UUID,
+            "UUID": _NIL_UUID,
+            "DateTime": "1970-01-01T00:00:00.000Z",
+        }.get(return_type.name)
+    return None
+
+
+def default_resolver(source: Any, info: GraphQLResolveInfo, **_args: Any) -> Any:
+    value = source.get(info.field_name, _MISSING) if isinstance(source, dict) else _MISSING
+    if value is _MISSING or value is None:
+        if isinstance(info.return_type, GraphQLNonNull):
+            return _fallback(info.return_type.of_type, info)
+        return None
+    return value
+
+
+def _parse_uuid_value(value: Any) -> str:
+    if not is_uuid(value):
+        raise GraphQLError(f"Invalid UUID: {value!r}")
+    return str(value)
+
+
+def _parse_uuid_literal(node: ValueNode, _variables: Any = None) -> str:
+    if isinstance(node, StringValueNode) and is_uuid(node.value):
+        return node.value
+    raise GraphQLError("Invalid UUID literal")
+
+
+@functools.cache
+def metadata_schema(dialect: str) -> GraphQLSchema:
+    """The dialect's metadata schema with the fake's resolvers, built once per process."""
+    schema = build_schema((SDL_DIR / SDL_FILES[dialect]).read_text(encoding="utf-8"))
+    uuid_type = schema.type_map.get("UUID")
+    if isinstance(uuid_type, GraphQLScalarType):
+        uuid_type.parse_value = _parse_uuid_value  # type: ignore[method-assign]
+        uuid_type.parse_literal = _parse_uuid_literal  # type: ignore[method-assign]
+    for root_type, resolvers, guarded in (
+        (schema.query_type, _query_resolvers(dialect), False),
+        (schema.mutation_type, _mutation_resolvers(dialect), True),
+    ):
+        assert root_type is not None
+        for name, root_field in root_type.fields.items():
+            resolve = resolvers.get(name) or _not_implemented(f"{root_type.name}.{name}")
+            root_field.resolve = _wrap(resolve, guarded=guarded)
+    for (type_name, field_name), resolve in _type_resolvers(dialect).items():
+        gql_type = schema.type_map.get(type_name)
+        if isinstance(gql_type, GraphQLObjectType) and field_name in gql_type.fields:
+            target: GraphQLField = gql_type.fields[field_name]
+            target.resolve = _wrap(resolve, guarded=False)
+    return schema
+
+
+_introspection_cache: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
+
+
+def _root_names(operation: OperationDefinitionNode) -> list[str]:
+    return [s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)]
+
+
+def _format(error: GraphQLError, default_code: str) -> dict[str, Any]:
+    formatted = dict(error.formatted)
+    extensions = dict(formatted.get("extensions") or {})
+    if "code" not in extensions:
+        coercion = error.original_error is None and not error.path
+        extensions["code"] = "BAD_USER_INPUT" if coercion else default_code
+    formatted["extensions"] = extensions
+    return formatted
+
+
+def execute_metadata(ws: Workspace, body: Any, *, data_model_permission: bool) -> tuple[dict[str, Any], MetadataOutcome]:
+    outcome = MetadataOutcome()
+    if not isinstance(body, dict) or not isinstance(body.get("query"), str):
+        error = {"message": "Must provide query string.", "extensions": {"code": "BAD_REQUEST"}}
+        return {"errors": [error]}, outcome
+    schema = metadata_schema(ws.dialect)
+    query: str = body["query"]
+    variables = body.get("variables") or {}
+    operation_name = body.get("operationName")
+    try:
+        document: DocumentNode = parse(query)
+    except GraphQLError as error:
+        return {"errors": [_format(error, "GRAPHQL_PARSE_FAILED")]}, outcome
+    validation_errors = validate(schema, document)
+    if validation_errors:
+        return {"errors": [_format(e, "GRAPHQL_VALIDATION_FAILED") for e in validation_errors]}, outcome
+    operation = get_operation_ast(document, operation_name)
+    if operation is None:
+        error = {"message": "Unknown or ambiguous operation", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
+        return {"errors": [error]}, outcome
+    outcome.operation = operation.operation.value
+    outcome.root_fields = _root_names(operation)
+    # Introspection does not depend on the workspace; the bridge's gql client asks for it often.
+    introspection_only = outcome.root_fields and all(n.startswith("__") for n in outcome.root_fields)
+    cache_key = (ws.dialect, query, json.dumps(variables, sort_keys=True), operation_name)
+    if introspection_only and cache_key in _introspection_cache:
+        return _introspection_cache[cache_key], outcome
+    result: ExecutionResult = execute_sync(
+        schema,
+        document,
+        context_value=MetadataContext(ws, data_model_permission),
+        variable_values=variables,
+        operation_name=operation_name,
+        field_resolver=default_resolver,
+    )
+    response: dict[str, Any] = {"data": result.data}
+    if result.errors:
+        response["errors"] = [_format(e, "INTERNAL_SERVER_ERROR") for e in result.errors]
+    if introspection_only and not result.errors:
+        _introspection_cache[cache_key] = response
+    return response, outcome

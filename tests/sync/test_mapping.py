@@ -1,0 +1,776 @@
+"""The Whop → Twenty mapping: pure functions, table-driven, plus property tests."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from bridge.sync import mapping
+from bridge.sync.mapping import (
+    curated,
+    failed_payment_task,
+    member_display_name,
+    money_to_currency,
+    opportunity_record,
+    opportunity_stage,
+    payment_fields,
+    payment_is_failure,
+    payment_status_value,
+    person_key,
+    person_record,
+    product_record,
+    record_hash,
+    split_name,
+    status_value,
+)
+from bridge.whop.models import Member, Membership, Money, Payment, Product
+from tests.whop import (
+    MEMBER_LEGACY_JSON,
+    MEMBER_NATIVE_JSON,
+    MEMBERSHIP_LEGACY_JSON,
+    MEMBERSHIP_NATIVE_JSON,
+    PAYMENT_LEGACY_JSON,
+    PAYMENT_NATIVE_JSON,
+    PRODUCT_LEGACY_JSON,
+    PRODUCT_NATIVE_JSON,
+    WEBHOOK_LEGACY_JSON,
+    load,
+)
+
+SELECT_RE = re.compile(r"^[A-Z][A-Z0-9]*(_[A-Z0-9]+)*$")
+SCHEMA = Path(__file__).resolve().parents[2] / "schema" / "objects"
+PERSON_UUID = "6b0c9c1e-0000-4000-8000-000000000001"
+PRODUCT_UUID = "6b0c9c1e-0000-4000-8000-000000000002"
+
+
+def schema_fields(object_name: str) -> dict[str, dict[str, Any]]:
+    data = tomllib.loads((SCHEMA / f"{object_name}.toml").read_text())
+    return {field["name"]: field for field in data["fields"]}
+
+
+def money(amount: str, currency: str | None = "usd") -> Money:
+    return Money(amount=Decimal(amount), currency=currency)
+
+
+def membership(**changes: Any) -> Membership:
+    return Membership.model_validate(load(MEMBERSHIP_NATIVE_JSON) | changes)
+
+
+def member(**changes: Any) -> Member:
+    return Member.model_validate(load(MEMBER_NATIVE_JSON) | changes)
+
+
+def payment(**changes: Any) -> Payment:
+    return Payment.model_validate(load(PAYMENT_NATIVE_JSON) | changes)
+
+
+# Money -----------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("amount", "currency", "expected"),
+    [
+        pytest.param("49.00", "usd", {"amountMicros": 49_000_000, "currencyCode": "USD"}, id="whole"),
+        pytest.param("0.29", "usd", {"amountMicros": 290_000, "currencyCode": "USD"}, id="float-trap-0.29"),
+        pytest.param("19.99", "eur", {"amountMicros": 19_990_000, "currencyCode": "EUR"}, id="upper-currency"),
+        pytest.param("0.0000005", "usd", {"amountMicros": 0, "currencyCode": "USD"}, id="half-even-down"),
+        pytest.param("0.0000015", "usd", {"amountMicros": 2, "currencyCode": "USD"}, id="half-even-up"),
+        pytest.param("0.0000025", "usd", {"amountMicros": 2, "currencyCode": "USD"}, id="half-even-to-even"),
+        pytest.param("-12.5", "usd", {"amountMicros": -12_500_000, "currencyCode": "USD"}, id="negative"),
+        pytest.param(
+            "98765432109876.123456",
+            "cop",
+            {"amountMicros": 98_765_432_109_876_123_456, "currencyCode": "COP"},
+            id="huge-exact",
+        ),
+        pytest.param("5", None, {"amountMicros": 5_000_000, "currencyCode": None}, id="unknown-currency"),
+    ],
+)
+def test_money_to_currency(amount: str, currency: str | None, expected: dict[str, Any]) -> None:
+    result = money_to_currency(money(amount, currency))
+    assert result == expected
+    assert result is not None and isinstance(result["amountMicros"], int)
+
+
+def test_money_none() -> None:
+    assert money_to_currency(None) is None
+
+
+six_places = st.decimals(
+    min_value=Decimal("-1000000000000"),
+    max_value=Decimal("1000000000000"),
+    places=6,
+    allow_nan=False,
+    allow_infinity=False,
+)
+
+
+@given(six_places)
+def test_money_micros_are_exact_and_round_trip(amount: Decimal) -> None:
+    parsed = Money.model_validate({"amount": str(amount), "currency": "usd"})
+    result = money_to_currency(parsed)
+    assert result is not None
+    assert result["amountMicros"] == int(amount.scaleb(6))
+    assert Decimal(result["amountMicros"]).scaleb(-6) == amount  # back to the same amount
+
+
+@given(
+    st.decimals(
+        min_value=Decimal("-99999999"), max_value=Decimal("99999999"), places=6, allow_nan=False, allow_infinity=False
+    )
+)
+def test_legacy_float_amounts_stay_exact(amount: Decimal) -> None:
+    # ≤ 14 significant digits survive float → str → Decimal, so legacy JSON numbers are exact.
+    parsed = Money.model_validate({"amount": float(amount), "currency": "usd"})
+    result = money_to_currency(parsed)
+    assert result is not None and result["amountMicros"] == int(amount.scaleb(6))
+
+
+@given(st.decimals(min_value=Decimal("-1e9"), max_value=Decimal("1e9"), allow_nan=False, allow_infinity=False))
+def test_money_sub_micro_rounding_is_half_even(amount: Decimal) -> None:
+    result = money_to_currency(Money(amount=amount, currency="usd"))
+    assert result is not None
+    assert result["amountMicros"] == int(amount.scaleb(6).quantize(Decimal(1), rounding="ROUND_HALF_EVEN"))
+
+
+# Select values -----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param("past_due", "PAST_DUE", id="snake"),
+        pytest.param("active", "ACTIVE", id="word"),
+        pytest.param("PAST_DUE", "PAST_DUE", id="already-upper"),
+        pytest.param("foo-bar baz", "FOO_BAR_BAZ", id="punctuation-and-space"),
+        pytest.param("  trialing ", "TRIALING", id="padded"),
+        pytest.param("pastDue", "PAST_DUE", id="camel"),
+        pytest.param("a--b__c", "A_B_C", id="runs-collapse"),
+        pytest.param("__x__", "X", id="edges-trimmed"),
+        pytest.param("3ds_required", "V_3DS_REQUIRED", id="digit-first"),
+        pytest.param("héllo wörld", "HELLO_WORLD", id="accents-folded"),
+        pytest.param("!!!", None, id="nothing-left"),
+        pytest.param("", None, id="empty"),
+        pytest.param(None, None, id="none"),
+    ],
+)
+def test_status_value(raw: str | None, expected: str | None) -> None:
+    assert status_value(raw) == expected
+
+
+def test_status_value_is_capped_at_63() -> None:
+    value = status_value("x" * 62 + "_y" * 10)
+    assert value is not None and len(value) <= 63 and SELECT_RE.match(value)
+
+
+@given(st.text(max_size=200))
+def test_status_value_is_always_a_valid_option(raw: str) -> None:
+    value = status_value(raw)
+    if value is not None:
+        assert SELECT_RE.match(value), value
+        assert len(value) <= 63
+        assert status_value(value) == value  # idempotent
+
+
+# Every Whop enum value documented today lands on a declared option (research §2.3).
+@pytest.mark.parametrize(
+    ("object_name", "field", "whop_values"),
+    [
+        pytest.param(
+            "opportunity",
+            "whopMembershipStatus",
+            "trialing active past_due completed canceled expired unresolved drafted canceling",
+            id="membership-status",
+        ),
+        pytest.param("person", "whopMemberStatus", "joined left drafted", id="member-status"),
+        pytest.param("whopProduct", "visibility", "visible hidden archived quick_link", id="visibility"),
+    ],
+)
+def test_known_whop_values_match_schema_options(object_name: str, field: str, whop_values: str) -> None:
+    options = {option["value"] for option in schema_fields(object_name)[field]["options"]}
+    assert {status_value(v) for v in whop_values.split()} <= options
+
+
+# Products ----------------------------------------------------------------------------------------------
+
+PRODUCT_RECORD = {
+    "whopProductId": "prod_4GhJk2LmPq9Rs",
+    "name": "Pro Signals",
+    "description": "Members-only signals room and weekly live sessions.",
+    "headline": "Daily trade ideas with entries and exits",
+    "visibility": "VISIBLE",
+    "memberCount": 412,
+    "whopCreatedAt": "2025-03-02T09:15:00.000Z",
+    "whopUpdatedAt": "2026-09-28T18:40:12.000Z",
+    "url": {
+        "primaryLinkUrl": "https://whop.com/pro-signals/",
+        "primaryLinkLabel": "Pro Signals",
+        "secondaryLinks": [],
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(load(PRODUCT_NATIVE_JSON), PRODUCT_RECORD, id="native"),
+        pytest.param(load(PRODUCT_LEGACY_JSON), PRODUCT_RECORD, id="legacy"),
+        pytest.param(
+            {"id": "prod_x", "title": "  ", "visibility": "members_only", "route": None},
+            {
+                "whopProductId": "prod_x",
+                "name": "prod_x",
+                "description": None,
+                "headline": None,
+                "visibility": "MEMBERS_ONLY",
+                "memberCount": None,
+                "whopCreatedAt": None,
+                "whopUpdatedAt": None,
+            },
+            id="sparse-no-route-unknown-visibility",
+        ),
+    ],
+)
+def test_product_record(raw: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert product_record(Product.model_validate(raw)) == expected
+
+
+# People ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "last"),
+    [
+        pytest.param("Jane Doe", "Jane", "Doe", id="two-words"),
+        pytest.param("Jean Claude Van Damme", "Jean Claude Van", "Damme", id="many-words"),
+        pytest.param("Madonna", "Madonna", "", id="one-word"),
+        pytest.param("  Jane \t  Doe \n", "Jane", "Doe", id="whitespace"),
+        pytest.param("", "", "", id="empty"),
+        pytest.param(None, "", "", id="none"),
+    ],
+)
+def test_split_name(text: str | None, first: str, last: str) -> None:
+    assert split_name(text) == {"firstName": first, "lastName": last}
+
+
+@given(st.one_of(st.none(), st.text()))
+def test_split_name_never_fails_and_keeps_every_word(text: str | None) -> None:
+    name = split_name(text)
+    assert isinstance(name["firstName"], str) and isinstance(name["lastName"], str)
+    assert name["firstName"].split() + name["lastName"].split() == (text or "").split()
+    assert " " not in name["lastName"]
+
+
+@given(st.text())
+def test_split_name_whole_keeps_business_names_together(text: str) -> None:
+    name = split_name(text, whole=True)
+    assert name == {"firstName": " ".join(text.split()), "lastName": ""}
+
+
+@pytest.mark.parametrize(
+    ("changes", "key"),
+    [
+        pytest.param({}, "user_w3RtYp7KsD2mN", id="user"),
+        pytest.param({"user": None}, "mber_Zx81QwLk5Tn0B", id="business-buyer"),
+    ],
+)
+def test_person_key(changes: dict[str, Any], key: str) -> None:
+    assert person_key(member(**changes)) == key
+
+
+PERSON_CREATE = {
+    "whopUserId": "user_w3RtYp7KsD2mN",
+    "whopMemberId": "mber_Zx81QwLk5Tn0B",
+    "whopUsername": "jdoe42",
+    "whopJoinedAt": "2026-09-01T14:03:11.000Z",
+    "whopTotalSpent": {"amountMicros": 98_000_000, "currencyCode": "USD"},
+    "whopMemberStatus": "JOINED",
+    "name": {"firstName": "Jane", "lastName": "Doe"},
+    "emails": {"primaryEmail": "jane.doe@example.com", "additionalEmails": []},
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(load(MEMBER_NATIVE_JSON), PERSON_CREATE, id="native"),
+        pytest.param(load(MEMBER_LEGACY_JSON), PERSON_CREATE, id="legacy"),
+        pytest.param(
+            load(MEMBER_NATIVE_JSON)
+            | {"user": None, "display_name": "Acme Trading LLC", "email": None, "phone_number": "+1 (555) 010-2000"},
+            {
+                **PERSON_CREATE,
+                "whopUserId": "mber_Zx81QwLk5Tn0B",
+                "whopUsername": None,
+                "name": {"firstName": "Acme Trading LLC", "lastName": ""},
+                "emails": None,
+                "phones": {"primaryPhoneNumber": "+15550102000"},
+            },
+            id="business-buyer-with-phone",
+        ),
+        pytest.param(
+            load(MEMBER_NATIVE_JSON)
+            | {"user": {"id": "user_2", "username": "solo", "name": None}, "display_name": None, "email": " Jo@X.COM "},
+            {
+                **PERSON_CREATE,
+                "whopUserId": "user_2",
+                "whopUsername": "solo",
+                "name": {"firstName": "solo", "lastName": ""},
+                "emails": {"primaryEmail": "jo@x.com", "additionalEmails": []},
+            },
+            id="username-fallback-email-normalized",
+        ),
+        pytest.param(
+            {"id": "mber_9", "user": None, "status": "rejoined_somehow"},
+            {
+                "whopUserId": "mber_9",
+                "whopMemberId": "mber_9",
+                "whopUsername": None,
+                "whopJoinedAt": None,
+                "whopTotalSpent": None,
+                "whopMemberStatus": "REJOINED_SOMEHOW",
+            },
+            id="bare-minimum",
+        ),
+    ],
+)
+def test_person_record_on_create(raw: dict[str, Any], expected: dict[str, Any]) -> None:
+    record = person_record(Member.model_validate(raw), current=None, last_written=None)
+    assert record == {k: v for k, v in expected.items() if v is not None or k.startswith("whop")}
+
+
+# The curated rule ----------------------------------------------------------------------------------------
+
+JANE = {"firstName": "Jane", "lastName": "Doe"}
+JANE_WRITTEN_BEFORE = {"firstName": "Jane", "lastName": "Smith"}
+EDITED = {"firstName": "Janet", "lastName": "Doe-Smith"}
+
+
+@pytest.mark.parametrize(
+    ("new", "current", "last_written", "write"),
+    [
+        pytest.param(JANE, None, None, True, id="no-current-value"),
+        pytest.param(JANE, {"firstName": "", "lastName": ""}, None, True, id="current-empty-composite"),
+        pytest.param(JANE, "", None, True, id="current-empty-string"),
+        pytest.param(JANE, JANE_WRITTEN_BEFORE, JANE_WRITTEN_BEFORE, True, id="unchanged-since-bridge-wrote"),
+        pytest.param(JANE, EDITED, JANE_WRITTEN_BEFORE, False, id="person-edited"),
+        pytest.param(JANE, EDITED, None, False, id="someone-elses-value"),
+        pytest.param(JANE, JANE, EDITED, True, id="already-equal-is-a-no-op"),
+        pytest.param(None, EDITED, EDITED, False, id="never-blank-a-field"),
+        pytest.param({"firstName": "", "lastName": ""}, None, None, False, id="empty-new-not-written"),
+        pytest.param(
+            {"primaryEmail": "new@x.com", "additionalEmails": []},
+            {"primaryEmail": "old@x.com", "additionalEmails": None},
+            {"primaryEmail": "old@x.com", "additionalEmails": []},
+            True,
+            id="null-vs-empty-list-is-the-same",
+        ),
+        pytest.param(
+            {"primaryEmail": "new@x.com", "additionalEmails": []},
+            {"primaryEmail": "old@x.com", "additionalEmails": ["work@x.com"]},
+            {"primaryEmail": "old@x.com", "additionalEmails": []},
+            False,
+            id="person-added-an-email",
+        ),
+        pytest.param(
+            {"primaryPhoneNumber": "+1555"},
+            {"primaryPhoneNumber": "+1444", "primaryPhoneCountryCode": "", "additionalPhones": None},
+            {"primaryPhoneNumber": "+1444"},
+            True,
+            id="twenty-extra-empty-subfields",
+        ),
+    ],
+)
+def test_curated(new: Any, current: Any, last_written: Any, write: bool) -> None:
+    assert curated(new, current, last_written) is write
+
+
+def test_person_record_keeps_a_person_edit_and_updates_the_rest() -> None:
+    m = member(display_name="Jane Doe", email="jane.new@example.com")
+    last = person_record(member(email="jane.doe@example.com"), current=None, last_written=None)
+    current = dict(last) | {"name": {"firstName": "Janie", "lastName": "D."}}  # edited in Twenty
+    record = person_record(m, current=current, last_written=last)
+    assert "name" not in record
+    assert record["emails"] == {"primaryEmail": "jane.new@example.com", "additionalEmails": []}
+    assert record["whopUserId"] == "user_w3RtYp7KsD2mN"  # bridge fields always
+
+
+def test_person_record_fills_an_existing_person_only_where_empty() -> None:
+    # Matched by email, never written by the bridge: only empty fields are filled.
+    current = {"name": {"firstName": "J.", "lastName": "Doe"}, "emails": {"primaryEmail": "jane.doe@example.com"}}
+    record = person_record(member(phone_number="+447700900123"), current=current, last_written=None)
+    assert "name" not in record
+    assert record["emails"]["primaryEmail"] == "jane.doe@example.com"  # equal: harmless
+    assert record["phones"] == {"primaryPhoneNumber": "+447700900123"}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        pytest.param({}, "Jane Doe", id="user-name"),
+        pytest.param({"user": {"id": "u", "username": "jd", "name": " "}, "display_name": None}, "jd", id="username"),
+        pytest.param({"user": None, "display_name": "Acme"}, "Acme", id="business"),
+        pytest.param({"user": None, "display_name": None}, "mber_Zx81QwLk5Tn0B", id="nothing"),
+    ],
+)
+def test_member_display_name(changes: dict[str, Any], expected: str) -> None:
+    assert member_display_name(member(**changes)) == expected
+
+
+# Opportunities -------------------------------------------------------------------------------------------
+
+OPPORTUNITY_CREATE = {
+    "whopMembershipId": "mem_8kQmZt3VbN1xLp",
+    "whopMembershipStatus": "ACTIVE",
+    "whopPlanId": "plan_7TyUi1OpAs3Df",
+    "whopRenewalDate": "2026-10-31T14:03:11.000Z",
+    "whopCancelAtPeriodEnd": False,
+    "whopCanceledAt": None,
+    "whopCancelReason": None,
+    "whopCreatedAt": "2026-09-01T14:03:11.000Z",
+    "whopUpdatedAt": "2026-10-01T14:03:15.412Z",
+    "pointOfContactId": PERSON_UUID,
+    "whopProductId": PRODUCT_UUID,
+    "name": "Jane Doe \u2013 Pro Signals",
+    "amount": {"amountMicros": 49_000_000, "currencyCode": "USD"},
+    "stage": "CUSTOMER",
+}
+
+
+def opportunity(ms: Membership, **kwargs: Any) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "person_name": "Jane Doe",
+        "product_title": "Pro Signals",
+        "person_id": PERSON_UUID,
+        "product_id": PRODUCT_UUID,
+        "current": None,
+        "last_written": None,
+    } | kwargs
+    return opportunity_record(ms, **arguments)
+
+
+@pytest.mark.parametrize(
+    ("raw", "kwargs", "expected"),
+    [
+        pytest.param(load(MEMBERSHIP_NATIVE_JSON), {}, OPPORTUNITY_CREATE, id="native"),
+        pytest.param(load(MEMBERSHIP_LEGACY_JSON), {}, OPPORTUNITY_CREATE, id="legacy-same-membership"),
+        pytest.param(
+            load(WEBHOOK_LEGACY_JSON)["data"],
+            {"person_name": None, "product_title": None, "person_id": None, "product_id": None},
+            {
+                **OPPORTUNITY_CREATE,
+                "whopMembershipStatus": "CANCELED",
+                "whopCancelAtPeriodEnd": True,
+                "whopCanceledAt": "2026-10-12T09:00:00.000Z",
+                "whopCancelReason": "too_expensive",
+                "whopUpdatedAt": "2026-10-31T14:03:12.000Z",
+                "pointOfContactId": None,
+                "whopProductId": None,
+                "name": "Jane Doe \u2013 Pro Signals",  # from the legacy nested user and product
+                "amount": None,
+                "stage": "NEW",
+            },
+            id="legacy-webhook-canceled-no-join-columns",
+        ),
+        pytest.param(
+            load(MEMBERSHIP_NATIVE_JSON) | {"product": None, "status": "trialing"},
+            {"person_name": None, "product_title": None},
+            {
+                **OPPORTUNITY_CREATE,
+                "whopMembershipStatus": "TRIALING",
+                "stage": "PROPOSAL",
+                "name": "user_w3RtYp7KsD2mN \u2013 prod_4GhJk2LmPq9Rs",
+            },
+            id="names-fall-back-to-ids",
+        ),
+        pytest.param(
+            load(MEMBERSHIP_NATIVE_JSON)
+            | {
+                "cancel_option": "other",
+                "cancellation_reason": "moving to a cheaper tool",
+                "renewal_price": {"amount": "0.00", "currency": "usd"},
+                "initial_price": {"amount": "299.00", "currency": "usd"},
+                "status": "completed",
+            },
+            {},
+            {
+                **OPPORTUNITY_CREATE,
+                "whopMembershipStatus": "COMPLETED",
+                "whopCancelReason": "other: moving to a cheaper tool",
+                "amount": {"amountMicros": 299_000_000, "currencyCode": "USD"},
+            },
+            id="one-time-price-and-both-reasons",
+        ),
+    ],
+)
+def test_opportunity_record_on_create(raw: dict[str, Any], kwargs: dict[str, Any], expected: dict[str, Any]) -> None:
+    record = opportunity(Membership.model_validate(raw), **kwargs)
+    omitted = {"pointOfContactId", "whopProductId", "amount"}
+    assert record == {k: v for k, v in expected.items() if not (k in omitted and v is None)}
+
+
+def test_opportunity_join_column_is_the_twenty_uuid_not_the_whop_id() -> None:
+    record = opportunity(membership())
+    assert record["whopProductId"] == PRODUCT_UUID
+    assert not record["whopProductId"].startswith("prod_")
+
+
+def test_opportunity_curated_fields_respect_edits() -> None:
+    ms = membership(renewal_price={"amount": "59.00", "currency": "usd"})
+    last = opportunity(membership())
+    current = dict(last) | {"name": "Jane – Enterprise deal"}  # renamed by sales
+    record = opportunity(ms, current=current, last_written=last)
+    assert "name" not in record
+    assert record["amount"] == {"amountMicros": 59_000_000, "currencyCode": "USD"}  # untouched: updated
+
+
+# Stage policy --------------------------------------------------------------------------------------------
+
+CREATE = object()  # marks "no current record"
+
+
+@pytest.mark.parametrize(
+    ("status", "current_stage", "last_stage", "policy", "expected"),
+    [
+        # On create
+        pytest.param("trialing", CREATE, None, "advance", "PROPOSAL", id="create-trialing"),
+        pytest.param("active", CREATE, None, "advance", "CUSTOMER", id="create-active"),
+        pytest.param("past_due", CREATE, None, "advance", "CUSTOMER", id="create-past-due"),
+        pytest.param("canceled", CREATE, None, "advance", "NEW", id="create-canceled-is-new"),
+        pytest.param("something_new", CREATE, None, "advance", "NEW", id="create-unknown-status"),
+        pytest.param("active", CREATE, None, "create-only", "CUSTOMER", id="create-only-on-create"),
+        pytest.param("active", CREATE, None, "off", None, id="off-on-create"),
+        # Advancing
+        pytest.param("active", "PROPOSAL", "PROPOSAL", "advance", "CUSTOMER", id="trial-converts"),
+        pytest.param("trialing", "NEW", "NEW", "advance", "PROPOSAL", id="new-to-proposal"),
+        pytest.param("active", "NO_STAGE", "NO_STAGE", "advance", "CUSTOMER", id="no-stage-counts-as-new"),
+        # Never backwards, never the same, never without a target
+        pytest.param("trialing", "CUSTOMER", "CUSTOMER", "advance", None, id="never-backwards"),
+        pytest.param("active", "CUSTOMER", "CUSTOMER", "advance", None, id="already-there"),
+        pytest.param("canceled", "CUSTOMER", "CUSTOMER", "advance", None, id="churn-does-not-move-stage"),
+        # A person's stage is theirs
+        pytest.param("active", "MEETING", "PROPOSAL", "advance", None, id="person-moved-it"),
+        pytest.param("active", "SCREENING", "CUSTOMER", "advance", None, id="person-moved-it-back"),
+        pytest.param("active", "NEW", None, "advance", None, id="bridge-never-wrote-a-stage"),
+        pytest.param("active", "WON", "WON", "advance", None, id="unknown-custom-stage"),
+        pytest.param("active", None, "PROPOSAL", "advance", None, id="stage-not-read"),
+        # Other policies on update
+        pytest.param("active", "PROPOSAL", "PROPOSAL", "create-only", None, id="create-only-never-updates"),
+        pytest.param("active", "PROPOSAL", "PROPOSAL", "off", None, id="off-never-updates"),
+    ],
+)
+def test_stage_policy(
+    status: str, current_stage: Any, last_stage: str | None, policy: str, expected: str | None
+) -> None:
+    current = None if current_stage is CREATE else {"stage": current_stage}
+    last = None if last_stage is None else {"stage": last_stage}
+    assert opportunity_stage(status, current=current, last_written=last, policy=policy) == expected
+    record = opportunity(membership(status=status), current=current, last_written=last, stage_policy=policy)
+    assert record.get("stage") == expected
+
+
+def test_unknown_stage_policy_is_refused() -> None:
+    with pytest.raises(ValueError, match="stage policy"):
+        opportunity_stage("active", current=None, last_written=None, policy="sometimes")
+
+
+def test_stage_never_moves_backwards_over_a_lifecycle() -> None:
+    ranks = mapping.STAGE_ORDER
+    current: dict[str, Any] | None = None
+    last: dict[str, Any] | None = None
+    seen: list[str] = []
+    for status in ["trialing", "active", "past_due", "trialing", "canceled", "expired", "active"]:
+        record = opportunity(membership(status=status), current=current, last_written=last)
+        stage = record.get("stage", (current or {}).get("stage"))
+        assert stage is not None
+        seen.append(stage)
+        current = {"stage": stage}
+        last = record if "stage" in record else (last or {}) | {"stage": stage}
+    assert seen == ["PROPOSAL", "CUSTOMER", "CUSTOMER", "CUSTOMER", "CUSTOMER", "CUSTOMER", "CUSTOMER"]
+    assert [ranks[s] for s in seen] == sorted(ranks[s] for s in seen)
+
+
+# Payments ------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "substatus", "expected"),
+    [
+        pytest.param("paid", "succeeded", "SUCCEEDED", id="paid"),
+        pytest.param("paid", None, "SUCCEEDED", id="paid-no-substatus"),
+        pytest.param("open", "failed", "FAILED", id="failed"),
+        pytest.param("uncollectible", None, "FAILED", id="uncollectible"),
+        pytest.param("open", "past_due", "FAILED", id="past-due"),
+        pytest.param("paid", "refunded", "REFUNDED", id="refunded"),
+        pytest.param("paid", "auto_refunded", "REFUNDED", id="auto-refunded"),
+        pytest.param("paid", "partially_refunded", "PARTIALLY_REFUNDED", id="partial"),
+        pytest.param("paid", "dispute_needs_response", "DISPUTED", id="dispute"),
+        pytest.param("paid", "dispute_won", "DISPUTED", id="dispute-won"),
+        pytest.param("paid", "open_dispute", "DISPUTED", id="open-dispute"),
+        pytest.param("paid", "resolution_under_review", "DISPUTED", id="resolution"),
+        pytest.param("pending", "pending", "PENDING", id="pending"),
+        pytest.param("open", "requires_capture", "PENDING", id="requires-capture"),
+        pytest.param("open", None, "PENDING", id="open"),
+        pytest.param("draft", None, "PENDING", id="draft"),
+        pytest.param("void", None, "CANCELED", id="void"),
+        pytest.param("open", "canceled", "CANCELED", id="canceled"),
+        pytest.param("paid", "brand_new_substatus", "SUCCEEDED", id="unknown-substatus-falls-back-to-status"),
+        pytest.param("mystery", "stranger_things", "STRANGER_THINGS", id="unknown-both"),
+        pytest.param(None, None, None, id="nothing"),
+    ],
+)
+def test_payment_status(status: str | None, substatus: str | None, expected: str | None) -> None:
+    p = payment(status=status, substatus=substatus)
+    assert payment_status_value(p) == expected
+    assert payment_fields(p)["whopLastPaymentStatus"] == expected
+    assert payment_is_failure(p) is (expected == "FAILED")
+
+
+PAYMENT_FIELDS = {
+    "whopLastPaymentAt": "2026-10-01T14:03:14.000Z",
+    "whopLastPaymentAmount": {"amountMicros": 49_000_000, "currencyCode": "USD"},
+    "whopLastPaymentStatus": "SUCCEEDED",
+}
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        pytest.param(load(PAYMENT_NATIVE_JSON), PAYMENT_FIELDS, id="native"),
+        pytest.param(load(PAYMENT_LEGACY_JSON), PAYMENT_FIELDS, id="legacy"),
+        pytest.param(
+            load(PAYMENT_NATIVE_JSON) | {"paid_at": None, "status": "open", "substatus": "failed"},
+            PAYMENT_FIELDS | {"whopLastPaymentAt": "2026-10-01T14:03:12.000Z", "whopLastPaymentStatus": "FAILED"},
+            id="failed-uses-last-attempt",
+        ),
+        pytest.param(
+            load(PAYMENT_NATIVE_JSON) | {"paid_at": None, "last_payment_attempt_at": None, "total": None},
+            PAYMENT_FIELDS | {"whopLastPaymentAt": "2026-10-01T14:03:11.000Z", "whopLastPaymentAmount": None},
+            id="falls-back-to-created-at",
+        ),
+    ],
+)
+def test_payment_fields(raw: dict[str, Any], expected: dict[str, Any]) -> None:
+    assert payment_fields(Payment.model_validate(raw)) == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "person", "product", "title", "body_has"),
+    [
+        pytest.param(
+            {"status": "open", "substatus": "failed", "failure_message": "Your card was declined."},
+            "Jane Doe",
+            "Pro Signals",
+            "Failed Whop payment: Pro Signals \u2013 Jane Doe",
+            ["49.00 USD", "Your card was declined.", "pay_Qw3Er5Ty7Ui9Op", "mem_8kQmZt3VbN1xLp"],
+            id="named",
+        ),
+        pytest.param(
+            {"status": "uncollectible", "substatus": None, "failure_message": None, "user": None, "total": None},
+            None,
+            None,
+            "Failed Whop payment: prod_4GhJk2LmPq9Rs \u2013 jane.doe@example.com",
+            ["unknown", "Whop gave none"],
+            id="fallbacks",
+        ),
+    ],
+)
+def test_failed_payment_task(
+    changes: dict[str, Any], person: str | None, product: str | None, title: str, body_has: list[str]
+) -> None:
+    task = failed_payment_task(payment(**changes), person_name=person, product_title=product)
+    assert task["title"] == title
+    assert task["status"] == "TODO"
+    body = task["bodyV2"]["markdown"]
+    for text in body_has:
+        assert text in body
+
+
+# Record hashes -------------------------------------------------------------------------------------------
+
+
+def test_record_hash_is_canonical_and_stable() -> None:
+    record = {"c": {"y": [1, 2], "x": None}, "b": "é", "a": 1}
+    # sha256 of '{"a":1,"b":"é","c":{"x":null,"y":[1,2]}}' (UTF-8): fixed across runs and machines.
+    assert record_hash(record) == "0e37066d0e8b94f87ebabe2f682d3b8c791e76c3f64721597aa0eac3594b6d06"
+    assert record_hash(dict(reversed(record.items()))) == record_hash(record)
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        pytest.param({"a": 1}, {"a": 2}, id="value"),
+        pytest.param({"a": None}, {}, id="null-vs-missing"),
+        pytest.param({"a": [1, 2]}, {"a": [2, 1]}, id="list-order-matters"),
+        pytest.param({"a": 1}, {"a": "1"}, id="type"),
+    ],
+)
+def test_record_hash_sees_differences(a: dict[str, Any], b: dict[str, Any]) -> None:
+    assert record_hash(a) != record_hash(b)
+
+
+def test_same_whop_object_same_hash_native_or_legacy() -> None:
+    native = product_record(Product.model_validate(load(PRODUCT_NATIVE_JSON)))
+    legacy = product_record(Product.model_validate(load(PRODUCT_LEGACY_JSON)))
+    assert record_hash(native) == record_hash(legacy)
+
+
+# The contract with schema/ -------------------------------------------------------------------------------
+
+STANDARD = {
+    "whopProduct": {"name"},
+    "person": {"name", "emails", "phones"},
+    # `whopProductId` on Opportunity is the join column of the `whopProduct` relation.
+    "opportunity": {"name", "amount", "stage", "pointOfContactId", "whopProductId"},
+}
+
+
+def _full_records() -> dict[str, list[dict[str, Any]]]:
+    m = Member.model_validate(load(MEMBER_NATIVE_JSON) | {"phone_number": "+15550100"})
+    ms = membership()
+    return {
+        "whopProduct": [product_record(Product.model_validate(load(PRODUCT_NATIVE_JSON)))],
+        "person": [person_record(m, current=None, last_written=None)],
+        "opportunity": [opportunity(ms), payment_fields(payment())],
+    }
+
+
+@pytest.mark.parametrize("object_name", ["whopProduct", "person", "opportunity"])
+def test_records_use_only_declared_fields(object_name: str) -> None:
+    declared = set(schema_fields(object_name)) | STANDARD[object_name]
+    for record in _full_records()[object_name]:
+        assert set(record) <= declared, set(record) - declared
+
+
+@pytest.mark.parametrize(
+    ("object_name", "field", "values"),
+    [
+        pytest.param(
+            "opportunity",
+            "whopLastPaymentStatus",
+            "SUCCEEDED FAILED REFUNDED PARTIALLY_REFUNDED DISPUTED PENDING CANCELED",
+            id="payment-status",
+        ),
+    ],
+)
+def test_payment_statuses_are_declared_options(object_name: str, field: str, values: str) -> None:
+    options = {option["value"] for option in schema_fields(object_name)[field]["options"]}
+    assert set(values.split()) <= options
+
+
+def test_iso_utc_normalizes_offsets() -> None:
+    from datetime import timedelta, timezone
+
+    local = datetime(2026, 10, 1, 16, 3, 11, tzinfo=timezone(timedelta(hours=2)))
+    assert mapping.iso_utc(local) == "2026-10-01T14:03:11.000Z"
+    assert mapping.iso_utc(datetime(2026, 10, 1, 14, 3, 11, 412999)) == "2026-10-01T14:03:11.412Z"
+    assert mapping.iso_utc(None) is None
+    assert mapping.iso_utc(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00.000Z"
