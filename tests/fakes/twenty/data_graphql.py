@@ -127,9 +127,7 @@ class _Document:
         except GraphQLError as error:
             raise TwentyError(error.message, "GRAPHQL_PARSE_FAILED") from None
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
-        self.fragments = {
-            d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
-        }
+        self.fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
         name = body.get("operationName")
         if name:
             chosen = [o for o in operations if o.name and o.name.value == name]
@@ -252,7 +250,8 @@ class _Renderer:
             elif kind == "composite":
                 sub = composite_subfields(self.ws.dialect, item["type"]) or {}
                 if node.selection_set is None:
-                    raise _validation(f'Field "{name}" of type "{COMPOSITE_TYPENAMES[item["type"]]}" must have a selection of subfields.')
+                    composite = COMPOSITE_TYPENAMES[item["type"]]
+                    raise _validation(f'Field "{name}" of type "{composite}" must have a selection of subfields.')
                 for sub_node in self.doc.fields(node.selection_set):
                     if sub_node.name.value not in sub and sub_node.name.value != "__typename":
                         raise _validation(
@@ -282,7 +281,9 @@ class _Renderer:
                     if sub.name.value == "node":
                         self.check_record(obj, sub.selection_set, cap(obj["nameSingular"]))
                     elif sub.name.value not in ("cursor", "__typename"):
-                        raise _validation(f'Cannot query field "{sub.name.value}" on type "{cap(obj["nameSingular"])}Edge".')
+                        raise _validation(
+                            f'Cannot query field "{sub.name.value}" on type "{cap(obj["nameSingular"])}Edge".'
+                        )
             else:
                 raise _validation(f'Cannot query field "{name}" on type "{type_name}".')
 

@@ -8,7 +8,7 @@ from typing import Any
 class TwentyError(Exception):
     """One GraphQL error (message + extensions.code) that REST renders as a status + messages body."""
 
-    def __init__(self, message: str, code: str = "BAD_USER_INPUT", *, status: int = 400, **extensions: Any):
+    def __init__(self, message: str, code: str = "BAD_USER_INPUT", /, *, status: int = 400, **extensions: Any):
         super().__init__(message)
         self.message = message
         self.code = code

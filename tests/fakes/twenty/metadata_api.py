@@ -69,7 +69,7 @@ Resolver = Callable[..., Any]
 # -- resolvers --------------------------------------------------------------------------------
 
 
-def _ws(info: GraphQLResolveInfo) -> Workspace:
+def _ws(info: GraphQLResolveInfo[MetadataContext]) -> Workspace:
     context: MetadataContext = info.context
     return context.ws
 
@@ -87,7 +87,7 @@ def _nest_match(item: dict[str, Any], flt: dict[str, Any] | None) -> bool:
             continue
         value = item.get(key)
         for op, operand in (condition or {}).items():
-            ok = {
+            checks: dict[str, Callable[[Any, Any], bool]] = {
                 "is": lambda v, o: v is o or v == o,
                 "isNot": lambda v, o: not (v is o or v == o),
                 "eq": lambda v, o: v == o,
@@ -96,7 +96,8 @@ def _nest_match(item: dict[str, Any], flt: dict[str, Any] | None) -> bool:
                 "notIn": lambda v, o: v not in o,
                 "like": lambda v, o: isinstance(v, str) and o.strip("%") in v,
                 "iLike": lambda v, o: isinstance(v, str) and o.strip("%").lower() in v.lower(),
-            }.get(op)
+            }
+            ok = checks.get(op)
             if ok is None:
                 raise TwentyError(f"Unsupported filter comparison {op!r} in the fake")
             if not ok(value, operand):
@@ -184,7 +185,7 @@ def _indexes(ws: Workspace, obj: Meta) -> list[dict[str, Any]]:
     return out
 
 
-def _relation(field_meta: Meta, info: GraphQLResolveInfo) -> dict[str, Any] | None:
+def _relation(field_meta: Meta, info: GraphQLResolveInfo[MetadataContext]) -> dict[str, Any] | None:
     ws = _ws(info)
     if field_meta.get("type") != "RELATION":
         return None
@@ -276,9 +277,7 @@ def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
             "createViewField": lambda _s, info, input: _ws(info).create_view_field(input),
             "createManyViewFields": lambda _s, info, inputs: [_ws(info).create_view_field(i) for i in inputs],
             "createNavigationMenuItem": lambda _s, info, input: _ws(info).create_nav_item(input),
-            "createManyNavigationMenuItems": lambda _s, info, inputs: [
-                _ws(info).create_nav_item(i) for i in inputs
-            ],
+            "createManyNavigationMenuItems": lambda _s, info, inputs: [_ws(info).create_nav_item(i) for i in inputs],
             "deleteNavigationMenuItem": lambda _s, info, id: _ws(info).delete_nav_item(id),
         }
     return resolvers
@@ -310,7 +309,7 @@ def _type_resolvers(dialect: str) -> dict[tuple[str, str], Resolver]:
 def _wrap(resolve: Resolver, *, guarded: bool) -> Resolver:
     """TwentyError -> GraphQLError with extensions; mutations also pass the DATA_MODEL guard."""
 
-    def run(source: Any, info: GraphQLResolveInfo, **args: Any) -> Any:
+    def run(source: Any, info: GraphQLResolveInfo[MetadataContext], **args: Any) -> Any:
         context: MetadataContext = info.context
         try:
             if guarded and not context.data_model_permission:
@@ -323,13 +322,13 @@ def _wrap(resolve: Resolver, *, guarded: bool) -> Resolver:
 
 
 def _not_implemented(name: str) -> Resolver:
-    def run(_source: Any, _info: GraphQLResolveInfo, **_args: Any) -> Any:
+    def run(_source: Any, _info: GraphQLResolveInfo[MetadataContext], **_args: Any) -> Any:
         raise TwentyError(f"{name} is not implemented by the fake Twenty", "INTERNAL_SERVER_ERROR")
 
     return run
 
 
-def _fallback(return_type: Any, info: GraphQLResolveInfo) -> Any:
+def _fallback(return_type: Any, info: GraphQLResolveInfo[MetadataContext]) -> Any:
     """A type-correct placeholder for a non-null field the fake keeps no value for."""
     if isinstance(return_type, GraphQLList):
         return []
@@ -348,7 +347,7 @@ def _fallback(return_type: Any, info: GraphQLResolveInfo) -> Any:
     return None
 
 
-def default_resolver(source: Any, info: GraphQLResolveInfo, **_args: Any) -> Any:
+def default_resolver(source: Any, info: GraphQLResolveInfo[MetadataContext], **_args: Any) -> Any:
     value = source.get(info.field_name, _MISSING) if isinstance(source, dict) else _MISSING
     if value is _MISSING or value is None:
         if isinstance(info.return_type, GraphQLNonNull):
@@ -376,7 +375,7 @@ def metadata_schema(dialect: str) -> GraphQLSchema:
     uuid_type = schema.type_map.get("UUID")
     if isinstance(uuid_type, GraphQLScalarType):
         uuid_type.parse_value = _parse_uuid_value  # type: ignore[method-assign]
-        uuid_type.parse_literal = _parse_uuid_literal  # type: ignore[method-assign]
+        uuid_type.parse_literal = _parse_uuid_literal  # type: ignore[method-assign,assignment]
     for root_type, resolvers, guarded in (
         (schema.query_type, _query_resolvers(dialect), False),
         (schema.mutation_type, _mutation_resolvers(dialect), True),
@@ -401,7 +400,7 @@ def _root_names(operation: OperationDefinitionNode) -> list[str]:
 
 
 def _format(error: GraphQLError, default_code: str) -> dict[str, Any]:
-    formatted = dict(error.formatted)
+    formatted: dict[str, Any] = dict(error.formatted)
     extensions = dict(formatted.get("extensions") or {})
     if "code" not in extensions:
         coercion = error.original_error is None and not error.path
@@ -410,7 +409,9 @@ def _format(error: GraphQLError, default_code: str) -> dict[str, Any]:
     return formatted
 
 
-def execute_metadata(ws: Workspace, body: Any, *, data_model_permission: bool) -> tuple[dict[str, Any], MetadataOutcome]:
+def execute_metadata(
+    ws: Workspace, body: Any, *, data_model_permission: bool
+) -> tuple[dict[str, Any], MetadataOutcome]:
     outcome = MetadataOutcome()
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         error = {"message": "Must provide query string.", "extensions": {"code": "BAD_REQUEST"}}
@@ -428,8 +429,8 @@ def execute_metadata(ws: Workspace, body: Any, *, data_model_permission: bool) -
         return {"errors": [_format(e, "GRAPHQL_VALIDATION_FAILED") for e in validation_errors]}, outcome
     operation = get_operation_ast(document, operation_name)
     if operation is None:
-        error = {"message": "Unknown or ambiguous operation", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
-        return {"errors": [error]}, outcome
+        unknown = {"message": "Unknown or ambiguous operation", "extensions": {"code": "GRAPHQL_VALIDATION_FAILED"}}
+        return {"errors": [unknown]}, outcome
     outcome.operation = operation.operation.value
     outcome.root_fields = _root_names(operation)
     # Introspection does not depend on the workspace; the bridge's gql client asks for it often.

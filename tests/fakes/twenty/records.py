@@ -51,7 +51,7 @@ def _bad(message: str) -> TwentyError:
 
 def normalize_datetime(value: Any, where: str) -> str:
     if not isinstance(value, str):
-        raise _bad(f'{where}: expected an ISO-8601 date-time string, got {value!r}')
+        raise _bad(f"{where}: expected an ISO-8601 date-time string, got {value!r}")
     try:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
@@ -147,8 +147,7 @@ class InputChecker:
                     found.add(record["id"])
         if len(found) != 1:
             raise _bad(
-                f"Expected 1 record to connect to {field['name']}, found {len(found)} "
-                f"for {json.dumps(where_clause)}"
+                f"Expected 1 record to connect to {field['name']}, found {len(found)} for {json.dumps(where_clause)}"
             )
         return found.pop()
 
@@ -164,7 +163,7 @@ class InputChecker:
             return None
         if ftype in ("TEXT", "RICH_TEXT"):
             if not isinstance(value, str):
-                raise _bad(f'{where}: String cannot represent a non string value: {json.dumps(value)}')
+                raise _bad(f"{where}: String cannot represent a non string value: {json.dumps(value)}")
             return value
         if ftype == "UUID":
             if not is_uuid(value):
@@ -231,7 +230,7 @@ class InputChecker:
                 merged[key] = copy.deepcopy(item)
             else:
                 if not isinstance(item, str):
-                    raise _bad(f'{where}.{key}: String cannot represent a non string value: {json.dumps(item)}')
+                    raise _bad(f"{where}.{key}: String cannot represent a non string value: {json.dumps(item)}")
                 merged[key] = item
         return merged
 
@@ -250,7 +249,9 @@ def duplicate_error(ws: Workspace, obj: Meta, key: UniqueKey, value: Any) -> Twe
     friendly = f"Duplicate {key.label} with value {value}. Please set a unique one."
     if ws.dialect == "1.x":
         return _bad(friendly)
-    message = f"A duplicate entry was detected: unique constraint {obj['nameSingular']}.{_index_name(obj, key)} was violated"
+    message = (
+        f"A duplicate entry was detected: unique constraint {obj['nameSingular']}.{_index_name(obj, key)} was violated"
+    )
     return TwentyError(message, "BAD_USER_INPUT", subCode="DUPLICATE_ENTRY_DETECTED", userFriendlyMessage=friendly)
 
 
@@ -296,7 +297,7 @@ def _norm_key(value: Any) -> str:
     return json.dumps(value, sort_keys=True)
 
 
-def _stamp_insert(ws: Workspace, obj: Meta, record: Record, values: Record) -> Record:
+def stamp_insert(ws: Workspace, obj: Meta, record: Record, values: Record) -> Record:
     stamp = now_iso()
     record.update(values)
     record["id"] = values.get("id") or new_id()
@@ -354,7 +355,7 @@ def create_records(ws: Workspace, obj: Meta, inputs: Any, *, upsert: bool) -> li
     for values in values_list:
         target_id = _match(ws, obj, keys, index, values) if upsert else None
         if target_id is None:
-            record = _stamp_insert(ws, obj, ws.blank_record(obj), values)
+            record = stamp_insert(ws, obj, ws.blank_record(obj), values)
             txn.put(record)
             results.append(record)
             continue
@@ -516,9 +517,7 @@ def destroy_records(ws: Workspace, obj: Meta, flt: Any) -> list[Record]:
 # -- filters ------------------------------------------------------------------------------
 
 Predicate = Callable[[Record], bool]
-_COMPARATORS = frozenset(
-    "eq neq in is gt gte lt lte like ilike startsWith endsWith containsAny containsIlike".split()
-)
+_COMPARATORS = frozenset("eq neq in is gt gte lt lte like ilike startsWith endsWith containsAny containsIlike".split())
 
 
 def mentions_deleted_at(flt: Any) -> bool:
@@ -543,13 +542,9 @@ def compile_filter(ws: Workspace, obj: Meta, flt: Any) -> Predicate:
             if not isinstance(value, list):
                 raise _bad(f'"{key}" expects a list of filters')
             subs = [compile_filter(ws, obj, v) for v in value]
-            if key == "and":
-                parts.append(lambda r, subs=subs: all(s(r) for s in subs))
-            else:
-                parts.append(lambda r, subs=subs: any(s(r) for s in subs))
+            parts.append(_all_of(subs) if key == "and" else _any_of(subs))
         elif key == "not":
-            sub = compile_filter(ws, obj, value)
-            parts.append(lambda r, sub=sub: not sub(r))
+            parts.append(_none_of([compile_filter(ws, obj, value)]))
         elif key in joins:
             parts.append(_leaf((key,), "UUID", value, f"filter.{key}"))
         elif key in fields:
@@ -568,6 +563,18 @@ def compile_filter(ws: Workspace, obj: Meta, flt: Any) -> Predicate:
         else:
             raise _bad(f'filter: field "{key}" does not exist on object "{obj["nameSingular"]}"')
     return lambda r: all(p(r) for p in parts)
+
+
+def _all_of(predicates: list[Predicate]) -> Predicate:
+    return lambda r: all(p(r) for p in predicates)
+
+
+def _any_of(predicates: list[Predicate]) -> Predicate:
+    return lambda r: any(p(r) for p in predicates)
+
+
+def _none_of(predicates: list[Predicate]) -> Predicate:
+    return lambda r: not any(p(r) for p in predicates)
 
 
 def _get_path(record: Record, path: tuple[str, ...]) -> Any:
@@ -666,9 +673,7 @@ def select(ws: Workspace, obj: Meta, flt: Any, *, with_deleted: bool = False) ->
     """Rows matching `flt`; soft-deleted rows only when the filter names deletedAt (as Twenty)."""
     predicate = compile_filter(ws, obj, flt)
     include_deleted = with_deleted or mentions_deleted_at(flt)
-    return [
-        r for r in ws.records_of(obj).values() if (include_deleted or not is_deleted(r)) and predicate(r)
-    ]
+    return [r for r in ws.records_of(obj).values() if (include_deleted or not is_deleted(r)) and predicate(r)]
 
 
 # -- ordering and paging --------------------------------------------------------------------

@@ -28,7 +28,9 @@ from .rules import is_uuid
 from .workspace import Meta, Workspace
 
 REST_COMPARATORS = frozenset("eq neq in containsAny is gt gte lt lte startsWith endsWith like ilike".split())
-_CONDITION = re.compile(r"^(?P<path>[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)?)\[(?P<op>[A-Za-z]+)\]:(?P<value>.*)$", re.S)
+_CONDITION = re.compile(
+    r"^(?P<path>[A-Za-z][A-Za-z0-9_]*(?:\.[A-Za-z][A-Za-z0-9_]*)?)\[(?P<op>[A-Za-z]+)\]:(?P<value>.*)$", re.S
+)
 _CONJUNCTION = re.compile(r"^(and|or|not)\(", re.S)
 
 
@@ -201,9 +203,7 @@ def _int_param(params: dict[str, str], name: str, default: int) -> int:
         raise TwentyError(f"{name} must be an integer, got {raw!r}", status=400) from None
 
 
-def handle_rest(
-    ws: Workspace, method: str, parts: list[str], params: dict[str, str], body: Any
-) -> RestOutcome:
+def handle_rest(ws: Workspace, method: str, parts: list[str], params: dict[str, str], body: Any) -> RestOutcome:
     """Dispatch one REST call. `parts` is the path after /rest/, split on '/'."""
     method = method.upper()
     restore = bool(parts) and parts[0] == "restore"
@@ -234,14 +234,20 @@ def handle_rest(
         results = create_records(ws, obj, body, upsert=upsert)
         rows = response_slice(ws, results)
         written = sum(1 for r in results if r is not None)
-        return RestOutcome(201, {"data": {f"create{cap(plural)}": [render(r) for r in rows]}}, True, written,
-                           f"POST /rest/batch/{plural}")
+        return RestOutcome(
+            201,
+            {"data": {f"create{cap(plural)}": [render(r) for r in rows]}},
+            True,
+            written,
+            f"POST /rest/batch/{plural}",
+        )
     if restore:
         if method != "PATCH" or record_id is None:
             raise TwentyError("Restore is PATCH /rest/restore/{objects}/{id}", status=405)
         record = restore_record(ws, obj, record_id)
-        return RestOutcome(200, {"data": {f"restore{cap(singular)}": render(record)}}, True, 1,
-                           f"PATCH /rest/restore/{plural}/{{id}}")
+        return RestOutcome(
+            200, {"data": {f"restore{cap(singular)}": render(record)}}, True, 1, f"PATCH /rest/restore/{plural}/{{id}}"
+        )
     if record_id is None:
         if method == "GET":
             limit = min(_int_param(params, "limit", DEFAULT_PAGE), MAX_RECORDS_2X)  # silently capped
@@ -274,9 +280,14 @@ def handle_rest(
             if not isinstance(body, dict):
                 raise TwentyError("The body must be a JSON object", status=400)
             results = create_records(ws, obj, [body], upsert=upsert)
-            record = results[0]
-            return RestOutcome(201, {"data": {f"create{cap(singular)}": render(record) if record else None}},
-                               True, 1 if record else 0, f"POST /rest/{plural}")
+            created = results[0]
+            return RestOutcome(
+                201,
+                {"data": {f"create{cap(singular)}": render(created) if created else None}},
+                True,
+                1 if created else 0,
+                f"POST /rest/{plural}",
+            )
         raise TwentyError(f"{method} is not allowed on /rest/{plural}", status=405)
     if method == "GET":
         found = ws.records_of(obj).get(record_id) if is_uuid(record_id) else None
@@ -285,11 +296,12 @@ def handle_rest(
         return RestOutcome(200, {"data": {singular: render(found)}}, operation=f"GET /rest/{plural}/{{id}}")
     if method in ("PATCH", "PUT"):
         record = update_record(ws, obj, record_id, body)
-        return RestOutcome(200, {"data": {f"update{cap(singular)}": render(record)}}, True, 1,
-                           f"PATCH /rest/{plural}/{{id}}")
+        return RestOutcome(
+            200, {"data": {f"update{cap(singular)}": render(record)}}, True, 1, f"PATCH /rest/{plural}/{{id}}"
+        )
     if method == "DELETE":
         record = soft_delete_record(ws, obj, record_id)
-        return RestOutcome(200, {"data": {f"delete{cap(singular)}": {"id": record["id"]}}}, True, 1,
-                           f"DELETE /rest/{plural}/{{id}}")
+        return RestOutcome(
+            200, {"data": {f"delete{cap(singular)}": {"id": record["id"]}}}, True, 1, f"DELETE /rest/{plural}/{{id}}"
+        )
     raise TwentyError(f"{method} is not allowed on /rest/{plural}/{{id}}", status=405)
-

@@ -105,10 +105,8 @@ class Workspace:
 
     @staticmethod
     def field(obj: Meta, name: str) -> Meta | None:
-        for field in obj["fieldsList"]:
-            if field["name"] == name:
-                return field
-        return None
+        fields: list[Meta] = obj["fieldsList"]
+        return next((f for f in fields if f["name"] == name), None)
 
     @staticmethod
     def active_fields(obj: Meta) -> list[Meta]:
@@ -276,10 +274,10 @@ class Workspace:
                 custom=False,
             )
         if name_field:
-            name = self._new_field(
+            label_field = self._new_field(
                 obj, "name", name_field, "Name", icon="IconAbc", custom=False, default=None, nullable=True
             )
-            obj["labelIdentifierFieldMetadataId"] = name["id"]
+            obj["labelIdentifierFieldMetadataId"] = label_field["id"]
         else:
             obj["labelIdentifierFieldMetadataId"] = obj["fieldsList"][0]["id"]
         return obj
@@ -404,7 +402,9 @@ class Workspace:
         identity = {"name": name, "objectMetadataId": obj["id"]}
         problem = name_problem(name)
         if problem:
-            return metadata_invalid(self.dialect, "fieldMetadata", problem[0], problem[1], value=name, identity=identity)
+            return metadata_invalid(
+                self.dialect, "fieldMetadata", problem[0], problem[1], value=name, identity=identity
+            )
         for field in obj["fieldsList"]:
             if field["name"] == name:
                 message = f'Name "{name}" is not available as it is already used by another field'
@@ -423,9 +423,18 @@ class Workspace:
         plural = str(data.get("namePlural") or "")
         identity = {"nameSingular": singular, "namePlural": plural}
 
-        def invalid(code: str, message: str, value: Any, legacy: str = "BAD_USER_INPUT") -> TwentyError:
+        def invalid(
+            code: str, message: str, value: Any, legacy: str = "BAD_USER_INPUT", friendly: str | None = None
+        ) -> TwentyError:
             return metadata_invalid(
-                self.dialect, "objectMetadata", code, message, value=value, identity=identity, legacy_code=legacy
+                self.dialect,
+                "objectMetadata",
+                code,
+                message,
+                value=value,
+                identity=identity,
+                legacy_code=legacy,
+                user_message=friendly,
             )
 
         for name in (singular, plural):
@@ -433,17 +442,25 @@ class Workspace:
             if problem:
                 raise invalid(problem[0], problem[1], name)
         if singular == plural:
-            raise invalid("INVALID_OBJECT_INPUT", "The singular and plural names cannot be the same for an object", singular)
+            raise invalid(
+                "INVALID_OBJECT_INPUT", "The singular and plural names cannot be the same for an object", singular
+            )
         for label_key in ("labelSingular", "labelPlural"):
             if not str(data.get(label_key) or "").strip():
                 raise invalid("INVALID_LABEL", f"{label_key} is required", data.get(label_key))
-        if data.get("isLabelSyncedWithName"):
-            if (name_from_label(data["labelSingular"]), name_from_label(data["labelPlural"])) != (singular, plural):
-                raise invalid("NAME_NOT_SYNCED_WITH_LABEL", "Names are not synced with labels", singular)
+        computed = (name_from_label(data["labelSingular"]), name_from_label(data["labelPlural"]))
+        if data.get("isLabelSyncedWithName") and computed != (singular, plural):
+            raise invalid("NAME_NOT_SYNCED_WITH_LABEL", "Names are not synced with labels", singular)
         for obj in self.objects:
             taken = {obj["nameSingular"], obj["namePlural"]}
             if singular in taken or plural in taken:
-                raise invalid("OBJECT_ALREADY_EXISTS", "Object already exists", singular, legacy="CONFLICT")
+                raise invalid(
+                    "OBJECT_ALREADY_EXISTS",
+                    "Object already exists",
+                    singular,
+                    legacy="CONFLICT",
+                    friendly="An object with this name already exists.",
+                )
         obj = self._new_object(
             singular,
             plural,
@@ -766,7 +783,9 @@ class Workspace:
             if field["objectMetadataId"] != obj["id"] or field["type"] != "SELECT":
                 raise TwentyError("mainGroupByFieldMetadataId must be a SELECT field of the view's object")
             for option in sorted(field["options"] or [], key=lambda o: o["position"]):
-                self.view_groups.append(self._view_group_dict(view["id"], field["id"], option["value"], option["position"]))
+                self.view_groups.append(
+                    self._view_group_dict(view["id"], field["id"], option["value"], option["position"])
+                )
         self.views.append(view)
         return view
 
@@ -896,9 +915,7 @@ def _seed_standard_objects(ws: Workspace) -> None:
     ws._new_field(company, "annualRecurringRevenue", "CURRENCY", "ARR", icon="IconMoneybag", **std)
     ws._new_field(company, "idealCustomerProfile", "BOOLEAN", "ICP", icon="IconTarget", default=False, **std)
 
-    opportunity = ws._new_object(
-        "opportunity", "opportunities", "Opportunity", "Opportunities", icon="IconTargetArrow"
-    )
+    opportunity = ws._new_object("opportunity", "opportunities", "Opportunity", "Opportunities", icon="IconTargetArrow")
     ws._new_field(opportunity, "amount", "CURRENCY", "Amount", icon="IconCurrencyDollar", **std)
     ws._new_field(opportunity, "closeDate", "DATE_TIME", "Close date", icon="IconCalendarEvent", **std)
     stages = [("NEW", "New", "red"), ("SCREENING", "Screening", "purple"), ("MEETING", "Meeting", "sky")]
@@ -973,7 +990,16 @@ def _seed_standard_objects(ws: Workspace) -> None:
     ws._new_field(member, "userId", "UUID", "User Id", icon="IconCircleUsers", **std)
 
     rel = ws._new_relation
-    rel(person, "company", "Company", company, "people", "People", icon="IconBuildingSkyscraper", target_icon="IconUsers")
+    rel(
+        person,
+        "company",
+        "Company",
+        company,
+        "people",
+        "People",
+        icon="IconBuildingSkyscraper",
+        target_icon="IconUsers",
+    )
     rel(company, "accountOwner", "Account Owner", member, "accountOwnerForCompanies", "Account Owner For Companies")
     rel(
         opportunity,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 
 import uvicorn
 
@@ -21,6 +22,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--company-id", default="biz_demo")
     parser.add_argument("--title", default="Pickaxe Trading")
     parser.add_argument("--shared-email", action="append", default=[], help="repeatable")
+    parser.add_argument(
+        "--now",
+        default="now",
+        help="'now' (default: data relative to today; ids do not depend on it), 'anchor' "
+        "(the fixed test anchor, fully reproducible) or an ISO timestamp",
+    )
     parser.add_argument("--with-fixtures", action="store_true", help="also load the fact sheet §7 company")
     parser.add_argument("--api-key", default="whop-test-key")
     parser.add_argument("--client-id", default="app_test")
@@ -49,6 +56,7 @@ def main(argv: list[str] | None = None) -> None:
         products=args.products,
         seed=args.seed,
         shared_emails=args.shared_email,
+        now=None if args.now == "anchor" else time.time() if args.now == "now" else args.now,
     )
     if args.with_fixtures:
         seed_fixtures(fake)

@@ -132,7 +132,7 @@ class IdFactory:
         self.rng = rng
 
     def new(self, prefix: str, length: int = 14) -> str:
-        return prefix + "".join(self.rng.choice(_ALPHABET) for _ in range(length))
+        return prefix + "".join(self.rng.choices(_ALPHABET, k=length))
 
 
 def slugify(text: str) -> str:

@@ -396,7 +396,11 @@ class RestApi:
             one_of("member_id", "member_id", "member_ids")
             one_of("promo_code_id", "promo_code_ids")
             one_of("cancel_option", "cancel_options")
-            users = {cred.user_id if u == "me" else u for u in _qlist(params, "user_ids", "user_id")}
+            users = set(_qlist(params, "user_ids", "user_id"))
+            if "me" in users:
+                if cred.user_id is None:
+                    raise ApiError(400, "bad_request", "user_id=me needs a user (OAuth) token")
+                users = (users - {"me"}) | {cred.user_id}
             if users:
                 preds.append(lambda r: r.user_id in users)
         elif resource == "members":

@@ -1,0 +1,192 @@
+"""What the admin page shows, gathered from the store and the job runner (no HTTP here)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge import services
+from bridge.config import Settings
+from bridge.store import connections
+from bridge.store import runs as run_store
+from bridge.store.db import utcnow
+from bridge.web.jobs import SYNC_STEPS, JobRunner, count_line
+
+log = logging.getLogger(__name__)
+
+# Plan item statuses that need a person's attention, in the words the page uses.
+ATTENTION = {"conflict": "Conflict", "manual": "By hand", "blocked": "Blocked"}
+PLAN_WORDS = {
+    "present": "already there",
+    "create": "to create",
+    "add_options": "options to add",
+    "conflict": "conflicts",
+    "blocked": "blocked",
+    "manual": "to do by hand",
+}
+
+
+@dataclass(frozen=True)
+class Health:
+    word: str  # what the page says; never only a colour
+    tone: str  # ok | warn | bad | muted (CSS class)
+    detail: str
+
+
+@dataclass(frozen=True)
+class ConnectionView:
+    mode: str  # oauth | api_key
+    company_id: str | None
+    company_title: str | None
+    status: str
+    since: datetime | None
+    whop_user_id: str | None
+    health: Health
+    last_error: str | None
+    expires_in: int | None  # seconds, OAuth only
+
+    @property
+    def label(self) -> str:
+        return self.company_title or self.company_id or "your Whop company"
+
+
+def token_health(conn: connections.Connection, now: datetime) -> tuple[Health, int | None]:
+    if conn.status == connections.STATUS_NEEDS_RECONNECT:
+        return Health("Needs reconnect", "bad", "Whop refused the stored grant. Sync is paused; nothing is lost."), None
+    if conn.token_expires_at is None:
+        return Health("Healthy", "ok", "The access token has no known expiry."), None
+    left = int((conn.token_expires_at - now).total_seconds())
+    if left > 300:
+        return Health("Healthy", "ok", f"Access token valid for {left // 60} more minutes; refreshed automatically."), left
+    if left > 0:
+        return Health("Refreshing soon", "ok", "The access token is refreshed before its next use."), left
+    return Health("Idle", "muted", "The access token expired; it is refreshed on the next sync."), left
+
+
+async def connection_view(settings: Settings, engine: AsyncEngine) -> tuple[ConnectionView | None, str | None]:
+    """The connection the sync uses (OAuth first, then API-key mode), and the last disconnected title."""
+    now = utcnow()
+    rows = await connections.list_connections(engine)
+    oauth = [c for c in rows if c.mode == "oauth" and c.status != connections.STATUS_DISCONNECTED]
+    gone = [c for c in rows if c.mode == "oauth" and c.status == connections.STATUS_DISCONNECTED]
+    last_gone = max(gone, key=lambda c: c.updated_at).company_title if gone else None
+    if oauth:
+        conn = max(oauth, key=lambda c: (c.connected_at, c.id))
+        health, left = token_health(conn, now)
+        view = ConnectionView(
+            mode="oauth",
+            company_id=conn.company_id,
+            company_title=conn.company_title,
+            status=conn.status,
+            since=conn.connected_at,
+            whop_user_id=conn.whop_user_id,
+            health=health,
+            last_error=conn.last_error if conn.status == connections.STATUS_NEEDS_RECONNECT else None,
+            expires_in=left,
+        )
+        return view, last_gone
+    if settings.whop_api_key is not None:
+        keyed = [c for c in rows if c.mode == "api_key"]
+        match = [c for c in keyed if c.company_id == settings.whop_company_id] or keyed
+        conn_row = max(match, key=lambda c: c.updated_at) if match else None
+        view = ConnectionView(
+            mode="api_key",
+            company_id=conn_row.company_id if conn_row else settings.whop_company_id,
+            company_title=conn_row.company_title if conn_row else None,
+            status=connections.STATUS_CONNECTED,
+            since=conn_row.connected_at if conn_row else None,
+            whop_user_id=None,
+            health=Health("API key mode", "ok", "WHOP_API_KEY is used; nothing to refresh."),
+            last_error=None,
+            expires_in=None,
+        )
+        return view, last_gone
+    return None, last_gone
+
+
+def plan_summary(prov: dict[str, Any] | None) -> dict[str, Any] | None:
+    if prov is None:
+        return None
+    items = ((prov.get("plan") or {}).get("items")) or []
+    by_status = Counter(str(i.get("status")) for i in items)
+    return {
+        "status": prov.get("status"),
+        "dialect": prov.get("dialect"),
+        "dry_run": bool(prov.get("dry_run")),
+        "mutations": prov.get("mutations") or 0,
+        "error": prov.get("error"),
+        "started_at": prov.get("started_at"),
+        "finished_at": prov.get("finished_at"),
+        "counts": [(PLAN_WORDS.get(s, s), n) for s, n in sorted(by_status.items())],
+        "attention": [
+            {"word": ATTENTION[str(i.get("status"))], "name": i.get("name"), "detail": i.get("detail")}
+            for i in items
+            if str(i.get("status")) in ATTENTION
+        ],
+        "total": len(items),
+    }
+
+
+def run_view(run: run_store.SyncRun) -> dict[str, Any]:
+    failed = [e for e in run.errors if isinstance(e, dict) and e.get("kind") == "failed"]
+    return {
+        "id": run.id,
+        "kind": run.kind,
+        "trigger": run.trigger,
+        "dry_run": run.dry_run,
+        "status": run.status,
+        "started_at": run.started_at,
+        "finished_at": run.finished_at,
+        "lines": [count_line(label, run.counts[obj]) for obj, label in SYNC_STEPS if run.counts.get(obj)],
+        "reason": run.reason,
+        "problems": run.errors[:10],
+        "problem_count": len(run.errors),
+        "failed_count": len(failed),
+    }
+
+
+async def admin_state(settings: Settings, engine: AsyncEngine, jobs: JobRunner) -> dict[str, Any]:
+    conn, last_gone = await connection_view(settings, engine)
+    company_id = conn.company_id if conn else None
+    runs = await run_store.recent_runs(engine, company_id, limit=10) if company_id else []
+    inbox_counts: dict[str, int] | None = None
+    try:  # the webhook inbox is optional at this stage of the project
+        from bridge.store import inbox
+
+        inbox_counts = await inbox.counts(engine)
+    except (ImportError, AttributeError):
+        inbox_counts = None
+    job = jobs.latest()
+    return {
+        "conn": conn,
+        "last_disconnected": last_gone,
+        "oauth_configured": bool(settings.whop_client_id),
+        "twenty_configured": bool(settings.twenty_url and settings.twenty_api_key),
+        "provisioning": plan_summary(await services.last_provisioning(engine)),
+        "runs": [run_view(r) for r in runs],
+        "job": job,
+        "job_active": job is not None and not job.finished,
+        "inbox": inbox_counts,
+    }
+
+
+def status_json(conn: ConnectionView | None, jobs: JobRunner) -> dict[str, Any]:
+    job = jobs.latest()
+    return {
+        "job": job.snapshot() if job else None,
+        "connection": None
+        if conn is None
+        else {
+            "mode": conn.mode,
+            "status": conn.status,
+            "company_id": conn.company_id,
+            "company_title": conn.company_title,
+            "health": conn.health.word,
+            "token_expires_in": conn.expires_in,
+        },
+    }

@@ -1,0 +1,35 @@
+"""Serve the fake Twenty on uvicorn for end-to-end tests and the local demo.
+
+python -m tests.fakes.twenty --host 127.0.0.1 --port 3000 --dialect 2.x --api-key KEY
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import uvicorn
+
+from . import FakeTwenty
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.twenty", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=3000)
+    parser.add_argument("--dialect", choices=["1.x", "2.x"], default="2.x")
+    parser.add_argument("--api-key", default="twenty-test-key")
+    parser.add_argument("--rate-limit", type=int, default=None, help="requests per 60 s on the data API")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every data-API call")
+    args = parser.parse_args(argv)
+    fake = FakeTwenty(
+        dialect=args.dialect,
+        api_key=args.api_key,
+        rate_limit_per_minute=args.rate_limit,
+        latency=args.latency,
+    )
+    print(f"Fake Twenty {args.dialect} on http://{args.host}:{args.port}/ (viewer at /, API key {args.api_key!r})")
+    uvicorn.run(fake, host=args.host, port=args.port, log_level="info")
+
+
+if __name__ == "__main__":
+    main()

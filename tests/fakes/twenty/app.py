@@ -1,0 +1,327 @@
+"""FakeTwenty: the ASGI app tests talk to, with auth, rate limiting, failure injection and stats."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import json
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import Receive, Scope, Send
+
+from .data_graphql import execute_data
+from .errors import TwentyError
+from .metadata_api import execute_metadata
+from .records import InputChecker, stamp_insert
+from .rest import handle_rest
+from .rules import DIALECTS
+from .ui import index_page, object_page
+from .workspace import Meta, Record, Workspace, now_iso
+
+WINDOW_SECONDS = 60.0  # Twenty's long bucket: API_RATE_LIMITING_LONG_TTL_IN_MS = 60000
+
+
+@dataclass
+class FakeTwentyStats:
+    """Counters the tests read. `operations` counts executed root fields / REST routes by name."""
+
+    data_calls: int = 0  # every authenticated /graphql or /rest call, throttled or failed included
+    data_reads: int = 0  # executed calls that only read
+    data_writes: int = 0  # executed calls with a mutation / POST / PATCH / PUT / DELETE
+    records_written: int = 0  # rows created, updated, deleted or restored by executed calls
+    throttled: int = 0  # calls refused by the rate limit
+    metadata_queries: int = 0  # /metadata query documents (introspection included)
+    metadata_mutations: int = 0  # /metadata mutation root fields, failed or forbidden ones included
+    operations: Counter[str] = field(default_factory=Counter)
+
+    def __getitem__(self, key: str) -> Any:
+        return getattr(self, key)
+
+    def as_dict(self) -> dict[str, Any]:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["operations"] = dict(self.operations)
+        return out
+
+    def reset(self) -> None:
+        for item in fields(self):
+            if item.name == "operations":
+                self.operations.clear()
+            else:
+                setattr(self, item.name, 0)
+
+
+class TokenBucket:
+    """Capacity N, refilled continuously at N per 60 s, on an injectable monotonic clock."""
+
+    def __init__(self, capacity: int, clock: Callable[[], float]) -> None:
+        self.capacity = capacity
+        self.clock = clock
+        self.tokens = float(capacity)
+        self.updated = clock()
+
+    def take(self) -> bool:
+        now = self.clock()
+        elapsed = max(0.0, now - self.updated)
+        self.updated = now
+        self.tokens = min(float(self.capacity), self.tokens + elapsed * self.capacity / WINDOW_SECONDS)
+        if self.tokens >= 1.0 - 1e-9:
+            self.tokens = max(0.0, self.tokens - 1.0)
+            return True
+        return False
+
+    @property
+    def message(self) -> str:
+        return f"Limit reached ({self.capacity} tokens per {int(WINDOW_SECONDS * 1000)} ms)"
+
+
+def _unauthenticated_graphql() -> JSONResponse:
+    error = {"message": "Token invalid.", "extensions": {"code": "UNAUTHENTICATED"}}
+    return JSONResponse({"errors": [error]}, status_code=200)
+
+
+class FakeTwenty:
+    """A Twenty server stand-in speaking the "1.x" or "2.x" dialect; an ASGI app.
+
+    Use in-process with `httpx.ASGITransport(app=fake)` or on loopback with uvicorn.
+    """
+
+    def __init__(
+        self,
+        dialect: str = "2.x",
+        api_key: str = "twenty-test-key",
+        rate_limit_per_minute: int | None = None,
+        latency: float = 0.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if dialect not in DIALECTS:
+            raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
+        self.dialect = dialect
+        self.api_key = api_key
+        self.latency = latency
+        self.clock = clock
+        self.stats = FakeTwentyStats()
+        self.data_model_permission = True
+        self.down = False
+        self.workspace = Workspace(dialect)
+        self._fail_remaining = 0
+        self._fail_status = 500
+        self._bucket: TokenBucket | None = None
+        self.set_rate_limit(rate_limit_per_minute)
+        self._app = Starlette(
+            routes=[
+                Route("/metadata", self._metadata, methods=["POST"]),
+                Route("/graphql", self._graphql, methods=["POST"]),
+                Route("/rest/{path:path}", self._rest, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
+                Route("/healthz", self._healthz, methods=["GET"]),
+                Route("/", self._ui_index, methods=["GET"]),
+                Route("/ui/{plural}", self._ui_object, methods=["GET"]),
+            ]
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self._app(scope, receive, send)
+
+    # -- knobs ------------------------------------------------------------------------------
+
+    @property
+    def rate_limit_per_minute(self) -> int | None:
+        return self._bucket.capacity if self._bucket else None
+
+    def set_rate_limit(self, per_minute: int | None) -> None:
+        """Requests per 60 s per workspace on /graphql and /rest/* (None = off); starts full."""
+        if per_minute is not None and per_minute < 1:
+            raise ValueError("rate limit must be at least 1 request per minute, or None")
+        self._bucket = TokenBucket(per_minute, self.clock) if per_minute else None
+
+    def fail_next(self, n: int, status: int = 500) -> None:
+        """The next `n` data-API calls answer `status` (Twenty restarting, a 5xx), then normal."""
+        self._fail_remaining = n
+        self._fail_status = status
+
+    def reset_stats(self) -> None:
+        self.stats.reset()
+
+    # -- direct access for tests ----------------------------------------------------------------
+
+    def _object(self, name: str) -> Meta:
+        obj = self.workspace.object(name)
+        if obj is None:
+            raise KeyError(f"no object named {name!r}")
+        return obj
+
+    def records(self, name: str) -> list[Record]:
+        """Copies of every stored record of an object (by singular or plural name), soft-deleted
+        ones included (their deletedAt is set), in insertion order."""
+        return [copy.deepcopy(r) for r in self.workspace.records_of(self._object(name)).values()]
+
+    def add_record(self, name: str, data: dict[str, Any]) -> Record:
+        """Seed a record directly (no uniqueness check, no stats); returns it with its id.
+
+        Values are checked like a create input; `deletedAt` may be given to seed a soft-deleted row.
+        """
+        obj = self._object(name)
+        values = InputChecker(self.workspace, obj, operation="Create").check(data)
+        record = stamp_insert(self.workspace, obj, self.workspace.blank_record(obj), values)
+        record["deletedAt"] = values.get("deletedAt")
+        self.workspace.records_of(obj)[record["id"]] = record
+        return copy.deepcopy(record)
+
+    def soft_delete(self, name: str, record_id: str) -> None:
+        record = self.workspace.records_of(self._object(name))[record_id]
+        record["deletedAt"] = now_iso()
+
+    def object_by_name(self, name: str) -> Meta:
+        """A copy of an object's metadata; its fields are under both "fieldsList" and "fields"."""
+        obj = copy.deepcopy(self._object(name))
+        obj["fields"] = obj["fieldsList"]
+        return obj
+
+    def field_by_name(self, object_name: str, field_name: str) -> Meta:
+        found = self.workspace.field(self._object(object_name), field_name)
+        if found is None:
+            raise KeyError(f"{object_name} has no field {field_name!r}")
+        return copy.deepcopy(found)
+
+    @property
+    def views(self) -> list[Meta]:
+        return copy.deepcopy(self.workspace.views)
+
+    @property
+    def view_groups(self) -> list[Meta]:
+        return copy.deepcopy(self.workspace.view_groups)
+
+    @property
+    def navigation_menu_items(self) -> list[Meta]:
+        return copy.deepcopy(self.workspace.nav_items)
+
+    # -- HTTP ---------------------------------------------------------------------------------
+
+    def _authorized(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        scheme, _, token = header.partition(" ")
+        return scheme.lower() == "bearer" and token.strip() == self.api_key
+
+    @staticmethod
+    async def _json_body(request: Request) -> Any:
+        raw = await request.body()
+        if not raw:
+            return None
+        return json.loads(raw)
+
+    async def _metadata(self, request: Request) -> Response:
+        # Metadata is neither throttled nor slowed down (the sheet: not throttled by this code).
+        if not self._authorized(request):
+            return _unauthenticated_graphql()
+        try:
+            body = await self._json_body(request)
+        except ValueError:
+            return JSONResponse(
+                {"errors": [{"message": "Invalid JSON body", "extensions": {"code": "BAD_REQUEST"}}]}, 400
+            )
+        response, outcome = execute_metadata(self.workspace, body, data_model_permission=self.data_model_permission)
+        if outcome.operation == "query":
+            self.stats.metadata_queries += 1
+        elif outcome.operation == "mutation":
+            self.stats.metadata_mutations += len(outcome.root_fields)
+        for name in outcome.root_fields:
+            self.stats.operations[name] += 1
+        return JSONResponse(response)
+
+    async def _data_gate(self, request: Request, *, graphql: bool) -> Response | None:
+        """What every data-API call goes through before doing anything: latency, auth, outages,
+        injected failures, then the rate limit. Returns the response to answer instead, if any."""
+        if self.latency > 0:
+            await asyncio.sleep(self.latency)
+        if not self._authorized(request):
+            if graphql:
+                return _unauthenticated_graphql()
+            body = {"statusCode": 401, "error": "UNAUTHENTICATED", "messages": ["Token invalid."]}
+            return JSONResponse(body, status_code=401)
+        self.stats.data_calls += 1
+        if self.down:
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        if self._fail_remaining > 0:
+            self._fail_remaining -= 1
+            status = self._fail_status
+            if graphql:
+                error = {"message": "Internal server error", "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+                return JSONResponse({"errors": [error]}, status_code=status)
+            body = {"statusCode": status, "error": "Internal Server Error", "messages": ["Internal server error"]}
+            return JSONResponse(body, status_code=status)
+        if self._bucket is not None and not self._bucket.take():
+            self.stats.throttled += 1
+            message = self._bucket.message
+            if graphql:
+                extensions = {
+                    "code": "BAD_USER_INPUT",
+                    "userFriendlyMessage": "Rate limit reached. Please try again later.",
+                }
+                return JSONResponse({"errors": [{"message": message, "extensions": extensions}]})
+            body = {"statusCode": 429, "error": "Too Many Requests", "messages": [message]}
+            return JSONResponse(body, status_code=429)
+        return None
+
+    async def _graphql(self, request: Request) -> Response:
+        refused = await self._data_gate(request, graphql=True)
+        if refused is not None:
+            return refused
+        try:
+            body = await self._json_body(request)
+        except ValueError:
+            return JSONResponse(
+                {"errors": [{"message": "Invalid JSON body", "extensions": {"code": "BAD_REQUEST"}}]}, 400
+            )
+        response, outcome = execute_data(self.workspace, body)
+        self.stats.data_reads += outcome.reads
+        self.stats.data_writes += outcome.writes
+        self.stats.records_written += outcome.records_written
+        for name in outcome.operations:
+            self.stats.operations[name] += 1
+        return JSONResponse(response)
+
+    async def _rest(self, request: Request) -> Response:
+        refused = await self._data_gate(request, graphql=False)
+        if refused is not None:
+            return refused
+        parts = [p for p in request.path_params["path"].split("/") if p]
+        try:
+            body = await self._json_body(request) if request.method in ("POST", "PATCH", "PUT") else None
+        except ValueError:
+            return JSONResponse(
+                {"statusCode": 400, "error": "BadRequestException", "messages": ["Invalid JSON body"]}, 400
+            )
+        try:
+            outcome = handle_rest(self.workspace, request.method, parts, dict(request.query_params), body)
+        except TwentyError as error:
+            status, payload = error.rest()
+            return JSONResponse(payload, status_code=status)
+        if outcome.write:
+            self.stats.data_writes += 1
+            self.stats.records_written += outcome.records_written
+        else:
+            self.stats.data_reads += 1
+        self.stats.operations[outcome.operation] += 1
+        return JSONResponse(outcome.body, status_code=outcome.status)
+
+    async def _healthz(self, _request: Request) -> Response:
+        if self.down:
+            return PlainTextResponse("Service Unavailable", status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    async def _ui_index(self, _request: Request) -> Response:
+        return HTMLResponse(index_page(self.workspace))
+
+    async def _ui_object(self, request: Request) -> Response:
+        obj = self.workspace.object(request.path_params["plural"])
+        if obj is None:
+            return HTMLResponse("<h1>No such object</h1><p><a href='/'>back</a></p>", status_code=404)
+        show_deleted = request.query_params.get("deleted") in ("1", "true")
+        return HTMLResponse(object_page(self.workspace, obj, show_deleted=show_deleted))

@@ -1,0 +1,91 @@
+"""A Whop company and a provisioned Twenty workspace, both in-process, for sync tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge.config import Settings, load_settings
+from bridge.services import Transports
+from bridge.twenty.metadata import MetadataClient
+from bridge.twenty.provision import provision
+from bridge.twenty.schema import load_data_model
+from bridge.whop.auth import StaticToken
+from bridge.whop.client import WhopClient
+from tests.fakes.twenty import FakeTwenty
+from tests.fakes.whop import FakeWhop, seed_company
+
+TWENTY_KEY = "twenty-test-key"
+WHOP_KEY = "whop-test-key"
+COMPANY = "biz_synctest"
+SHARED_EMAIL = "ann.shared@example.com"
+
+
+@dataclass
+class World:
+    twenty: FakeTwenty
+    whop: FakeWhop
+    settings: Settings
+    transports: Transports
+
+    def people(self) -> list[dict[str, Any]]:
+        return [r for r in self.twenty.records("people") if not r.get("deletedAt")]
+
+    def opportunities(self) -> list[dict[str, Any]]:
+        return [r for r in self.twenty.records("opportunities") if not r.get("deletedAt")]
+
+    def products(self) -> list[dict[str, Any]]:
+        return [r for r in self.twenty.records("whopProducts") if not r.get("deletedAt")]
+
+    async def whop_lists(self) -> dict[str, list[Any]]:
+        """What Whop says, read through the bridge's own client (the expected state)."""
+        http = httpx.AsyncClient(transport=self.transports.whop)
+        async with WhopClient("http://whop.test", StaticToken(WHOP_KEY), COMPANY, http=http) as client:
+            out: dict[str, list[Any]] = {"products": [], "members": [], "memberships": []}
+            for name, lister in (
+                ("products", client.list_products),
+                ("members", client.list_members),
+                ("memberships", client.list_memberships),
+            ):
+                async for page in lister():
+                    out[name].extend(page.data)
+        await http.aclose()
+        return out
+
+
+def micros(amount: Decimal) -> int:
+    return int(amount * 1_000_000)
+
+
+async def make_world(tmp_path: Any, dialect: str = "2.x", members: int = 40, memberships: int = 55,
+                     **settings: Any) -> World:
+    twenty = FakeTwenty(dialect=dialect, api_key=TWENTY_KEY)
+    whop = FakeWhop(api_key=WHOP_KEY)
+    seed_company(whop, company_id=COMPANY, title="Sync Test Co", members=members, memberships=memberships,
+                 products=3, seed=7, shared_emails=[SHARED_EMAIL])
+    seed_company(whop, company_id="biz_othercompany", title="Other Co", members=5, memberships=5, products=1, seed=8)
+    transports = Transports(twenty=httpx.ASGITransport(app=twenty), whop=httpx.ASGITransport(app=whop))
+    async with MetadataClient("http://twenty.test", TWENTY_KEY, transport=transports.twenty) as meta:
+        await provision(meta, load_data_model(), "http://bridge.test")
+    values = {
+        "TWENTY_URL": "http://twenty.test",
+        "TWENTY_API_KEY": TWENTY_KEY,
+        "WHOP_API_URL": "http://whop.test",
+        "WHOP_API_KEY": WHOP_KEY,
+        "WHOP_COMPANY_ID": COMPANY,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/bridge.db",
+        "TWENTY_REQUESTS_PER_MINUTE": 100_000,
+        "WHOP_REQUESTS_PER_SECOND": 10_000,
+        **settings,
+    }
+    twenty.reset_stats()
+    return World(twenty, whop, load_settings(**values), transports)
+
+
+@pytest.fixture(params=["2.x", "1.x"])
+async def world(request: pytest.FixtureRequest, tmp_path: Any) -> World:
+    return await make_world(tmp_path, request.param)

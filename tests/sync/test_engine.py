@@ -1,0 +1,170 @@
+"""Full sync into Twenty: exact, idempotent, resumable, and careful with what people curate."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from typing import Any
+
+import pytest
+
+from bridge.services import run_sync
+from bridge.sync.mapping import person_key, status_value
+
+from .conftest import SHARED_EMAIL, World, make_world, micros
+
+
+def _by(records: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
+    return {r[key]: r for r in records if r.get(key)}
+
+
+async def test_full_sync_makes_one_record_per_whop_object_linked_and_exact(world: World) -> None:
+    result = await run_sync(world.settings, kind="full", transports=world.transports)
+    assert result.status == "succeeded"
+    whop = await world.whop_lists()
+
+    people = [p for p in world.people() if p.get("whopUserId")]
+    keys = Counter(p["whopUserId"] for p in people)
+    assert set(keys) == {person_key(m) for m in whop["members"]}
+    assert max(keys.values()) == 1, "one Person per Whop user"
+
+    products = _by(world.products(), "whopProductId")
+    assert set(products) == {p.id for p in whop["products"]}
+
+    opps = world.opportunities()
+    by_membership = Counter(o.get("whopMembershipId") for o in opps)
+    assert set(by_membership) == {m.id for m in whop["memberships"]}
+    assert max(by_membership.values()) == 1, "one Opportunity per membership"
+
+    people_by_key = _by(people, "whopUserId")
+    for ms in whop["memberships"]:
+        opp = next(o for o in opps if o["whopMembershipId"] == ms.id)
+        person = people_by_key[ms.user_id or ms.member_id]
+        assert opp["pointOfContactId"] == person["id"], f"{ms.id} linked to its Person"
+        assert opp["whopProductId"] == products[ms.product_id]["id"], f"{ms.id} linked to its WhopProduct"
+        assert opp["whopMembershipStatus"] == status_value(ms.status)
+        price = ms.renewal_price or ms.initial_price
+        if price is not None and "amount" in opp and opp["amount"]:
+            assert opp["amount"]["amountMicros"] == micros(price.amount)
+            assert opp["amount"]["currencyCode"] == price.currency.upper()
+
+
+async def test_a_second_full_sync_writes_nothing(world: World) -> None:
+    await run_sync(world.settings, kind="full", transports=world.transports)
+    world.twenty.reset_stats()
+
+    again = await run_sync(world.settings, kind="full", transports=world.transports)
+
+    assert world.twenty.stats["data_writes"] == 0
+    assert world.twenty.stats["data_calls"] == 0, "unchanged records cost no Twenty call at all"
+    assert again.counts["opportunity"].get("unchanged") == len(world.opportunities())
+
+
+async def test_a_person_already_in_twenty_with_the_members_email_is_linked_and_keeps_its_name(
+    tmp_path: Any,
+) -> None:
+    world = await make_world(tmp_path, "2.x")
+    crm = world.twenty.add_record(
+        "people", {"name": {"firstName": "Ann", "lastName": "Curated"}, "emails": {"primaryEmail": SHARED_EMAIL}}
+    )
+    await run_sync(world.settings, kind="full", transports=world.transports)
+
+    holders = [p for p in world.people() if (p.get("emails") or {}).get("primaryEmail") == SHARED_EMAIL]
+    assert len(holders) == 1, "linked, not duplicated"
+    assert holders[0]["id"] == crm["id"]
+    assert holders[0]["whopUserId"], "the existing Person now carries the Whop key"
+    assert holders[0]["name"] == {"firstName": "Ann", "lastName": "Curated"}, "the curated name is kept"
+
+
+@pytest.mark.parametrize("dialect", ["2.x", "1.x"])
+async def test_an_email_owned_by_another_whop_user_is_reported_and_the_rest_are_written(
+    tmp_path: Any, dialect: str
+) -> None:
+    world = await make_world(tmp_path, dialect)
+    world.twenty.add_record(
+        "people",
+        {"name": {"firstName": "Someone", "lastName": "Else"}, "emails": {"primaryEmail": SHARED_EMAIL},
+         "whopUserId": "user_belongs_to_someone_else"},
+    )
+    result = await run_sync(world.settings, kind="full", transports=world.transports)
+
+    conflicts = [p for p in result.problems if p["kind"] == "conflict"]
+    assert conflicts and SHARED_EMAIL in conflicts[0]["reason"]
+    whop = await world.whop_lists()
+    written = {p["whopUserId"] for p in world.people() if p.get("whopUserId")}
+    assert {person_key(m) for m in whop["members"]} <= written, "every member still became a Person"
+    other = [p for p in world.people() if p.get("whopUserId") == "user_belongs_to_someone_else"]
+    assert len(other) == 1, "the other user's Person was not taken over"
+
+
+class Crash(Exception):
+    """Stands in for the process dying mid-run (the run is left as `running`)."""
+
+
+async def test_a_sync_stopped_midway_resumes_and_creates_no_duplicate(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "2.x", members=120, memberships=150, TWENTY_BATCH_SIZE=20)
+    pages_seen = 0
+
+    def stop_after_one_page(obj: str, counts: dict[str, dict[str, int]]) -> None:
+        nonlocal pages_seen
+        if obj == "person":
+            pages_seen += 1
+            if pages_seen == 1:
+                raise Crash
+
+    with pytest.raises(Crash):
+        await run_sync(world.settings, kind="full", transports=world.transports, progress=stop_after_one_page)
+    assert 0 < len(world.people()) < 120
+
+    result = await run_sync(world.settings, kind="full", transports=world.transports)
+
+    assert result.resumed_from is not None and "products" in result.resumed_from["done"]
+    keys = Counter(p["whopUserId"] for p in world.people() if p.get("whopUserId"))
+    assert max(keys.values()) == 1 and len(keys) == len({person_key(m) for m in (await world.whop_lists())["members"]})
+    assert len({o["whopMembershipId"] for o in world.opportunities()}) == len(world.opportunities()) == 150
+
+
+async def test_dry_run_reports_and_writes_nothing(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "2.x")
+    result = await run_sync(world.settings, kind="full", dry_run=True, transports=world.transports)
+    assert world.twenty.stats["data_writes"] == 0
+    assert world.people() == [] and world.opportunities() == []
+    assert result.counts["person"]["created"] == 40
+    assert result.counts["whopProduct"]["created"] == 3
+
+
+async def test_an_unknown_whop_status_adds_a_select_option_instead_of_failing(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "2.x")
+    membership = (await world.whop_lists())["memberships"][0]
+    world.whop.update_membership(membership.id, status="paused_for_vacation")
+
+    result = await run_sync(world.settings, kind="full", transports=world.transports)
+
+    assert not [p for p in result.problems if p["kind"] == "failed"]
+    status_field = next(
+        f for f in world.twenty.object_by_name("opportunity")["fieldsList"] if f["name"] == "whopMembershipStatus"
+    )
+    assert "PAUSED_FOR_VACATION" in {o["value"] for o in status_field["options"]}
+    opp = next(o for o in world.opportunities() if o["whopMembershipId"] == membership.id)
+    assert opp["whopMembershipStatus"] == "PAUSED_FOR_VACATION"
+
+
+async def test_429_storms_from_both_sides_slow_the_sync_but_lose_nothing(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "2.x", TWENTY_REQUESTS_PER_MINUTE=6000)
+    start = asyncio.get_running_loop().time()
+    world.twenty.set_rate_limit(3)
+    world.whop.inject(status=429, count=4, retry_after=0.01)
+
+    async def relax() -> None:
+        # A storm of several refusals, then Twenty's bucket refills.
+        while world.twenty.stats["throttled"] < 3:
+            await asyncio.sleep(0.01)
+        world.twenty.set_rate_limit(None)
+
+    relaxer = asyncio.create_task(relax())
+    result = await run_sync(world.settings, kind="full", transports=world.transports)
+    await relaxer
+    assert result.status == "succeeded"
+    assert world.twenty.stats["throttled"] > 0, "Twenty did throttle"
+    assert len(world.opportunities()) == 55 and len([p for p in world.people() if p.get("whopUserId")]) == 40
+    assert asyncio.get_running_loop().time() - start < 30
