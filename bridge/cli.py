@@ -116,6 +116,40 @@ def sync(full: bool, dry_run: bool) -> None:
         sys.exit(EXIT_CONFLICT)
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@friendly_errors
+def serve(host: str, port: int) -> None:
+    """Run the admin web app (Connect Whop, progress, webhooks) with uvicorn."""
+    import logging
+
+    import uvicorn
+
+    from bridge.logs import configure_logging
+    from bridge.web.app import AccessLogScrubber, create_app
+
+    settings = settings_from_env()
+    secrets = [
+        s.get_secret_value()
+        for s in (
+            settings.twenty_api_key,
+            settings.bridge_secret_key,
+            settings.whop_api_key,
+            settings.whop_client_secret,
+            settings.whop_webhook_secret,
+            settings.bridge_admin_password,
+        )
+        if s is not None
+    ]
+    configure_logging(settings.log_level, secrets=secrets)
+    # uvicorn's access log prints query strings; the OAuth callback's carries a code and a state.
+    logging.getLogger("uvicorn.access").addFilter(AccessLogScrubber())
+    app = create_app(settings)
+    console.print(f"admin page: {settings.bridge_public_url}/ (listening on {host}:{port})")
+    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True, server_header=False)
+
+
 OBJECT_LABELS = {"whopProduct": "Whop products", "person": "People", "opportunity": "Opportunities"}
 
 

@@ -146,7 +146,7 @@ def excluded(table: sa.Table) -> sa.FromClause:
 
 def upsert_stmt(
     table: sa.Table,
-    values: Mapping[str, Any] | Sequence[Mapping[str, Any]],
+    values: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None,
     index_elements: Sequence[str],
     update_cols: Sequence[str] | Mapping[str, Any],
     *,
@@ -155,6 +155,8 @@ def upsert_stmt(
 ) -> Insert:
     """INSERT … ON CONFLICT (index_elements) DO UPDATE for `dialect`.
 
+    `values`: one row, several rows (one multi-row INSERT), or None to leave them to
+    `conn.execute(stmt, [rows…])` (executemany: compiled once, cached, fastest for bulk).
     `update_cols` lists columns taken from the proposed row (`excluded.col`), or maps column
     names to SQL expressions (use `excluded(table)` to refer to the proposed row). Empty means
     DO NOTHING. `where` limits which conflicting rows are updated.
@@ -166,7 +168,9 @@ def upsert_stmt(
         insert_fn = sqlite.insert
     else:
         raise ValueError(f"unsupported database dialect {dialect!r}")
-    stmt = insert_fn(table).values(values if isinstance(values, Mapping) else list(values))
+    stmt = insert_fn(table)
+    if values is not None:
+        stmt = stmt.values(values if isinstance(values, Mapping) else list(values))
     if isinstance(update_cols, Mapping):
         set_: dict[str, Any] = dict(update_cols)
     else:

@@ -37,9 +37,10 @@ async def acquire(engine: AsyncEngine, name: str, owner: str, ttl_seconds: float
         dialect=dialect_name(engine),
         where=sa.or_(leases.c.expires_at < now, leases.c.owner == owner),
     )
-    async with engine.begin() as conn:
-        result = await conn.execute(stmt)
     # Inserted or updated: 1 row; conflict with a live lease of another owner: 0 rows.
+    # (RETURNING would need SQLite >= 3.35; an INSERT's rowcount must be asked for explicitly.)
+    async with engine.begin() as conn:
+        result = await conn.execute(stmt.execution_options(preserve_rowcount=True))
     return result.rowcount == 1
 
 

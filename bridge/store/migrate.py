@@ -67,7 +67,7 @@ def _sync_engine(sync_url: str) -> sa.Engine:
 
     @event.listens_for(engine, "begin")
     def _begin_immediate(conn: sa.Connection) -> None:
-        conn.exec_driver_sql("BEGIN")
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
 
@@ -83,7 +83,7 @@ def upgrade(url: str, revision: str = "head") -> None:
     engine = _sync_engine(sync_url)
     try:
         with engine.connect() as conn:
-            is_pg = False
+            is_pg = conn.dialect.name == "postgresql"
             if is_pg:
                 # Session-level lock: survives the commit below, freed by unlock or disconnect.
                 conn.execute(sa.select(sa.func.pg_advisory_lock(ADVISORY_LOCK_KEY)))

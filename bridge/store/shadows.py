@@ -29,8 +29,6 @@ from bridge.store.tables import record_shadows, sync_runs
 
 # Bound parameters per statement stay far below SQLite's limit (32,766) and PostgreSQL's (65,535).
 CHUNK = 500
-# Rows per multi-row upsert: ~10 parameters each, so ~2,500 parameters a statement.
-UPSERT_ROWS = 250
 
 _T = TypeVar("_T")
 
@@ -145,11 +143,10 @@ async def put_shadows(
     }
     if run_id is not None:
         update["seen_run_id"] = new.c.seen_run_id
-    dialect = dialect_name(engine)
+    stmt = upsert_stmt(record_shadows, None, ["company_id", "object", "whop_id"], update, dialect=dialect_name(engine))
     async with engine.begin() as conn:
-        for chunk in _chunks(values, UPSERT_ROWS):
-            stmt = upsert_stmt(record_shadows, chunk, ["company_id", "object", "whop_id"], update, dialect=dialect)
-            await conn.execute(stmt)
+        # executemany of one cached statement: far cheaper than compiling multi-row VALUES.
+        await conn.execute(stmt, values)
 
 
 async def mark_seen(engine: AsyncEngine, company_id: str, object: str, whop_ids: Sequence[str], run_id: int) -> int:

@@ -238,14 +238,48 @@ class SyncEngine:
     # Phases ---------------------------------------------------------------------------------
 
     async def _phase_products_then_members(self) -> None:
-        products = self._writer(WHOP_PRODUCT, lambda r: self.guard.ensure("whopProduct", r))
-        async for page in self._pages("products", self.whop.list_products):
-            self._record("whopProduct", await products.write([product_item(p) for p in page.data]))
-            await self._save_cursor("products", page.end_cursor)
-        people = self._writer(PERSON, lambda r: self.guard.ensure("person", r))
-        async for members in self._pages("members", self.whop.list_members):
-            self._record("person", await people.write([person_item(m) for m in members.data]))
-            await self._save_cursor("members", members.end_cursor)
+        async def products(page: list[Product]) -> list[Item]:
+            return [product_item(p) for p in page]
+
+        async def people(page: list[Member]) -> list[Item]:
+            return [person_item(m) for m in page]
+
+        await self._drain("products", self.whop.list_products, products, WHOP_PRODUCT, "whopProduct")
+        await self._drain("members", self.whop.list_members, people, PERSON, "person")
+
+    async def _drain(
+        self,
+        phase: str,
+        lister: Callable[..., AsyncIterator[Page[M]]],
+        make_items: Callable[[list[M]], Awaitable[list[Item]]],
+        obj: Any,
+        name: str,
+    ) -> None:
+        """Write a phase's changed records in full batches that may span Whop pages.
+
+        Whop pages hold 100 records and a Twenty batch up to 200: changed records are buffered
+        until a batch is full. The checkpoint only moves past pages whose records are all written.
+        """
+        writer = self._writer(obj, lambda r: self.guard.ensure(name, r))
+        batch = self.options.batch_size
+        buffer: list[tuple[Item, int]] = []  # (item, index of the page it came from)
+        cursors: list[str | None] = []
+        async for page in self._pages(phase, lister):
+            cursors.append(page.end_cursor)
+            changed, triaged = await writer.triage(await make_items(page.data))
+            self._record(name, triaged)
+            buffer.extend((item, len(cursors) - 1) for item in changed)
+            if len(buffer) >= batch:
+                size = len(buffer) // batch * batch
+                chunk, buffer = buffer[:size], buffer[size:]
+                self._record(name, await writer.write_changed([item for item, _ in chunk]))
+            # Every page before the first still-buffered record is fully written.
+            done = (buffer[0][1] - 1) if buffer else len(cursors) - 1
+            if done >= 0:
+                await self._save_cursor(phase, cursors[done])
+        if buffer:
+            self._record(name, await writer.write_changed([item for item, _ in buffer]))
+            await self._save_cursor(phase, cursors[-1])
 
     async def _phase_payments(self) -> None:
         """Keep the newest payment per membership (shadow object "payment", keyed by membership)."""
@@ -273,11 +307,7 @@ class SyncEngine:
             await self._save_cursor("payments", page.end_cursor)
 
     async def _phase_memberships(self) -> None:
-        opportunities = self._writer(OPPORTUNITY, lambda r: self.guard.ensure("opportunity", r))
-        async for page in self._pages("memberships", self.whop.list_memberships):
-            items = await self.membership_items(page.data)
-            self._record("opportunity", await opportunities.write(items))
-            await self._save_cursor("memberships", page.end_cursor)
+        await self._drain("memberships", self.whop.list_memberships, self.membership_items, OPPORTUNITY, "opportunity")
 
     async def membership_items(self, memberships: list[Membership]) -> list[Item]:
         """Opportunity items for memberships, linked to Person and WhopProduct by their Twenty ids."""

@@ -103,6 +103,12 @@ class ObjectWriter:
         self.before_write = before_write  # e.g. add unknown SELECT options first
 
     async def write(self, items: Sequence[Item]) -> WriteReport:
+        changed, report = await self.triage(items)
+        report.merge(await self.write_changed(changed))
+        return report
+
+    async def triage(self, items: Sequence[Item]) -> tuple[list[Item], WriteReport]:
+        """Split off the records whose Whop state is what the bridge last wrote (no call needed)."""
         report = WriteReport()
         unique = list({item.key: item for item in items}.values())  # last one wins
         shadows = await get_shadows(self.store, self.company_id, self.obj.singular, [i.key for i in unique])
@@ -114,6 +120,14 @@ class ObjectWriter:
                 report.twenty_ids[item.key] = shadow.twenty_id
             else:
                 changed.append(item)
+        return changed, report
+
+    async def write_changed(self, items: Sequence[Item]) -> WriteReport:
+        report = WriteReport()
+        changed = list({item.key: item for item in items}.values())
+        shadows: dict[str, Shadow] = {}
+        if self.dry_run:
+            shadows = await get_shadows(self.store, self.company_id, self.obj.singular, [i.key for i in changed])
         for start in range(0, len(changed), self.batch_size):
             batch = changed[start : start + self.batch_size]
             if self.dry_run:

@@ -36,7 +36,7 @@ from bridge.web import connect, security, views
 from bridge.web.jobs import Busy, JobRunner
 from bridge.whop.oauth import WhopOAuth
 
-__all__ = ["WebContext", "create_app"]
+__all__ = ["AccessLogScrubber", "WebContext", "create_app"]
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +85,7 @@ def _fmt_time(value: datetime | str | None) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            return value
+            return str(value)
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -275,7 +275,9 @@ async def choose_company(request: Request, form: FormData) -> Response:
     blob = request.session.pop("pick", None)
     try:
         if not isinstance(blob, str):
-            raise connect.ConnectError("No pending choice", "There is no company choice waiting. Start again with Connect Whop.")
+            raise connect.ConnectError(
+                "No pending choice", "There is no company choice waiting. Start again with Connect Whop."
+            )
         grant = connect.unpack_choice(ctx.settings.fernet, blob)
         company_id = form.get("company_id")
         if not isinstance(company_id, str):
@@ -415,6 +417,19 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+class AccessLogScrubber(logging.Filter):
+    """Drops query strings from uvicorn's access log lines: the OAuth callback's carries a code."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple) and len(record.args) >= 3 and isinstance(record.args[2], str):
+            path = record.args[2]
+            if "?" in path:
+                args = list(record.args)
+                args[2] = path.split("?", 1)[0] + "?[redacted]"
+                record.args = tuple(args)
+        return True
 
 
 # The app -------------------------------------------------------------------------------------------------------

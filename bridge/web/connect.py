@@ -24,7 +24,15 @@ from bridge.errors import AuthError, BridgeError, NeedsReconnect, RetryableError
 from bridge.store import connections
 from bridge.store.db import as_utc, utcnow
 from bridge.store.tables import oauth_states
-from bridge.whop.oauth import TokenSet, WhopOAuth, code_challenge, id_token_claims, new_code_verifier, new_nonce, new_state
+from bridge.whop.oauth import (
+    TokenSet,
+    WhopOAuth,
+    code_challenge,
+    id_token_claims,
+    new_code_verifier,
+    new_nonce,
+    new_state,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +156,9 @@ async def redeem(oauth: WhopOAuth, claimed: ClaimedState, code: str) -> Grant:
     except BridgeError as exc:
         log.warning("reading the Whop user after the code exchange failed: %s", exc)
         await _revoke_quietly(oauth, tokens)
-        raise ConnectError("Could not read your Whop account", f"Whop did not say who connected. {nothing}", 502) from None
+        raise ConnectError(
+            "Could not read your Whop account", f"Whop did not say who connected. {nothing}", 502
+        ) from None
     accounts = [(str(a["id"]), str(a.get("title") or a["id"])) for a in found]
     if not accounts:
         await _revoke_quietly(oauth, tokens)
@@ -172,7 +182,9 @@ def _check_id_token(oauth: WhopOAuth, tokens: TokenSet, nonce: str | None) -> st
     if oauth.client_id not in audiences:
         raise ConnectError("Invalid id_token", "Whop's id_token was issued to another app. Nothing was stored.")
     if nonce is not None and claims.get("nonce") != nonce:
-        raise ConnectError("Invalid id_token", "Whop's id_token does not carry this request's nonce. Nothing was stored.")
+        raise ConnectError(
+            "Invalid id_token", "Whop's id_token does not carry this request's nonce. Nothing was stored."
+        )
     sub = claims.get("sub")
     return str(sub) if sub else None
 

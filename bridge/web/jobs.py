@@ -135,7 +135,9 @@ class JobRunner:
         """The running job, else the oldest queued one."""
         live = [j for j in self._jobs if not j.finished]
         running = [j for j in live if j.status == "running"]
-        return (running or live or [None])[0]
+        if running:
+            return running[0]
+        return live[0] if live else None
 
     def latest(self) -> Job | None:
         """The active job, else the one that finished last."""
@@ -244,11 +246,10 @@ class JobRunner:
 
     # Shutdown ------------------------------------------------------------------------------------
 
-    async def wait_idle(self, timeout: float | None = None) -> None:
-        """Until no job is queued or running (tests; graceful shutdown)."""
-        async with asyncio.timeout(timeout):
-            while self._tasks:
-                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+    async def wait_idle(self) -> None:
+        """Until no job is queued or running (tests; graceful shutdown). Wrap in asyncio.timeout."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def aclose(self) -> None:
         for task in list(self._tasks):

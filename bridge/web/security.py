@@ -166,9 +166,7 @@ class LoginThrottle:
         return len(self._recent(client, time.monotonic() if now is None else now)) >= self.max_failures
 
     def failed(self, client: str, now: float | None = None) -> None:
-        self._recent(client, time.monotonic() if now is None else now).append(
-            time.monotonic() if now is None else now
-        )
+        self._recent(client, time.monotonic() if now is None else now).append(time.monotonic() if now is None else now)
         if len(self._failures) > 10_000:  # bound memory under a spray of addresses
             self._failures.pop(next(iter(self._failures)))
 

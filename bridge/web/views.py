@@ -62,7 +62,8 @@ def token_health(conn: connections.Connection, now: datetime) -> tuple[Health, i
         return Health("Healthy", "ok", "The access token has no known expiry."), None
     left = int((conn.token_expires_at - now).total_seconds())
     if left > 300:
-        return Health("Healthy", "ok", f"Access token valid for {left // 60} more minutes; refreshed automatically."), left
+        detail = f"Access token valid for {left // 60} more minutes; refreshed automatically."
+        return Health("Healthy", "ok", detail), left
     if left > 0:
         return Health("Refreshing soon", "ok", "The access token is refreshed before its next use."), left
     return Health("Idle", "muted", "The access token expired; it is refreshed on the next sync."), left
@@ -144,10 +145,16 @@ def run_view(run: run_store.SyncRun) -> dict[str, Any]:
         "finished_at": run.finished_at,
         "lines": [count_line(label, run.counts[obj]) for obj, label in SYNC_STEPS if run.counts.get(obj)],
         "reason": run.reason,
-        "problems": run.errors[:10],
+        "problems": [_problem(e) for e in run.errors[:10]],
         "problem_count": len(run.errors),
         "failed_count": len(failed),
     }
+
+
+def _problem(entry: Any) -> dict[str, str]:
+    if isinstance(entry, dict):
+        return {k: str(entry.get(k, "")) for k in ("object", "key", "kind", "reason")}
+    return {"object": "", "key": "", "kind": "", "reason": str(entry)}
 
 
 async def admin_state(settings: Settings, engine: AsyncEngine, jobs: JobRunner) -> dict[str, Any]:

@@ -107,7 +107,7 @@ class TokenSet:
     refresh_token: str | None = field(repr=False)
     expires_at: datetime | None
     scope: str | None = None
-    token_type: str = "Bearer"
+    token_type: str = "Bearer"  # noqa: S105 - a scheme name, not a secret
     id_token: str | None = field(default=None, repr=False)
 
     @classmethod

@@ -15,9 +15,7 @@ def _diffs(url: str, target: sa.MetaData) -> list[object]:
     engine = sa.create_engine(normalize_url(url)[1], poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:
-            ctx = MigrationContext.configure(
-                conn, opts={"compare_type": True, "compare_server_default": True}
-            )
+            ctx = MigrationContext.configure(conn, opts={"compare_type": True, "compare_server_default": True})
             return list(compare_metadata(ctx, target))
     finally:
         engine.dispose()

@@ -61,12 +61,21 @@ def micros(amount: Decimal) -> int:
     return int(amount * 1_000_000)
 
 
-async def make_world(tmp_path: Any, dialect: str = "2.x", members: int = 40, memberships: int = 55,
-                     **settings: Any) -> World:
+async def make_world(
+    tmp_path: Any, dialect: str = "2.x", members: int = 40, memberships: int = 55, **settings: Any
+) -> World:
     twenty = FakeTwenty(dialect=dialect, api_key=TWENTY_KEY)
     whop = FakeWhop(api_key=WHOP_KEY)
-    seed_company(whop, company_id=COMPANY, title="Sync Test Co", members=members, memberships=memberships,
-                 products=3, seed=7, shared_emails=[SHARED_EMAIL])
+    seed_company(
+        whop,
+        company_id=COMPANY,
+        title="Sync Test Co",
+        members=members,
+        memberships=memberships,
+        products=3,
+        seed=7,
+        shared_emails=[SHARED_EMAIL],
+    )
     seed_company(whop, company_id="biz_othercompany", title="Other Co", members=5, memberships=5, products=1, seed=8)
     transports = Transports(twenty=httpx.ASGITransport(app=twenty), whop=httpx.ASGITransport(app=whop))
     async with MetadataClient("http://twenty.test", TWENTY_KEY, transport=transports.twenty) as meta:

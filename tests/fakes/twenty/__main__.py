@@ -13,7 +13,9 @@ from . import FakeTwenty
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.twenty", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.twenty", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)
     parser.add_argument("--dialect", choices=["1.x", "2.x"], default="2.x")

@@ -469,7 +469,9 @@ def _run(ws: Workspace, renderer: _Renderer, doc: _Document, node: FieldNode, ro
     if kind in ("createMany", "createOne"):
         upsert = bool(args.get("upsert"))
         data = args.get("data")
-        results = create_records(ws, obj, data if kind == "createMany" else [data], upsert=upsert)
+        # GraphQL input coercion turns a single object given for a list argument into a list of one.
+        batch = data if kind == "createMany" and isinstance(data, list) else [data]
+        results = create_records(ws, obj, batch, upsert=upsert)
         written = sum(1 for r in results if r is not None)
         if kind == "createOne":
             return (renderer.record(obj, results[0], selection) if results[0] else None), written

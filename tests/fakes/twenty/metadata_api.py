@@ -399,11 +399,12 @@ def _root_names(operation: OperationDefinitionNode) -> list[str]:
     return [s.name.value for s in operation.selection_set.selections if isinstance(s, FieldNode)]
 
 
-def _format(error: GraphQLError, default_code: str) -> dict[str, Any]:
+def _format(error: GraphQLError, default_code: str, *, executing: bool = False) -> dict[str, Any]:
     formatted: dict[str, Any] = dict(error.formatted)
     extensions = dict(formatted.get("extensions") or {})
     if "code" not in extensions:
-        coercion = error.original_error is None and not error.path
+        # An execution error with no path and no cause is a variable that failed coercion.
+        coercion = executing and error.original_error is None and not error.path
         extensions["code"] = "BAD_USER_INPUT" if coercion else default_code
     formatted["extensions"] = extensions
     return formatted
@@ -448,7 +449,7 @@ def execute_metadata(
     )
     response: dict[str, Any] = {"data": result.data}
     if result.errors:
-        response["errors"] = [_format(e, "INTERNAL_SERVER_ERROR") for e in result.errors]
+        response["errors"] = [_format(e, "INTERNAL_SERVER_ERROR", executing=True) for e in result.errors]
     if introspection_only and not result.errors:
         _introspection_cache[cache_key] = response
     return response, outcome

@@ -292,9 +292,8 @@ class _Txn:
 
 
 def _norm_key(value: Any) -> str:
-    if isinstance(value, str):
-        return value.lower() if "@" in value else value  # emails compare case-insensitively
-    return json.dumps(value, sort_keys=True)
+    """Unique values compare exactly, as a PostgreSQL unique index does."""
+    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def stamp_insert(ws: Workspace, obj: Meta, record: Record, values: Record) -> Record:

@@ -410,14 +410,16 @@ class RestApi:
             one_of("most_recent_action", "most_recent_actions")
             products = set(_qlist(params, "product_ids", "product_id"))
             plans = set(_qlist(params, "plan_ids", "plan_id"))
-            for wanted, attr in ((products, "product_id"), (plans, "plan_id")):
-                if wanted:
-                    preds.append(
-                        lambda r, wanted=wanted, attr=attr: any(
-                            getattr(store.memberships[i], attr) in wanted
-                            for i in idx.memberships_by_member.get(r.id, [])
-                        )
-                    )
+
+            def holds(wanted: set[str], attr: str) -> Callable[[Any], bool]:
+                return lambda r: any(
+                    getattr(store.memberships[i], attr) in wanted for i in idx.memberships_by_member.get(r.id, [])
+                )
+
+            if products:
+                preds.append(holds(products, "product_id"))
+            if plans:
+                preds.append(holds(plans, "plan_id"))
             if (ms := params.get("membership_status")) in ("active", "inactive"):
                 active = ms == "active"
                 preds.append(

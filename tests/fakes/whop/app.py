@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, get_args
+from typing import Any
 from urllib.parse import parse_qsl
 
 import anyio
@@ -29,10 +29,9 @@ from tests.fakes.whop._util import TimeInput, iso, to_ms
 from tests.fakes.whop.api import RestApi
 from tests.fakes.whop.oauth import OAuthConfig, OAuthProvider
 from tests.fakes.whop.stats import FakeWhopStats, RecordedRequest
-from tests.fakes.whop.store import Company, Record, WhopStore
+from tests.fakes.whop.store import Company, Member, Membership, Payment, Plan, Product, Record, User, WhopStore
 
 _DEFAULT: Any = object()
-_RECORD_TYPES: tuple[type, ...] = get_args(Record)
 
 
 @dataclass
@@ -311,7 +310,7 @@ class FakeWhop(WhopStore):
         """
         if isinstance(data, str):
             data = self.get(data)
-        if isinstance(data, _RECORD_TYPES):
+        if isinstance(data, User | Company | Product | Plan | Member | Membership | Payment):
             company_id = company_id or self._company_of(data)
             payload: Any = shapes.render(self, data, legacy=legacy)
         else:

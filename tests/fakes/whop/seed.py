@@ -425,7 +425,7 @@ def _one_membership(
         status=status,
         created_at=_s(start),
         joined_at=_s(joined),
-        **{k: (_s(v) if k in TIME_FIELDS and isinstance(v, int) else v) for k, v in fields.items()},  # type: ignore[arg-type]
+        **{k: (_s(v) if k in TIME_FIELDS and isinstance(v, int) else v) for k, v in fields.items()},
     )
     latest = updated
     for k, cycle_start in enumerate(cycles):
@@ -513,7 +513,7 @@ def _seed_payment(
         created_at=_s(when),
         updated_at=_s(updated),
         last_payment_attempt_at=_s(when + 1000),
-        **fields,  # type: ignore[arg-type]
+        **fields,
     )
     out.payment_ids.append(payment.id)
     out.payments_by_substatus.setdefault(substatus, []).append(payment.id)
