@@ -112,7 +112,7 @@ def raise_for_errors(errors: list[dict[str, Any]], operation: str) -> None:
             f"{operation}: the Twenty API key's role lacks the data-model permission ({message}); "
             "give the key a role with 'Data model' settings access (e.g. Admin)"
         )
-    if code == "METADATA_VALIDATION_FAILED" or code == "BAD_USER_INPUT":
+    if code in ("METADATA_VALIDATION_FAILED", "BAD_USER_INPUT", "CONFLICT"):
         if any(c in ALREADY_EXISTS_CODES for c in sub_codes) or "already exists" in details.lower():
             raise AlreadyExists(f"{operation}: {details}", code, sub_codes)
         raise MetadataError(f"{operation}: Twenty refused it: {details}", code, sub_codes)
@@ -129,7 +129,8 @@ def raise_for_errors(errors: list[dict[str, Any]], operation: str) -> None:
 
 
 def _sub_codes(ext: dict[str, Any]) -> list[str]:
-    found: list[str] = []
+    # 2.x nests them under extensions.errors[…].code; 1.x puts one in extensions.subCode.
+    found: list[str] = [str(ext["subCode"])] if ext.get("subCode") else []
     _walk(ext.get("errors"), lambda d: found.append(str(d["code"])) if "code" in d else None)
     return found
 

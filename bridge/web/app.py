@@ -278,11 +278,12 @@ async def choose_company(request: Request, form: FormData) -> Response:
             raise connect.ConnectError(
                 "No pending choice", "There is no company choice waiting. Start again with Connect Whop."
             )
-        grant = connect.unpack_choice(ctx.settings.fernet, blob)
         company_id = form.get("company_id")
         if not isinstance(company_id, str):
             raise connect.ConnectError("No company chosen", "Pick one company. Nothing was stored.")
-        return await _finish_connect(request, ctx.oauth(), grant, company_id)
+        oauth = ctx.oauth()
+        grant = await connect.unpack_choice(ctx.settings.fernet, oauth, blob)
+        return await _finish_connect(request, oauth, grant, company_id)
     except connect.ConnectError as exc:
         return message_page(request, exc.title, exc.message, exc.status)
 

@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 STATE_TTL = timedelta(minutes=10)
 PICK_TTL = 600  # seconds a "which company?" choice may wait
-MAX_PICK_ACCOUNTS = 30  # keeps the encrypted choice small enough for a cookie
 
 
 class ConnectError(Exception):
@@ -166,7 +165,7 @@ async def redeem(oauth: WhopOAuth, claimed: ClaimedState, code: str) -> Grant:
             "No Whop company",
             f"The Whop user who approved does not manage any company. Approve with a company owner or admin. {nothing}",
         )
-    return Grant(tokens=tokens, user_id=user_id, accounts=accounts[:MAX_PICK_ACCOUNTS])
+    return Grant(tokens=tokens, user_id=user_id, accounts=accounts)
 
 
 def _check_id_token(oauth: WhopOAuth, tokens: TokenSet, nonce: str | None) -> str | None:
@@ -241,7 +240,10 @@ async def disconnect_company(engine: AsyncEngine, box: TokenBox, oauth: WhopOAut
     return await connections.disconnect(engine, company_id)
 
 
-# A pending "which company?" choice, carried encrypted in the session ----------------------------
+# A pending "which company?" choice ---------------------------------------------------------------
+# Only the tokens travel, encrypted with BRIDGE_SECRET_KEY, in the signed session cookie (so any
+# replica can finish the choice); the company list is fetched again when the admin picks, which
+# also proves the chosen company is one the token may read.
 
 
 def pack_choice(fernet: MultiFernet, grant: Grant) -> str:
@@ -251,22 +253,29 @@ def pack_choice(fernet: MultiFernet, grant: Grant) -> str:
         "e": grant.tokens.expires_at.isoformat() if grant.tokens.expires_at else None,
         "s": grant.tokens.scope,
         "u": grant.user_id,
-        "c": grant.accounts,
     }
     return fernet.encrypt(json.dumps(payload).encode("utf-8")).decode("ascii")
 
 
-def unpack_choice(fernet: MultiFernet, blob: str) -> Grant:
+async def unpack_choice(fernet: MultiFernet, oauth: WhopOAuth, blob: str) -> Grant:
     try:
         data: Any = json.loads(fernet.decrypt(blob.encode("ascii"), ttl=PICK_TTL))
-    except (InvalidToken, ValueError, UnicodeError):
+        tokens = TokenSet(
+            access_token=str(data["a"]),
+            refresh_token=data["r"],
+            expires_at=datetime.fromisoformat(data["e"]) if data["e"] else None,
+            scope=data["s"],
+        )
+        user_id = str(data["u"])
+    except (InvalidToken, ValueError, UnicodeError, KeyError, TypeError):
         raise ConnectError(
             "Choice expired", "The company choice is older than 10 minutes. Nothing was stored. Start again."
         ) from None
-    tokens = TokenSet(
-        access_token=data["a"],
-        refresh_token=data["r"],
-        expires_at=datetime.fromisoformat(data["e"]) if data["e"] else None,
-        scope=data["s"],
-    )
-    return Grant(tokens=tokens, user_id=data["u"], accounts=[(str(i), str(t)) for i, t in data["c"]])
+    try:
+        found = await oauth.accounts(tokens.access_token)
+    except BridgeError as exc:
+        log.warning("reading the Whop companies for the choice failed: %s", exc)
+        await _revoke_quietly(oauth, tokens)
+        raise ConnectError("Could not read your Whop companies", "Nothing was stored. Start again.", 502) from None
+    accounts = [(str(a["id"]), str(a.get("title") or a["id"])) for a in found]
+    return Grant(tokens=tokens, user_id=user_id, accounts=accounts)

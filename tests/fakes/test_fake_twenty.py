@@ -19,7 +19,7 @@ from gql import Client, gql
 from gql.transport.httpx import HTTPXAsyncTransport
 from graphql import GraphQLError
 
-from tests.fakes.twenty import FakeTwenty
+from tests.fakes.twenty import FakeTwenty, TwentyError
 
 KEY = "twenty-test-key"
 BASE = "http://twenty.test"
@@ -659,6 +659,45 @@ async def test_graphql_filters_ordering_and_first(client: httpx.AsyncClient, fak
     assert ("errors" in big) == (fake.dialect == "2.x")  # observed #18: 1.x has no 200 cap
 
 
+async def test_fragments_typename_find_one_and_single_create(client: httpx.AsyncClient, fake: FakeTwenty) -> None:
+    await provision(client, fake)
+    single = "mutation($d: PersonCreateInput!) { createPerson(data: $d, upsert: true) { __typename id } }"
+    created = (await data(client, single, {"d": {"whopUserId": "user_1"}}))["data"]["createPerson"]
+    assert created["__typename"] == "Person"
+    query = """fragment P on Person { id whopUserId emails { __typename primaryEmail } }
+      query One($f: PersonFilterInput!) {
+        person(filter: $f) { ...P }
+        all: people { edges { node { ... on Person { id } } } }
+      }"""
+    body = await data(client, query, {"f": {"whopUserId": {"eq": "user_1"}}})
+    assert body["data"]["person"]["emails"] == {"__typename": "Emails", "primaryEmail": ""}
+    assert body["data"]["all"]["edges"] == [{"node": {"id": created["id"]}}]
+    missing = await data(client, query, {"f": {"whopUserId": {"eq": "nobody"}}})
+    assert code(missing) == "NOT_FOUND"
+
+
+async def test_seeded_records_and_soft_delete_helpers(fake: FakeTwenty) -> None:
+    opp = fake.add_record("opportunities", {"name": "Seeded", "amount": {"amountMicros": 1, "currencyCode": "EUR"}})
+    assert opp["stage"] == "NEW" and opp["deletedAt"] is None and uuid.UUID(opp["id"])
+    fake.soft_delete("opportunity", opp["id"])
+    (stored,) = fake.records("opportunities")
+    assert stored["deletedAt"] is not None
+    with pytest.raises(TwentyError, match="not defined"):
+        fake.add_record("people", {"nope": 1})
+
+
+async def test_relation_connect_by_unique_key_is_2x_only(client: httpx.AsyncClient, fake: FakeTwenty) -> None:
+    await provision(client, fake)
+    fake.add_record("whopProducts", {"name": "Pro", "whopProductId": "prod_1"})
+    mutation = "mutation($d: [OpportunityCreateInput!]!) { createOpportunities(data: $d) { whopProductId } }"
+    connect = {"whopMembershipId": "mem_1", "whopProduct": {"connect": {"where": {"whopProductId": "prod_1"}}}}
+    body = await data(client, mutation, {"d": [connect]})
+    if fake.dialect == "2.x":
+        assert body["data"]["createOpportunities"][0]["whopProductId"] == fake.records("whopProducts")[0]["id"]
+    else:
+        assert code(body) == "BAD_USER_INPUT"
+
+
 # -- data API: REST ----------------------------------------------------------------------------
 
 
@@ -694,6 +733,13 @@ async def test_rest_crud(client: httpx.AsyncClient, fake: FakeTwenty) -> None:
     assert (await client.get(f"/rest/companies/{company['id']}")).status_code == 404
     restored = await client.patch(f"/rest/restore/companies/{company['id']}")
     assert restored.json()["data"]["restoreCompany"]["deletedAt"] is None
+    person = (await client.post("/rest/people", json={"companyId": company["id"]})).json()["data"]["createPerson"]
+    deep = (await client.get(f"/rest/people/{person['id']}")).json()["data"]["person"]
+    assert (
+        deep["company"]["name"] == "Acme"
+        and "company"
+        not in (await client.get(f"/rest/people/{person['id']}", params={"depth": 0})).json()["data"]["person"]
+    )
     bad = await client.post("/rest/companies", json={"nmae": "typo"})
     assert bad.status_code == 400 and bad.json()["error"] == "UserInputError"
     assert (await client.get("/rest/whopThings")).status_code == 400

@@ -76,8 +76,8 @@ async def test_context_manager(engine: AsyncEngine) -> None:
 
 
 async def test_keepalive_outlives_the_ttl(engine: AsyncEngine) -> None:
-    async with lease(engine, "long", "a", 0.3, keepalive=True) as held:
+    async with lease(engine, "long", "a", 0.15, keepalive=True) as held:
         assert held
-        await asyncio.sleep(0.6)  # twice the TTL
+        await asyncio.sleep(0.35)  # more than twice the TTL
         assert not await acquire(engine, "long", "b", 30)
     assert await acquire(engine, "long", "b", 30)

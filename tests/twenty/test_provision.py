@@ -184,3 +184,32 @@ async def test_the_provisioning_run_is_recorded_in_the_store(
     assert recorded["status"] == "succeeded"
     assert recorded["dialect"] == fake_twenty.dialect
     assert recorded["mutations"] == result.mutations > 0
+
+
+async def test_a_name_taken_between_plan_and_apply_is_resolved_by_listing_again(
+    fake_twenty: FakeTwenty, meta: MetadataClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another process creates the object and a field just before this one does."""
+    original_create_object, original_create_field = meta.create_object, meta.create_field
+    raced: list[str] = []
+
+    async def create_object_after_a_rival(spec: dict[str, Any]) -> dict[str, Any]:
+        await original_create_object(spec)  # the rival wins…
+        raced.append(spec["nameSingular"])
+        return await original_create_object(spec)  # …and ours answers "already exists"
+
+    async def create_field_after_a_rival(spec: dict[str, Any]) -> Any:
+        if spec["name"] == "whopUserId":
+            await original_create_field(spec)
+            raced.append(spec["name"])
+        return await original_create_field(spec)
+
+    monkeypatch.setattr(meta, "create_object", create_object_after_a_rival)
+    monkeypatch.setattr(meta, "create_field", create_field_after_a_rival)
+    result = await provision(meta, load_data_model(), PUBLIC_URL)
+
+    assert raced == ["whopProduct", "whopUserId"]
+    assert not result.plan.conflicts
+    assert [f["name"] for f in fake_twenty.object_by_name("person")["fieldsList"]].count("whopUserId") == 1
+    monkeypatch.undo()
+    assert (await provision(meta, load_data_model(), PUBLIC_URL)).mutations == 0

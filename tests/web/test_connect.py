@@ -70,7 +70,12 @@ async def test_connect_stores_the_company_and_runs_the_first_sync(
     assert f'Connected to <strong id="company-title">{COMPANY_TITLE}</strong>' in page
     assert "People: 10 created" in page and "Finished" in page
     (conn,) = await connection_rows(engine)
-    assert (conn.company_id, conn.company_title, conn.mode, conn.status) == (COMPANY_ID, COMPANY_TITLE, "oauth", "connected")
+    assert (conn.company_id, conn.company_title, conn.mode, conn.status) == (
+        COMPANY_ID,
+        COMPANY_TITLE,
+        "oauth",
+        "connected",
+    )
     assert conn.whop_user_id == OWNER_USER_ID and conn.token_expires_at is not None
     assert set(DEFAULT_SCOPES) <= set(conn.scope_list)
     box = TokenBox(settings.fernet)
@@ -124,7 +129,11 @@ async def test_a_tampered_state_is_refused_and_the_code_never_redeemed(
 
 
 async def test_a_replayed_callback_is_refused(
-    admin: httpx.AsyncClient, whop_browser: httpx.AsyncClient, engine: AsyncEngine, fake_whop: FakeWhop, settings: Settings
+    admin: httpx.AsyncClient,
+    whop_browser: httpx.AsyncClient,
+    engine: AsyncEngine,
+    fake_whop: FakeWhop,
+    settings: Settings,
 ) -> None:
     callback = await consent(whop_browser, await start_connect(admin))
     assert (await admin.get(callback)).status_code == 303
@@ -168,7 +177,11 @@ async def test_an_expired_code_shows_a_clear_page(
 
 
 async def test_pkce_is_checked_by_whop(
-    admin: httpx.AsyncClient, whop_browser: httpx.AsyncClient, engine: AsyncEngine, settings: Settings, fake_whop: FakeWhop
+    admin: httpx.AsyncClient,
+    whop_browser: httpx.AsyncClient,
+    engine: AsyncEngine,
+    settings: Settings,
+    fake_whop: FakeWhop,
 ) -> None:
     callback = await consent(whop_browser, await start_connect(admin))
     # Someone swaps the stored verifier: the challenge Whop holds no longer matches.
@@ -277,7 +290,11 @@ async def test_disconnect_still_forgets_tokens_when_whop_is_down(
 
 
 async def test_an_anonymous_callback_consumes_nothing(
-    admin: httpx.AsyncClient, whop_browser: httpx.AsyncClient, client: httpx.AsyncClient, app: Starlette, engine: AsyncEngine
+    admin: httpx.AsyncClient,
+    whop_browser: httpx.AsyncClient,
+    client: httpx.AsyncClient,
+    app: Starlette,
+    engine: AsyncEngine,
 ) -> None:
     callback = await consent(whop_browser, await start_connect(admin))
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BRIDGE_URL) as stranger:

@@ -87,7 +87,9 @@ def test_verifier_follows_rfc7636_and_the_challenge_is_s256() -> None:
 
 
 def test_authorize_url_carries_everything_whop_needs() -> None:
-    settings = load_settings(WHOP_CLIENT_ID=CLIENT_ID, BRIDGE_PUBLIC_URL="https://bridge.example.com/", WHOP_API_URL=WHOP_URL)
+    settings = load_settings(
+        WHOP_CLIENT_ID=CLIENT_ID, BRIDGE_PUBLIC_URL="https://bridge.example.com/", WHOP_API_URL=WHOP_URL
+    )
     oauth = WhopOAuth.from_settings(settings)
     url = oauth.authorize_url(state="st", nonce="no", code_challenge="ch")
     parts = urlsplit(url)
@@ -118,7 +120,9 @@ def test_secrets_stay_out_of_reprs() -> None:
 # Against the fake Whop ---------------------------------------------------------------------------
 
 
-async def test_code_exchange_sends_pkce_and_secret_as_json(fake: FakeWhop, oauth: WhopOAuth, recorder: Recorder) -> None:
+async def test_code_exchange_sends_pkce_and_secret_as_json(
+    fake: FakeWhop, oauth: WhopOAuth, recorder: Recorder
+) -> None:
     verifier = new_code_verifier()
     code = await _code(fake, oauth, verifier, nonce="nonce-xyz")
     tokens = await oauth.exchange_code(code, verifier)
@@ -214,7 +218,9 @@ def mocked(sleeps: Sleeps) -> WhopOAuth:
 
 
 @respx.mock(base_url=WHOP_URL)
-async def test_5xx_on_the_token_endpoint_is_retryable_and_not_repeated(respx_mock: respx.MockRouter, mocked: WhopOAuth) -> None:
+async def test_5xx_on_the_token_endpoint_is_retryable_and_not_repeated(
+    respx_mock: respx.MockRouter, mocked: WhopOAuth
+) -> None:
     route = respx_mock.post("/oauth/token").respond(503, text="<html>bad gateway</html>")
     with pytest.raises(RetryableError) as caught:
         await mocked.refresh("rt-value")

@@ -110,14 +110,18 @@ def provider(engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth) -> OAuthToken
 
 
 @pytest.mark.usefixtures("connected")
-async def test_a_fresh_token_is_used_as_stored(fake: FakeWhop, engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth) -> None:
+async def test_a_fresh_token_is_used_as_stored(
+    fake: FakeWhop, engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth
+) -> None:
     stored, _, _ = await connections.read_tokens(engine, box, COMPANY_ID)
     assert await provider(engine, box, oauth).token() == stored
     assert fake.stats.refreshes == 0
 
 
 @pytest.mark.usefixtures("connected")
-async def test_refreshes_five_minutes_before_expiry(fake: FakeWhop, engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth) -> None:
+async def test_refreshes_five_minutes_before_expiry(
+    fake: FakeWhop, engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth
+) -> None:
     access, refresh, _ = await connections.read_tokens(engine, box, COMPANY_ID)
     assert access and refresh
     await connections.save_tokens(engine, box, COMPANY_ID, access, refresh, datetime.now(UTC) + timedelta(minutes=4))
@@ -129,7 +133,9 @@ async def test_refreshes_five_minutes_before_expiry(fake: FakeWhop, engine: Asyn
 
 
 @pytest.mark.usefixtures("connected")
-async def test_a_refresh_storm_makes_one_refresh(fake: FakeWhop, engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth) -> None:
+async def test_a_refresh_storm_makes_one_refresh(
+    fake: FakeWhop, engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth
+) -> None:
     await expire(fake, engine, box)
     tokens = provider(engine, box, oauth)
     results = await asyncio.gather(*(tokens.token() for _ in range(50)))
@@ -212,7 +218,9 @@ async def test_a_refresh_token_used_twice_means_needs_reconnect(
 
 
 @pytest.mark.usefixtures("connected")
-async def test_a_disconnect_stops_the_provider(fake: FakeWhop, engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth) -> None:
+async def test_a_disconnect_stops_the_provider(
+    fake: FakeWhop, engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth
+) -> None:
     await expire(fake, engine, box)
     await connections.disconnect(engine, COMPANY_ID)
     with pytest.raises(AuthError, match="not connected"):
