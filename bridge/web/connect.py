@@ -206,6 +206,7 @@ async def store_connection(
     connecting another company disconnects the previous one (its CRM data stays)."""
     titles = dict(grant.accounts)
     if company_id not in titles:
+        await _revoke_quietly(oauth, grant.tokens)
         raise ConnectError("Unknown company", "That company is not one the Whop user manages. Nothing was stored.")
     for other in await connections.list_connections(engine):
         if other.mode == "oauth" and other.company_id != company_id and other.has_tokens:

@@ -1,6 +1,6 @@
 """Store fixtures: every test runs on SQLite (a temp file) and on the local PostgreSQL.
 
-PostgreSQL tests get a database of their own (`bridge_test_<random>`), created for the
+PostgreSQL tests get a database of their own (`bridge_store_test_<time>_<random>`), created for the
 session and dropped at the end, so parallel runs and other suites never collide. Inside it,
 the migrated store is one schema emptied before each test; tests that need an empty,
 unmigrated database (`fresh_url`) get a new schema each. If the server cannot
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
@@ -25,6 +26,9 @@ from bridge.store.db import create_engine
 from bridge.store.migrate import upgrade
 from bridge.store.tables import metadata
 from tests.conftest import POSTGRES_URL
+
+# A test database older than this was left by a killed session and is dropped.
+LEFTOVER_AGE = 6 * 3600
 
 BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 
@@ -47,11 +51,25 @@ class PgServer:
     store and far cheaper to create and drop than CREATE DATABASE.
     """
 
+    PREFIX = "bridge_store_test_"
+
     def __init__(self) -> None:
-        self.database = f"bridge_test_{secrets.token_hex(6)}"
+        # The creation time in the name lets a later session drop what a killed one left behind.
+        self.database = f"{self.PREFIX}{int(time.time())}_{secrets.token_hex(4)}"
         with _admin() as conn:
+            self._drop_leftovers(conn)
             conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.database)))
         self.base_url = sa.make_url(POSTGRES_URL).set(database=self.database)
+
+    def _drop_leftovers(self, conn: psycopg.Connection[tuple[object, ...]]) -> None:
+        cutoff = time.time() - LEFTOVER_AGE
+        rows = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (self.PREFIX.replace("_", r"\_") + "%",)
+        ).fetchall()
+        for (name,) in rows:
+            stamp = str(name).removeprefix(self.PREFIX).split("_", 1)[0]
+            if stamp.isdigit() and int(stamp) < cutoff:
+                conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name))))
 
     def create_schema(self) -> str:
         name = f"s_{secrets.token_hex(6)}"

@@ -303,3 +303,31 @@ async def test_an_anonymous_callback_consumes_nothing(
     (row,) = await state_rows(engine)
     assert row.used_at is None
     assert await connection_rows(engine) == []
+
+
+async def test_a_company_the_user_does_not_manage_cannot_be_picked(
+    admin: httpx.AsyncClient, whop_browser: httpx.AsyncClient, engine: AsyncEngine, fake_whop: FakeWhop
+) -> None:
+    seed_company(fake_whop, company_id="biz_second", title="Second Shop", members=2, products=1, neighbor=False)
+    page = await connect_flow(admin, whop_browser)
+    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    neighbour = next(c for c in fake_whop.companies if c not in (COMPANY_ID, "biz_second"))
+    refused = await admin.post("/oauth/choose", data={"csrf_token": token, "company_id": neighbour})
+    assert refused.status_code == 400 and "Nothing was stored" in refused.text
+    assert await connection_rows(engine) == []
+    assert fake_whop.stats.revocations == 1  # the unused grant does not linger at Whop
+
+
+async def test_connecting_another_company_replaces_the_previous_one(
+    admin: httpx.AsyncClient, whop_browser: httpx.AsyncClient, engine: AsyncEngine, fake_whop: FakeWhop
+) -> None:
+    await connect_flow(admin, whop_browser)
+    seed_company(fake_whop, company_id="biz_second", title="Second Shop", members=2, products=1, neighbor=False)
+    page = await connect_flow(admin, whop_browser)
+    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+    await admin.post("/oauth/choose", data={"csrf_token": token, "company_id": "biz_second"})
+    rows = {c.company_id: c for c in await connection_rows(engine)}
+    assert rows[COMPANY_ID].status == "disconnected" and not rows[COMPANY_ID].has_tokens
+    assert rows["biz_second"].status == "connected"
+    assert fake_whop.stats.revocations == 1
+    assert 'Connected to <strong id="company-title">Second Shop</strong>' in (await admin.get("/")).text
