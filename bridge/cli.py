@@ -250,5 +250,120 @@ def print_plan(plan: Any, *, dry_run: bool) -> None:
     console.print(table)
 
 
+@main.group()
+def webhooks() -> None:
+    """Inspect and replay stored Whop webhook deliveries."""
+
+
+@webhooks.command("list")
+@click.option("--failed", is_flag=True, help="Only deliveries that failed or were dead-lettered.")
+@click.option("--limit", default=50, show_default=True)
+@friendly_errors
+def webhooks_list(failed: bool, limit: int) -> None:
+    """Show the newest deliveries with their status and last error."""
+    from bridge.services import open_store
+    from bridge.store import inbox
+
+    async def go() -> tuple[list[Any], dict[str, int]]:
+        engine = await open_store(settings_from_env())
+        try:
+            return await inbox.list_events(engine, failed_only=failed, limit=limit), await inbox.counts(engine)
+        finally:
+            await engine.dispose()
+
+    events, counts = run(go())
+    table = Table(title="Webhook inbox: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
+    for col in ("webhook id", "type", "company", "status", "attempts", "received", "last error"):
+        table.add_column(col, overflow="fold")
+    for e in events:
+        table.add_row(
+            e.webhook_id,
+            e.event_type or "-",
+            e.company_id or "-",
+            e.status,
+            str(e.attempts),
+            e.received_at.strftime("%Y-%m-%d %H:%M:%S"),
+            (e.last_error or "")[:120],
+        )
+    console.print(table)
+
+
+@webhooks.command("replay")
+@click.argument("ids", nargs=-1)
+@click.option("--failed", is_flag=True, help="Replay every failed or dead-lettered delivery.")
+@friendly_errors
+def webhooks_replay(ids: tuple[str, ...], failed: bool) -> None:
+    """Queue deliveries again (by id, or all failed ones); `serve` applies them."""
+    from bridge.services import open_store
+    from bridge.store import inbox
+
+    if not ids and not failed:
+        raise click.UsageError("name webhook ids or pass --failed")
+
+    async def go() -> int:
+        engine = await open_store(settings_from_env())
+        try:
+            return await inbox.replay(engine, list(ids) or None, failed_only=failed)
+        finally:
+            await engine.dispose()
+
+    console.print(f"queued {run(go())} delivery(ies) again")
+
+
+@main.command()
+@friendly_errors
+def status() -> None:
+    """Connections, the last provisioning, recent sync runs and the webhook inbox."""
+    from bridge.services import last_provisioning, open_store
+    from bridge.store import connections, inbox
+    from bridge.store import runs as run_store
+
+    async def go() -> tuple[Any, Any, Any, Any]:
+        engine = await open_store(settings_from_env())
+        try:
+            return (
+                await connections.list_connections(engine),
+                await last_provisioning(engine),
+                await run_store.recent_runs(engine, limit=10),
+                await inbox.counts(engine),
+            )
+        finally:
+            await engine.dispose()
+
+    conns, prov, runs, counts = run(go())
+    if not conns:
+        console.print("Whop: not connected (open the admin page and click Connect Whop, or set WHOP_API_KEY)")
+    for c in conns:
+        expiry = f", token expires {c.token_expires_at:%Y-%m-%d %H:%M} UTC" if c.token_expires_at else ""
+        console.print(f"Whop: {c.company_title or c.company_id} ({c.company_id}) — {c.mode}, {c.status}{expiry}")
+    if prov:
+        console.print(
+            f"Provisioning: {prov['status']} at {prov['started_at']:%Y-%m-%d %H:%M} "
+            f"(Twenty {prov['dialect'] or '?'}, {prov['mutations']} change(s))"
+        )
+    else:
+        console.print("Provisioning: never run (whop-twenty-bridge provision)")
+    table = Table(title="Recent sync runs")
+    for col in ("run", "kind", "trigger", "status", "started", "finished", "written", "unchanged", "problems"):
+        table.add_column(col)
+    for r in runs:
+        counts_ = r.counts or {}
+        written = sum(c.get("created", 0) + c.get("updated", 0) for c in counts_.values())
+        unchanged = sum(c.get("unchanged", 0) for c in counts_.values())
+        table.add_row(
+            str(r.id),
+            r.kind,
+            r.trigger,
+            r.status,
+            f"{r.started_at:%m-%d %H:%M:%S}",
+            f"{r.finished_at:%m-%d %H:%M:%S}" if r.finished_at else "-",
+            str(written),
+            str(unchanged),
+            str(len(r.errors or [])),
+        )
+    console.print(table)
+    console.print("Webhook inbox: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "empty"))
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

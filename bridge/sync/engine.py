@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import AuthError, BridgeError, SkippableError
 from bridge.store import runs as run_store
-from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
+from bridge.store.shadows import ShadowWrite, get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
 from bridge.sync import mapping
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PRODUCT, TwentyDataClient
@@ -268,6 +268,9 @@ class SyncEngine:
             cursors.append(page.end_cursor)
             changed, triaged = await writer.triage(await make_items(page.data))
             self._record(name, triaged)
+            if not self.options.dry_run and triaged.twenty_ids:
+                # Unchanged records were seen at Whop too (written ones are marked when stored).
+                await mark_seen(self.store, self.company_id, obj.singular, list(triaged.twenty_ids), self.run_id)
             buffer.extend((item, len(cursors) - 1) for item in changed)
             if len(buffer) >= batch:
                 size = len(buffer) // batch * batch
@@ -307,7 +310,37 @@ class SyncEngine:
             await self._save_cursor("payments", page.end_cursor)
 
     async def _phase_memberships(self) -> None:
+        walked = "memberships" not in self._checkpoint["done"]
         await self._drain("memberships", self.whop.list_memberships, self.membership_items, OPPORTUNITY, "opportunity")
+        if walked:
+            await self._mark_disappeared()
+
+    async def _mark_disappeared(self) -> None:
+        """Memberships this run did not see at Whop: confirm each is gone, then mark it DELETED."""
+        unseen = await unseen_since(self.store, self.company_id, "opportunity", self.run_id)
+        gone: list[str] = []
+        for shadow in unseen:
+            try:
+                await self.whop.get_membership(shadow.whop_id)
+            except SkippableError:  # NotFound: really deleted at Whop
+                gone.append(shadow.whop_id)
+                continue
+            # Still there (listed late or filtered): it was seen after all.
+            await mark_seen(self.store, self.company_id, "opportunity", [shadow.whop_id], self.run_id)
+        if not gone:
+            return
+        counter = self.counts.setdefault("opportunity", Counter())
+        counter["gone"] += len(gone)
+        if self.options.dry_run:
+            self.planned.setdefault("opportunity", {}).setdefault("gone", []).extend(gone)
+            return
+        writer = self._writer(OPPORTUNITY, lambda r: self.guard.ensure("opportunity", r))
+        items = [_deleted_item(key) for key in gone]
+        report = await writer.write_changed(items)
+        report.counts.pop("updated", None)  # counted as "gone" above
+        self._record("opportunity", report)
+        await mark_gone(self.store, self.company_id, "opportunity", gone)
+        log.info("marked %d membership(s) deleted at Whop", len(gone))
 
     async def membership_items(self, memberships: list[Membership]) -> list[Item]:
         """Opportunity items for memberships, linked to Person and WhopProduct by their Twenty ids."""
@@ -403,6 +436,11 @@ def opportunity_item(
         return {**record, **pay}
 
     return Item(ms.id, build(None, None), build, ms.updated_at)
+
+
+def _deleted_item(key: str) -> Item:
+    record = {"whopMembershipId": key, "whopMembershipStatus": "DELETED"}
+    return Item(key, record, lambda _c, _l: dict(record))
 
 
 def membership_person_key(ms: Membership) -> str | None:

@@ -167,3 +167,45 @@ async def test_429_storms_from_both_sides_slow_the_sync_but_lose_nothing(tmp_pat
     assert world.twenty.stats["throttled"] > 0, "Twenty did throttle"
     assert len(world.opportunities()) == 55 and len([p for p in world.people() if p.get("whopUserId")]) == 40
     assert asyncio.get_running_loop().time() - start < 30
+
+
+async def test_a_membership_deleted_at_whop_is_marked_by_the_next_reconciliation(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "2.x")
+    await run_sync(world.settings, kind="full", transports=world.transports)
+    doomed = (await world.whop_lists())["memberships"][0]
+    world.whop.delete_membership(doomed.id)
+    world.twenty.reset_stats()
+
+    result = await run_sync(world.settings, kind="reconcile", transports=world.transports)
+
+    opp = next(o for o in world.opportunities() if o["whopMembershipId"] == doomed.id)
+    assert opp["whopMembershipStatus"] == "DELETED", "kept in the CRM, marked as gone"
+    assert result.counts["opportunity"]["gone"] == 1
+    assert world.twenty.stats["data_writes"] == 1, "only the gone membership was written"
+    again = await run_sync(world.settings, kind="reconcile", transports=world.transports)
+    assert again.counts["opportunity"].get("gone", 0) == 0, "marked once"
+
+
+async def test_a_reconciliation_with_nothing_changed_makes_no_twenty_call(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "1.x")
+    await run_sync(world.settings, kind="full", transports=world.transports)
+    world.twenty.reset_stats()
+    result = await run_sync(world.settings, kind="reconcile", transports=world.transports)
+    assert world.twenty.stats["data_calls"] == 0 and result.twenty_calls == 0
+    assert result.whop_calls > 0, "it did walk Whop's lists"
+
+
+async def test_missed_webhooks_are_repaired_by_the_next_reconciliation(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "2.x")
+    await run_sync(world.settings, kind="full", transports=world.transports)
+    memberships = (await world.whop_lists())["memberships"]
+    # Changes happen at Whop; their webhooks never arrive.
+    world.whop.update_membership(memberships[0].id, status="canceled", cancel_at_period_end=True)
+    world.whop.update_membership(memberships[1].id, status="past_due")
+
+    await run_sync(world.settings, kind="reconcile", transports=world.transports)
+
+    by_id = {o["whopMembershipId"]: o for o in world.opportunities()}
+    assert by_id[memberships[0].id]["whopMembershipStatus"] == "CANCELED"
+    assert by_id[memberships[0].id]["whopCancelAtPeriodEnd"] is True
+    assert by_id[memberships[1].id]["whopMembershipStatus"] == "PAST_DUE"
