@@ -123,6 +123,7 @@ def sync(full: bool, dry_run: bool) -> None:
 def serve(host: str, port: int) -> None:
     """Run the admin web app (Connect Whop, progress, webhooks) with uvicorn."""
     import logging
+    from urllib.parse import urlsplit
 
     import uvicorn
 
@@ -147,6 +148,10 @@ def serve(host: str, port: int) -> None:
     logging.getLogger("uvicorn.access").addFilter(AccessLogScrubber())
     app = create_app(settings)
     console.print(f"admin page: {settings.bridge_public_url}/ (listening on {host}:{port})")
+    public = urlsplit(settings.bridge_public_url)
+    if public.hostname in ("127.0.0.1", "localhost") and (public.port or 80) != port:
+        # Whop sends the admin back to BRIDGE_PUBLIC_URL; a mismatch is the classic local-setup slip.
+        err_console.print(f"warning: BRIDGE_PUBLIC_URL points at port {public.port or 80}, not {port}")
     uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True, server_header=False)
 
 

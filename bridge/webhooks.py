@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
+from bridge import metrics
 from bridge.errors import AuthError
 from bridge.store import inbox
 
@@ -277,14 +278,17 @@ class WebhookReceiver:
 
     async def handle(self, request: Request) -> Response:
         self.received += 1
+        metrics.WEBHOOKS.labels("received").inc()
         try:
             body = await self._read_body(request)
         except _TooLarge:
             self.rejected += 1
+            metrics.WEBHOOKS.labels("rejected").inc()
             log.warning("webhook rejected: body larger than %d bytes", self.max_body)
             return _json(413, {"error": "payload too large"})
         except (ValueError, ClientDisconnect):
             self.rejected += 1
+            metrics.WEBHOOKS.labels("rejected").inc()
             return _json(400, {"error": "bad request"})
 
         now = self.clock()
@@ -292,6 +296,7 @@ class WebhookReceiver:
             verify(request.headers, body, self.secrets(), now=now, tolerance=self.tolerance)
         except WebhookVerificationError as exc:
             self.rejected += 1
+            metrics.WEBHOOKS.labels("rejected").inc()
             # Untrusted header: repr() and a length cap keep the log line honest.
             log_fn = log.error if exc.reason == "no webhook secret configured" else log.warning
             log_fn(
@@ -314,15 +319,19 @@ class WebhookReceiver:
             )
         except Exception:  # any store failure: answer 5xx so Whop delivers again
             self.store_errors += 1
+            metrics.WEBHOOKS.labels("store_error").inc()
             log.exception("webhook %s could not be stored", msg_id)
             return _json(503, {"error": "store unavailable"}, {"Retry-After": "5"})
 
         if not is_new:
             self.duplicates += 1
+            metrics.WEBHOOKS.labels("duplicate").inc()
             log.info("webhook %s is a duplicate; already stored", msg_id)
             return _json(200, {"status": "duplicate"})
 
         self.accepted += 1
+
+        metrics.WEBHOOKS.labels("accepted").inc()
         log.info("webhook %s stored (%s, company %s)", msg_id, event_type, company_id)
         if self.on_stored is not None:
             try:

@@ -24,6 +24,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge import metrics
 from bridge.config import Settings
 from bridge.errors import BridgeError, SkippableError
 from bridge.store import connections, inbox
@@ -132,11 +133,14 @@ class Worker:
             for ev in group:
                 if ev.webhook_id in outcome.failed:
                     self.failed += 1
+                    metrics.WEBHOOKS.labels("failed").inc()
                     await inbox.mark_failed(self.store, ev.webhook_id, self.worker_id, outcome.failed[ev.webhook_id])
                 elif ev.webhook_id in outcome.ignored:
+                    metrics.WEBHOOKS.labels("ignored").inc()
                     await inbox.mark_ignored(self.store, ev.webhook_id, self.worker_id, outcome.ignored[ev.webhook_id])
                 else:
                     self.applied += 1
+                    metrics.WEBHOOKS.labels("applied").inc()
                     await inbox.mark_applied(self.store, ev.webhook_id, self.worker_id)
         return len(events)
 

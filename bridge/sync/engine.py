@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge import metrics
 from bridge.errors import AuthError, BridgeError, SkippableError
 from bridge.store import runs as run_store
 from bridge.store.shadows import ShadowWrite, get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
@@ -198,6 +199,9 @@ class SyncEngine:
 
     def _record(self, obj: str, report: WriteReport) -> None:
         self.counts.setdefault(obj, Counter()).update(report.counts)
+        if not self.options.dry_run:
+            for outcome, n in report.counts.items():
+                metrics.RECORDS.labels(obj, outcome).inc(n)
         self.problems.extend(report.problems)
         for outcome, keys in report.planned.items():
             self.planned.setdefault(obj, {}).setdefault(outcome, []).extend(keys)

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from bridge import metrics
 from bridge.errors import AuthError, FatalError, RateLimited, RecordConflict, RetryableError, SkippableError
 from bridge.limiter import TokenBucket
 
@@ -128,11 +129,14 @@ class TwentyDataClient:
             else:
                 self.stats.reads += 1
             self.stats.by_operation[operation] = self.stats.by_operation.get(operation, 0) + 1
+            metrics.API_CALLS.labels("twenty", "write" if write else "read").inc()
             try:
-                response = await self._http.post("/graphql", json={"query": query, "variables": variables})
+                with metrics.API_SECONDS.labels("twenty").time():
+                    response = await self._http.post("/graphql", json={"query": query, "variables": variables})
                 return self._result(response, operation)
             except RateLimited:
                 self.stats.throttled += 1
+                metrics.API_THROTTLED.labels("twenty").inc()
                 # The server's bucket is empty: wait until it refills one token at least, and
                 # hold everyone else back too, instead of hammering it.
                 wait = 60.0 / self.requests_per_minute * 2 + random.uniform(0, 1)

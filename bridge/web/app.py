@@ -11,7 +11,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, cast
 
@@ -86,6 +86,8 @@ def _fmt_time(value: datetime | str | None) -> str:
             value = datetime.fromisoformat(value)
         except ValueError:
             return str(value)
+    if value.tzinfo is not None:  # PostgreSQL answers in the session's zone; SQLite gives naive UTC
+        value = value.astimezone(UTC)
     return value.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 

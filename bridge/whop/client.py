@@ -29,6 +29,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
+from bridge import metrics
 from bridge.config import WHOP_API_VERSION_DATE
 from bridge.errors import AuthError, FatalError, RateLimited, RetryableError, SkippableError
 from bridge.limiter import TokenBucket
@@ -218,7 +219,11 @@ class WhopClient:
             status: int | None = None
             retry_after: float | None = None
             try:
-                response = await self._http.request(method, url, params=query, headers=headers, timeout=self._timeout)
+                with metrics.API_SECONDS.labels("whop").time():
+                    response = await self._http.request(
+                        method, url, params=query, headers=headers, timeout=self._timeout
+                    )
+                metrics.API_CALLS.labels("whop", method.lower()).inc()
             except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
                 problem = _scrub(f"{type(exc).__name__}: {exc}", token)
             else:
@@ -244,6 +249,7 @@ class WhopClient:
                 retry_after = parse_retry_after(response.headers, self._now())
                 if status == 429:
                     self.stats["rate_limited"] += 1
+                    metrics.API_THROTTLED.labels("whop").inc()
                     if retry_after is not None and retry_after > MAX_RETRY_AFTER:
                         raise RateLimited(f"Whop asked to wait {retry_after:.0f} s on {what}", retry_after=retry_after)
             wait = retry_after if retry_after is not None else self._backoff(attempt)

@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from pydantic import SecretStr
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import services
@@ -198,3 +199,24 @@ async def test_the_app_opens_its_own_store_in_its_lifespan(settings: Settings, t
         assert (await c.get("/healthz")).json() == {"ok": True}
         await login(c)
         assert (await c.get("/")).status_code == 200
+
+
+async def test_signed_webhooks_reach_the_inbox_and_the_page_counts_them(
+    settings: Settings, engine: AsyncEngine, transports: services.Transports
+) -> None:
+    from tests import signer
+
+    secret = "ws_" + "a1" * 16
+    app = create_app(
+        settings.model_copy(update={"whop_webhook_secret": SecretStr(secret)}),
+        transports=transports,
+        engine=engine,
+        background=False,
+    )
+    envelope = {"id": signer.new_webhook_id(), "type": "membership.activated", "data": {"id": "mem_1"}}
+    body, headers = signer.delivery(secret, envelope)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BRIDGE_URL) as c:
+        assert (await c.post("/webhooks/whop", content=body, headers=headers)).status_code == 200
+        await login(c)
+        page = (await c.get("/")).text
+    assert "<dt>Pending</dt><dd>1</dd>" in page

@@ -1,0 +1,58 @@
+"""Operational endpoints: `/healthz` (alive), `/readyz` (database and Twenty reachable), `/metrics`."""
+
+from __future__ import annotations
+
+import httpx
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bridge import metrics
+from bridge.config import Settings
+from bridge.store import inbox
+
+
+def routes(
+    settings: Settings, store: AsyncEngine, twenty_transport: httpx.AsyncBaseTransport | None = None
+) -> list[Route]:
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    async def readyz(_: Request) -> Response:
+        checks: dict[str, str] = {}
+        try:
+            async with store.connect() as conn:
+                await conn.execute(sa.text("SELECT 1"))
+            checks["database"] = "ok"
+        except Exception as exc:  # any failure means "not ready"; the type is enough detail
+            checks["database"] = f"unreachable ({type(exc).__name__})"
+        if settings.twenty_url:
+            try:
+                async with httpx.AsyncClient(transport=twenty_transport, timeout=5) as client:
+                    response = await client.get(settings.twenty_url + "/healthz")
+                checks["twenty"] = "ok" if response.status_code < 500 else f"HTTP {response.status_code}"
+            except httpx.HTTPError as exc:
+                checks["twenty"] = f"unreachable ({type(exc).__name__})"
+        else:
+            checks["twenty"] = "not configured"
+        ready = all(v == "ok" for v in checks.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", "checks": checks}, status_code=200 if ready else 503
+        )
+
+    async def metrics_endpoint(_: Request) -> Response:
+        try:
+            for status, n in (await inbox.counts(store)).items():
+                metrics.INBOX.labels(status).set(n)
+            metrics.INBOX_OLDEST.set(await inbox.oldest_pending_age(store) or 0)
+        except Exception:  # noqa: S110 - stale gauges beat a failed scrape while the database is down
+            pass
+        return Response(metrics.generate_latest(), media_type=metrics.CONTENT_TYPE_LATEST)
+
+    return [
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", readyz, methods=["GET"]),
+        Route("/metrics", metrics_endpoint, methods=["GET"]),
+    ]
