@@ -99,14 +99,19 @@ def provision(dry_run: bool) -> None:
 
 @main.command()
 @click.option("--full", is_flag=True, help="Walk everything at Whop and write what changed (the backfill).")
+@click.option(
+    "--deep", is_flag=True, help="Also check Twenty: repair bridge fields a person changed, report deletions."
+)
 @click.option("--dry-run", is_flag=True, help="Report what would be created / updated / left alone; write nothing.")
 @friendly_errors
-def sync(full: bool, dry_run: bool) -> None:
-    """Sync Whop into Twenty now (resumes a stopped run)."""
+def sync(full: bool, deep: bool, dry_run: bool) -> None:
+    """Sync Whop into Twenty now: a reconciliation by default (resumes a stopped run)."""
     from bridge.services import run_sync
 
     settings = settings_from_env()
-    kind = "full" if full else "reconcile"
+    if full and deep:
+        raise click.UsageError("--full and --deep are alternatives")
+    kind = "full" if full else "deep" if deep else "reconcile"
     with SyncProgress() as progress:
         result = run(run_sync(settings, kind=kind, dry_run=dry_run, progress=progress.update))
     if result.resumed_from:

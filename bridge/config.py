@@ -70,6 +70,8 @@ class Settings(BaseSettings):
     stage_policy: str = Field(default="advance", alias="BRIDGE_STAGE_POLICY")
     reconcile_interval_minutes: int = Field(default=60, ge=1, alias="BRIDGE_RECONCILE_INTERVAL_MINUTES")
     inbox_retention_days: int = Field(default=30, ge=1, alias="BRIDGE_INBOX_RETENTION_DAYS")
+    # `sync --deep` reports records a person deleted in Twenty; it restores them only when allowed.
+    restore_deleted: bool = Field(default=False, alias="BRIDGE_RESTORE_DELETED")
 
     @field_validator("twenty_url", "bridge_public_url", "whop_api_url")
     @classmethod

@@ -280,6 +280,8 @@ async def run_sync(
                         batch_size=settings.twenty_batch_size,
                         stage_policy=settings.stage_policy,
                         trigger=trigger,
+                        restore_deleted=settings.restore_deleted,
+                        schema_dir=settings.bridge_schema_dir,
                     ),
                     guard=OptionGuard(meta),
                     progress=progress,

@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -59,6 +60,8 @@ class SyncOptions:
     page_size: int = 100
     stage_policy: str = "advance"
     trigger: str = "cli"
+    restore_deleted: bool = False
+    schema_dir: Path | None = None
 
 
 @dataclass
@@ -176,6 +179,8 @@ class SyncEngine:
             )
         try:
             await self.guard.load()
+            if self.options.kind == "deep" and not resumed:
+                await self._deep_check()
             await asyncio.gather(self._phase_products_then_members(), self._phase_payments())
             await self._phase_memberships()
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -190,6 +195,26 @@ class SyncEngine:
         status = "succeeded"
         await run_store.finish_run(self.store, self.run_id, status, self._counts(), self._problems())
         return SyncResult(self.run_id, status, self._counts(), self._problems(), resumed, self.planned)
+
+    async def _deep_check(self) -> None:
+        from bridge.sync.deep import deep_check
+        from bridge.twenty.schema import load_data_model
+
+        report = await deep_check(
+            store=self.store,
+            twenty=self.twenty,
+            model=load_data_model(self.options.schema_dir),
+            company_id=self.company_id,
+            restore_deleted=self.options.restore_deleted,
+            dry_run=self.options.dry_run,
+        )
+        self.problems.extend(report.problems)
+        for obj, keys in report.repaired.items():
+            self.counts.setdefault(obj, Counter())["changed_in_twenty"] += len(keys)
+        for obj, keys in report.deleted.items():
+            self.counts.setdefault(obj, Counter())["deleted_in_twenty"] += len(keys)
+        for obj, keys in report.restored.items():
+            self.counts.setdefault(obj, Counter())["restored"] += len(keys)
 
     def _counts(self) -> dict[str, dict[str, int]]:
         return {obj: dict(c) for obj, c in self.counts.items()}

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -223,6 +224,12 @@ class TwentyDataClient:
         self.stats.records_sent += len(records)
         data = await self.graphql(query, {"data": list(records)}, operation=f"upsert {obj.plural}", write=True)
         return list(data.get(f"create{plural_type}") or [])
+
+    async def restore(self, obj: ObjectApi, record_id: str) -> None:
+        """Undo a soft delete. The id's GraphQL type differs between versions, so it is inlined."""
+        uuid.UUID(record_id)  # only ever inline a well-formed id
+        query = f'mutation Restore {{ restore{obj.type_prefix}(id: "{record_id}") {{ id }} }}'
+        await self.graphql(query, {}, operation=f"restore {obj.singular}", write=True)
 
     async def create_one(self, obj: ObjectApi, record: dict[str, Any]) -> dict[str, Any]:
         query = (

@@ -209,3 +209,49 @@ async def test_missed_webhooks_are_repaired_by_the_next_reconciliation(tmp_path:
     assert by_id[memberships[0].id]["whopMembershipStatus"] == "CANCELED"
     assert by_id[memberships[0].id]["whopCancelAtPeriodEnd"] is True
     assert by_id[memberships[1].id]["whopMembershipStatus"] == "PAST_DUE"
+
+
+async def _edit_in_twenty(world: World, plural: str, record_id: str, values: dict[str, Any]) -> None:
+    """What a person does in Twenty's UI: a plain update through its API."""
+    import httpx
+
+    async with httpx.AsyncClient(transport=world.transports.twenty, base_url="http://twenty.test") as http:
+        response = await http.patch(f"/rest/{plural}/{record_id}", json=values,
+                                    headers={"Authorization": "Bearer twenty-test-key"})
+        assert response.status_code == 200, response.text
+
+
+async def test_deep_repairs_a_bridge_field_a_person_overwrote_and_keeps_their_curated_edits(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "2.x")
+    await run_sync(world.settings, kind="full", transports=world.transports)
+    ms = (await world.whop_lists())["memberships"][0]
+    opp = next(o for o in world.opportunities() if o["whopMembershipId"] == ms.id)
+    wrong = "EXPIRED" if opp["whopMembershipStatus"] != "EXPIRED" else "ACTIVE"
+    await _edit_in_twenty(world, "opportunities", opp["id"], {"whopMembershipStatus": wrong, "name": "Big deal"})
+
+    plain = await run_sync(world.settings, kind="reconcile", transports=world.transports)
+    assert plain.twenty_calls == 0, "a plain reconciliation trusts its shadows"
+    deep = await run_sync(world.settings, kind="deep", transports=world.transports)
+
+    repaired = next(o for o in world.opportunities() if o["whopMembershipId"] == ms.id)
+    assert repaired["whopMembershipStatus"] == status_value(ms.status), "the bridge-owned field is Whop's again"
+    assert repaired["name"] == "Big deal", "the name a person chose is kept"
+    assert deep.counts["opportunity"]["changed_in_twenty"] == 1
+    assert any(p["kind"] == "repaired" and "whopMembershipStatus" in p["reason"] for p in deep.problems)
+
+
+@pytest.mark.parametrize("restore", [False, True])
+async def test_deep_reports_a_record_deleted_in_twenty_and_restores_it_only_when_allowed(
+    tmp_path: Any, restore: bool
+) -> None:
+    world = await make_world(tmp_path, "2.x", BRIDGE_RESTORE_DELETED=restore)
+    await run_sync(world.settings, kind="full", transports=world.transports)
+    victim = next(p for p in world.people() if p.get("whopUserId"))
+    world.twenty.soft_delete("people", victim["id"])
+
+    deep = await run_sync(world.settings, kind="deep", transports=world.transports)
+
+    reported = [p for p in deep.problems if p["key"] == victim["whopUserId"]]
+    assert reported and "deleted in Twenty" in reported[0]["reason"]
+    alive = {p["id"] for p in world.people()}
+    assert (victim["id"] in alive) is restore
