@@ -89,13 +89,13 @@ async def one_run(twenty_url: str, whop_url: str, db: str, *, batch: int, rpm: i
         TWENTY_REQUESTS_PER_MINUTE=rpm,
         WHOP_REQUESTS_PER_SECOND=50,
     )
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     result = await run_sync(settings, kind=kind)
-    wall = time.perf_counter() - started
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     records = {obj: sum(v for k, v in c.items() if k in ("created", "updated", "unchanged", "skipped", "failed"))
                for obj, c in result.counts.items() if obj != "payment"}
     written = {obj: c.get("created", 0) + c.get("updated", 0) for obj, c in result.counts.items() if obj != "payment"}
-    return {"wall": wall, "result": result, "records": records, "written": written}
+    return {"wall": wall, "cpu": cpu, "result": result, "records": records, "written": written}
 
 
 def minimum_calls(written: dict[str, int], batch: int) -> int:
@@ -124,7 +124,8 @@ def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None) -> N
         print(f"  rate-limit floor: {floor:.1f} s after the initial burst of {rpm}"
               f" ({run['wall'] / floor * 100 - 100:+.1f}%)" if floor else "", end="")
         print(f"; {strict:.1f} s counting every call at {rpm}/min", end="")
-    print(f"\npeak RSS of the bridge process so far: {peak_rss_mb():.0f} MB")
+    print(f"\nbridge CPU time: {run['cpu']:.1f} s (the rest is waiting on Twenty, Whop and the rate limit)")
+    print(f"peak RSS of the bridge process so far: {peak_rss_mb():.0f} MB")
 
 
 async def main() -> None:

@@ -375,5 +375,17 @@ def status() -> None:
     console.print("Webhook inbox: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "empty"))
 
 
+@main.command()
+@friendly_errors
+def doctor() -> None:
+    """Check configuration, database, Twenty, Whop and the webhook secret; print what to fix."""
+    from bridge.doctor import render_report, run_doctor
+
+    # A bad setting is one of the report's lines here, not an `error:` exit, so load inside.
+    report = run(run_doctor(settings_from_env))
+    render_report(report, console)
+    sys.exit(report.exit_code)
+
+
 if __name__ == "__main__":  # pragma: no cover
     main()

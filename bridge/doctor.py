@@ -45,7 +45,6 @@ from bridge.twenty.data import TwentyDataClient
 from bridge.twenty.metadata import MetadataClient, MetadataError
 from bridge.twenty.provision import Plan, PlanItem, plan_workspace
 from bridge.twenty.schema import load_data_model
-from bridge.whop.auth import StaticToken
 from bridge.whop.client import WhopClient
 from bridge.whop.oauth import DEFAULT_SCOPES
 
@@ -142,7 +141,7 @@ TWENTY_PERMISSION = "Twenty data-model permission"
 TWENTY_RECORDS = "Twenty records API"
 WHOP_CONNECTION = "Whop connection"
 WHOP_ACCESS = "Whop permissions"
-WEBHOOK_SECRET = "Whop webhook secret"
+WEBHOOK_CHECK = "Whop webhook secret"
 PUBLIC_URL = "public URL"
 
 TWENTY_AFTER_KEY = (TWENTY_MODEL, TWENTY_PERMISSION, TWENTY_RECORDS)
@@ -153,7 +152,7 @@ async def run_doctor(
     *,
     transports: Transports | None = None,
     now: Callable[[], datetime] | None = None,
-    timeout: float = 10.0,
+    http_timeout: float = 10.0,
 ) -> Report:
     """Load the settings (a bad one is reported, not raised) and run every check."""
     try:
@@ -164,7 +163,7 @@ async def run_doctor(
             CONFIGURATION, FAIL, str(exc), f"fix {exc.variable} in the environment (or .env) and run doctor again"
         )
         return report.scrubbed(_environment_secrets())
-    report = await Doctor(settings, transports=transports, now=now, timeout=timeout).run()
+    report = await Doctor(settings, transports=transports, now=now, http_timeout=http_timeout).run()
     return report.scrubbed([*_environment_secrets(), *secret_values(settings)])
 
 
@@ -175,13 +174,13 @@ class Doctor:
         *,
         transports: Transports | None = None,
         now: Callable[[], datetime] | None = None,
-        timeout: float = 10.0,
+        http_timeout: float = 10.0,
     ) -> None:
         self.settings = settings
         self.transports = transports or Transports()
         self.now = now or (lambda: datetime.now(UTC))
         # Shorter than the sync's timeouts: a doctor that hangs for minutes is no help.
-        self.timeout = min(timeout, settings.twenty_timeout_seconds)
+        self.timeout = min(http_timeout, settings.twenty_timeout_seconds)
         self.report = Report()
         self._engine: AsyncEngine | None = None
 
@@ -256,7 +255,10 @@ class Doctor:
             self.report.add(DATABASE, OK, f"{shown}: schema at revision {head} (current)")
         elif revision is None:
             self.report.add(
-                DATABASE, WARN, f"{shown} is reachable but empty", "`serve` and `sync` create the tables when they start"
+                DATABASE,
+                WARN,
+                f"{shown} is reachable but empty",
+                "`serve` and `sync` create the tables when they start",
             )
             return
         elif revision in _known_revisions():
@@ -332,7 +334,9 @@ class Doctor:
             return
         key = s.twenty_api_key.get_secret_value()
         try:
-            async with MetadataClient(s.twenty_url, key, transport=self.transports.twenty, timeout=self.timeout) as meta:
+            async with MetadataClient(
+                s.twenty_url, key, transport=self.transports.twenty, timeout=self.timeout
+            ) as meta:
                 self.report.add(TWENTY_KEY, OK, f"accepted; the metadata API speaks {meta.dialect.value}")
                 plan = await self._twenty_model(meta)
                 await self._twenty_permission(meta, plan)
@@ -343,7 +347,10 @@ class Doctor:
                     self.report.skip(TWENTY_AFTER_KEY, "the API key was refused")
                 else:
                     self.report.add(
-                        TWENTY_KEY, FAIL, f"the metadata API failed: {describe(exc)}", "check TWENTY_URL and Twenty's logs"
+                        TWENTY_KEY,
+                        FAIL,
+                        f"the metadata API failed: {describe(exc)}",
+                        "check TWENTY_URL and Twenty's logs",
                     )
                     self.report.skip(TWENTY_AFTER_KEY, "the metadata API failed")
                 return
@@ -557,7 +564,7 @@ class Doctor:
             self.report.add(
                 WHOP_CONNECTION,
                 FAIL,
-                f"{_company(row)} is connected by OAuth, but BRIDGE_SECRET_KEY is not set, so its tokens cannot be read",
+                f"{_company(row)} is connected by OAuth, but BRIDGE_SECRET_KEY is not set: its tokens cannot be read",
                 "set BRIDGE_SECRET_KEY back to the key the tokens were stored with",
             )
             self.report.skip((WHOP_ACCESS,), "the tokens cannot be read")
@@ -580,9 +587,9 @@ class Doctor:
         expires = row.token_expires_at
         fresh = access is not None and (expires is None or expires - TOKEN_MARGIN > now)
         if fresh:
-            token_text = "access token valid" + (f" for {_minutes(expires - now)}" if expires is not None else "")
+            expiry_text = "access token valid" + (f" for {_minutes(expires - now)}" if expires is not None else "")
         elif refresh:
-            token_text = "access token expired; it is refreshed on next use"
+            expiry_text = "access token expired; it is refreshed on next use"
         else:
             self.report.add(
                 WHOP_CONNECTION,
@@ -592,7 +599,7 @@ class Doctor:
             )
             self.report.skip((WHOP_ACCESS,), "no usable token")
             return
-        self.report.add(WHOP_CONNECTION, OK, f"OAuth: {_company(row)}, connected; {token_text}")
+        self.report.add(WHOP_CONNECTION, OK, f"OAuth: {_company(row)}, connected; {expiry_text}")
         missing = [x for x in DEFAULT_SCOPES if x not in OIDC_SCOPES and x not in row.scope_list]
         scopes = ""
         if row.scopes is None:
@@ -606,29 +613,51 @@ class Doctor:
             self.report.add(WHOP_ACCESS, status, detail, "reconnect on the admin page to grant them" if missing else "")
             return
         assert access is not None
-        await self._whop_reads(_StoredAccessToken(access), row.company_id, scopes, missing)
+        refused = "Whop refused the stored OAuth access token (401); reconnect if the next sync cannot refresh it"
+        await self._whop_reads(_FixedToken(access, refused), row.company_id, scopes, missing)
 
     async def _whop_api_key(self, api_key: str, stuck: Connection | None) -> None:
         s = self.settings
         company_id = s.whop_company_id or ""
         note = f"; the OAuth connection of {_company(stuck)} needs reconnecting, so the key is used" if stuck else ""
-        tokens = StaticToken(api_key)
+        tokens = _FixedToken(api_key, "Whop rejected WHOP_API_KEY (401)")
         try:
             async with self._whop_client(tokens, company_id or "biz_pending") as whop:
                 account = await whop.get_account_me()
-        except Exception as exc:
+        except _TokenRefused as exc:
+            self.report.add(
+                WHOP_CONNECTION,
+                FAIL,
+                str(exc),
+                "create a company API key in Whop's dashboard (Developer → API keys) and put it in WHOP_API_KEY",
+            )
+            self.report.skip((WHOP_ACCESS,), "the API key was refused")
+            return
+        except AuthError as exc:
+            # 403 on /accounts/me: the key works but may not read its account (an app key, say).
             if not company_id:
                 self.report.add(
                     WHOP_CONNECTION,
                     FAIL,
                     f"the API key did not identify its company: {describe(exc)}",
-                    "check WHOP_API_KEY (Whop dashboard → Developer → API keys), or set WHOP_COMPANY_ID",
+                    "set WHOP_COMPANY_ID to the company to sync (biz_…)",
                 )
                 self.report.skip((WHOP_ACCESS,), "no company")
                 return
             self.report.add(
-                WHOP_CONNECTION, WARN, f"API key for {company_id} (its account could not be read: {describe(exc)}){note}"
+                WHOP_CONNECTION,
+                WARN,
+                f"API key for {company_id} (its account could not be read: {describe(exc)}){note}",
             )
+        except Exception as exc:
+            self.report.add(
+                WHOP_CONNECTION,
+                FAIL,
+                f"cannot reach Whop at {s.whop_api_url}: {describe(exc)}",
+                "check the network and WHOP_API_URL (the default is https://api.whop.com)",
+            )
+            self.report.skip((WHOP_ACCESS,), "Whop is not reachable")
+            return
         else:
             found = str(account.get("id") or "")
             title = account.get("title")
@@ -648,9 +677,7 @@ class Doctor:
             return
         await self._whop_reads(tokens, company_id, "API keys carry no scope list", [])
 
-    async def _whop_reads(
-        self, tokens: StaticToken | _StoredAccessToken, company_id: str, scopes: str, missing: list[str]
-    ) -> None:
+    async def _whop_reads(self, tokens: _FixedToken, company_id: str, scopes: str, missing: list[str]) -> None:
         readable: list[str] = []
         try:
             async with self._whop_client(tokens, company_id) as whop:
@@ -667,7 +694,9 @@ class Doctor:
             )
             return
         except Exception as exc:
-            self.report.add(WHOP_ACCESS, FAIL, f"a read failed: {describe(exc)}", "check WHOP_API_URL and Whop's status")
+            self.report.add(
+                WHOP_ACCESS, FAIL, f"a read failed: {describe(exc)}", "check WHOP_API_URL and Whop's status"
+            )
             return
         detail = f"can read {', '.join(readable)}" + (f"; {scopes}" if scopes else "")
         if missing:
@@ -675,7 +704,7 @@ class Doctor:
         else:
             self.report.add(WHOP_ACCESS, OK, detail)
 
-    def _whop_client(self, tokens: StaticToken | _StoredAccessToken, company_id: str) -> _OwnedWhopClient:
+    def _whop_client(self, tokens: _FixedToken, company_id: str) -> _OwnedWhopClient:
         http = httpx.AsyncClient(transport=self.transports.whop, timeout=self.timeout)
         client = WhopClient(
             self.settings.whop_api_url,
@@ -695,7 +724,7 @@ class Doctor:
         endpoint = f"{self._public_url_value}/webhooks/whop"
         if not secrets:
             self.report.add(
-                WEBHOOK_SECRET,
+                WEBHOOK_CHECK,
                 FAIL,
                 "WHOP_WEBHOOK_SECRET is not set: every Whop webhook is refused, and changes wait for the hourly "
                 "reconciliation",
@@ -707,14 +736,14 @@ class Doctor:
         if odd:
             which = "it does" if len(secrets) == 1 else f"value(s) {', '.join(odd)} of {len(secrets)} do"
             self.report.add(
-                WEBHOOK_SECRET,
+                WEBHOOK_CHECK,
                 WARN,
                 f"WHOP_WEBHOOK_SECRET is set, but {which} not look like a Whop webhook secret (ws_…)",
                 f"copy the secret shown on the page of the webhook for {endpoint} in Whop's dashboard",
             )
             return
         rotation = " (several: a rotation is in progress)" if len(secrets) > 1 else ""
-        self.report.add(WEBHOOK_SECRET, OK, f"{len(secrets)} secret(s) set, shaped like Whop's (ws_…){rotation}")
+        self.report.add(WEBHOOK_CHECK, OK, f"{len(secrets)} secret(s) set, shaped like Whop's (ws_…){rotation}")
 
     def _public_url(self) -> None:
         url = self._public_url_value
@@ -748,22 +777,27 @@ _TWENTY_KEY_FIX = (
 )
 
 
-class _StoredAccessToken:
-    """The stored OAuth access token, used as is: the doctor never refreshes (that rotates tokens)."""
+class _TokenRefused(AuthError):
+    """Whop answered 401 to the credential itself (not 403 to one permission)."""
 
-    __slots__ = ("_token",)
 
-    def __init__(self, token: str) -> None:
+class _FixedToken:
+    """A token used as is. The doctor never refreshes an OAuth token: refreshing rotates it."""
+
+    __slots__ = ("_refused", "_token")
+
+    def __init__(self, token: str, refused: str) -> None:
         self._token = token
+        self._refused = refused
 
     def __repr__(self) -> str:
-        return "_StoredAccessToken(***)"
+        return "_FixedToken(***)"
 
     async def token(self) -> str:
         return self._token
 
     async def invalidate(self, token: str) -> None:
-        raise AuthError("Whop refused the stored OAuth access token (401); if the next sync cannot refresh it, reconnect")
+        raise _TokenRefused(self._refused)
 
 
 class _OwnedWhopClient:

@@ -1,0 +1,57 @@
+# whop-twenty-bridge: the admin page, the Whop webhook endpoint and the hourly reconciliation,
+# served by uvicorn on port 8000. Build: `docker build -t whop-twenty-bridge .`
+# Run next to Twenty: docker-compose.twenty.yml.
+
+# --- build: install the package and its dependencies into a virtualenv -----------------------
+FROM python:3.11-slim AS build
+
+ENV PIP_NO_CACHE_DIR=1 \
+    PIP_DISABLE_PIP_VERSION_CHECK=1
+
+RUN python -m venv /opt/venv
+ENV PATH=/opt/venv/bin:$PATH
+
+WORKDIR /src
+# Dependencies first, from the metadata alone, so a code change does not reinstall them all.
+# hatchling needs the package folder and schema/ (force-included as bridge/_schema) to exist.
+COPY pyproject.toml README.md ./
+COPY schema ./schema
+RUN mkdir bridge && touch bridge/__init__.py && pip install .
+COPY bridge ./bridge
+# --force-reinstall: the same version is "already installed" from the step above, with a stub.
+# The check runs from / so it imports the installed package (with bridge/_schema), not /src.
+RUN pip install --no-deps --force-reinstall . \
+    && cd / \
+    && whop-twenty-bridge --help >/dev/null \
+    && python -c "from bridge.twenty.schema import load_data_model; load_data_model()"
+
+# --- run: the virtualenv only, as an unprivileged user ----------------------------------------
+FROM python:3.11-slim
+
+# The bridge's own state (connections, encrypted tokens, webhook inbox, sync runs) lives in the
+# /data volume unless DATABASE_URL points elsewhere (docker-compose.twenty.yml uses PostgreSQL).
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    LANG=C.UTF-8 \
+    DATABASE_URL=sqlite:////data/whop-twenty-bridge.db
+
+RUN groupadd --system --gid 10001 bridge \
+    && useradd --system --uid 10001 --gid bridge --home-dir /data --no-create-home --shell /usr/sbin/nologin bridge \
+    && mkdir /data \
+    && chown bridge:bridge /data
+
+COPY --from=build /opt/venv /opt/venv
+
+# The working directory is the volume, so a relative path (a SQLite file, say) also lands there.
+WORKDIR /data
+VOLUME ["/data"]
+USER bridge:bridge
+
+EXPOSE 8000
+
+# /healthz answers as soon as the app runs (liveness); curl is not in the slim image, Python is.
+HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
+    CMD ["python", "-c", "import sys, urllib.request; sys.exit(urllib.request.urlopen('http://127.0.0.1:8000/healthz', timeout=4).status != 200)"]
+
+CMD ["whop-twenty-bridge", "serve", "--host", "0.0.0.0", "--port", "8000"]
