@@ -77,7 +77,9 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def one_run(twenty_url: str, whop_url: str, db: str, *, batch: int, rpm: int, kind: str = "full") -> dict[str, Any]:
+async def one_run(
+    twenty_url: str, whop_url: str, db: str, *, batch: int, rpm: int, kind: str = "full"
+) -> dict[str, Any]:
     settings = load_settings(
         TWENTY_URL=twenty_url,
         TWENTY_API_KEY=TWENTY_KEY,
@@ -92,8 +94,11 @@ async def one_run(twenty_url: str, whop_url: str, db: str, *, batch: int, rpm: i
     started, cpu = time.perf_counter(), time.process_time()
     result = await run_sync(settings, kind=kind)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
-    records = {obj: sum(v for k, v in c.items() if k in ("created", "updated", "unchanged", "skipped", "failed"))
-               for obj, c in result.counts.items() if obj != "payment"}
+    records = {
+        obj: sum(v for k, v in c.items() if k in ("created", "updated", "unchanged", "skipped", "failed"))
+        for obj, c in result.counts.items()
+        if obj != "payment"
+    }
     written = {obj: c.get("created", 0) + c.get("updated", 0) for obj, c in result.counts.items() if obj != "payment"}
     return {"wall": wall, "cpu": cpu, "result": result, "records": records, "written": written}
 
@@ -113,16 +118,23 @@ def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None) -> N
     minimum = minimum_calls(run["written"], batch)
     print(f"\n## {title}")
     print(f"records: {run['records']}  written: {run['written']}  status: {r.status}  problems: {len(r.problems)}")
-    print(f"Twenty calls: {r.twenty_calls} ({r.twenty_writes} writes, {r.twenty_calls - r.twenty_writes} reads)"
-          f"  minimum: {minimum}" + (f"  (+{(r.twenty_calls / minimum - 1) * 100:.1f}%)" if minimum else ""))
+    print(
+        f"Twenty calls: {r.twenty_calls} ({r.twenty_writes} writes, {r.twenty_calls - r.twenty_writes} reads)"
+        f"  minimum: {minimum}" + (f"  (+{(r.twenty_calls / minimum - 1) * 100:.1f}%)" if minimum else "")
+    )
     print(f"Whop calls: {r.whop_calls}")
     print(f"wall time: {run['wall']:.1f} s", end="")
     if rpm:
         # Twenty's bucket starts full (a burst of `rpm`), then refills at rpm/60 per second.
         floor = max(0, r.twenty_calls - rpm) * 60 / rpm
         strict = r.twenty_calls * 60 / rpm
-        print(f"  rate-limit floor: {floor:.1f} s after the initial burst of {rpm}"
-              f" ({run['wall'] / floor * 100 - 100:+.1f}%)" if floor else "", end="")
+        print(
+            f"  rate-limit floor: {floor:.1f} s after the initial burst of {rpm}"
+            f" ({run['wall'] / floor * 100 - 100:+.1f}%)"
+            if floor
+            else "",
+            end="",
+        )
         print(f"; {strict:.1f} s counting every call at {rpm}/min", end="")
     print(f"\nbridge CPU time: {run['cpu']:.1f} s (the rest is waiting on Twenty, Whop and the rate limit)")
     print(f"peak RSS of the bridge process so far: {peak_rss_mb():.0f} MB")
@@ -137,11 +149,25 @@ async def main() -> None:
     parser.add_argument("--latency", type=float, default=0.02)
     parser.add_argument("--skip-limited", action="store_true", help="only the runs with limits raised")
     args = parser.parse_args()
-    whop_args = ["--members", str(args.members), "--memberships", str(args.memberships),
-                 "--products", str(args.products), "--company-id", COMPANY, "--api-key", WHOP_KEY, "--seed", "42"]
+    whop_args = [
+        "--members",
+        str(args.members),
+        "--memberships",
+        str(args.memberships),
+        "--products",
+        str(args.products),
+        "--company-id",
+        COMPANY,
+        "--api-key",
+        WHOP_KEY,
+        "--seed",
+        "42",
+    ]
     twenty_common = ["--api-key", TWENTY_KEY, "--dialect", "2.x", "--latency", str(args.latency)]
-    print(f"# backfill: {args.memberships} memberships, {args.members} members, {args.products} products;"
-          f" batch {args.batch}; Twenty latency {args.latency * 1000:.0f} ms")
+    print(
+        f"# backfill: {args.memberships} memberships, {args.members} members, {args.products} products;"
+        f" batch {args.batch}; Twenty latency {args.latency * 1000:.0f} ms"
+    )
     with tempfile.TemporaryDirectory() as tmp, server("tests.fakes.whop", *whop_args) as whop_url:
         if not args.skip_limited:
             with server("tests.fakes.twenty", *twenty_common, "--rate-limit", "100") as twenty_url:
@@ -162,9 +188,11 @@ async def main() -> None:
             naive = await one_run(twenty_url, whop_url, db, batch=1, rpm=100_000)
             report("naive: one record per call (limits raised)", naive, batch=1, rpm=None)
             n_calls, b_calls = naive["result"].twenty_calls, raised["result"].twenty_calls
-            print(f"\nnaive/batched Twenty calls: {n_calls}/{b_calls} = {n_calls / b_calls:.0f}x;"
-                  f" at 100 requests/min the naive backfill needs {n_calls * 0.6 / 60:.0f} min,"
-                  f" the batched one {b_calls * 0.6 / 60:.1f} min")
+            print(
+                f"\nnaive/batched Twenty calls: {n_calls}/{b_calls} = {n_calls / b_calls:.0f}x;"
+                f" at 100 requests/min the naive backfill needs {n_calls * 0.6 / 60:.0f} min,"
+                f" the batched one {b_calls * 0.6 / 60:.1f} min"
+            )
 
 
 if __name__ == "__main__":

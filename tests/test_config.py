@@ -20,7 +20,7 @@ def test_defaults_need_nothing_and_use_an_sqlite_file_in_the_working_directory()
 
 
 def test_a_missing_required_variable_is_named() -> None:
-    with pytest.raises(ConfigError, match="^TWENTY_URL is not set$"):
+    with pytest.raises(ConfigError, match=r"^TWENTY_URL is not set$"):
         load_settings().require("TWENTY_URL")
 
 

@@ -13,13 +13,10 @@ from bridge.store import leases
 from bridge.store import runs as run_store
 from bridge.store.db import create_engine
 from tests.sync.conftest import COMPANY, make_world
-from tests.test_worker import postgres_url  # noqa: F401 - a fixture
-
-__all__ = ["postgres_url"]
 
 
 @pytest.mark.postgres
-async def test_two_bridge_processes_run_the_hourly_job_once(tmp_path: Any, postgres_url: str) -> None:  # noqa: F811
+async def test_two_bridge_processes_run_the_hourly_job_once(tmp_path: Any, postgres_url: str) -> None:
     world = await make_world(tmp_path, "2.x", DATABASE_URL=postgres_url)
     store_a = await open_store(world.settings)
     await run_sync(world.settings, kind="full", transports=world.transports, engine=store_a)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -21,7 +20,6 @@ from bridge.store.db import create_engine, utcnow
 from bridge.twenty.data import TwentyDataClient
 from bridge.webhooks import WebhookReceiver
 from bridge.worker import Worker
-from tests.conftest import POSTGRES_URL
 from tests.sync.conftest import COMPANY, TWENTY_KEY, World, make_world
 
 SECRET = "ws_worker_test_secret_0123456789"
@@ -39,8 +37,12 @@ class Bridge:
 
     def worker(self, **kw: Any) -> Worker:
         twenty = TwentyDataClient(
-            "http://twenty.test", TWENTY_KEY, requests_per_minute=100_000, transport=self.world.transports.twenty,
-            max_attempts=2, sleep=_no_sleep,
+            "http://twenty.test",
+            TWENTY_KEY,
+            requests_per_minute=100_000,
+            transport=self.world.transports.twenty,
+            max_attempts=2,
+            sleep=_no_sleep,
         )
         return Worker(
             settings=self.world.settings,
@@ -52,7 +54,12 @@ class Bridge:
 
     async def deliver(self, event_type: str, data: Any, *, webhook_id: str | None = None) -> httpx.Response:
         return await self.world.whop.deliver(
-            "http://bridge.test/webhooks/whop", event_type, data, SECRET, webhook_id=webhook_id, client=self.http,
+            "http://bridge.test/webhooks/whop",
+            event_type,
+            data,
+            SECRET,
+            webhook_id=webhook_id,
+            client=self.http,
             company_id=COMPANY,
         )
 
@@ -123,8 +130,9 @@ async def test_an_older_state_never_overwrites_a_newer_one_written_by_the_sync(b
     await run_sync(bridge.world.settings, kind="reconcile", transports=bridge.world.transports, engine=bridge.store)
     assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "EXPIRED"
     # A late, stale delivery: the bridge re-reads Whop and keeps the newest state.
-    await bridge.deliver("membership.activated", {**(await _memberships(bridge))[2].model_dump(mode="json"),
-                                                  "status": "active"})
+    await bridge.deliver(
+        "membership.activated", {**(await _memberships(bridge))[2].model_dump(mode="json"), "status": "active"}
+    )
     await bridge.worker().run_once()
     assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "EXPIRED"
 
@@ -167,8 +175,13 @@ async def test_events_left_by_a_killed_bridge_are_applied_after_restart(bridge: 
 async def test_unknown_event_types_and_companies_are_recorded_as_ignored(bridge: Bridge) -> None:
     await bridge.deliver("card_transaction.created", {"id": "ctx_1"}, webhook_id="msg_card")
     await bridge.world.whop.deliver(
-        "http://bridge.test/webhooks/whop", "membership.updated", {"id": "mem_x"}, SECRET,
-        webhook_id="msg_stranger", client=bridge.http, company_id="biz_not_connected",
+        "http://bridge.test/webhooks/whop",
+        "membership.updated",
+        {"id": "mem_x"},
+        SECRET,
+        webhook_id="msg_stranger",
+        client=bridge.http,
+        company_id="biz_not_connected",
     )
     await bridge.deliver("membership.updated", None, webhook_id="msg_null")  # a test delivery
     await bridge.worker().run_once()
@@ -181,13 +194,21 @@ async def test_unknown_event_types_and_companies_are_recorded_as_ignored(bridge:
 async def test_a_failed_payment_updates_the_opportunity_and_opens_one_task(bridge: Bridge) -> None:
     ms = (await _memberships(bridge))[5]
     payment = bridge.world.whop.add_payment(
-        ms.id, status="open", substatus="failed", total="49.00", failure_message="card declined",
-        paid_at=None, created_at=utcnow(), last_payment_attempt_at=utcnow(),
+        ms.id,
+        status="open",
+        substatus="failed",
+        total="49.00",
+        failure_message="card declined",
+        paid_at=None,
+        created_at=utcnow(),
+        last_payment_attempt_at=utcnow(),
     )
-    await bridge.deliver("payment.failed", payment["id"] if isinstance(payment, dict) else payment.id,
-                         webhook_id="msg_pay_1")
-    await bridge.deliver("payment.failed", payment["id"] if isinstance(payment, dict) else payment.id,
-                         webhook_id="msg_pay_2")  # a second event about the same payment
+    await bridge.deliver(
+        "payment.failed", payment["id"] if isinstance(payment, dict) else payment.id, webhook_id="msg_pay_1"
+    )
+    await bridge.deliver(
+        "payment.failed", payment["id"] if isinstance(payment, dict) else payment.id, webhook_id="msg_pay_2"
+    )  # a second event about the same payment
     worker = bridge.worker()
     await worker.run_once()
     await worker.run_once()
@@ -199,21 +220,6 @@ async def test_a_failed_payment_updates_the_opportunity_and_opens_one_task(bridg
     targets = [t for t in bridge.world.twenty.records("taskTargets") if t.get("taskId") == tasks[0]["id"]]
     assert {bool(t.get("personId")) for t in targets} == {True, False}, "linked to the person and the opportunity"
     assert any(t.get("opportunityId") == opp["id"] for t in targets)
-
-
-@pytest.fixture
-async def postgres_url() -> AsyncIterator[str]:
-    name = f"bridge_worker_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(POSTGRES_URL)
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    yield url
-    async with admin.connect() as conn:
-        await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    await admin.dispose()
 
 
 @pytest.mark.postgres

@@ -31,9 +31,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bridge import services
 from bridge.config import Settings
 from bridge.crypto import TokenBox
+from bridge.runtime import Background
 from bridge.store import connections
-from bridge.web import connect, security, views
+from bridge.web import connect, ops, security, views
 from bridge.web.jobs import Busy, JobRunner
+from bridge.webhooks import WebhookReceiver
 from bridge.whop.oauth import WhopOAuth
 
 __all__ = ["AccessLogScrubber", "WebContext", "create_app"]
@@ -57,6 +59,7 @@ class WebContext:
     throttle: security.LoginThrottle
     engine_: AsyncEngine | None = None
     receiver: Any = None  # bridge.webhooks.WebhookReceiver, once the engine exists
+    background: Background | None = None  # the inbox worker and the scheduler (`serve`)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -378,13 +381,13 @@ async def whop_webhook(request: Request) -> Response:
     return cast(Response, await receiver.handle(request))
 
 
-def _make_receiver(ctx: WebContext) -> Any:
-    try:
-        from bridge.webhooks import WebhookReceiver
-    except ImportError:  # HOOK: webhooks are another module's work; until then the route answers 503
-        return None
+def _make_receiver(ctx: WebContext) -> WebhookReceiver:
+    def wake_worker() -> None:
+        if ctx.background is not None:
+            ctx.background.wake()
+
     # A callable, so a rotated WHOP_WEBHOOK_SECRET takes effect from the settings object.
-    return WebhookReceiver(ctx.engine, lambda: ctx.settings.webhook_secrets)
+    return WebhookReceiver(ctx.engine, lambda: ctx.settings.webhook_secrets, on_stored=wake_worker)
 
 
 # Security headers ---------------------------------------------------------------------------------------------
@@ -463,9 +466,12 @@ def create_app(
     transports: services.Transports | None = None,
     engine: AsyncEngine | None = None,
     background: bool = True,
+    run_workers: bool | None = None,
 ) -> Starlette:
     """The ASGI app. Without `engine`, the lifespan opens (and migrates) the store itself."""
     chosen = transports or services.Transports()
+    # `serve` runs the inbox worker and the hourly scheduler in the same process.
+    run_workers = background if run_workers is None else run_workers
     # The runner asks for the engine when a job starts: with no engine given, the lifespan opens it.
     jobs = JobRunner(settings, lambda: ctx.engine, chosen, background=background)
     ctx = WebContext(
@@ -485,10 +491,14 @@ def create_app(
         if own:
             ctx.engine_ = await services.open_store(settings)
             ctx.receiver = _make_receiver(ctx)
-        # HOOK: the webhook worker and the hourly reconcile scheduler start here once they exist.
+        if run_workers:
+            ctx.background = Background(settings, ctx.engine, chosen)
+            await ctx.background.start()
         try:
             yield
         finally:
+            if ctx.background is not None:
+                await ctx.background.stop()
             await ctx.jobs.aclose()
             if own and ctx.engine_ is not None:
                 await ctx.engine_.dispose()
@@ -504,6 +514,7 @@ def create_app(
             https_only=settings.bridge_public_url.startswith("https://"),
         ),
     ]
-    app = Starlette(routes=routes(), middleware=middleware, lifespan=lifespan, exception_handlers={})
+    all_routes = [*routes(), *ops.routes(settings, lambda: ctx.engine, chosen.twenty)]
+    app = Starlette(routes=all_routes, middleware=middleware, lifespan=lifespan, exception_handlers={})
     app.state.ctx = ctx
     return app

@@ -1,6 +1,8 @@
-"""Operational endpoints: `/healthz` (alive), `/readyz` (database and Twenty reachable), `/metrics`."""
+"""Operational endpoints: `/readyz` (database and Twenty reachable) and `/metrics` (Prometheus)."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import httpx
 import sqlalchemy as sa
@@ -15,15 +17,16 @@ from bridge.store import inbox
 
 
 def routes(
-    settings: Settings, store: AsyncEngine, twenty_transport: httpx.AsyncBaseTransport | None = None
+    settings: Settings,
+    store: Callable[[], AsyncEngine],
+    twenty_transport: httpx.AsyncBaseTransport | None = None,
 ) -> list[Route]:
-    async def healthz(_: Request) -> Response:
-        return JSONResponse({"status": "ok"})
+    """`store` is called per request: the engine only exists once the app's lifespan has run."""
 
     async def readyz(_: Request) -> Response:
         checks: dict[str, str] = {}
         try:
-            async with store.connect() as conn:
+            async with store().connect() as conn:
                 await conn.execute(sa.text("SELECT 1"))
             checks["database"] = "ok"
         except Exception as exc:  # any failure means "not ready"; the type is enough detail
@@ -44,15 +47,14 @@ def routes(
 
     async def metrics_endpoint(_: Request) -> Response:
         try:
-            for status, n in (await inbox.counts(store)).items():
+            for status, n in (await inbox.counts(store())).items():
                 metrics.INBOX.labels(status).set(n)
-            metrics.INBOX_OLDEST.set(await inbox.oldest_pending_age(store) or 0)
+            metrics.INBOX_OLDEST.set(await inbox.oldest_pending_age(store()) or 0)
         except Exception:  # noqa: S110 - stale gauges beat a failed scrape while the database is down
             pass
         return Response(metrics.generate_latest(), media_type=metrics.CONTENT_TYPE_LATEST)
 
     return [
-        Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", readyz, methods=["GET"]),
         Route("/metrics", metrics_endpoint, methods=["GET"]),
     ]

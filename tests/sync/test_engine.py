@@ -216,8 +216,9 @@ async def _edit_in_twenty(world: World, plural: str, record_id: str, values: dic
     import httpx
 
     async with httpx.AsyncClient(transport=world.transports.twenty, base_url="http://twenty.test") as http:
-        response = await http.patch(f"/rest/{plural}/{record_id}", json=values,
-                                    headers={"Authorization": "Bearer twenty-test-key"})
+        response = await http.patch(
+            f"/rest/{plural}/{record_id}", json=values, headers={"Authorization": "Bearer twenty-test-key"}
+        )
         assert response.status_code == 200, response.text
 
 

@@ -86,16 +86,25 @@ async def test_only_the_gap_is_filled_in_a_partly_provisioned_workspace(
     person_id = fake_twenty.object_by_name("person")["id"]
     opp_id = fake_twenty.object_by_name("opportunity")["id"]
     await meta.create_object(
-        {"nameSingular": "whopProduct", "namePlural": "whopProducts", "labelSingular": "Whop Product",
-         "labelPlural": "Whop Products", "isLabelSyncedWithName": False}
+        {
+            "nameSingular": "whopProduct",
+            "namePlural": "whopProducts",
+            "labelSingular": "Whop Product",
+            "labelPlural": "Whop Products",
+            "isLabelSyncedWithName": False,
+        }
     )
     await meta.create_field(
-        {"objectMetadataId": person_id, "type": "TEXT", "name": "whopUserId", "label": "Whop User ID",
-         "isUnique": True}
+        {"objectMetadataId": person_id, "type": "TEXT", "name": "whopUserId", "label": "Whop User ID", "isUnique": True}
     )
     await meta.create_field(
-        {"objectMetadataId": opp_id, "type": "SELECT", "name": "whopMembershipStatus", "label": "Status",
-         "options": [{"value": "ACTIVE", "label": "Active", "color": "green", "position": 0}]}
+        {
+            "objectMetadataId": opp_id,
+            "type": "SELECT",
+            "name": "whopMembershipStatus",
+            "label": "Status",
+            "options": [{"value": "ACTIVE", "label": "Active", "color": "green", "position": 0}],
+        }
     )
     original = field_of(fake_twenty, "opportunity", "whopMembershipStatus")
     assert original is not None
@@ -145,7 +154,9 @@ async def test_two_provisioners_racing_end_with_one_complete_data_model(fake_twe
     model = load_data_model()
 
     async def one() -> int:
-        async with MetadataClient("http://twenty.test", TWENTY_KEY, transport=httpx.ASGITransport(app=fake_twenty)) as m:
+        async with MetadataClient(
+            "http://twenty.test", TWENTY_KEY, transport=httpx.ASGITransport(app=fake_twenty)
+        ) as m:
             return (await provision(m, model, PUBLIC_URL)).mutations
 
     await asyncio.gather(one(), one())
