@@ -19,11 +19,11 @@ COPY schema ./schema
 RUN mkdir bridge && touch bridge/__init__.py && pip install .
 COPY bridge ./bridge
 # --force-reinstall: the same version is "already installed" from the step above, with a stub.
-# The check runs from / so it imports the installed package (with bridge/_schema), not /src.
+# python -I leaves /src off sys.path, so the check loads the installed package and its
+# bridge/_schema, as the image will.
 RUN pip install --no-deps --force-reinstall . \
-    && cd / \
     && whop-twenty-bridge --help >/dev/null \
-    && python -c "from bridge.twenty.schema import load_data_model; load_data_model()"
+    && python -I -c "from bridge.twenty.schema import load_data_model; load_data_model()"
 
 # --- run: the virtualenv only, as an unprivileged user ----------------------------------------
 FROM python:3.11-slim
@@ -46,7 +46,8 @@ COPY --from=build /opt/venv /opt/venv
 # The working directory is the volume, so a relative path (a SQLite file, say) also lands there.
 WORKDIR /data
 VOLUME ["/data"]
-USER bridge:bridge
+# Numeric, so an orchestrator can verify "not root" without reading /etc/passwd.
+USER 10001:10001
 
 EXPOSE 8000
 

@@ -1,0 +1,257 @@
+"""Webhook benchmark: prints figures, asserts nothing.
+
+    .venv/bin/python bench/webhooks.py [--deliveries 3000] [--senders 50] [--samples 30]
+
+The bridge runs as its own `serve` process on loopback (SQLite, then PostgreSQL), next to the
+Twenty and Whop stand-ins. This process plays Whop:
+
+1. acknowledgements: `--senders` concurrent senders post `--deliveries` signed
+   `membership.updated` deliveries; prints acks/s and p50/p99 latency;
+2. acknowledgement → visible: one at a time, a membership changes at Whop, its webhook is
+   delivered, and Twenty is polled until the Opportunity shows the change (Twenty idle).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+import httpx
+from cryptography.fernet import Fernet
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.backfill import COMPANY, TWENTY_KEY, WHOP_KEY, free_port, server  # noqa: E402
+from tests.signer import signed_headers  # noqa: E402
+
+SECRET = "ws_bench_" + secrets.token_hex(12)
+PG_ADMIN = os.environ.get("BRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def cli(env: dict[str, str], *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *args],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=600,
+    )
+
+
+def membership_ids(whop_url: str, limit: int) -> list[str]:
+    headers = {"Authorization": f"Bearer {WHOP_KEY}", "Api-Version-Date": "2026-10-15-1"}
+    ids: list[str] = []
+    after = None
+    while len(ids) < limit:
+        params: dict[str, Any] = {"account_id": COMPANY, "first": 100, **({"after": after} if after else {})}
+        page = httpx.get(f"{whop_url}/api/v1/memberships", headers=headers, params=params, timeout=30).json()
+        ids += [m["id"] for m in page["data"]]
+        if not page["page_info"]["has_next_page"]:
+            break
+        after = page["page_info"]["end_cursor"]
+    return ids[:limit]
+
+
+def envelope(membership_id: str, status: str = "active") -> dict[str, Any]:
+    return {
+        "id": "msg_" + uuid.uuid4().hex,
+        "api_version": "v1",
+        "api_version_date": "2026-10-15-1",
+        "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
+        "type": "membership.updated",
+        "account_id": COMPANY,
+        "data": {"id": membership_id, "status": status},
+    }
+
+
+async def acks(bridge_url: str, ids: list[str], deliveries: int, senders: int) -> dict[str, float]:
+    bodies = []
+    for i in range(deliveries):
+        env = envelope(ids[i % len(ids)])
+        body = json.dumps(env, separators=(",", ":")).encode()
+        bodies.append(
+            (body, {**signed_headers(SECRET, body, webhook_id=env["id"]), "content-type": "application/json"})
+        )
+    latencies: list[float] = []
+    errors = 0
+    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
+    for item in bodies:
+        queue.put_nowait(item)
+    limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders)
+    async with httpx.AsyncClient(base_url=bridge_url, limits=limits, timeout=30) as client:
+
+        async def sender() -> None:
+            nonlocal errors
+            while not queue.empty():
+                body, headers = queue.get_nowait()
+                started = time.perf_counter()
+                response = await client.post("/webhooks/whop", content=body, headers=headers)
+                latencies.append(time.perf_counter() - started)
+                errors += response.status_code != 200
+
+        started = time.perf_counter()
+        await asyncio.gather(*(sender() for _ in range(senders)))
+        wall = time.perf_counter() - started
+    return {
+        "acks_per_s": deliveries / wall,
+        "p50_ms": pct(latencies, 50) * 1000,
+        "p99_ms": pct(latencies, 99) * 1000,
+        "errors": errors,
+        "wall": wall,
+    }
+
+
+async def visible(bridge_url: str, whop_url: str, twenty_url: str, ids: list[str], samples: int) -> list[float]:
+    delays = []
+    async with httpx.AsyncClient(timeout=30) as client:
+        for i in range(samples):
+            membership = ids[-(i + 1)]
+            status = "past_due" if i % 2 == 0 else "active"
+            await client.post(f"{whop_url}/_fake/memberships/{membership}", json={"status": status})
+            env = envelope(membership, status)
+            body = json.dumps(env, separators=(",", ":")).encode()
+            headers = {**signed_headers(SECRET, body, webhook_id=env["id"]), "content-type": "application/json"}
+            response = await client.post(f"{bridge_url}/webhooks/whop", content=body, headers=headers)
+            acked = time.perf_counter()
+            assert response.status_code == 200, response.text
+            want = status.upper()
+            while time.perf_counter() - acked < 30:
+                found = await client.get(
+                    f"{twenty_url}/rest/opportunities",
+                    params={"filter": f'whopMembershipId[eq]:"{membership}"', "limit": 1},
+                    headers={"Authorization": f"Bearer {TWENTY_KEY}"},
+                )
+                rows = found.json()["data"]["opportunities"]
+                if rows and rows[0].get("whopMembershipStatus") == want:
+                    break
+                await asyncio.sleep(0.02)
+            delays.append(time.perf_counter() - acked)
+    return delays
+
+
+def postgres_database() -> str:
+    import psycopg
+
+    name = f"bridge_bench_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(PG_ADMIN.replace("postgresql://", "postgresql://", 1), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return PG_ADMIN.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_postgres_database(url: str) -> None:
+    import psycopg
+
+    name = url.rsplit("/", 1)[1]
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def run_one(label: str, database_url: str, twenty_url: str, whop_url: str, args: argparse.Namespace) -> None:
+    bridge_port = free_port()
+    bridge_url = f"http://127.0.0.1:{bridge_port}"
+    env = {
+        **os.environ,
+        "TWENTY_URL": twenty_url,
+        "TWENTY_API_KEY": TWENTY_KEY,
+        "WHOP_API_URL": whop_url,
+        "WHOP_API_KEY": WHOP_KEY,
+        "WHOP_COMPANY_ID": COMPANY,
+        "WHOP_WEBHOOK_SECRET": SECRET,
+        "DATABASE_URL": database_url,
+        "BRIDGE_SECRET_KEY": Fernet.generate_key().decode(),
+        "BRIDGE_ADMIN_PASSWORD": "bench",
+        "BRIDGE_PUBLIC_URL": bridge_url,
+        "TWENTY_REQUESTS_PER_MINUTE": "100000",
+        "LOG_LEVEL": "WARNING",
+    }
+    cli(env, "provision")
+    cli(env, "sync", "--full")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "serve", "--port", str(bridge_port)],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(bridge_url + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        ids = membership_ids(whop_url, 200)
+        ack = await acks(bridge_url, ids[:100], args.deliveries, args.senders)
+        # Let the worker drain the burst so Twenty is idle for the latency samples.
+        await asyncio.sleep(args.settle)
+        delays = await visible(bridge_url, whop_url, twenty_url, ids[100:], args.samples)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    print(f"\n## {label}")
+    print(
+        f"acknowledgements: {ack['acks_per_s']:.0f}/s over {args.deliveries} deliveries from {args.senders} senders;"
+        f" p50 {ack['p50_ms']:.1f} ms, p99 {ack['p99_ms']:.1f} ms; non-200: {ack['errors']:.0f}"
+    )
+    print(
+        f"acknowledgement → visible in Twenty ({len(delays)} samples): p50 {pct(delays, 50) * 1000:.0f} ms,"
+        f" p95 {pct(delays, 95) * 1000:.0f} ms, max {max(delays) * 1000:.0f} ms"
+        f" (mean {statistics.mean(delays) * 1000:.0f} ms)"
+    )
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--deliveries", type=int, default=3000)
+    parser.add_argument("--senders", type=int, default=50)
+    parser.add_argument("--samples", type=int, default=30)
+    parser.add_argument("--settle", type=float, default=20.0, help="seconds to let the worker drain the burst")
+    args = parser.parse_args()
+    whop_args = [
+        "--members",
+        "300",
+        "--memberships",
+        "400",
+        "--products",
+        "5",
+        "--company-id",
+        COMPANY,
+        "--api-key",
+        WHOP_KEY,
+        "--seed",
+        "5",
+    ]
+    with (
+        server("tests.fakes.whop", *whop_args) as whop_url,
+        server("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x") as twenty_url,
+        tempfile.TemporaryDirectory() as tmp,
+    ):
+        await run_one("SQLite", f"sqlite:///{tmp}/bench.db", twenty_url, whop_url, args)
+        pg = postgres_database()
+        try:
+            await run_one("PostgreSQL", pg, twenty_url, whop_url, args)
+        finally:
+            drop_postgres_database(pg)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
