@@ -373,6 +373,20 @@ async def sync(request: Request, form: FormData) -> Response:
 # Webhooks -----------------------------------------------------------------------------------------------------
 
 
+@checked_post(admin=True)
+async def webhooks_replay(request: Request, form: FormData) -> Response:
+    """Queue failed or dead-lettered deliveries again: one (`webhook_id`) or all of them."""
+    from bridge.store import inbox
+
+    ctx = _ctx(request)
+    webhook_id = str(form.get("webhook_id") or "")
+    queued = await inbox.replay(ctx.engine, [webhook_id] if webhook_id else None, failed_only=not webhook_id)
+    if ctx.background is not None:
+        ctx.background.wake()
+    security.flash(request, f"Queued {queued} webhook deliver{'y' if queued == 1 else 'ies'} again.", "ok")
+    return RedirectResponse("/#inbox", status_code=303)
+
+
 async def whop_webhook(request: Request) -> Response:
     """Signed by Whop (no session, no CSRF): handed to bridge.webhooks.WebhookReceiver."""
     receiver = _ctx(request).receiver
@@ -456,6 +470,7 @@ def routes() -> list[BaseRoute]:
         Route("/api/status", api_status, methods=["GET"], name="api_status"),
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/webhooks/whop", whop_webhook, methods=["POST"], name="whop_webhook"),
+        Route("/webhooks/replay", webhooks_replay, methods=["POST"], name="webhooks_replay"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import services
 from bridge.config import Settings
-from bridge.store import connections
+from bridge.store import connections, inbox
 from bridge.store import runs as run_store
 from bridge.store.db import utcnow
 from bridge.web.jobs import SYNC_STEPS, JobRunner, count_line
@@ -161,13 +161,18 @@ async def admin_state(settings: Settings, engine: AsyncEngine, jobs: JobRunner) 
     conn, last_gone = await connection_view(settings, engine)
     company_id = conn.company_id if conn else None
     runs = await run_store.recent_runs(engine, company_id, limit=10) if company_id else []
-    inbox_counts: dict[str, int] | None = None
-    try:  # the webhook inbox is optional at this stage of the project
-        from bridge.store import inbox
-
-        inbox_counts = await inbox.counts(engine)
-    except (ImportError, AttributeError):
-        inbox_counts = None
+    inbox_counts = await inbox.counts(engine)
+    failed = [
+        {
+            "webhook_id": e.webhook_id,
+            "type": e.event_type or "-",
+            "status": e.status,
+            "attempts": e.attempts,
+            "error": (e.last_error or "")[:200],
+            "received": e.received_at.strftime("%Y-%m-%d %H:%M"),
+        }
+        for e in await inbox.list_events(engine, failed_only=True, limit=20)
+    ]
     job = jobs.latest()
     return {
         "conn": conn,
@@ -179,6 +184,7 @@ async def admin_state(settings: Settings, engine: AsyncEngine, jobs: JobRunner) 
         "job": job,
         "job_active": job is not None and not job.finished,
         "inbox": inbox_counts,
+        "failed_events": failed,
     }
 
 
