@@ -38,7 +38,16 @@ from tests.web.conftest import (
 )
 
 # Routes anyone may call: the login form, the health check, Whop's signed webhook, static CSS/JS.
-PUBLIC = {("GET", "/login"), ("POST", "/login"), ("POST", "/logout"), ("GET", "/healthz"), ("POST", "/webhooks/whop")}
+# Operational endpoints carry counts and readiness, no secrets or personal data (like /healthz).
+PUBLIC = {
+    ("GET", "/login"),
+    ("POST", "/login"),
+    ("POST", "/logout"),
+    ("GET", "/healthz"),
+    ("GET", "/readyz"),
+    ("GET", "/metrics"),
+    ("POST", "/webhooks/whop"),
+}
 
 
 def admin_routes(app: Starlette) -> list[tuple[str, str]]:
@@ -61,6 +70,7 @@ def test_the_route_list_is_what_the_tests_cover(app: Starlette) -> None:
         ("POST", "/disconnect"),
         ("POST", "/provision"),
         ("POST", "/sync"),
+        ("POST", "/webhooks/replay"),
     }
 
 
