@@ -189,6 +189,12 @@ class ObjectWriter:
             record = item.build(existing, shadow.written if shadow else None)
             if drop_email:
                 record.pop("emails", None)
+            if existing is not None:
+                # Seen on 1.x: an upsert that omits a composite field may blank it. Send the value a
+                # person curated back as Twenty has it, so leaving it alone cannot erase it.
+                for name in PRESERVED_COMPOSITES.get(self.obj.singular, ()):
+                    if name not in record and _has_value(existing.get(name)):
+                        record[name] = existing[name]
             records.append((item, record, existing))
 
         if self.dry_run:
@@ -270,6 +276,15 @@ class ObjectWriter:
                     )
                 )
                 report.counts["skipped"] += 1
+
+
+PRESERVED_COMPOSITES = {"person": ("name", "emails", "phones"), "opportunity": ("amount",)}
+
+
+def _has_value(value: Any) -> bool:
+    if isinstance(value, dict):
+        return any(_has_value(v) for v in value.values())
+    return value not in (None, "", [], {})
 
 
 def _stale(item: Item, shadow: Shadow | None) -> bool:

@@ -53,8 +53,8 @@ PERSON = ObjectApi(
     "person",
     "people",
     "whopUserId",
-    "id whopUserId whopMemberId name { firstName lastName } emails { primaryEmail } "
-    "phones { primaryPhoneNumber primaryPhoneCountryCode primaryPhoneCallingCode }",
+    "id whopUserId whopMemberId name { firstName lastName } emails { primaryEmail additionalEmails } "
+    "phones { primaryPhoneNumber primaryPhoneCountryCode primaryPhoneCallingCode additionalPhones }",
 )
 OPPORTUNITY = ObjectApi(
     "opportunity",

@@ -256,3 +256,30 @@ async def test_deep_reports_a_record_deleted_in_twenty_and_restores_it_only_when
     assert reported and "deleted in Twenty" in reported[0]["reason"]
     alive = {p["id"] for p in world.people()}
     assert (victim["id"] in alive) is restore
+
+
+async def test_a_curated_name_left_alone_is_sent_back_as_twenty_has_it(tmp_path: Any) -> None:
+    """Twenty 1.x may blank a composite an upsert omits: the bridge re-sends the person's value."""
+    import json
+
+    import httpx
+
+    world = await make_world(tmp_path, "1.x")
+    world.twenty.add_record(
+        "people", {"name": {"firstName": "Ann", "lastName": "Curated"}, "emails": {"primaryEmail": SHARED_EMAIL}}
+    )
+    sent: list[dict[str, Any]] = []
+
+    class Capture(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if request.url.path == "/graphql":
+                body = json.loads(request.content)
+                if "createPeople" in body["query"]:
+                    sent.extend(body["variables"]["data"])
+            return await world.transports.twenty.handle_async_request(request)  # type: ignore[union-attr]
+
+    world.transports.twenty = Capture()
+    await run_sync(world.settings, kind="full", transports=world.transports)
+
+    ann = next(r for r in sent if (r.get("emails") or {}).get("primaryEmail") == SHARED_EMAIL)
+    assert ann["name"] == {"firstName": "Ann", "lastName": "Curated"}
