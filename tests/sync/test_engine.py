@@ -269,6 +269,8 @@ async def test_a_curated_name_left_alone_is_sent_back_as_twenty_has_it(tmp_path:
         "people", {"name": {"firstName": "Ann", "lastName": "Curated"}, "emails": {"primaryEmail": SHARED_EMAIL}}
     )
     sent: list[dict[str, Any]] = []
+    inner = world.transports.twenty
+    assert inner is not None
 
     class Capture(httpx.AsyncBaseTransport):
         async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
@@ -276,7 +278,7 @@ async def test_a_curated_name_left_alone_is_sent_back_as_twenty_has_it(tmp_path:
                 body = json.loads(request.content)
                 if "createPeople" in body["query"]:
                     sent.extend(body["variables"]["data"])
-            return await world.transports.twenty.handle_async_request(request)  # type: ignore[union-attr]
+            return await inner.handle_async_request(request)
 
     world.transports.twenty = Capture()
     await run_sync(world.settings, kind="full", transports=world.transports)
