@@ -26,48 +26,14 @@ from bridge.errors import AuthError
 from bridge.store import db, inbox, tables
 from bridge.webhooks import WebhookReceiver, WebhookVerificationError, verify
 from tests.conftest import POSTGRES_URL
+from tests.fakes.whop import fixtures
 
 SECRET = "ws_test_4f1c9e2d7a6b5c3d8e0f1a2b3c4d5e6f"
 OTHER_SECRET = "ws_other_0a1b2c3d4e5f60718293a4b5c6d7e8f9"
 NOW = 1792497600  # 2026-10-20T12:00:00Z, the §7.4 delivery's timestamp
 
 # §7.1 membership, verbatim and in order; §7.4 wraps it in the pinned envelope.
-MEMBERSHIP_JSON = """{
-  "id": "mem_8kQmZt3VbN1xLp",
-  "status": "active",
-  "account": {"id": "biz_Hq2LmVx9TcR4sA", "title": "Pickaxe Trading", "route": "pickaxe-trading",
-              "logo_url": null},
-  "user_id": "user_w3RtYp7KsD2mN",
-  "member_id": "mber_Zx81QwLk5Tn0B",
-  "product_id": "prod_4GhJk2LmPq9Rs",
-  "product": {"id": "prod_4GhJk2LmPq9Rs", "title": "Pro Signals", "logo_url": null},
-  "plan_id": "plan_7TyUi1OpAs3Df",
-  "promo_code_id": null,
-  "initial_price": {"amount": "0.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "renewal_price": {"amount": "49.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "billing_period_days": 30,
-  "collection_method": "charge_automatically",
-  "cancel_at_period_end": false,
-  "cancel_option": null,
-  "cancellation_reason": null,
-  "canceled_at": null,
-  "feedback_option": null,
-  "current_period_start": "2026-10-01T14:03:11.000Z",
-  "current_period_end": "2026-10-31T14:03:11.000Z",
-  "expires_at": null,
-  "most_recent_action": "renewing_on",
-  "most_recent_action_at": "2026-10-31T14:03:11.000Z",
-  "split_pay_current_payments": null,
-  "split_pay_required_payments": null,
-  "license_key": null,
-  "manage_url": null,
-  "member": null,
-  "affiliate": null,
-  "phone_number": null,
-  "metadata": {"crm_source": "checkout"},
-  "created_at": "2026-09-01T14:03:11.000Z",
-  "updated_at": "2026-10-01T14:03:15.412Z"
-}"""
+MEMBERSHIP_JSON = json.dumps(fixtures.load("membership_native"))  # §7.1, key order kept
 FIXTURE_ID = "msg_2xQp9LmVt7RkWz4NbC8sYd1F"
 FIXTURE_SIGNATURE = "v1,DRYyX8co+r4UEDZTwTKUI9fYGj4NQiayNub1ZtvxHro="
 FIXTURE_BODY = json.dumps(

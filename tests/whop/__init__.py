@@ -13,136 +13,13 @@ import copy
 import json
 from typing import Any
 
-MEMBERSHIP_NATIVE_JSON = """\
-{
-  "id": "mem_8kQmZt3VbN1xLp",
-  "status": "active",
-  "account": {"id": "biz_Hq2LmVx9TcR4sA", "title": "Pickaxe Trading", "route": "pickaxe-trading", "logo_url": null},
-  "user_id": "user_w3RtYp7KsD2mN",
-  "member_id": "mber_Zx81QwLk5Tn0B",
-  "product_id": "prod_4GhJk2LmPq9Rs",
-  "product": {"id": "prod_4GhJk2LmPq9Rs", "title": "Pro Signals", "logo_url": null},
-  "plan_id": "plan_7TyUi1OpAs3Df",
-  "promo_code_id": null,
-  "initial_price": {"amount": "0.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "renewal_price": {"amount": "49.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "billing_period_days": 30,
-  "collection_method": "charge_automatically",
-  "cancel_at_period_end": false,
-  "cancel_option": null,
-  "cancellation_reason": null,
-  "canceled_at": null,
-  "feedback_option": null,
-  "current_period_start": "2026-10-01T14:03:11.000Z",
-  "current_period_end": "2026-10-31T14:03:11.000Z",
-  "expires_at": null,
-  "most_recent_action": "renewing_on",
-  "most_recent_action_at": "2026-10-31T14:03:11.000Z",
-  "split_pay_current_payments": null,
-  "split_pay_required_payments": null,
-  "license_key": null,
-  "manage_url": null,
-  "member": null,
-  "affiliate": null,
-  "phone_number": null,
-  "metadata": {"crm_source": "checkout"},
-  "created_at": "2026-09-01T14:03:11.000Z",
-  "updated_at": "2026-10-01T14:03:15.412Z"
-}
-"""
+from tests.fakes.whop import fixtures
 
-PRODUCT_NATIVE_JSON = """\
-{
-  "id": "prod_4GhJk2LmPq9Rs",
-  "title": "Pro Signals",
-  "headline": "Daily trade ideas with entries and exits",
-  "description": "Members-only signals room and weekly live sessions.",
-  "route": "pro-signals",
-  "visibility": "visible",
-  "marketplace_status": "not_available",
-  "external_identifier": null,
-  "account": {"id": "biz_Hq2LmVx9TcR4sA", "title": "Pickaxe Trading", "route": "pickaxe-trading"},
-  "owner_user": {"id": "user_Ab12Cd34Ef56G", "username": "pickaxe", "name": "Pat Axe"},
-  "member_count": 412,
-  "published_reviews_count": 37,
-  "average_review_rating": 4.8,
-  "verified": false,
-  "labels": [],
-  "gallery_images": [],
-  "metadata": {},
-  "custom_cta": "join",
-  "custom_cta_url": null,
-  "custom_statement_descriptor": null,
-  "global_affiliate_status": "disabled",
-  "global_affiliate_percentage": null,
-  "member_affiliate_status": "disabled",
-  "member_affiliate_percentage": null,
-  "product_tax_code": null,
-  "variant_attributes": null,
-  "default_plan": {
-    "id": "plan_7TyUi1OpAs3Df", "title": "Monthly", "plan_type": "renewal", "billing_period": 30,
-    "expiration_days": null,
-    "initial_price": {"amount": "0.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-    "renewal_price": {"amount": "49.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-    "unlimited_stock": true, "visibility": "visible"
-  },
-  "created_at": "2025-03-02T09:15:00.000Z",
-  "updated_at": "2026-09-28T18:40:12.000Z"
-}
-"""
+MEMBERSHIP_NATIVE_JSON = json.dumps(fixtures.load("membership_native"))
 
-PAYMENT_NATIVE_JSON = """\
-{
-  "id": "pay_Qw3Er5Ty7Ui9Op",
-  "status": "paid",
-  "substatus": "succeeded",
-  "billing_reason": "subscription_cycle",
-  "account_id": "biz_Hq2LmVx9TcR4sA",
-  "membership_id": "mem_8kQmZt3VbN1xLp",
-  "member_id": "mber_Zx81QwLk5Tn0B",
-  "product_id": "prod_4GhJk2LmPq9Rs",
-  "plan_id": "plan_7TyUi1OpAs3Df",
-  "promo_code_id": null,
-  "checkout_configuration_id": null,
-  "user": {"id": "user_w3RtYp7KsD2mN", "username": "jdoe42", "name": "Jane Doe",
-           "profile_picture": {"url": "https://assets.whop.com/avatars/placeholder.png"}},
-  "customer_email": "jane.doe@example.com",
-  "customer_phone": null,
-  "currency": "usd",
-  "subtotal": {"amount": "49.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "tax_amount": null,
-  "tax_behavior": null,
-  "tax_refunded_amount": {"amount": "0.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "total": {"amount": "49.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "usd_total": {"amount": "49.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "presentment_total": {"amount": "49.00", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "amount_after_fees": {"amount": "45.08", "currency": "usd", "decimals": 2, "display_decimals": 2},
-  "refunded_amount": null,
-  "refunded_at": null,
-  "refundable": true,
-  "retryable": false,
-  "voidable": false,
-  "auto_refunded": false,
-  "payments_failed": 0,
-  "failure_message": null,
-  "decline_code": null,
-  "payment_method_type": "card",
-  "payment_method_id": "payt_Lk9Jh7Gf5Ds3A",
-  "payment_instrument": null,
-  "three_ds_verified": false,
-  "holds": [],
-  "line_items": [],
-  "payment_rule_matches": [],
-  "metadata": {},
-  "paid_at": "2026-10-01T14:03:14.000Z",
-  "last_payment_attempt_at": "2026-10-01T14:03:12.000Z",
-  "next_payment_attempt_at": null,
-  "dispute_alerted_at": null,
-  "settlement_time_at": null,
-  "created_at": "2026-10-01T14:03:11.000Z",
-  "updated_at": "2026-10-01T14:03:15.000Z"
-}
-"""
+PRODUCT_NATIVE_JSON = json.dumps(fixtures.load("product_native"))
+
+PAYMENT_NATIVE_JSON = json.dumps(fixtures.load("payment_native"))
 
 WEBHOOK_LEGACY_JSON = """\
 {"id":"msg_xxxxxxxxxxxxxxxxxxxxxxxx","api_version":"v1","timestamp":"2025-01-01T00:00:00.000Z","type":"membership.deactivated","company_id":"biz_Hq2LmVx9TcR4sA",
@@ -156,14 +33,7 @@ WEBHOOK_LEGACY_JSON = """\
   "payment_collection_paused":false,"custom_field_responses":[],"initial_price_paid":"$0.00","formatted_renewal_price":"$49.00 / month"}}
 """
 
-MEMBER_NATIVE_JSON = """\
-{"id":"mber_Zx81QwLk5Tn0B","account_id":"biz_Hq2LmVx9TcR4sA",
- "user":{"id":"user_w3RtYp7KsD2mN","username":"jdoe42","name":"Jane Doe","profile_picture":{"url":"https://assets.whop.com/avatars/placeholder.png"}},
- "display_name":"Jane Doe","email":"jane.doe@example.com","phone_number":null,"access_level":"customer","status":"joined",
- "most_recent_action":"paid_subscriber","most_recent_action_at":"2026-10-01T14:03:14.000Z",
- "usd_total_spent":{"amount":"98.00","currency":"usd","decimals":2,"display_decimals":2},"token_balance":0,
- "joined_at":"2026-09-01T14:03:11.000Z","last_accessed_at":"2026-10-19T08:12:40.000Z","created_at":"2026-09-01T14:03:11.000Z"}
-"""
+MEMBER_NATIVE_JSON = json.dumps(fixtures.load("member_native"))
 
 # Written for these tests (not from §7): the same objects in the legacy shapes of §2.4, with the
 # legacy float prices the tolerant parser must turn into Money.
