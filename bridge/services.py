@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import socket
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -141,7 +140,7 @@ class Transports:
 
 
 def process_owner() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return leases.owner_id()
 
 
 def _dead_local_owner(owner: str) -> bool:

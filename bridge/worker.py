@@ -15,8 +15,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import os
-import socket
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -27,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge import metrics
 from bridge.config import Settings
 from bridge.errors import BridgeError, SkippableError
-from bridge.store import connections, inbox
+from bridge.store import connections, inbox, leases
 from bridge.store.inbox import InboxEvent
 from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
 from bridge.sync import mapping
@@ -95,7 +93,7 @@ class Worker:
         self.store = store
         self.twenty = twenty
         self.whop_for = whop_for
-        self.worker_id = worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.worker_id = worker_id or leases.owner_id()
         self.batch = batch
         self.poll_interval = poll_interval
         self._wake = asyncio.Event()

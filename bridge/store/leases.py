@@ -11,6 +11,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
+import uuid
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -21,6 +24,11 @@ from bridge.store.db import as_utc, dialect_name, excluded, upsert_stmt, utcnow
 from bridge.store.tables import leases
 
 log = logging.getLogger(__name__)
+
+
+def owner_id() -> str:
+    """A lease owner: `host:pid:random`, so a holder that died on this host can be recognised."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 async def acquire(engine: AsyncEngine, name: str, owner: str, ttl_seconds: float) -> bool:

@@ -18,10 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import socket
 import time
-import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
@@ -295,7 +292,7 @@ def _stale(item: Item, shadow: Shadow | None) -> bool:
 
 
 _local_locks: dict[str, asyncio.Lock] = {}
-_OWNER = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+_OWNER = leases.owner_id()
 
 
 @contextlib.asynccontextmanager

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
@@ -43,8 +40,7 @@ LEASE_POLL = 0.1  # seconds between looks while another process refreshes
 
 
 def _owner() -> str:
-    # Same shape as services.process_owner: host:pid:random.
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    return leases.owner_id()
 
 
 class OAuthTokens:
