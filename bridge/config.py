@@ -39,6 +39,8 @@ class Settings(BaseSettings):
         extra="ignore",
         case_sensitive=False,
         hide_input_in_errors=True,
+        # `WHOP_API_KEY=` in a .env file means "not set", not an empty key.
+        env_ignore_empty=True,
     )
 
     # Twenty

@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import socket
+import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.config import Settings
 from bridge.crypto import TokenBox
 from bridge.errors import BridgeError, ConfigError, RetryableError
+from bridge.limiter import TokenBucket
 from bridge.store import connections, leases, tables
 from bridge.store import runs as run_store
 from bridge.store.db import create_engine, utcnow
@@ -221,6 +223,21 @@ def _whop_client(settings: Settings, tokens: TokenProvider, company_id: str, tra
     )
 
 
+# Twenty limits requests per workspace: every client of one process (sync, webhook worker,
+# admin jobs) draws from one bucket. Keyed by event loop because an asyncio lock binds to one.
+_LIMITERS: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[tuple[str, int], TokenBucket]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def twenty_limiter(url: str, requests_per_minute: int) -> TokenBucket:
+    per_loop = _LIMITERS.setdefault(asyncio.get_running_loop(), {})
+    key = (url, requests_per_minute)
+    if key not in per_loop:
+        per_loop[key] = TokenBucket(requests_per_minute / 60.0, float(requests_per_minute))
+    return per_loop[key]
+
+
 def twenty_data_client(settings: Settings, transports: Transports) -> TwentyDataClient:
     settings.require("TWENTY_URL", "TWENTY_API_KEY")
     assert settings.twenty_url is not None and settings.twenty_api_key is not None
@@ -230,6 +247,7 @@ def twenty_data_client(settings: Settings, transports: Transports) -> TwentyData
         requests_per_minute=settings.twenty_requests_per_minute,
         transport=transports.twenty,
         timeout=settings.twenty_timeout_seconds,
+        limiter=twenty_limiter(settings.twenty_url, settings.twenty_requests_per_minute),
     )
 
 

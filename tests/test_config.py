@@ -79,3 +79,10 @@ def test_the_command_stops_with_one_line_naming_the_variable(monkeypatch: pytest
     lines = [line for line in proc.stderr.splitlines() if line.strip()]
     assert lines == ["error: configuration: TWENTY_URL is not set"]
     assert "SECRET" not in proc.stdout + proc.stderr
+
+
+def test_an_empty_variable_counts_as_not_set(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WHOP_API_KEY", "")
+    monkeypatch.setenv("TWENTY_BATCH_SIZE", "")
+    settings = load_settings()
+    assert settings.whop_api_key is None and settings.twenty_batch_size == 60
