@@ -7,11 +7,13 @@ wherever they appear in a message, so a careless log line cannot leak them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any
 
@@ -32,6 +34,20 @@ _PATTERNS = [
     re.compile(r"(?i)((?:access|refresh)_token[\"']?\s*[:=]\s*[\"']?)[^\"'\s,}]+"),
     re.compile(r"(?i)((?:client_secret|api_key|password|code_verifier)[\"']?\s*[:=]\s*[\"']?)[^\"'\s,}&]+"),
 ]
+
+
+# Context a task binds once (a run id, the webhook ids being applied) and every log line carries.
+_context: ContextVar[dict[str, object] | None] = ContextVar("bridge_log_context", default=None)
+
+
+@contextlib.contextmanager
+def bound(**values: object) -> Iterator[None]:
+    """`with bound(run_id=7):` adds run_id to every log line written inside, in this task."""
+    token = _context.set({**(_context.get() or {}), **values})
+    try:
+        yield
+    finally:
+        _context.reset(token)
 
 
 class RedactingFilter(logging.Filter):
@@ -64,6 +80,8 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "msg": record.getMessage(),
         }
+        for key, value in (_context.get() or {}).items():
+            entry.setdefault(key, value)
         for key in CONTEXT_KEYS:
             if hasattr(record, key):
                 entry[key] = getattr(record, key)

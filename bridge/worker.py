@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge import metrics
 from bridge.config import Settings
 from bridge.errors import BridgeError, SkippableError
+from bridge.logs import bound
 from bridge.store import connections, inbox, leases
 from bridge.store.inbox import InboxEvent
 from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
@@ -127,7 +128,8 @@ class Worker:
         for ev in events:
             by_company.setdefault(ev.company_id, []).append(ev)
         for company_id, group in by_company.items():
-            outcome = await self._apply_company(company_id, group)
+            with bound(company_id=company_id, webhook_ids=[e.webhook_id for e in group]):
+                outcome = await self._apply_company(company_id, group)
             for ev in group:
                 if ev.webhook_id in outcome.failed:
                     self.failed += 1

@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import metrics
 from bridge.errors import AuthError, BridgeError, SkippableError
+from bridge.logs import bound
 from bridge.store import runs as run_store
 from bridge.store.shadows import ShadowWrite, get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
 from bridge.sync import mapping
@@ -177,6 +178,10 @@ class SyncEngine:
                 dry_run=self.options.dry_run,
                 connection_id=self.connection_id,
             )
+        with bound(run_id=self.run_id, company_id=self.company_id, kind=self.options.kind):
+            return await self._run(resumed)
+
+    async def _run(self, resumed: dict[str, Any] | None) -> SyncResult:
         try:
             await self.guard.load()
             if self.options.kind == "deep" and not resumed:
