@@ -83,34 +83,63 @@ def envelope(membership_id: str, status: str = "active") -> dict[str, Any]:
     }
 
 
-async def acks(bridge_url: str, ids: list[str], deliveries: int, senders: int) -> dict[str, float]:
-    bodies = []
+async def acks(
+    bridge_url: str, ids: list[str], deliveries: int, senders: int, rate: float | None = None
+) -> dict[str, float]:
+    """`senders` keep-alive connections post pre-signed deliveries: as fast as the bridge answers
+    (`rate` None), or together at a steady `rate` per second (each sender on its own clock).
+
+    A raw HTTP/1.1 client on asyncio streams: httpx in one process tops out near 160 requests/s
+    on this machine, which would measure the sender instead of the bridge.
+    """
+    host, port = bridge_url.removeprefix("http://").split(":")
+    requests = []
     for i in range(deliveries):
         env = envelope(ids[i % len(ids)])
         body = json.dumps(env, separators=(",", ":")).encode()
-        bodies.append(
-            (body, {**signed_headers(SECRET, body, webhook_id=env["id"]), "content-type": "application/json"})
-        )
+        headers = {
+            **signed_headers(SECRET, body, webhook_id=env["id"]),
+            "content-type": "application/json",
+            "content-length": str(len(body)),
+            "host": f"{host}:{port}",
+        }
+        head = "POST /webhooks/whop HTTP/1.1\r\n" + "".join(f"{k}: {v}\r\n" for k, v in headers.items()) + "\r\n"
+        requests.append(head.encode() + body)
     latencies: list[float] = []
     errors = 0
-    queue: asyncio.Queue[tuple[bytes, dict[str, str]]] = asyncio.Queue()
-    for item in bodies:
-        queue.put_nowait(item)
-    limits = httpx.Limits(max_connections=senders, max_keepalive_connections=senders)
-    async with httpx.AsyncClient(base_url=bridge_url, limits=limits, timeout=30) as client:
+    queue = list(reversed(requests))
 
-        async def sender() -> None:
-            nonlocal errors
-            while not queue.empty():
-                body, headers = queue.get_nowait()
+    async def sender(n: int) -> None:
+        nonlocal errors
+        reader, writer = await asyncio.open_connection(host, int(port))
+        interval = senders / rate if rate else 0.0
+        next_at = time.perf_counter() + interval * n / senders
+        try:
+            while queue:
+                if interval:
+                    await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+                    next_at += interval
+                    if not queue:
+                        break
+                request = queue.pop()
                 started = time.perf_counter()
-                response = await client.post("/webhooks/whop", content=body, headers=headers)
+                writer.write(request)
+                await writer.drain()
+                status_line = await reader.readline()
+                length = 0
+                while (line := await reader.readline()) not in (b"\r\n", b""):
+                    name, _, value = line.decode().partition(":")
+                    if name.lower() == "content-length":
+                        length = int(value)
+                await reader.readexactly(length)
                 latencies.append(time.perf_counter() - started)
-                errors += response.status_code != 200
+                errors += b" 200 " not in status_line
+        finally:
+            writer.close()
 
-        started = time.perf_counter()
-        await asyncio.gather(*(sender() for _ in range(senders)))
-        wall = time.perf_counter() - started
+    started = time.perf_counter()
+    await asyncio.gather(*(sender(n) for n in range(senders)))
+    wall = time.perf_counter() - started
     return {
         "acks_per_s": deliveries / wall,
         "p50_ms": pct(latencies, 50) * 1000,
@@ -146,6 +175,23 @@ async def visible(bridge_url: str, whop_url: str, twenty_url: str, ids: list[str
                 await asyncio.sleep(0.02)
             delays.append(time.perf_counter() - acked)
     return delays
+
+
+async def drain(bridge_url: str, limit: float) -> float | None:
+    """Seconds until the inbox has nothing pending, processing or failed (read from /metrics)."""
+    started = time.perf_counter()
+    async with httpx.AsyncClient(timeout=10) as client:
+        while time.perf_counter() - started < limit:
+            text = (await client.get(f"{bridge_url}/metrics")).text
+            waiting = 0.0
+            for line in text.splitlines():
+                for status in ("pending", "processing", "failed"):
+                    if line.startswith(f'bridge_inbox_events{{status="{status}"}}'):
+                        waiting += float(line.rsplit(" ", 1)[1])
+            if waiting == 0:
+                return time.perf_counter() - started
+            await asyncio.sleep(0.2)
+    return None
 
 
 def postgres_database() -> str:
@@ -201,16 +247,25 @@ async def run_one(label: str, database_url: str, twenty_url: str, whop_url: str,
                 time.sleep(0.1)
         ids = membership_ids(whop_url, 200)
         ack = await acks(bridge_url, ids[:100], args.deliveries, args.senders)
-        # Let the worker drain the burst so Twenty is idle for the latency samples.
-        await asyncio.sleep(args.settle)
+        drained = await drain(bridge_url, args.settle)  # the worker applies the burst
+        steady = await acks(bridge_url, ids[:100], args.deliveries, args.senders, rate=args.rate)
+        await drain(bridge_url, args.settle)  # Twenty idle again for the latency samples
         delays = await visible(bridge_url, whop_url, twenty_url, ids[100:], args.samples)
     finally:
         proc.terminate()
         proc.wait(10)
     print(f"\n## {label}")
+    if drained is None:
+        print(f"the worker had not drained the first burst after {args.settle:.0f} s")
+    else:
+        print(f"the worker applied the first burst {drained:.1f} s after its last acknowledgement")
     print(
-        f"acknowledgements: {ack['acks_per_s']:.0f}/s over {args.deliveries} deliveries from {args.senders} senders;"
-        f" p50 {ack['p50_ms']:.1f} ms, p99 {ack['p99_ms']:.1f} ms; non-200: {ack['errors']:.0f}"
+        f"as fast as it answers: {ack['acks_per_s']:.0f} acks/s over {args.deliveries} deliveries from"
+        f" {args.senders} senders; p50 {ack['p50_ms']:.1f} ms, p99 {ack['p99_ms']:.1f} ms; non-200: {ack['errors']:.0f}"
+    )
+    print(
+        f"at a steady {args.rate:.0f}/s from {args.senders} senders: {steady['acks_per_s']:.0f} acks/s;"
+        f" p50 {steady['p50_ms']:.1f} ms, p99 {steady['p99_ms']:.1f} ms; non-200: {steady['errors']:.0f}"
     )
     print(
         f"acknowledgement → visible in Twenty ({len(delays)} samples): p50 {pct(delays, 50) * 1000:.0f} ms,"
@@ -223,8 +278,9 @@ async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--deliveries", type=int, default=3000)
     parser.add_argument("--senders", type=int, default=50)
+    parser.add_argument("--rate", type=float, default=300.0, help="deliveries per second for the steady run")
     parser.add_argument("--samples", type=int, default=30)
-    parser.add_argument("--settle", type=float, default=20.0, help="seconds to let the worker drain the burst")
+    parser.add_argument("--settle", type=float, default=300.0, help="at most this long for the worker to drain")
     args = parser.parse_args()
     whop_args = [
         "--members",
@@ -240,17 +296,22 @@ async def main() -> None:
         "--seed",
         "5",
     ]
+    # Fresh stand-ins for each database, so one run's changes cannot satisfy the other's checks.
     with (
         server("tests.fakes.whop", *whop_args) as whop_url,
         server("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x") as twenty_url,
         tempfile.TemporaryDirectory() as tmp,
     ):
         await run_one("SQLite", f"sqlite:///{tmp}/bench.db", twenty_url, whop_url, args)
-        pg = postgres_database()
-        try:
+    pg = postgres_database()
+    try:
+        with (
+            server("tests.fakes.whop", *whop_args) as whop_url,
+            server("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x") as twenty_url,
+        ):
             await run_one("PostgreSQL", pg, twenty_url, whop_url, args)
-        finally:
-            drop_postgres_database(pg)
+    finally:
+        drop_postgres_database(pg)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -615,3 +616,21 @@ async def test_random_traffic_never_5xx_and_never_accepts_a_forgery(
             assert not (msg_id.isascii() and msg_id.isprintable() and " " not in msg_id and msg_id)
     stored = await inbox.counts(engine)
     assert stored["pending"] == len(accepted_so_far)
+
+
+async def test_concurrent_deliveries_are_each_stored_once_in_shared_commits(
+    client: httpx.AsyncClient, engine: AsyncEngine, receiver: WebhookReceiver
+) -> None:
+    """Many deliveries at once (some repeated, as Whop retries) go through the group commit."""
+    bodies = [envelope(type="membership.updated", account_id="biz_group", data={"id": f"mem_{i}"}) for i in range(60)]
+    requests = [(body, signed(body, msg_id=f"msg_group_{i}")) for i, body in enumerate(bodies)]
+    requests += requests[:10]  # ten retries racing their originals
+
+    answers = await asyncio.gather(
+        *(client.post("/webhooks/whop", content=body, headers=headers) for body, headers in requests)
+    )
+
+    assert {a.status_code for a in answers} == {200}
+    statuses = [a.json()["status"] for a in answers]
+    assert statuses.count("accepted") == 60 and statuses.count("duplicate") == 10
+    assert sorted(r["webhook_id"] for r in await rows(engine)) == sorted(f"msg_group_{i}" for i in range(60))

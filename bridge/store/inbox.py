@@ -19,7 +19,7 @@ One code path serves SQLite and PostgreSQL; the only difference is how the claim
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,6 +141,56 @@ async def store(
     async with engine.begin() as conn:
         inserted = (await conn.execute(stmt.returning(_T.c.webhook_id))).first()
     return inserted is not None
+
+
+async def store_many(engine: AsyncEngine, rows: Sequence[Mapping[str, Any]]) -> set[str]:
+    """Insert several verified deliveries in one transaction; returns the ids that were new.
+
+    Each row has webhook_id, event_type, company_id, body and received_at. One statement for a
+    whole group of concurrent deliveries (see `webhooks.InboxWriter`): a duplicate id, in the
+    table or earlier in `rows`, is simply not inserted.
+    """
+    unique: dict[str, Mapping[str, Any]] = {}
+    for row in rows:
+        unique.setdefault(str(row["webhook_id"]), row)
+    if not unique:
+        return set()
+    values = []
+    for webhook_id, row in unique.items():
+        when = db.to_db_time(row["received_at"])
+        values.append(
+            {
+                "webhook_id": webhook_id,
+                "event_type": row.get("event_type"),
+                "company_id": row.get("company_id"),
+                "body": row["body"],
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": when,
+                "received_at": when,
+            }
+        )
+    stmt = db.upsert_stmt(_T, values, ["webhook_id"], [], dialect=db.dialect_name(engine))
+    async with engine.begin() as conn:
+        inserted = (await conn.execute(stmt.returning(_T.c.webhook_id))).scalars().all()
+    return {str(i) for i in inserted}
+
+
+async def mark_applied_many(
+    engine: AsyncEngine, webhook_ids: Sequence[str], worker_id: str, *, now: datetime | None = None
+) -> int:
+    """Mark every event in `webhook_ids` this worker still holds as applied, in one statement."""
+    if not webhook_ids:
+        return 0
+    at = _now(now)
+    stmt = (
+        sa.update(_T)
+        .where(_T.c.webhook_id.in_(list(webhook_ids)), _T.c.claimed_by == worker_id, _T.c.status == "processing")
+        .values(status="applied", last_error=None, processed_at=at, claimed_by=None, claimed_until=None)
+    )
+    async with engine.begin() as conn:
+        result = await conn.execute(stmt)
+    return int(result.rowcount)
 
 
 async def claim(
