@@ -1,17 +1,24 @@
-"""What `serve` runs besides the web app: the inbox worker and the scheduler."""
+"""What `serve` runs besides the web app: the inbox worker and the scheduler.
+
+They run on their own event loop in a background thread, with their own database pool. The
+webhook endpoint's loop then never waits behind the worker's CPU work (parsing, mapping,
+hashing a batch) for longer than the interpreter's switch interval, which keeps
+acknowledgements fast while a burst of events is being applied.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import threading
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.config import Settings
 from bridge.scheduler import Reconciler
 from bridge.services import Transports, twenty_data_client, whop_client_factory
-from bridge.twenty.data import TwentyDataClient
+from bridge.store.db import create_engine
 from bridge.worker import Worker
 
 log = logging.getLogger(__name__)
@@ -22,43 +29,68 @@ class Background:
 
     def __init__(self, settings: Settings, store: AsyncEngine, transports: Transports | None = None) -> None:
         self.settings = settings
-        self.store = store
+        self.store = store  # the web loop's engine; the thread opens its own
         self.transports = transports or Transports()
-        self.twenty: TwentyDataClient | None = None
         self.worker: Worker | None = None
-        self.reconciler: Reconciler | None = None
-        self._task: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._started = threading.Event()
+        self._stop: asyncio.Event | None = None
 
     @property
     def configured(self) -> bool:
         return self.settings.twenty_url is not None and self.settings.twenty_api_key is not None
 
     def wake(self) -> None:
-        """Called by the webhook endpoint after it stored a delivery."""
-        if self.worker is not None:
-            self.worker.wake()
+        """Called by the webhook endpoint (on the web loop) after it stored a delivery."""
+        if self._loop is not None and self.worker is not None and not self._loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop is shutting down
+                self._loop.call_soon_threadsafe(self.worker.wake)
 
     async def start(self) -> None:
         if not self.configured:
             log.warning("TWENTY_URL/TWENTY_API_KEY not set: webhooks are stored but not applied")
             return
-        self.twenty = twenty_data_client(self.settings, self.transports)
-        self.worker = Worker(
-            settings=self.settings,
-            store=self.store,
-            twenty=self.twenty,
-            whop_for=whop_client_factory(self.settings, self.store, self.transports),
-        )
-        self._task = asyncio.create_task(self.worker.run_forever(), name="inbox-worker")
-        self.reconciler = Reconciler(self.settings, self.store, transports=self.transports)
-        self.reconciler.start()
+        self._thread = threading.Thread(target=self._main, name="bridge-background", daemon=True)
+        self._thread.start()
+        await asyncio.to_thread(self._started.wait, 30)
 
     async def stop(self) -> None:
-        if self.reconciler is not None:
-            self.reconciler.stop()
-        if self._task is not None:
-            self._task.cancel()
+        if self._thread is None or self._loop is None or self._stop is None:
+            return
+        with contextlib.suppress(RuntimeError):
+            self._loop.call_soon_threadsafe(self._stop.set)
+        await asyncio.to_thread(self._thread.join, 30)
+
+    def _main(self) -> None:
+        try:
+            asyncio.run(self._run())
+        except Exception:  # the thread must not die silently; the web app keeps serving
+            log.exception("background worker thread stopped")
+        finally:
+            self._started.set()
+
+    async def _run(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop = asyncio.Event()
+        store = create_engine(self.settings.database_url)
+        twenty = twenty_data_client(self.settings, self.transports)
+        self.worker = Worker(
+            settings=self.settings,
+            store=store,
+            twenty=twenty,
+            whop_for=whop_client_factory(self.settings, store, self.transports),
+        )
+        reconciler = Reconciler(self.settings, store, transports=self.transports)
+        worker_task = asyncio.create_task(self.worker.run_forever(), name="inbox-worker")
+        reconciler.start()
+        self._started.set()
+        try:
+            await self._stop.wait()
+        finally:
+            reconciler.stop()
+            worker_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self.twenty is not None:
-            await self.twenty.aclose()
+                await worker_task
+            await twenty.aclose()
+            await store.dispose()

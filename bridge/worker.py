@@ -34,11 +34,15 @@ from bridge.sync.engine import SyncEngine, SyncOptions, payment_time, person_ite
 from bridge.sync.writer import ObjectWriter, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, TASK, TASK_TARGET, WHOP_PRODUCT, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient
-from bridge.whop.models import Payment, WebhookEnvelope
+from bridge.whop.models import Membership, Payment, Product, WebhookEnvelope
 
 log = logging.getLogger(__name__)
 
 FETCH_CONCURRENCY = 8
+# Kinds whose payload is the record itself, with an `updated_at` to order it by.
+HINT_MODELS: dict[str, Any] = {"membership": Membership, "product": Product, "payment": Payment}
+_UNSEEN = object()
+SHADOW_OBJECTS = {"membership": "opportunity", "product": "whopProduct"}
 
 # Deterministic Twenty ids for tasks: a retried event upserts the same Task, never a second one.
 TASK_NAMESPACE = uuid.UUID("6f1f3c1e-4a0b-4d8e-9a57-1c0f2b7e9d11")
@@ -178,10 +182,11 @@ class Worker:
 
 
 class Applier:
-    """Applies one company's events: group by kind, re-read from Whop, write in batches."""
+    """Applies one company's events: group by kind, take or re-read the records, write in batches."""
 
     def __init__(self, worker: Worker, whop: WhopClient, company_id: str, connection_id: int) -> None:
         self.worker = worker
+        self.hints: dict[tuple[str, str], Any] = {}
         self.whop = whop
         self.company_id = company_id
         self.engine = SyncEngine(
@@ -224,6 +229,7 @@ class Applier:
                 outcome.ignored[ev.webhook_id] = "event carries no object id (a test delivery?)"
                 continue
             wanted[kind].setdefault(object_id, []).append(ev.webhook_id)
+            self._hint(kind, object_id, envelope)
 
         # Order matters only for links: products and people first, then memberships and payments.
         await self._guard(outcome, wanted["product"], self._products)
@@ -233,6 +239,27 @@ class Applier:
         for membership_id, event_ids in (payment_memberships or {}).items():
             memberships.setdefault(membership_id, []).extend(event_ids)
         await self._guard(outcome, memberships, self._memberships)
+
+    def _hint(self, kind: str, object_id: str, envelope: WebhookEnvelope) -> None:
+        """Keep the newest complete payload per record; a payload without `updated_at` means doubt.
+
+        A usable hint saves the Whop call: the writer then compares its `updated_at` with what the
+        bridge last wrote and drops it if older. Any doubt (no timestamp, another shape, a refund
+        pointing at its payment) and the record is re-read from Whop instead.
+        """
+        model = HINT_MODELS.get(kind)
+        parsed: Any = None
+        if model is not None:
+            try:
+                parsed = envelope.data_as(model)
+            except ValueError:
+                parsed = None
+        usable = parsed is not None and getattr(parsed, "id", None) == object_id and parsed.updated_at is not None
+        previous = self.hints.get((kind, object_id), _UNSEEN)
+        if not usable or previous is None:
+            self.hints[(kind, object_id)] = None  # in doubt: re-read
+        elif previous is _UNSEEN or parsed.updated_at > previous.updated_at:
+            self.hints[(kind, object_id)] = parsed
 
     async def _guard(
         self,
@@ -253,10 +280,14 @@ class Applier:
     async def _fetch(
         self, getter: Callable[[str], Awaitable[Any]], ids: dict[str, list[str]], outcome: Outcome, what: str
     ) -> list[Any]:
-        """Re-read each record from Whop, a few at a time (the client's limiter sets the pace)."""
+        """The records: from the events' payloads when usable, else re-read from Whop, a few at a
+        time (the client's limiter sets the pace)."""
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
 
         async def one(object_id: str) -> Any:
+            hint = self.hints.get((what, object_id))
+            if hint is not None:
+                return hint
             async with gate:
                 try:
                     return await getter(object_id)
@@ -265,8 +296,23 @@ class Applier:
                         outcome.ignored[event_id] = f"{what} {object_id} no longer exists at Whop"
                     return None
 
-        found = await asyncio.gather(*(one(object_id) for object_id in ids))
+        await self._drop_stale_hints(ids, outcome, what)
+        found = await asyncio.gather(*(one(object_id) for object_id in list(ids)))
         return [record for record in found if record is not None]
+
+    async def _drop_stale_hints(self, ids: dict[str, list[str]], outcome: Outcome, what: str) -> None:
+        """A payload no newer than what the bridge wrote is that version or an older one: skip it."""
+        shadow_object = SHADOW_OBJECTS.get(what)
+        hinted = [i for i in ids if self.hints.get((what, i)) is not None]
+        if shadow_object is None or not hinted:
+            return
+        shadows = await get_shadows(self.worker.store, self.company_id, shadow_object, hinted)
+        for object_id in hinted:
+            shadow = shadows.get(object_id)
+            hint = self.hints[(what, object_id)]
+            if shadow and shadow.whop_updated_at and hint.updated_at <= shadow.whop_updated_at:
+                for event_id in ids.pop(object_id):
+                    outcome.ignored[event_id] = "Twenty already has this version or a newer one"
 
     def _settle(self, report: WriteReport, ids: dict[str, list[str]], key_of: dict[str, str], outcome: Outcome) -> None:
         """Events whose record failed to write are retried; the rest count as applied."""

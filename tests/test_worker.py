@@ -109,30 +109,49 @@ async def test_duplicate_deliveries_have_one_effect(bridge: Bridge) -> None:
     assert counts["applied"] == 2 and counts["failed"] == 0
 
 
-async def test_events_in_any_order_end_in_whops_newest_state(bridge: Bridge) -> None:
+async def test_events_in_any_order_end_in_whops_newest_state_and_never_go_back(bridge: Bridge) -> None:
     ms = (await _memberships(bridge))[1]
     whop = bridge.world.whop
     events = []
-    for i, status in enumerate(["past_due", "active", "canceled"]):
-        whop.update_membership(ms.id, status=status)
-        # Each delivery carries the state of its moment; the final state at Whop is "canceled".
+    order = ["PAST_DUE", "ACTIVE", "CANCELED"]
+    for i, status in enumerate(order):
+        whop.update_membership(ms.id, status=status.lower())
+        # Each delivery carries the membership as it was at that moment (with its updated_at).
         events.append(whop.event("membership.updated", ms.id, COMPANY, webhook_id=f"msg_order_{i}"))
     worker = bridge.worker()
+    newest_seen = -1
     for envelope in random.Random(3).sample(events, k=len(events)):
         await bridge.deliver(envelope["type"], envelope["data"], webhook_id=envelope["id"])
         await worker.run_once()
-        assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "CANCELED"
+        shown = order.index(bridge.opportunity(ms.id)["whopMembershipStatus"])
+        assert shown >= newest_seen, "an older state was applied after a newer one"
+        newest_seen = shown
+    assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "CANCELED"
+
+
+async def test_a_delivery_carrying_the_record_costs_no_whop_call(bridge: Bridge) -> None:
+    ms = (await _memberships(bridge))[6]
+    bridge.world.whop.update_membership(ms.id, status="past_due")
+    envelope = bridge.world.whop.event("membership.updated", ms.id, COMPANY, webhook_id="msg_hint")
+    await bridge.deliver(envelope["type"], envelope["data"], webhook_id=envelope["id"])
+    before = bridge.world.whop.stats.api_calls
+    await bridge.worker().run_once()
+    assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "PAST_DUE"
+    assert bridge.world.whop.stats.api_calls == before, "the payload was enough; Whop was not asked"
 
 
 async def test_an_older_state_never_overwrites_a_newer_one_written_by_the_sync(bridge: Bridge) -> None:
     ms = (await _memberships(bridge))[2]
+    stale = bridge.world.whop.render(ms.id)  # Whop's JSON of the membership before the change
     bridge.world.whop.update_membership(ms.id, status="expired")
     await run_sync(bridge.world.settings, kind="reconcile", transports=bridge.world.transports, engine=bridge.store)
     assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "EXPIRED"
-    # A late, stale delivery: the bridge re-reads Whop and keeps the newest state.
-    await bridge.deliver(
-        "membership.activated", {**(await _memberships(bridge))[2].model_dump(mode="json"), "status": "active"}
-    )
+    # Late deliveries: the state before the change (older updated_at), and a payload claiming the
+    # current version's updated_at with other content. Neither may replace what Twenty shows.
+    before = bridge.world.whop.event("membership.activated", {**stale, "status": "active"}, COMPANY)
+    same_version = {**bridge.world.whop.render(ms.id), "status": "active"}
+    await bridge.deliver("membership.activated", before["data"], webhook_id="msg_stale_old")
+    await bridge.deliver("membership.activated", same_version, webhook_id="msg_stale_same")
     await bridge.worker().run_once()
     assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "EXPIRED"
 
