@@ -57,21 +57,22 @@ def cli(env: dict[str, str], *args: str) -> None:
     )
 
 
-def membership_ids(whop_url: str, limit: int) -> list[str]:
+def memberships(whop_url: str, limit: int) -> list[dict[str, Any]]:
+    """Whop's JSON of the first `limit` memberships: what a real delivery carries as `data`."""
     headers = {"Authorization": f"Bearer {WHOP_KEY}", "Api-Version-Date": "2026-10-15-1"}
-    ids: list[str] = []
+    found: list[dict[str, Any]] = []
     after = None
-    while len(ids) < limit:
+    while len(found) < limit:
         params: dict[str, Any] = {"account_id": COMPANY, "first": 100, **({"after": after} if after else {})}
         page = httpx.get(f"{whop_url}/api/v1/memberships", headers=headers, params=params, timeout=30).json()
-        ids += [m["id"] for m in page["data"]]
+        found += page["data"]
         if not page["page_info"]["has_next_page"]:
             break
         after = page["page_info"]["end_cursor"]
-    return ids[:limit]
+    return found[:limit]
 
 
-def envelope(membership_id: str, status: str = "active") -> dict[str, Any]:
+def envelope(membership: dict[str, Any]) -> dict[str, Any]:
     return {
         "id": "msg_" + uuid.uuid4().hex,
         "api_version": "v1",
@@ -79,12 +80,12 @@ def envelope(membership_id: str, status: str = "active") -> dict[str, Any]:
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000Z", time.gmtime()),
         "type": "membership.updated",
         "account_id": COMPANY,
-        "data": {"id": membership_id, "status": status},
+        "data": membership,
     }
 
 
 async def acks(
-    bridge_url: str, ids: list[str], deliveries: int, senders: int, rate: float | None = None
+    bridge_url: str, records: list[dict[str, Any]], deliveries: int, senders: int, rate: float | None = None
 ) -> dict[str, float]:
     """`senders` keep-alive connections post pre-signed deliveries: as fast as the bridge answers
     (`rate` None), or together at a steady `rate` per second (each sender on its own clock).
@@ -95,7 +96,7 @@ async def acks(
     host, port = bridge_url.removeprefix("http://").split(":")
     requests = []
     for i in range(deliveries):
-        env = envelope(ids[i % len(ids)])
+        env = envelope(records[i % len(records)])
         body = json.dumps(env, separators=(",", ":")).encode()
         headers = {
             **signed_headers(SECRET, body, webhook_id=env["id"]),
@@ -149,14 +150,16 @@ async def acks(
     }
 
 
-async def visible(bridge_url: str, whop_url: str, twenty_url: str, ids: list[str], samples: int) -> list[float]:
+async def visible(
+    bridge_url: str, whop_url: str, twenty_url: str, records: list[dict[str, Any]], samples: int
+) -> list[float]:
     delays = []
     async with httpx.AsyncClient(timeout=30) as client:
         for i in range(samples):
-            membership = ids[-(i + 1)]
+            membership = records[-(i + 1)]["id"]
             status = "past_due" if i % 2 == 0 else "active"
-            await client.post(f"{whop_url}/_fake/memberships/{membership}", json={"status": status})
-            env = envelope(membership, status)
+            changed = await client.post(f"{whop_url}/_fake/memberships/{membership}", json={"status": status})
+            env = envelope(changed.json())
             body = json.dumps(env, separators=(",", ":")).encode()
             headers = {**signed_headers(SECRET, body, webhook_id=env["id"]), "content-type": "application/json"}
             response = await client.post(f"{bridge_url}/webhooks/whop", content=body, headers=headers)
@@ -245,12 +248,12 @@ async def run_one(label: str, database_url: str, twenty_url: str, whop_url: str,
                 break
             except httpx.HTTPError:
                 time.sleep(0.1)
-        ids = membership_ids(whop_url, 200)
-        ack = await acks(bridge_url, ids[:100], args.deliveries, args.senders)
+        records = memberships(whop_url, 200)
+        ack = await acks(bridge_url, records[:100], args.deliveries, args.senders)
         drained = await drain(bridge_url, args.settle)  # the worker applies the burst
-        steady = await acks(bridge_url, ids[:100], args.deliveries, args.senders, rate=args.rate)
+        steady = await acks(bridge_url, records[:100], args.deliveries, args.senders, rate=args.rate)
         await drain(bridge_url, args.settle)  # Twenty idle again for the latency samples
-        delays = await visible(bridge_url, whop_url, twenty_url, ids[100:], args.samples)
+        delays = await visible(bridge_url, whop_url, twenty_url, records[100:], args.samples)
     finally:
         proc.terminate()
         proc.wait(10)

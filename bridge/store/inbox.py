@@ -176,21 +176,34 @@ async def store_many(engine: AsyncEngine, rows: Sequence[Mapping[str, Any]]) -> 
     return {str(i) for i in inserted}
 
 
-async def mark_applied_many(
-    engine: AsyncEngine, webhook_ids: Sequence[str], worker_id: str, *, now: datetime | None = None
+async def finish_many(
+    engine: AsyncEngine,
+    worker_id: str,
+    *,
+    applied: Sequence[str] = (),
+    ignored: Mapping[str, str] | None = None,
+    now: datetime | None = None,
 ) -> int:
-    """Mark every event in `webhook_ids` this worker still holds as applied, in one statement."""
-    if not webhook_ids:
-        return 0
+    """Mark events this worker still holds as applied or ignored (with their reasons), in one
+    transaction: a burst of deliveries should not cost one write transaction per event."""
     at = _now(now)
-    stmt = (
-        sa.update(_T)
-        .where(_T.c.webhook_id.in_(list(webhook_ids)), _T.c.claimed_by == worker_id, _T.c.status == "processing")
-        .values(status="applied", last_error=None, processed_at=at, claimed_by=None, claimed_until=None)
-    )
+    by_reason: dict[str, list[str]] = {}
+    for webhook_id, reason in (ignored or {}).items():
+        by_reason.setdefault(_error_text(reason) or "", []).append(webhook_id)
+    groups: list[tuple[str, str | None, list[str]]] = [("applied", None, list(applied))]
+    groups += [("ignored", reason, ids) for reason, ids in by_reason.items()]
+    done = 0
     async with engine.begin() as conn:
-        result = await conn.execute(stmt)
-    return int(result.rowcount)
+        for status, error, ids in groups:
+            if not ids:
+                continue
+            stmt = (
+                sa.update(_T)
+                .where(_T.c.webhook_id.in_(ids), _T.c.claimed_by == worker_id, _T.c.status == "processing")
+                .values(status=status, last_error=error, processed_at=at, claimed_by=None, claimed_until=None)
+            )
+            done += int((await conn.execute(stmt)).rowcount)
+    return done
 
 
 async def claim(
