@@ -39,6 +39,7 @@ from bridge.whop.models import Membership, Payment, Product, WebhookEnvelope
 log = logging.getLogger(__name__)
 
 FETCH_CONCURRENCY = 8
+YIELD_EVERY = 5
 # Kinds whose payload is the record itself, with an `updated_at` to order it by.
 HINT_MODELS: dict[str, Any] = {"membership": Membership, "product": Product, "payment": Payment}
 _UNSEEN = object()
@@ -215,7 +216,9 @@ class Applier:
 
     async def apply(self, events: list[InboxEvent], outcome: Outcome) -> None:
         wanted: dict[str, dict[str, list[str]]] = {"membership": {}, "member": {}, "payment": {}, "product": {}}
-        for ev in events:
+        for n, ev in enumerate(events):
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)  # let the webhook endpoint answer between chunks of parsing
             try:
                 envelope = WebhookEnvelope.model_validate(json.loads(ev.body))
             except (ValueError, TypeError):

@@ -170,10 +170,13 @@ async def store_many(engine: AsyncEngine, rows: Sequence[Mapping[str, Any]]) -> 
                 "received_at": when,
             }
         )
-    stmt = db.upsert_stmt(_T, values, ["webhook_id"], [], dialect=db.dialect_name(engine))
+    # One statement for any number of rows, compiled once and cached; SQLAlchemy sends the rows
+    # as a multi-row INSERT … RETURNING ("insertmanyvalues") on both SQLite and PostgreSQL.
+    stmt = db.upsert_stmt(_T, None, ["webhook_id"], [], dialect=db.dialect_name(engine))
     async with engine.begin() as conn:
-        inserted = (await conn.execute(stmt.returning(_T.c.webhook_id))).scalars().all()
-    return {str(i) for i in inserted}
+        result = await conn.execute(stmt.returning(_T.c.webhook_id, sort_by_parameter_order=True), values)
+        inserted = result.scalars().all()
+    return {str(i) for i in inserted if i is not None}
 
 
 async def finish_many(
