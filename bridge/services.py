@@ -9,8 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
-import socket
 import weakref
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -145,31 +143,8 @@ def process_owner() -> str:
     return leases.owner_id()
 
 
-def _dead_local_owner(owner: str) -> bool:
-    """True when `owner` is a process on this host that no longer exists (killed, crashed)."""
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return True
-    except PermissionError:
-        return False
-    return False
-
-
 async def take_sync_lock(engine: AsyncEngine, company_id: str, owner: str) -> bool:
-    name = f"sync:{company_id}"
-    if await leases.acquire(engine, name, owner, SYNC_LOCK_TTL):
-        return True
-    current = await leases.holder(engine, name)
-    if current and _dead_local_owner(current):
-        log.warning("sync lock of %s was held by a dead process; taking it over", company_id)
-        await leases.release(engine, name, current)
-        return await leases.acquire(engine, name, owner, SYNC_LOCK_TTL)
-    return False
+    return await leases.acquire_or_reclaim(engine, f"sync:{company_id}", owner, SYNC_LOCK_TTL)
 
 
 async def whop_credentials(

@@ -31,6 +31,34 @@ def owner_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
+def owner_is_dead(owner: str) -> bool:
+    """True when `owner` names a process on this host that no longer exists (killed, crashed)."""
+    host, _, rest = owner.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+async def acquire_or_reclaim(engine: AsyncEngine, name: str, owner: str, ttl_seconds: float) -> bool:
+    """`acquire`, and when the holder is a dead process on this host, take the lease over at once
+    instead of waiting for its TTL (a `kill -9` leaves the row behind)."""
+    if await acquire(engine, name, owner, ttl_seconds):
+        return True
+    current = await holder(engine, name)
+    if current and owner_is_dead(current):
+        log.warning("lease %s was held by a process that died (%s); taking it over", name, current)
+        await release(engine, name, current)
+        return await acquire(engine, name, owner, ttl_seconds)
+    return False
+
+
 async def acquire(engine: AsyncEngine, name: str, owner: str, ttl_seconds: float) -> bool:
     """Take (or extend) the lease `name` for `owner`; False when someone else holds it."""
     if ttl_seconds <= 0:

@@ -304,7 +304,7 @@ async def write_lock(
     async with local:
         deadline = time.monotonic() + wait_limit
         delay = 0.02
-        while not await leases.acquire(store, name, _OWNER, ttl):
+        while not await leases.acquire_or_reclaim(store, name, _OWNER, ttl):
             if time.monotonic() > deadline:
                 raise RetryableError(f"{name} stayed locked for {wait_limit:.0f}s")
             await asyncio.sleep(delay)
