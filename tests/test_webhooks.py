@@ -9,24 +9,20 @@ import hmac
 import json
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 import sqlalchemy as sa
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
-from psycopg import sql
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from bridge.errors import AuthError
 from bridge.store import db, inbox, tables
 from bridge.webhooks import WebhookReceiver, WebhookVerificationError, verify
-from tests.conftest import POSTGRES_URL
 from tests.fakes.whop import fixtures
 
 SECRET = "ws_test_4f1c9e2d7a6b5c3d8e0f1a2b3c4d5e6f"
@@ -216,20 +212,6 @@ def test_error_is_an_auth_error_and_never_names_the_secret() -> None:
 
 
 # The endpoint --------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    name = f"bridge_webhooks_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])

@@ -4,39 +4,19 @@ from __future__ import annotations
 
 import asyncio
 import random
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import psycopg
 import pytest
 import sqlalchemy as sa
-from psycopg import sql
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store import db, inbox, tables
-from tests.conftest import POSTGRES_URL
 
 T0 = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
 
 
 # Databases ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def pg_database() -> Iterator[str]:
-    """A throwaway database of our own, so parallel test runs never see each other's rows."""
-    name = f"bridge_inbox_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(POSTGRES_URL, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        pytest.skip(f"PostgreSQL not reachable: {exc}")
-    with admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with psycopg.connect(POSTGRES_URL, autocommit=True) as admin:
-        admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name)))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
