@@ -188,12 +188,11 @@ def _box(settings: Settings) -> TokenBox:
 
 
 def _whop_client(settings: Settings, tokens: TokenProvider, company_id: str, transports: Transports) -> WhopClient:
-    http = httpx.AsyncClient(transport=transports.whop, timeout=30.0) if transports.whop else None
     return WhopClient(
         settings.whop_api_url,
         tokens,
         company_id,
-        http=http,
+        transport=transports.whop,
         requests_per_second=settings.whop_requests_per_second,
     )
 

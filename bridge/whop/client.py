@@ -144,6 +144,7 @@ class WhopClient:
         timeout: float = 30.0,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         limiter: TokenBucket | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         if not company_id:
             raise ValueError("company_id is required: every list call is scoped to it")
@@ -154,7 +155,8 @@ class WhopClient:
         self.company_id = company_id
         self._owns_http = http is None
         self._timeout = httpx.Timeout(timeout)
-        self._http = http if http is not None else httpx.AsyncClient(timeout=self._timeout)
+        # A client made here (optionally over an injected transport) is closed by `close()`.
+        self._http = http if http is not None else httpx.AsyncClient(timeout=self._timeout, transport=transport)
         self._max_retries = max(0, max_retries)
         self._sleep = sleep
         # Several clients on one credential may share a limiter; by default each has its own,
