@@ -189,7 +189,7 @@ class MetadataClient:
             self._session = await self._client.connect_async(reconnecting=False)  # type: ignore[no-untyped-call]
         except Exception as exc:
             await self._close()
-            raise _translate_transport_error(exc, "introspection") from None
+            raise _translate_transport_error(exc, f"introspection of {self.url}") from None
         if self._session is None or self._client.schema is None:
             await self._close()
             raise _auth_or_protocol_error()
