@@ -39,10 +39,6 @@ LEASE_TTL = 30.0  # seconds; far longer than one token call
 LEASE_POLL = 0.1  # seconds between looks while another process refreshes
 
 
-def _owner() -> str:
-    return leases.owner_id()
-
-
 class OAuthTokens:
     """`TokenProvider` for one OAuth connection, backed by the `connections` row."""
 
@@ -67,7 +63,7 @@ class OAuthTokens:
         self._lease_ttl = lease_ttl
         self._sleep = sleep
         self._lock = asyncio.Lock()
-        self._owner = _owner()
+        self._owner = leases.owner_id()
         self._access: str | None = None
         self._expires_at: datetime | None = None
         self.refreshes = 0  # refreshes this provider made itself (tests, metrics)
@@ -126,7 +122,7 @@ class OAuthTokens:
             return self._adopt(access, expires_at)
         name = f"oauth-refresh:{self.company_id}"
         waited = 0.0
-        while not await leases.acquire(self._engine, name, self._owner, self._lease_ttl):
+        while not await leases.acquire_or_reclaim(self._engine, name, self._owner, self._lease_ttl):
             # Another process is refreshing: wait for its result rather than racing it with the
             # same refresh token (which Whop would then refuse as already used).
             if waited > self._lease_ttl:
