@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bridge.config import Settings, load_settings
-from bridge.errors import BridgeError, ConfigError, FatalError
+from bridge.errors import BridgeError, ConfigError
 
 T = TypeVar("T")
 
@@ -43,7 +43,7 @@ def friendly_errors(fn: Callable[..., None]) -> Callable[..., None]:
         except ConfigError as exc:
             err_console.print(f"[red]error:[/red] configuration: {exc}", highlight=False, markup=True)
             sys.exit(EXIT_ERROR)
-        except (BridgeError, FatalError) as exc:
+        except BridgeError as exc:
             err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
             sys.exit(EXIT_ERROR)
         except KeyboardInterrupt:

@@ -13,8 +13,6 @@ import contextlib
 import logging
 import threading
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from bridge.config import Settings
 from bridge.scheduler import Reconciler
 from bridge.services import Transports, twenty_data_client, whop_client_factory
@@ -27,9 +25,9 @@ log = logging.getLogger(__name__)
 class Background:
     """Starts and stops the worker and the scheduler with the app (Starlette lifespan)."""
 
-    def __init__(self, settings: Settings, store: AsyncEngine, transports: Transports | None = None) -> None:
+    def __init__(self, settings: Settings, transports: Transports | None = None) -> None:
+        """The thread opens its own database pool: an engine belongs to the loop that uses it."""
         self.settings = settings
-        self.store = store  # the web loop's engine; the thread opens its own
         self.transports = transports or Transports()
         self.worker: Worker | None = None
         self._loop: asyncio.AbstractEventLoop | None = None

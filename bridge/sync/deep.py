@@ -10,6 +10,7 @@ BRIDGE_RESTORE_DELETED allows.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store.tables import record_shadows
 from bridge.sync.writer import Problem
-from bridge.twenty.data import OBJECTS, ObjectApi, TwentyDataClient
+from bridge.twenty.data import OBJECTS, TwentyDataClient
 from bridge.twenty.schema import DataModel, FieldSpec
 
 log = logging.getLogger(__name__)
@@ -174,8 +175,6 @@ async def _invalidate(store: AsyncEngine, company_id: str, obj: str, whop_ids: l
 
 
 def _loads(raw: Any) -> dict[str, Any]:
-    import json
-
     if isinstance(raw, dict):
         return raw
     try:
@@ -185,4 +184,4 @@ def _loads(raw: Any) -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-__all__ = ["DeepReport", "ObjectApi", "deep_check"]
+__all__ = ["DeepReport", "deep_check"]

@@ -26,14 +26,6 @@ from bridge.limiter import TokenBucket
 
 log = logging.getLogger(__name__)
 
-# What the bridge reads back per object to learn ids and the values people curate.
-COMPOSITE_SELECTIONS = {
-    "name_full": "name { firstName lastName }",
-    "emails": "emails { primaryEmail }",
-    "phones": "phones { primaryPhoneNumber primaryPhoneCountryCode primaryPhoneCallingCode }",
-    "amount": "amount { amountMicros currencyCode }",
-}
-
 
 @dataclass(frozen=True)
 class ObjectApi:
@@ -230,13 +222,6 @@ class TwentyDataClient:
         uuid.UUID(record_id)  # only ever inline a well-formed id
         query = f'mutation Restore {{ restore{obj.type_prefix}(id: "{record_id}") {{ id }} }}'
         await self.graphql(query, {}, operation=f"restore {obj.singular}", write=True)
-
-    async def create_one(self, obj: ObjectApi, record: dict[str, Any]) -> dict[str, Any]:
-        query = (
-            f"mutation Create($data: {obj.type_prefix}CreateInput!) {{ create{obj.type_prefix}(data: $data) {{ id }} }}"
-        )
-        data = await self.graphql(query, {"data": record}, operation=f"create {obj.singular}", write=True)
-        return dict(data[f"create{obj.type_prefix}"])
 
 
 def classify_error(error: dict[str, Any], operation: str) -> Exception:

@@ -507,7 +507,7 @@ def create_app(
             ctx.engine_ = await services.open_store(settings)
             ctx.receiver = _make_receiver(ctx)
         if run_workers:
-            ctx.background = Background(settings, ctx.engine, chosen)
+            ctx.background = Background(settings, chosen)
             await ctx.background.start()
         try:
             yield
