@@ -71,16 +71,19 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine for `url` (any form `normalize_url` accepts)."""
     async_url, _ = normalize_url(url)
     parsed = make_url(async_url)
+    # Errors would otherwise quote the statement's parameters (webhook bodies with customer
+    # e-mails, token ciphertexts), and errors get logged.
+    options: dict[str, Any] = {"echo": echo, "hide_parameters": True}
     if parsed.get_backend_name() == "sqlite":
         if _is_memory_sqlite(parsed):
             # One shared connection, or every checkout would see its own empty database.
-            engine = create_async_engine(async_url, echo=echo, poolclass=sa.StaticPool)
+            engine = create_async_engine(async_url, **options, poolclass=sa.StaticPool)
         else:
             # SQLite has one writer at a time; a handful of connections is plenty and bounds the
             # number of threads aiosqlite starts.
             engine = create_async_engine(
                 async_url,
-                echo=echo,
+                **options,
                 poolclass=sa.AsyncAdaptedQueuePool,
                 pool_size=5,
                 max_overflow=10,
@@ -91,7 +94,7 @@ def create_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     # pre_ping: PostgreSQL restarts and idle timeouts would otherwise surface as errors mid-sync.
     return create_async_engine(
         async_url,
-        echo=echo,
+        **options,
         pool_pre_ping=True,
         pool_size=5,
         max_overflow=10,

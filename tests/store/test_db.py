@@ -104,3 +104,30 @@ async def test_timestamps_round_trip_as_aware_utc(engine: AsyncEngine) -> None:
     assert as_utc(raw) == when
     assert as_utc(raw).tzinfo is UTC
     assert dialect_name(engine) in {"sqlite", "postgresql"}
+
+
+async def test_database_errors_do_not_quote_the_values_they_were_given(tmp_path: object) -> None:
+    """Error messages get logged; they must not carry webhook bodies or token ciphertexts."""
+    import sqlalchemy as sa
+
+    from bridge.store import tables
+    from bridge.store.db import create_engine
+
+    engine = create_engine(f"sqlite:///{tmp_path}/hidden.db")
+    async with engine.begin() as conn:
+        await conn.run_sync(tables.metadata.create_all)
+    row = {
+        "webhook_id": "msg_1",
+        "body": '{"email":"jane.doe@example.com"}',
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": sa.func.now(),
+        "received_at": sa.func.now(),
+    }
+    async with engine.begin() as conn:
+        await conn.execute(sa.insert(tables.webhook_inbox).values(row))
+    with pytest.raises(sa.exc.IntegrityError) as info:
+        async with engine.begin() as conn:
+            await conn.execute(sa.insert(tables.webhook_inbox).values(row))
+    await engine.dispose()
+    assert "jane.doe@example.com" not in str(info.value)
