@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -19,22 +18,8 @@ T0 = datetime(2026, 10, 20, 12, 0, tzinfo=UTC)
 # Databases ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
-def database_url(request: pytest.FixtureRequest, tmp_path: object) -> str:
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path}/inbox.db"
-    url: str = request.getfixturevalue("pg_database")
-    return url
-
-
-@pytest.fixture
-async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = db.create_engine(database_url)
-    async with engine.begin() as conn:
-        await conn.run_sync(tables.metadata.drop_all)
-        await conn.run_sync(tables.metadata.create_all)
-    yield engine
-    await engine.dispose()
+# `engine` and `db_url` come from tests/store/conftest.py: a migrated, empty database on
+# SQLite and on the local PostgreSQL.
 
 
 async def put(engine: AsyncEngine, webhook_id: str, at: datetime = T0, event_type: str = "member.updated") -> None:
@@ -137,12 +122,12 @@ async def test_claim_takes_due_events_oldest_first(engine: AsyncEngine) -> None:
     assert [e.webhook_id for e in later] == ["msg_future"]
 
 
-async def test_two_workers_never_share_an_event(database_url: str, engine: AsyncEngine) -> None:
+async def test_two_workers_never_share_an_event(db_url: str, engine: AsyncEngine) -> None:
     ids = {f"msg_{i:04d}" for i in range(240)}
     for webhook_id in sorted(ids):
         await put(engine, webhook_id)
     # Two engines = two independent connection pools, as two bridge processes would have.
-    other = db.create_engine(database_url)
+    other = db.create_engine(db_url)
     claimed: dict[str, list[str]] = {}
 
     async def worker(name: str, eng: AsyncEngine) -> None:
