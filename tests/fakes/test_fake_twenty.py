@@ -565,6 +565,42 @@ async def test_custom_text_never_set_reads_empty_and_is_not_null(client: httpx.A
     assert [r["whopUserId"] for r in set_only.json()["data"]["people"]] == ["user_1"]
 
 
+async def test_null_for_a_text_field_refuses_the_whole_batch_on_1x_and_clears_it_on_2x(
+    client: httpx.AsyncClient, fake: FakeTwenty
+) -> None:
+    await provision(client, fake)
+    await add_field(client, fake, "person", type="TEXT", name="whopUsername", label="Whop Username")
+    await add_field(client, fake, "person", type="DATE_TIME", name="whopJoinedAt", label="Joined Whop")
+    body = await upsert_people(
+        client, [{"whopUserId": "user_ok", "whopUsername": "ann"}, {"whopUserId": "user_1", "whopUsername": None}]
+    )
+    if fake.dialect == "1.x":  # observed 1.19: TEXT columns are NOT NULL on 1.x
+        assert body["errors"][0]["message"] == (
+            'null value in column "whopUsername" of relation "person" violates not-null constraint'
+        )
+        assert code(body) == "INTERNAL_SERVER_ERROR"
+        assert not [r for r in fake.records("people") if r["whopUserId"]], "nothing of the batch was stored"
+        cleared = await upsert_people(client, [{"whopUserId": "user_1", "whopUsername": ""}])  # 1.20
+        assert "errors" not in cleared
+    else:
+        assert "errors" not in body
+    stored = {r["whopUserId"]: r for r in fake.records("people") if r["whopUserId"]}
+    assert stored["user_1"]["whopUsername"] in ("", None)
+    dated = await upsert_people(client, [{"whopUserId": "user_1", "whopJoinedAt": None}])  # 1.21
+    assert "errors" not in dated
+
+
+async def test_after_a_cache_flush_the_first_data_call_answers_500(client: httpx.AsyncClient, fake: FakeTwenty) -> None:
+    fake.flush_cache()
+    assert "errors" not in await meta(client, "{ objects { edges { node { id } } } }"), "metadata answers first"
+    first = await client.get("/rest/people")
+    assert first.status_code == 500 and first.json()["messages"] == ["Metadata cache version not found"]
+    assert (await client.get("/rest/people")).status_code == 200
+    fake.flush_cache()
+    answer = await client.post("/graphql", json={"query": "{ people { totalCount } }"})
+    assert answer.status_code == 500 and answer.json()["errors"][0]["message"] == "Metadata cache version not found"
+
+
 async def test_unknown_fields_objects_and_bad_values_are_bad_user_input(
     client: httpx.AsyncClient, fake: FakeTwenty
 ) -> None:

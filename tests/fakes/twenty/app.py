@@ -113,6 +113,7 @@ class FakeTwenty:
         self.workspace = Workspace(dialect)
         self._fail_remaining = 0
         self._fail_status = 500
+        self._cache_flushed = False
         self._bucket: TokenBucket | None = None
         self.set_rate_limit(rate_limit_per_minute)
         self._app = Starlette(
@@ -145,6 +146,12 @@ class FakeTwenty:
         """The next `n` data-API calls answer `status` (Twenty restarting, a 5xx), then normal."""
         self._fail_remaining = n
         self._fail_status = status
+
+    def flush_cache(self) -> None:
+        """Twenty's Redis cache was cleared (e.g. restarted): observed #16 and 1.22, the next
+        data-API call answers 500 "Metadata cache version not found"; the one after succeeds.
+        /metadata keeps answering (it rebuilds the cache first)."""
+        self._cache_flushed = True
 
     def reset_stats(self) -> None:
         self.stats.reset()
@@ -256,6 +263,14 @@ class FakeTwenty:
                 return JSONResponse({"errors": [error]}, status_code=status)
             body = {"statusCode": status, "error": "Internal Server Error", "messages": ["Internal server error"]}
             return JSONResponse(body, status_code=status)
+        if self._cache_flushed:
+            self._cache_flushed = False
+            message = "Metadata cache version not found"
+            if graphql:
+                error = {"message": message, "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
+                return JSONResponse({"errors": [error]}, status_code=500)
+            body = {"statusCode": 500, "error": "InternalServerError", "messages": [message]}
+            return JSONResponse(body, status_code=500)
         if self._bucket is not None and not self._bucket.take():
             self.stats.throttled += 1
             message = self._bucket.message

@@ -158,6 +158,15 @@ class InputChecker:
         if sub is not None:
             return self._composite(field, sub, value, where)
         if value is None:
+            if ftype == "TEXT" and self.ws.dialect == "1.x":
+                # Observed 1.19: on 1.x every TEXT column is NOT NULL (default ""), so PostgreSQL
+                # refuses the statement, and with it the whole batch.
+                raise TwentyError(
+                    f'null value in column "{name}" of relation "{self.obj["nameSingular"]}" '
+                    "violates not-null constraint",
+                    "INTERNAL_SERVER_ERROR",
+                    status=500,
+                )
             if not field["isNullable"] and name not in _SYSTEM_WRITABLE:
                 raise _bad(f'{where}: field "{name}" cannot be null')
             return None
