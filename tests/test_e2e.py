@@ -60,6 +60,11 @@ def twenty_url() -> Iterator[str]:
 
 
 @pytest.fixture
+def twenty_1x_url() -> Iterator[str]:
+    yield from _serve("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "1.x")
+
+
+@pytest.fixture
 def whop_url() -> Iterator[str]:
     yield from _serve(
         "tests.fakes.whop",
@@ -76,6 +81,19 @@ def whop_url() -> Iterator[str]:
         "--seed",
         "11",
     )
+
+
+def _env(twenty_url: str, whop_url: str, tmp_path: Path, **extra: str) -> dict[str, str]:
+    return {
+        **os.environ,
+        "TWENTY_URL": twenty_url,
+        "TWENTY_API_KEY": TWENTY_KEY,
+        "WHOP_API_URL": whop_url,
+        "WHOP_API_KEY": WHOP_KEY,
+        "WHOP_COMPANY_ID": COMPANY,
+        "DATABASE_URL": f"sqlite:///{tmp_path}/bridge.db",
+        **extra,
+    }
 
 
 def _people(twenty_url: str) -> list[dict[str, Any]]:
@@ -108,16 +126,7 @@ def test_the_readme_run_command_works_end_to_end() -> None:
 def test_a_sync_killed_with_sigkill_resumes_and_creates_no_duplicate(
     twenty_url: str, whop_url: str, tmp_path: Path
 ) -> None:
-    env = {
-        **os.environ,
-        "TWENTY_URL": twenty_url,
-        "TWENTY_API_KEY": TWENTY_KEY,
-        "WHOP_API_URL": whop_url,
-        "WHOP_API_KEY": WHOP_KEY,
-        "WHOP_COMPANY_ID": COMPANY,
-        "TWENTY_BATCH_SIZE": "20",
-        "DATABASE_URL": f"sqlite:///{tmp_path}/bridge.db",
-    }
+    env = _env(twenty_url, whop_url, tmp_path, TWENTY_BATCH_SIZE="20")
     cli = [sys.executable, "-m", "bridge.cli"]
     subprocess.run([*cli, "provision"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
 
@@ -138,3 +147,21 @@ def test_a_sync_killed_with_sigkill_resumes_and_creates_no_duplicate(
     assert "resumed run" in again.stdout
     keys = Counter(p["whopUserId"] for p in _people(twenty_url) if p.get("whopUserId"))
     assert len(keys) == 300 and max(keys.values()) == 1, "every member once, none twice"
+
+
+def test_on_twenty_1x_provision_and_full_sync_from_the_command_line_succeed(
+    twenty_1x_url: str, whop_url: str, tmp_path: Path
+) -> None:
+    """The run a 1.x user reported failing: `provision`, then `sync --full`, then again (a no-op)."""
+    env = _env(twenty_1x_url, whop_url, tmp_path)
+    cli = [sys.executable, "-m", "bridge.cli"]
+    subprocess.run([*cli, "provision"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
+
+    first = subprocess.run([*cli, "sync", "--full"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    again = subprocess.run([*cli, "sync", "--full"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert again.returncode == 0, again.stdout + again.stderr
+    people = [p for p in _people(twenty_1x_url) if p.get("whopUserId")]
+    assert len(people) == 300 and len({p["whopUserId"] for p in people}) == 300
+    assert "" in {p["whopUsername"] for p in people}, "buyers with no Whop username were written"

@@ -69,9 +69,9 @@ class Bridge:
         return matches[0]
 
 
-async def _bridge(tmp_path: Any, database_url: str | None = None) -> AsyncIterator[Bridge]:
+async def _bridge(tmp_path: Any, database_url: str | None = None, *, dialect: str = "2.x") -> AsyncIterator[Bridge]:
     extra = {"DATABASE_URL": database_url} if database_url else {}
-    world = await make_world(tmp_path, "2.x", members=12, memberships=15, WHOP_WEBHOOK_SECRET=SECRET, **extra)
+    world = await make_world(tmp_path, dialect, members=12, memberships=15, WHOP_WEBHOOK_SECRET=SECRET, **extra)
     store = await open_store(world.settings)
     await run_sync(world.settings, kind="full", transports=world.transports, engine=store)
     receiver = WebhookReceiver(store, [SECRET])

@@ -32,8 +32,8 @@ from bridge.store import runs as run_store
 from bridge.store.shadows import ShadowWrite, get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
 from bridge.sync import mapping
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PRODUCT, TwentyDataClient
-from bridge.twenty.metadata import MetadataClient
+from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PRODUCT, TwentyDataClient, WriteRules
+from bridge.twenty.metadata import LiveObject, MetadataClient
 from bridge.twenty.provision import merge_option_values
 from bridge.whop.client import WhopClient
 from bridge.whop.models import Member, Membership, Page, Payment, Product
@@ -88,9 +88,10 @@ class OptionGuard:
         self._disabled = meta is None
         self._lock = asyncio.Lock()
 
-    async def load(self) -> None:
+    async def load(self) -> dict[str, LiveObject] | None:
+        """Read the live SELECT options; returns the live objects for other uses of them."""
         if self.meta is None:
-            return
+            return None
         live = await self.meta.list_objects()
         for obj, fields in SELECT_FIELDS.items():
             for name in fields:
@@ -98,6 +99,7 @@ class OptionGuard:
                 if f is not None:
                     self._known[(obj, name)] = f.options
                     self._ids[(obj, name)] = f.id
+        return live
 
     async def ensure(self, obj: str, records: list[dict[str, Any]]) -> None:
         if self._disabled or self.meta is None:
@@ -183,7 +185,9 @@ class SyncEngine:
 
     async def _run(self, resumed: dict[str, Any] | None) -> SyncResult:
         try:
-            await self.guard.load()
+            live = await self.guard.load()
+            if live is not None and self.guard.meta is not None:
+                self.twenty.learn_rules(WriteRules.from_live(self.guard.meta.dialect, live))
             if self.options.kind == "deep" and not resumed:
                 await self._deep_check()
             await asyncio.gather(self._phase_products_then_members(), self._phase_payments())

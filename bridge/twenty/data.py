@@ -6,6 +6,10 @@ same endpoint with `in` filters passed as variables, so ids and e-mail addresses
 escaping. Every call first takes a token from a client-side bucket set below Twenty's
 per-workspace limit; a "Limit reached" answer (REST 429 / GraphQL BAD_USER_INPUT) pauses the
 bucket for a window and retries. Twenty sends no Retry-After header.
+
+Records are shaped for the server before they are sent (`WriteRules`): on 1.x every TEXT column
+is NOT NULL, so a `null` for a TEXT field refuses the whole batch; there "" clears it instead.
+The field types come from the live metadata, so a field added to `schema/` later is covered.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -23,8 +28,12 @@ import httpx
 from bridge import metrics
 from bridge.errors import AuthError, FatalError, RateLimited, RecordConflict, RetryableError, SkippableError
 from bridge.limiter import TokenBucket
+from bridge.twenty.documents import Dialect
+from bridge.twenty.metadata import LiveObject, MetadataClient
 
 log = logging.getLogger(__name__)
+
+RULES_REFRESH_SECONDS = 30.0  # how often unknown fields in a record may trigger a metadata re-read
 
 
 @dataclass(frozen=True)
@@ -60,6 +69,40 @@ TASK_TARGET = ObjectApi("taskTarget", "taskTargets", "id", "id")
 OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT)}
 
 
+@dataclass(frozen=True)
+class WriteRules:
+    """What the live workspace accepts in a record, learned from its metadata."""
+
+    dialect: Dialect
+    text_fields: dict[str, frozenset[str]]  # object nameSingular -> its TEXT fields
+    known_fields: dict[str, frozenset[str]] = field(default_factory=dict)  # every writable name
+
+    @classmethod
+    def from_live(cls, dialect: Dialect, objects: dict[str, LiveObject]) -> WriteRules:
+        texts: dict[str, frozenset[str]] = {}
+        known: dict[str, frozenset[str]] = {}
+        for name, obj in objects.items():
+            texts[name] = frozenset(f.name for f in obj.fields.values() if f.type == "TEXT")
+            # A MANY_TO_ONE relation is written through its join column (`pointOfContactId`).
+            joins = {f"{f.name}Id" for f in obj.fields.values() if f.type == "RELATION"}
+            known[name] = frozenset({"id", *obj.fields, *joins})
+        return cls(dialect, texts, known)
+
+    def knows(self, obj: str, record: dict[str, Any]) -> bool:
+        """Every field of `record` was in the metadata these rules were read from."""
+        known = self.known_fields.get(obj)
+        return known is not None and known.issuperset(record)
+
+    def prepare(self, obj: str, record: dict[str, Any]) -> dict[str, Any]:
+        """The record as this server takes it: on 1.x a TEXT field is cleared with "", never null."""
+        if self.dialect is not Dialect.V1:
+            return record
+        texts = self.text_fields.get(obj, frozenset())
+        if not any(value is None and name in texts for name, value in record.items()):
+            return record
+        return {name: "" if value is None and name in texts else value for name, value in record.items()}
+
+
 @dataclass
 class CallStats:
     reads: int = 0
@@ -86,7 +129,15 @@ class TwentyDataClient:
         max_attempts: int = 8,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         limiter: TokenBucket | None = None,
+        rules: WriteRules | None = None,
     ) -> None:
+        self._base_url = base_url
+        self._api_key = api_key
+        self._transport = transport
+        self._timeout = timeout
+        self._rules = rules
+        self._rules_lock = asyncio.Lock()
+        self._rules_read_at = time.monotonic()
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
@@ -104,6 +155,28 @@ class TwentyDataClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+
+    def learn_rules(self, rules: WriteRules) -> None:
+        """Use what a caller already read from the metadata API (saves reading it again)."""
+        self._rules = rules
+        self._rules_read_at = time.monotonic()
+
+    def _rules_age(self) -> float:
+        return time.monotonic() - self._rules_read_at
+
+    async def write_rules(self, *, refresh: bool = False) -> WriteRules:
+        """The workspace's write rules, read from its metadata API on first need (or `refresh`)."""
+        stale = self._rules
+        if stale is None or refresh:
+            async with self._rules_lock:
+                if self._rules is stale:  # nobody re-read them while this one waited
+                    async with MetadataClient(
+                        self._base_url, self._api_key, transport=self._transport, timeout=self._timeout
+                    ) as meta:
+                        self._rules = WriteRules.from_live(meta.dialect, await meta.list_objects())
+                    self._rules_read_at = time.monotonic()
+        assert self._rules is not None
+        return self._rules
 
     async def __aenter__(self) -> TwentyDataClient:
         return self
@@ -213,8 +286,18 @@ class TwentyDataClient:
             f"mutation Upsert($data: [{obj.type_prefix}CreateInput!]!) {{"
             f" create{plural_type}(data: $data, upsert: true) {{ {obj.selection} }} }}"
         )
+        rules = await self.write_rules()
+        if not all(rules.knows(obj.singular, r) for r in records) and self._rules_age() > RULES_REFRESH_SECONDS:
+            # Read before the workspace was provisioned (a long-running worker): read them again,
+            # at most so often, since a field that really is missing is refused by Twenty anyway.
+            rules = await self.write_rules(refresh=True)
         self.stats.records_sent += len(records)
-        data = await self.graphql(query, {"data": list(records)}, operation=f"upsert {obj.plural}", write=True)
+        data = await self.graphql(
+            query,
+            {"data": [rules.prepare(obj.singular, r) for r in records]},
+            operation=f"upsert {obj.plural}",
+            write=True,
+        )
         return list(data.get(f"create{plural_type}") or [])
 
     async def restore(self, obj: ObjectApi, record_id: str) -> None:
@@ -236,6 +319,9 @@ def classify_error(error: dict[str, Any], operation: str) -> Exception:
         return AuthError(f"Twenty rejected TWENTY_API_KEY during {operation}")
     if code == "FORBIDDEN":
         return AuthError(f"the Twenty API key may not {operation}: {message}")
+    if "violates not-null constraint" in lowered:
+        # Deterministic: the same payload is refused again, and every record of the batch with it.
+        return FatalError(f"{operation}: {message}")
     if "multiple records found" in lowered or "UPSERT_MULTIPLE_MATCHING_RECORDS_CONFLICT" in str(ext):
         return RecordConflict(f"{operation}: {message}")
     if code in ("BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED", "NOT_FOUND"):
