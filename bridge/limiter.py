@@ -16,9 +16,19 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
+
+
+class Limiter(Protocol):
+    """What an API client needs from a rate limit: this process's `TokenBucket`, or a budget
+    shared with other processes (`bridge.store.budget.SharedBucket`)."""
+
+    async def acquire(self, tokens: float = 1) -> None: ...
+
+    async def pause(self, seconds: float) -> None: ...
 
 
 class TokenBucket:
@@ -89,6 +99,10 @@ class TokenBucket:
             extra = self._paused_until - ready_at
             ready_at = self._paused_until
             await self._sleep(extra)
+
+    async def pause(self, seconds: float) -> None:
+        """`penalize`, as the `Limiter` protocol spells it."""
+        self.penalize(seconds)
 
     def penalize(self, seconds: float) -> None:
         """Pause every caller for `seconds` from now (a 429 said so)."""

@@ -137,3 +137,15 @@ leases = sa.Table(
     sa.Column("owner", sa.String(64), nullable=False),
     sa.Column("expires_at", TS, nullable=False),
 )
+
+# Request budgets shared by every process on this database (Twenty's per-workspace rate limit):
+# a token bucket as one row. Times are Unix seconds (floats) so the refill is plain arithmetic in
+# one UPDATE on both databases; `paused_until` holds back everyone after a 429.
+rate_budgets = sa.Table(
+    "rate_budgets",
+    metadata,
+    sa.Column("name", sa.String(191), primary_key=True),
+    sa.Column("tokens", sa.Float, nullable=False),
+    sa.Column("updated_at", sa.Float, nullable=False),
+    sa.Column("paused_until", sa.Float, nullable=False, server_default="0"),
+)

@@ -27,7 +27,7 @@ import httpx
 
 from bridge import metrics
 from bridge.errors import AuthError, FatalError, RateLimited, RecordConflict, RetryableError, SkippableError
-from bridge.limiter import TokenBucket
+from bridge.limiter import Limiter, TokenBucket
 from bridge.twenty.documents import Dialect
 from bridge.twenty.metadata import LiveObject, MetadataClient
 
@@ -128,7 +128,7 @@ class TwentyDataClient:
         timeout: float = 30.0,
         max_attempts: int = 8,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-        limiter: TokenBucket | None = None,
+        limiter: Limiter | None = None,
         rules: WriteRules | None = None,
     ) -> None:
         self._base_url = base_url
@@ -146,7 +146,7 @@ class TwentyDataClient:
         )
         self.requests_per_minute = requests_per_minute
         # Twenty refills its bucket continuously (N per 60 s); a burst of N is allowed once.
-        self.limiter = limiter or TokenBucket(
+        self.limiter: Limiter = limiter or TokenBucket(
             rate_per_second=requests_per_minute / 60.0, capacity=float(requests_per_minute), sleep=sleep
         )
         self._sleep = sleep
@@ -206,7 +206,7 @@ class TwentyDataClient:
                 # The server's bucket is empty: wait until it refills one token at least, and
                 # hold everyone else back too, instead of hammering it.
                 wait = 60.0 / self.requests_per_minute * 2 + random.uniform(0, 1)
-                self.limiter.penalize(wait)
+                await self.limiter.pause(wait)
                 log.warning("twenty throttled %s; waiting %.1fs (attempt %d)", operation, wait, attempt)
             except RetryableError as exc:
                 if attempt == self._max_attempts:

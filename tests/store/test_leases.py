@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import threading
+import time
 from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.store.leases import acquire, holder, lease, release, renew
+from bridge.store.leases import LeaseBusy, Leases, acquire, holder, lease, release, renew
 
 
 async def test_exclusive_between_owners(engine: AsyncEngine) -> None:
@@ -81,3 +87,123 @@ async def test_keepalive_outlives_the_ttl(engine: AsyncEngine) -> None:
         await asyncio.sleep(0.35)  # more than twice the TTL
         assert not await acquire(engine, "long", "b", 30)
     assert await acquire(engine, "long", "b", 30)
+
+
+# The lease helper ----------------------------------------------------------------------------
+
+
+def _in_thread_loop(coro_fn: Callable[[], Any]) -> threading.Thread:
+    """Run `coro_fn()` on a fresh event loop in a thread, as `serve`'s worker thread does."""
+    thread = threading.Thread(target=lambda: asyncio.run(coro_fn()), daemon=True)
+    thread.start()
+    return thread
+
+
+def _per_loop(make_engine: Callable[[], AsyncEngine]) -> Callable[[], AsyncEngine]:
+    """An engine for whichever event loop asks (an engine's pool belongs to one loop)."""
+    engines: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
+    lock = threading.Lock()
+
+    def store() -> AsyncEngine:
+        with lock:
+            return engines.setdefault(asyncio.get_running_loop(), make_engine())
+
+    return store
+
+
+async def test_two_event_loops_of_one_process_take_one_lease_in_turn(make_engine: Callable[[], AsyncEngine]) -> None:
+    """The web loop (admin sync) and the worker thread's loop write the same object."""
+    helper = Leases(_per_loop(make_engine))
+    spans: list[tuple[str, float, float]] = []
+
+    async def write(who: str) -> None:
+        for _ in range(3):
+            async with helper.hold("write:biz_1:person", ttl=30, wait=30):
+                start = time.monotonic()
+                await asyncio.sleep(0.03)
+                spans.append((who, start, time.monotonic()))
+
+    errors: list[BaseException] = []
+
+    async def in_thread() -> None:
+        try:
+            await write("worker")
+        except BaseException as exc:  # surfaced below
+            errors.append(exc)
+
+    thread = _in_thread_loop(in_thread)
+    await write("web")
+    await asyncio.to_thread(thread.join, 30)
+
+    assert not errors and not thread.is_alive()
+    assert sorted(who for who, _, _ in spans) == ["web"] * 3 + ["worker"] * 3
+    ordered = sorted(spans, key=lambda s: s[1])
+    assert all(a[2] <= b[1] for a, b in zip(ordered, ordered[1:], strict=False)), "never held twice at once"
+
+
+async def test_holders_in_one_process_are_served_in_the_order_they_asked(engine: AsyncEngine) -> None:
+    helper = Leases(lambda: engine)
+    order: list[int] = []
+
+    async def take(i: int) -> None:
+        async with helper.hold("fifo", ttl=30, wait=30):
+            order.append(i)
+            await asyncio.sleep(0.01)
+
+    tasks = []
+    for i in range(5):
+        tasks.append(asyncio.create_task(take(i)))
+        await asyncio.sleep(0.005)  # each asks after the previous one
+    await asyncio.gather(*tasks)
+    assert order == [0, 1, 2, 3, 4]
+
+
+async def test_a_lease_held_longer_than_its_ttl_is_kept(
+    engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
+) -> None:
+    mine, other_process = Leases(lambda: engine), Leases(make_engine)
+    async with mine.hold("sync:biz_1", ttl=0.3) as held:
+        await asyncio.sleep(1.0)  # more than three TTLs
+        with pytest.raises(LeaseBusy) as busy:
+            async with other_process.hold("sync:biz_1", ttl=0.3):
+                pass
+        assert busy.value.holder == held.owner
+        assert not held.lost.is_set()
+    async with other_process.hold("sync:biz_1", ttl=0.3):
+        pass  # released on exit
+
+
+async def test_a_bounded_wait_gives_up_naming_the_holder(
+    engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
+) -> None:
+    mine, other_process = Leases(lambda: engine), Leases(make_engine)
+    async with mine.hold("oauth-refresh:biz_1", ttl=30) as held:
+        start = time.monotonic()
+        with pytest.raises(LeaseBusy) as busy:
+            async with other_process.hold("oauth-refresh:biz_1", ttl=30, wait=0.3):
+                pass
+        assert 0.25 <= time.monotonic() - start < 2
+        assert busy.value.holder == held.owner and "oauth-refresh:biz_1" in str(busy.value)
+
+
+async def test_a_waiter_gets_the_lease_when_the_other_process_lets_go(
+    engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
+) -> None:
+    mine, other_process = Leases(lambda: engine), Leases(make_engine)
+
+    async def hold_briefly() -> None:
+        async with mine.hold("reconcile:biz_1", ttl=30):
+            await asyncio.sleep(0.2)
+
+    first = asyncio.create_task(hold_briefly())
+    await asyncio.sleep(0.05)
+    async with other_process.hold("reconcile:biz_1", ttl=30, wait=5):
+        assert first.done()
+
+
+async def test_a_lease_left_by_a_dead_process_on_this_host_is_taken_at_once(engine: AsyncEngine) -> None:
+    dead = f"{socket.gethostname()}:{2**22 + 12345}:deadbeef"  # a pid no process has
+    assert await acquire(engine, "write:biz_1:opportunity", dead, 600)
+    start = time.monotonic()
+    async with Leases(lambda: engine).hold("write:biz_1:opportunity", ttl=30):
+        assert time.monotonic() - start < 1
