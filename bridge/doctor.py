@@ -4,6 +4,11 @@ Each check becomes one line: ✓ (fine), ! (works, but look at it), ✗ (the bri
 job until this is fixed) or – (not checked, because something it needs failed first). The exit
 code is 1 when any line is ✗.
 
+Checks declare what they need (`Step.needs`); the `Checklist` runs them in dependency order and
+skips the dependents of a failed check, naming it, so no check writes a skip for another. What a
+check learns for later ones (the engine, the metadata client, the plan, the Whop credential) is
+kept on the `Doctor`, which is the context every check receives.
+
 Everything here reads. The one request that looks like a write is the data-model permission
 probe: an empty update of a field id that does not exist. Twenty checks the key's role before it
 looks the field up, so the answer ("forbidden" or "not found") tells whether the key may change
@@ -18,11 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -48,7 +54,7 @@ from bridge.twenty.schema import load_data_model
 from bridge.whop.client import WhopClient
 from bridge.whop.oauth import DEFAULT_SCOPES
 
-__all__ = ["Check", "Doctor", "Report", "render_report", "run_doctor"]
+__all__ = ["Check", "Checklist", "Doctor", "Outcome", "Report", "Step", "render_report", "run_doctor"]
 
 Status = Literal["ok", "warn", "fail", "skip"]
 OK: Status = "ok"
@@ -130,7 +136,120 @@ class Report:
         return Report([replace(c, detail=clean(c.detail), fix=clean(c.fix)) for c in self.checks])
 
 
-# Names of the lines, in the order they are printed.
+# Checks and their runner -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one check found; the runner turns it into the check's line."""
+
+    status: Status
+    detail: str
+    fix: str = ""
+
+
+Context = TypeVar("Context")
+
+
+@dataclass(frozen=True)
+class Step(Generic[Context]):
+    """One check: the name of its line, what it needs, and the coroutine that runs it.
+
+    `needs`: checks that must pass (✓ or !) first. When one of them fails or is not checked,
+    this one is not run; its line says which check it was waiting for.
+    `after`: checks that only have to run first, whatever they find, because this one uses what
+    they leave in the context when they leave something (the plan, the database engine).
+    """
+
+    name: str
+    run: Callable[[Context], Awaitable[Outcome]]
+    needs: tuple[str, ...] = ()
+    after: tuple[str, ...] = ()
+
+    @property
+    def prerequisites(self) -> tuple[str, ...]:
+        return (*self.needs, *self.after)
+
+
+class Checklist(Generic[Context]):
+    """Runs steps in dependency order, keeping the declared order where the needs allow it.
+
+    A step that names a check nobody declared, or needs checks that (in the end) need it, is a
+    programming error: it raises `ValueError` here, when the checklist is defined, not when a
+    user runs the doctor.
+    """
+
+    def __init__(self, steps: Iterable[Step[Context]]) -> None:
+        self.steps: tuple[Step[Context], ...] = tuple(_in_dependency_order(list(steps)))
+
+    @property
+    def names(self) -> list[str]:
+        return [step.name for step in self.steps]
+
+    async def run(self, context: Context) -> Report:
+        report = Report()
+        # For each check that did not pass: the reason its dependents give for not running.
+        unavailable: dict[str, str] = {}
+        for step in self.steps:
+            blocked = next((unavailable[name] for name in step.needs if name in unavailable), None)
+            if blocked is not None:
+                # The reason is passed on unchanged, so a chain of skips names the check to fix.
+                report.skip((step.name,), blocked)
+                unavailable[step.name] = blocked
+                continue
+            outcome = await _attempt(step, context)
+            report.add(step.name, outcome.status, outcome.detail, outcome.fix)
+            if outcome.status == FAIL:
+                unavailable[step.name] = f"needs {step.name}, which failed"
+            elif outcome.status == SKIP:
+                unavailable[step.name] = f"needs {step.name}, which was not checked"
+        return report
+
+
+async def _attempt(step: Step[Context], context: Context) -> Outcome:
+    try:
+        return await step.run(context)
+    except Exception as exc:
+        # An unforeseen answer in one check is its own line, not a traceback hiding every other line.
+        return Outcome(FAIL, f"the check itself failed: {describe(exc)}")
+
+
+def _in_dependency_order(steps: list[Step[Context]]) -> list[Step[Context]]:
+    declared: set[str] = set()
+    for step in steps:
+        if step.name in declared:
+            raise ValueError(f"two checks are named {step.name!r}")
+        declared.add(step.name)
+    for step in steps:
+        unknown = next((name for name in step.prerequisites if name not in declared), None)
+        if unknown is not None:
+            raise ValueError(f"check {step.name!r} needs {unknown!r}, which is not declared")
+    ordered: list[Step[Context]] = []
+    done: set[str] = set()
+    waiting = list(steps)
+    while waiting:
+        # The first declared step whose prerequisites have run: declared order, where it is possible.
+        ready = next((s for s in waiting if done.issuperset(s.prerequisites)), None)
+        if ready is None:
+            raise ValueError(f"checks that need each other: {' → '.join(_cycle(waiting))}")
+        waiting.remove(ready)
+        ordered.append(ready)
+        done.add(ready.name)
+    return ordered
+
+
+def _cycle(waiting: list[Step[Context]]) -> list[str]:
+    # Every waiting step has a prerequisite that is waiting too, so following them must loop.
+    by_name = {step.name: step for step in waiting}
+    path = [waiting[0].name]
+    while True:
+        following = next(n for n in by_name[path[-1]].prerequisites if n in by_name)
+        if following in path:
+            return [*path[path.index(following) :], following]
+        path.append(following)
+
+
+# Names of the lines.
 CONFIGURATION = "configuration"
 ADMIN = "admin page"
 DATABASE = "database"
@@ -143,8 +262,6 @@ WHOP_CONNECTION = "Whop connection"
 WHOP_ACCESS = "Whop permissions"
 WEBHOOK_CHECK = "Whop webhook secret"
 PUBLIC_URL = "public URL"
-
-TWENTY_AFTER_KEY = (TWENTY_MODEL, TWENTY_PERMISSION, TWENTY_RECORDS)
 
 
 async def run_doctor(
@@ -167,7 +284,21 @@ async def run_doctor(
     return report.scrubbed([*_environment_secrets(), *secret_values(settings)])
 
 
+@dataclass(frozen=True)
+class _WhopAccess:
+    """What the Whop connection check leaves for the permissions check."""
+
+    # None: the OAuth access token must be refreshed before it can be used, which the doctor won't do.
+    tokens: _FixedToken | None
+    company_id: str
+    # A note on the granted scopes, shown after what could be read.
+    scopes: str = ""
+    missing: tuple[str, ...] = ()
+
+
 class Doctor:
+    """The checks, and the context they share: settings, clients and what earlier checks found."""
+
     def __init__(
         self,
         settings: Settings,
@@ -181,26 +312,24 @@ class Doctor:
         self.now = now or (lambda: datetime.now(UTC))
         # Shorter than the sync's timeouts: a doctor that hangs for minutes is no help.
         self.timeout = min(http_timeout, settings.twenty_timeout_seconds)
-        self.report = Report()
+        # Clients a check opens for the checks after it; all are closed when the run ends.
+        self._resources = AsyncExitStack()
         self._engine: AsyncEngine | None = None
+        self._meta: MetadataClient | None = None
+        self._plan: Plan | None = None
+        self._whop: _WhopAccess | None = None
 
     async def run(self) -> Report:
-        self.report.add(CONFIGURATION, OK, "the settings are valid")
-        try:
-            self._admin()
-            await self._database()
-            await self._twenty()
-            await self._whop()
-            self._webhook_secret()
-            self._public_url()
-        finally:
-            if self._engine is not None:
-                await self._engine.dispose()
-        return self.report
+        async with self._resources:
+            return await CHECKS.run(self)
 
     # Bridge ---------------------------------------------------------------------------------
 
-    def _admin(self) -> None:
+    async def _configuration(self) -> Outcome:
+        # The settings loaded, or run_doctor would have reported why and stopped.
+        return Outcome(OK, "the settings are valid")
+
+    async def _admin(self) -> Outcome:
         s = self.settings
         missing = []
         if s.bridge_admin_password is None or not s.bridge_admin_password.get_secret_value():
@@ -208,38 +337,34 @@ class Doctor:
         if s.bridge_secret_key is None:
             missing.append("BRIDGE_SECRET_KEY")
         if missing:
-            self.report.add(
-                ADMIN,
+            return Outcome(
                 WARN,
                 f"nobody can log in to the admin page (Connect Whop, progress) until {' and '.join(missing)} "
                 f"{'is' if len(missing) == 1 else 'are'} set",
                 "BRIDGE_SECRET_KEY: `whop-twenty-bridge keygen`; BRIDGE_ADMIN_PASSWORD: a long random password "
                 "(`openssl rand -base64 24`)",
             )
-            return
         assert s.bridge_admin_password is not None
         if len(s.bridge_admin_password.get_secret_value()) < MIN_PASSWORD:
-            self.report.add(
-                ADMIN,
+            return Outcome(
                 WARN,
                 f"BRIDGE_ADMIN_PASSWORD is shorter than {MIN_PASSWORD} characters",
                 "use a long random password (`openssl rand -base64 24`)",
             )
-            return
-        self.report.add(ADMIN, OK, "BRIDGE_ADMIN_PASSWORD and BRIDGE_SECRET_KEY are set")
+        return Outcome(OK, "BRIDGE_ADMIN_PASSWORD and BRIDGE_SECRET_KEY are set")
 
-    async def _database(self) -> None:
+    async def _database(self) -> Outcome:
         url = self.settings.database_url
         try:
             parsed = sa.make_url(url)
         except sa.exc.ArgumentError:
-            self.report.add(DATABASE, FAIL, "DATABASE_URL is not a valid database URL", _DATABASE_FIX)
-            return
+            return Outcome(FAIL, "DATABASE_URL is not a valid database URL", _DATABASE_FIX)
         shown = parsed.render_as_string(hide_password=True)
         probe_url = url
         if parsed.get_backend_name() == "sqlite":
-            if not self._sqlite_file_ready(parsed, shown):
-                return
+            unusable = self._sqlite_file_unusable(parsed, shown)
+            if unusable is not None:
+                return unusable
         elif "connect_timeout" not in parsed.query:
             # Without it an unreachable PostgreSQL host can hold the check for minutes.
             probe_url = parsed.update_query_dict({"connect_timeout": str(max(1, int(self.timeout)))}).render_as_string(
@@ -248,243 +373,176 @@ class Doctor:
         try:
             revision = await asyncio.to_thread(current_revision, probe_url)
         except Exception as exc:
-            self.report.add(DATABASE, FAIL, f"cannot open {shown}: {describe(exc)}", _DATABASE_FIX)
-            return
+            return Outcome(FAIL, f"cannot open {shown}: {describe(exc)}", _DATABASE_FIX)
+        if revision is None:
+            return Outcome(
+                WARN, f"{shown} is reachable but empty", "`serve` and `sync` create the tables when they start"
+            )
         head = head_revision()
-        if revision == head:
-            self.report.add(DATABASE, OK, f"{shown}: schema at revision {head} (current)")
-        elif revision is None:
-            self.report.add(
-                DATABASE,
-                WARN,
-                f"{shown} is reachable but empty",
-                "`serve` and `sync` create the tables when they start",
-            )
-            return
-        elif revision in _known_revisions():
-            self.report.add(
-                DATABASE,
-                WARN,
-                f"{shown}: schema at revision {revision}, this version's is {head}",
-                "`serve` and `sync` migrate it when they start",
-            )
-        else:
-            self.report.add(
-                DATABASE,
+        if revision != head and revision not in _known_revisions():
+            return Outcome(
                 FAIL,
                 f"{shown}: schema at revision {revision}, which this version of the bridge does not know",
                 "a newer bridge migrated this database: run that version (or restore a backup)",
             )
-            return
+        # A schema this version knows: the Whop check reads the stored connections from it.
         self._engine = create_engine(url)
+        self._resources.push_async_callback(self._engine.dispose)
+        if revision == head:
+            return Outcome(OK, f"{shown}: schema at revision {head} (current)")
+        return Outcome(
+            WARN,
+            f"{shown}: schema at revision {revision}, this version's is {head}",
+            "`serve` and `sync` migrate it when they start",
+        )
 
-    def _sqlite_file_ready(self, parsed: sa.URL, shown: str) -> bool:
+    def _sqlite_file_unusable(self, parsed: sa.URL, shown: str) -> Outcome | None:
         """Checks a SQLite file without creating it (opening a missing file would create one)."""
         database = parsed.database or ""
         if database in ("", ":memory:") or parsed.query.get("mode") == "memory":
-            self.report.add(
-                DATABASE,
+            return Outcome(
                 WARN,
                 "an in-memory SQLite database: connections and sync progress are lost when the bridge stops",
                 "set DATABASE_URL to a file (sqlite:////data/whop-twenty-bridge.db) or PostgreSQL",
             )
-            return False
         path = Path(database)
         if not path.exists():
             folder = path.absolute().parent
             if folder.is_dir() and os.access(folder, os.W_OK):
-                self.report.add(
-                    DATABASE,
-                    WARN,
-                    f"{shown} does not exist yet",
-                    "`serve` and `sync` create and migrate it when they start",
+                return Outcome(
+                    WARN, f"{shown} does not exist yet", "`serve` and `sync` create and migrate it when they start"
                 )
-            else:
-                self.report.add(
-                    DATABASE,
-                    FAIL,
-                    f"{shown}: the folder {folder} does not exist or is not writable",
-                    "point DATABASE_URL at a writable folder (the Docker image keeps its state in the /data volume)",
-                )
-            return False
+            return Outcome(
+                FAIL,
+                f"{shown}: the folder {folder} does not exist or is not writable",
+                "point DATABASE_URL at a writable folder (the Docker image keeps its state in the /data volume)",
+            )
         if not os.access(path, os.W_OK):
-            self.report.add(DATABASE, FAIL, f"{shown} is not writable by this user", "fix the file's owner or mode")
-            return False
-        return True
+            return Outcome(FAIL, f"{shown} is not writable by this user", "fix the file's owner or mode")
+        return None
 
     # Twenty ---------------------------------------------------------------------------------
 
-    async def _twenty(self) -> None:
-        s = self.settings
-        if not s.twenty_url:
-            self.report.add(
-                TWENTY_REACHABLE,
+    async def _twenty_reachable(self) -> Outcome:
+        url = self._twenty_url
+        if not url:
+            return Outcome(
                 FAIL,
                 "TWENTY_URL is not set",
                 "set TWENTY_URL to Twenty's server address (http://server:3000 inside docker-compose.twenty.yml)",
             )
-            self.report.skip((TWENTY_KEY, *TWENTY_AFTER_KEY), "TWENTY_URL is not set")
-            return
-        if not await self._twenty_health(s.twenty_url):
-            self.report.skip((TWENTY_KEY, *TWENTY_AFTER_KEY), "Twenty is not reachable")
-            return
-        if s.twenty_api_key is None or not s.twenty_api_key.get_secret_value():
-            self.report.add(TWENTY_KEY, FAIL, "TWENTY_API_KEY is not set", _TWENTY_KEY_FIX)
-            self.report.skip(TWENTY_AFTER_KEY, "no API key")
-            return
-        key = s.twenty_api_key.get_secret_value()
-        try:
-            async with MetadataClient(
-                s.twenty_url, key, transport=self.transports.twenty, timeout=self.timeout
-            ) as meta:
-                self.report.add(TWENTY_KEY, OK, f"accepted; the metadata API speaks {meta.dialect.value}")
-                plan = await self._twenty_model(meta)
-                await self._twenty_permission(meta, plan)
-        except Exception as exc:
-            if self.report.status_of(TWENTY_KEY) is None:
-                if isinstance(exc, AuthError):
-                    self.report.add(TWENTY_KEY, FAIL, str(exc), _TWENTY_KEY_FIX)
-                    self.report.skip(TWENTY_AFTER_KEY, "the API key was refused")
-                else:
-                    self.report.add(
-                        TWENTY_KEY,
-                        FAIL,
-                        f"the metadata API failed: {describe(exc)}",
-                        "check TWENTY_URL and Twenty's logs",
-                    )
-                    self.report.skip(TWENTY_AFTER_KEY, "the metadata API failed")
-                return
-            # The model and permission checks report their own failures; this is whatever is left.
-            left = [n for n in TWENTY_AFTER_KEY if self.report.status_of(n) is None]
-            self.report.add(left[0] if left else TWENTY_RECORDS, FAIL, f"the metadata API failed: {describe(exc)}")
-            self.report.skip(left[1:], "the metadata API failed")
-            return
-        await self._twenty_records(s.twenty_url, key, plan)
-
-    async def _twenty_health(self, url: str) -> bool:
         try:
             async with httpx.AsyncClient(transport=self.transports.twenty, timeout=self.timeout) as http:
                 response = await http.get(f"{url}/healthz")
         except Exception as exc:
-            self.report.add(
-                TWENTY_REACHABLE,
+            return Outcome(
                 FAIL,
                 f"cannot reach {url}: {describe(exc)}",
                 "start Twenty, or fix TWENTY_URL (inside docker-compose.twenty.yml it is http://server:3000)",
             )
-            return False
         if response.status_code == 200:
-            self.report.add(TWENTY_REACHABLE, OK, f"GET {url}/healthz answered 200")
-            return True
+            return Outcome(OK, f"GET {url}/healthz answered 200")
         if response.status_code == 404:
             # Something answers, but not Twenty's health endpoint; the metadata check says more.
-            self.report.add(
-                TWENTY_REACHABLE,
+            return Outcome(
                 WARN,
                 f"{url}/healthz answered 404",
                 "is TWENTY_URL Twenty's server address (not its front end or a proxy path)?",
             )
-            return True
-        self.report.add(
-            TWENTY_REACHABLE,
+        return Outcome(
             FAIL,
             f"GET {url}/healthz answered {response.status_code}: Twenty is starting or unhealthy",
             "wait for it, or read its logs (`docker compose -f docker-compose.twenty.yml logs server`)",
         )
-        return False
 
-    async def _twenty_model(self, meta: MetadataClient) -> Plan | None:
+    async def _twenty_key(self) -> Outcome:
+        key = self._twenty_key_value
+        if not key:
+            return Outcome(FAIL, "TWENTY_API_KEY is not set", _TWENTY_KEY_FIX)
+        client = MetadataClient(self._twenty_url, key, transport=self.transports.twenty, timeout=self.timeout)
         try:
-            plan = await plan_workspace(meta, load_data_model(self.settings.bridge_schema_dir), self._public_url_value)
+            # Kept open for the model and permission checks.
+            self._meta = await self._resources.enter_async_context(client)
+            return Outcome(OK, f"accepted; the metadata API speaks {self._meta.dialect.value}")
+        except AuthError as exc:
+            return Outcome(FAIL, str(exc), _TWENTY_KEY_FIX)
         except Exception as exc:
-            self.report.add(TWENTY_MODEL, FAIL, f"cannot compare the data model: {describe(exc)}")
-            return None
+            return Outcome(FAIL, f"the metadata API failed: {describe(exc)}", "check TWENTY_URL and Twenty's logs")
+
+    async def _twenty_model(self) -> Outcome:
+        assert self._meta is not None
+        try:
+            self._plan = await plan_workspace(
+                self._meta, load_data_model(self.settings.bridge_schema_dir), self._public_url_value
+            )
+        except Exception as exc:
+            return Outcome(FAIL, f"cannot compare the data model: {describe(exc)}")
+        plan = self._plan
         essential, optional = _pending(plan)
         if plan.conflicts:
             names = ", ".join(i.name for i in plan.conflicts[:5])
-            self.report.add(
-                TWENTY_MODEL,
+            return Outcome(
                 FAIL,
                 f"{len(plan.conflicts)} conflict(s) with the workspace: {names}",
                 "`whop-twenty-bridge provision --dry-run` shows each one and why",
             )
-        elif essential:
+        if essential:
             names = ", ".join(i.name for i in essential[:6]) + (", …" if len(essential) > 6 else "")
-            self.report.add(
-                TWENTY_MODEL,
+            return Outcome(
                 FAIL,
                 f"not provisioned: {len(essential)} object(s)/field(s) missing ({names})",
                 "run `whop-twenty-bridge provision` (or Provision on the admin page)",
             )
-        elif optional:
+        if optional:
             names = ", ".join(i.name for i in optional[:4])
-            self.report.add(
-                TWENTY_MODEL,
+            return Outcome(
                 WARN,
                 f"the objects and fields are there; {len(optional)} optional change(s) pending ({names})",
                 "run `whop-twenty-bridge provision`",
             )
-        else:
-            manual = [i for i in plan.items if i.status == "manual"]
-            note = f"; {len(manual)} item(s) to add by hand (provision --dry-run lists them)" if manual else ""
-            self.report.add(TWENTY_MODEL, OK, f"provisioned: every object, field and view is present{note}")
-        return plan
+        manual = [i for i in plan.items if i.status == "manual"]
+        note = f"; {len(manual)} item(s) to add by hand (provision --dry-run lists them)" if manual else ""
+        return Outcome(OK, f"provisioned: every object, field and view is present{note}")
 
-    async def _twenty_permission(self, meta: MetadataClient, plan: Plan | None) -> None:
-        unprovisioned = plan is None or bool(plan.pending)
+    async def _twenty_permission(self) -> Outcome:
+        assert self._meta is not None
+        # Without a plan (the comparison failed) provisioning is assumed to have work left.
+        unprovisioned = self._plan is None or bool(self._plan.pending)
         try:
-            await meta.execute(
+            await self._meta.execute(
                 PROBE_DOCUMENT, {"input": {"id": PROBE_FIELD_ID, "update": {}}}, operation="data-model permission probe"
             )
         except AuthError:
-            if unprovisioned:
-                self.report.add(
-                    TWENTY_PERMISSION,
-                    FAIL,
-                    "the API key's role lacks the data-model permission, and provisioning still has work to do",
-                    "give the key a role with Settings → Data model access (e.g. Admin), at least until provisioning "
-                    "is done",
-                )
-            else:
-                self.report.add(
-                    TWENTY_PERMISSION,
-                    WARN,
-                    "the API key's role lacks the data-model permission; the model is provisioned, so syncing works, "
-                    "but a new Whop status cannot be added as an option by itself",
-                    "give the key a role with Settings → Data model access (e.g. Admin)",
-                )
-            return
+            return _no_permission(unprovisioned)
         except MetadataError as exc:
             if exc.code == "NOT_FOUND":
                 # The role check runs before the lookup: "not found" means the key got past it.
-                self.report.add(
-                    TWENTY_PERMISSION,
+                return Outcome(
                     OK,
                     "granted (an empty update of a field that does not exist was refused as 'not found', "
                     "not as 'forbidden'; nothing was changed)",
                 )
-                return
             outcome = describe(exc)
         except Exception as exc:
             outcome = describe(exc)
         else:
             outcome = "the probe was accepted"
-        self.report.add(
-            TWENTY_PERMISSION,
+        return Outcome(
             WARN,
             f"cannot verify without a write ({outcome})",
             "run `whop-twenty-bridge provision --dry-run`; `provision` reports a missing permission on its first "
             "change",
         )
 
-    async def _twenty_records(self, url: str, key: str, plan: Plan | None) -> None:
+    async def _twenty_records(self) -> Outcome:
         plurals = ["people", "opportunities"]
+        plan = self._plan
         if plan is not None and not any(i.kind == "object" and i.name == "whopProduct" for i in plan.pending):
             plurals.append("whopProducts")
         try:
             async with TwentyDataClient(
-                url,
-                key,
+                self._twenty_url,
+                self._twenty_key_value,
                 requests_per_minute=self.settings.twenty_requests_per_minute,
                 transport=self.transports.twenty,
                 timeout=self.timeout,
@@ -498,211 +556,178 @@ class Doctor:
                         write=False,
                     )
         except AuthError as exc:
-            self.report.add(
-                TWENTY_RECORDS,
-                FAIL,
-                str(exc),
-                "give the key's role read and write access to People, Opportunities and Whop products",
+            return Outcome(
+                FAIL, str(exc), "give the key's role read and write access to People, Opportunities and Whop products"
             )
-            return
         except Exception as exc:
-            self.report.add(TWENTY_RECORDS, FAIL, f"a read failed: {describe(exc)}", "read Twenty's server logs")
-            return
-        self.report.add(
-            TWENTY_RECORDS,
-            OK,
-            f"{', '.join(plurals)} readable (writes are not tried: a refused write shows in the sync's report)",
+            return Outcome(FAIL, f"a read failed: {describe(exc)}", "read Twenty's server logs")
+        return Outcome(
+            OK, f"{', '.join(plurals)} readable (writes are not tried: a refused write shows in the sync's report)"
         )
+
+    @property
+    def _twenty_url(self) -> str:
+        return self.settings.twenty_url or ""
+
+    @property
+    def _twenty_key_value(self) -> str:
+        key = self.settings.twenty_api_key
+        return key.get_secret_value() if key is not None else ""
 
     # Whop -----------------------------------------------------------------------------------
 
-    async def _whop(self) -> None:
+    async def _whop_connection(self) -> Outcome:
         s = self.settings
         rows: list[Connection] = []
         if self._engine is not None:
             try:
                 rows = await connections.list_connections(self._engine)
             except Exception as exc:
-                self.report.add(WHOP_CONNECTION, FAIL, f"cannot read the stored connections: {describe(exc)}")
-                self.report.skip((WHOP_ACCESS,), "no connection")
-                return
+                return Outcome(FAIL, f"cannot read the stored connections: {describe(exc)}")
         oauth = [c for c in rows if c.mode == "oauth"]
         live = [c for c in oauth if c.status == connections.STATUS_CONNECTED and c.has_tokens]
         stuck = [c for c in oauth if c.status == connections.STATUS_NEEDS_RECONNECT]
         api_key = s.whop_api_key.get_secret_value() if s.whop_api_key is not None else ""
         if live:
             # The same choice the sync makes (services.whop_credentials): the newest OAuth connection.
-            await self._whop_oauth(max(live, key=lambda c: (c.connected_at, c.id)))
-        elif api_key:
-            await self._whop_api_key(api_key, stuck[-1] if stuck else None)
-        elif stuck:
+            return self._whop_oauth(max(live, key=lambda c: (c.connected_at, c.id)))
+        if api_key:
+            return await self._whop_api_key(api_key, stuck[-1] if stuck else None)
+        if stuck:
             row = stuck[-1]
             reason = f" ({row.last_error})" if row.last_error else ""
-            self.report.add(
-                WHOP_CONNECTION,
+            return Outcome(
                 FAIL,
                 f"{_company(row)} must be reconnected{reason}",
                 f"open the admin page ({self._public_url_value}/) and use Reconnect",
             )
-            self.report.skip((WHOP_ACCESS,), "no usable connection")
-        else:
-            where = "" if self._engine is not None else " (no stored connection could be read: see the database line)"
-            fix = (
-                f"open the admin page ({self._public_url_value}/) and use Connect Whop"
-                if s.whop_client_id
-                else "set WHOP_API_KEY (a company API key), or WHOP_CLIENT_ID and WHOP_CLIENT_SECRET to use "
-                "Connect Whop on the admin page"
-            )
-            self.report.add(
-                WHOP_CONNECTION, FAIL, f"no Whop company is connected and WHOP_API_KEY is not set{where}", fix
-            )
-            self.report.skip((WHOP_ACCESS,), "no connection")
+        where = "" if self._engine is not None else " (no stored connection could be read: see the database line)"
+        fix = (
+            f"open the admin page ({self._public_url_value}/) and use Connect Whop"
+            if s.whop_client_id
+            else "set WHOP_API_KEY (a company API key), or WHOP_CLIENT_ID and WHOP_CLIENT_SECRET to use "
+            "Connect Whop on the admin page"
+        )
+        return Outcome(FAIL, f"no Whop company is connected and WHOP_API_KEY is not set{where}", fix)
 
-    async def _whop_oauth(self, row: Connection) -> None:
+    def _whop_oauth(self, row: Connection) -> Outcome:
         s = self.settings
         if s.bridge_secret_key is None:
-            self.report.add(
-                WHOP_CONNECTION,
+            return Outcome(
                 FAIL,
                 f"{_company(row)} is connected by OAuth, but BRIDGE_SECRET_KEY is not set: its tokens cannot be read",
                 "set BRIDGE_SECRET_KEY back to the key the tokens were stored with",
             )
-            self.report.skip((WHOP_ACCESS,), "the tokens cannot be read")
-            return
         box = TokenBox(s.fernet)
         try:
             access = row.access_token(box)
             refresh = row.refresh_token(box)
         except UndecryptableToken:
-            self.report.add(
-                WHOP_CONNECTION,
+            return Outcome(
                 FAIL,
                 f"{_company(row)}: the stored tokens cannot be decrypted with BRIDGE_SECRET_KEY",
                 "put the key they were stored with back (a new key goes first: NEW,OLD), or reconnect on the admin "
                 "page",
             )
-            self.report.skip((WHOP_ACCESS,), "the tokens cannot be read")
-            return
         now = self.now()
         expires = row.token_expires_at
-        fresh = access is not None and (expires is None or expires - TOKEN_MARGIN > now)
-        if fresh:
+        usable = access if access is not None and (expires is None or expires - TOKEN_MARGIN > now) else None
+        if usable is not None:
             expiry_text = "access token valid" + (f" for {_minutes(expires - now)}" if expires is not None else "")
         elif refresh:
             expiry_text = "access token expired; it is refreshed on next use"
         else:
-            self.report.add(
-                WHOP_CONNECTION,
+            return Outcome(
                 FAIL,
                 f"{_company(row)}: the access token expired and there is no refresh token",
                 f"reconnect on the admin page ({self._public_url_value}/)",
             )
-            self.report.skip((WHOP_ACCESS,), "no usable token")
-            return
-        self.report.add(WHOP_CONNECTION, OK, f"OAuth: {_company(row)}, connected; {expiry_text}")
-        missing = [x for x in DEFAULT_SCOPES if x not in OIDC_SCOPES and x not in row.scope_list]
+        missing = tuple(x for x in DEFAULT_SCOPES if x not in OIDC_SCOPES and x not in row.scope_list)
         scopes = ""
         if row.scopes is None:
             scopes = "granted scopes not recorded"
         elif missing:
             scopes = f"granted scopes lack {', '.join(missing)}"
-        if not fresh:
-            # Refreshing here would rotate the refresh token: that is the sync's job, not the doctor's.
-            status = WARN if missing else OK
-            detail = "not probed live (the token must be refreshed first)" + (f"; {scopes}" if scopes else "")
-            self.report.add(WHOP_ACCESS, status, detail, "reconnect on the admin page to grant them" if missing else "")
-            return
-        assert access is not None
         refused = "Whop refused the stored OAuth access token (401); reconnect if the next sync cannot refresh it"
-        await self._whop_reads(_FixedToken(access, refused), row.company_id, scopes, missing)
+        tokens = _FixedToken(usable, refused) if usable is not None else None
+        self._whop = _WhopAccess(tokens, row.company_id, scopes, missing)
+        return Outcome(OK, f"OAuth: {_company(row)}, connected; {expiry_text}")
 
-    async def _whop_api_key(self, api_key: str, stuck: Connection | None) -> None:
-        s = self.settings
-        company_id = s.whop_company_id or ""
+    async def _whop_api_key(self, api_key: str, stuck: Connection | None) -> Outcome:
+        company_id = self.settings.whop_company_id or ""
         note = f"; the OAuth connection of {_company(stuck)} needs reconnecting, so the key is used" if stuck else ""
         tokens = _FixedToken(api_key, "Whop rejected WHOP_API_KEY (401)")
         try:
             async with self._whop_client(tokens, company_id or "biz_pending") as whop:
                 account = await whop.get_account_me()
         except _TokenRefused as exc:
-            self.report.add(
-                WHOP_CONNECTION,
+            return Outcome(
                 FAIL,
                 str(exc),
                 "create a company API key in Whop's dashboard (Developer → API keys) and put it in WHOP_API_KEY",
             )
-            self.report.skip((WHOP_ACCESS,), "the API key was refused")
-            return
         except AuthError as exc:
             # 403 on /accounts/me: the key works but may not read its account (an app key, say).
             if not company_id:
-                self.report.add(
-                    WHOP_CONNECTION,
+                return Outcome(
                     FAIL,
                     f"the API key did not identify its company: {describe(exc)}",
                     "set WHOP_COMPANY_ID to the company to sync (biz_…)",
                 )
-                self.report.skip((WHOP_ACCESS,), "no company")
-                return
-            self.report.add(
-                WHOP_CONNECTION,
-                WARN,
-                f"API key for {company_id} (its account could not be read: {describe(exc)}){note}",
-            )
+            outcome = Outcome(WARN, f"API key for {company_id} (its account could not be read: {describe(exc)}){note}")
         except Exception as exc:
-            self.report.add(
-                WHOP_CONNECTION,
+            return Outcome(
                 FAIL,
-                f"cannot reach Whop at {s.whop_api_url}: {describe(exc)}",
+                f"cannot reach Whop at {self.settings.whop_api_url}: {describe(exc)}",
                 "check the network and WHOP_API_URL (the default is https://api.whop.com)",
             )
-            self.report.skip((WHOP_ACCESS,), "Whop is not reachable")
-            return
         else:
             found = str(account.get("id") or "")
             title = account.get("title")
             shown = f"{title} ({found})" if title else found
             if company_id and found and found != company_id:
-                self.report.add(
-                    WHOP_CONNECTION,
+                outcome = Outcome(
                     WARN,
                     f"the API key belongs to {shown}, but WHOP_COMPANY_ID is {company_id}{note}",
                     "set WHOP_COMPANY_ID to the key's company, or remove it",
                 )
             else:
-                self.report.add(WHOP_CONNECTION, WARN if stuck else OK, f"API key of {shown}{note}")
+                outcome = Outcome(WARN if stuck else OK, f"API key of {shown}{note}")
                 company_id = company_id or found
-        if not company_id:
-            self.report.skip((WHOP_ACCESS,), "Whop did not name the key's company")
-            return
-        await self._whop_reads(tokens, company_id, "API keys carry no scope list", [])
+        self._whop = _WhopAccess(tokens, company_id, "API keys carry no scope list")
+        return outcome
 
-    async def _whop_reads(self, tokens: _FixedToken, company_id: str, scopes: str, missing: list[str]) -> None:
+    async def _whop_access(self) -> Outcome:
+        access = self._whop
+        assert access is not None
+        scopes = f"; {access.scopes}" if access.scopes else ""
+        if access.tokens is None:
+            # Refreshing here would rotate the refresh token: that is the sync's job, not the doctor's.
+            detail = f"not probed live (the token must be refreshed first){scopes}"
+            if access.missing:
+                return Outcome(WARN, detail, "reconnect on the admin page to grant them")
+            return Outcome(OK, detail)
+        if not access.company_id:
+            return Outcome(SKIP, "not checked: Whop did not name the key's company")
         readable: list[str] = []
         try:
-            async with self._whop_client(tokens, company_id) as whop:
+            async with self._whop_client(access.tokens, access.company_id) as whop:
                 for resource, _permission in WHOP_READS:
-                    await whop.request("GET", f"/{resource}", {"account_id": company_id, "first": 1})
+                    await whop.request("GET", f"/{resource}", {"account_id": access.company_id, "first": 1})
                     readable.append(resource)
         except AuthError as exc:
             needed = next(p for r, p in WHOP_READS if r not in readable)
-            self.report.add(
-                WHOP_ACCESS,
+            return Outcome(
                 FAIL,
-                f"{describe(exc)}" + (f"; {scopes}" if scopes else ""),
+                f"{describe(exc)}{scopes}",
                 f"grant {needed} (API key: its permissions in Whop's dashboard; OAuth: reconnect)",
             )
-            return
         except Exception as exc:
-            self.report.add(
-                WHOP_ACCESS, FAIL, f"a read failed: {describe(exc)}", "check WHOP_API_URL and Whop's status"
-            )
-            return
-        detail = f"can read {', '.join(readable)}" + (f"; {scopes}" if scopes else "")
-        if missing:
-            self.report.add(WHOP_ACCESS, WARN, detail, "reconnect on the admin page to grant the missing scopes")
-        else:
-            self.report.add(WHOP_ACCESS, OK, detail)
+            return Outcome(FAIL, f"a read failed: {describe(exc)}", "check WHOP_API_URL and Whop's status")
+        detail = f"can read {', '.join(readable)}{scopes}"
+        if access.missing:
+            return Outcome(WARN, detail, "reconnect on the admin page to grant the missing scopes")
+        return Outcome(OK, detail)
 
     def _whop_client(self, tokens: _FixedToken, company_id: str) -> _OwnedWhopClient:
         http = httpx.AsyncClient(transport=self.transports.whop, timeout=self.timeout)
@@ -719,50 +744,65 @@ class Doctor:
 
     # Webhooks and URL -------------------------------------------------------------------------
 
-    def _webhook_secret(self) -> None:
+    async def _webhook_secret(self) -> Outcome:
         secrets = self.settings.webhook_secrets
         endpoint = f"{self._public_url_value}/webhooks/whop"
         if not secrets:
-            self.report.add(
-                WEBHOOK_CHECK,
+            return Outcome(
                 FAIL,
                 "WHOP_WEBHOOK_SECRET is not set: every Whop webhook is refused, and changes wait for the hourly "
                 "reconciliation",
                 f"in Whop's dashboard (Developer → Webhooks) add a webhook for {endpoint}, then put its secret "
                 "(ws_…) in WHOP_WEBHOOK_SECRET",
             )
-            return
         odd = [str(n) for n, value in enumerate(secrets, 1) if not value.startswith("ws_")]
         if odd:
             which = "it does" if len(secrets) == 1 else f"value(s) {', '.join(odd)} of {len(secrets)} do"
-            self.report.add(
-                WEBHOOK_CHECK,
+            return Outcome(
                 WARN,
                 f"WHOP_WEBHOOK_SECRET is set, but {which} not look like a Whop webhook secret (ws_…)",
                 f"copy the secret shown on the page of the webhook for {endpoint} in Whop's dashboard",
             )
-            return
         rotation = " (several: a rotation is in progress)" if len(secrets) > 1 else ""
-        self.report.add(WEBHOOK_CHECK, OK, f"{len(secrets)} secret(s) set, shaped like Whop's (ws_…){rotation}")
+        return Outcome(OK, f"{len(secrets)} secret(s) set, shaped like Whop's (ws_…){rotation}")
 
-    def _public_url(self) -> None:
+    async def _public_url(self) -> Outcome:
         url = self._public_url_value
         parts = urlsplit(url)
         if parts.scheme == "https":
-            self.report.add(PUBLIC_URL, OK, url)
-        elif (parts.hostname or "") in LOCAL_HOSTS:
-            self.report.add(PUBLIC_URL, OK, f"{url} (local: fine for a trial; Whop cannot deliver webhooks to it)")
-        else:
-            self.report.add(
-                PUBLIC_URL,
-                WARN,
-                f"{url} is plain http: webhooks, the OAuth callback and the admin login would travel unencrypted",
-                "put the bridge behind HTTPS (a reverse proxy) and set BRIDGE_PUBLIC_URL to its https:// address",
-            )
+            return Outcome(OK, url)
+        if (parts.hostname or "") in LOCAL_HOSTS:
+            return Outcome(OK, f"{url} (local: fine for a trial; Whop cannot deliver webhooks to it)")
+        return Outcome(
+            WARN,
+            f"{url} is plain http: webhooks, the OAuth callback and the admin login would travel unencrypted",
+            "put the bridge behind HTTPS (a reverse proxy) and set BRIDGE_PUBLIC_URL to its https:// address",
+        )
 
     @property
     def _public_url_value(self) -> str:
         return (self.settings.bridge_public_url or "http://127.0.0.1:8000").rstrip("/")
+
+
+# The doctor's lines, in the order they are printed. `needs` is what makes a line "not checked";
+# `after` only orders: the permission and records checks use the plan when there is one, and the
+# Whop check reads the stored connections when the database has them, but neither requires it.
+CHECKS: Checklist[Doctor] = Checklist(
+    [
+        Step(CONFIGURATION, Doctor._configuration),
+        Step(ADMIN, Doctor._admin),
+        Step(DATABASE, Doctor._database),
+        Step(TWENTY_REACHABLE, Doctor._twenty_reachable),
+        Step(TWENTY_KEY, Doctor._twenty_key, needs=(TWENTY_REACHABLE,)),
+        Step(TWENTY_MODEL, Doctor._twenty_model, needs=(TWENTY_KEY,)),
+        Step(TWENTY_PERMISSION, Doctor._twenty_permission, needs=(TWENTY_KEY,), after=(TWENTY_MODEL,)),
+        Step(TWENTY_RECORDS, Doctor._twenty_records, needs=(TWENTY_KEY,), after=(TWENTY_MODEL,)),
+        Step(WHOP_CONNECTION, Doctor._whop_connection, after=(DATABASE,)),
+        Step(WHOP_ACCESS, Doctor._whop_access, needs=(WHOP_CONNECTION,)),
+        Step(WEBHOOK_CHECK, Doctor._webhook_secret),
+        Step(PUBLIC_URL, Doctor._public_url),
+    ]
+)
 
 
 # Helpers --------------------------------------------------------------------------------------
@@ -820,6 +860,21 @@ def _pending(plan: Plan) -> tuple[list[PlanItem], list[PlanItem]]:
     essential = [i for i in plan.pending if i.kind in ("object", "field") and i.status == "create"]
     optional = [i for i in plan.pending if i not in essential]
     return essential, optional
+
+
+def _no_permission(unprovisioned: bool) -> Outcome:
+    if unprovisioned:
+        return Outcome(
+            FAIL,
+            "the API key's role lacks the data-model permission, and provisioning still has work to do",
+            "give the key a role with Settings → Data model access (e.g. Admin), at least until provisioning is done",
+        )
+    return Outcome(
+        WARN,
+        "the API key's role lacks the data-model permission; the model is provisioned, so syncing works, "
+        "but a new Whop status cannot be added as an option by itself",
+        "give the key a role with Settings → Data model access (e.g. Admin)",
+    )
 
 
 def _company(row: Connection) -> str:

@@ -27,6 +27,7 @@ from bridge.config import load_settings
 from bridge.crypto import TokenBox
 from bridge.doctor import (
     ADMIN,
+    CHECKS,
     CONFIGURATION,
     DATABASE,
     FAIL,
@@ -43,7 +44,11 @@ from bridge.doctor import (
     WHOP_ACCESS,
     WHOP_CONNECTION,
     Check,
+    Checklist,
+    Outcome,
     Report,
+    Status,
+    Step,
     render_report,
     run_doctor,
 )
@@ -468,6 +473,141 @@ async def test_a_bad_setting_is_a_line_not_a_crash() -> None:
     assert check(report, CONFIGURATION).status == FAIL
     assert "TWENTY_BATCH_SIZE" in check(report, CONFIGURATION).detail
     assert report.exit_code == 1
+
+
+# Declared needs ----------------------------------------------------------------------------------
+
+
+def step(
+    name: str, status: Status = OK, *, needs: tuple[str, ...] = (), after: tuple[str, ...] = ()
+) -> Step[list[str]]:
+    """A check that records, in the list it is given as context, that it ran."""
+
+    async def run(ran: list[str]) -> Outcome:
+        ran.append(name)
+        return Outcome(status, f"{name} found {status}")
+
+    return Step(name, run, needs=needs, after=after)
+
+
+async def test_a_failed_check_skips_its_dependents_with_a_reason_naming_it() -> None:
+    ran: list[str] = []
+    checklist = Checklist(
+        [step("store", FAIL), step("read", needs=("store",)), step("report", needs=("read",)), step("other")]
+    )
+    report = await checklist.run(ran)
+    assert ran == ["store", "other"]
+    assert statuses(report) == {"store": FAIL, "read": SKIP, "report": SKIP, "other": OK}
+    assert check(report, "read").detail == "not checked: needs store, which failed"
+    # Further down the chain the line still names the check to fix, not the skipped one in between.
+    assert check(report, "report").detail == "not checked: needs store, which failed"
+    assert report.exit_code == 1
+    assert "– read: not checked: needs store, which failed" in text_of(report)
+
+
+async def test_a_check_whose_needs_all_passed_runs() -> None:
+    ran: list[str] = []
+    report = await Checklist([step("a"), step("b", WARN), step("c", needs=("a", "b"))]).run(ran)
+    assert ran == ["a", "b", "c"]
+    assert check(report, "c").status == OK
+
+
+async def test_a_check_that_skips_itself_skips_its_dependents() -> None:
+    ran: list[str] = []
+    report = await Checklist([step("a", SKIP), step("b", needs=("a",))]).run(ran)
+    assert ran == ["a"]
+    assert check(report, "b").detail == "not checked: needs a, which was not checked"
+    assert report.exit_code == 0
+
+
+async def test_a_check_that_raises_is_a_failed_line_and_its_dependents_skip() -> None:
+    async def broken(_: list[str]) -> Outcome:
+        raise RuntimeError("an answer nobody foresaw")
+
+    ran: list[str] = []
+    report = await Checklist([Step("broken", broken), step("next", needs=("broken",)), step("other")]).run(ran)
+    assert check(report, "broken").status == FAIL
+    assert "RuntimeError: an answer nobody foresaw" in check(report, "broken").detail
+    assert check(report, "next").detail == "not checked: needs broken, which failed"
+    assert ran == ["other"]
+
+
+async def test_a_check_runs_after_what_it_needs_whatever_the_declared_order() -> None:
+    checklist = Checklist([step("late", needs=("early",)), step("other"), step("early")])
+    assert checklist.names == ["other", "early", "late"]
+    ran: list[str] = []
+    await checklist.run(ran)
+    assert ran == ["other", "early", "late"]
+
+
+async def test_after_orders_without_skipping_when_that_check_fails() -> None:
+    ran: list[str] = []
+    report = await Checklist([step("uses", after=("maybe",)), step("maybe", FAIL)]).run(ran)
+    assert ran == ["maybe", "uses"]
+    assert check(report, "uses").status == OK
+
+
+def test_an_unknown_need_is_refused_when_the_checklist_is_defined() -> None:
+    with pytest.raises(ValueError, match="'a' needs 'nowhere', which is not declared"):
+        Checklist([step("a", needs=("nowhere",))])
+    with pytest.raises(ValueError, match="'a' needs 'nowhere'"):
+        Checklist([step("a", after=("nowhere",))])
+
+
+def test_cyclic_needs_are_refused_when_the_checklist_is_defined() -> None:
+    with pytest.raises(ValueError, match="need each other: a → b → c → a"):
+        Checklist([step("a", needs=("b",)), step("b", needs=("c",)), step("c", after=("a",))])
+    with pytest.raises(ValueError, match="need each other: a → a"):
+        Checklist([step("a", needs=("a",))])
+    # A check waiting on a cycle is not part of it; the message shows only the cycle.
+    with pytest.raises(ValueError, match=r"need each other: a → b → a$"):
+        Checklist([step("outside", needs=("a",)), step("a", needs=("b",)), step("b", needs=("a",))])
+
+
+def test_two_checks_with_one_name_are_refused_when_the_checklist_is_defined() -> None:
+    with pytest.raises(ValueError, match="two checks are named 'a'"):
+        Checklist([step("a"), step("a")])
+
+
+def test_the_doctor_runs_its_checks_in_the_printed_order() -> None:
+    assert CHECKS.names == [
+        CONFIGURATION,
+        ADMIN,
+        DATABASE,
+        TWENTY_REACHABLE,
+        TWENTY_KEY,
+        TWENTY_MODEL,
+        TWENTY_PERMISSION,
+        TWENTY_RECORDS,
+        WHOP_CONNECTION,
+        WHOP_ACCESS,
+        WEBHOOK_CHECK,
+        PUBLIC_URL,
+    ]
+
+
+async def test_the_doctors_skipped_lines_name_the_failed_check_to_fix(world: World) -> None:
+    report = await world.doctor(drop=("TWENTY_URL",), WHOP_API_KEY="wrong-whop-key-5a90d3")
+    assert check(report, TWENTY_REACHABLE).status == FAIL
+    for name in (TWENTY_KEY, TWENTY_MODEL, TWENTY_PERMISSION, TWENTY_RECORDS):
+        assert check(report, name).detail == f"not checked: needs {TWENTY_REACHABLE}, which failed", name
+    assert check(report, WHOP_CONNECTION).status == FAIL
+    assert check(report, WHOP_ACCESS).detail == f"not checked: needs {WHOP_CONNECTION}, which failed"
+    report = await world.doctor(drop=("TWENTY_API_KEY",))
+    for name in (TWENTY_MODEL, TWENTY_PERMISSION, TWENTY_RECORDS):
+        assert check(report, name).detail == f"not checked: needs {TWENTY_KEY}, which failed", name
+
+
+async def test_a_failed_model_comparison_still_probes_permission_and_records(world: World, tmp_path: Path) -> None:
+    (tmp_path / "schema" / "objects").mkdir(parents=True)
+    (tmp_path / "schema" / "objects" / "broken.toml").write_text("[object\n")
+    # `after`, not `needs`: the permission and records checks run without a plan.
+    report = await world.doctor(BRIDGE_SCHEMA_DIR=str(tmp_path / "schema"))
+    assert check(report, TWENTY_MODEL).status == FAIL
+    assert "cannot compare the data model" in check(report, TWENTY_MODEL).detail
+    assert check(report, TWENTY_PERMISSION).status == OK
+    records = check(report, TWENTY_RECORDS)
+    assert records.status == OK and "whopProducts" not in records.detail
 
 
 # The command ---------------------------------------------------------------------------------------
