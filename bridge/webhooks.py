@@ -95,7 +95,16 @@ def verify(
     if not keys:
         # Fail closed: an unset secret must never mean "accept everything".
         raise WebhookVerificationError("no webhook secret configured")
+    msg_id, timestamp, signature = _signed_headers(headers)
+    # Freshness first: it is cheap, and it bounds how long a captured delivery can be replayed.
+    _check_fresh(timestamp, time.time() if now is None else now, tolerance)
+    candidates = _v1_signatures(signature)
+    if not _any_signature_matches(keys, msg_id, timestamp, body, candidates):
+        raise WebhookVerificationError("signature mismatch")
 
+
+def _signed_headers(headers: Mapping[str, str]) -> tuple[str, str, str]:
+    """The webhook-id, -timestamp and -signature headers, present and well-formed."""
     msg_id = _header(headers, "webhook-id")
     timestamp = _header(headers, "webhook-timestamp")
     signature = _header(headers, "webhook-signature")
@@ -110,15 +119,19 @@ def verify(
         raise WebhookVerificationError("malformed webhook-id header")
     if not _TIMESTAMP.fullmatch(timestamp):
         raise WebhookVerificationError("malformed webhook-timestamp header")
+    return msg_id, timestamp, signature
 
-    # Freshness first: it is cheap, and it bounds how long a captured delivery can be replayed.
-    current = time.time() if now is None else now
+
+def _check_fresh(timestamp: str, current: float, tolerance: int) -> None:
     skew = current - int(timestamp)
     if skew > tolerance:
         raise WebhookVerificationError("webhook-timestamp too old")
     if skew < -tolerance:
         raise WebhookVerificationError("webhook-timestamp in the future")
 
+
+def _v1_signatures(signature: str) -> list[bytes]:
+    """The decoded `v1,<base64>` entries of the webhook-signature header (at least one)."""
     candidates: list[bytes] = []
     for entry in signature.split():
         version, _, encoded = entry.partition(",")
@@ -130,15 +143,19 @@ def verify(
             continue  # one garbled entry must not hide a valid one beside it
     if not candidates:
         raise WebhookVerificationError("no v1 signature in webhook-signature header")
+    return candidates
 
+
+def _any_signature_matches(
+    keys: Sequence[str], msg_id: str, timestamp: str, body: bytes, candidates: Sequence[bytes]
+) -> bool:
     matched = False
     for key in keys:
         expected = _sign(key, msg_id, timestamp, body)
         for candidate in candidates:
             # Constant time, and no early exit, so timing says nothing about which entry was close.
             matched |= hmac.compare_digest(expected, candidate)
-    if not matched:
-        raise WebhookVerificationError("signature mismatch")
+    return matched
 
 
 # Parsing ---------------------------------------------------------------------------------------

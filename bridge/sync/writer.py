@@ -51,6 +51,10 @@ class Item:
     label: str | None = None  # display name kept in the shadow (for Opportunity names)
 
 
+# (item, record to send, the Twenty record it updates or None)
+Pending = tuple[Item, dict[str, Any], dict[str, Any] | None]
+
+
 @dataclass
 class Problem:
     object: str
@@ -140,9 +144,31 @@ class ObjectWriter:
         return report
 
     async def _write_batch(self, batch: list[Item], shadows: dict[str, Shadow]) -> WriteReport:
+        """Write one batch; the steps follow the module docstring's list."""
         report = WriteReport()
         if not batch:
             return report
+        by_key, by_email = await self._read_current(batch)
+        records: list[Pending] = []
+        claimed_emails: set[str] = set()
+        for item in batch:
+            existing, drop_email = self._settle_email(item, by_key.get(item.key), by_email, claimed_emails, report)
+            record = self._build_record(item, existing, shadows.get(item.key), drop_email=drop_email)
+            records.append((item, record, existing))
+        if self.dry_run:
+            self._report_dry_run(records, report)
+            return report
+        if self.before_write is not None:
+            await self.before_write([r for _, r, _ in records])
+        written = await self._upsert_isolating(records, report)
+        await self._learn_missing_ids(written, report)
+        await self._store_shadows(written, report)
+        return report
+
+    async def _read_current(
+        self, batch: list[Item]
+    ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
+        """One read of what Twenty has: the batch's records by key, and (people) by primary e-mail."""
         emails = sorted({i.email for i in batch if i.email})
         current = await self.twenty.find_by_keys(self.obj, [i.key for i in batch], emails=emails)
         by_key = {str(r.get(self.obj.key)): r for r in current if r.get(self.obj.key)}
@@ -151,62 +177,86 @@ class ObjectWriter:
             address = ((r.get("emails") or {}).get("primaryEmail") or "").strip().lower()
             if address:
                 by_email.setdefault(address, []).append(r)
+        return by_key, by_email
 
-        records: list[tuple[Item, dict[str, Any], dict[str, Any] | None]] = []
-        claimed_emails: set[str] = set()
-        for item in batch:
-            existing = by_key.get(item.key)
-            drop_email = False
-            if item.email:
-                owners = [r for r in by_email.get(item.email, []) if r is not existing]
-                foreign = [r for r in owners if r.get(self.obj.key) and r.get(self.obj.key) != item.key]
-                ambiguous = existing is None and len(owners) > 1
-                if foreign or ambiguous or (existing is not None and owners) or item.email in claimed_emails:
-                    drop_email = True
-                    holder = (
-                        foreign[0].get(self.obj.key)
-                        if foreign
-                        else f"{len(owners)} existing records"
-                        if owners
-                        else "another record in this sync"
-                    )
-                    report.problems.append(
-                        Problem(
-                            self.obj.singular,
-                            item.key,
-                            f"e-mail {item.email} already belongs to {holder}; written without it",
-                            kind="conflict",
-                        )
-                    )
-                    report.counts["conflicts"] += 1
-                elif existing is None and owners:
-                    existing = owners[0]  # a Person the CRM already had: link it, don't duplicate
-                claimed_emails.add(item.email)
-            shadow = shadows.get(item.key)
-            record = item.build(existing, shadow.written if shadow else None)
-            if drop_email:
-                record.pop("emails", None)
-            if existing is not None:
-                # Seen on 1.x: an upsert that omits a composite field may blank it. Send the value a
-                # person curated back as Twenty has it, so leaving it alone cannot erase it.
-                for name in PRESERVED_COMPOSITES.get(self.obj.singular, ()):
-                    if name not in record and _has_value(existing.get(name)):
-                        record[name] = existing[name]
-            records.append((item, record, existing))
+    def _settle_email(
+        self,
+        item: Item,
+        existing: dict[str, Any] | None,
+        by_email: dict[str, list[dict[str, Any]]],
+        claimed_emails: set[str],
+        report: WriteReport,
+    ) -> tuple[dict[str, Any] | None, bool]:
+        """Decide who owns `item`'s e-mail; return (the Twenty record to update, drop the e-mail?).
 
-        if self.dry_run:
-            for item, _record, existing in records:
-                outcome = "updated" if existing else "created"
-                report.counts[outcome] += 1
-                report.planned.setdefault(outcome, []).append(item.key)
-                if existing:
-                    report.twenty_ids[item.key] = str(existing["id"])
-            return report
+        An e-mail held by another Whop user's Person, by several records, by a record other than
+        the one with this key, or by an earlier record of this batch is reported and left out.
+        A single Person with no key that holds it is the one to update (linked, not duplicated).
+        """
+        if not item.email:
+            return existing, False
+        owners = [r for r in by_email.get(item.email, []) if r is not existing]
+        holder = self._email_holder(item, existing, owners, claimed_emails)
+        claimed_emails.add(item.email)
+        if holder is not None:
+            report.problems.append(
+                Problem(
+                    self.obj.singular,
+                    item.key,
+                    f"e-mail {item.email} already belongs to {holder}; written without it",
+                    kind="conflict",
+                )
+            )
+            report.counts["conflicts"] += 1
+            return existing, True
+        if existing is None and owners:
+            return owners[0], False  # a Person the CRM already had: link it, don't duplicate
+        return existing, False
 
-        if self.before_write is not None:
-            await self.before_write([r for _, r, _ in records])
-        written = await self._upsert_isolating(records, report)
-        await self._learn_missing_ids(written, report)
+    def _email_holder(
+        self,
+        item: Item,
+        existing: dict[str, Any] | None,
+        owners: list[dict[str, Any]],
+        claimed_emails: set[str],
+    ) -> Any:
+        """Who else holds `item`'s e-mail (for the report), or None when `item` may have it."""
+        foreign = [r for r in owners if r.get(self.obj.key) and r.get(self.obj.key) != item.key]
+        ambiguous = existing is None and len(owners) > 1
+        if not (foreign or ambiguous or (existing is not None and owners) or item.email in claimed_emails):
+            return None
+        if foreign:
+            return foreign[0].get(self.obj.key)
+        if owners:
+            return f"{len(owners)} existing records"
+        return "another record in this sync"
+
+    def _build_record(
+        self, item: Item, existing: dict[str, Any] | None, shadow: Shadow | None, *, drop_email: bool
+    ) -> dict[str, Any]:
+        """The record to send: the item's builder, minus a contested e-mail, plus preserved composites."""
+        record = item.build(existing, shadow.written if shadow else None)
+        if drop_email:
+            record.pop("emails", None)
+        if existing is not None:
+            # Seen on 1.x: an upsert that omits a composite field may blank it. Send the value a
+            # person curated back as Twenty has it, so leaving it alone cannot erase it.
+            for name in PRESERVED_COMPOSITES.get(self.obj.singular, ()):
+                if name not in record and _has_value(existing.get(name)):
+                    record[name] = existing[name]
+        return record
+
+    def _report_dry_run(self, records: list[Pending], report: WriteReport) -> None:
+        """Dry run: count and list what would be created or updated; nothing is written."""
+        for item, _record, existing in records:
+            outcome = "updated" if existing else "created"
+            report.counts[outcome] += 1
+            report.planned.setdefault(outcome, []).append(item.key)
+            if existing:
+                report.twenty_ids[item.key] = str(existing["id"])
+
+    async def _store_shadows(self, written: list[Pending], report: WriteReport) -> None:
+        """Count what Twenty stored and remember it (hash, id, values sent) so the next run can skip it."""
         rows = []
         for item, record, existing in written:
             twenty_id = report.twenty_ids.get(item.key)
@@ -223,13 +273,8 @@ class ObjectWriter:
                 )
             )
         await put_shadows(self.store, self.company_id, self.obj.singular, rows, run_id=self.run_id)
-        return report
 
-    async def _upsert_isolating(
-        self,
-        records: list[tuple[Item, dict[str, Any], dict[str, Any] | None]],
-        report: WriteReport,
-    ) -> list[tuple[Item, dict[str, Any], dict[str, Any] | None]]:
+    async def _upsert_isolating(self, records: list[Pending], report: WriteReport) -> list[Pending]:
         """Upsert; if Twenty refuses the batch, split it until the bad records stand alone."""
         if not records:
             return []
@@ -252,9 +297,7 @@ class ObjectWriter:
                 report.twenty_ids[str(key)] = str(row["id"])
         return records
 
-    async def _learn_missing_ids(
-        self, written: list[tuple[Item, dict[str, Any], dict[str, Any] | None]], report: WriteReport
-    ) -> None:
+    async def _learn_missing_ids(self, written: list[Pending], report: WriteReport) -> None:
         """A short answer is not a failure (1.x lists only 60 records); ask for the rest by key."""
         missing = [item.key for item, _, _ in written if item.key not in report.twenty_ids]
         if not missing:

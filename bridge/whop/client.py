@@ -20,6 +20,7 @@ import math
 import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
 from types import TracebackType
@@ -49,6 +50,15 @@ MAX_RETRY_AFTER = 300.0
 DEFAULT_PAGE_SIZE = 100
 
 M = TypeVar("M", bound=BaseModel)
+
+
+@dataclass(frozen=True)
+class _Failure:
+    """One attempt that failed in a way a retry may fix."""
+
+    problem: str  # for the log and the final error; never holds the token
+    status: int | None = None  # None: no answer at all (timeout, network error)
+    retry_after: float | None = None  # what the server asked for, in seconds
 
 
 class NotFound(SkippableError):
@@ -211,65 +221,77 @@ class WhopClient:
         while True:
             await self.limiter.acquire()
             token = await self._tokens.token()
-            headers = {
-                "Authorization": f"Bearer {token}",
-                "Api-Version-Date": WHOP_API_VERSION_DATE,
-                "User-Agent": USER_AGENT,
-                "Accept": "application/json",
-            }
-            self.stats["requests"] += 1
-            status: int | None = None
-            retry_after: float | None = None
-            try:
-                with metrics.API_SECONDS.labels("whop").time():
-                    response = await self._http.request(
-                        method, url, params=query, headers=headers, timeout=self._timeout
-                    )
-                metrics.API_CALLS.labels("whop", method.lower()).inc()
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                problem = _scrub(f"{type(exc).__name__}: {exc}", token)
+            answer = await self._send(method, url, query, token)
+            if isinstance(answer, _Failure):
+                failure = answer
+            elif 200 <= answer.status_code < 300:
+                return _decode(answer, what)
+            elif answer.status_code == 401 and not refreshed:
+                # One refresh per call: an OAuth provider swaps the token; a static key raises
+                # AuthError itself.
+                refreshed = True
+                await self._tokens.invalidate(token)
+                continue
             else:
-                status = response.status_code
-                if 200 <= status < 300:
-                    return _decode(response, what)
-                message = _scrub(_whop_message(response), token)
-                if status == 401:
-                    if not refreshed:
-                        # One refresh per call: an OAuth provider swaps the token; a static
-                        # key raises AuthError itself.
-                        refreshed = True
-                        await self._tokens.invalidate(token)
-                        continue
-                    raise AuthError(f"Whop rejected the credentials (401) on {what}: {message}")
-                if status == 403:
-                    raise AuthError(_forbidden_text(what, message))
-                if status == 404:
-                    raise NotFound(f"Whop has no such object (404) on {what}", key=key)
-                if status not in RETRY_STATUSES:
-                    raise FatalError(f"Whop refused {what} ({status}): {message}")
-                problem = f"HTTP {status}: {message}"
-                retry_after = parse_retry_after(response.headers, self._now())
-                if status == 429:
-                    self.stats["rate_limited"] += 1
-                    metrics.API_THROTTLED.labels("whop").inc()
-                    if retry_after is not None and retry_after > MAX_RETRY_AFTER:
-                        raise RateLimited(f"Whop asked to wait {retry_after:.0f} s on {what}", retry_after=retry_after)
-            wait = retry_after if retry_after is not None else self._backoff(attempt)
-            wait = min(wait, MAX_RETRY_AFTER)
-            if status == 429:
-                # Everyone sharing the bucket pauses, even if this call gives up now; this
-                # caller waits in its next acquire().
-                self.limiter.penalize(wait)
-            if attempt >= self._max_retries:
-                text = f"Whop {what} still failing after {attempt} retries: {problem}"
-                if status == 429:
-                    raise RateLimited(text, retry_after=retry_after)
-                raise RetryableError(text)
+                failure = self._refusal(answer, what, key, token)
+            await self._wait_to_retry(failure, attempt, what)
             attempt += 1
-            self.stats["retries"] += 1
-            log.warning("Whop %s: %s; retry %d in %.1f s", what, problem, attempt, wait)
-            if status != 429:
-                await self._sleep(wait)
+
+    async def _send(self, method: str, url: str, query: httpx.QueryParams, token: str) -> httpx.Response | _Failure:
+        """One HTTP call; a timeout or network error comes back as a `_Failure` to retry."""
+        headers = {
+            "Authorization": f"Bearer {token}",
+            "Api-Version-Date": WHOP_API_VERSION_DATE,
+            "User-Agent": USER_AGENT,
+            "Accept": "application/json",
+        }
+        self.stats["requests"] += 1
+        try:
+            with metrics.API_SECONDS.labels("whop").time():
+                response = await self._http.request(method, url, params=query, headers=headers, timeout=self._timeout)
+            metrics.API_CALLS.labels("whop", method.lower()).inc()
+        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
+            return _Failure(_scrub(f"{type(exc).__name__}: {exc}", token))
+        return response
+
+    def _refusal(self, response: httpx.Response, what: str, key: str | None, token: str) -> _Failure:
+        """Raise for a non-2xx answer a retry cannot fix; describe one it may (408/429/5xx)."""
+        status = response.status_code
+        message = _scrub(_whop_message(response), token)
+        if status == 401:
+            raise AuthError(f"Whop rejected the credentials (401) on {what}: {message}")
+        if status == 403:
+            raise AuthError(_forbidden_text(what, message))
+        if status == 404:
+            raise NotFound(f"Whop has no such object (404) on {what}", key=key)
+        if status not in RETRY_STATUSES:
+            raise FatalError(f"Whop refused {what} ({status}): {message}")
+        retry_after = parse_retry_after(response.headers, self._now())
+        if status == 429:
+            self.stats["rate_limited"] += 1
+            metrics.API_THROTTLED.labels("whop").inc()
+            if retry_after is not None and retry_after > MAX_RETRY_AFTER:
+                raise RateLimited(f"Whop asked to wait {retry_after:.0f} s on {what}", retry_after=retry_after)
+        return _Failure(f"HTTP {status}: {message}", status=status, retry_after=retry_after)
+
+    async def _wait_to_retry(self, failure: _Failure, attempt: int, what: str) -> None:
+        """Back off before retry `attempt + 1`, or raise once the retries are spent."""
+        wait = failure.retry_after if failure.retry_after is not None else self._backoff(attempt)
+        wait = min(wait, MAX_RETRY_AFTER)
+        throttled = failure.status == 429
+        if throttled:
+            # Everyone sharing the bucket pauses, even if this call gives up now; this caller
+            # waits in its next acquire().
+            self.limiter.penalize(wait)
+        if attempt >= self._max_retries:
+            text = f"Whop {what} still failing after {attempt} retries: {failure.problem}"
+            if throttled:
+                raise RateLimited(text, retry_after=failure.retry_after)
+            raise RetryableError(text)
+        self.stats["retries"] += 1
+        log.warning("Whop %s: %s; retry %d in %.1f s", what, failure.problem, attempt + 1, wait)
+        if not throttled:
+            await self._sleep(wait)
 
     async def _get_object(self, path: str, model: type[M], key: str) -> M:
         body = await self.request("GET", path, key=key)
