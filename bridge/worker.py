@@ -30,7 +30,16 @@ from bridge.store import connections, inbox, leases
 from bridge.store.inbox import InboxEvent
 from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
 from bridge.sync import mapping
-from bridge.sync.engine import SyncEngine, SyncOptions, payment_time, person_item, product_item
+from bridge.sync.records import (
+    PAYMENT_SHADOW,
+    MembershipItems,
+    fetch_members,
+    fold_payments,
+    held_payments,
+    payment_time,
+    person_item,
+    product_item,
+)
 from bridge.sync.writer import ObjectWriter, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, TASK, TASK_TARGET, WHOP_PRODUCT, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient
@@ -191,18 +200,12 @@ class Applier:
         self.hints: dict[tuple[str, str], Any] = {}
         self.whop = whop
         self.company_id = company_id
-        self.engine = SyncEngine(
-            store=worker.store,
-            whop=whop,
-            twenty=worker.twenty,
-            company_id=company_id,
-            options=SyncOptions(
-                kind="reconcile",
-                batch_size=worker.settings.twenty_batch_size,
-                stage_policy=worker.settings.stage_policy,
-                trigger="schedule",
-            ),
-            connection_id=connection_id,
+        self.connection_id = connection_id
+        self.membership_items = MembershipItems(
+            worker.store,
+            company_id,
+            stage_policy=worker.settings.stage_policy,
+            fetch_people=self._fetch_missing_people,
         )
 
     def _writer(self, obj: Any) -> ObjectWriter:
@@ -339,31 +342,35 @@ class Applier:
 
     async def _memberships(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         memberships = await self._fetch(self.whop.get_membership, ids, outcome, "membership")
-        items = await self.engine.membership_items(memberships)
+        items = await self.membership_items(memberships)
         report = await self._writer(OPPORTUNITY).write(items)
         self._settle(report, ids, {}, outcome)
+
+    async def _fetch_missing_people(self, memberships: list[Membership]) -> None:
+        """A membership whose Person the bridge has not written yet: read its member and write it."""
+        members, problems = await fetch_members(self.whop.get_member, memberships)
+        for problem in problems:
+            log.warning("cannot link membership to its person: %s", problem.reason)
+        if members:
+            report = await self._writer(PERSON).write([person_item(m) for m in members])
+            for outcome, n in report.counts.items():
+                metrics.RECORDS.labels("person", outcome).inc(n)
 
     async def _payments(self, ids: dict[str, list[str]], outcome: Outcome) -> dict[str, list[str]]:
         """Fold each payment into its membership's last-payment fields; a failed one gets a Task."""
         payments: list[Payment] = await self._fetch(self.whop.get_payment, ids, outcome, "payment")
         by_membership: dict[str, list[str]] = {}
-        known = await get_shadows(
-            self.worker.store, self.company_id, "payment", [p.membership_id for p in payments if p.membership_id]
-        )
-        rows = []
         for p in payments:
             event_ids = ids.get(p.id, [])
             if not p.membership_id:
                 for event_id in event_ids:
                     outcome.ignored[event_id] = f"payment {p.id} belongs to no membership"
                 continue
-            at = payment_time(p)
-            shadow = known.get(p.membership_id)
-            if not (shadow and shadow.whop_updated_at and at and shadow.whop_updated_at > at):
-                fields = {**mapping.payment_fields(p), "_paymentId": p.id}
-                rows.append(ShadowWrite(p.membership_id, mapping.record_hash(fields), None, at, fields))
             by_membership.setdefault(p.membership_id, []).extend(event_ids)
-        await put_shadows(self.worker.store, self.company_id, "payment", rows)
+        held = await held_payments(self.worker.store, self.company_id, list(by_membership))
+        changed = fold_payments(payments, held)
+        rows = [last.shadow_row() for last in changed.values()]
+        await put_shadows(self.worker.store, self.company_id, PAYMENT_SHADOW, rows)
         for p in payments:
             if p.membership_id and mapping.payment_is_failure(p):
                 try:
@@ -378,7 +385,7 @@ class Applier:
             return
         assert p.membership_id is not None
         membership = await self.whop.get_membership(p.membership_id)
-        items = await self.engine.membership_items([membership])
+        items = await self.membership_items([membership])
         opp_report = await self._writer(OPPORTUNITY).write(items)
         people = await get_shadows(
             self.worker.store, self.company_id, "person", [membership.user_id or membership.member_id or ""]

@@ -18,7 +18,6 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,14 +28,23 @@ from bridge import metrics
 from bridge.errors import AuthError, BridgeError, SkippableError
 from bridge.logs import bound
 from bridge.store import runs as run_store
-from bridge.store.shadows import ShadowWrite, get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
-from bridge.sync import mapping
+from bridge.store.shadows import mark_gone, mark_seen, put_shadows, unseen_since
+from bridge.sync.records import (
+    PAYMENT_SHADOW,
+    LastPayment,
+    MembershipItems,
+    fetch_members,
+    fold_payments,
+    held_payments,
+    person_item,
+    product_item,
+)
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PRODUCT, TwentyDataClient, WriteRules
 from bridge.twenty.metadata import LiveObject, MetadataClient
 from bridge.twenty.provision import merge_option_values
 from bridge.whop.client import WhopClient
-from bridge.whop.models import Member, Membership, Page, Payment, Product
+from bridge.whop.models import Member, Membership, Page, Product
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +160,7 @@ class SyncEngine:
         self.run_id = 0
         self._checkpoint: dict[str, Any] = {"done": [], "cursors": {}}
         self._checkpoint_lock = asyncio.Lock()
-        self._payments: dict[str, tuple[datetime | None, dict[str, Any]]] = {}
+        self._payments: dict[str, LastPayment] = {}  # this run's last payment per membership
 
     # Run lifecycle --------------------------------------------------------------------------
 
@@ -323,27 +331,14 @@ class SyncEngine:
             await self._save_cursor(phase, cursors[-1])
 
     async def _phase_payments(self) -> None:
-        """Keep the newest payment per membership (shadow object "payment", keyed by membership)."""
+        """Keep the last payment per membership (shadow object "payment", keyed by membership)."""
         async for page in self._pages("payments", self.whop.list_payments):
-            newest: dict[str, Payment] = {}
-            for p in page.data:
-                if p.membership_id and _newer(p, newest.get(p.membership_id)):
-                    newest[p.membership_id] = p
-            known = await get_shadows(self.store, self.company_id, "payment", list(newest))
-            rows = []
-            for membership_id, p in newest.items():
-                at = payment_time(p)
-                shadow = known.get(membership_id)
-                memo = self._payments.get(membership_id)
-                if (shadow and shadow.whop_updated_at and at and shadow.whop_updated_at >= at) or (
-                    memo and memo[0] and at and memo[0] >= at
-                ):
-                    continue
-                fields = {**mapping.payment_fields(p), "_paymentId": p.id}
-                self._payments[membership_id] = (at, fields)
-                rows.append(ShadowWrite(membership_id, mapping.record_hash(fields), None, at, fields))
+            held = await held_payments(self.store, self.company_id, [p.membership_id for p in page.data])
+            changed = fold_payments(page.data, held, self._payments)
+            self._payments.update(changed)
             if not self.options.dry_run:
-                await put_shadows(self.store, self.company_id, "payment", rows)
+                rows = [last.shadow_row() for last in changed.values()]
+                await put_shadows(self.store, self.company_id, PAYMENT_SHADOW, rows)
             self.counts.setdefault("payment", Counter())["seen"] += len(page.data)
             await self._save_cursor("payments", page.end_cursor)
 
@@ -382,46 +377,19 @@ class SyncEngine:
 
     async def membership_items(self, memberships: list[Membership]) -> list[Item]:
         """Opportunity items for memberships, linked to Person and WhopProduct by their Twenty ids."""
-        person_keys = {ms.id: membership_person_key(ms) for ms in memberships}
-        people = await get_shadows(self.store, self.company_id, "person", [k for k in person_keys.values() if k])
-        missing = [ms for ms in memberships if person_keys[ms.id] and person_keys[ms.id] not in people]
-        if missing and not self.options.dry_run:
-            await self._fetch_missing_people(missing)
-            people = await get_shadows(self.store, self.company_id, "person", [k for k in person_keys.values() if k])
-        products = await get_shadows(
-            self.store, self.company_id, "whopProduct", [ms.product_id for ms in memberships if ms.product_id]
+        build = MembershipItems(
+            self.store,
+            self.company_id,
+            stage_policy=self.options.stage_policy,
+            payments=self._payments,
+            fetch_people=None if self.options.dry_run else self._fetch_missing_people,
         )
-        payment_shadows = await get_shadows(self.store, self.company_id, "payment", [ms.id for ms in memberships])
-        items = []
-        for ms in memberships:
-            person = people.get(person_keys[ms.id] or "")
-            product = products.get(ms.product_id or "")
-            payment = self._payments.get(ms.id, (None, None))[1]
-            if payment is None and ms.id in payment_shadows:
-                payment = payment_shadows[ms.id].written
-            items.append(
-                opportunity_item(
-                    ms,
-                    person_name=_label(person.written) if person else None,
-                    product_title=_label(product.written) if product else None,
-                    person_id=person.twenty_id if person else None,
-                    product_id=product.twenty_id if product else None,
-                    payment=payment,
-                    stage_policy=self.options.stage_policy,
-                )
-            )
-        return items
+        return await build(memberships)
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:
         """A membership whose member was not listed (left, or listed after this page): fetch it."""
-        members: list[Member] = []
-        for ms in memberships:
-            if not ms.member_id:
-                continue
-            try:
-                members.append(await self.whop.get_member(ms.member_id))
-            except SkippableError as exc:
-                self.problems.append(Problem("person", ms.member_id, f"member not found at Whop: {exc}"))
+        members, problems = await fetch_members(self.whop.get_member, memberships)
+        self.problems.extend(problems)
         if members:
             people = self._writer(PERSON, lambda r: self.guard.ensure("person", r))
             self._record("person", await people.write([person_item(m) for m in members]))
@@ -430,81 +398,9 @@ class SyncEngine:
 # Items ------------------------------------------------------------------------------------------
 
 
-def product_item(p: Product) -> Item:
-    record = mapping.product_record(p)
-    return Item(p.id, record, lambda _c, _l: dict(record), p.updated_at, label=p.title)
-
-
-def person_item(m: Member) -> Item:
-    basis = mapping.person_record(m, current=None, last_written=None)
-    email = (basis.get("emails") or {}).get("primaryEmail")
-    return Item(
-        mapping.person_key(m),
-        basis,
-        lambda current, last: mapping.person_record(m, current=current, last_written=_strip(last)),
-        m.updated_at,
-        email=email,
-        label=mapping.member_display_name(m),
-    )
-
-
-def opportunity_item(
-    ms: Membership,
-    *,
-    person_name: str | None,
-    product_title: str | None,
-    person_id: str | None,
-    product_id: str | None,
-    payment: dict[str, Any] | None,
-    stage_policy: str,
-) -> Item:
-    pay = {k: v for k, v in (payment or {}).items() if not k.startswith("_")}
-
-    def build(current: dict[str, Any] | None, last: dict[str, Any] | None) -> dict[str, Any]:
-        record = mapping.opportunity_record(
-            ms,
-            person_name=person_name,
-            product_title=product_title,
-            person_id=person_id,
-            product_id=product_id,
-            current=current,
-            last_written=_strip(last),
-            stage_policy=stage_policy,
-        )
-        return {**record, **pay}
-
-    return Item(ms.id, build(None, None), build, ms.updated_at)
-
-
 def _deleted_item(key: str) -> Item:
     record = {"whopMembershipId": key, "whopMembershipStatus": "DELETED"}
     return Item(key, record, lambda _c, _l: dict(record))
-
-
-def membership_person_key(ms: Membership) -> str | None:
-    """The Person key of a membership: its user, or its member for a buyer with no user."""
-    return ms.user_id or ms.member_id
-
-
-def payment_time(p: Payment) -> datetime | None:
-    return p.paid_at or p.last_payment_attempt_at or p.updated_at or p.created_at
-
-
-def _newer(p: Payment, than: Payment | None) -> bool:
-    if than is None:
-        return True
-    a, b = payment_time(p), payment_time(than)
-    return a is not None and (b is None or a > b)
-
-
-def _label(written: Any) -> str | None:
-    return written.get("_label") if isinstance(written, dict) else None
-
-
-def _strip(written: dict[str, Any] | None) -> dict[str, Any] | None:
-    if written is None:
-        return None
-    return {k: v for k, v in written.items() if not k.startswith("_")}
 
 
 async def prefetch(source: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:

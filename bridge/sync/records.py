@@ -1,0 +1,254 @@
+"""Whop models → writer `Item`s, and the payment fold: the records both paths send to Twenty.
+
+The sync engine (full sync, reconciliation) and the webhook worker build what they write here,
+so the same Whop state becomes the same Twenty record whichever path carries it. The field
+values themselves come from the pure `bridge.sync.mapping`.
+
+A membership's "last payment" is not a Twenty object: it is kept in the shadow object
+"payment" keyed by membership id and folded into its Opportunity's last-payment fields.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.errors import SkippableError
+from bridge.store.shadows import Shadow, ShadowWrite, get_shadows
+from bridge.sync import mapping
+from bridge.sync.writer import Item, Problem
+from bridge.whop.models import Member, Membership, Payment, Product
+
+PAYMENT_SHADOW = "payment"
+
+# Payments -----------------------------------------------------------------------------------
+
+
+def payment_time(p: Payment) -> datetime | None:
+    """When a payment happened, for ordering: paid, else last attempted, else updated or created."""
+    return p.paid_at or p.last_payment_attempt_at or p.updated_at or p.created_at
+
+
+@dataclass(frozen=True)
+class LastPayment:
+    """The payment that counts as a membership's last one, as its "payment" shadow holds it."""
+
+    membership_id: str
+    payment_id: str
+    at: datetime | None
+    fields: dict[str, Any]  # the Opportunity's last-payment fields, plus "_paymentId"
+
+    @classmethod
+    def of(cls, p: Payment, membership_id: str) -> LastPayment:
+        fields = {**mapping.payment_fields(p), "_paymentId": p.id}
+        return cls(membership_id, p.id, payment_time(p), fields)
+
+    @classmethod
+    def from_shadow(cls, shadow: Shadow) -> LastPayment:
+        written = shadow.written if isinstance(shadow.written, dict) else {}
+        return cls(shadow.whop_id, str(written.get("_paymentId") or ""), shadow.whop_updated_at, written)
+
+    def order(self) -> tuple[Any, ...]:
+        # A payment with a time sorts after any without one (a payment that cannot be placed in
+        # time never displaces one that can); then by time; on an equal time by payment id. The
+        # id only breaks ties: it is arbitrary (Whop ids are not chronological) but the same
+        # whatever order the payments arrive in, so the sync's pages and the worker's events
+        # pick the same payment.
+        if self.at is None:
+            return (0, self.payment_id)
+        return (1, self.at, self.payment_id)
+
+    def shadow_row(self) -> ShadowWrite:
+        return ShadowWrite(self.membership_id, mapping.record_hash(self.fields), None, self.at, self.fields)
+
+
+def replaces(new: LastPayment, current: LastPayment | None) -> bool:
+    """The one ordering rule: `new` becomes the last payment when its order is not lower.
+
+    An equal order means the same payment at the same time: the newer read of it replaces the
+    older (a refund changes a payment's status without moving its `paid_at`).
+    """
+    return current is None or new.order() >= current.order()
+
+
+def later(a: LastPayment | None, b: LastPayment | None) -> LastPayment | None:
+    """Of two holdings of a membership's last payment, the one the rule keeps."""
+    if a is None or (b is not None and replaces(b, a)):
+        return b
+    return a
+
+
+def fold_payments(payments: Iterable[Payment], *held: Mapping[str, LastPayment]) -> dict[str, LastPayment]:
+    """The payments that become their membership's last payment, by membership id.
+
+    `held` are what the bridge already has per membership (the "payment" shadows, a run's
+    memo); a payment must replace every one of them. Payments of no membership, and a payment
+    read again exactly as held, are left out.
+    """
+    best: dict[str, LastPayment] = {}
+    for source in held:
+        for membership_id, last in source.items():
+            if replaces(last, best.get(membership_id)):
+                best[membership_id] = last
+    changed: dict[str, LastPayment] = {}
+    for p in payments:
+        if not p.membership_id:
+            continue
+        last, current = LastPayment.of(p, p.membership_id), best.get(p.membership_id)
+        if last != current and replaces(last, current):
+            best[p.membership_id] = changed[p.membership_id] = last
+    return changed
+
+
+async def held_payments(
+    store: AsyncEngine, company_id: str, membership_ids: Iterable[str | None]
+) -> dict[str, LastPayment]:
+    """The last payments the "payment" shadows hold for these memberships (`None`s are skipped)."""
+    shadows = await get_shadows(store, company_id, PAYMENT_SHADOW, [i for i in membership_ids if i])
+    return {key: LastPayment.from_shadow(shadow) for key, shadow in shadows.items()}
+
+
+# Items --------------------------------------------------------------------------------------
+
+
+def product_item(p: Product) -> Item:
+    record = mapping.product_record(p)
+    return Item(p.id, record, lambda _c, _l: dict(record), p.updated_at, label=p.title)
+
+
+def person_item(m: Member) -> Item:
+    basis = mapping.person_record(m, current=None, last_written=None)
+    email = (basis.get("emails") or {}).get("primaryEmail")
+    return Item(
+        mapping.person_key(m),
+        basis,
+        lambda current, last: mapping.person_record(m, current=current, last_written=_strip(last)),
+        m.updated_at,
+        email=email,
+        label=mapping.member_display_name(m),
+    )
+
+
+def opportunity_item(
+    ms: Membership,
+    *,
+    person_name: str | None,
+    product_title: str | None,
+    person_id: str | None,
+    product_id: str | None,
+    payment: dict[str, Any] | None,
+    stage_policy: str,
+) -> Item:
+    pay = {k: v for k, v in (payment or {}).items() if not k.startswith("_")}
+
+    def build(current: dict[str, Any] | None, last: dict[str, Any] | None) -> dict[str, Any]:
+        record = mapping.opportunity_record(
+            ms,
+            person_name=person_name,
+            product_title=product_title,
+            person_id=person_id,
+            product_id=product_id,
+            current=current,
+            last_written=_strip(last),
+            stage_policy=stage_policy,
+        )
+        return {**record, **pay}
+
+    return Item(ms.id, build(None, None), build, ms.updated_at)
+
+
+def membership_person_key(ms: Membership) -> str | None:
+    """The Person key of a membership: its user, or its member for a buyer with no user."""
+    return ms.user_id or ms.member_id
+
+
+FetchPeople = Callable[[list[Membership]], Awaitable[None]]
+
+
+class MembershipItems:
+    """Opportunity items for memberships, linked to Person and WhopProduct by their Twenty ids.
+
+    The ids come from the shadows the writer stored for people and products. `fetch_people`,
+    when given, is called with the memberships whose Person is not known yet (its member left,
+    or is listed later) and is expected to write them; the shadows are then read again.
+    `payments` is a run's memo of last payments (a dry run stores no shadows), weighed against
+    the "payment" shadows by the same rule as `fold_payments`.
+    """
+
+    def __init__(
+        self,
+        store: AsyncEngine,
+        company_id: str,
+        *,
+        stage_policy: str,
+        payments: Mapping[str, LastPayment] | None = None,
+        fetch_people: FetchPeople | None = None,
+    ) -> None:
+        self.store = store
+        self.company_id = company_id
+        self.stage_policy = stage_policy
+        self.payments: Mapping[str, LastPayment] = payments if payments is not None else {}
+        self.fetch_people = fetch_people
+
+    async def __call__(self, memberships: list[Membership]) -> list[Item]:
+        people = await self._people(memberships)
+        products = await get_shadows(
+            self.store, self.company_id, "whopProduct", [ms.product_id for ms in memberships if ms.product_id]
+        )
+        held = await held_payments(self.store, self.company_id, [ms.id for ms in memberships])
+        items = []
+        for ms in memberships:
+            person = people.get(membership_person_key(ms) or "")
+            product = products.get(ms.product_id or "")
+            last = later(self.payments.get(ms.id), held.get(ms.id))
+            items.append(
+                opportunity_item(
+                    ms,
+                    person_name=_label(person.written) if person else None,
+                    product_title=_label(product.written) if product else None,
+                    person_id=person.twenty_id if person else None,
+                    product_id=product.twenty_id if product else None,
+                    payment=last.fields if last else None,
+                    stage_policy=self.stage_policy,
+                )
+            )
+        return items
+
+    async def _people(self, memberships: list[Membership]) -> dict[str, Shadow]:
+        keys = [k for k in (membership_person_key(ms) for ms in memberships) if k]
+        people = await get_shadows(self.store, self.company_id, "person", keys)
+        missing = [ms for ms in memberships if (key := membership_person_key(ms)) and key not in people]
+        if missing and self.fetch_people is not None:
+            await self.fetch_people(missing)
+            people = await get_shadows(self.store, self.company_id, "person", keys)
+        return people
+
+
+async def fetch_members(
+    get_member: Callable[[str], Awaitable[Member]], memberships: list[Membership]
+) -> tuple[list[Member], list[Problem]]:
+    """The members of memberships whose Person is missing, read from Whop; those not found are problems."""
+    members: list[Member] = []
+    problems: list[Problem] = []
+    for ms in memberships:
+        if not ms.member_id:
+            continue
+        try:
+            members.append(await get_member(ms.member_id))
+        except SkippableError as exc:
+            problems.append(Problem("person", ms.member_id, f"member not found at Whop: {exc}"))
+    return members, problems
+
+
+def _label(written: Any) -> str | None:
+    return written.get("_label") if isinstance(written, dict) else None
+
+
+def _strip(written: dict[str, Any] | None) -> dict[str, Any] | None:
+    if written is None:
+        return None
+    return {k: v for k, v in written.items() if not k.startswith("_")}
