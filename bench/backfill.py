@@ -34,6 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bridge.config import load_settings  # noqa: E402
+from bridge.runtime import Runtime  # noqa: E402
 from bridge.services import provision_workspace, run_sync  # noqa: E402
 
 TWENTY_KEY = "bench-twenty-key"
@@ -92,7 +93,8 @@ async def one_run(
         WHOP_REQUESTS_PER_SECOND=50,
     )
     started, cpu = time.perf_counter(), time.process_time()
-    result = await run_sync(settings, kind=kind)
+    async with await Runtime.open(settings) as runtime:
+        result = await run_sync(runtime, kind=kind)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     records = {
         obj: sum(v for k, v in c.items() if k in ("created", "updated", "unchanged", "skipped", "failed"))
@@ -110,7 +112,8 @@ def minimum_calls(written: dict[str, int], batch: int) -> int:
 
 async def provision(twenty_url: str, db: str) -> None:
     settings = load_settings(TWENTY_URL=twenty_url, TWENTY_API_KEY=TWENTY_KEY, DATABASE_URL=f"sqlite:///{db}")
-    await provision_workspace(settings)
+    async with await Runtime.open(settings) as runtime:
+        await provision_workspace(runtime)
 
 
 def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None) -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
 from typing import Any, TypeVar
 
@@ -19,6 +19,7 @@ from rich.table import Table
 
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
+from bridge.runtime import Runtime
 
 T = TypeVar("T")
 
@@ -31,6 +32,16 @@ EXIT_CONFLICT = 2
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
     return asyncio.run(coro)
+
+
+def run_with_runtime(body: Callable[[Runtime], Awaitable[T]], settings: Settings | None = None) -> T:
+    """Build the process's runtime from the environment, run `body` with it, close it."""
+
+    async def go() -> T:
+        async with await Runtime.open(settings or settings_from_env()) as runtime:
+            return await body(runtime)
+
+    return run(go())
 
 
 def friendly_errors(fn: Callable[..., None]) -> Callable[..., None]:
@@ -81,8 +92,7 @@ def provision(dry_run: bool) -> None:
     """Create the Whop data model in Twenty (idempotent; never deletes or retypes)."""
     from bridge.services import provision_workspace
 
-    settings = settings_from_env()
-    result = run(provision_workspace(settings, dry_run=dry_run))
+    result = run_with_runtime(lambda runtime: provision_workspace(runtime, dry_run=dry_run))
     print_plan(result.plan, dry_run=dry_run)
     conflicts = result.plan.conflicts
     if dry_run:
@@ -108,12 +118,13 @@ def sync(full: bool, deep: bool, dry_run: bool) -> None:
     """Sync Whop into Twenty now: a reconciliation by default (resumes a stopped run)."""
     from bridge.services import run_sync
 
-    settings = settings_from_env()
     if full and deep:
         raise click.UsageError("--full and --deep are alternatives")
     kind = "full" if full else "deep" if deep else "reconcile"
     with SyncProgress() as progress:
-        result = run(run_sync(settings, kind=kind, dry_run=dry_run, progress=progress.update))
+        result = run_with_runtime(
+            lambda runtime: run_sync(runtime, kind=kind, dry_run=dry_run, progress=progress.update)
+        )
     if result.resumed_from:
         console.print(f"resumed run {result.run_id} from its checkpoint")
     print_sync_summary(result, dry_run=dry_run)
@@ -124,16 +135,26 @@ def sync(full: bool, deep: bool, dry_run: bool) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8000, show_default=True, type=int, help="Port to listen on.")
+@click.option(
+    "--role",
+    type=click.Choice(["all", "web", "worker"]),
+    default="all",
+    show_default=True,
+    help="web: admin page and webhook intake; worker: apply the inbox and run the schedule; all: both.",
+)
 @friendly_errors
-def serve(host: str, port: int) -> None:
-    """Run the admin web app (Connect Whop, progress, webhooks) with uvicorn."""
+def serve(host: str, port: int, role: str) -> None:
+    """Run the bridge with uvicorn: the admin web app and webhooks, the inbox worker, the scheduler.
+
+    Several `web` and `worker` processes may share one PostgreSQL (or one SQLite file on one
+    machine); a `worker` serves only /healthz, /readyz and /metrics on its port."""
     import logging
     from urllib.parse import urlsplit
 
     import uvicorn
 
     from bridge.logs import configure_logging
-    from bridge.web.app import AccessLogScrubber, create_app
+    from bridge.web.app import AccessLogScrubber, create_app, create_worker_app
 
     settings = settings_from_env()
     secrets = [
@@ -151,8 +172,13 @@ def serve(host: str, port: int) -> None:
     configure_logging(settings.log_level, secrets=secrets)
     # uvicorn's access log prints query strings; the OAuth callback's carries a code and a state.
     logging.getLogger("uvicorn.access").addFilter(AccessLogScrubber())
-    app = create_app(settings)
-    console.print(f"admin page: {settings.bridge_public_url}/ (listening on {host}:{port})")
+    runtime = Runtime(settings)
+    if role == "worker":
+        app = create_worker_app(runtime)
+        console.print(f"worker: applying the webhook inbox and running the schedule (health on {host}:{port})")
+    else:
+        app = create_app(runtime, run_workers=role == "all")
+        console.print(f"admin page: {settings.bridge_public_url}/ (listening on {host}:{port}, role {role})")
     public = urlsplit(settings.bridge_public_url)
     if public.hostname in ("127.0.0.1", "localhost") and (public.port or 80) != port:
         # Whop sends the admin back to BRIDGE_PUBLIC_URL; a mismatch is the classic local-setup slip.
@@ -271,17 +297,13 @@ def webhooks() -> None:
 @friendly_errors
 def webhooks_list(failed: bool, limit: int) -> None:
     """Show the newest deliveries with their status and last error."""
-    from bridge.services import open_store
     from bridge.store import inbox
 
-    async def go() -> tuple[list[Any], dict[str, int]]:
-        engine = await open_store(settings_from_env())
-        try:
-            return await inbox.list_events(engine, failed_only=failed, limit=limit), await inbox.counts(engine)
-        finally:
-            await engine.dispose()
+    async def go(runtime: Runtime) -> tuple[list[Any], dict[str, int]]:
+        engine = runtime.store
+        return await inbox.list_events(engine, failed_only=failed, limit=limit), await inbox.counts(engine)
 
-    events, counts = run(go())
+    events, counts = run_with_runtime(go)
     table = Table(title="Webhook inbox: " + ", ".join(f"{k} {v}" for k, v in counts.items() if v))
     for col in ("webhook id", "type", "company", "status", "attempts", "received", "last error"):
         table.add_column(col, overflow="fold")
@@ -304,43 +326,35 @@ def webhooks_list(failed: bool, limit: int) -> None:
 @friendly_errors
 def webhooks_replay(ids: tuple[str, ...], failed: bool) -> None:
     """Queue deliveries again (by id, or all failed ones); `serve` applies them."""
-    from bridge.services import open_store
     from bridge.store import inbox
 
     if not ids and not failed:
         raise click.UsageError("name webhook ids or pass --failed")
 
-    async def go() -> int:
-        engine = await open_store(settings_from_env())
-        try:
-            return await inbox.replay(engine, list(ids) or None, failed_only=failed)
-        finally:
-            await engine.dispose()
+    async def go(runtime: Runtime) -> int:
+        return await inbox.replay(runtime.store, list(ids) or None, failed_only=failed)
 
-    console.print(f"queued {run(go())} delivery(ies) again")
+    console.print(f"queued {run_with_runtime(go)} delivery(ies) again")
 
 
 @main.command()
 @friendly_errors
 def status() -> None:
     """Connections, the last provisioning, recent sync runs and the webhook inbox."""
-    from bridge.services import last_provisioning, open_store
+    from bridge.services import last_provisioning
     from bridge.store import connections, inbox
     from bridge.store import runs as run_store
 
-    async def go() -> tuple[Any, Any, Any, Any]:
-        engine = await open_store(settings_from_env())
-        try:
-            return (
-                await connections.list_connections(engine),
-                await last_provisioning(engine),
-                await run_store.recent_runs(engine, limit=10),
-                await inbox.counts(engine),
-            )
-        finally:
-            await engine.dispose()
+    async def go(runtime: Runtime) -> tuple[Any, Any, Any, Any]:
+        engine = runtime.store
+        return (
+            await connections.list_connections(engine),
+            await last_provisioning(engine),
+            await run_store.recent_runs(engine, limit=10),
+            await inbox.counts(engine),
+        )
 
-    conns, prov, runs, counts = run(go())
+    conns, prov, runs, counts = run_with_runtime(go)
     if not conns:
         console.print("Whop: not connected (open the admin page and click Connect Whop, or set WHOP_API_KEY)")
     for c in conns:

@@ -15,7 +15,7 @@ looks the field up, so the answer ("forbidden" or "not found") tells whether the
 the data model, and nothing can be changed by it. Secrets are never printed: every line is
 scrubbed of every configured secret value before it is shown.
 
-HTTP transports are injectable (`services.Transports`) so tests run the same checks against the
+HTTP transports are injectable (`runtime.Transports`) so tests run the same checks against the
 in-process fakes.
 """
 
@@ -42,10 +42,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.config import SECRET_VARIABLES, Settings, load_settings
 from bridge.crypto import TokenBox, UndecryptableToken
 from bridge.errors import AuthError, BridgeError, ConfigError
-from bridge.services import Transports
+from bridge.runtime import Runtime, Transports
 from bridge.store import connections
 from bridge.store.connections import Connection
-from bridge.store.db import create_engine
 from bridge.store.migrate import alembic_config, current_revision, head_revision
 from bridge.twenty.data import TwentyDataClient
 from bridge.twenty.metadata import MetadataClient, MetadataError
@@ -280,7 +279,9 @@ async def run_doctor(
             CONFIGURATION, FAIL, str(exc), f"fix {exc.variable} in the environment (or .env) and run doctor again"
         )
         return report.scrubbed(_environment_secrets())
-    report = await Doctor(settings, transports=transports, now=now, http_timeout=http_timeout).run()
+    # The process's runtime, not opened: the doctor reads and never migrates the database.
+    runtime = Runtime(settings, transports=transports)
+    report = await Doctor(runtime, now=now, http_timeout=http_timeout).run()
     return report.scrubbed([*_environment_secrets(), *secret_values(settings)])
 
 
@@ -301,14 +302,14 @@ class Doctor:
 
     def __init__(
         self,
-        settings: Settings,
+        runtime: Runtime,
         *,
-        transports: Transports | None = None,
         now: Callable[[], datetime] | None = None,
         http_timeout: float = 10.0,
     ) -> None:
-        self.settings = settings
-        self.transports = transports or Transports()
+        self.runtime = runtime
+        settings = self.settings = runtime.settings
+        self.transports = runtime.transports
         self.now = now or (lambda: datetime.now(UTC))
         # Shorter than the sync's timeouts: a doctor that hangs for minutes is no help.
         self.timeout = min(http_timeout, settings.twenty_timeout_seconds)
@@ -386,8 +387,8 @@ class Doctor:
                 "a newer bridge migrated this database: run that version (or restore a backup)",
             )
         # A schema this version knows: the Whop check reads the stored connections from it.
-        self._engine = create_engine(url)
-        self._resources.push_async_callback(self._engine.dispose)
+        self._engine = self.runtime.store
+        self._resources.push_async_callback(self.runtime.close_loop)
         if revision == head:
             return Outcome(OK, f"{shown}: schema at revision {head} (current)")
         return Outcome(

@@ -1,94 +1,264 @@
-"""What `serve` runs besides the web app: the inbox worker and the scheduler.
+"""`Runtime`: what one bridge process shares, built once and handed to everything else.
 
-They run on their own event loop in a background thread, with their own database pool. The
-webhook endpoint's loop then never waits behind the worker's CPU work (parsing, mapping,
-hashing a batch) for longer than the interpreter's switch interval, which keeps
-acknowledgements fast while a burst of events is being applied.
+The CLI, the web app, the inbox worker, the scheduler and `doctor` receive the runtime instead
+of passing settings, engines and transports around. It owns:
+
+- the store: one engine per event loop (a pool's connections belong to the loop that opened
+  them; `serve` runs the worker on a second loop in a thread);
+- the lease helper (`leases`), through which every lease is taken;
+- the Twenty request budget, shared with every other process on the same database, because
+  Twenty limits requests per workspace, not per process;
+- the client factories (Twenty data and metadata, Whop per company), built over the injected
+  transports in tests;
+- the rule that says which Whop companies are active and with which credentials.
+
+Locks and limits are safe across event loops by construction (database rows plus an
+in-process FIFO that wakes each waiter on its own loop), rather than by funnelling all Twenty
+work onto one loop: replicas need the cross-process mechanism anyway, and it then covers a
+second loop in the same process for free.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
+import hashlib
 import threading
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Self
+
+import httpx
+from cryptography.fernet import Fernet, MultiFernet
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.config import Settings
-from bridge.scheduler import Reconciler
-from bridge.services import Transports, twenty_data_client, whop_client_factory
+from bridge.crypto import TokenBox
+from bridge.errors import ConfigError, NeedsReconnect
+from bridge.limiter import Limiter
+from bridge.store import connections
+from bridge.store.budget import SharedBucket
 from bridge.store.db import create_engine
-from bridge.worker import Worker
+from bridge.store.leases import Leases, owner_id
+from bridge.store.migrate import migrate
+from bridge.twenty.data import TwentyDataClient
+from bridge.twenty.metadata import MetadataClient
+from bridge.whop.auth import StaticToken, TokenProvider
+from bridge.whop.client import WhopClient
+from bridge.whop.oauth import WhopOAuth
+from bridge.whop.oauth_tokens import OAuthTokens
 
-log = logging.getLogger(__name__)
+
+@dataclass
+class Transports:
+    """Injected HTTP transports (tests); None means the network."""
+
+    twenty: httpx.AsyncBaseTransport | None = None
+    whop: httpx.AsyncBaseTransport | None = None
 
 
-class Background:
-    """Starts and stops the worker and the scheduler with the app (Starlette lifespan)."""
+@dataclass(frozen=True)
+class Credentials:
+    """How to reach one Whop company: its token provider and connection row."""
 
-    def __init__(self, settings: Settings, transports: Transports | None = None) -> None:
-        """The thread opens its own database pool: an engine belongs to the loop that uses it."""
+    tokens: TokenProvider
+    company_id: str
+    connection_id: int | None
+
+
+class Runtime:
+    def __init__(
+        self, settings: Settings, *, transports: Transports | None = None, store: AsyncEngine | None = None
+    ) -> None:
         self.settings = settings
         self.transports = transports or Transports()
-        self.worker: Worker | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._started = threading.Event()
-        self._stop: asyncio.Event | None = None
+        self.owner = owner_id()  # this process, e.g. as the inbox worker's claim owner
+        self.leases = Leases(lambda: self.store)
+        self._given_store = store
+        self._stores: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
+        self._mutex = threading.Lock()
+        self._budget: Limiter | None = None
+        self._prepared = store is not None  # whoever made the engine has migrated it
+
+    @classmethod
+    async def open(cls, settings: Settings, *, transports: Transports | None = None) -> Runtime:
+        runtime = cls(settings, transports=transports)
+        await runtime.prepare()
+        return runtime
+
+    async def prepare(self) -> None:
+        """Migrate the store once (idempotent, safe with several replicas)."""
+        if not self._prepared:
+            await migrate(self.settings.database_url)
+            self._prepared = True
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    # The store -------------------------------------------------------------------------------
 
     @property
-    def configured(self) -> bool:
-        return self.settings.twenty_url is not None and self.settings.twenty_api_key is not None
+    def store(self) -> AsyncEngine:
+        """The engine of the running event loop (created on first use there)."""
+        loop = asyncio.get_running_loop()
+        with self._mutex:
+            engine = self._stores.get(loop)
+            if engine is None:
+                given = self._given_store
+                engine = given if given is not None and given not in self._stores.values() else None
+                engine = engine or create_engine(self.settings.database_url)
+                self._stores[loop] = engine
+        return engine
 
-    def wake(self) -> None:
-        """Called by the webhook endpoint (on the web loop) after it stored a delivery."""
-        if self._loop is not None and self.worker is not None and not self._loop.is_closed():
-            with contextlib.suppress(RuntimeError):  # the loop is shutting down
-                self._loop.call_soon_threadsafe(self.worker.wake)
+    async def close_loop(self) -> None:
+        """Dispose of the running loop's engine (a thread's loop calls this before it ends)."""
+        with self._mutex:
+            engine = self._stores.pop(asyncio.get_running_loop(), None)
+        if engine is not None and engine is not self._given_store:
+            await engine.dispose()
 
-    async def start(self) -> None:
-        if not self.configured:
-            log.warning("TWENTY_URL/TWENTY_API_KEY not set: webhooks are stored but not applied")
-            return
-        self._thread = threading.Thread(target=self._main, name="bridge-background", daemon=True)
-        self._thread.start()
-        await asyncio.to_thread(self._started.wait, 30)
+    async def aclose(self) -> None:
+        await self.close_loop()
 
-    async def stop(self) -> None:
-        if self._thread is None or self._loop is None or self._stop is None:
-            return
-        with contextlib.suppress(RuntimeError):
-            self._loop.call_soon_threadsafe(self._stop.set)
-        await asyncio.to_thread(self._thread.join, 30)
+    # Twenty ----------------------------------------------------------------------------------
 
-    def _main(self) -> None:
-        try:
-            asyncio.run(self._run())
-        except Exception:  # the thread must not die silently; the web app keeps serving
-            log.exception("background worker thread stopped")
-        finally:
-            self._started.set()
+    def _twenty_config(self) -> tuple[str, str]:
+        self.settings.require("TWENTY_URL", "TWENTY_API_KEY")
+        assert self.settings.twenty_url is not None and self.settings.twenty_api_key is not None
+        return self.settings.twenty_url, self.settings.twenty_api_key.get_secret_value()
 
-    async def _run(self) -> None:
-        self._loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        store = create_engine(self.settings.database_url)
-        twenty = twenty_data_client(self.settings, self.transports)
-        self.worker = Worker(
-            settings=self.settings,
-            store=store,
-            twenty=twenty,
-            whop_for=whop_client_factory(self.settings, store, self.transports),
+    @property
+    def twenty_budget(self) -> Limiter:
+        """Twenty's per-workspace request limit, shared by every process on this database."""
+        if self._budget is None:
+            url, key = self._twenty_config()
+            # Named after the workspace (its URL and key, hashed: the key must not be stored).
+            workspace = hashlib.sha256(f"{url.rstrip('/')}\0{key}".encode()).hexdigest()[:16]
+            self._budget = SharedBucket(
+                lambda: self.store, f"twenty:{workspace}", self.settings.twenty_requests_per_minute
+            )
+        return self._budget
+
+    def twenty(self) -> TwentyDataClient:
+        url, key = self._twenty_config()
+        return TwentyDataClient(
+            url,
+            key,
+            requests_per_minute=self.settings.twenty_requests_per_minute,
+            transport=self.transports.twenty,
+            timeout=self.settings.twenty_timeout_seconds,
+            limiter=self.twenty_budget,
         )
-        reconciler = Reconciler(self.settings, store, transports=self.transports)
-        worker_task = asyncio.create_task(self.worker.run_forever(), name="inbox-worker")
-        reconciler.start()
-        self._started.set()
-        try:
-            await self._stop.wait()
-        finally:
-            reconciler.stop()
-            worker_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await worker_task
-            await twenty.aclose()
-            await store.dispose()
+
+    def metadata(self) -> MetadataClient:
+        url, key = self._twenty_config()
+        return MetadataClient(url, key, transport=self.transports.twenty, timeout=self.settings.twenty_timeout_seconds)
+
+    # Whop ------------------------------------------------------------------------------------
+
+    def box(self) -> TokenBox:
+        # API-key mode stores no tokens, so it must not require BRIDGE_SECRET_KEY.
+        if self.settings.bridge_secret_key is None:
+            return TokenBox(MultiFernet([Fernet(Fernet.generate_key())]))
+        return TokenBox(self.settings.fernet)
+
+    def whop_client(self, tokens: TokenProvider, company_id: str) -> WhopClient:
+        return WhopClient(
+            self.settings.whop_api_url,
+            tokens,
+            company_id,
+            transport=self.transports.whop,
+            requests_per_second=self.settings.whop_requests_per_second,
+        )
+
+    async def companies(self) -> list[str]:
+        """The active-connection rule, written once: the Whop companies the bridge syncs now.
+
+        An OAuth connection counts while it is connected and holds tokens; an API-key connection
+        while WHOP_API_KEY is set; WHOP_COMPANY_ID with WHOP_API_KEY counts before its first
+        sync has recorded it. OAuth connections come first, the most recently connected first.
+        """
+        rows = await connections.list_connections(self.store, status=connections.STATUS_CONNECTED)
+        api_key = self.settings.whop_api_key is not None
+        oauth = sorted((c for c in rows if c.mode == "oauth" and c.has_tokens), key=lambda c: (c.connected_at, c.id))
+        keyed = [c for c in rows if c.mode == "api_key" and api_key]
+        active = [c.company_id for c in reversed(oauth)] + [c.company_id for c in keyed]
+        configured = self.settings.whop_company_id
+        if api_key and configured and configured not in active:
+            active.append(configured)
+        return list(dict.fromkeys(active))
+
+    async def credentials(self, company_id: str | None = None) -> Credentials:
+        """How to reach `company_id` (None: the first active company, or the API key's own)."""
+        if company_id is None:
+            active = await self.companies()
+            if active:
+                company_id = active[0]
+            else:
+                await self._no_company()
+                company_id = await self._api_key_company()
+        row = await connections.get_connection(self.store, company_id)
+        if row is not None and row.mode == "oauth" and row.status == connections.STATUS_CONNECTED and row.has_tokens:
+            tokens = OAuthTokens(
+                self.store,
+                TokenBox(self.settings.fernet),
+                WhopOAuth.from_settings(self.settings, transport=self.transports.whop),
+                company_id,
+                leases=self.leases,
+            )
+            return Credentials(tokens, company_id, row.id)
+        if self.settings.whop_api_key is None:
+            raise ConfigError("WHOP_API_KEY", f"is not set and Whop company {company_id} is not connected")
+        return await self._api_key_credentials(company_id, None)
+
+    async def whop(self, company_id: str) -> WhopClient | None:
+        """A Whop client for an active company, or None (events of other companies are ignored)."""
+        if company_id not in await self.companies():
+            return None
+        found = await self.credentials(company_id)
+        return self.whop_client(found.tokens, found.company_id)
+
+    async def _no_company(self) -> None:
+        """Nothing active: say why, unless the API key can name its own company."""
+        if self.settings.whop_api_key is not None:
+            return
+        stuck = [
+            c
+            for c in await connections.list_connections(self.store, status=connections.STATUS_NEEDS_RECONNECT)
+            if c.mode == "oauth"
+        ]
+        if stuck:
+            company = stuck[-1].company_id
+            raise NeedsReconnect(
+                f"the Whop connection of {company} needs to be reconnected (open the admin page, Reconnect)"
+            )
+        raise ConfigError("WHOP_API_KEY", "is not set and no Whop company is connected (use Connect Whop)")
+
+    async def _api_key_company(self) -> str:
+        assert self.settings.whop_api_key is not None
+        tokens = StaticToken(self.settings.whop_api_key.get_secret_value())
+        async with self.whop_client(tokens, "biz_pending") as probe:
+            account = await probe.get_account_me()
+        company_id = str(account["id"])
+        await self._api_key_credentials(company_id, account.get("title"))
+        return company_id
+
+    async def _api_key_credentials(self, company_id: str, title: str | None) -> Credentials:
+        assert self.settings.whop_api_key is not None
+        connection = await connections.upsert_connection(
+            self.store,
+            self.box(),
+            company_id=company_id,
+            company_title=title,
+            mode="api_key",
+            access_token=None,
+            refresh_token=None,
+            expires_at=None,
+            scopes=None,
+            whop_user_id=None,
+        )
+        return Credentials(StaticToken(self.settings.whop_api_key.get_secret_value()), company_id, connection.id)

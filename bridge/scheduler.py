@@ -16,15 +16,15 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import metrics
-from bridge.config import Settings
 from bridge.errors import BridgeError
-from bridge.services import SyncBusy, Transports, process_owner, run_sync
-from bridge.store import connections, inbox, leases
+from bridge.runtime import Runtime
+from bridge.services import SyncBusy, run_sync
+from bridge.store import inbox
 from bridge.store import runs as run_store
 from bridge.store.db import utcnow
+from bridge.store.leases import LeaseBusy
 
 log = logging.getLogger(__name__)
 
@@ -32,20 +32,11 @@ RunSync = Callable[..., Awaitable[Any]]
 
 
 class Reconciler:
-    def __init__(
-        self,
-        settings: Settings,
-        store: AsyncEngine,
-        *,
-        transports: Transports | None = None,
-        runner: RunSync = run_sync,
-    ) -> None:
-        self.settings = settings
-        self.store = store
-        self.transports = transports or Transports()
+    def __init__(self, runtime: Runtime, *, runner: RunSync = run_sync) -> None:
+        self.runtime = runtime
+        self.settings = runtime.settings
         self.runner = runner
-        self.owner = process_owner()
-        self.interval = timedelta(minutes=settings.reconcile_interval_minutes)
+        self.interval = timedelta(minutes=self.settings.reconcile_interval_minutes)
         self._scheduler: AsyncIOScheduler | None = None
 
     def start(self) -> None:
@@ -69,16 +60,10 @@ class Reconciler:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
 
-    async def companies(self) -> list[str]:
-        connected = [c.company_id for c in await connections.list_connections(self.store, status="connected")]
-        if not connected and self.settings.whop_api_key is not None and self.settings.whop_company_id:
-            connected = [self.settings.whop_company_id]  # headless API-key install, not synced yet
-        return connected
-
     async def tick(self) -> list[str]:
         """One scheduled pass: reconcile each connected company once across all replicas."""
         outcomes = []
-        for company_id in await self.companies():
+        for company_id in await self.runtime.companies():
             try:
                 outcomes.append(await self.reconcile(company_id))
             except BridgeError as exc:  # recorded on the run; the next tick tries again
@@ -87,31 +72,36 @@ class Reconciler:
         return outcomes
 
     async def reconcile(self, company_id: str) -> str:
-        async with leases.lease(self.store, f"reconcile:{company_id}", self.owner, 300, keepalive=True) as held:
-            if not held:
-                return "another replica is running it"
-            recent = [
-                r
-                for r in await run_store.recent_runs(self.store, company_id, limit=20)
-                if r.kind == "reconcile" and r.trigger == "schedule" and r.status != "skipped"
-            ]
-            if recent and recent[0].started_at > utcnow() - self.interval / 2:
-                return "already ran this hour"
-            try:
-                result = await self.runner(
-                    self.settings, kind="reconcile", trigger="schedule", transports=self.transports, engine=self.store
-                )
-            except SyncBusy as exc:
-                run_id = await run_store.start_run(
-                    self.store, company_id=company_id, kind="reconcile", trigger="schedule", dry_run=False
-                )
-                await run_store.finish_run(self.store, run_id, "skipped", {}, [], reason=str(exc))
-                log.info("scheduled reconciliation of %s skipped: %s", company_id, exc)
-                return "skipped"
-            metrics.LAST_RECONCILE.labels(company_id).set(utcnow().timestamp())
-            return str(result.status)
+        try:
+            async with self.runtime.leases.hold(f"reconcile:{company_id}", ttl=300):
+                return await self._reconcile(company_id)
+        except LeaseBusy as exc:
+            if exc.name != f"reconcile:{company_id}":
+                raise
+            return "another replica is running it"
+
+    async def _reconcile(self, company_id: str) -> str:
+        store = self.runtime.store
+        recent = [
+            r
+            for r in await run_store.recent_runs(store, company_id, limit=20)
+            if r.kind == "reconcile" and r.trigger == "schedule" and r.status != "skipped"
+        ]
+        if recent and recent[0].started_at > utcnow() - self.interval / 2:
+            return "already ran this hour"
+        try:
+            result = await self.runner(self.runtime, kind="reconcile", trigger="schedule", company_id=company_id)
+        except SyncBusy as exc:
+            run_id = await run_store.start_run(
+                store, company_id=company_id, kind="reconcile", trigger="schedule", dry_run=False
+            )
+            await run_store.finish_run(store, run_id, "skipped", {}, [], reason=str(exc))
+            log.info("scheduled reconciliation of %s skipped: %s", company_id, exc)
+            return "skipped"
+        metrics.LAST_RECONCILE.labels(company_id).set(utcnow().timestamp())
+        return str(result.status)
 
     async def prune(self) -> int:
-        removed = await inbox.prune(self.store, self.settings.inbox_retention_days)
+        removed = await inbox.prune(self.runtime.store, self.settings.inbox_retention_days)
         log.info("pruned %d webhook deliveries older than %d days", removed, self.settings.inbox_retention_days)
         return removed

@@ -20,12 +20,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from bridge import metrics
-from bridge.config import Settings
 from bridge.errors import BridgeError, SkippableError
 from bridge.logs import bound
+from bridge.runtime import Runtime
 from bridge.store import connections, inbox, leases
 from bridge.store.inbox import InboxEvent
 from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
@@ -97,19 +95,20 @@ def _object_id(kind: str, data: Any) -> str | None:
 class Worker:
     def __init__(
         self,
+        runtime: Runtime,
         *,
-        settings: Settings,
-        store: AsyncEngine,
-        twenty: TwentyDataClient,
-        whop_for: WhopFactory,
+        twenty: TwentyDataClient | None = None,
         worker_id: str | None = None,
         batch: int = 100,
         poll_interval: float = 1.0,
     ) -> None:
-        self.settings = settings
-        self.store = store
-        self.twenty = twenty
-        self.whop_for = whop_for
+        """Built on the event loop it runs on: it keeps that loop's engine from the runtime."""
+        self.runtime = runtime
+        self.settings = runtime.settings
+        self.store = runtime.store
+        self.leases = runtime.leases
+        self.twenty = twenty or runtime.twenty()
+        self.whop_for: WhopFactory = runtime.whop
         self.worker_id = worker_id or leases.owner_id()
         self.batch = batch
         self.poll_interval = poll_interval
@@ -215,6 +214,7 @@ class Applier:
             company_id=self.company_id,
             obj=obj,
             batch_size=self.worker.settings.twenty_batch_size,
+            leases=self.worker.leases,
         )
 
     async def apply(self, events: list[InboxEvent], outcome: Outcome) -> None:

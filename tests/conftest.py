@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -54,3 +55,12 @@ def pg_database() -> Iterator[str]:
 def postgres_url() -> Iterator[str]:
     """A throwaway database for one test."""
     yield from throwaway_database("bridge_test")
+
+
+async def open_store(settings: Any) -> Any:
+    """A migrated engine for `settings.database_url`, as a process's runtime would open it."""
+    from bridge.store.db import create_engine
+    from bridge.store.migrate import migrate
+
+    await migrate(settings.database_url)
+    return create_engine(settings.database_url)

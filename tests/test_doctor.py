@@ -52,7 +52,7 @@ from bridge.doctor import (
     render_report,
     run_doctor,
 )
-from bridge.services import Transports
+from bridge.runtime import Transports
 from bridge.store import connections
 from bridge.store.db import create_engine
 from bridge.store.migrate import migrate

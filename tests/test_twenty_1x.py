@@ -37,11 +37,11 @@ def _rest_writes(world: World) -> list[str]:
 async def test_on_1x_a_full_sync_writes_members_without_username_and_a_resync_writes_nothing(tmp_path: Any) -> None:
     # 150 members in batches of 200: 1.x answers 60 records a call, the rest are read back.
     world = await make_world(tmp_path, "1.x", members=150, memberships=170, TWENTY_BATCH_SIZE=200)
-    again = await provision_workspace(world.settings, transport=world.transports.twenty)
+    again = await provision_workspace(world.runtime)
     assert again.mutations == 0, "provisioning is idempotent on 1.x"
     world.twenty.reset_stats()
 
-    result = await run_sync(world.settings, kind="full", transports=world.transports)
+    result = await run_sync(world.runtime, kind="full")
 
     assert result.status == "succeeded"
     assert not [p for p in result.problems if p["kind"] == "failed"], result.problems
@@ -59,7 +59,7 @@ async def test_on_1x_a_full_sync_writes_members_without_username_and_a_resync_wr
     assert _rest_writes(world) == [], "1.x ignores REST's upsert flag: records go through GraphQL"
 
     world.twenty.reset_stats()
-    resync = await run_sync(world.settings, kind="full", transports=world.transports)
+    resync = await run_sync(world.runtime, kind="full")
     assert resync.status == "succeeded"
     assert world.twenty.stats["data_writes"] == 0 and world.twenty.stats["data_calls"] == 0
     assert Counter(p["whopUserId"] for p in world.people() if p.get("whopUserId")).most_common(1)[0][1] == 1
@@ -101,9 +101,7 @@ async def test_on_1x_a_value_cleared_at_whop_whose_webhook_was_missed_is_cleared
     ms = _canceling(await _memberships(bridge_1x))
     _uncancel(bridge_1x, ms.id)
 
-    result = await run_sync(
-        bridge_1x.world.settings, kind="reconcile", transports=bridge_1x.world.transports, engine=bridge_1x.store
-    )
+    result = await run_sync(bridge_1x.world.runtime, kind="reconcile")
 
     assert result.status == "succeeded" and result.counts["opportunity"].get("updated") == 1
     assert bridge_1x.opportunity(ms.id)["whopCancelReason"] == ""
@@ -117,7 +115,7 @@ async def test_on_1x_a_person_deleted_in_twenty_is_reported_not_duplicated(bridg
     # A change at Whop, so the bridge writes the Person again.
     world.whop.update_member(member.id, status="joined" if member.status == "left" else "left")
 
-    result = await run_sync(world.settings, kind="reconcile", transports=world.transports, engine=bridge_1x.store)
+    result = await run_sync(world.runtime, kind="reconcile")
 
     assert result.status == "succeeded"
     # 1.x answered nothing for the upsert and stored nothing: no second Person appears.
@@ -140,6 +138,6 @@ async def test_on_1x_the_500_after_a_cache_flush_is_retried_by_the_worker_and_th
 
     world.whop.update_membership(ms.id, status="active")
     world.twenty.flush_cache()
-    result = await run_sync(world.settings, kind="reconcile", transports=world.transports, engine=bridge_1x.store)
+    result = await run_sync(world.runtime, kind="reconcile")
     assert result.status == "succeeded"
     assert bridge_1x.opportunity(ms.id)["whopMembershipStatus"] == "ACTIVE"

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
-from bridge.services import open_store, run_sync, whop_client_factory
+from bridge.services import run_sync
 from bridge.store import inbox, tables
 from bridge.store.db import create_engine, utcnow
 from bridge.twenty.data import TwentyDataClient
@@ -44,13 +44,7 @@ class Bridge:
             max_attempts=2,
             sleep=_no_sleep,
         )
-        return Worker(
-            settings=self.world.settings,
-            store=self.store,
-            twenty=twenty,
-            whop_for=whop_client_factory(self.world.settings, self.store, self.world.transports),
-            **kw,
-        )
+        return Worker(self.world.runtime, twenty=twenty, **kw)
 
     async def deliver(self, event_type: str, data: Any, *, webhook_id: str | None = None) -> httpx.Response:
         return await self.world.whop.deliver(
@@ -72,13 +66,13 @@ class Bridge:
 async def _bridge(tmp_path: Any, database_url: str | None = None, *, dialect: str = "2.x") -> AsyncIterator[Bridge]:
     extra = {"DATABASE_URL": database_url} if database_url else {}
     world = await make_world(tmp_path, dialect, members=12, memberships=15, WHOP_WEBHOOK_SECRET=SECRET, **extra)
-    store = await open_store(world.settings)
-    await run_sync(world.settings, kind="full", transports=world.transports, engine=store)
+    store = world.runtime.store
+    await run_sync(world.runtime, kind="full")
     receiver = WebhookReceiver(store, [SECRET])
     app = Starlette(routes=[receiver.route()])
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://bridge.test") as http:
         yield Bridge(world, store, http)
-    await store.dispose()
+    await world.runtime.aclose()
 
 
 @pytest.fixture
@@ -144,7 +138,7 @@ async def test_an_older_state_never_overwrites_a_newer_one_written_by_the_sync(b
     ms = (await _memberships(bridge))[2]
     stale = bridge.world.whop.render(ms.id)  # Whop's JSON of the membership before the change
     bridge.world.whop.update_membership(ms.id, status="expired")
-    await run_sync(bridge.world.settings, kind="reconcile", transports=bridge.world.transports, engine=bridge.store)
+    await run_sync(bridge.world.runtime, kind="reconcile")
     assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "EXPIRED"
     # Late deliveries: the state before the change (older updated_at), and a payload claiming the
     # current version's updated_at with other content. Neither may replace what Twenty shows.

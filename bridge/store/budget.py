@@ -18,7 +18,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store.db import upsert_stmt
 from bridge.store.tables import rate_budgets as _T
@@ -56,8 +56,8 @@ class SharedBucket:
         if tokens <= 0:
             raise ValueError("tokens must be positive")
         now = self._clock()
+        await self._create(now)
         async with self._store().begin() as conn:
-            await self._create(conn, now)
             await conn.execute(self._take(now, tokens))
             row = (await conn.execute(sa.select(_T.c.tokens, _T.c.updated_at).where(_T.c.name == self.name))).one()
         ready_at = float(row.updated_at) + max(0.0, -float(row.tokens)) / self.rate
@@ -73,8 +73,8 @@ class SharedBucket:
         now = self._clock()
         until = now + seconds
         refilled = self._refilled(now)
+        await self._create(now)
         async with self._store().begin() as conn:
-            await self._create(conn, now)
             await conn.execute(
                 sa.update(_T)
                 .where(_T.c.name == self.name)
@@ -110,12 +110,14 @@ class SharedBucket:
             )
         )
 
-    async def _create(self, conn: AsyncConnection, now: float) -> None:
+    async def _create(self, now: float) -> None:
+        """Make the row once (committed before any caller updates it; a no-op if it exists)."""
         if self._created:
             return
         # A new budget starts full, as Twenty's own bucket does.
         values = {"name": self.name, "tokens": self.capacity, "updated_at": now, "paused_until": 0.0}
-        await conn.execute(upsert_stmt(_T, values, ["name"], [], dialect=conn.dialect.name))
+        async with self._store().begin() as conn:
+            await conn.execute(upsert_stmt(_T, values, ["name"], [], dialect=conn.dialect.name))
         self._created = True
 
     async def _wait_out_pause(self, ready_at: float) -> None:

@@ -184,19 +184,19 @@ class _LocalQueue:
         self._held = False
         self._waiters: deque[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = deque()
 
-    async def acquire(self, timeout: float | None) -> bool:
-        """Wait for the turn (forever with None); False when `timeout` passed first."""
+    async def acquire(self, wait: float | None) -> bool:
+        """Wait for the turn (forever with None); False when `wait` seconds passed first."""
         with self._mutex:
             if not self._held:
                 self._held = True
                 return True
-            if timeout is not None and timeout <= 0:
+            if wait is not None and wait <= 0:
                 return False
             loop = asyncio.get_running_loop()
             turn: asyncio.Future[None] = loop.create_future()
             self._waiters.append((loop, turn))
         try:
-            await asyncio.wait_for(turn, timeout)
+            await asyncio.wait_for(turn, wait)
             return True
         except TimeoutError:
             self._withdraw(loop, turn)
@@ -206,10 +206,9 @@ class _LocalQueue:
             raise
 
     def _withdraw(self, loop: asyncio.AbstractEventLoop, turn: asyncio.Future[None]) -> None:
-        with self._mutex:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove((loop, turn))
-                return
+        with self._mutex, contextlib.suppress(ValueError):
+            self._waiters.remove((loop, turn))
+            return
         # Already handed the turn: pass it on, or the name stays taken forever.
         if turn.done() and not turn.cancelled():
             self.release()

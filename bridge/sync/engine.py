@@ -28,6 +28,7 @@ from bridge import metrics
 from bridge.errors import AuthError, BridgeError, SkippableError
 from bridge.logs import bound
 from bridge.store import runs as run_store
+from bridge.store.leases import Leases
 from bridge.store.shadows import mark_gone, mark_seen, put_shadows, unseen_since
 from bridge.sync.records import (
     PAYMENT_SHADOW,
@@ -145,6 +146,7 @@ class SyncEngine:
         guard: OptionGuard | None = None,
         progress: Progress | None = None,
         connection_id: int | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self.store = store
         self.whop = whop
@@ -154,6 +156,7 @@ class SyncEngine:
         self.guard = guard or OptionGuard(None)
         self.progress = progress
         self.connection_id = connection_id
+        self.leases = leases or Leases(lambda: store)
         self.counts: dict[str, Counter[str]] = {}
         self.problems: list[Problem] = []
         self.planned: dict[str, dict[str, list[str]]] = {}
@@ -270,6 +273,7 @@ class SyncEngine:
             dry_run=self.options.dry_run,
             run_id=self.run_id or None,
             before_write=before,
+            leases=self.leases,
         )
 
     async def _pages(self, phase: str, lister: Callable[..., AsyncIterator[Page[M]]]) -> AsyncIterator[Page[M]]:

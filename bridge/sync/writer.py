@@ -15,20 +15,17 @@ For each batch the writer
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
-import time
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.errors import RecordConflict, RetryableError, SkippableError
-from bridge.store import leases
+from bridge.errors import RecordConflict, SkippableError
+from bridge.store.leases import Leases
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows, put_shadows
 from bridge.sync.mapping import record_hash
 from bridge.twenty.data import ObjectApi, TwentyDataClient
@@ -93,6 +90,7 @@ class ObjectWriter:
         dry_run: bool = False,
         run_id: int | None = None,
         before_write: Callable[[list[dict[str, Any]]], Any] | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self.store = store
         self.twenty = twenty
@@ -102,6 +100,8 @@ class ObjectWriter:
         self.dry_run = dry_run
         self.run_id = run_id
         self.before_write = before_write  # e.g. add unknown SELECT options first
+        # The process's lease helper (the runtime's); a writer on its own gets one of its own.
+        self.leases = leases or Leases(lambda: store)
 
     async def write(self, items: Sequence[Item]) -> WriteReport:
         changed, report = await self.triage(items)
@@ -136,7 +136,8 @@ class ObjectWriter:
                 continue
             # Webhooks and syncs write the same records: one writer per object at a time, and the
             # shadows are read again inside the lock so an older Whop state never wins.
-            async with write_lock(self.store, f"write:{self.company_id}:{self.obj.singular}"):
+            name = f"write:{self.company_id}:{self.obj.singular}"
+            async with self.leases.hold(name, ttl=WRITE_LEASE_TTL, wait=WRITE_LEASE_WAIT):
                 fresh = await get_shadows(self.store, self.company_id, self.obj.singular, [i.key for i in batch])
                 current = [i for i in batch if not _stale(i, fresh.get(i.key))]
                 report.counts["stale"] += len(batch) - len(current)
@@ -334,25 +335,7 @@ def _stale(item: Item, shadow: Shadow | None) -> bool:
     )
 
 
-_local_locks: dict[str, asyncio.Lock] = {}
-_OWNER = leases.owner_id()
-
-
-@contextlib.asynccontextmanager
-async def write_lock(
-    store: AsyncEngine, name: str, *, ttl: float = 120.0, wait_limit: float = 600.0
-) -> AsyncIterator[None]:
-    """Hold `name` across processes (a lease row) and within this one (an asyncio lock)."""
-    local = _local_locks.setdefault(name, asyncio.Lock())
-    async with local:
-        deadline = time.monotonic() + wait_limit
-        delay = 0.02
-        while not await leases.acquire_or_reclaim(store, name, _OWNER, ttl):
-            if time.monotonic() > deadline:
-                raise RetryableError(f"{name} stayed locked for {wait_limit:.0f}s")
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 0.5)
-        try:
-            yield
-        finally:
-            await asyncio.shield(leases.release(store, name, _OWNER))
+# Per-object write lease: held for one batch (read, upsert, shadows); a batch waits this long for
+# the sync or worker writing the same object before its caller retries later.
+WRITE_LEASE_TTL = 120.0
+WRITE_LEASE_WAIT = 600.0

@@ -28,10 +28,10 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bridge import services
+from bridge.background import Background
 from bridge.config import Settings
 from bridge.crypto import TokenBox
-from bridge.runtime import Background
+from bridge.runtime import Runtime
 from bridge.store import connections
 from bridge.web import connect, ops, security, views
 from bridge.web.jobs import Busy, JobRunner
@@ -43,6 +43,7 @@ __all__ = ["AccessLogScrubber", "WebContext", "create_app"]
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
+WORKER_POLL_SECONDS = 0.25  # a separate worker process learns of new deliveries by polling
 NO_STORE = {"Cache-Control": "no-store"}
 Handler = Callable[[Request], Awaitable[Response]]
 FormHandler = Callable[[Request, FormData], Awaitable[Response]]
@@ -52,26 +53,33 @@ FormHandler = Callable[[Request, FormData], Awaitable[Response]]
 class WebContext:
     """Everything a request handler needs; one per app, on `app.state.ctx`."""
 
-    settings: Settings
-    transports: services.Transports
+    runtime: Runtime
     templates: Jinja2Templates
     jobs: JobRunner
     throttle: security.LoginThrottle
-    engine_: AsyncEngine | None = None
-    receiver: Any = None  # bridge.webhooks.WebhookReceiver, once the engine exists
-    background: Background | None = None  # the inbox worker and the scheduler (`serve`)
+    background: Background | None = None  # the inbox worker and the scheduler (`serve`, role all)
+    receiver_: WebhookReceiver | None = None
+
+    @property
+    def receiver(self) -> WebhookReceiver:
+        """Made on first use, on the web app's event loop (its group commit belongs to it)."""
+        if self.receiver_ is None:
+            self.receiver_ = _make_receiver(self)
+        return self.receiver_
+
+    @property
+    def settings(self) -> Settings:
+        return self.runtime.settings
 
     @property
     def engine(self) -> AsyncEngine:
-        if self.engine_ is None:
-            raise RuntimeError("the store is not open yet (the app's lifespan has not run)")
-        return self.engine_
+        return self.runtime.store
 
     def box(self) -> TokenBox:
         return TokenBox(self.settings.fernet)
 
     def oauth(self) -> WhopOAuth:
-        return WhopOAuth.from_settings(self.settings, transport=self.transports.whop)
+        return WhopOAuth.from_settings(self.settings, transport=self.runtime.transports.whop)
 
 
 def _ctx(request: Request) -> WebContext:
@@ -389,10 +397,7 @@ async def webhooks_replay(request: Request, form: FormData) -> Response:
 
 async def whop_webhook(request: Request) -> Response:
     """Signed by Whop (no session, no CSRF): handed to bridge.webhooks.WebhookReceiver."""
-    receiver = _ctx(request).receiver
-    if receiver is None:
-        return JSONResponse({"error": "webhooks are not available"}, status_code=503)
-    return cast(Response, await receiver.handle(request))
+    return await _ctx(request).receiver.handle(request)
 
 
 def _make_receiver(ctx: WebContext) -> WebhookReceiver:
@@ -475,39 +480,27 @@ def routes() -> list[BaseRoute]:
     ]
 
 
-def create_app(
-    settings: Settings,
-    *,
-    transports: services.Transports | None = None,
-    engine: AsyncEngine | None = None,
-    background: bool = True,
-    run_workers: bool | None = None,
-) -> Starlette:
-    """The ASGI app. Without `engine`, the lifespan opens (and migrates) the store itself."""
-    chosen = transports or services.Transports()
-    # `serve` runs the inbox worker and the hourly scheduler in the same process.
+def create_app(runtime: Runtime, *, background: bool = True, run_workers: bool | None = None) -> Starlette:
+    """The ASGI app over the process's runtime.
+
+    `background`: admin jobs run as tasks (False: a submit runs the job before answering, for
+    tests). `run_workers`: the inbox worker and the scheduler run in this process too (`serve
+    --role all`); False for `--role web`, whose deliveries a separate worker process applies.
+    """
+    settings = runtime.settings
     run_workers = background if run_workers is None else run_workers
-    # The runner asks for the engine when a job starts: with no engine given, the lifespan opens it.
-    jobs = JobRunner(settings, lambda: ctx.engine, chosen, background=background)
     ctx = WebContext(
-        settings=settings,
-        transports=chosen,
+        runtime=runtime,
         templates=_templates(),
-        jobs=jobs,
+        jobs=JobRunner(runtime, background=background),
         throttle=security.LoginThrottle(),
-        engine_=engine,
     )
-    if engine is not None:
-        ctx.receiver = _make_receiver(ctx)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        own = ctx.engine_ is None
-        if own:
-            ctx.engine_ = await services.open_store(settings)
-            ctx.receiver = _make_receiver(ctx)
+        await runtime.prepare()
         if run_workers:
-            ctx.background = Background(settings, chosen)
+            ctx.background = Background(runtime)
             await ctx.background.start()
         try:
             yield
@@ -515,8 +508,7 @@ def create_app(
             if ctx.background is not None:
                 await ctx.background.stop()
             await ctx.jobs.aclose()
-            if own and ctx.engine_ is not None:
-                await ctx.engine_.dispose()
+            await runtime.aclose()
 
     middleware = [
         Middleware(SecurityHeaders, whop_origin=security.origin_of(settings.whop_api_url)),
@@ -529,7 +521,28 @@ def create_app(
             https_only=settings.bridge_public_url.startswith("https://"),
         ),
     ]
-    all_routes = [*routes(), *ops.routes(settings, lambda: ctx.engine, chosen.twenty)]
+    all_routes = [*routes(), *ops.routes(runtime)]
     app = Starlette(routes=all_routes, middleware=middleware, lifespan=lifespan, exception_handlers={})
     app.state.ctx = ctx
     return app
+
+
+def create_worker_app(runtime: Runtime) -> Starlette:
+    """`serve --role worker`: the inbox worker and the scheduler, with only the health routes.
+
+    The worker polls the inbox more often than `all` does: the web process that stored a
+    delivery cannot wake it directly.
+    """
+    background = Background(runtime, poll_interval=WORKER_POLL_SECONDS)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        await runtime.prepare()
+        await background.start()
+        try:
+            yield
+        finally:
+            await background.stop()
+            await runtime.aclose()
+
+    return Starlette(routes=[Route("/healthz", healthz), *ops.routes(runtime)], lifespan=lifespan)

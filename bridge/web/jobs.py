@@ -17,11 +17,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
 from bridge import services
-from bridge.config import Settings
 from bridge.errors import BridgeError
+from bridge.runtime import Runtime
 from bridge.store.db import utcnow
 
 log = logging.getLogger(__name__)
@@ -112,17 +110,8 @@ class JobRunner:
     """Runs jobs one at a time. With `background=False` a submit runs the job before returning
     (tests and single-shot use); otherwise it is an asyncio task and the page polls for it."""
 
-    def __init__(
-        self,
-        settings: Settings,
-        engine: Callable[[], AsyncEngine],
-        transports: services.Transports,
-        *,
-        background: bool = True,
-    ) -> None:
-        self.settings = settings
-        self._engine = engine
-        self.transports = transports
+    def __init__(self, runtime: Runtime, *, background: bool = True) -> None:
+        self.runtime = runtime
         self.background = background
         self._ids = itertools.count(1)
         self._lock = asyncio.Lock()
@@ -212,9 +201,7 @@ class JobRunner:
 
     async def _provision(self, job: Job) -> None:
         job.step, job.message = 0, "checking the Twenty data model"
-        result = await services.provision_workspace(
-            self.settings, transport=self.transports.twenty, engine=self._engine()
-        )
+        result = await services.provision_workspace(self.runtime)
         conflicts = len(result.plan.conflicts)
         job.message = f"provisioned: {len(result.applied)} change(s), {conflicts} conflict(s)"
         if conflicts and job.kind == "provision":
@@ -230,14 +217,7 @@ class JobRunner:
                 job.step = max(job.step, steps[obj])
                 job.message = count_line(OBJECT_LABELS[obj], counts.get(obj, {}))
 
-        result = await services.run_sync(
-            self.settings,
-            kind=kind,
-            trigger=trigger,
-            progress=progress,
-            transports=self.transports,
-            engine=self._engine(),
-        )
+        result = await services.run_sync(self.runtime, kind=kind, trigger=trigger, progress=progress)
         job.run_id = result.run_id
         job.counts = {o: dict(c) for o, c in result.counts.items()}
         failed = [p for p in result.problems if p.get("kind") == "failed"]

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import httpx
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,16 +10,15 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bridge import metrics
-from bridge.config import Settings
+from bridge.runtime import Runtime
 from bridge.store import inbox
 
 
-def routes(
-    settings: Settings,
-    store: Callable[[], AsyncEngine],
-    twenty_transport: httpx.AsyncBaseTransport | None = None,
-) -> list[Route]:
-    """`store` is called per request: the engine only exists once the app's lifespan has run."""
+def routes(runtime: Runtime) -> list[Route]:
+    settings = runtime.settings
+
+    def store() -> AsyncEngine:
+        return runtime.store
 
     async def readyz(_: Request) -> Response:
         checks: dict[str, str] = {}
@@ -33,7 +30,7 @@ def routes(
             checks["database"] = f"unreachable ({type(exc).__name__})"
         if settings.twenty_url:
             try:
-                async with httpx.AsyncClient(transport=twenty_transport, timeout=5) as client:
+                async with httpx.AsyncClient(transport=runtime.transports.twenty, timeout=5) as client:
                     response = await client.get(settings.twenty_url + "/healthz")
                 checks["twenty"] = "ok" if response.status_code < 500 else f"HTTP {response.status_code}"
             except httpx.HTTPError as exc:

@@ -19,24 +19,21 @@ import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 
-import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.config import Settings
 from bridge.crypto import TokenBox
 from bridge.errors import AuthError, NeedsReconnect, RetryableError
-from bridge.store import connections, leases
-from bridge.whop.auth import TokenProvider
+from bridge.store import connections
+from bridge.store.leases import LeaseBusy, Leases
 from bridge.whop.oauth import WhopOAuth
 
-__all__ = ["REFRESH_MARGIN", "OAuthTokens", "connected_provider"]
+__all__ = ["REFRESH_MARGIN", "OAuthTokens"]
 
 log = logging.getLogger(__name__)
 
 # Refresh this long before expiry, so a request never leaves with a token about to die.
 REFRESH_MARGIN = timedelta(minutes=5)
 LEASE_TTL = 30.0  # seconds; far longer than one token call
-LEASE_POLL = 0.1  # seconds between looks while another process refreshes
 
 
 class OAuthTokens:
@@ -53,6 +50,7 @@ class OAuthTokens:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease_ttl: float = LEASE_TTL,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        leases: Leases | None = None,
     ) -> None:
         self._engine = engine
         self._box = box
@@ -63,7 +61,8 @@ class OAuthTokens:
         self._lease_ttl = lease_ttl
         self._sleep = sleep
         self._lock = asyncio.Lock()
-        self._owner = leases.owner_id()
+        # The process's lease helper (the runtime's); a provider on its own gets one of its own.
+        self._leases = leases or Leases(lambda: engine)
         self._access: str | None = None
         self._expires_at: datetime | None = None
         self.refreshes = 0  # refreshes this provider made itself (tests, metrics)
@@ -116,87 +115,55 @@ class OAuthTokens:
         return self._fresh(expires_at)
 
     async def _renew(self, *, stale: str | None, force: bool = False) -> str:
+        access, _, expires_at = await self._load()
+        if self._usable(access, expires_at, stale, force):
+            assert access is not None
+            return self._adopt(access, expires_at)
+        # Another process may be refreshing: wait for its result rather than racing it with the
+        # same refresh token (which Whop would then refuse as already used).
+        try:
+            async with self._leases.hold(f"oauth-refresh:{self.company_id}", ttl=self._lease_ttl, wait=self._lease_ttl):
+                return await self._refresh_held(stale, force)
+        except LeaseBusy:
+            raise RetryableError(
+                f"another process has been refreshing the Whop token of {self.company_id} too long"
+            ) from None
+
+    async def _refresh_held(self, stale: str | None, force: bool) -> str:
+        # Re-read under the lease: the previous holder may have just saved a new pair.
         access, refresh, expires_at = await self._load()
         if self._usable(access, expires_at, stale, force):
             assert access is not None
             return self._adopt(access, expires_at)
-        name = f"oauth-refresh:{self.company_id}"
-        waited = 0.0
-        while not await leases.acquire_or_reclaim(self._engine, name, self._owner, self._lease_ttl):
-            # Another process is refreshing: wait for its result rather than racing it with the
-            # same refresh token (which Whop would then refuse as already used).
-            if waited > self._lease_ttl:
-                raise RetryableError(
-                    f"another process has been refreshing the Whop token of {self.company_id} too long"
-                )
-            await self._sleep(LEASE_POLL)
-            waited += LEASE_POLL
-            access, refresh, expires_at = await self._load()
-            if self._usable(access, expires_at, stale, force):
-                assert access is not None
-                return self._adopt(access, expires_at)
+        if refresh is None:
+            await self._give_up("no refresh token is stored")
+        assert refresh is not None
         try:
-            # Re-read under the lease: the previous holder may have just saved a new pair.
-            access, refresh, expires_at = await self._load()
-            if self._usable(access, expires_at, stale, force):
-                assert access is not None
-                return self._adopt(access, expires_at)
-            if refresh is None:
-                await self._give_up("no refresh token is stored")
-            assert refresh is not None
-            try:
-                fresh = await self._oauth.refresh(refresh)
-            except NeedsReconnect:
-                # A spent refresh token. If another writer saved a newer pair meanwhile, use it.
-                access2, refresh2, expires2 = await self._load()
-                if refresh2 is not None and refresh2 != refresh and access2 is not None:
-                    return self._adopt(access2, expires2)
-                await self._give_up("Whop refused the refresh token (invalid_grant)")
-                raise  # unreachable: _give_up raises
-            # Rotation: persist the new pair atomically before anything uses it.
-            saved = await connections.save_tokens(
-                self._engine,
-                self._box,
-                self.company_id,
-                fresh.access_token,
-                fresh.refresh_token or refresh,
-                fresh.expires_at,
-            )
-            if not saved:
-                raise AuthError(f"Whop company {self.company_id} was disconnected during a token refresh")
-            self.refreshes += 1
-            log.info("refreshed the Whop access token", extra={"company_id": self.company_id})
-            return self._adopt(fresh.access_token, fresh.expires_at)
-        finally:
-            await asyncio.shield(leases.release(self._engine, name, self._owner))
+            fresh = await self._oauth.refresh(refresh)
+        except NeedsReconnect:
+            # A spent refresh token. If another writer saved a newer pair meanwhile, use it.
+            access2, refresh2, expires2 = await self._load()
+            if refresh2 is not None and refresh2 != refresh and access2 is not None:
+                return self._adopt(access2, expires2)
+            await self._give_up("Whop refused the refresh token (invalid_grant)")
+            raise  # unreachable: _give_up raises
+        # Rotation: persist the new pair atomically before anything uses it.
+        saved = await connections.save_tokens(
+            self._engine,
+            self._box,
+            self.company_id,
+            fresh.access_token,
+            fresh.refresh_token or refresh,
+            fresh.expires_at,
+        )
+        if not saved:
+            raise AuthError(f"Whop company {self.company_id} was disconnected during a token refresh")
+        self.refreshes += 1
+        log.info("refreshed the Whop access token", extra={"company_id": self.company_id})
+        return self._adopt(fresh.access_token, fresh.expires_at)
 
     async def _give_up(self, reason: str) -> None:
         self._access, self._expires_at = None, None
         await connections.mark_needs_reconnect(self._engine, self.company_id, reason)
         log.warning("Whop connection needs reconnect: %s", reason, extra={"company_id": self.company_id})
         raise NeedsReconnect(f"the Whop connection of {self.company_id} needs to be reconnected: {reason}")
-
-
-async def connected_provider(
-    settings: Settings, engine: AsyncEngine, *, transport: httpx.AsyncBaseTransport | None = None
-) -> tuple[TokenProvider, str, int | None] | None:
-    """`(provider, company_id, connection_id)` of the OAuth-connected company, or None.
-
-    None when no company is connected by OAuth (the API-key mode may take over). A connection
-    that needs reconnecting raises `NeedsReconnect` (the sync pauses) unless an API key is
-    configured for headless use.
-    """
-    oauth_rows = [c for c in await connections.list_connections(engine) if c.mode == "oauth"]
-    live = [c for c in oauth_rows if c.status == connections.STATUS_CONNECTED and c.has_tokens]
-    if live:
-        chosen = max(live, key=lambda c: (c.connected_at, c.id))
-        provider = OAuthTokens(
-            engine, TokenBox(settings.fernet), WhopOAuth.from_settings(settings, transport=transport), chosen.company_id
-        )
-        return provider, chosen.company_id, chosen.id
-    stuck = [c for c in oauth_rows if c.status == connections.STATUS_NEEDS_RECONNECT]
-    if stuck and settings.whop_api_key is None:
-        raise NeedsReconnect(
-            f"the Whop connection of {stuck[-1].company_id} needs to be reconnected (open the admin page, Reconnect)"
-        )
-    return None

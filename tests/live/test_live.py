@@ -13,7 +13,8 @@ import httpx
 import pytest
 
 from bridge.config import load_settings
-from bridge.services import Transports, provision_workspace, run_sync
+from bridge.runtime import Runtime, Transports
+from bridge.services import provision_workspace, run_sync
 from bridge.twenty.data import OPPORTUNITY, PERSON, TwentyDataClient
 from tests.fakes.whop import FakeWhop, seed_company
 
@@ -37,9 +38,11 @@ def _settings(tmp_path: Any, **extra: Any) -> Any:
 
 
 async def test_provisioning_a_real_twenty_then_a_second_run_changes_nothing(tmp_path: Any) -> None:
-    first = await provision_workspace(_settings(tmp_path))
+    async with await Runtime.open(_settings(tmp_path)) as runtime:
+        first = await provision_workspace(runtime)
     assert not first.plan.conflicts, [c.detail for c in first.plan.conflicts]
-    second = await provision_workspace(_settings(tmp_path))
+    async with await Runtime.open(_settings(tmp_path)) as runtime:
+        second = await provision_workspace(runtime)
     assert second.mutations == 0
     assert {i.status for i in second.plan.items} <= {"present", "manual"}
 
@@ -59,8 +62,9 @@ async def test_a_small_full_sync_into_a_real_twenty(tmp_path: Any) -> None:
     settings = _settings(
         tmp_path, WHOP_API_URL="http://whop.test", WHOP_API_KEY="live-whop-key", WHOP_COMPANY_ID="biz_livetest"
     )
-    await provision_workspace(settings)
-    result = await run_sync(settings, kind="full", transports=Transports(whop=httpx.ASGITransport(app=whop)))
+    runtime = await Runtime.open(settings, transports=Transports(whop=httpx.ASGITransport(app=whop)))
+    await provision_workspace(runtime)
+    result = await run_sync(runtime, kind="full")
     assert result.status == "succeeded"
     assert not [p for p in result.problems if p["kind"] == "failed"], result.problems
 
@@ -70,5 +74,5 @@ async def test_a_small_full_sync_into_a_real_twenty(tmp_path: Any) -> None:
         assert all(o.get("pointOfContactId") for o in opportunities)
         people = await twenty.find(PERSON, {"id": {"in": [o["pointOfContactId"] for o in opportunities]}})
         assert all(p.get("whopUserId") for p in people)
-    again = await run_sync(settings, kind="full", transports=Transports(whop=httpx.ASGITransport(app=whop)))
+    again = await run_sync(runtime, kind="full")
     assert again.twenty_writes == 0

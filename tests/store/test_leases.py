@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
 import threading
 import time
@@ -8,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store.leases import LeaseBusy, Leases, acquire, holder, lease, release, renew
@@ -138,7 +138,7 @@ async def test_two_event_loops_of_one_process_take_one_lease_in_turn(make_engine
     assert not errors and not thread.is_alive()
     assert sorted(who for who, _, _ in spans) == ["web"] * 3 + ["worker"] * 3
     ordered = sorted(spans, key=lambda s: s[1])
-    assert all(a[2] <= b[1] for a, b in zip(ordered, ordered[1:], strict=False)), "never held twice at once"
+    assert all(a[2] <= b[1] for a, b in itertools.pairwise(ordered)), "never held twice at once"
 
 
 async def test_holders_in_one_process_are_served_in_the_order_they_asked(engine: AsyncEngine) -> None:
@@ -161,7 +161,7 @@ async def test_holders_in_one_process_are_served_in_the_order_they_asked(engine:
 async def test_a_lease_held_longer_than_its_ttl_is_kept(
     engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
 ) -> None:
-    mine, other_process = Leases(lambda: engine), Leases(make_engine)
+    mine, other_process = Leases(lambda: engine), Leases(_once(make_engine))
     async with mine.hold("sync:biz_1", ttl=0.3) as held:
         await asyncio.sleep(1.0)  # more than three TTLs
         with pytest.raises(LeaseBusy) as busy:
@@ -176,7 +176,7 @@ async def test_a_lease_held_longer_than_its_ttl_is_kept(
 async def test_a_bounded_wait_gives_up_naming_the_holder(
     engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
 ) -> None:
-    mine, other_process = Leases(lambda: engine), Leases(make_engine)
+    mine, other_process = Leases(lambda: engine), Leases(_once(make_engine))
     async with mine.hold("oauth-refresh:biz_1", ttl=30) as held:
         start = time.monotonic()
         with pytest.raises(LeaseBusy) as busy:
@@ -189,7 +189,7 @@ async def test_a_bounded_wait_gives_up_naming_the_holder(
 async def test_a_waiter_gets_the_lease_when_the_other_process_lets_go(
     engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
 ) -> None:
-    mine, other_process = Leases(lambda: engine), Leases(make_engine)
+    mine, other_process = Leases(lambda: engine), Leases(_once(make_engine))
 
     async def hold_briefly() -> None:
         async with mine.hold("reconcile:biz_1", ttl=30):
@@ -207,3 +207,15 @@ async def test_a_lease_left_by_a_dead_process_on_this_host_is_taken_at_once(engi
     start = time.monotonic()
     async with Leases(lambda: engine).hold("write:biz_1:opportunity", ttl=30):
         assert time.monotonic() - start < 1
+
+
+def _once(make_engine: Callable[[], AsyncEngine]) -> Callable[[], AsyncEngine]:
+    """Another process's store: one engine (its own pool), made on first use."""
+    made: list[AsyncEngine] = []
+
+    def store() -> AsyncEngine:
+        if not made:
+            made.append(make_engine())
+        return made[0]
+
+    return store

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from bridge.config import Settings, load_settings
-from bridge.services import Transports
+from bridge.runtime import Runtime, Transports
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model
@@ -31,6 +31,7 @@ class World:
     whop: FakeWhop
     settings: Settings
     transports: Transports
+    runtime: Runtime  # the bridge process under test, over the in-process fakes
 
     def people(self) -> list[dict[str, Any]]:
         return [r for r in self.twenty.records("people") if not r.get("deletedAt")]
@@ -92,7 +93,8 @@ async def make_world(
         **settings,
     }
     twenty.reset_stats()
-    return World(twenty, whop, load_settings(**values), transports)
+    settings = load_settings(**values)
+    return World(twenty, whop, settings, transports, await Runtime.open(settings, transports=transports))
 
 
 @pytest.fixture(params=["2.x", "1.x"])

@@ -19,7 +19,7 @@ def _by(records: list[dict[str, Any]], key: str) -> dict[str, dict[str, Any]]:
 
 
 async def test_full_sync_makes_one_record_per_whop_object_linked_and_exact(world: World) -> None:
-    result = await run_sync(world.settings, kind="full", transports=world.transports)
+    result = await run_sync(world.runtime, kind="full")
     assert result.status == "succeeded"
     whop = await world.whop_lists()
 
@@ -50,10 +50,10 @@ async def test_full_sync_makes_one_record_per_whop_object_linked_and_exact(world
 
 
 async def test_a_second_full_sync_writes_nothing(world: World) -> None:
-    await run_sync(world.settings, kind="full", transports=world.transports)
+    await run_sync(world.runtime, kind="full")
     world.twenty.reset_stats()
 
-    again = await run_sync(world.settings, kind="full", transports=world.transports)
+    again = await run_sync(world.runtime, kind="full")
 
     assert world.twenty.stats["data_writes"] == 0
     assert world.twenty.stats["data_calls"] == 0, "unchanged records cost no Twenty call at all"
@@ -67,7 +67,7 @@ async def test_a_person_already_in_twenty_with_the_members_email_is_linked_and_k
     crm = world.twenty.add_record(
         "people", {"name": {"firstName": "Ann", "lastName": "Curated"}, "emails": {"primaryEmail": SHARED_EMAIL}}
     )
-    await run_sync(world.settings, kind="full", transports=world.transports)
+    await run_sync(world.runtime, kind="full")
 
     holders = [p for p in world.people() if (p.get("emails") or {}).get("primaryEmail") == SHARED_EMAIL]
     assert len(holders) == 1, "linked, not duplicated"
@@ -89,7 +89,7 @@ async def test_an_email_owned_by_another_whop_user_is_reported_and_the_rest_are_
             "whopUserId": "user_belongs_to_someone_else",
         },
     )
-    result = await run_sync(world.settings, kind="full", transports=world.transports)
+    result = await run_sync(world.runtime, kind="full")
 
     conflicts = [p for p in result.problems if p["kind"] == "conflict"]
     assert conflicts and SHARED_EMAIL in conflicts[0]["reason"]
@@ -112,10 +112,10 @@ async def test_a_sync_stopped_midway_resumes_and_creates_no_duplicate(tmp_path: 
             raise Crash  # right after the first page of people reached Twenty
 
     with pytest.raises(Crash):
-        await run_sync(world.settings, kind="full", transports=world.transports, progress=stop_after_one_page)
+        await run_sync(world.runtime, kind="full", progress=stop_after_one_page)
     assert 0 < len(world.people()) < 120
 
-    result = await run_sync(world.settings, kind="full", transports=world.transports)
+    result = await run_sync(world.runtime, kind="full")
 
     assert result.resumed_from is not None and "products" in result.resumed_from["done"]
     keys = Counter(p["whopUserId"] for p in world.people() if p.get("whopUserId"))
@@ -125,7 +125,7 @@ async def test_a_sync_stopped_midway_resumes_and_creates_no_duplicate(tmp_path: 
 
 async def test_dry_run_reports_and_writes_nothing(tmp_path: Any) -> None:
     world = await make_world(tmp_path, "2.x")
-    result = await run_sync(world.settings, kind="full", dry_run=True, transports=world.transports)
+    result = await run_sync(world.runtime, kind="full", dry_run=True)
     assert world.twenty.stats["data_writes"] == 0
     assert world.people() == [] and world.opportunities() == []
     assert result.counts["person"]["created"] == 40
@@ -137,7 +137,7 @@ async def test_an_unknown_whop_status_adds_a_select_option_instead_of_failing(tm
     membership = (await world.whop_lists())["memberships"][0]
     world.whop.update_membership(membership.id, status="paused_for_vacation")
 
-    result = await run_sync(world.settings, kind="full", transports=world.transports)
+    result = await run_sync(world.runtime, kind="full")
 
     assert not [p for p in result.problems if p["kind"] == "failed"]
     status_field = next(
@@ -161,7 +161,7 @@ async def test_429_storms_from_both_sides_slow_the_sync_but_lose_nothing(tmp_pat
         world.twenty.set_rate_limit(None)
 
     relaxer = asyncio.create_task(relax())
-    result = await run_sync(world.settings, kind="full", transports=world.transports)
+    result = await run_sync(world.runtime, kind="full")
     await relaxer
     assert result.status == "succeeded"
     assert world.twenty.stats["throttled"] > 0, "Twenty did throttle"
@@ -171,39 +171,39 @@ async def test_429_storms_from_both_sides_slow_the_sync_but_lose_nothing(tmp_pat
 
 async def test_a_membership_deleted_at_whop_is_marked_by_the_next_reconciliation(tmp_path: Any) -> None:
     world = await make_world(tmp_path, "2.x")
-    await run_sync(world.settings, kind="full", transports=world.transports)
+    await run_sync(world.runtime, kind="full")
     doomed = (await world.whop_lists())["memberships"][0]
     world.whop.delete_membership(doomed.id)
     world.twenty.reset_stats()
 
-    result = await run_sync(world.settings, kind="reconcile", transports=world.transports)
+    result = await run_sync(world.runtime, kind="reconcile")
 
     opp = next(o for o in world.opportunities() if o["whopMembershipId"] == doomed.id)
     assert opp["whopMembershipStatus"] == "DELETED", "kept in the CRM, marked as gone"
     assert result.counts["opportunity"]["gone"] == 1
     assert world.twenty.stats["data_writes"] == 1, "only the gone membership was written"
-    again = await run_sync(world.settings, kind="reconcile", transports=world.transports)
+    again = await run_sync(world.runtime, kind="reconcile")
     assert again.counts["opportunity"].get("gone", 0) == 0, "marked once"
 
 
 async def test_a_reconciliation_with_nothing_changed_makes_no_twenty_call(tmp_path: Any) -> None:
     world = await make_world(tmp_path, "1.x")
-    await run_sync(world.settings, kind="full", transports=world.transports)
+    await run_sync(world.runtime, kind="full")
     world.twenty.reset_stats()
-    result = await run_sync(world.settings, kind="reconcile", transports=world.transports)
+    result = await run_sync(world.runtime, kind="reconcile")
     assert world.twenty.stats["data_calls"] == 0 and result.twenty_calls == 0
     assert result.whop_calls > 0, "it did walk Whop's lists"
 
 
 async def test_missed_webhooks_are_repaired_by_the_next_reconciliation(tmp_path: Any) -> None:
     world = await make_world(tmp_path, "2.x")
-    await run_sync(world.settings, kind="full", transports=world.transports)
+    await run_sync(world.runtime, kind="full")
     memberships = (await world.whop_lists())["memberships"]
     # Changes happen at Whop; their webhooks never arrive.
     world.whop.update_membership(memberships[0].id, status="canceled", cancel_at_period_end=True)
     world.whop.update_membership(memberships[1].id, status="past_due")
 
-    await run_sync(world.settings, kind="reconcile", transports=world.transports)
+    await run_sync(world.runtime, kind="reconcile")
 
     by_id = {o["whopMembershipId"]: o for o in world.opportunities()}
     assert by_id[memberships[0].id]["whopMembershipStatus"] == "CANCELED"
@@ -224,15 +224,15 @@ async def _edit_in_twenty(world: World, plural: str, record_id: str, values: dic
 
 async def test_deep_repairs_a_bridge_field_a_person_overwrote_and_keeps_their_curated_edits(tmp_path: Any) -> None:
     world = await make_world(tmp_path, "2.x")
-    await run_sync(world.settings, kind="full", transports=world.transports)
+    await run_sync(world.runtime, kind="full")
     ms = (await world.whop_lists())["memberships"][0]
     opp = next(o for o in world.opportunities() if o["whopMembershipId"] == ms.id)
     wrong = "EXPIRED" if opp["whopMembershipStatus"] != "EXPIRED" else "ACTIVE"
     await _edit_in_twenty(world, "opportunities", opp["id"], {"whopMembershipStatus": wrong, "name": "Big deal"})
 
-    plain = await run_sync(world.settings, kind="reconcile", transports=world.transports)
+    plain = await run_sync(world.runtime, kind="reconcile")
     assert plain.twenty_calls == 0, "a plain reconciliation trusts its shadows"
-    deep = await run_sync(world.settings, kind="deep", transports=world.transports)
+    deep = await run_sync(world.runtime, kind="deep")
 
     repaired = next(o for o in world.opportunities() if o["whopMembershipId"] == ms.id)
     assert repaired["whopMembershipStatus"] == status_value(ms.status), "the bridge-owned field is Whop's again"
@@ -246,11 +246,11 @@ async def test_deep_reports_a_record_deleted_in_twenty_and_restores_it_only_when
     tmp_path: Any, restore: bool
 ) -> None:
     world = await make_world(tmp_path, "2.x", BRIDGE_RESTORE_DELETED=restore)
-    await run_sync(world.settings, kind="full", transports=world.transports)
+    await run_sync(world.runtime, kind="full")
     victim = next(p for p in world.people() if p.get("whopUserId"))
     world.twenty.soft_delete("people", victim["id"])
 
-    deep = await run_sync(world.settings, kind="deep", transports=world.transports)
+    deep = await run_sync(world.runtime, kind="deep")
 
     reported = [p for p in deep.problems if p["key"] == victim["whopUserId"]]
     assert reported and "deleted in Twenty" in reported[0]["reason"]
@@ -281,7 +281,7 @@ async def test_a_curated_name_left_alone_is_sent_back_as_twenty_has_it(tmp_path:
             return await inner.handle_async_request(request)
 
     world.transports.twenty = Capture()
-    await run_sync(world.settings, kind="full", transports=world.transports)
+    await run_sync(world.runtime, kind="full")
 
     ann = next(r for r in sent if (r.get("emails") or {}).get("primaryEmail") == SHARED_EMAIL)
     assert ann["name"] == {"firstName": "Ann", "lastName": "Curated"}

@@ -10,7 +10,8 @@ import pytest
 
 from bridge.config import Settings
 from bridge.errors import AuthError
-from bridge.services import last_provisioning, open_store, provision_workspace
+from bridge.runtime import Runtime, Transports
+from bridge.services import last_provisioning, provision_workspace
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model
@@ -185,12 +186,9 @@ async def test_a_key_without_the_data_model_permission_is_told_what_to_fix(
 async def test_the_provisioning_run_is_recorded_in_the_store(
     fake_twenty: FakeTwenty, twenty_transport: httpx.AsyncBaseTransport, settings: Settings
 ) -> None:
-    result = await provision_workspace(settings, transport=twenty_transport)
-    engine = await open_store(settings)
-    try:
-        recorded = await last_provisioning(engine)
-    finally:
-        await engine.dispose()
+    async with await Runtime.open(settings, transports=Transports(twenty=twenty_transport)) as runtime:
+        result = await provision_workspace(runtime)
+        recorded = await last_provisioning(runtime.store)
     assert recorded is not None
     assert recorded["status"] == "succeeded"
     assert recorded["dialect"] == fake_twenty.dialect

@@ -14,8 +14,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
 from bridge.config import Settings, load_settings
-from bridge.services import Transports, open_store
+from bridge.runtime import Runtime, Transports
 from bridge.web.app import create_app
+from tests.conftest import open_store
 from tests.fakes.twenty import FakeTwenty
 from tests.fakes.whop import FakeWhop, seed_company
 
@@ -97,7 +98,7 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
 
 @pytest.fixture
 def app(settings: Settings, transports: Transports, engine: AsyncEngine) -> Starlette:
-    return create_app(settings, transports=transports, engine=engine, background=False)
+    return create_app(Runtime(settings, transports=transports, store=engine), background=False)
 
 
 @pytest.fixture

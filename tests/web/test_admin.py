@@ -13,10 +13,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import services
 from bridge.config import Settings, load_settings
+from bridge.runtime import Runtime, Transports
 from bridge.store import connections
 from bridge.store import runs as run_store
 from bridge.sync.engine import SyncResult
 from bridge.web.app import create_app
+from tests.conftest import open_store
 from tests.fakes.whop import FakeWhop
 from tests.web.conftest import (
     BRIDGE_URL,
@@ -43,7 +45,7 @@ async def admin(client: httpx.AsyncClient) -> httpx.AsyncClient:
 
 
 async def test_api_key_mode_works_headless_and_is_shown(
-    tmp_path: Path, secret_key: str, fake_whop: FakeWhop, transports: services.Transports
+    tmp_path: Path, secret_key: str, fake_whop: FakeWhop, transports: Transports
 ) -> None:
     settings = load_settings(
         TWENTY_URL=TWENTY_URL,
@@ -56,9 +58,9 @@ async def test_api_key_mode_works_headless_and_is_shown(
         WHOP_API_URL=WHOP_URL,
         TWENTY_REQUESTS_PER_MINUTE=100_000,
     )
-    engine = await services.open_store(settings)
+    engine = await open_store(settings)
     try:
-        app = create_app(settings, transports=transports, engine=engine, background=False)
+        app = create_app(Runtime(settings, transports=transports, store=engine), background=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BRIDGE_URL) as c:
             await login(c)
             page = (await c.get("/")).text
@@ -114,7 +116,7 @@ async def test_status_json_reports_the_job_and_the_connection(
 
 
 async def test_the_background_runner_reports_progress_live(
-    settings: Settings, engine: AsyncEngine, transports: services.Transports, monkeypatch: pytest.MonkeyPatch
+    settings: Settings, engine: AsyncEngine, transports: Transports, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A stand-in sync that stops at each object, so each step's progress can be looked at."""
     gates = {obj: asyncio.Event() for obj in ("start", "whopProduct", "person", "opportunity")}
@@ -132,7 +134,7 @@ async def test_the_background_runner_reports_progress_live(
         return SyncResult(run_id=7, status="succeeded", counts=counts, problems=[])
 
     monkeypatch.setattr(services, "run_sync", fake_run_sync)
-    app = create_app(settings, transports=transports, engine=engine, background=True)
+    app = create_app(Runtime(settings, transports=transports, store=engine), background=True)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BRIDGE_URL) as c:
         await login(c)
         assert (await post(c, "/sync", kind="full")).status_code == 303
@@ -158,9 +160,9 @@ async def test_the_background_runner_reports_progress_live(
 
 
 async def test_a_real_background_sync_finishes_and_lands_in_the_runs_table(
-    settings: Settings, engine: AsyncEngine, transports: services.Transports, whop_browser: httpx.AsyncClient
+    settings: Settings, engine: AsyncEngine, transports: Transports, whop_browser: httpx.AsyncClient
 ) -> None:
-    app = create_app(settings, transports=transports, engine=engine, background=True)
+    app = create_app(Runtime(settings, transports=transports, store=engine), background=True)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BRIDGE_URL) as c:
         await login(c)
         await connect_flow(c, whop_browser)
@@ -190,8 +192,8 @@ async def test_unknown_sync_kind_is_refused(admin: httpx.AsyncClient) -> None:
     assert (await post(admin, "/sync", kind="everything")).status_code == 400
 
 
-async def test_the_app_opens_its_own_store_in_its_lifespan(settings: Settings, transports: services.Transports) -> None:
-    app = create_app(settings, transports=transports)
+async def test_the_app_opens_its_own_store_in_its_lifespan(settings: Settings, transports: Transports) -> None:
+    app = create_app(Runtime(settings, transports=transports))
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BRIDGE_URL) as c,
@@ -202,15 +204,15 @@ async def test_the_app_opens_its_own_store_in_its_lifespan(settings: Settings, t
 
 
 async def test_signed_webhooks_reach_the_inbox_and_the_page_counts_them(
-    settings: Settings, engine: AsyncEngine, transports: services.Transports
+    settings: Settings, engine: AsyncEngine, transports: Transports
 ) -> None:
     from tests import signer
 
     secret = "ws_" + "a1" * 16
     app = create_app(
-        settings.model_copy(update={"whop_webhook_secret": SecretStr(secret)}),
-        transports=transports,
-        engine=engine,
+        Runtime(
+            settings.model_copy(update={"whop_webhook_secret": SecretStr(secret)}), transports=transports, store=engine
+        ),
         background=False,
     )
     envelope = {"id": signer.new_webhook_id(), "type": "membership.activated", "data": {"id": "mem_1"}}

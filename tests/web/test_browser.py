@@ -18,6 +18,7 @@ import uvicorn
 from cryptography.fernet import Fernet
 
 from bridge.config import load_settings
+from bridge.runtime import Runtime
 from bridge.web.app import create_app
 from tests.fakes.twenty import FakeTwenty
 from tests.fakes.whop import FakeWhop, seed_company
@@ -94,7 +95,7 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
             TWENTY_REQUESTS_PER_MINUTE=100_000,
         )
         # The real thing: the app opens (and migrates) its own store in its lifespan.
-        with serve(create_app(settings), bridge_port, lifespan="on"):
+        with serve(create_app(Runtime(settings)), bridge_port, lifespan="on"):
             yield Stack(bridge=bridge_url, whop=whop, database=database)
 
 

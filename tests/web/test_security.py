@@ -17,10 +17,11 @@ from starlette.routing import Route
 
 from bridge.config import Settings, load_settings
 from bridge.crypto import TokenBox
-from bridge.services import Transports, open_store
+from bridge.runtime import Runtime, Transports
 from bridge.store import connections
 from bridge.store.tables import oauth_states
 from bridge.web.app import create_app
+from tests.conftest import open_store
 from tests.fakes.whop import FakeWhop
 from tests.web.conftest import (
     BRIDGE_URL,
@@ -175,7 +176,7 @@ async def test_without_a_password_the_page_explains_and_nothing_works(
     )
     engine = await open_store(settings)
     try:
-        app = create_app(settings, transports=transports, engine=engine, background=False)
+        app = create_app(Runtime(settings, transports=transports, store=engine), background=False)
         async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BRIDGE_URL) as c:
             page = await c.get("/login")
             assert page.status_code == 503 and "BRIDGE_ADMIN_PASSWORD" in page.text
@@ -198,7 +199,7 @@ async def test_cookie_flags(client: httpx.AsyncClient, tmp_path: Path, transport
     )
     engine = await open_store(settings)
     try:
-        app = create_app(settings, transports=transports, engine=engine)
+        app = create_app(Runtime(settings, transports=transports, store=engine))
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="https://bridge.example.com"
         ) as c:
@@ -293,7 +294,7 @@ async def test_rotating_the_secret_key_keeps_the_connection_working(
             "TWENTY_REQUESTS_PER_MINUTE": 100_000,
         }
     )
-    app = create_app(rotated, transports=transports, engine=engine, background=False)
+    app = create_app(Runtime(rotated, transports=transports, store=engine), background=False)
     fake_whop.expire_access_tokens()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url=BRIDGE_URL) as c:
         await login(c)

@@ -14,12 +14,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.config import Settings, load_settings
 from bridge.crypto import TokenBox
-from bridge.errors import AuthError, NeedsReconnect
-from bridge.services import open_store
+from bridge.errors import AuthError, ConfigError, NeedsReconnect
+from bridge.runtime import Runtime, Transports
 from bridge.store import connections
 from bridge.whop.client import WhopClient
 from bridge.whop.oauth import WhopOAuth, code_challenge, new_code_verifier
-from bridge.whop.oauth_tokens import OAuthTokens, connected_provider
+from bridge.whop.oauth_tokens import OAuthTokens
+from tests.conftest import open_store
 from tests.fakes.whop import FakeWhop, seed_company
 from tests.web.conftest import (
     BRIDGE_URL,
@@ -241,26 +242,31 @@ async def test_key_rotation_keeps_tokens_readable_and_re_encrypts_on_refresh(
     assert (await connections.read_tokens(engine, only_new, COMPANY_ID))[0] == fresh
 
 
-async def test_connected_provider_picks_the_oauth_connection(
+async def test_the_runtime_reaches_the_oauth_connected_company_with_its_tokens(
     fake: FakeWhop, settings: Settings, engine: AsyncEngine, transport: httpx.AsyncBaseTransport, connected: None
 ) -> None:
-    found = await connected_provider(settings, engine, transport=transport)
-    assert found is not None
-    tokens, company_id, connection_id = found
-    assert company_id == COMPANY_ID and isinstance(connection_id, int)
-    assert "OAuthTokens" in repr(tokens) and await tokens.token()
+    runtime = Runtime(settings, transports=Transports(whop=transport), store=engine)
+    assert await runtime.companies() == [COMPANY_ID]
+    found = await runtime.credentials()
+    assert found.company_id == COMPANY_ID and isinstance(found.connection_id, int)
+    assert "OAuthTokens" in repr(found.tokens) and await found.tokens.token()
 
 
-async def test_connected_provider_without_oauth_is_none(settings: Settings, engine: AsyncEngine) -> None:
-    assert await connected_provider(settings, engine) is None
+async def test_with_no_connection_and_no_api_key_the_runtime_says_what_to_do(
+    settings: Settings, engine: AsyncEngine
+) -> None:
+    runtime = Runtime(settings, store=engine)
+    assert await runtime.companies() == []
+    with pytest.raises(ConfigError, match="WHOP_API_KEY"):
+        await runtime.credentials()
 
 
 @pytest.mark.usefixtures("connected")
-async def test_connected_provider_pauses_on_needs_reconnect_unless_an_api_key_is_set(
+async def test_a_connection_that_needs_reconnecting_pauses_the_sync_unless_an_api_key_is_set(
     settings: Settings, engine: AsyncEngine
 ) -> None:
     await connections.mark_needs_reconnect(engine, COMPANY_ID, "invalid_grant")
     with pytest.raises(NeedsReconnect):
-        await connected_provider(settings, engine)
-    headless = settings.model_copy(update={"whop_api_key": "key"})
-    assert await connected_provider(headless, engine) is None
+        await Runtime(settings, store=engine).credentials()
+    headless = settings.model_copy(update={"whop_api_key": "key", "whop_company_id": "biz_headless"})
+    assert await Runtime(headless, store=engine).companies() == ["biz_headless"]
