@@ -1,9 +1,10 @@
 """Webhook benchmark: prints figures, asserts nothing.
 
-    .venv/bin/python bench/webhooks.py [--deliveries 3000] [--senders 50] [--samples 30]
+    .venv/bin/python bench/webhooks.py [--deliveries 3000] [--senders 50] [--samples 30] [--roles split|all]
 
-The bridge runs as its own `serve` process on loopback (SQLite, then PostgreSQL), next to the
-Twenty and Whop stand-ins. This process plays Whop:
+The bridge runs as its own processes on loopback (SQLite, then PostgreSQL), next to the Twenty
+and Whop stand-ins: by default `serve --role web` answering Whop and `serve --role worker`
+applying the inbox; `--roles all` runs one `serve` doing both. This process plays Whop:
 
 1. acknowledgements: `--senders` concurrent senders post `--deliveries` signed
    `membership.updated` deliveries; prints acks/s and p50/p99 latency;
@@ -214,6 +215,25 @@ def drop_postgres_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def serve(env: dict[str, str], port: int, role: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port), "--role", role],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def wait_healthy(url: str) -> None:
+    for _ in range(300):
+        try:
+            httpx.get(url + "/healthz", timeout=1)
+            return
+        except httpx.HTTPError:
+            time.sleep(0.1)
+
+
 async def run_one(label: str, database_url: str, twenty_url: str, whop_url: str, args: argparse.Namespace) -> None:
     bridge_port = free_port()
     bridge_url = f"http://127.0.0.1:{bridge_port}"
@@ -234,20 +254,12 @@ async def run_one(label: str, database_url: str, twenty_url: str, whop_url: str,
     }
     cli(env, "provision")
     cli(env, "sync", "--full")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "serve", "--port", str(bridge_port)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    if args.roles == "split":  # the web role answers Whop; a worker process applies the inbox
+        procs = [serve(env, bridge_port, "web"), serve(env, free_port(), "worker")]
+    else:
+        procs = [serve(env, bridge_port, "all")]
     try:
-        for _ in range(300):
-            try:
-                httpx.get(bridge_url + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        wait_healthy(bridge_url)
         records = memberships(whop_url, 200)
         ack = await acks(bridge_url, records[:100], args.deliveries, args.senders)
         drained = await drain(bridge_url, args.settle)  # the worker applies the burst
@@ -255,9 +267,10 @@ async def run_one(label: str, database_url: str, twenty_url: str, whop_url: str,
         await drain(bridge_url, args.settle)  # Twenty idle again for the latency samples
         delays = await visible(bridge_url, whop_url, twenty_url, records[100:], args.samples)
     finally:
-        proc.terminate()
-        proc.wait(10)
-    print(f"\n## {label}")
+        for proc in procs:
+            proc.terminate()
+            proc.wait(10)
+    print(f"\n## {label}, serve --role {'web + --role worker' if args.roles == 'split' else 'all'}")
     if drained is None:
         print(f"the worker had not drained the first burst after {args.settle:.0f} s")
     else:
@@ -284,6 +297,13 @@ async def main() -> None:
     parser.add_argument("--rate", type=float, default=300.0, help="deliveries per second for the steady run")
     parser.add_argument("--samples", type=int, default=30)
     parser.add_argument("--settle", type=float, default=300.0, help="at most this long for the worker to drain")
+    parser.add_argument(
+        "--roles",
+        choices=["split", "all"],
+        default="split",
+        help="split: `serve --role web` and `serve --role worker` as two processes; all: one `serve`",
+    )
+    parser.add_argument("--only", choices=["sqlite", "postgres"], help="run one database only")
     args = parser.parse_args()
     whop_args = [
         "--members",
@@ -300,12 +320,22 @@ async def main() -> None:
         "5",
     ]
     # Fresh stand-ins for each database, so one run's changes cannot satisfy the other's checks.
+    if args.only != "postgres":
+        await run_sqlite(whop_args, args)
+    if args.only != "sqlite":
+        await run_postgres(whop_args, args)
+
+
+async def run_sqlite(whop_args: list[str], args: argparse.Namespace) -> None:
     with (
         server("tests.fakes.whop", *whop_args) as whop_url,
         server("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x") as twenty_url,
         tempfile.TemporaryDirectory() as tmp,
     ):
         await run_one("SQLite", f"sqlite:///{tmp}/bench.db", twenty_url, whop_url, args)
+
+
+async def run_postgres(whop_args: list[str], args: argparse.Namespace) -> None:
     pg = postgres_database()
     try:
         with (

@@ -4,17 +4,13 @@ fake Whop and a fake Twenty served by uvicorn on loopback. Screenshots go to tes
 from __future__ import annotations
 
 import contextlib
-import socket
 import sqlite3
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from cryptography.fernet import Fernet
 
 from bridge.config import load_settings
@@ -22,6 +18,7 @@ from bridge.runtime import Runtime
 from bridge.web.app import create_app
 from tests.fakes.twenty import FakeTwenty
 from tests.fakes.whop import FakeWhop, seed_company
+from tests.loopback import free_port, serve
 from tests.web.conftest import CLIENT_ID, CLIENT_SECRET, COMPANY_ID, COMPANY_TITLE, PASSWORD, TWENTY_KEY
 
 CHROMIUM = "/usr/bin/chromium"
@@ -31,30 +28,6 @@ pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="Debian's chromium is not installed"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@contextlib.contextmanager
-def serve(app: Any, port: int, *, lifespan: str = "off") -> Iterator[str]:
-    """An ASGI app on uvicorn in a background thread, until the block ends."""
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan=lifespan))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError(f"server on port {port} did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(15)
 
 
 @dataclass

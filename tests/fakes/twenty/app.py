@@ -122,6 +122,7 @@ class FakeTwenty:
                 Route("/graphql", self._graphql, methods=["POST"]),
                 Route("/rest/{path:path}", self._rest, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
+                Route("/_fake/stats", self._stats, methods=["GET"]),
                 Route("/", self._ui_index, methods=["GET"]),
                 Route("/ui/{plural}", self._ui_object, methods=["GET"]),
             ]
@@ -325,6 +326,10 @@ class FakeTwenty:
             self.stats.data_reads += 1
         self.stats.operations[outcome.operation] += 1
         return JSONResponse(outcome.body, status_code=outcome.status)
+
+    async def _stats(self, _request: Request) -> Response:
+        """The counters, for tests that run the fake in another process (not a Twenty route)."""
+        return JSONResponse(self.stats.as_dict())
 
     async def _healthz(self, _request: Request) -> Response:
         if self.down:
