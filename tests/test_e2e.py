@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -165,3 +166,117 @@ def test_on_twenty_1x_provision_and_full_sync_from_the_command_line_succeed(
     people = [p for p in _people(twenty_1x_url) if p.get("whopUserId")]
     assert len(people) == 300 and len({p["whopUserId"] for p in people}) == 300
     assert "" in {p["whopUsername"] for p in people}, "buyers with no Whop username were written"
+
+
+@pytest.mark.postgres
+def test_two_serve_processes_and_a_sync_on_one_postgresql_stay_within_twentys_rate_limit(
+    whop_url: str, postgres_url: str, tmp_path: Path
+) -> None:
+    """Replicas draw from one Twenty budget: the fake allows 100 requests a minute per workspace,
+    two `serve` processes apply a burst of webhooks while a third process runs a full sync."""
+    import json
+    import uuid
+
+    import psycopg
+    from cryptography.fernet import Fernet
+
+    from tests.signer import signed_headers
+
+    secret = "ws_" + uuid.uuid4().hex
+    with contextlib.ExitStack() as stack:
+        twenty_url = stack.enter_context(
+            contextlib.contextmanager(_serve)("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--rate-limit", "100")
+        )
+        env = _env(
+            twenty_url,
+            whop_url,
+            tmp_path,
+            DATABASE_URL=postgres_url,
+            TWENTY_REQUESTS_PER_MINUTE="100",
+            TWENTY_BATCH_SIZE="10",
+            WHOP_WEBHOOK_SECRET=secret,
+            BRIDGE_SECRET_KEY=Fernet.generate_key().decode(),
+            BRIDGE_ADMIN_PASSWORD="correct horse battery",
+        )
+        cli = [sys.executable, "-m", "bridge.cli"]
+        subprocess.run([*cli, "provision"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
+        replicas = [stack.enter_context(contextlib.contextmanager(_bridge_process)(env)) for _ in range(2)]
+        sync = subprocess.Popen([*cli, "sync", "--full"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
+
+        headers = {"Authorization": f"Bearer {WHOP_KEY}", "Api-Version-Date": "2026-10-15-1"}
+        page = httpx.get(
+            f"{whop_url}/api/v1/memberships", params={"account_id": COMPANY, "first": 100}, headers=headers
+        ).json()
+        wanted: dict[str, str] = {}
+        with httpx.Client(timeout=30) as http:
+            for i, ms in enumerate(page["data"]):
+                status = ("past_due", "canceled", "active")[i % 3]
+                changed = http.post(f"{whop_url}/_fake/memberships/{ms['id']}", json={"status": status}).json()
+                wanted[ms["id"]] = status.upper()
+                envelope = {"id": f"msg_{uuid.uuid4().hex}", "type": "membership.updated", "data": changed}
+                envelope.update(account_id=COMPANY, api_version_date="2026-10-15-1")
+                body = json.dumps(envelope, separators=(",", ":")).encode()
+                sent = {**signed_headers(secret, body, webhook_id=envelope["id"]), "content-type": "application/json"}
+                answer = http.post(f"{replicas[i % 2]}/webhooks/whop", content=body, headers=sent)
+                assert answer.status_code == 200, answer.text
+
+        out, _ = sync.communicate(timeout=300)
+        assert sync.returncode == 0, out
+        dsn = postgres_url.replace("postgresql+psycopg://", "postgresql://")
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            with psycopg.connect(dsn) as db:
+                counts = dict(db.execute("SELECT status, count(*) FROM webhook_inbox GROUP BY status").fetchall())
+            if counts.get("applied", 0) + counts.get("ignored", 0) == len(wanted):
+                break
+            time.sleep(0.5)
+        stats = httpx.get(f"{twenty_url}/_fake/stats").json()
+        opportunities = _records(twenty_url, "opportunities")
+
+    assert counts.get("applied", 0) + counts.get("ignored", 0) == len(wanted), counts
+    assert stats["throttled"] == 0, f"Twenty refused {stats['throttled']} of {stats['data_calls']} calls"
+    assert stats["data_calls"] > 100, "the test must need more than one minute's burst"
+    keys = Counter(o["whopMembershipId"] for o in opportunities if o.get("whopMembershipId"))
+    assert len(keys) == 360 and max(keys.values()) == 1, "every membership once"
+    shown = {o["whopMembershipId"]: o["whopMembershipStatus"] for o in opportunities}
+    assert {k: shown[k] for k in wanted} == wanted, "every event applied: Twenty shows Whop's state"
+
+
+def _bridge_process(env: dict[str, str]) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port), "--role", "all"],
+        cwd=ROOT,
+        env={**env, "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}"},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                httpx.get(url + "/healthz", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+def _records(twenty_url: str, plural: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor = None
+    with httpx.Client(base_url=twenty_url, headers={"Authorization": f"Bearer {TWENTY_KEY}"}) as http:
+        while True:
+            params: dict[str, Any] = {"limit": 200, **({"starting_after": cursor} if cursor else {})}
+            answer = http.get(f"/rest/{plural}", params=params)
+            if answer.status_code == 429:  # this reader shares the workspace's budget too
+                time.sleep(1)
+                continue
+            body = answer.json()
+            found += body["data"][plural]
+            if not body["pageInfo"]["hasNextPage"]:
+                return found
+            cursor = body["pageInfo"]["endCursor"]
