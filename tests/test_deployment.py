@@ -356,3 +356,11 @@ def test_init_command_is_valid_shell(services: dict[str, Any]) -> None:
     assert command[:2] == ["sh", "-c"]
     words = shlex.split(command[2])
     assert "||" in words and "psql" in words
+
+
+def test_the_bridge_runs_as_a_web_role_and_a_worker_role_on_one_configuration(services: dict[str, Any]) -> None:
+    web, worker = services["bridge"], services["bridge-worker"]
+    assert web["command"][-2:] == ["--role", "web"] and worker["command"][-2:] == ["--role", "worker"]
+    assert environment(worker) == environment(web), "both roles must see the same database and Twenty"
+    assert worker["image"] == web["image"] and worker.get("healthcheck")
+    assert "ports" not in worker, "only the web role is reached from outside"

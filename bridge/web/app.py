@@ -524,6 +524,7 @@ def create_app(runtime: Runtime, *, background: bool = True, run_workers: bool |
     all_routes = [*routes(), *ops.routes(runtime)]
     app = Starlette(routes=all_routes, middleware=middleware, lifespan=lifespan, exception_handlers={})
     app.state.ctx = ctx
+    app.state.runs_workers = run_workers
     return app
 
 
@@ -545,4 +546,6 @@ def create_worker_app(runtime: Runtime) -> Starlette:
             await background.stop()
             await runtime.aclose()
 
-    return Starlette(routes=[Route("/healthz", healthz), *ops.routes(runtime)], lifespan=lifespan)
+    app = Starlette(routes=[Route("/healthz", healthz), *ops.routes(runtime)], lifespan=lifespan)
+    app.state.runs_workers = True
+    return app

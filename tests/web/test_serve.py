@@ -48,3 +48,30 @@ def test_access_log_lines_lose_their_query_strings() -> None:
     )
     assert AccessLogScrubber().filter(record)
     assert "SECRETCODE" not in record.getMessage() and "/oauth/callback?[redacted]" in record.getMessage()
+
+
+@pytest.mark.parametrize(
+    ("role", "runs_workers", "has_admin_page"), [("all", True, True), ("web", False, True), ("worker", True, False)]
+)
+def test_serve_roles_split_webhook_intake_from_applying_them(
+    monkeypatch: pytest.MonkeyPatch, role: str, runs_workers: bool, has_admin_page: bool
+) -> None:
+    import uvicorn
+
+    seen: dict[str, Any] = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(app=app))
+    monkeypatch.setattr("bridge.logs.configure_logging", lambda *a, **k: None)
+    monkeypatch.setenv("BRIDGE_SECRET_KEY", Fernet.generate_key().decode())
+    monkeypatch.setenv("BRIDGE_ADMIN_PASSWORD", "pw-for-the-test")
+    result = CliRunner().invoke(cli.main, ["serve", "--role", role])
+    assert result.exit_code == 0, result.output
+    paths = {getattr(r, "path", None) for r in seen["app"].routes}
+    assert {"/healthz", "/readyz", "/metrics"} <= paths
+    assert ("/webhooks/whop" in paths) is has_admin_page and ("/" in paths) is has_admin_page
+    assert seen["app"].state.runs_workers is runs_workers  # its lifespan starts the worker and scheduler
+    assert ("worker:" in result.output) is (role == "worker")
+
+
+def test_serve_refuses_an_unknown_role() -> None:
+    result = CliRunner().invoke(cli.main, ["serve", "--role", "both"])
+    assert result.exit_code == 2 and "both" in result.output
