@@ -32,11 +32,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve(module: str, *args: str) -> Iterator[str]:
+def _serve(module: str, *args: str, command: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Iterator[str]:
+    """`python -m module [command] --port P args` on a free port, until the generator closes."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", module, "--port", str(port), *args],
+        [sys.executable, "-m", module, *command, "--port", str(port), *args],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -51,7 +53,7 @@ def _serve(module: str, *args: str) -> Iterator[str]:
         yield url
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(15)
 
 
 @pytest.fixture
@@ -200,7 +202,10 @@ def test_two_serve_processes_and_a_sync_on_one_postgresql_stay_within_twentys_ra
         )
         cli = [sys.executable, "-m", "bridge.cli"]
         subprocess.run([*cli, "provision"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
-        replicas = [stack.enter_context(contextlib.contextmanager(_bridge_process)(env)) for _ in range(2)]
+        serve = contextlib.contextmanager(_serve)
+        replicas = [
+            stack.enter_context(serve("bridge.cli", "--role", "all", command=("serve",), env=env)) for _ in "ab"
+        ]
         sync = subprocess.Popen([*cli, "sync", "--full"], env=env, cwd=ROOT, stdout=subprocess.PIPE, text=True)
 
         headers = {"Authorization": f"Bearer {WHOP_KEY}", "Api-Version-Date": "2026-10-15-1"}
@@ -240,29 +245,6 @@ def test_two_serve_processes_and_a_sync_on_one_postgresql_stay_within_twentys_ra
     assert len(keys) == 360 and max(keys.values()) == 1, "every membership once"
     shown = {o["whopMembershipId"]: o["whopMembershipStatus"] for o in opportunities}
     assert {k: shown[k] for k in wanted} == wanted, "every event applied: Twenty shows Whop's state"
-
-
-def _bridge_process(env: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "bridge.cli", "serve", "--port", str(port), "--role", "all"],
-        cwd=ROOT,
-        env={**env, "BRIDGE_PUBLIC_URL": f"http://127.0.0.1:{port}"},
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(300):
-            try:
-                httpx.get(url + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
-        yield url
-    finally:
-        proc.terminate()
-        proc.wait(15)
 
 
 def _records(twenty_url: str, plural: str) -> list[dict[str, Any]]:

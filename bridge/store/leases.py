@@ -114,26 +114,6 @@ async def holder(engine: AsyncEngine, name: str) -> str | None:
     return str(row.owner)
 
 
-@contextlib.asynccontextmanager
-async def lease(
-    engine: AsyncEngine, name: str, owner: str, ttl: float, *, keepalive: bool = False
-) -> AsyncIterator[bool]:
-    """`async with lease(...) as held:` — run the body only `if held`; released on exit.
-
-    The primitive under `Leases.hold` (which adds waiting, reclaiming and in-process queueing);
-    with `keepalive`, the lease is renewed every ttl/3 while the body runs.
-    """
-    held = await acquire(engine, name, owner, ttl)
-    keeper = asyncio.create_task(_keep(engine, name, owner, ttl)) if held and keepalive else None
-    try:
-        yield held
-    finally:
-        await _stop(keeper)
-        if held:
-            # Shielded so a cancelled body still frees the lease instead of leaving it to expire.
-            await asyncio.shield(release(engine, name, owner))
-
-
 async def _stop(task: asyncio.Task[None] | None) -> None:
     if task is not None:
         task.cancel()

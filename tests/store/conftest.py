@@ -159,3 +159,15 @@ async def make_engine(db_url: str) -> AsyncIterator[Callable[[], AsyncEngine]]:
     yield factory
     for eng in made:
         await eng.dispose()
+
+
+def one_engine(make_engine: Callable[[], AsyncEngine]) -> Callable[[], AsyncEngine]:
+    """Another process's store: one engine (its own pool), made on first use."""
+    made: list[AsyncEngine] = []
+
+    def store() -> AsyncEngine:
+        if not made:
+            made.append(make_engine())
+        return made[0]
+
+    return store

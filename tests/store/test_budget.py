@@ -8,6 +8,7 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store.budget import SharedBucket
+from tests.store.conftest import one_engine
 
 
 class FrozenTime:
@@ -28,7 +29,7 @@ async def test_two_processes_draw_from_one_budget(engine: AsyncEngine, make_engi
     t = FrozenTime()
     replicas = [
         SharedBucket(lambda: engine, "twenty:ws", 60, clock=t.clock, sleep=t.sleep),
-        SharedBucket(_once(make_engine), "twenty:ws", 60, clock=t.clock, sleep=t.sleep),
+        SharedBucket(one_engine(make_engine), "twenty:ws", 60, clock=t.clock, sleep=t.sleep),
     ]
     await asyncio.gather(*(replicas[i % 2].acquire() for i in range(90)))
     # 60 a minute together: the first 60 go at once, the next 30 one second apart, whichever
@@ -55,20 +56,8 @@ async def test_a_pause_after_a_429_holds_every_process_back(
 ) -> None:
     t = FrozenTime()
     one = SharedBucket(lambda: engine, "twenty:paused", 600, clock=t.clock, sleep=t.sleep)
-    two = SharedBucket(_once(make_engine), "twenty:paused", 600, clock=t.clock, sleep=t.sleep)
+    two = SharedBucket(one_engine(make_engine), "twenty:paused", 600, clock=t.clock, sleep=t.sleep)
     await one.acquire()
     await one.pause(10)
     await two.acquire()
     assert t.waits and t.waits[0] >= 10, "the other replica waits out the pause too"
-
-
-def _once(make_engine: Callable[[], AsyncEngine]) -> Callable[[], AsyncEngine]:
-    """Another process's store: one engine (its own pool), made on first use."""
-    made: list[AsyncEngine] = []
-
-    def store() -> AsyncEngine:
-        if not made:
-            made.append(make_engine())
-        return made[0]
-
-    return store

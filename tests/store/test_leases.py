@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.store.leases import LeaseBusy, Leases, acquire, holder, lease, release, renew
+from bridge.store.leases import LeaseBusy, Leases, acquire, holder, release, renew
+from tests.store.conftest import one_engine
 
 
 async def test_exclusive_between_owners(engine: AsyncEngine) -> None:
@@ -63,27 +64,19 @@ async def test_twenty_contenders_for_an_expired_lease(
     assert results.count(True) == 1
 
 
-async def test_context_manager(engine: AsyncEngine) -> None:
-    async with lease(engine, "ctx", "a", 30) as held:
-        assert held
-        async with lease(engine, "ctx", "b", 30) as other:
-            assert not other
-        assert await holder(engine, "ctx") == "a"  # b's exit did not release a's lease
+async def test_a_held_lease_is_released_on_exit_even_when_the_body_fails(engine: AsyncEngine) -> None:
+    helper = Leases(lambda: engine)
+    async with helper.hold("ctx", ttl=30) as held:
+        assert await holder(engine, "ctx") == held.owner
     assert await holder(engine, "ctx") is None
-
-    # Released even when the body fails.
-    try:
-        async with lease(engine, "ctx", "a", 30) as held:
-            assert held
+    with pytest.raises(RuntimeError, match="boom"):
+        async with helper.hold("ctx", ttl=30):
             raise RuntimeError("boom")
-    except RuntimeError:
-        pass
     assert await holder(engine, "ctx") is None
 
 
-async def test_keepalive_outlives_the_ttl(engine: AsyncEngine) -> None:
-    async with lease(engine, "long", "a", 0.15, keepalive=True) as held:
-        assert held
+async def test_the_keeper_renews_a_held_lease_past_its_ttl(engine: AsyncEngine) -> None:
+    async with Leases(lambda: engine).hold("long", ttl=0.15):
         await asyncio.sleep(0.35)  # more than twice the TTL
         assert not await acquire(engine, "long", "b", 30)
     assert await acquire(engine, "long", "b", 30)
@@ -161,7 +154,7 @@ async def test_holders_in_one_process_are_served_in_the_order_they_asked(engine:
 async def test_a_lease_held_longer_than_its_ttl_is_kept(
     engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
 ) -> None:
-    mine, other_process = Leases(lambda: engine), Leases(_once(make_engine))
+    mine, other_process = Leases(lambda: engine), Leases(one_engine(make_engine))
     async with mine.hold("sync:biz_1", ttl=0.3) as held:
         await asyncio.sleep(1.0)  # more than three TTLs
         with pytest.raises(LeaseBusy) as busy:
@@ -176,7 +169,7 @@ async def test_a_lease_held_longer_than_its_ttl_is_kept(
 async def test_a_bounded_wait_gives_up_naming_the_holder(
     engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
 ) -> None:
-    mine, other_process = Leases(lambda: engine), Leases(_once(make_engine))
+    mine, other_process = Leases(lambda: engine), Leases(one_engine(make_engine))
     async with mine.hold("oauth-refresh:biz_1", ttl=30) as held:
         start = time.monotonic()
         with pytest.raises(LeaseBusy) as busy:
@@ -189,7 +182,7 @@ async def test_a_bounded_wait_gives_up_naming_the_holder(
 async def test_a_waiter_gets_the_lease_when_the_other_process_lets_go(
     engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
 ) -> None:
-    mine, other_process = Leases(lambda: engine), Leases(_once(make_engine))
+    mine, other_process = Leases(lambda: engine), Leases(one_engine(make_engine))
 
     async def hold_briefly() -> None:
         async with mine.hold("reconcile:biz_1", ttl=30):
@@ -207,15 +200,3 @@ async def test_a_lease_left_by_a_dead_process_on_this_host_is_taken_at_once(engi
     start = time.monotonic()
     async with Leases(lambda: engine).hold("write:biz_1:opportunity", ttl=30):
         assert time.monotonic() - start < 1
-
-
-def _once(make_engine: Callable[[], AsyncEngine]) -> Callable[[], AsyncEngine]:
-    """Another process's store: one engine (its own pool), made on first use."""
-    made: list[AsyncEngine] = []
-
-    def store() -> AsyncEngine:
-        if not made:
-            made.append(make_engine())
-        return made[0]
-
-    return store
