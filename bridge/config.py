@@ -46,7 +46,7 @@ class Settings(BaseSettings):
     # Twenty
     twenty_url: str | None = Field(default=None, alias="TWENTY_URL")
     twenty_api_key: SecretStr | None = Field(default=None, alias="TWENTY_API_KEY")
-    twenty_batch_size: int = Field(default=60, ge=1, le=200, alias="TWENTY_BATCH_SIZE")
+    twenty_batch_size: int = Field(default=200, ge=1, le=200, alias="TWENTY_BATCH_SIZE")
     twenty_requests_per_minute: int = Field(default=100, ge=1, le=100_000, alias="TWENTY_REQUESTS_PER_MINUTE")
     twenty_timeout_seconds: float = Field(default=30.0, gt=0, alias="TWENTY_TIMEOUT_SECONDS")
 

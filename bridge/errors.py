@@ -43,6 +43,14 @@ class RecordConflict(SkippableError):
     """The record would match more than one existing record; the bridge does not guess."""
 
 
+class BatchTooLarge(BridgeError):
+    """The server refused the number of records in one call; send fewer (`limit` if it said)."""
+
+    def __init__(self, message: str, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
 class FatalError(BridgeError):
     """Stop and tell a person."""
 

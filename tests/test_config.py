@@ -16,7 +16,7 @@ def test_defaults_need_nothing_and_use_an_sqlite_file_in_the_working_directory()
     settings = load_settings()
     assert settings.database_url == "sqlite:///whop-twenty-bridge.db"
     assert settings.whop_api_url == "https://api.whop.com"
-    assert settings.twenty_batch_size == 60
+    assert settings.twenty_batch_size == 200
 
 
 def test_a_missing_required_variable_is_named() -> None:
@@ -85,4 +85,4 @@ def test_an_empty_variable_counts_as_not_set(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setenv("WHOP_API_KEY", "")
     monkeypatch.setenv("TWENTY_BATCH_SIZE", "")
     settings = load_settings()
-    assert settings.whop_api_key is None and settings.twenty_batch_size == 60
+    assert settings.whop_api_key is None and settings.twenty_batch_size == 200

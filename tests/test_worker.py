@@ -256,3 +256,29 @@ async def test_two_bridge_processes_on_one_postgresql_apply_each_event_once(tmp_
         assert one.applied + two.applied == len(memberships), "every event applied exactly once"
         assert one.applied > 0 and two.applied > 0, "both processes took a share"
         assert {b.opportunity(ms.id)["whopMembershipStatus"] for ms in memberships} == {"CANCELED"}
+
+
+async def test_a_status_change_costs_one_upsert_without_a_read_and_keeps_a_persons_edits(bridge: Bridge) -> None:
+    # Active → past due: the stage stays CUSTOMER, so no curated value changes at Whop.
+    ms = next(m for m in await _memberships(bridge) if m.status == "active")
+    opp = bridge.opportunity(ms.id)
+    async with httpx.AsyncClient(transport=bridge.world.transports.twenty, base_url="http://twenty.test") as http:
+        edited = await http.patch(
+            f"/rest/opportunities/{opp['id']}",
+            json={"name": "Renewal call booked"},
+            headers={"Authorization": f"Bearer {TWENTY_KEY}"},
+        )
+        assert edited.status_code == 200
+    new_status = "past_due"
+    bridge.world.whop.update_membership(ms.id, status=new_status)
+    envelope = bridge.world.whop.event("membership.updated", ms.id, COMPANY, webhook_id="msg_no_read")
+    await bridge.deliver(envelope["type"], envelope["data"], webhook_id=envelope["id"])
+    bridge.world.twenty.reset_stats()
+
+    await bridge.worker().run_once()
+
+    after = bridge.opportunity(ms.id)
+    assert after["whopMembershipStatus"] == new_status.upper()
+    assert after["name"] == "Renewal call booked", "the person's edit stands"
+    stats = bridge.world.twenty.stats
+    assert (stats["data_reads"], stats["data_writes"]) == (0, 1), "the bridge knew the id and had no curated news"

@@ -66,7 +66,7 @@ Progress = Callable[[str, dict[str, dict[str, int]]], None]
 class SyncOptions:
     kind: str = "full"  # full | reconcile
     dry_run: bool = False
-    batch_size: int = 60
+    batch_size: int = 200
     page_size: int = 100
     stage_policy: str = "advance"
     trigger: str = "cli"

@@ -139,6 +139,31 @@ def curated(new: Any, current_value: Any, last_written_value: Any) -> bool:
     return last_written_value is not None and _same(current_value, last_written_value)
 
 
+# Fields people may edit in Twenty, per object (the rest of a record is the bridge's).
+CURATED_FIELDS: dict[str, tuple[str, ...]] = {
+    "person": ("name", "emails", "phones"),
+    "opportunity": ("name", "amount", "stage"),
+}
+
+
+def without_unchanged_curated(obj: str, record: dict[str, Any], written: dict[str, Any]) -> dict[str, Any] | None:
+    """`record` for an update that needs no read of Twenty first, or None when it needs one.
+
+    The bridge has nothing new to say about a curated field whose value is what it wrote last
+    time: the field is left out, so whatever a person did with it stands (the read would only
+    have told the builder to send the same value or leave it alone). A curated field whose
+    value changed at Whop needs Twenty's current value to know whether a person edited it.
+    """
+    out = dict(record)
+    for name in CURATED_FIELDS.get(obj, ()):
+        if name not in out:
+            continue
+        if not _same(out[name], written.get(name)):
+            return None
+        del out[name]
+    return out
+
+
 def _field(record: dict[str, Any] | None, name: str) -> Any:
     return None if record is None else record.get(name)
 

@@ -27,8 +27,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.errors import RecordConflict, SkippableError
 from bridge.store.leases import Leases
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows, put_shadows
-from bridge.sync.mapping import record_hash
+from bridge.sync.mapping import record_hash, without_unchanged_curated
 from bridge.twenty.data import ObjectApi, TwentyDataClient
+from bridge.twenty.documents import Dialect
 
 log = logging.getLogger(__name__)
 
@@ -149,10 +150,10 @@ class ObjectWriter:
         report = WriteReport()
         if not batch:
             return report
-        by_key, by_email = await self._read_current(batch)
-        records: list[Pending] = []
+        records, unknown = await self._known_updates(batch, shadows)
+        by_key, by_email = await self._read_current(unknown)
         claimed_emails: set[str] = set()
-        for item in batch:
+        for item in unknown:
             existing, drop_email = self._settle_email(item, by_key.get(item.key), by_email, claimed_emails, report)
             record = self._build_record(item, existing, shadows.get(item.key), drop_email=drop_email)
             records.append((item, record, existing))
@@ -166,10 +167,34 @@ class ObjectWriter:
         await self._store_shadows(written, report)
         return report
 
+    async def _known_updates(self, batch: list[Item], shadows: dict[str, Shadow]) -> tuple[list[Pending], list[Item]]:
+        """Split off updates that need no read first: records the bridge wrote before (it knows
+        their Twenty ids) whose curated values did not change at Whop. Only on 2.x: 1.x may
+        blank a composite an upsert leaves out, so there the read (and the re-sent composites)
+        stays. Returns those updates ready to send, and the items that still need the read."""
+        if self.dry_run or (await self.twenty.write_rules()).dialect is not Dialect.V2:
+            return [], batch
+        known: list[Pending] = []
+        unknown: list[Item] = []
+        for item in batch:
+            shadow = shadows.get(item.key)
+            written = _written(shadow)
+            if shadow is None or not shadow.twenty_id or written is None:
+                unknown.append(item)
+                continue
+            record = without_unchanged_curated(self.obj.singular, item.build(written, written), written)
+            if record is None:
+                unknown.append(item)
+            else:
+                known.append((item, record, {**written, "id": shadow.twenty_id}))
+        return known, unknown
+
     async def _read_current(
         self, batch: list[Item]
     ) -> tuple[dict[str, dict[str, Any]], dict[str, list[dict[str, Any]]]]:
         """One read of what Twenty has: the batch's records by key, and (people) by primary e-mail."""
+        if not batch:
+            return {}, {}
         emails = sorted({i.email for i in batch if i.email})
         current = await self.twenty.find_by_keys(self.obj, [i.key for i in batch], emails=emails)
         by_key = {str(r.get(self.obj.key)): r for r in current if r.get(self.obj.key)}
@@ -320,6 +345,13 @@ class ObjectWriter:
 
 
 PRESERVED_COMPOSITES = {"person": ("name", "emails", "phones"), "opportunity": ("amount",)}
+
+
+def _written(shadow: Shadow | None) -> dict[str, Any] | None:
+    """The record the bridge last sent, without its own bookkeeping keys (`_label`)."""
+    if shadow is None or shadow.gone_at is not None or not shadow.written:
+        return None
+    return {k: v for k, v in shadow.written.items() if not k.startswith("_")}
 
 
 def _has_value(value: Any) -> bool:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,7 +27,15 @@ from typing import Any
 import httpx
 
 from bridge import metrics
-from bridge.errors import AuthError, FatalError, RateLimited, RecordConflict, RetryableError, SkippableError
+from bridge.errors import (
+    AuthError,
+    BatchTooLarge,
+    FatalError,
+    RateLimited,
+    RecordConflict,
+    RetryableError,
+    SkippableError,
+)
 from bridge.limiter import Limiter, TokenBucket
 from bridge.twenty.documents import Dialect
 from bridge.twenty.metadata import LiveObject, MetadataClient
@@ -152,6 +161,7 @@ class TwentyDataClient:
         self._sleep = sleep
         self._max_attempts = max_attempts
         self.stats = CallStats()
+        self.upsert_cap: int | None = None  # learned from a refusal of the batch size
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -280,7 +290,29 @@ class TwentyDataClient:
     # Writes -------------------------------------------------------------------------------
 
     async def upsert(self, obj: ObjectApi, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
-        """One batched upsert. Returns what Twenty answered, which may be shorter than sent."""
+        """Upsert `records` in as few calls as the server takes; returns what Twenty answered,
+        which may be shorter than sent (1.x lists 60).
+
+        A server that refuses the batch size (2.x: more than 200; some plans fewer) is answered
+        by sending halves (or the size it named), and the size is remembered for later calls.
+        """
+        cap = self.upsert_cap
+        if cap is not None and len(records) > cap:
+            answers: list[dict[str, Any]] = []
+            for start in range(0, len(records), cap):
+                answers += await self.upsert(obj, records[start : start + cap])
+            return answers
+        try:
+            return await self._upsert_once(obj, records)
+        except BatchTooLarge as exc:
+            if len(records) <= 1:
+                raise FatalError(f"upsert {obj.plural}: Twenty refuses even one record a call ({exc})") from None
+            limit = exc.limit if exc.limit is not None and exc.limit < len(records) else len(records) // 2
+            self.upsert_cap = max(1, limit)
+            log.warning("twenty refused %d records in one call; sending %d from now on", len(records), limit)
+            return await self.upsert(obj, records)
+
+    async def _upsert_once(self, obj: ObjectApi, records: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
         plural_type = obj.plural[:1].upper() + obj.plural[1:]
         query = (
             f"mutation Upsert($data: [{obj.type_prefix}CreateInput!]!) {{"
@@ -319,6 +351,9 @@ def classify_error(error: dict[str, Any], operation: str) -> Exception:
         return AuthError(f"Twenty rejected TWENTY_API_KEY during {operation}")
     if code == "FORBIDDEN":
         return AuthError(f"the Twenty API key may not {operation}: {message}")
+    if "TOO_MANY_RECORDS" in str(ext) or "maximum number of records" in lowered:
+        found = re.search(r"(\d+)", message)
+        return BatchTooLarge(f"{operation}: {message}", int(found.group(1)) if found else None)
     if "violates not-null constraint" in lowered:
         # Deterministic: the same payload is refused again, and every record of the batch with it.
         return FatalError(f"{operation}: {message}")

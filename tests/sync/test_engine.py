@@ -285,3 +285,21 @@ async def test_a_curated_name_left_alone_is_sent_back_as_twenty_has_it(tmp_path:
 
     ann = next(r for r in sent if (r.get("emails") or {}).get("primaryEmail") == SHARED_EMAIL)
     assert ann["name"] == {"firstName": "Ann", "lastName": "Curated"}
+
+
+async def test_a_server_that_refuses_200_records_a_call_is_answered_by_halving_and_the_sync_finishes(
+    tmp_path: Any,
+) -> None:
+    world = await make_world(tmp_path, "2.x", members=150, memberships=170)
+    assert world.settings.twenty_batch_size == 200, "the default writes 200 records a call"
+    world.twenty.workspace.max_upsert = 50  # a plan that takes fewer records a call
+
+    result = await run_sync(world.runtime, kind="full")
+
+    assert result.status == "succeeded"
+    whop = await world.whop_lists()
+    assert {p["whopUserId"] for p in world.people() if p.get("whopUserId")} == {person_key(m) for m in whop["members"]}
+    assert {o["whopMembershipId"] for o in world.opportunities()} == {m.id for m in whop["memberships"]}
+    stats = world.twenty.stats
+    refused = stats["data_calls"] - stats["data_reads"] - stats["data_writes"]
+    assert refused == 1, "the size the server named is remembered: one refusal for the whole run"

@@ -14,7 +14,8 @@ from bridge.store.shadows import Shadow, ShadowWrite
 from bridge.sync import writer as writer_module
 from bridge.sync.mapping import record_hash
 from bridge.sync.writer import Item, ObjectWriter, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, ObjectApi, TwentyDataClient
+from bridge.twenty.data import OPPORTUNITY, PERSON, ObjectApi, TwentyDataClient, WriteRules
+from bridge.twenty.documents import Dialect
 
 
 class StubTwenty:
@@ -34,6 +35,10 @@ class StubTwenty:
         self.drop = set(drop)  # keys an upsert silently does not store (soft-deleted rows)
         self.finds: list[tuple[list[str], list[str]]] = []
         self.upserts: list[list[str]] = []
+        self.dialect = Dialect.V1  # the dialect on which every batch is read first
+
+    async def write_rules(self) -> WriteRules:
+        return WriteRules(self.dialect, {})
 
     async def find_by_keys(
         self, obj: ObjectApi, keys: Sequence[str], *, emails: Sequence[str] = ()

@@ -10,6 +10,7 @@ import argparse
 import uvicorn
 
 from . import FakeTwenty
+from .app import REAL_TIMING
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,12 +23,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--api-key", default="twenty-test-key")
     parser.add_argument("--rate-limit", type=int, default=None, help="requests per 60 s on the data API")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds added to every data-API call")
+    parser.add_argument(
+        "--timing", choices=["none", "real"], default="none", help="real: answer as slowly as a real Twenty 2.x did"
+    )
+    parser.add_argument("--max-upsert", type=int, default=None, help="records one upsert may carry (2.x: 200)")
     args = parser.parse_args(argv)
     fake = FakeTwenty(
         dialect=args.dialect,
         api_key=args.api_key,
         rate_limit_per_minute=args.rate_limit,
         latency=args.latency,
+        timing=REAL_TIMING if args.timing == "real" else None,
+        max_upsert=args.max_upsert,
     )
     print(f"Fake Twenty {args.dialect} on http://{args.host}:{args.port}/ (viewer at /, API key {args.api_key!r})")
     uvicorn.run(fake, host=args.host, port=args.port, log_level="info")

@@ -58,6 +58,31 @@ class FakeTwentyStats:
                 setattr(self, item.name, 0)
 
 
+@dataclass(frozen=True)
+class Timing:
+    """How long a real Twenty 2.x took to answer (research/twenty-observed.md, same 2-core host):
+    creates ≈ 300 records/s, updates ≈ 45 records/s, a 200-id read ≈ 0.25 s. Off by default;
+    the backfill benchmark turns it on so that its times predict a real server's."""
+
+    per_call: float = 0.05
+    per_created: float = 1 / 300
+    per_updated: float = 1 / 45
+    per_read_record: float = 0.001  # 0.05 + 200 × 0.001 = 0.25 s for a 200-id read
+
+    def seconds(self, response: dict[str, Any], created: int, updated: int) -> float:
+        data = response.get("data") or {}
+        read = sum(len(v.get("edges") or ()) for v in data.values() if isinstance(v, dict))
+        return (
+            self.per_call
+            + created * self.per_created
+            + max(0, updated) * self.per_updated
+            + read * self.per_read_record
+        )
+
+
+REAL_TIMING = Timing()
+
+
 class TokenBucket:
     """Capacity N, refilled continuously at N per 60 s, on an injectable monotonic clock."""
 
@@ -100,6 +125,8 @@ class FakeTwenty:
         rate_limit_per_minute: int | None = None,
         latency: float = 0.0,
         clock: Callable[[], float] = time.monotonic,
+        timing: Timing | None = None,
+        max_upsert: int | None = None,
     ) -> None:
         if dialect not in DIALECTS:
             raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
@@ -111,6 +138,9 @@ class FakeTwenty:
         self.data_model_permission = True
         self.down = False
         self.workspace = Workspace(dialect)
+        if max_upsert is not None:
+            self.workspace.max_upsert = max_upsert
+        self.timing = timing
         self._fail_remaining = 0
         self._fail_status = 500
         self._cache_flushed = False
@@ -295,7 +325,11 @@ class FakeTwenty:
             return JSONResponse(
                 {"errors": [{"message": "Invalid JSON body", "extensions": {"code": "BAD_REQUEST"}}]}, 400
             )
+        before = self._record_count() if self.timing else 0
         response, outcome = execute_data(self.workspace, body)
+        if self.timing is not None:
+            created = self._record_count() - before
+            await asyncio.sleep(self.timing.seconds(response, created, outcome.records_written - created))
         self.stats.data_reads += outcome.reads
         self.stats.data_writes += outcome.writes
         self.stats.records_written += outcome.records_written
@@ -326,6 +360,9 @@ class FakeTwenty:
             self.stats.data_reads += 1
         self.stats.operations[outcome.operation] += 1
         return JSONResponse(outcome.body, status_code=outcome.status)
+
+    def _record_count(self) -> int:
+        return sum(len(self.workspace.records_of(obj)) for obj in self.workspace.objects)
 
     async def _stats(self, _request: Request) -> Response:
         """The counters, for tests that run the fake in another process (not a Twenty route)."""

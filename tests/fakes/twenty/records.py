@@ -346,9 +346,9 @@ def create_records(ws: Workspace, obj: Meta, inputs: Any, *, upsert: bool) -> li
     """
     if not isinstance(inputs, list):
         raise _bad(f'Expected a list of "{cap(obj["nameSingular"])}CreateInput"')
-    if ws.dialect == "2.x" and len(inputs) > MAX_RECORDS_2X:
+    if ws.max_upsert is not None and len(inputs) > ws.max_upsert:
         raise TwentyError(
-            f"Maximum number of records to upsert is {MAX_RECORDS_2X}.",
+            f"Maximum number of records to upsert is {ws.max_upsert}.",
             "BAD_USER_INPUT",
             subCode="TOO_MANY_RECORDS_TO_UPDATE",
         )

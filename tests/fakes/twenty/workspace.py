@@ -64,6 +64,9 @@ class UniqueKey:
 class Workspace:
     def __init__(self, dialect: str) -> None:
         self.dialect = dialect
+        # Records one create-many/upsert may carry: 200 on 2.x (observed 2.3), none on 1.x
+        # (observed #18); a test may lower it, as a Cloud plan might.
+        self.max_upsert: int | None = 200 if dialect == "2.x" else None
         self.id = new_id()
         self.application_id = new_id()
         self.objects: list[Meta] = []
