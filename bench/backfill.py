@@ -1,15 +1,20 @@
 """Backfill benchmark: prints figures, asserts nothing.
 
-    .venv/bin/python bench/backfill.py                 # 10,000 memberships / 8,000 members / 20 products
+    .venv/bin/python bench/backfill.py                       # 10,000 memberships / 8,000 members / 20 products
+    .venv/bin/python bench/backfill.py --members 100000 --memberships 100000 --kill-half
     .venv/bin/python bench/backfill.py --members 800 --memberships 1000 --products 5   # a quick look
 
-Runs the fake Twenty and fake Whop as separate uvicorn processes on loopback (so the peak RSS
-printed is the bridge's own) and the bridge in this process:
+The fake Twenty and fake Whop run as separate uvicorn processes on loopback (so the RSS printed
+is the bridge's own), the bridge at its default settings. By default the fake Twenty answers as
+slowly as a real Twenty 2.x did (`--timing real`: creates ≈ 300 records/s, updates ≈ 45/s, a
+200-id read ≈ 0.25 s) and allows 100 requests a minute, so the times predict what a user sees;
+each run prints the floor those limits set beside the time it took.
 
-1. the backfill with Twenty's real limits on (100 requests/min, 200 records a call, 20 ms latency);
-2. a second run with nothing changed (goal: zero writes);
-3. the same backfill with the limits raised;
-4. the naive way, one record per call, with limits raised, and its cost projected at 100/min.
+1. the backfill, with the bridge's RSS at 10%, 50% and 100% of the records;
+2. a reconciliation with nothing changed (goal: zero Twenty writes);
+3. with `--kill-half`: a backfill as `whop-twenty-bridge sync --full` killed with SIGKILL half
+   way, then run again: the records Twenty wrote against the records there are;
+4. with `--naive`: one record per call on a 10% sample, projected to the full size.
 """
 
 from __future__ import annotations
@@ -19,11 +24,13 @@ import asyncio
 import math
 import os
 import resource
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -33,13 +40,15 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bridge.config import load_settings  # noqa: E402
+from bridge.config import Settings, load_settings  # noqa: E402
 from bridge.runtime import Runtime  # noqa: E402
 from bridge.services import provision_workspace, run_sync  # noqa: E402
+from tests.fakes.twenty.app import REAL_TIMING  # noqa: E402
 
 TWENTY_KEY = "bench-twenty-key"
 WHOP_KEY = "bench-whop-key"
 COMPANY = "biz_bench"
+TWENTY_BURST = 100  # Twenty's bucket holds a minute's worth of requests
 
 
 def free_port() -> int:
@@ -49,7 +58,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(module: str, *args: str) -> Any:
+def server(module: str, *args: str) -> Iterator[str]:
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", module, "--host", "127.0.0.1", "--port", str(port), *args],
@@ -59,7 +68,7 @@ def server(module: str, *args: str) -> Any:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.time() + 120
+        deadline = time.time() + 600  # seeding 100,000 members takes a while
         while time.time() < deadline:
             try:
                 httpx.get(url + "/healthz", timeout=1)
@@ -71,43 +80,86 @@ def server(module: str, *args: str) -> Any:
         yield url
     finally:
         proc.terminate()
-        proc.wait(10)
+        proc.wait(30)
+
+
+def rss_mb() -> float:
+    """This process's resident memory now (Linux), in MB."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-async def one_run(
-    twenty_url: str, whop_url: str, db: str, *, batch: int, rpm: int, kind: str = "full"
-) -> dict[str, Any]:
-    settings = load_settings(
+def bridge_settings(twenty_url: str, whop_url: str, db: str, **extra: Any) -> Settings:
+    """The bridge at its defaults (batch 200, 100 requests a minute), pointed at the stand-ins."""
+    return load_settings(
         TWENTY_URL=twenty_url,
         TWENTY_API_KEY=TWENTY_KEY,
         WHOP_API_URL=whop_url,
         WHOP_API_KEY=WHOP_KEY,
         WHOP_COMPANY_ID=COMPANY,
         DATABASE_URL=f"sqlite:///{db}",
-        TWENTY_BATCH_SIZE=batch,
-        TWENTY_REQUESTS_PER_MINUTE=rpm,
         WHOP_REQUESTS_PER_SECOND=50,
+        **extra,
     )
+
+
+class RssMarks:
+    """Samples the bridge's RSS when the run passes 10%, 50% and 100% of the records."""
+
+    def __init__(self, total: int) -> None:
+        self.total = max(1, total)
+        self.marks: dict[int, float] = {}
+
+    def progress(self, _obj: str, counts: dict[str, dict[str, int]]) -> None:
+        done = sum(v for obj, c in counts.items() if obj != "payment" for k, v in c.items() if k in DONE_OUTCOMES)
+        for mark in (10, 50, 100):
+            if mark not in self.marks and done * 100 >= mark * self.total:
+                self.marks[mark] = rss_mb()
+
+
+DONE_OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")
+
+
+async def one_run(settings: Settings, *, kind: str = "full", total: int = 0) -> dict[str, Any]:
+    marks = RssMarks(total)
     started, cpu = time.perf_counter(), time.process_time()
     async with await Runtime.open(settings) as runtime:
-        result = await run_sync(runtime, kind=kind)
+        result = await run_sync(runtime, kind=kind, progress=marks.progress)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     records = {
-        obj: sum(v for k, v in c.items() if k in ("created", "updated", "unchanged", "skipped", "failed"))
-        for obj, c in result.counts.items()
-        if obj != "payment"
+        obj: sum(v for k, v in c.items() if k in DONE_OUTCOMES) for obj, c in result.counts.items() if obj != "payment"
     }
     written = {obj: c.get("created", 0) + c.get("updated", 0) for obj, c in result.counts.items() if obj != "payment"}
-    return {"wall": wall, "cpu": cpu, "result": result, "records": records, "written": written}
+    return {"wall": wall, "cpu": cpu, "result": result, "records": records, "written": written, "rss": marks.marks}
 
 
 def minimum_calls(written: dict[str, int], batch: int) -> int:
-    """One read and one upsert per batch of changed records, per object."""
+    """New records: one read (by key, so people's edits and e-mails are respected) and one upsert
+    per batch, per object."""
     return sum(2 * math.ceil(n / batch) for n in written.values() if n)
+
+
+def predicted_floor(calls: int, created: int, updated: int, rpm: int | None, timing: bool) -> float:
+    """The least wall time the server's limits allow: each call takes the server's time (the
+    real-timing model), one after the other, and none starts before the rate limit lets it."""
+    if not calls:
+        return 0.0
+    service = 0.0
+    if timing:
+        t = REAL_TIMING
+        service = (calls * t.per_call + created * t.per_created + updated * t.per_updated) / calls
+    floor = 0.0
+    for i in range(calls):
+        allowed = max(0.0, i + 1 - TWENTY_BURST) * 60 / rpm if rpm else 0.0
+        floor = max(floor, allowed) + service
+    return floor
 
 
 async def provision(twenty_url: str, db: str) -> None:
@@ -116,31 +168,61 @@ async def provision(twenty_url: str, db: str) -> None:
         await provision_workspace(runtime)
 
 
-def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None) -> None:
+def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None, timing: bool) -> None:
     r = run["result"]
     minimum = minimum_calls(run["written"], batch)
+    reads = r.twenty_calls - r.twenty_writes
     print(f"\n## {title}")
     print(f"records: {run['records']}  written: {run['written']}  status: {r.status}  problems: {len(r.problems)}")
-    print(
-        f"Twenty calls: {r.twenty_calls} ({r.twenty_writes} writes, {r.twenty_calls - r.twenty_writes} reads)"
-        f"  minimum: {minimum}" + (f"  (+{(r.twenty_calls / minimum - 1) * 100:.1f}%)" if minimum else "")
-    )
+    over = f"  (+{(r.twenty_calls / minimum - 1) * 100:.1f}%)" if minimum else ""
+    print(f"Twenty calls: {r.twenty_calls} ({r.twenty_writes} writes, {reads} reads)  minimum: {minimum}{over}")
     print(f"Whop calls: {r.whop_calls}")
-    print(f"wall time: {run['wall']:.1f} s", end="")
-    if rpm:
-        # Twenty's bucket starts full (a burst of `rpm`), then refills at rpm/60 per second.
-        floor = max(0, r.twenty_calls - rpm) * 60 / rpm
-        strict = r.twenty_calls * 60 / rpm
-        print(
-            f"  rate-limit floor: {floor:.1f} s after the initial burst of {rpm}"
-            f" ({run['wall'] / floor * 100 - 100:+.1f}%)"
-            if floor
-            else "",
-            end="",
-        )
-        print(f"; {strict:.1f} s counting every call at {rpm}/min", end="")
-    print(f"\nbridge CPU time: {run['cpu']:.1f} s (the rest is waiting on Twenty, Whop and the rate limit)")
-    print(f"peak RSS of the bridge process so far: {peak_rss_mb():.0f} MB")
+    created = sum(c.get("created", 0) for obj, c in r.counts.items() if obj != "payment")
+    updated = sum(c.get("updated", 0) for obj, c in r.counts.items() if obj != "payment")
+    floor = predicted_floor(r.twenty_calls, created, updated, rpm, timing)
+    vs = f" ({run['wall'] / floor * 100 - 100:+.1f}%)" if floor else ""
+    print(f"wall time: {run['wall']:.1f} s; predicted floor for these calls: {floor:.1f} s{vs}")
+    print(f"bridge CPU time: {run['cpu']:.1f} s (the rest is waiting on Twenty, Whop and the rate limit)")
+    if run["rss"]:
+        marks = ", ".join(f"{m}%: {mb:.0f} MB" for m, mb in sorted(run["rss"].items()))
+        print(f"bridge RSS at {marks}; peak so far {peak_rss_mb():.0f} MB")
+
+
+def twenty_stats(twenty_url: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{twenty_url}/_fake/stats", timeout=30).json())
+
+
+def kill_half_and_resume(twenty_url: str, whop_url: str, db: str, total: int) -> None:
+    """`sync --full` killed with SIGKILL half way through, then run again to the end."""
+    env = {
+        **os.environ,
+        "TWENTY_URL": twenty_url,
+        "TWENTY_API_KEY": TWENTY_KEY,
+        "WHOP_API_URL": whop_url,
+        "WHOP_API_KEY": WHOP_KEY,
+        "WHOP_COMPANY_ID": COMPANY,
+        "DATABASE_URL": f"sqlite:///{db}",
+        "WHOP_REQUESTS_PER_SECOND": "50",
+    }
+    cli = [sys.executable, "-m", "bridge.cli", "sync", "--full"]
+    started = time.perf_counter()
+    first = subprocess.Popen(cli, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    while first.poll() is None and twenty_stats(twenty_url)["records_written"] < total // 2:
+        time.sleep(0.5)
+    first.send_signal(signal.SIGKILL)
+    first.wait(30)
+    at_kill = twenty_stats(twenty_url)["records_written"]
+    again = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200)
+    wall = time.perf_counter() - started
+    written = twenty_stats(twenty_url)["records_written"]
+    print("\n## killed half way (SIGKILL), then run again")
+    print(f"killed after Twenty had written {at_kill} records; the second run exited {again.returncode}")
+    resumed = "resumed run" in again.stdout
+    print(
+        f"records written by Twenty in both runs: {written} for {total} records"
+        f" ({written - total:+d}: the batch in flight at the kill is written again); resumed: {resumed};"
+        f" both runs: {wall:.1f} s"
+    )
 
 
 async def main() -> None:
@@ -148,76 +230,64 @@ async def main() -> None:
     parser.add_argument("--members", type=int, default=8000)
     parser.add_argument("--memberships", type=int, default=10000)
     parser.add_argument("--products", type=int, default=20)
-    parser.add_argument("--batch", type=int, default=200)
-    parser.add_argument("--latency", type=float, default=0.02)
-    parser.add_argument("--skip-limited", action="store_true", help="only the runs with limits raised")
-    parser.add_argument("--naive-sample", type=float, default=0.1, help="share of the data for the naive run")
+    parser.add_argument("--timing", choices=["real", "none"], default="real", help="the fake Twenty's timing model")
+    parser.add_argument("--rpm", type=int, default=100, help="Twenty's limit (the bridge's budget matches it)")
+    parser.add_argument("--kill-half", action="store_true", help="also kill a backfill half way and resume it")
+    parser.add_argument("--naive", action="store_true", help="also one record per call, on a 10%% sample")
     args = parser.parse_args()
-    whop_args = [
-        "--members",
-        str(args.members),
-        "--memberships",
-        str(args.memberships),
-        "--products",
-        str(args.products),
-        "--company-id",
-        COMPANY,
-        "--api-key",
-        WHOP_KEY,
-        "--seed",
-        "42",
-    ]
-    twenty_common = ["--api-key", TWENTY_KEY, "--dialect", "2.x", "--latency", str(args.latency)]
+    batch = Settings.model_fields["twenty_batch_size"].default
+    timing = args.timing == "real"
+    whop_args = ["--members", str(args.members), "--memberships", str(args.memberships)]
+    whop_args += ["--products", str(args.products), "--company-id", COMPANY, "--api-key", WHOP_KEY, "--seed", "42"]
+    twenty_args = ["--api-key", TWENTY_KEY, "--dialect", "2.x", "--timing", args.timing, "--rate-limit", str(args.rpm)]
+    total = args.members + args.memberships + args.products
     print(
         f"# backfill: {args.memberships} memberships, {args.members} members, {args.products} products;"
-        f" batch {args.batch}; Twenty latency {args.latency * 1000:.0f} ms"
+        f" bridge defaults (batch {batch}, {args.rpm} requests/min); fake Twenty timing: {args.timing}"
     )
     with tempfile.TemporaryDirectory() as tmp, server("tests.fakes.whop", *whop_args) as whop_url:
-        if not args.skip_limited:
-            with server("tests.fakes.twenty", *twenty_common, "--rate-limit", "100") as twenty_url:
-                db = os.path.join(tmp, "limited.db")
-                await provision(twenty_url, db)
-                first = await one_run(twenty_url, whop_url, db, batch=args.batch, rpm=100)
-                report("limits on: 100 requests/min", first, batch=args.batch, rpm=100)
-                second = await one_run(twenty_url, whop_url, db, batch=args.batch, rpm=100, kind="reconcile")
-                report("second run, nothing changed (limits on)", second, batch=args.batch, rpm=100)
-        with server("tests.fakes.twenty", *twenty_common) as twenty_url:
-            db = os.path.join(tmp, "raised.db")
+        with server("tests.fakes.twenty", *twenty_args) as twenty_url:
+            db = os.path.join(tmp, "bench.db")
             await provision(twenty_url, db)
-            raised = await one_run(twenty_url, whop_url, db, batch=args.batch, rpm=100_000)
-            report("limits raised", raised, batch=args.batch, rpm=None)
-    # The naive way costs 2 calls a record whatever the size; a sample keeps the run short.
-    scale = args.naive_sample
-    sample = [
-        "--members",
-        str(round(args.members * scale)),
-        "--memberships",
-        str(round(args.memberships * scale)),
-        "--products",
-        str(max(1, round(args.products * scale))),
-        "--company-id",
-        COMPANY,
-        "--api-key",
-        WHOP_KEY,
-        "--seed",
-        "42",
-    ]
+            settings = bridge_settings(twenty_url, whop_url, db, TWENTY_REQUESTS_PER_MINUTE=args.rpm)
+            first = await one_run(settings, total=total)
+            report("backfill", first, batch=batch, rpm=args.rpm, timing=timing)
+            second = await one_run(settings, kind="reconcile", total=total)
+            report("reconciliation, nothing changed", second, batch=batch, rpm=args.rpm, timing=timing)
+        if args.kill_half:
+            with server("tests.fakes.twenty", *twenty_args) as twenty_url:
+                db = os.path.join(tmp, "killed.db")
+                await provision(twenty_url, db)
+                kill_half_and_resume(twenty_url, whop_url, db, total)
+    if args.naive:
+        await naive(args, twenty_args, batch, first)
+
+
+async def naive(args: argparse.Namespace, twenty_args: list[str], batch: int, batched: dict[str, Any]) -> None:
+    """The naive way costs 2 calls a record whatever the size; a 10% sample keeps the run short."""
+    scale = 0.1
+    sample = ["--members", str(round(args.members * scale)), "--memberships", str(round(args.memberships * scale))]
+    sample += ["--products", str(max(1, round(args.products * scale))), "--company-id", COMPANY]
+    sample += ["--api-key", WHOP_KEY, "--seed", "42"]
+    fast = [a for a in twenty_args if a not in ("real", "--timing")] + ["--timing", "none"]
+    fast[fast.index("--rate-limit") + 1] = "100000"
     with (
         tempfile.TemporaryDirectory() as tmp,
         server("tests.fakes.whop", *sample) as whop_url,
-        server("tests.fakes.twenty", *twenty_common) as twenty_url,
+        server("tests.fakes.twenty", *fast) as twenty_url,
     ):
         db = os.path.join(tmp, "naive.db")
         await provision(twenty_url, db)
-        naive = await one_run(twenty_url, whop_url, db, batch=1, rpm=100_000)
-        report(f"naive: one record per call, on a {scale:.0%} sample (limits raised)", naive, batch=1, rpm=None)
-        n_calls = round(naive["result"].twenty_calls / scale)
-        b_calls = raised["result"].twenty_calls
-        print(
-            f"\nnaive/batched Twenty calls at full size: {n_calls} (the sample's x {1 / scale:.0f}) / {b_calls}"
-            f" = {n_calls / b_calls:.0f}x; at 100 requests/min the naive backfill needs"
-            f" {n_calls * 0.6 / 3600:.1f} h, the batched one {b_calls * 0.6 / 60:.1f} min"
-        )
+        settings = bridge_settings(twenty_url, whop_url, db, TWENTY_BATCH_SIZE=1, TWENTY_REQUESTS_PER_MINUTE=100_000)
+        run = await one_run(settings)
+        report(f"naive: one record per call, on a {scale:.0%} sample (no limits)", run, batch=1, rpm=None, timing=False)
+    n_calls = round(run["result"].twenty_calls / scale)
+    b_calls = batched["result"].twenty_calls
+    print(
+        f"\nnaive/batched Twenty calls at full size: {n_calls} / {b_calls} = {n_calls / b_calls:.0f}x;"
+        f" at {args.rpm} requests/min the naive backfill needs {n_calls * 60 / args.rpm / 3600:.1f} h,"
+        f" the batched one {b_calls * 60 / args.rpm / 60:.1f} min"
+    )
 
 
 if __name__ == "__main__":

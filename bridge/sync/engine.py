@@ -163,7 +163,7 @@ class SyncEngine:
         self.run_id = 0
         self._checkpoint: dict[str, Any] = {"done": [], "cursors": {}}
         self._checkpoint_lock = asyncio.Lock()
-        self._payments: dict[str, LastPayment] = {}  # this run's last payment per membership
+        self._payments: dict[str, LastPayment] = {}  # a dry run's last payment per membership
 
     # Run lifecycle --------------------------------------------------------------------------
 
@@ -339,8 +339,11 @@ class SyncEngine:
         async for page in self._pages("payments", self.whop.list_payments):
             held = await held_payments(self.store, self.company_id, [p.membership_id for p in page.data])
             changed = fold_payments(page.data, held, self._payments)
-            self._payments.update(changed)
-            if not self.options.dry_run:
+            if self.options.dry_run:
+                self._payments.update(changed)  # a dry run stores nothing, so it remembers here
+            else:
+                # Stored at once and read back by the memberships phase: memory stays flat
+                # however many memberships the company has.
                 rows = [last.shadow_row() for last in changed.values()]
                 await put_shadows(self.store, self.company_id, PAYMENT_SHADOW, rows)
             self.counts.setdefault("payment", Counter())["seen"] += len(page.data)
