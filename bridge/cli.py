@@ -238,8 +238,10 @@ def print_sync_summary(result: Any, *, dry_run: bool) -> None:
             *(str(c.get(k, 0)) for k in ("created", "updated", "unchanged", "skipped", "failed", "conflicts")),
         )
     console.print(table)
+    reads = result.twenty_calls - result.twenty_writes
     console.print(
-        f"Twenty calls: {result.twenty_calls} ({result.twenty_writes} writes); Whop calls: {result.whop_calls}"
+        f"Twenty calls: {result.twenty_calls} ({result.twenty_writes} writes, {reads} reads); "
+        f"Whop calls: {result.whop_calls}"
     )
     if result.problems:
         shown = result.problems[:20]
