@@ -47,7 +47,7 @@ from bridge.whop.client import WhopClient
 from bridge.whop.oauth import WhopOAuth
 from bridge.whop.oauth_tokens import OAuthTokens
 
-BURST_SHARE = 0.9
+BURST_SHARE = 0.95
 
 
 @dataclass
@@ -141,7 +141,7 @@ class Runtime:
             # Named after the workspace (its URL and key, hashed: the key must not be stored).
             workspace = hashlib.sha256(f"{url.rstrip('/')}\0{key}".encode()).hexdigest()[:16]
             per_minute = self.settings.twenty_requests_per_minute
-            # The burst is a tenth short of Twenty's: slack for calls that reach it out of step.
+            # The burst is 5% short of Twenty's: slack for calls that reach it out of step.
             self._budget = SharedBucket(
                 lambda: self.store, f"twenty:{workspace}", per_minute, capacity=max(1.0, per_minute * BURST_SHARE)
             )
