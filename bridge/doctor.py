@@ -585,13 +585,12 @@ class Doctor:
                 rows = await connections.list_connections(self._engine)
             except Exception as exc:
                 return Outcome(FAIL, f"cannot read the stored connections: {describe(exc)}")
-        oauth = [c for c in rows if c.mode == "oauth"]
-        live = [c for c in oauth if c.status == connections.STATUS_CONNECTED and c.has_tokens]
-        stuck = [c for c in oauth if c.status == connections.STATUS_NEEDS_RECONNECT]
+        live = [c for c in connections.active(rows, api_key=False)]  # OAuth only, preferred first
+        stuck = [c for c in rows if c.mode == "oauth" and c.status == connections.STATUS_NEEDS_RECONNECT]
         api_key = s.whop_api_key.get_secret_value() if s.whop_api_key is not None else ""
         if live:
-            # The same choice the sync makes (services.whop_credentials): the newest OAuth connection.
-            return self._whop_oauth(max(live, key=lambda c: (c.connected_at, c.id)))
+            # The same choice the sync makes (the runtime's credentials): the newest OAuth connection.
+            return self._whop_oauth(live[0])
         if api_key:
             return await self._whop_api_key(api_key, stuck[-1] if stuck else None)
         if stuck:

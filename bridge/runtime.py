@@ -180,17 +180,11 @@ class Runtime:
         )
 
     async def companies(self) -> list[str]:
-        """The active-connection rule, written once: the Whop companies the bridge syncs now.
-
-        An OAuth connection counts while it is connected and holds tokens; an API-key connection
-        while WHOP_API_KEY is set; WHOP_COMPANY_ID with WHOP_API_KEY counts before its first
-        sync has recorded it. OAuth connections come first, the most recently connected first.
-        """
-        rows = await connections.list_connections(self.store, status=connections.STATUS_CONNECTED)
+        """The Whop companies the bridge syncs now (`connections.active`), plus WHOP_COMPANY_ID
+        with WHOP_API_KEY before its first sync has recorded it."""
         api_key = self.settings.whop_api_key is not None
-        oauth = sorted((c for c in rows if c.mode == "oauth" and c.has_tokens), key=lambda c: (c.connected_at, c.id))
-        keyed = [c for c in rows if c.mode == "api_key" and api_key]
-        active = [c.company_id for c in reversed(oauth)] + [c.company_id for c in keyed]
+        rows = await connections.list_connections(self.store)
+        active = [c.company_id for c in connections.active(rows, api_key=api_key)]
         configured = self.settings.whop_company_id
         if api_key and configured and configured not in active:
             active.append(configured)

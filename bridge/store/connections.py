@@ -105,6 +105,16 @@ async def list_connections(engine: AsyncEngine, *, status: str | None = None) ->
     return [_row_to_connection(r) for r in rows]
 
 
+def active(rows: list[Connection], *, api_key: bool) -> list[Connection]:
+    """The active-connection rule, in one place: the connections the bridge syncs now, in the
+    order it prefers them. An OAuth connection counts while connected and holding tokens (the
+    most recently connected first); an API-key connection while WHOP_API_KEY is set (`api_key`)."""
+    live = [c for c in rows if c.status == STATUS_CONNECTED]
+    oauth = sorted((c for c in live if c.mode == "oauth" and c.has_tokens), key=lambda c: (c.connected_at, c.id))
+    keyed = [c for c in live if c.mode == "api_key" and api_key]
+    return [*reversed(oauth), *keyed]
+
+
 async def upsert_connection(
     engine: AsyncEngine,
     box: TokenBox,

@@ -152,3 +152,39 @@ async def test_list_and_api_key_mode(engine: AsyncEngine) -> None:
     assert api is not None and api.mode == "api_key" and api.access_token(b) is None
     with pytest.raises(ValueError, match="mode"):
         await connect(engine, b, mode="magic")
+
+
+def _row(id_: int, mode: str, status: str, *, tokens: bool = True, day: int = 1) -> repo.Connection:
+    at = datetime(2026, 12, day, tzinfo=UTC)
+    return repo.Connection(
+        id=id_,
+        company_id=f"biz_{id_}",
+        company_title=None,
+        mode=mode,
+        status=status,
+        token_expires_at=None,
+        scopes=None,
+        whop_user_id=None,
+        connected_at=at,
+        updated_at=at,
+        last_error=None,
+        access_token_enc="ciphertext" if tokens and mode == "oauth" else None,
+    )
+
+
+@pytest.mark.parametrize(
+    ("rows", "api_key", "expected"),
+    [
+        ([], False, []),
+        # OAuth: connected with tokens counts, the most recently connected first.
+        ([_row(1, "oauth", "connected", day=1), _row(2, "oauth", "connected", day=3)], False, [2, 1]),
+        ([_row(1, "oauth", "needs_reconnect"), _row(2, "oauth", "disconnected")], False, []),
+        ([_row(1, "oauth", "connected", tokens=False)], False, []),
+        # API-key connections count only while WHOP_API_KEY is set, after OAuth ones.
+        ([_row(1, "api_key", "connected"), _row(2, "oauth", "connected")], True, [2, 1]),
+        ([_row(1, "api_key", "connected")], False, []),
+        ([_row(1, "api_key", "disconnected")], True, []),
+    ],
+)
+def test_the_active_connection_rule(rows: list[repo.Connection], api_key: bool, expected: list[int]) -> None:
+    assert [c.id for c in repo.active(rows, api_key=api_key)] == expected
