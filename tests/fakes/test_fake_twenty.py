@@ -911,6 +911,7 @@ async def test_fail_next_down_and_latency(client: httpx.AsyncClient, fake: FakeT
         "throttled": 0,
         "metadata_queries": 0,
         "metadata_mutations": 0,
+        "model_overrun_seconds": 0,
         "operations": {},
     }
 

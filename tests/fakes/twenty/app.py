@@ -40,6 +40,9 @@ class FakeTwentyStats:
     throttled: int = 0  # calls refused by the rate limit
     metadata_queries: int = 0  # /metadata query documents (introspection included)
     metadata_mutations: int = 0  # /metadata mutation root fields, failed or forbidden ones included
+    # With a timing model: seconds this fake's own work took beyond the modelled time (an
+    # in-memory stand-in scans what a database would look up in an index).
+    model_overrun_seconds: float = 0.0
     operations: Counter[str] = field(default_factory=Counter)
 
     def __getitem__(self, key: str) -> Any:
@@ -332,7 +335,9 @@ class FakeTwenty:
             # The model's time in all: this fake's own work counts towards it.
             created = self._record_count() - before
             modelled = self.timing.seconds(response, created, outcome.records_written - created)
-            await asyncio.sleep(max(0.0, modelled - (time.monotonic() - started)))
+            spent = time.monotonic() - started
+            self.stats.model_overrun_seconds += max(0.0, spent - modelled)
+            await asyncio.sleep(max(0.0, modelled - spent))
         self.stats.data_reads += outcome.reads
         self.stats.data_writes += outcome.writes
         self.stats.records_written += outcome.records_written
