@@ -21,6 +21,7 @@ second loop in the same process for free.
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import threading
 from dataclasses import dataclass
@@ -40,8 +41,10 @@ from bridge.store.budget import SharedBucket
 from bridge.store.db import create_engine
 from bridge.store.leases import Leases, owner_id
 from bridge.store.migrate import migrate
-from bridge.twenty.data import TwentyDataClient
+from bridge.twenty.data import OBJECTS, TwentyDataClient
 from bridge.twenty.metadata import MetadataClient
+from bridge.twenty.schema import load_data_model
+from bridge.twenty.values import read_selection
 from bridge.whop.auth import StaticToken, TokenProvider
 from bridge.whop.client import WhopClient
 from bridge.whop.oauth import WhopOAuth
@@ -156,7 +159,15 @@ class Runtime:
             transport=self.transports.twenty,
             timeout=self.settings.twenty_timeout_seconds,
             limiter=self.twenty_budget,
+            selections=self.read_selections,
         )
+
+    @functools.cached_property
+    def read_selections(self) -> dict[str, str]:
+        """Keyed reads select every field the bridge owns (from `schema/`), so the writer can
+        tell a record Twenty already holds as it would send it (after a crash, a lost database)."""
+        model = load_data_model(self.settings.bridge_schema_dir)
+        return {name: read_selection(model, name, obj.selection) for name, obj in OBJECTS.items()}
 
     def metadata(self) -> MetadataClient:
         url, key = self._twenty_config()

@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime
-from decimal import Decimal, InvalidOperation
 from typing import Any
 
 import sqlalchemy as sa
@@ -23,16 +21,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.store.tables import record_shadows
 from bridge.sync.writer import Problem
 from bridge.twenty.data import OBJECTS, TwentyDataClient
-from bridge.twenty.schema import DataModel, FieldSpec
+from bridge.twenty.schema import DataModel
+from bridge.twenty.values import owned_fields, same, selection
 
 log = logging.getLogger(__name__)
-
-COMPOSITE_SELECTION = {
-    "CURRENCY": "{ amountMicros currencyCode }",
-    "LINKS": "{ primaryLinkUrl primaryLinkLabel }",
-    "FULL_NAME": "{ firstName lastName }",
-    "EMAILS": "{ primaryEmail }",
-}
 
 
 @dataclass
@@ -41,51 +33,6 @@ class DeepReport:
     deleted: dict[str, list[str]] = field(default_factory=dict)
     restored: dict[str, list[str]] = field(default_factory=dict)
     problems: list[Problem] = field(default_factory=list)
-
-
-def owned_fields(model: DataModel, obj: str) -> list[FieldSpec]:
-    spec = model.object(obj)
-    return [f for f in spec.fields if f.type != "RELATION" and (spec.custom or f.name.startswith("whop"))]
-
-
-def selection(model: DataModel, obj: str) -> str:
-    parts = ["id"]
-    for f in owned_fields(model, obj):
-        parts.append(f"{f.name} {COMPOSITE_SELECTION[f.type]}" if f.type in COMPOSITE_SELECTION else f.name)
-    return " ".join(dict.fromkeys(parts))
-
-
-def same(a: Any, b: Any) -> bool:
-    """Equal as Twenty means them: empty is empty, numbers by value, timestamps by instant."""
-    if a in (None, "", [], {}) and b in (None, "", [], {}):
-        return True
-    if isinstance(a, dict) and isinstance(b, dict):
-        return all(same(a.get(k), b.get(k)) for k in set(a) | set(b) if k in a and k in b)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return a is b or a == b
-    for parse in (_decimal, _instant):
-        pa, pb = parse(a), parse(b)
-        if pa is not None and pb is not None:
-            return pa == pb
-    return bool(a == b)
-
-
-def _decimal(value: Any) -> Decimal | None:
-    if isinstance(value, int | float | Decimal) or (isinstance(value, str) and value.replace(".", "", 1).isdigit()):
-        try:
-            return Decimal(str(value))
-        except InvalidOperation:
-            return None
-    return None
-
-
-def _instant(value: Any) -> datetime | None:
-    if isinstance(value, str) and len(value) >= 19 and value[4] == "-" and "T" in value:
-        try:
-            return datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    return None
 
 
 async def deep_check(

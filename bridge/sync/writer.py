@@ -30,6 +30,7 @@ from bridge.store.shadows import Shadow, ShadowWrite, get_shadows, put_shadows
 from bridge.sync.mapping import record_hash, without_unchanged_curated
 from bridge.twenty.data import ObjectApi, TwentyDataClient
 from bridge.twenty.documents import Dialect
+from bridge.twenty.values import holds
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +151,18 @@ class ObjectWriter:
         report = WriteReport()
         if not batch:
             return report
-        records, unknown = await self._known_updates(batch, shadows)
+        known, unknown = await self._known_updates(batch, shadows)
         by_key, by_email = await self._read_current(unknown)
         claimed_emails: set[str] = set()
+        read: list[Pending] = []
         for item in unknown:
             existing, drop_email = self._settle_email(item, by_key.get(item.key), by_email, claimed_emails, report)
             record = self._build_record(item, existing, shadows.get(item.key), drop_email=drop_email)
-            records.append((item, record, existing))
+            read.append((item, record, existing))
+        # Only what was read can be compared with Twenty; the known updates' `existing` is the
+        # bridge's own last write, not Twenty's state.
+        read, there = self._already_there(read, report)
+        records = known + read
         if self.dry_run:
             self._report_dry_run(records, report)
             return report
@@ -165,7 +171,23 @@ class ObjectWriter:
         written = await self._upsert_isolating(records, report)
         await self._learn_missing_ids(written, report)
         await self._store_shadows(written, report)
+        await self._store_shadows(there, report, count=False)
         return report
+
+    def _already_there(self, records: list[Pending], report: WriteReport) -> tuple[list[Pending], list[Pending]]:
+        """Split off records Twenty already holds exactly as they would be sent (written before
+        the bridge could store its shadow: a crash, a lost database): no upsert, only the shadow."""
+        send: list[Pending] = []
+        there: list[Pending] = []
+        for pending in records:
+            item, record, existing = pending
+            if existing is not None and str(existing.get(self.obj.key)) == item.key and holds(existing, record):
+                report.twenty_ids[item.key] = str(existing["id"])
+                report.counts["unchanged"] += 1
+                there.append(pending)
+            else:
+                send.append(pending)
+        return send, there
 
     async def _known_updates(self, batch: list[Item], shadows: dict[str, Shadow]) -> tuple[list[Pending], list[Item]]:
         """Split off updates that need no read first: records the bridge wrote before (it knows
@@ -281,14 +303,15 @@ class ObjectWriter:
             if existing:
                 report.twenty_ids[item.key] = str(existing["id"])
 
-    async def _store_shadows(self, written: list[Pending], report: WriteReport) -> None:
+    async def _store_shadows(self, written: list[Pending], report: WriteReport, *, count: bool = True) -> None:
         """Count what Twenty stored and remember it (hash, id, values sent) so the next run can skip it."""
         rows = []
         for item, record, existing in written:
             twenty_id = report.twenty_ids.get(item.key)
             if twenty_id is None:
                 continue
-            report.counts["updated" if existing else "created"] += 1
+            if count:
+                report.counts["updated" if existing else "created"] += 1
             rows.append(
                 ShadowWrite(
                     whop_id=item.key,

@@ -139,12 +139,15 @@ class TwentyDataClient:
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         limiter: Limiter | None = None,
         rules: WriteRules | None = None,
+        selections: dict[str, str] | None = None,
     ) -> None:
         self._base_url = base_url
         self._api_key = api_key
         self._transport = transport
         self._timeout = timeout
         self._rules = rules
+        # What a keyed read selects per object (default: the object's own `selection`).
+        self.selections = selections or {}
         self._rules_lock = asyncio.Lock()
         self._rules_read_at = time.monotonic()
         self._http = httpx.AsyncClient(
@@ -285,7 +288,9 @@ class TwentyDataClient:
             clauses.append({obj.key: {"in": list(keys)}})
         if emails:
             clauses.append({"emails": {"primaryEmail": {"in": list(emails)}}})
-        return await self.find(obj, clauses[0] if len(clauses) == 1 else {"or": clauses})
+        return await self.find(
+            obj, clauses[0] if len(clauses) == 1 else {"or": clauses}, selection=self.selections.get(obj.singular)
+        )
 
     # Writes -------------------------------------------------------------------------------
 

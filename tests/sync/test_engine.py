@@ -303,3 +303,26 @@ async def test_a_server_that_refuses_200_records_a_call_is_answered_by_halving_a
     stats = world.twenty.stats
     refused = stats["data_calls"] - stats["data_reads"] - stats["data_writes"]
     assert refused == 1, "the size the server named is remembered: one refusal for the whole run"
+
+
+async def test_records_twenty_already_holds_are_not_written_again_when_the_bridge_lost_its_shadows(
+    world: World,
+) -> None:
+    """A sync killed after Twenty stored a batch but before the bridge noted it (or a lost
+    database): the next run reads what Twenty has and writes nothing it already holds."""
+    import sqlalchemy as sa
+
+    from bridge.store.tables import record_shadows
+
+    await run_sync(world.runtime, kind="full")
+    async with world.runtime.store.begin() as conn:
+        await conn.execute(sa.delete(record_shadows))
+    world.twenty.reset_stats()
+
+    again = await run_sync(world.runtime, kind="full")
+
+    assert again.status == "succeeded"
+    assert world.twenty.stats["data_writes"] == 0, "every record was already there"
+    assert again.counts["opportunity"].get("unchanged") == len(world.opportunities())
+    third = await run_sync(world.runtime, kind="full")
+    assert third.twenty_calls == 0, "and the shadows are back"
