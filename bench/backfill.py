@@ -238,7 +238,7 @@ def kill_half_and_resume(twenty_url: str, whop_url: str, db: str, total: int) ->
     resumed = "resumed run" in again.stdout
     print(
         f"records written by Twenty in both runs: {written} for {total} records"
-        f" ({written - total:+d}: the batch in flight at the kill is written again); resumed: {resumed};"
+        f" ({written - total:+d}); resumed: {resumed};"
         f" both runs: {wall:.1f} s"
     )
 
@@ -252,6 +252,7 @@ async def main() -> None:
     parser.add_argument("--rpm", type=int, default=100, help="Twenty's limit (the bridge's budget matches it)")
     parser.add_argument("--kill-half", action="store_true", help="also kill a backfill half way and resume it")
     parser.add_argument("--naive", action="store_true", help="also one record per call, on a 10%% sample")
+    parser.add_argument("--only-kill-half", action="store_true", help="just the killed-and-resumed backfill")
     args = parser.parse_args()
     batch = Settings.model_fields["twenty_batch_size"].default
     timing = args.timing == "real"
@@ -264,6 +265,12 @@ async def main() -> None:
         f" bridge defaults (batch {batch}, {args.rpm} requests/min); fake Twenty timing: {args.timing}"
     )
     with tempfile.TemporaryDirectory() as tmp, server("tests.fakes.whop", *whop_args) as whop_url:
+        if args.only_kill_half:
+            with server("tests.fakes.twenty", *twenty_args) as twenty_url:
+                db = os.path.join(tmp, "killed.db")
+                await provision(twenty_url, db)
+                kill_half_and_resume(twenty_url, whop_url, db, total)
+            return
         with server("tests.fakes.twenty", *twenty_args) as twenty_url:
             db = os.path.join(tmp, "bench.db")
             await provision(twenty_url, db)
