@@ -222,6 +222,9 @@ class Runtime:
             return Credentials(tokens, company_id, row.id)
         if self.settings.whop_api_key is None:
             raise ConfigError("WHOP_API_KEY", f"is not set and Whop company {company_id} is not connected")
+        if row is not None and row.mode == "api_key" and row.status == connections.STATUS_CONNECTED:
+            # Recorded already: no write on every webhook group.
+            return Credentials(StaticToken(self.settings.whop_api_key.get_secret_value()), company_id, row.id)
         return await self._api_key_credentials(company_id, None)
 
     async def whop(self, company_id: str) -> WhopClient | None:
