@@ -206,22 +206,27 @@ def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None, timi
         print(f"bridge RSS at {marks}; peak so far {peak_rss_mb():.0f} MB")
 
 
-def twenty_stats(twenty_url: str) -> dict[str, Any]:
-    return dict(httpx.get(f"{twenty_url}/_fake/stats", timeout=30).json())
-
-
-def kill_half_and_resume(twenty_url: str, whop_url: str, db: str, total: int) -> None:
-    """`sync --full` killed with SIGKILL half way through, then run again to the end."""
-    env = {
+def bridge_env(twenty_url: str, whop_url: str, database_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a bridge process (CLI or `serve`) pointed at the stand-ins."""
+    return {
         **os.environ,
         "TWENTY_URL": twenty_url,
         "TWENTY_API_KEY": TWENTY_KEY,
         "WHOP_API_URL": whop_url,
         "WHOP_API_KEY": WHOP_KEY,
         "WHOP_COMPANY_ID": COMPANY,
-        "DATABASE_URL": f"sqlite:///{db}",
-        "WHOP_REQUESTS_PER_SECOND": "50",
+        "DATABASE_URL": database_url,
+        **extra,
     }
+
+
+def twenty_stats(twenty_url: str) -> dict[str, Any]:
+    return dict(httpx.get(f"{twenty_url}/_fake/stats", timeout=30).json())
+
+
+def kill_half_and_resume(twenty_url: str, whop_url: str, db: str, total: int) -> None:
+    """`sync --full` killed with SIGKILL half way through, then run again to the end."""
+    env = bridge_env(twenty_url, whop_url, f"sqlite:///{db}", WHOP_REQUESTS_PER_SECOND="50")
     cli = [sys.executable, "-m", "bridge.cli", "sync", "--full"]
     started = time.perf_counter()
     first = subprocess.Popen(cli, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

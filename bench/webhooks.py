@@ -34,7 +34,7 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bench.backfill import COMPANY, TWENTY_KEY, WHOP_KEY, free_port, server  # noqa: E402
+from bench.backfill import COMPANY, TWENTY_KEY, WHOP_KEY, bridge_env, free_port, server  # noqa: E402
 from tests.signer import signed_headers  # noqa: E402
 
 SECRET = "ws_bench_" + secrets.token_hex(12)
@@ -237,21 +237,17 @@ def wait_healthy(url: str) -> None:
 async def run_one(label: str, database_url: str, twenty_url: str, whop_url: str, args: argparse.Namespace) -> None:
     bridge_port = free_port()
     bridge_url = f"http://127.0.0.1:{bridge_port}"
-    env = {
-        **os.environ,
-        "TWENTY_URL": twenty_url,
-        "TWENTY_API_KEY": TWENTY_KEY,
-        "WHOP_API_URL": whop_url,
-        "WHOP_API_KEY": WHOP_KEY,
-        "WHOP_COMPANY_ID": COMPANY,
-        "WHOP_WEBHOOK_SECRET": SECRET,
-        "DATABASE_URL": database_url,
-        "BRIDGE_SECRET_KEY": Fernet.generate_key().decode(),
-        "BRIDGE_ADMIN_PASSWORD": "bench",
-        "BRIDGE_PUBLIC_URL": bridge_url,
-        "TWENTY_REQUESTS_PER_MINUTE": "100000",
-        "LOG_LEVEL": "WARNING",
-    }
+    env = bridge_env(
+        twenty_url,
+        whop_url,
+        database_url,
+        WHOP_WEBHOOK_SECRET=SECRET,
+        BRIDGE_SECRET_KEY=Fernet.generate_key().decode(),
+        BRIDGE_ADMIN_PASSWORD="bench",
+        BRIDGE_PUBLIC_URL=bridge_url,
+        TWENTY_REQUESTS_PER_MINUTE="100000",
+        LOG_LEVEL="WARNING",
+    )
     cli(env, "provision")
     cli(env, "sync", "--full")
     if args.roles == "split":  # the web role answers Whop; a worker process applies the inbox
