@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -49,7 +49,6 @@ class OAuthTokens:
         margin: timedelta = REFRESH_MARGIN,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         lease_ttl: float = LEASE_TTL,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         leases: Leases | None = None,
     ) -> None:
         self._engine = engine
@@ -59,7 +58,6 @@ class OAuthTokens:
         self._margin = margin
         self._clock = clock
         self._lease_ttl = lease_ttl
-        self._sleep = sleep
         self._lock = asyncio.Lock()
         # The process's lease helper (the runtime's); a provider on its own gets one of its own.
         self._leases = leases or Leases(lambda: engine)
