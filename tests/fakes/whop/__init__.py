@@ -5,8 +5,9 @@
     company = seed_company(fake, company_id="biz_test", members=50)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake), base_url="http://whop.test") as c: ...
 
-See `app.py` for the controls (inject, update/delete, event/deliver, serve) and
-`fixtures/` for the fact sheet's §7 objects.
+See `app.py` for the controls (inject, update/delete, event/deliver, serve), `webhooks.py`
+for company webhooks (add_webhook, emit, health, retries, replay; `webhook_api.py` serves
+them under /api/v1/webhooks) and `fixtures/` for the fact sheet's §7 objects.
 """
 
 from __future__ import annotations
@@ -32,10 +33,12 @@ from tests.fakes.whop.store import (
     Product,
     User,
 )
+from tests.fakes.whop.webhooks import EVENT_TYPES, Webhook, WebhookDelivery, WebhookHub
 
 __all__ = [
     "ACCESS_STATUSES",
     "ANCHOR",
+    "EVENT_TYPES",
     "LEGACY_VERSION",
     "MEMBERSHIP_STATUSES",
     "NATIVE_VERSION",
@@ -57,6 +60,9 @@ __all__ = [
     "RecordedRequest",
     "SeededCompany",
     "User",
+    "Webhook",
+    "WebhookDelivery",
+    "WebhookHub",
     "fixtures",
     "s256",
     "seed_company",

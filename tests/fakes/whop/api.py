@@ -13,7 +13,7 @@ import base64
 import binascii
 import json
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -72,6 +72,13 @@ class Credential:
     default_company_id: str | None  # used when a request names none
     user_id: str | None = None
     scopes: frozenset[str] | None = None  # None: an API key
+    denied: frozenset[str] = frozenset()  # permissions switched off for this company's API key
+
+    def allows(self, permission: str) -> bool:
+        """An OAuth token has what its grant's scope lists; an API key has everything not denied."""
+        if self.scopes is not None:
+            return permission in self.scopes
+        return permission not in self.denied
 
 
 class ApiError(Exception):
@@ -86,6 +93,13 @@ class ApiError(Exception):
             status_code=self.status,
             headers=headers,
         )
+
+
+def require(cred: Credential, permission: str) -> None:
+    """403 in Whop's error shape unless the credential carries `permission`."""
+    if not cred.allows(permission):
+        what = "API key" if cred.kind == "api_key" else "token"
+        raise ApiError(403, "forbidden", f"This {what} lacks the {permission} permission")
 
 
 def _qlist(params: QueryParams, *names: str) -> list[str]:
@@ -106,12 +120,26 @@ def _time_param(params: QueryParams, name: str) -> int | None:
         raise ApiError(400, "bad_request", f"{name} must be an ISO 8601 timestamp") from None
 
 
-def _encode_cursor(order: str, key: tuple[int, Any, str]) -> str:
+def page_size(params: QueryParams, name: str) -> int | None:
+    """`first` / `last`: 1..MAX_PAGE, or None when absent."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return None
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ApiError(400, "bad_request", f"{name} must be an integer") from None
+    if not 1 <= value <= MAX_PAGE:
+        raise ApiError(400, "bad_request", f"{name} must be between 1 and {MAX_PAGE}")
+    return value
+
+
+def encode_cursor(order: str, key: tuple[int, Any, str]) -> str:
     raw = json.dumps([order, *key], separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def _decode_cursor(order: str, cursor: str) -> tuple[int, Any, str]:
+def decode_cursor(order: str, cursor: str) -> tuple[int, Any, str]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         name, flag, value, obj_id = json.loads(raw)
@@ -122,11 +150,24 @@ def _decode_cursor(order: str, cursor: str) -> tuple[int, Any, str]:
     return (flag, value, obj_id)
 
 
+# A resource served by another module (e.g. webhooks): it gets the request, the caller's
+# credential and the path segments, and may use any method.
+Handler = Callable[[Request, Credential, list[str]], Awaitable[Any]]
+
+
 class RestApi:
-    def __init__(self, store: WhopStore, oauth: OAuthProvider, *, enforce_scopes: bool = False) -> None:
+    def __init__(
+        self,
+        store: WhopStore,
+        oauth: OAuthProvider,
+        *,
+        enforce_scopes: bool = False,
+        handlers: dict[str, Handler] | None = None,
+    ) -> None:
         self.store = store
         self.oauth = oauth
         self.enforce_scopes = enforce_scopes
+        self.handlers: dict[str, Handler] = dict(handlers or {})  # first path segment → handler
         # (resource, companies, filters, order) → records sorted ascending, and their keys.
         self._cache: dict[tuple[Any, ...], tuple[list[Any], list[tuple[int, Any, str]]]] = {}
         self._cache_version = -1
@@ -136,9 +177,12 @@ class RestApi:
         try:
             cred = self.authenticate(request)
             legacy = self._legacy(request)
+            parts = [p for p in request.path_params.get("rest", "").split("/") if p]
+            if parts and parts[0] in self.handlers:
+                result = await self.handlers[parts[0]](request, cred, parts)
+                return result if isinstance(result, Response) else JSONResponse(result)
             if request.method != "GET":
                 raise ApiError(405, "method_not_allowed", f"{request.method} is not supported by this fake")
-            parts = [p for p in request.path_params.get("rest", "").split("/") if p]
             return JSONResponse(self._route(request, cred, legacy, parts))
         except ApiError as exc:
             return exc.response()
@@ -149,7 +193,8 @@ class RestApi:
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthorized", "Missing or malformed Authorization header (expected Bearer)")
         if (company_id := self.store.api_keys.get(token)) is not None:
-            return Credential("api_key", frozenset({company_id}), company_id)
+            denied = frozenset(self.store.companies[company_id].denied_permissions)
+            return Credential("api_key", frozenset({company_id}), company_id, denied=denied)
         grant, reason = self.oauth.lookup_access_token(token)
         if grant is None:
             message = "Invalid API key or access token" if reason == "invalid access token" else reason
@@ -214,8 +259,11 @@ class RestApi:
 
     # ---- permissions and scoping ----------------------------------------------------------
     def _require_permission(self, cred: Credential, resource: str) -> None:
-        if self.enforce_scopes and cred.scopes is not None and PERMISSIONS[resource] not in cred.scopes:
-            raise ApiError(403, "forbidden", f"This token lacks the {PERMISSIONS[resource]} permission")
+        # OAuth scopes on reads only count with enforce_scopes; a permission denied to an
+        # API key on purpose (`FakeWhop.deny_key_permission`) always does.
+        if cred.kind == "oauth" and not self.enforce_scopes:
+            return
+        require(cred, PERMISSIONS[resource])
 
     def _show_email(self, cred: Credential) -> bool:
         return not (self.enforce_scopes and cred.scopes is not None and "member:email:read" not in cred.scopes)
@@ -275,7 +323,7 @@ class RestApi:
         direction = params.get("direction") or "asc"
         if direction not in ("asc", "desc"):
             raise ApiError(400, "bad_request", "direction must be asc or desc")
-        first, last = self._size(params, "first"), self._size(params, "last")
+        first, last = page_size(params, "first"), page_size(params, "last")
         if first is not None and last is not None:
             raise ApiError(400, "bad_request", "pass either first or last, not both")
 
@@ -285,10 +333,10 @@ class RestApi:
         # Positions in the requested order; keys/ordered are ascending, so desc mirrors them.
         start, end = 0, n
         if after := params.get("after"):
-            ck = _decode_cursor(order, after)
+            ck = decode_cursor(order, after)
             start = self._bisect(keys, ck, desc, after=True)
         if before := params.get("before"):
-            ck = _decode_cursor(order, before)
+            ck = decode_cursor(order, before)
             end = self._bisect(keys, ck, desc, after=False)
         end = max(start, end)
         if last is not None:
@@ -304,25 +352,12 @@ class RestApi:
         return {
             "data": data,
             "page_info": {
-                "end_cursor": _encode_cursor(order, page_keys[-1]) if page_keys else None,
-                "start_cursor": _encode_cursor(order, page_keys[0]) if page_keys else None,
+                "end_cursor": encode_cursor(order, page_keys[-1]) if page_keys else None,
+                "start_cursor": encode_cursor(order, page_keys[0]) if page_keys else None,
                 "has_next_page": hi < n,
                 "has_previous_page": lo > 0,
             },
         }
-
-    @staticmethod
-    def _size(params: QueryParams, name: str) -> int | None:
-        raw = params.get(name)
-        if raw is None or raw == "":
-            return None
-        try:
-            value = int(raw)
-        except ValueError:
-            raise ApiError(400, "bad_request", f"{name} must be an integer") from None
-        if not 1 <= value <= MAX_PAGE:
-            raise ApiError(400, "bad_request", f"{name} must be between 1 and {MAX_PAGE}")
-        return value
 
     @staticmethod
     def _bisect(keys: list[tuple[int, Any, str]], ck: tuple[int, Any, str], desc: bool, *, after: bool) -> int:

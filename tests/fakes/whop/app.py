@@ -1,7 +1,9 @@
-"""`FakeWhop`: the store + OAuth + REST API as one ASGI app, with test controls.
+"""`FakeWhop`: the store + OAuth + REST API + webhooks as one ASGI app, with test controls.
 
 In-process: `httpx.AsyncClient(transport=httpx.ASGITransport(app=fake), base_url="http://whop.test")`.
 On loopback: `with fake.serve() as url: ...` (uvicorn in a thread) or `python -m tests.fakes.whop`.
+Company webhooks (`fake.add_webhook`, `fake.emit`, replay, health) are described in `webhooks.py`;
+`deliver()`/`redeliver()` below stay for one-off deliveries to an explicit URL and secret.
 """
 
 from __future__ import annotations
@@ -30,6 +32,8 @@ from tests.fakes.whop.api import RestApi
 from tests.fakes.whop.oauth import OAuthConfig, OAuthProvider
 from tests.fakes.whop.stats import FakeWhopStats, RecordedRequest
 from tests.fakes.whop.store import Company, Member, Membership, Payment, Plan, Product, Record, User, WhopStore
+from tests.fakes.whop.webhook_api import WebhookRoutes, delivery_json, webhook_json
+from tests.fakes.whop.webhooks import PERMISSION, Webhook, WebhookDelivery, WebhookHub
 
 _DEFAULT: Any = object()
 
@@ -96,7 +100,10 @@ class FakeWhop(WhopStore):
                 require_client_secret=require_client_secret,
             ),
         )
-        self.api = RestApi(self, self.oauth, enforce_scopes=enforce_scopes)
+        self.hooks = WebhookHub(self)
+        self.api = RestApi(
+            self, self.oauth, enforce_scopes=enforce_scopes, handlers={"webhooks": WebhookRoutes(self.hooks).handle}
+        )
         self.latency = latency  # seconds added to every /api/v1 call (benchmarks)
         self.rate_limit_per_minute = rate_limit_per_minute  # per credential; None = unlimited
         self.deliveries: list[DeliveryRecord] = []
@@ -121,6 +128,11 @@ class FakeWhop(WhopStore):
                 Route("/_fake/expire_tokens", self._expire_endpoint, methods=["POST"]),
                 Route("/_fake/memberships/{mem_id}", self._membership_endpoint, methods=["POST", "DELETE"]),
                 Route("/_fake/deliver", self._deliver_endpoint, methods=["POST"]),
+                Route("/_fake/emit", self._emit_endpoint, methods=["POST"]),
+                Route("/_fake/webhooks", self._webhooks_endpoint, methods=["GET"]),
+                Route("/_fake/webhooks/retries", self._retries_endpoint, methods=["POST"]),
+                Route("/_fake/webhooks/{hook_id}/disable", self._disable_endpoint, methods=["POST"]),
+                Route("/_fake/companies/{company_id}/permissions", self._permissions_endpoint, methods=["POST"]),
             ]
         self.app = Starlette(routes=routes)
 
@@ -403,6 +415,69 @@ class FakeWhop(WhopStore):
         self.deliveries.append(DeliveryRecord(url, envelope, body, headers, response.status_code, secret))
         return response
 
+    # ---- company webhooks (the full API is `self.hooks`, see webhooks.py) ------------------------
+    @property
+    def webhook_client(self) -> httpx.AsyncClient | None:
+        """The client webhook sends use (e.g. over `httpx.ASGITransport`); None: loopback."""
+        return self.hooks.client
+
+    @webhook_client.setter
+    def webhook_client(self, client: httpx.AsyncClient | None) -> None:
+        self.hooks.client = client
+
+    def add_webhook(
+        self,
+        company_id: str,
+        url: str,
+        events: Iterable[str],
+        *,
+        api_version_date: str | None = shapes.NATIVE_VERSION,
+        enabled: bool = True,
+    ) -> Webhook:
+        """A webhook as POST /webhooks would make it (pinned by default); `.secret` is its secret."""
+        return self.hooks.add(company_id, url, events, api_version_date=api_version_date, enabled=enabled)
+
+    def webhooks_of(self, company_id: str) -> list[Webhook]:
+        return self.hooks.of(company_id)
+
+    def webhook(self, hook_id: str) -> Webhook:
+        return self.hooks.get(hook_id)
+
+    def webhook_deliveries(self, hook_id: str) -> list[WebhookDelivery]:
+        """Every retained attempt to the webhook, oldest first."""
+        return self.hooks.deliveries(hook_id)
+
+    def disable_webhook(self, hook_id: str, reason: str = "delivery_failures") -> Webhook:
+        return self.hooks.disable(hook_id, reason)
+
+    async def emit(
+        self,
+        company_id: str,
+        event_type: str,
+        data: Any = None,
+        *,
+        client: httpx.AsyncClient | None = None,
+        previous_attributes: dict[str, Any] | None = None,
+    ) -> list[WebhookDelivery]:
+        """Send an event of `company_id` to its subscribed webhooks; one delivery per webhook."""
+        return await self.hooks.emit(
+            company_id, event_type, data, client=client, previous_attributes=previous_attributes
+        )
+
+    async def run_webhook_retries(
+        self, *, until_done: bool = False, client: httpx.AsyncClient | None = None
+    ) -> list[WebhookDelivery]:
+        return await self.hooks.run_retries(until_done=until_done, client=client)
+
+    def deny_key_permission(self, company_id: str, permission: str = PERMISSION) -> None:
+        """The company's API key loses `permission` (keys have every permission by default)."""
+        with self.lock:
+            self.companies[company_id].denied_permissions.add(permission)
+
+    def allow_key_permission(self, company_id: str, permission: str = PERMISSION) -> None:
+        with self.lock:
+            self.companies[company_id].denied_permissions.discard(permission)
+
     # ---- loopback serving -----------------------------------------------------------------------
     @contextlib.contextmanager
     def serve(self, host: str = "127.0.0.1", port: int = 0) -> Iterator[str]:
@@ -442,6 +517,7 @@ class FakeWhop(WhopStore):
                     "members": sum(1 for m in self.members.values() if m.company_id == c.id),
                     "memberships": sum(1 for m in self.memberships.values() if m.company_id == c.id),
                     "products": sum(1 for p in self.products.values() if p.company_id == c.id),
+                    "webhooks": len(self.hooks.of(c.id)),
                 }
                 for c in self.companies.values()
             ],
@@ -492,6 +568,50 @@ class FakeWhop(WhopStore):
             legacy=bool(body.get("legacy", False)),
         )
         return JSONResponse({"status_code": response.status_code, "body": response.text[:2000]})
+
+    async def _emit_endpoint(self, request: Request) -> Response:
+        body = await request.json()
+        try:
+            sent = await self.emit(
+                body["company_id"],
+                body["type"],
+                body.get("object_id", body.get("data")),
+                previous_attributes=body.get("previous_attributes"),
+            )
+        except (KeyError, ValueError) as exc:
+            return JSONResponse({"error": f"cannot emit: {exc}"}, status_code=400)
+        return JSONResponse(
+            {"deliveries": [{"webhook_id": d.hook_id, "error": d.error, **delivery_json(d)} for d in sent]}
+        )
+
+    async def _webhooks_endpoint(self, request: Request) -> Response:
+        # Unlike the API, the control view shows secrets: a test in another process needs them.
+        hooks = sorted(self.hooks.hooks.values(), key=lambda h: h.seq)
+        return JSONResponse({"data": [webhook_json(h, secret=True) for h in hooks]})
+
+    async def _retries_endpoint(self, request: Request) -> Response:
+        body = await request.json() if await request.body() else {}
+        sent = await self.run_webhook_retries(until_done=bool(body.get("until_done", False)))
+        return JSONResponse({"deliveries": [{"webhook_id": d.hook_id, **delivery_json(d)} for d in sent]})
+
+    async def _disable_endpoint(self, request: Request) -> Response:
+        hook_id = request.path_params["hook_id"]
+        if hook_id not in self.hooks.hooks:
+            return JSONResponse({"error": "unknown webhook"}, status_code=404)
+        body = await request.json() if await request.body() else {}
+        hook = self.disable_webhook(hook_id, body.get("reason", "delivery_failures"))
+        return JSONResponse(webhook_json(hook))
+
+    async def _permissions_endpoint(self, request: Request) -> Response:
+        company_id = request.path_params["company_id"]
+        if company_id not in self.companies:
+            return JSONResponse({"error": "unknown company"}, status_code=404)
+        body = await request.json()
+        for permission in body.get("deny", []):
+            self.deny_key_permission(company_id, permission)
+        for permission in body.get("allow", []):
+            self.allow_key_permission(company_id, permission)
+        return JSONResponse({"denied": sorted(self.companies[company_id].denied_permissions)})
 
 
 __all__ = ["DeliveryRecord", "FakeWhop"]

@@ -68,6 +68,8 @@ class Company:
     owner_user_id: str | None
     logo_url: str | None = None
     api_key: str | None = None
+    # Permissions the company's API key lacks (keys have every permission unless denied here).
+    denied_permissions: set[str] = field(default_factory=set)
     created_at: int = 0
 
 
