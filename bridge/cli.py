@@ -11,15 +11,18 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
+from sqlalchemy.exc import DBAPIError
 
 from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.runtime import Runtime
+from bridge.store.db import store_unavailable
 
 T = TypeVar("T")
 
@@ -44,19 +47,27 @@ def run_with_runtime(body: Callable[[Runtime], Awaitable[T]], settings: Settings
     return run(go())
 
 
+def fail(message: str) -> NoReturn:
+    """End the command with `error: message` on one line (never wrapped, never read as markup)."""
+    err_console.print(f"[red]error:[/red] {escape(message)}", highlight=False, markup=True, soft_wrap=True)
+    sys.exit(EXIT_ERROR)
+
+
 def friendly_errors(fn: Callable[..., None]) -> Callable[..., None]:
-    """Turn the bridge's own errors into one clear line instead of a traceback."""
+    """Turn the bridge's own errors, and a database it cannot reach, into one clear line
+    instead of a traceback."""
 
     @wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> None:
         try:
             fn(*args, **kwargs)
         except ConfigError as exc:
-            err_console.print(f"[red]error:[/red] configuration: {exc}", highlight=False, markup=True)
-            sys.exit(EXIT_ERROR)
+            fail(f"configuration: {exc}")
         except BridgeError as exc:
-            err_console.print(f"[red]error:[/red] {exc}", highlight=False, markup=True)
-            sys.exit(EXIT_ERROR)
+            fail(str(exc))
+        except DBAPIError as exc:
+            # Down, refusing us, or a file that cannot be created: say which database, and what to check.
+            fail(str(store_unavailable(settings_from_env().database_url, exc)))
         except KeyboardInterrupt:
             err_console.print("interrupted; run the same command again to resume")
             sys.exit(130)
@@ -173,6 +184,9 @@ def serve(host: str, port: int, role: str) -> None:
     # uvicorn's access log prints query strings; the OAuth callback's carries a code and a state.
     logging.getLogger("uvicorn.access").addFilter(AccessLogScrubber())
     runtime = Runtime(settings)
+    # Migrate before uvicorn starts: a database that is down then ends `serve` with one line
+    # instead of a traceback from the app's startup.
+    run(runtime.prepare())
     if role == "worker":
         app = create_worker_app(runtime)
         console.print(f"worker: applying the webhook inbox and running the schedule (health on {host}:{port})")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
@@ -17,9 +18,13 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.sql.dml import Insert
 
-from bridge.errors import ConfigError
+from bridge.errors import ConfigError, FatalError
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
+
+# libpq waits forever for a server that accepts the connection and then says nothing (hung,
+# or a firewall that drops packets); a URL's own `connect_timeout` wins.
+PG_CONNECT_TIMEOUT_SECONDS = 10
 
 # How long SQLAlchemy waits for a pooled connection before giving up (seconds).
 _POOL_TIMEOUT = 30
@@ -41,6 +46,8 @@ def normalize_url(url: str) -> tuple[str, str]:
         sync_url = parsed.set(drivername="sqlite")
     elif backend in {"postgresql", "postgres"}:
         async_url = sync_url = parsed.set(drivername="postgresql+psycopg")
+        if "connect_timeout" not in parsed.query:
+            async_url = sync_url = async_url.update_query_dict({"connect_timeout": str(PG_CONNECT_TIMEOUT_SECONDS)})
     else:
         raise ConfigError("DATABASE_URL", "must be a sqlite:/// or postgresql:// URL")
     # hide_password=False: these strings feed engines, they are never logged.
@@ -48,6 +55,41 @@ def normalize_url(url: str) -> tuple[str, str]:
         async_url.render_as_string(hide_password=False),
         sync_url.render_as_string(hide_password=False),
     )
+
+
+class StoreUnavailable(FatalError):
+    """The database cannot be opened or reached; the message says where and what to check."""
+
+
+def store_unavailable(url: str, exc: BaseException) -> StoreUnavailable:
+    """One line for a database error: which database (never its password), the driver's reason,
+    and what to check."""
+    parsed = make_url(url)
+    reason = _driver_reason(exc, parsed.password)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(parsed.database or "").resolve()
+        return StoreUnavailable(
+            f"database unavailable: SQLite file {path}: {reason}. Check DATABASE_URL, and that "
+            f"the directory {path.parent} exists and is writable by this user."
+        )
+    where = f"{parsed.host or 'localhost'}:{parsed.port or 5432}/{parsed.database or ''}"
+    return StoreUnavailable(
+        f"database unavailable: PostgreSQL at {where}: {reason}. Check DATABASE_URL, that the "
+        "server is running and reachable from here, and the user, password and database name."
+    )
+
+
+def _driver_reason(exc: BaseException, password: str | None) -> str:
+    # The driver's own first line (SQLAlchemy's adds the statement and a link), without a
+    # password in case a driver ever echoes one.
+    orig = getattr(exc, "orig", None) or exc
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    reason = lines[0] if lines else type(orig).__name__
+    # psycopg: "connection failed: connection to server at "h", port p failed: <the reason>".
+    reason = " ".join(reason.rsplit(" failed: ", 1)[-1].split())
+    if password:
+        reason = reason.replace(password, "***")
+    return reason[:300].rstrip(".")
 
 
 def _is_memory_sqlite(url: sa.URL) -> bool:
