@@ -28,12 +28,17 @@ from bridge.store.tables import leases
         ("sqlite+aiosqlite:///x.db", ("sqlite+aiosqlite:///x.db", "sqlite:///x.db")),
         (
             "postgresql://u:p%40ss@db:5432/bridge",
-            ("postgresql+psycopg://u:p%40ss@db:5432/bridge",) * 2,
+            ("postgresql+psycopg://u:p%40ss@db:5432/bridge?connect_timeout=10",) * 2,
         ),
-        ("postgres://u@db/bridge", ("postgresql+psycopg://u@db/bridge",) * 2),
+        ("postgres://u@db/bridge", ("postgresql+psycopg://u@db/bridge?connect_timeout=10",) * 2),
         (
             "postgresql+psycopg://u@db/bridge?sslmode=require",
-            ("postgresql+psycopg://u@db/bridge?sslmode=require",) * 2,
+            ("postgresql+psycopg://u@db/bridge?connect_timeout=10&sslmode=require",) * 2,
+        ),
+        # A hung server ends a connect after 10 s unless the URL asks for another timeout.
+        (
+            "postgresql://u@db/bridge?connect_timeout=3",
+            ("postgresql+psycopg://u@db/bridge?connect_timeout=3",) * 2,
         ),
     ],
 )
