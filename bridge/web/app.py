@@ -444,6 +444,30 @@ class SecurityHeaders:
         await self.app(scope, receive, send_with_headers)
 
 
+class StrictTransportSecurity:
+    """`Strict-Transport-Security` on every response of a bridge published over https, so a
+    browser never again sends the admin cookie or password in clear to this host. Left off on
+    plain http, where browsers ignore it anyway and a local trial has no https to move to."""
+
+    HEADER = (b"strict-transport-security", b"max-age=31536000")  # a year; subdomains are not ours to bind
+
+    def __init__(self, app: ASGIApp, public_url: str) -> None:
+        self.app = app
+        self.enabled = public_url.startswith("https://")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.enabled:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_hsts(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.HEADER]
+            await send(message)
+
+        await self.app(scope, receive, send_with_hsts)
+
+
 class AccessLogScrubber(logging.Filter):
     """Drops query strings from uvicorn's access log lines: the OAuth callback's carries a code."""
 
@@ -511,6 +535,7 @@ def create_app(runtime: Runtime, *, background: bool = True, run_workers: bool |
             await runtime.aclose()
 
     middleware = [
+        Middleware(StrictTransportSecurity, public_url=settings.bridge_public_url),
         Middleware(SecurityHeaders, whop_origin=security.origin_of(settings.whop_api_url)),
         Middleware(
             SessionMiddleware,
