@@ -232,6 +232,41 @@ async def test_company_scoping_with_an_api_key(
     assert me["id"] == company.company_id
 
 
+async def test_keys_and_company_scoped_tokens_read_nothing_of_another_company(
+    client: httpx.AsyncClient, fake: FakeWhop, company: SeededCompany
+) -> None:
+    sister = seed_company(fake, company_id="biz_sister", title="Sister Desk", members=4, memberships=4, seed=9)
+    rival = company.neighbor
+    assert rival is not None and rival.owner_user_id != company.owner_user_id
+    reads = "openid member:basic:read member:email:read payment:basic:read plan:basic:read access_pass:basic:read"
+    scoped = (await connect(client, scope=reads, company_id=company.company_id))["access_token"]
+    user_wide = (await connect(client, scope=reads))["access_token"]  # every company its user owns
+
+    def objects(c: SeededCompany) -> dict[str, list[str]]:
+        return {
+            "memberships": c.membership_ids,
+            "members": c.member_ids,
+            "payments": c.payment_ids,
+            "plans": c.plan_ids,
+            "products": [],  # visible products are public (marketplace); lists still need access
+        }
+
+    cases = [(company.api_key, sister), (company.api_key, rival), (scoped, sister), (scoped, rival), (user_wide, rival)]
+    for token, other in cases:
+        assert (await client.get(f"/api/v1/accounts/{other.company_id}", headers=bearer(token))).status_code == 403
+        for resource, ids in objects(other).items():
+            listed = await client.get(
+                f"/api/v1/{resource}", params={"account_id": other.company_id}, headers=bearer(token)
+            )
+            assert listed.status_code == 403, (resource, other.company_id)
+            for obj_id in ids[:3]:
+                read = await client.get(f"/api/v1/{resource}/{obj_id}", headers=bearer(token))
+                assert read.status_code == 403, (resource, obj_id)
+    # The user-wide token does reach the sister company, as Whop's user tokens do.
+    sister_members = await walk(client, "/api/v1/members", bearer(user_wide), first=100, account_id="biz_sister")
+    assert {m["account_id"] for m in sister_members} == {"biz_sister"}
+
+
 async def test_not_found_and_deleted(client: httpx.AsyncClient, fake: FakeWhop, company: SeededCompany) -> None:
     headers = bearer(company.api_key)
     missing = await client.get("/api/v1/memberships/mem_doesnotexist", headers=headers)
