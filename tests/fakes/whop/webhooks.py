@@ -4,7 +4,7 @@ Python API (shortcuts on `FakeWhop`; everything else on `fake.hooks`, a `Webhook
 
     hook = fake.add_webhook("biz_a", "http://bridge.test/webhooks/whop", ["membership.activated"])
     hook.secret                                   # "ws_…"; over REST only the create response shows it
-    fake.webhook_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge_app))
+    fake.webhook_client = httpx.AsyncClient(transport=httpx.ASGITransport(app=bridge_app))  # else loopback
     sent = await fake.emit("biz_a", "membership.activated", "mem_…")     # -> list[WebhookDelivery]
     fake.webhooks_of("biz_a") / fake.webhook(hook.id) / fake.webhook_deliveries(hook.id)
     fake.disable_webhook(hook.id)                 # what Whop does after 3 days of failures
@@ -36,6 +36,11 @@ Replay keeps the stored body and `webhook-id` (unless `regenerate_ids`), signs a
 webhook's current secret and a fresh timestamp, and posts to its current URL. Only enabled v1
 webhooks replay, only deliveries of the last 30 days are kept. The fake replays before it
 answers (Whop queues it), so a test sees the re-sends as soon as the call returns.
+
+`add_webhook` pins to `2026-10-15-1` unless told otherwise; POST /webhooks without
+`api_version_date` leaves the webhook unpinned (legacy payloads), as Whop does. When the fake
+runs on uvicorn (`fake.serve()`, its own event loop), leave `webhook_client` None: a client
+made on the test's loop cannot be used from the server's.
 
 Guesses (no source says): a delivery's `resource_id` is the account the event belongs to; a
 disabled webhook's replay is a 409; the `test` send is neither logged nor counted in health.
