@@ -79,7 +79,14 @@ def settings_from_env() -> Settings:
     return load_settings()
 
 
+async def _without_store(body: Callable[[Runtime], Awaitable[T]]) -> T:
+    """`body` with a runtime whose store is never migrated (it is opened only if used)."""
+    async with Runtime(settings_from_env()) as runtime:
+        return await body(runtime)
+
+
 @click.group()
+@click.version_option(package_name="whop-twenty-bridge", prog_name="whop-twenty-bridge")
 @click.option("-v", "--verbose", is_flag=True, help="Log more detail.")
 def main(verbose: bool) -> None:
     """Sync Whop members, memberships and products into TwentyCRM."""
@@ -103,7 +110,11 @@ def provision(dry_run: bool) -> None:
     """Create the Whop data model in Twenty (idempotent; never deletes or retypes)."""
     from bridge.services import provision_workspace
 
-    result = run_with_runtime(lambda runtime: provision_workspace(runtime, dry_run=dry_run))
+    if dry_run:
+        # A plan only reads Twenty: no database is opened, so none is created or migrated.
+        result = run(_without_store(lambda runtime: provision_workspace(runtime, dry_run=True)))
+    else:
+        result = run_with_runtime(lambda runtime: provision_workspace(runtime))
     print_plan(result.plan, dry_run=dry_run)
     conflicts = result.plan.conflicts
     if dry_run:
@@ -347,10 +358,17 @@ def webhooks_replay(ids: tuple[str, ...], failed: bool) -> None:
     if not ids and not failed:
         raise click.UsageError("name webhook ids or pass --failed")
 
-    async def go(runtime: Runtime) -> int:
-        return await inbox.replay(runtime.store, list(ids) or None, failed_only=failed)
+    async def go(runtime: Runtime) -> tuple[int, list[str]]:
+        unknown = [i for i in dict.fromkeys(ids) if await inbox.get_event(runtime.store, i) is None]
+        known = [i for i in ids if i not in unknown]
+        if ids and not known:
+            return 0, unknown
+        return await inbox.replay(runtime.store, known or None, failed_only=failed), unknown
 
-    console.print(f"queued {run_with_runtime(go)} delivery(ies) again")
+    queued, unknown = run_with_runtime(go)
+    console.print(f"queued {queued} delivery(ies) again")
+    if unknown:  # a mistyped id must not look like success
+        fail(f"no stored delivery has the id {', '.join(unknown)} (see `whop-twenty-bridge webhooks list`)")
 
 
 @main.command()

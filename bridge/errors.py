@@ -2,7 +2,8 @@
 
     BridgeError
     ├── RetryableError          try again later (backoff): throttling, 5xx, network, lock held
-    │   └── RateLimited         the service said "slow down"; `retry_after` seconds when known
+    │   ├── RateLimited         the service said "slow down"; `retry_after` seconds when known
+    │   └── Unreachable         the service never answered (refused, unknown host): check its URL
     ├── SkippableError          this one record cannot be written; report it, carry on with the rest
     │   └── RecordConflict      the record matches several existing records (e.g. by email)
     └── FatalError              stop: the configuration or the remote side needs a person
@@ -29,6 +30,13 @@ class RateLimited(RetryableError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class Unreachable(RetryableError):
+    """A service refused the connection or its host was not found before it ever answered.
+
+    Retryable (an outage passes), but not worth minutes of backoff inside one call: the message
+    names the setting to check."""
 
 
 class SkippableError(BridgeError):

@@ -31,6 +31,9 @@ async def provision_workspace(runtime: Runtime, *, dry_run: bool = False) -> App
     settings.require("TWENTY_URL", "TWENTY_API_KEY")
     assert settings.twenty_url is not None
     model = load_data_model(settings.bridge_schema_dir)
+    if dry_run:  # a plan writes nothing, not even its own record (the store is not touched)
+        async with runtime.metadata() as meta:
+            return await provision(meta, model, settings.bridge_public_url, dry_run=True)
     engine = runtime.store
     run_id = await _start_provisioning(engine, settings.twenty_url, dry_run)
     try:

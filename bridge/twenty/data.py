@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bridge import metrics
+from bridge import metrics, reach
 from bridge.errors import (
     AuthError,
     BatchTooLarge,
@@ -35,6 +35,7 @@ from bridge.errors import (
     RecordConflict,
     RetryableError,
     SkippableError,
+    Unreachable,
 )
 from bridge.limiter import Limiter, TokenBucket
 from bridge.twenty.documents import Dialect
@@ -153,9 +154,10 @@ class TwentyDataClient:
         self._http = httpx.AsyncClient(
             base_url=base_url.rstrip("/"),
             headers={"Authorization": f"Bearer {api_key}", "Content-Type": "application/json"},
-            timeout=timeout,
+            timeout=reach.timeout(timeout),
             transport=transport,
         )
+        self._answered = False  # until Twenty first answers, a refused connection is not retried for long
         self.requests_per_minute = requests_per_minute
         # Twenty refills its bucket continuously (N per 60 s); a burst of N is allowed once.
         self.limiter: Limiter = limiter or TokenBucket(
@@ -211,7 +213,7 @@ class TwentyDataClient:
             metrics.API_CALLS.labels("twenty", "write" if write else "read").inc()
             try:
                 with metrics.API_SECONDS.labels("twenty").time():
-                    response = await self._http.post("/graphql", json={"query": query, "variables": variables})
+                    response = await self._post({"query": query, "variables": variables}, operation)
                 return self._result(response, operation)
             except RateLimited:
                 self.stats.throttled += 1
@@ -222,13 +224,26 @@ class TwentyDataClient:
                 await self.limiter.pause(wait)
                 log.warning("twenty throttled %s; waiting %.1fs (attempt %d)", operation, wait, attempt)
             except RetryableError as exc:
-                if attempt == self._max_attempts:
+                if attempt == self._max_attempts or _give_up_reaching(exc, attempt):
                     raise
                 wait = min(60.0, 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-                log.warning("twenty %s failed (%s); retrying in %.1fs", operation, exc, wait)
+                level = logging.INFO if isinstance(exc, Unreachable) else logging.WARNING
+                log.log(level, "twenty %s failed (%s); retrying in %.1fs", operation, exc, wait)
                 await self._sleep(wait)
             self.stats.retries += 1
         raise RateLimited(f"Twenty kept throttling {operation} after {self._max_attempts} attempts")
+
+    async def _post(self, body: dict[str, Any], operation: str) -> httpx.Response:
+        """One POST /graphql; no answer at all becomes a retryable error (`Unreachable` while
+        Twenty has never answered this client: then a wrong TWENTY_URL is likelier than a blip)."""
+        try:
+            response = await self._http.post("/graphql", json=body)
+        except httpx.TransportError as exc:
+            if not self._answered and isinstance(exc, reach.CONNECT_FAILURES):
+                raise reach.unreachable("Twenty", self._base_url, "TWENTY_URL", exc) from exc
+            raise RetryableError(f"Twenty did not answer {operation} ({reach.why(exc)})") from None
+        self._answered = True
+        return response
 
     def _result(self, response: httpx.Response, operation: str) -> dict[str, Any]:
         if response.status_code == 429:
@@ -342,6 +357,13 @@ class TwentyDataClient:
         uuid.UUID(record_id)  # only ever inline a well-formed id
         query = f'mutation Restore {{ restore{obj.type_prefix}(id: "{record_id}") {{ id }} }}'
         await self.graphql(query, {}, operation=f"restore {obj.singular}", write=True)
+
+
+def _give_up_reaching(exc: RetryableError, attempt: int) -> bool:
+    """A first contact that timed out, or was refused after the quick retries (bridge/reach.py)."""
+    if not isinstance(exc, Unreachable):
+        return False
+    return isinstance(exc.__cause__, httpx.ConnectTimeout) or attempt > reach.FIRST_CONTACT_RETRIES
 
 
 def classify_error(error: dict[str, Any], operation: str) -> Exception:

@@ -24,6 +24,7 @@ from gql.transport.exceptions import (
 )
 from graphql import GraphQLSchema
 
+from bridge import reach
 from bridge.errors import AuthError, BridgeError, FatalError, RetryableError
 from bridge.twenty import documents as docs
 from bridge.twenty.documents import Dialect
@@ -189,7 +190,7 @@ class MetadataClient:
             self._session = await self._client.connect_async(reconnecting=False)  # type: ignore[no-untyped-call]
         except Exception as exc:
             await self._close()
-            raise _translate_transport_error(exc, f"introspection of {self.url}") from None
+            raise _translate_transport_error(exc, f"introspection of {self.url}", self.url) from None
         if self._session is None or self._client.schema is None:
             await self._close()
             raise _auth_or_protocol_error()
@@ -228,7 +229,7 @@ class MetadataClient:
         except BridgeError:
             raise
         except Exception as exc:
-            raise _translate_transport_error(exc, operation) from None
+            raise _translate_transport_error(exc, operation, self.url) from None
         if result.errors:
             raise_for_errors([_as_dict(e) for e in result.errors], operation)
         return dict(result.data or {})
@@ -337,7 +338,7 @@ def _as_dict(error: Any) -> dict[str, Any]:
     return dict(formatted) if formatted else {"message": str(error)}
 
 
-def _translate_transport_error(exc: Exception, operation: str) -> BridgeError:
+def _translate_transport_error(exc: Exception, operation: str, url: str) -> BridgeError:
     if isinstance(exc, TransportServerError):
         status = exc.code or 0
         if status == 401:
@@ -348,7 +349,8 @@ def _translate_transport_error(exc: Exception, operation: str) -> BridgeError:
             return RetryableError(f"Twenty answered HTTP {status} during {operation}")
         return MetadataError(f"Twenty answered HTTP {status} during {operation}")
     if isinstance(exc, TransportConnectionFailed | httpx.TransportError | OSError):
-        return RetryableError(f"cannot reach Twenty's metadata API ({type(exc).__name__}) during {operation}")
+        # Say what to check (the URL, the network), not the transport's class name.
+        return reach.unreachable("Twenty", url.removesuffix("/metadata"), "TWENTY_URL", exc)
     if isinstance(exc, TransportProtocolError):
         return MetadataError(f"Twenty's answer to {operation} was not GraphQL; is TWENTY_URL right?")
     errors = getattr(exc, "errors", None)

@@ -30,9 +30,9 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from bridge import metrics
+from bridge import metrics, reach
 from bridge.config import WHOP_API_VERSION_DATE
-from bridge.errors import AuthError, FatalError, RateLimited, RetryableError, SkippableError
+from bridge.errors import AuthError, FatalError, RateLimited, RetryableError, SkippableError, Unreachable
 from bridge.limiter import TokenBucket
 from bridge.whop.auth import TokenProvider
 from bridge.whop.models import Member, Membership, Page, PageInfo, Payment, Plan, Product
@@ -59,6 +59,7 @@ class _Failure:
     problem: str  # for the log and the final error; never holds the token
     status: int | None = None  # None: no answer at all (timeout, network error)
     retry_after: float | None = None  # what the server asked for, in seconds
+    unreachable: Unreachable | None = None  # no connection before Whop ever answered this client
 
 
 class NotFound(SkippableError):
@@ -164,7 +165,8 @@ class WhopClient:
         self._tokens = tokens
         self.company_id = company_id
         self._owns_http = http is None
-        self._timeout = httpx.Timeout(timeout)
+        self._timeout = reach.timeout(timeout)
+        self._answered = False  # until Whop first answers, a refused connection is not retried for long
         # A client made here (optionally over an injected transport) is closed by `close()`.
         self._http = http if http is not None else httpx.AsyncClient(timeout=self._timeout, transport=transport)
         self._max_retries = max(0, max_retries)
@@ -251,7 +253,14 @@ class WhopClient:
                 response = await self._http.request(method, url, params=query, headers=headers, timeout=self._timeout)
             metrics.API_CALLS.labels("whop", method.lower()).inc()
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            return _Failure(_scrub(f"{type(exc).__name__}: {exc}", token))
+            failure = _Failure(_scrub(f"{type(exc).__name__}: {exc}", token))
+            if not self._answered and isinstance(exc, reach.CONNECT_FAILURES):
+                unreachable = reach.unreachable("Whop", self._base_url, "WHOP_API_URL", exc)
+                if isinstance(exc, httpx.ConnectTimeout):  # it already waited the connect timeout
+                    raise unreachable from None
+                return _Failure(failure.problem, unreachable=unreachable)
+            return failure
+        self._answered = True
         return response
 
     def _refusal(self, response: httpx.Response, what: str, key: str | None, token: str) -> _Failure:
@@ -283,13 +292,23 @@ class WhopClient:
             # Everyone sharing the bucket pauses, even if this call gives up now; this caller
             # waits in its next acquire().
             self.limiter.penalize(wait)
+        if failure.unreachable is not None and attempt >= min(self._max_retries, reach.FIRST_CONTACT_RETRIES):
+            raise failure.unreachable
         if attempt >= self._max_retries:
             text = f"Whop {what} still failing after {attempt} retries: {failure.problem}"
             if throttled:
                 raise RateLimited(text, retry_after=failure.retry_after)
             raise RetryableError(text)
         self.stats["retries"] += 1
-        log.warning("Whop %s: %s; retry %d in %.1f s", what, failure.problem, attempt + 1, wait)
+        # Retries of a first contact are quick and end in one clear error: no warning for each.
+        log.log(
+            logging.INFO if failure.unreachable else logging.WARNING,
+            "Whop %s: %s; retry %d in %.1f s",
+            what,
+            failure.problem,
+            attempt + 1,
+            wait,
+        )
         if not throttled:
             await self._sleep(wait)
 
