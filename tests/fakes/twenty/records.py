@@ -13,13 +13,14 @@ import functools
 import hashlib
 import json
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 from .errors import TwentyError, not_found
 from .rules import composite_subfields, is_uuid
+from .table import RecordTable, norm_key
 from .workspace import Meta, Record, UniqueKey, Workspace, new_id, now_iso
 
 MAX_RECORDS_2X = 200  # QUERY_MAX_RECORDS
@@ -282,27 +283,22 @@ class _Txn:
     def commit(self) -> None:
         keys = [k for k in self.ws.unique_keys(self.obj) if k.enforced]
         for key in keys:
-            # The unique index covers soft-deleted rows too (observed #9: a re-create fails).
-            taken: dict[str, str] = {}
-            for record_id, record in self.rows.items():
-                if record_id not in self.changed:
-                    value = key.value(record)
-                    if value is not None:
-                        taken[_norm_key(value)] = record_id
+            claimed: dict[str, str] = {}  # value -> the changed row that takes it
             for record_id, record in self.changed.items():
                 value = key.value(record)
                 if value is None:
                     continue
-                owner = taken.get(_norm_key(value))
+                norm = norm_key(value)
+                owner = claimed.get(norm)
+                if owner is None:
+                    # A row this write leaves alone; the unique index covers soft-deleted rows
+                    # too (observed #9: a re-create fails).
+                    held = self.rows.lookup(key.path, norm)
+                    owner = next((i for i in held if i not in self.changed), None)
                 if owner is not None and owner != record_id:
                     raise duplicate_error(self.ws, self.obj, key, value)
-                taken[_norm_key(value)] = record_id
+                claimed[norm] = record_id
         self.rows.update(self.changed)
-
-
-def _norm_key(value: Any) -> str:
-    """Unique values compare exactly, as a PostgreSQL unique index does."""
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True)
 
 
 def stamp_insert(ws: Workspace, obj: Meta, record: Record, values: Record) -> Record:
@@ -358,10 +354,10 @@ def create_records(ws: Workspace, obj: Meta, inputs: Any, *, upsert: bool) -> li
     _refuse_batch_duplicates(keys, values_list, ws.dialect)
 
     txn = _Txn(ws, obj)
-    index = _key_index(keys, txn.rows.values()) if upsert else {}
     results: list[Record | None] = []
     for values in values_list:
-        target_id = _match(ws, obj, keys, index, values) if upsert else None
+        # Matched against the rows as they were before this call (the txn applies on commit).
+        target_id = _match(ws, keys, txn.rows, values) if upsert else None
         if target_id is None:
             record = stamp_insert(ws, obj, ws.blank_record(obj), values)
             txn.put(record)
@@ -391,31 +387,19 @@ def _refuse_batch_duplicates(keys: list[UniqueKey], values_list: list[Record], d
             value = key.value(values)
             if value is None:
                 continue
-            norm = _norm_key(value)
+            norm = norm_key(value)
             if norm in seen:
                 raise _bad(f"Duplicate {key.label} with value {value}. Please set a unique one.")
             seen.add(norm)
 
 
-def _key_index(keys: list[UniqueKey], records: Iterable[Record]) -> dict[int, dict[str, list[str]]]:
-    index: dict[int, dict[str, list[str]]] = {i: {} for i in range(len(keys))}
-    for record in records:
-        for i, key in enumerate(keys):
-            value = key.value(record)
-            if value is not None:
-                index[i].setdefault(_norm_key(value), []).append(record["id"])
-    return index
-
-
-def _match(
-    ws: Workspace, obj: Meta, keys: list[UniqueKey], index: dict[int, dict[str, list[str]]], values: Record
-) -> str | None:
+def _match(ws: Workspace, keys: list[UniqueKey], rows: RecordTable, values: Record) -> str | None:
     found: list[str] = []
-    for i, key in enumerate(keys):
+    for key in keys:
         value = key.value(values)
         if value is None:
             continue
-        ids = index[i].get(_norm_key(value), [])
+        ids = rows.lookup(key.path, norm_key(value))
         if ws.dialect == "1.x" and ids:
             return ids[0]
         for record_id in ids:
@@ -500,7 +484,7 @@ def restore_records(ws: Workspace, obj: Meta, flt: Any) -> list[Record]:
 
 def destroy_record(ws: Workspace, obj: Meta, record_id: Any) -> Record:
     rows = ws.records_of(obj)
-    record = rows.pop(str(record_id), None)
+    record: Record | None = rows.pop(str(record_id), None)
     if record is None:
         raise not_found(f"Record {record_id} not found")
     # Join columns pointing at it are SET NULL, as Twenty's foreign keys do.
@@ -681,7 +665,60 @@ def select(ws: Workspace, obj: Meta, flt: Any, *, with_deleted: bool = False) ->
     """Rows matching `flt`; soft-deleted rows only when the filter names deletedAt (as Twenty)."""
     predicate = compile_filter(ws, obj, flt)
     include_deleted = with_deleted or mentions_deleted_at(flt)
-    return [r for r in ws.records_of(obj).values() if (include_deleted or not is_deleted(r)) and predicate(r)]
+    rows = ws.records_of(obj)
+    ids = _candidates(ws, obj, rows, flt)
+    # The predicate still decides: the candidates only spare the scan of every other row.
+    scanned = rows.values() if ids is None else [rows[i] for i in rows.in_order(ids)]
+    return [r for r in scanned if (include_deleted or not is_deleted(r)) and predicate(r)]
+
+
+def _candidates(ws: Workspace, obj: Meta, rows: RecordTable, flt: Any) -> set[str] | None:
+    """The ids a filter can match, looked up in the table's indexes as a database would for
+    `eq`/`in` on TEXT values; None when only a scan can tell. Every matching row is among them
+    (more may be); the filter has been checked by `compile_filter` already."""
+    if not isinstance(flt, dict):
+        return None
+    fields = {f["name"]: f for f in ws.active_fields(obj) if f["type"] != "RELATION"}
+    best: set[str] | None = None
+    for key, value in flt.items():  # the parts are ANDed: any narrowed part bounds the rest
+        found: set[str] | None = None
+        if key == "or" and isinstance(value, list):
+            parts = [_candidates(ws, obj, rows, v) for v in value]
+            found = None if any(p is None for p in parts) else set().union(*parts)  # type: ignore[arg-type]
+        elif key == "and" and isinstance(value, list):
+            found = _smallest(_candidates(ws, obj, rows, v) for v in value)
+        elif key in fields and isinstance(value, dict):
+            ftype = fields[key]["type"]
+            sub = composite_subfields(ws.dialect, ftype)
+            if sub is None:
+                found = _text_lookup(rows, (key,), value) if ftype == "TEXT" else None
+            else:
+                found = _smallest(
+                    _text_lookup(rows, (key, name), spec)
+                    for name, spec in value.items()
+                    if name not in ("amountMicros", "addressLat", "addressLng")  # compared as numbers
+                )
+        best = _smallest([best, found])
+    return best
+
+
+def _smallest(sets: Any) -> set[str] | None:
+    known = [s for s in sets if s is not None]
+    return min(known, key=len) if known else None
+
+
+def _text_lookup(rows: RecordTable, path: tuple[str, ...], spec: Any) -> set[str] | None:
+    """Rows whose TEXT value at `path` equals one of `eq`/`in`'s values; None for other tests,
+    and for "" (an index leaves empty values out)."""
+    if not isinstance(spec, dict):
+        return None
+    wanted = [spec["eq"]] if "eq" in spec else spec.get("in")
+    if not isinstance(wanted, list) or not all(isinstance(v, str) and v for v in wanted):
+        return None
+    found: set[str] = set()
+    for value in wanted:
+        found.update(rows.lookup(path, value))
+    return found
 
 
 # -- ordering and paging --------------------------------------------------------------------

@@ -24,6 +24,7 @@ from .rules import (
     option_problems,
     unquote_default,
 )
+from .table import RecordTable, path_value
 
 Record = dict[str, Any]
 Meta = dict[str, Any]
@@ -53,12 +54,7 @@ class UniqueKey:
 
     def value(self, record: Record) -> Any:
         """The key's value in `record`, or None when missing or empty (such keys are skipped)."""
-        value: Any = record
-        for part in self.path:
-            if not isinstance(value, dict):
-                return None
-            value = value.get(part)
-        return None if value in (None, "") else value
+        return path_value(record, self.path)
 
 
 class Workspace:
@@ -72,7 +68,7 @@ class Workspace:
         self.objects: list[Meta] = []
         self._objects_by_id: dict[str, Meta] = {}
         self._fields_by_id: dict[str, Meta] = {}
-        self.store: dict[str, dict[str, Record]] = {}  # object id -> record id -> record
+        self.store: dict[str, RecordTable] = {}  # object id -> record id -> record
         self.views: list[Meta] = []
         self.view_groups: list[Meta] = []
         self.view_fields: list[Meta] = []
@@ -115,8 +111,8 @@ class Workspace:
     def active_fields(obj: Meta) -> list[Meta]:
         return [f for f in obj["fieldsList"] if f["isActive"]]
 
-    def records_of(self, obj: Meta) -> dict[str, Record]:
-        return self.store.setdefault(obj["id"], {})
+    def records_of(self, obj: Meta) -> RecordTable:
+        return self.store.setdefault(obj["id"], RecordTable())
 
     @staticmethod
     def join_column(field: Meta) -> str | None:
@@ -251,7 +247,7 @@ class Workspace:
         }
         self.objects.append(obj)
         self._objects_by_id[obj["id"]] = obj
-        self.store[obj["id"]] = {}
+        self.store[obj["id"]] = RecordTable()
         sys_fields: list[tuple[str, str, str, str, Any, bool]] = [
             ("id", "UUID", "Id", "Icon123", "uuid", False),
             ("createdAt", "DATE_TIME", "Creation date", "IconCalendar", "now", False),
@@ -337,7 +333,9 @@ class Workspace:
         obj["fieldsList"].append(field)
         self._fields_by_id[field["id"]] = field
         # Existing rows read the new column's default, as after Twenty's ALTER TABLE.
-        for record in self.records_of(obj).values():
+        rows = self.records_of(obj)
+        rows.forget_indexes()  # values change in place
+        for record in rows.values():
             column = self.join_column(field) if ftype == "RELATION" else name
             if column and column not in record:
                 record[column] = None if ftype == "RELATION" else self.field_default(field)
@@ -659,7 +657,9 @@ class Workspace:
     def update_field(self, field_id: str, update: dict[str, Any]) -> Meta:
         field = self.require_field(field_id)
         obj = self.require_object(field["objectMetadataId"])
-        records = self.records_of(obj).values()
+        rows = self.records_of(obj)
+        rows.forget_indexes()  # options and renames change values in place
+        records = rows.values()
         if "options" in update and update["options"] is not None:
             if field["type"] not in ("SELECT", "MULTI_SELECT"):
                 raise TwentyError("Options can only be set on SELECT and MULTI_SELECT fields")
@@ -725,7 +725,9 @@ class Workspace:
             return
         obj["fieldsList"] = [f for f in obj["fieldsList"] if f["id"] != field["id"]]
         column = self.join_column(field) if field["type"] == "RELATION" else field["name"]
-        for record in self.records_of(obj).values():
+        rows = self.records_of(obj)
+        rows.forget_indexes()
+        for record in rows.values():
             if column:
                 record.pop(column, None)
 
