@@ -149,3 +149,28 @@ rate_budgets = sa.Table(
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("paused_until", sa.Float, nullable=False, server_default="0"),
 )
+
+# Admin sessions (issue 13): the cookie carries a random id, this table only its SHA-256. A row
+# ends with logout, "log out all sessions", the idle or absolute timeout, or a changed admin
+# password (`password_fp`, an HMAC of the password under BRIDGE_SECRET_KEY, no longer matches).
+admin_sessions = sa.Table(
+    "admin_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("password_fp", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("last_seen_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),  # the absolute limit, fixed at login
+)
+
+# Login backoff shared by every replica (issue 13): one row per key ("account", "client:<address>",
+# "device:<hash>"). `attempts` counts password checks since the last success; `blocked_until` is
+# when the next may run. Unix seconds (floats), as in rate_budgets, so the rule is plain SQL.
+login_throttle = sa.Table(
+    "login_throttle",
+    metadata,
+    sa.Column("key", sa.String(191), primary_key=True),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("blocked_until", sa.Float, nullable=False, server_default="0"),
+    sa.Column("updated_at", sa.Float, nullable=False),
+)
