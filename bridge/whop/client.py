@@ -37,7 +37,7 @@ from bridge.limiter import TokenBucket
 from bridge.whop.auth import TokenProvider
 from bridge.whop.models import Member, Membership, Page, PageInfo, Payment, Plan, Product
 
-__all__ = ["NotFound", "WhopClient", "WhopResponseError", "parse_retry_after"]
+__all__ = ["BadId", "NotFound", "WhopClient", "WhopResponseError", "is_whop_id", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +64,22 @@ class _Failure:
 
 class NotFound(SkippableError):
     """Whop answered 404: the object is gone (or never belonged to this account)."""
+
+
+class BadId(SkippableError):
+    """An id not shaped like a Whop id; it is never sent (`.` or `..` would name another endpoint)."""
+
+
+# A Whop id: a lower-case type prefix (`mem_`, `mber_`, `user_`, `prod_`, `plan_`, `pay_`, `biz_`,
+# `hook_`, …), then letters and digits; no `.`, `/` or `%` can make it a path of its own.
+_ID_RE = re.compile(r"[a-z]{2,12}_[A-Za-z0-9_-]{1,64}")
+
+
+def is_whop_id(value: object, prefix: str | None = None) -> bool:
+    """`value` is shaped like a Whop id, of the type `prefix` names when given (`"mem_"`)."""
+    return (
+        isinstance(value, str) and _ID_RE.fullmatch(value) is not None and (prefix is None or value.startswith(prefix))
+    )
 
 
 class WhopResponseError(FatalError):
@@ -371,19 +387,19 @@ class WhopClient:
     # Single objects -----------------------------------------------------------------------
 
     async def get_product(self, product_id: str) -> Product:
-        return await self._get_object(f"/products/{_segment(product_id)}", Product, product_id)
+        return await self._get_object("/products/" + _segment(product_id, "prod_"), Product, product_id)
 
     async def get_member(self, member_id: str) -> Member:
-        return await self._get_object(f"/members/{_segment(member_id)}", Member, member_id)
+        return await self._get_object("/members/" + _segment(member_id, "mber_"), Member, member_id)
 
     async def get_membership(self, membership_id: str) -> Membership:
-        return await self._get_object(f"/memberships/{_segment(membership_id)}", Membership, membership_id)
+        return await self._get_object("/memberships/" + _segment(membership_id, "mem_"), Membership, membership_id)
 
     async def get_payment(self, payment_id: str) -> Payment:
-        return await self._get_object(f"/payments/{_segment(payment_id)}", Payment, payment_id)
+        return await self._get_object("/payments/" + _segment(payment_id, "pay_"), Payment, payment_id)
 
     async def get_plan(self, plan_id: str) -> Plan:
-        return await self._get_object(f"/plans/{_segment(plan_id)}", Plan, plan_id)
+        return await self._get_object("/plans/" + _segment(plan_id, "plan_"), Plan, plan_id)
 
     async def get_account_me(self) -> dict[str, Any]:
         """The account the credential belongs to (`GET /accounts/me`), raw."""
@@ -397,10 +413,11 @@ class WhopClient:
 # Response helpers ---------------------------------------------------------------------------
 
 
-def _segment(object_id: str) -> str:
-    """An id as one path segment: a stray `/` or `?` must not change the endpoint."""
-    if not object_id:
-        raise ValueError("an object id is required")
+def _segment(object_id: str, prefix: str | None = None) -> str:
+    """An id as one path segment, once it is shaped like a Whop id (of `prefix`'s type)."""
+    if not is_whop_id(object_id, prefix):
+        shown = repr(object_id) if len(repr(object_id)) <= 40 else repr(object_id)[:40] + "…"
+        raise BadId(f"{shown} is not a Whop {prefix or ''}id", key=str(object_id)[:64])
     return quote(object_id, safe="")
 
 

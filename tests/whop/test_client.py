@@ -16,7 +16,7 @@ from bridge.config import WHOP_API_VERSION_DATE
 from bridge.errors import AuthError, FatalError, RateLimited, RetryableError, SkippableError
 from bridge.limiter import TokenBucket
 from bridge.whop.auth import StaticToken, TokenProvider
-from bridge.whop.client import NotFound, WhopClient, WhopResponseError, parse_retry_after
+from bridge.whop.client import BadId, NotFound, WhopClient, WhopResponseError, parse_retry_after
 from bridge.whop.models import Member, Membership, Page, Payment, Plan, Product
 from tests.whop import (
     MEMBER_NATIVE_JSON,
@@ -211,28 +211,51 @@ async def test_an_unreadable_item_names_itself(router: respx.MockRouter, client:
 
 
 @pytest.mark.parametrize(
-    ("method", "path", "body", "model"),
+    ("method", "object_id", "path", "body", "model"),
     [
-        ("get_product", "/api/v1/products/prod_1", PRODUCT_NATIVE_JSON, Product),
-        ("get_member", "/api/v1/members/prod_1", MEMBER_NATIVE_JSON, Member),
-        ("get_membership", "/api/v1/memberships/prod_1", MEMBERSHIP_NATIVE_JSON, Membership),
-        ("get_payment", "/api/v1/payments/prod_1", PAYMENT_NATIVE_JSON, Payment),
-        ("get_plan", "/api/v1/plans/prod_1", PLAN_PY26_JSON, Plan),
+        ("get_product", "prod_1", "/api/v1/products/prod_1", PRODUCT_NATIVE_JSON, Product),
+        ("get_member", "mber_1", "/api/v1/members/mber_1", MEMBER_NATIVE_JSON, Member),
+        ("get_membership", "mem_1", "/api/v1/memberships/mem_1", MEMBERSHIP_NATIVE_JSON, Membership),
+        ("get_payment", "pay_1", "/api/v1/payments/pay_1", PAYMENT_NATIVE_JSON, Payment),
+        ("get_plan", "plan_1", "/api/v1/plans/plan_1", PLAN_PY26_JSON, Plan),
     ],
 )
 async def test_get_one(
-    router: respx.MockRouter, client: WhopClient, method: str, path: str, body: str, model: type[Any]
+    router: respx.MockRouter,
+    client: WhopClient,
+    method: str,
+    object_id: str,
+    path: str,
+    body: str,
+    model: type[Any],
 ) -> None:
     route = router.get(path).mock(return_value=ok(load(body)))
-    result = await getattr(client, method)("prod_1")
+    result = await getattr(client, method)(object_id)
     assert isinstance(result, model)
     assert "account_id" not in route.calls.last.request.url.params
 
 
-async def test_ids_cannot_change_the_path(router: respx.MockRouter, client: WhopClient) -> None:
-    route = router.get(url__regex=r".*/memberships/.*").mock(return_value=ok({"id": "x"}))
-    await client.get_membership("mem_1/../../users/me?x=1")
-    assert route.calls.last.request.url.raw_path == b"/api/v1/memberships/mem_1%2F..%2F..%2Fusers%2Fme%3Fx%3D1"
+@pytest.mark.parametrize(
+    ("method", "object_id"),
+    [
+        ("get_membership", "mem_1/../../users/me?x=1"),
+        ("get_product", "."),
+        ("get_product", ".."),
+        ("get_product", "prod_1/.."),
+        ("get_member", "mber_%2e%2e"),
+        ("get_payment", "mem_1"),  # another type's id
+        ("get_plan", "plan_" + "x" * 70_000),
+        ("get_membership", ""),
+    ],
+)
+async def test_ids_not_shaped_like_whops_are_never_sent(
+    router: respx.MockRouter, client: WhopClient, method: str, object_id: str
+) -> None:
+    route = router.route().mock(return_value=ok({"id": "x"}))
+    with pytest.raises(BadId, match="is not a Whop") as refused:
+        await getattr(client, method)(object_id)
+    assert not route.called
+    assert len(str(refused.value)) < 100, "the error does not quote a long id"
 
 
 async def test_accounts_are_raw_dicts(router: respx.MockRouter, client: WhopClient) -> None:
