@@ -243,7 +243,7 @@ async def run_one(label: str, database_url: str, twenty_url: str, whop_url: str,
         database_url,
         WHOP_WEBHOOK_SECRET=SECRET,
         BRIDGE_SECRET_KEY=Fernet.generate_key().decode(),
-        BRIDGE_ADMIN_PASSWORD="bench",
+        BRIDGE_ADMIN_PASSWORD="bench-admin-password",  # serve refuses a weak one
         BRIDGE_PUBLIC_URL=bridge_url,
         TWENTY_REQUESTS_PER_MINUTE="100000",
         LOG_LEVEL="WARNING",

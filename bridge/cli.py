@@ -179,6 +179,8 @@ def serve(host: str, port: int, role: str) -> None:
     from bridge.web.app import AccessLogScrubber, create_app, create_worker_app
 
     settings = settings_from_env()
+    if role != "worker":  # a worker serves no login page
+        settings.require_admin_password()
     secrets = [
         s.get_secret_value()
         for s in (
@@ -208,7 +210,9 @@ def serve(host: str, port: int, role: str) -> None:
     if public.hostname in ("127.0.0.1", "localhost") and (public.port or 80) != port:
         # Whop sends the admin back to BRIDGE_PUBLIC_URL; a mismatch is the classic local-setup slip.
         err_console.print(f"warning: BRIDGE_PUBLIC_URL points at port {public.port or 80}, not {port}")
-    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=True, server_header=False)
+    # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes it
+    # only from BRIDGE_TRUSTED_PROXIES (bridge.web.security.ForwardedFor).
+    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False, server_header=False)
 
 
 OBJECT_LABELS = {"whopProduct": "Whop products", "person": "People", "opportunity": "Opportunities"}

@@ -6,6 +6,7 @@ the variable and never echoes a secret's value.
 
 from __future__ import annotations
 
+import ipaddress
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,13 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from bridge.errors import ConfigError
 
 WHOP_API_VERSION_DATE = "2026-10-15-1"
+
+# The admin password `serve` accepts: long enough that the login throttle's pace (about one guess a
+# minute at worst) never gets near it, and not a few characters repeated.
+MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_DISTINCT = 5
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 # Variables whose values must never be shown, even when they are malformed.
 SECRET_VARIABLES = frozenset(
@@ -75,6 +83,12 @@ class Settings(BaseSettings):
     # `sync --deep` reports records a person deleted in Twenty; it restores them only when allowed.
     restore_deleted: bool = Field(default=False, alias="BRIDGE_RESTORE_DELETED")
 
+    # Admin sessions end after this long without a request, and this long after login regardless.
+    session_idle_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60, alias="BRIDGE_SESSION_IDLE_MINUTES")
+    session_max_hours: int = Field(default=12, ge=1, le=30 * 24, alias="BRIDGE_SESSION_MAX_HOURS")
+    # Reverse proxies (addresses or CIDR networks, comma-separated) whose X-Forwarded-For is believed.
+    trusted_proxies: str | None = Field(default=None, alias="BRIDGE_TRUSTED_PROXIES")
+
     @field_validator("twenty_url", "bridge_public_url", "whop_api_url")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
@@ -105,6 +119,18 @@ class Settings(BaseSettings):
                 ) from None
         return value
 
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _trusted_proxies(cls, value: str | None) -> str | None:
+        for part in _split(value or ""):
+            try:
+                network = ipaddress.ip_network(part, strict=False)
+            except ValueError:
+                raise ValueError("must be IP addresses or CIDR networks, comma-separated (e.g. 10.0.0.0/8)") from None
+            if network.prefixlen == 0:
+                raise ValueError("must not trust every address (anyone could then pick their own)")
+        return value
+
     @field_validator("stage_policy")
     @classmethod
     def _stage_policy(cls, value: str) -> str:
@@ -125,6 +151,17 @@ class Settings(BaseSettings):
         return MultiFernet([Fernet(k) for k in _split(self.bridge_secret_key.get_secret_value())])
 
     @property
+    def trusted_networks(self) -> list[IPNetwork]:
+        return [ipaddress.ip_network(part, strict=False) for part in _split(self.trusted_proxies or "")]
+
+    def require_admin_password(self) -> None:
+        """`serve` starts only with an admin password that meets `password_problem`'s rule."""
+        password = self.bridge_admin_password.get_secret_value() if self.bridge_admin_password else None
+        problem = password_problem(password)
+        if problem:
+            raise ConfigError("BRIDGE_ADMIN_PASSWORD", problem)
+
+    @property
     def webhook_secrets(self) -> list[str]:
         if self.whop_webhook_secret is None:
             return []
@@ -137,6 +174,23 @@ class Settings(BaseSettings):
             value = getattr(self, field)
             if value is None or (isinstance(value, SecretStr) and not value.get_secret_value()):
                 raise ConfigError(name, "is not set")
+
+
+def password_problem(password: str | None) -> str | None:
+    """Why `password` is too weak for the admin page, in words that never repeat it; None if fine.
+
+    The rule: at least 12 characters, at least 5 of them different. A passphrase of three or
+    more words passes, and so does `openssl rand -base64 24`.
+    """
+    if password is None:
+        return "is not set"
+    if not password.strip():
+        return "is blank"
+    if len(password) < MIN_PASSWORD_LENGTH:
+        return f"needs {MIN_PASSWORD_LENGTH} or more characters"
+    if len(set(password)) < MIN_PASSWORD_DISTINCT:
+        return "uses too few different characters"
+    return None
 
 
 def _split(raw: str) -> list[str]:

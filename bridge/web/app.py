@@ -57,6 +57,7 @@ class WebContext:
     templates: Jinja2Templates
     jobs: JobRunner
     throttle: security.LoginThrottle
+    sessions: security.AdminSessions
     background: Background | None = None  # the inbox worker and the scheduler (`serve`, role all)
     receiver_: WebhookReceiver | None = None
 
@@ -190,23 +191,38 @@ async def login_submit(request: Request, form: FormData) -> Response:
     if problems:
         return render(request, "login.html", {"problems": problems, "error": None}, 503)
     client = request.client.host if request.client else "unknown"
-    if ctx.throttle.blocked(client):
-        error = "Too many failed attempts. Wait a few minutes and try again."
-        return render(request, "login.html", {"problems": [], "error": error}, 429)
+    keys = ctx.throttle.keys(request, ctx.settings)
+    wait = await ctx.throttle.wait(keys)
+    if wait:
+        error = f"Too many failed attempts. Try again in {wait} second{'' if wait == 1 else 's'}."
+        refused = render(request, "login.html", {"problems": [], "error": error}, 429)
+        refused.headers["Retry-After"] = str(wait)
+        return refused
     password = form.get("password")
     if not isinstance(password, str) or not security.password_matches(ctx.settings, password):
-        ctx.throttle.failed(client)
         log.warning("failed admin login from %s", client)
         return render(request, "login.html", {"problems": [], "error": "That password is not right."}, 401)
-    ctx.throttle.succeeded(client)
-    security.log_in(request)
+    await ctx.throttle.succeeded(keys)
+    await ctx.sessions.start(request)
     next_field = form.get("next")
-    return RedirectResponse(security.safe_next(next_field if isinstance(next_field, str) else None), status_code=303)
+    target = security.safe_next(next_field if isinstance(next_field, str) else None)
+    response = RedirectResponse(target, status_code=303)
+    security.remember_device(response, request, ctx.settings)
+    return response
 
 
 @checked_post(admin=False)
 async def logout(request: Request, form: FormData) -> Response:
-    security.log_out(request)
+    await _ctx(request).sessions.end(request)
+    return RedirectResponse("/login", status_code=303)
+
+
+@checked_post(admin=True)
+async def logout_all(request: Request, form: FormData) -> Response:
+    """Every admin session on every replica ends, this one too (a lost laptop, a shared cookie)."""
+    ended = await _ctx(request).sessions.end_all(request)
+    log.info("logged out all %d admin sessions", ended)
+    security.flash(request, "Every session was logged out. Log in again.", "ok")
     return RedirectResponse("/login", status_code=303)
 
 
@@ -490,6 +506,7 @@ def routes() -> list[BaseRoute]:
         Route("/login", login_page, methods=["GET"], name="login"),
         Route("/login", login_submit, methods=["POST"], name="login_submit"),
         Route("/logout", logout, methods=["POST"], name="logout"),
+        Route("/sessions/logout-all", logout_all, methods=["POST"], name="logout_all"),
         Route("/connect", connect_start, methods=["POST"], name="connect"),
         Route("/oauth/callback", oauth_callback, methods=["GET"], name="oauth_callback"),
         Route("/oauth/choose", choose_company, methods=["POST"], name="choose_company"),
@@ -517,7 +534,8 @@ def create_app(runtime: Runtime, *, background: bool = True, run_workers: bool |
         runtime=runtime,
         templates=_templates(),
         jobs=JobRunner(runtime, background=background),
-        throttle=security.LoginThrottle(),
+        throttle=security.LoginThrottle(lambda: runtime.store),
+        sessions=security.AdminSessions(lambda: runtime.store, settings),
     )
 
     @contextlib.asynccontextmanager
@@ -536,15 +554,17 @@ def create_app(runtime: Runtime, *, background: bool = True, run_workers: bool |
 
     middleware = [
         Middleware(StrictTransportSecurity, public_url=settings.bridge_public_url),
+        Middleware(security.ForwardedFor, trusted=settings.trusted_networks),
         Middleware(SecurityHeaders, whop_origin=security.origin_of(settings.whop_api_url)),
         Middleware(
             SessionMiddleware,
             secret_key=security.session_secret(settings),
             session_cookie=security.SESSION_COOKIE,
-            max_age=security.SESSION_MAX_AGE,
+            max_age=settings.session_max_hours * 3600,  # the store ends the session; the cookie follows
             same_site="lax",
             https_only=settings.bridge_public_url.startswith("https://"),
         ),
+        Middleware(security.SessionCheck, sessions=ctx.sessions),
     ]
     all_routes = [*routes(), *ops.routes(runtime)]
     app = Starlette(routes=all_routes, middleware=middleware, lifespan=lifespan, exception_handlers={})

@@ -1,9 +1,16 @@
-"""Admin access for the web app: password login, signed session, CSRF, login throttling.
+"""Admin access for the web app: password login, server-side sessions, CSRF, the login throttle.
 
-The session cookie (Starlette's SessionMiddleware) is signed, not encrypted: it holds only a
-random session id, the CSRF token, the login flag and flash messages — nothing secret. Its
-signing key is derived with HKDF from BRIDGE_SECRET_KEY (first key) and the admin password,
-so changing the password logs every session out.
+The session cookie (Starlette's SessionMiddleware) is signed, not encrypted: it holds a random
+session id, the CSRF token, the login flag and flash messages, nothing secret. Being logged in
+also needs the session's row in the store (`bridge/store/sessions.py`, which keeps only a hash of
+the id), so logout, "log out all sessions", a changed admin password and the idle and absolute
+timeouts end a session for every copy of its cookie.
+
+Logins are slowed per account and per client address (`bridge/store/throttle.py`, shared by every
+replica). The client address is the TCP peer, or, only when the peer is one of
+BRIDGE_TRUSTED_PROXIES, the address those proxies put in X-Forwarded-For. A browser that logged in
+before carries a signed device cookie and is slowed on its own key instead, so guessing from
+elsewhere, or from behind the same proxy, never holds the admin back.
 """
 
 from __future__ import annotations
@@ -11,42 +18,84 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import ipaddress
+import math
+import random
 import secrets
 import time
-from collections import deque
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bridge.config import Settings
+from bridge.config import IPNetwork, Settings
+from bridge.store import sessions as session_store
+from bridge.store import throttle as throttle_store
+from bridge.store.throttle import Backoff
 
 SESSION_COOKIE = "bridge_session"
-SESSION_MAX_AGE = 12 * 60 * 60  # seconds; an admin logs in again after half a day
+DEVICE_COOKIE = "bridge_device"
+DEVICE_MAX_AGE = 180 * 24 * 60 * 60  # a browser stays known for half a year after its last login
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
-# Login throttling: this many failures per client within the window lock it out for the window.
-MAX_LOGIN_FAILURES = 10
-LOGIN_WINDOW = 300.0
+# The one admin account: ten checks in a row, then waits doubling from 1 s to at most a minute.
+# At that pace a 12-character password is out of reach, and the admin waits a minute at worst.
+ACCOUNT_BACKOFF = Backoff(free=10, first=1.0, longest=60.0, forget=3600.0)
+# Each client address and each known browser, on the same terms: a client keeps its backoff when
+# the admin's login clears the account's.
+CLIENT_BACKOFF = ACCOUNT_BACKOFF
+DEVICE_BACKOFF = ACCOUNT_BACKOFF
+ACCOUNT_KEY = "account"
+# A wait is cut to between three quarters and all of its length, so rival guessers cannot all
+# line up on the moment it ends.
+JITTER = (0.75, 1.0)
+
+Clock = Callable[[], float]
+
+
+def _first_key(settings: Settings) -> bytes | None:
+    if settings.bridge_secret_key is None:
+        return None
+    first = settings.bridge_secret_key.get_secret_value().split(",")[0].strip()
+    return base64.urlsafe_b64decode(first.encode("ascii"))
+
+
+def _derive(material: bytes, salt: bytes | None, purpose: bytes) -> bytes:
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=32, salt=salt, info=b"whop-twenty-bridge/" + purpose)
+    return hkdf.derive(material)
+
+
+def _password(settings: Settings) -> str:
+    return settings.bridge_admin_password.get_secret_value() if settings.bridge_admin_password else ""
 
 
 def session_secret(settings: Settings) -> str:
     """The cookie-signing key. Without BRIDGE_SECRET_KEY, a random one (sessions die on restart)."""
-    if settings.bridge_secret_key is None:
+    material = _first_key(settings)
+    if material is None:
         return secrets.token_hex(32)
-    first = settings.bridge_secret_key.get_secret_value().split(",")[0].strip()
-    material = base64.urlsafe_b64decode(first.encode("ascii"))
-    password = settings.bridge_admin_password.get_secret_value() if settings.bridge_admin_password else ""
-    hkdf = HKDF(
-        algorithm=hashes.SHA256(),
-        length=32,
-        salt=hashlib.sha256(password.encode("utf-8")).digest(),
-        info=b"whop-twenty-bridge/session-cookie/v1",
-    )
-    return hkdf.derive(material).hex()
+    salt = hashlib.sha256(_password(settings).encode("utf-8")).digest()
+    return _derive(material, salt, b"session-cookie/v1").hex()
+
+
+def password_fingerprint(settings: Settings) -> str:
+    """What a session row is bound to: an HMAC of the admin password under a key derived from
+    BRIDGE_SECRET_KEY, so a changed password ends old sessions and the database alone is no
+    help in guessing the password. Without both, a random value no row will ever match."""
+    material = _first_key(settings)
+    password = _password(settings)
+    if material is None or not password:
+        return secrets.token_hex(32)
+    key = _derive(material, None, b"session-password/v1")
+    return hmac.new(key, password.encode("utf-8"), hashlib.sha256).hexdigest()
 
 
 def password_matches(settings: Settings, candidate: str) -> bool:
@@ -71,19 +120,107 @@ def setup_problems(settings: Settings) -> list[str]:
     return problems
 
 
-# Session helpers ---------------------------------------------------------------------------------
+# Sessions -----------------------------------------------------------------------------------------
+
+
+def hash_session_id(sid: str) -> str:
+    return hashlib.sha256(sid.encode("ascii")).hexdigest()
 
 
 def is_admin(request: Request) -> bool:
-    return bool(request.session.get("admin")) and bool(request.session.get("sid"))
+    """Set for each request by `SessionCheck` from the session's row in the store."""
+    return bool(request.scope.get("state", {}).get("admin"))
+
+
+def _set_admin(scope: Scope, value: bool) -> None:
+    scope.setdefault("state", {})["admin"] = value
 
 
 def session_key(request: Request) -> str | None:
-    """What an OAuth state is bound to: a hash of the session id (the id itself stays in the cookie)."""
+    """What an OAuth state is bound to: the session's stored hash (the id itself stays in the cookie)."""
     sid = request.session.get("sid")
     if not isinstance(sid, str) or not sid:
         return None
-    return hashlib.sha256(sid.encode("ascii")).hexdigest()
+    return hash_session_id(sid)
+
+
+class AdminSessions:
+    """Starts, checks and ends admin sessions in the store, under the settings' timeouts."""
+
+    def __init__(self, store: Callable[[], AsyncEngine], settings: Settings, clock: Clock = time.time) -> None:
+        self._store = store
+        self.clock = clock
+        self.fingerprint = password_fingerprint(settings)
+        self.idle = timedelta(minutes=settings.session_idle_minutes)
+        self.lifetime = timedelta(hours=settings.session_max_hours)
+        # A row's last use is written at most this often; the idle timeout is that much coarse.
+        self.touch_after = min(timedelta(minutes=1), self.idle / 4)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self.clock(), UTC)
+
+    async def alive(self, session: dict[str, Any]) -> bool:
+        """Whether the cookie's session is logged in; a dead one loses its id and login flag."""
+        sid = session.get("sid")
+        if not session.get("admin") or not isinstance(sid, str) or not sid:
+            return False
+        engine = self._store()
+        ok = await session_store.check(
+            engine, hash_session_id(sid), self.fingerprint, self._now(), self.idle, self.touch_after
+        )
+        if not ok:
+            for name in ("sid", "admin", "auth_at", "pick"):
+                session.pop(name, None)
+        return ok
+
+    async def start(self, request: Request) -> None:
+        """A fresh id and CSRF token at login, so a session planted before login is worth nothing."""
+        await self.end(request)
+        engine = self._store()
+        now = self._now()
+        await session_store.prune(engine, self.fingerprint, now, self.idle)
+        sid = secrets.token_urlsafe(32)
+        await session_store.start(engine, hash_session_id(sid), self.fingerprint, now, self.lifetime)
+        request.session.clear()
+        request.session.update(
+            {"sid": sid, "csrf": secrets.token_urlsafe(32), "admin": True, "auth_at": int(now.timestamp())}
+        )
+        _set_admin(request.scope, True)
+
+    async def end(self, request: Request) -> None:
+        key = session_key(request)
+        if key is not None:
+            await session_store.end(self._store(), key)
+        request.session.clear()
+        _set_admin(request.scope, False)
+
+    async def end_all(self, request: Request) -> int:
+        """Log out every session, this one included."""
+        ended = await session_store.end_all(self._store())
+        request.session.clear()
+        _set_admin(request.scope, False)
+        return ended
+
+
+class SessionCheck:
+    """Marks each request logged in or not from the store; sits inside SessionMiddleware.
+
+    Only a request whose cookie claims a login costs a lookup: anonymous visitors and Whop's
+    webhooks carry no session id.
+    """
+
+    def __init__(self, app: ASGIApp, sessions: AdminSessions) -> None:
+        self.app = app
+        self.sessions = sessions
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            session = scope.get("session")
+            _set_admin(scope, isinstance(session, dict) and await self.sessions.alive(session))
+        await self.app(scope, receive, send)
+
+
+# CSRF and flash messages (in the signed cookie) ------------------------------------------------
 
 
 def csrf_token(request: Request) -> str:
@@ -92,19 +229,6 @@ def csrf_token(request: Request) -> str:
         token = secrets.token_urlsafe(32)
         request.session["csrf"] = token
     return token
-
-
-def log_in(request: Request) -> None:
-    # A fresh id and CSRF token at login, so a session planted before login is worth nothing.
-    request.session.clear()
-    request.session["sid"] = secrets.token_urlsafe(32)
-    request.session["csrf"] = secrets.token_urlsafe(32)
-    request.session["admin"] = True
-    request.session["auth_at"] = int(time.time())
-
-
-def log_out(request: Request) -> None:
-    request.session.clear()
 
 
 def flash(request: Request, text: str, kind: str = "info") -> None:
@@ -148,27 +272,144 @@ def safe_next(target: str | None) -> str:
     return target
 
 
+# The client's address ---------------------------------------------------------------------------
+
+
+def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    text = text.strip()
+    if text.startswith("[") and "]" in text:  # "[2001:db8::1]:443"
+        text = text[1 : text.index("]")]
+    elif text.count(":") == 1:  # "192.0.2.1:443"
+        text = text.split(":", 1)[0]
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def client_address(peer: str | None, forwarded_for: list[str], trusted: list[IPNetwork]) -> str | None:
+    """The client as the trusted proxies saw it: from the peer, walk X-Forwarded-For right to
+    left while each hop is a trusted proxy; the first address that is not one is the client.
+    Entries left of it were written by the client itself and are never read."""
+    here = _ip(peer) if peer else None
+    if here is None or not any(here in net for net in trusted):
+        return peer
+    hops = [part for header in forwarded_for for part in header.split(",") if part.strip()]
+    for hop in reversed(hops):
+        address = _ip(hop)
+        if address is None:
+            break  # not an address: stop at the last hop a trusted proxy vouched for
+        here = address
+        if not any(here in net for net in trusted):
+            break
+    return str(here)
+
+
+class ForwardedFor:
+    """Sets the request's client (and scheme) from X-Forwarded-* when, and only when, the peer
+    is a trusted proxy. `serve` turns uvicorn's own handling off, which believed loopback."""
+
+    def __init__(self, app: ASGIApp, trusted: list[IPNetwork]) -> None:
+        self.app = app
+        self.trusted = trusted
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and self.trusted and scope.get("client"):
+            peer, port = scope["client"]
+            forwarded = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-for"]
+            client = client_address(peer, forwarded, self.trusted)
+            if client != peer:
+                scope = dict(scope, client=(client, port))
+                protos = [v.decode("latin-1") for k, v in scope["headers"] if k == b"x-forwarded-proto"]
+                proto = protos[-1].split(",")[-1].strip().lower() if protos else ""
+                if proto in ("http", "https"):
+                    scope["scheme"] = proto
+        await self.app(scope, receive, send)
+
+
+def client_key(request: Request) -> str:
+    """The throttle's key for the client: its address, an IPv6 client by its /64 (one host's
+    usual share), so a client cannot step through addresses it owns."""
+    host = request.client.host if request.client else ""
+    address = _ip(host)
+    if address is None:
+        return "client:" + (host[:64] or "unknown")
+    if isinstance(address, ipaddress.IPv6Address):
+        return "client:" + str(ipaddress.ip_network(f"{address}/64", strict=False))
+    return f"client:{address}"
+
+
+# Known browsers ---------------------------------------------------------------------------------
+
+
+def _device_mac(settings: Settings, device: str) -> str | None:
+    material = _first_key(settings)
+    if material is None:
+        return None
+    key = _derive(material, None, b"device-cookie/v1")
+    return hmac.new(key, device.encode("ascii"), hashlib.sha256).hexdigest()[:32]
+
+
+def known_device(request: Request, settings: Settings) -> str | None:
+    """The id of a browser that logged in before, from its signed cookie; None otherwise."""
+    value = request.cookies.get(DEVICE_COOKIE, "")
+    device, _, mac = value.partition(".")
+    if not device or len(value) > 128 or not device.isascii():
+        return None
+    expected = _device_mac(settings, device)
+    if expected is None or not hmac.compare_digest(mac.encode("ascii", "replace"), expected.encode()):
+        return None
+    return device
+
+
+def remember_device(response: Response, request: Request, settings: Settings) -> None:
+    """Mark the browser as known after a login (its id kept, so its backoff follows it)."""
+    device = known_device(request, settings) or secrets.token_urlsafe(16)
+    mac = _device_mac(settings, device)
+    if mac is None:
+        return
+    response.set_cookie(
+        DEVICE_COOKIE,
+        f"{device}.{mac}",
+        max_age=DEVICE_MAX_AGE,
+        httponly=True,
+        samesite="lax",
+        secure=settings.bridge_public_url.startswith("https://"),
+    )
+
+
+# The login throttle --------------------------------------------------------------------------------
+
+
 class LoginThrottle:
-    """Counts failed logins per client address in memory (per process; enough against guessing)."""
+    """Who may try the password now, decided in the store for every replica."""
 
-    def __init__(self, max_failures: int = MAX_LOGIN_FAILURES, window: float = LOGIN_WINDOW) -> None:
-        self.max_failures = max_failures
-        self.window = window
-        self._failures: dict[str, deque[float]] = {}
+    def __init__(
+        self, store: Callable[[], AsyncEngine], clock: Clock = time.time, rand: Callable[[], float] = random.random
+    ) -> None:
+        self._store = store
+        self.clock = clock
+        self.rand = rand
 
-    def _recent(self, client: str, now: float) -> deque[float]:
-        times = self._failures.setdefault(client, deque())
-        while times and times[0] < now - self.window:
-            times.popleft()
-        return times
+    def keys(self, request: Request, settings: Settings) -> list[tuple[str, Backoff]]:
+        """A known browser answers for itself; anyone else for the account and their address."""
+        device = known_device(request, settings)
+        if device is not None:
+            return [("device:" + hashlib.sha256(device.encode()).hexdigest()[:32], DEVICE_BACKOFF)]
+        return [(ACCOUNT_KEY, ACCOUNT_BACKOFF), (client_key(request), CLIENT_BACKOFF)]
 
-    def blocked(self, client: str, now: float | None = None) -> bool:
-        return len(self._recent(client, time.monotonic() if now is None else now)) >= self.max_failures
+    async def wait(self, keys: list[tuple[str, Backoff]]) -> int:
+        """0 when this attempt may check the password (it is counted), else whole seconds to wait."""
+        low, high = JITTER
+        jitter = low + (high - low) * self.rand()
+        seconds = await throttle_store.take_turn(self._store(), keys, self.clock(), jitter)
+        return math.ceil(seconds) if seconds > 0 else 0
 
-    def failed(self, client: str, now: float | None = None) -> None:
-        self._recent(client, time.monotonic() if now is None else now).append(time.monotonic() if now is None else now)
-        if len(self._failures) > 10_000:  # bound memory under a spray of addresses
-            self._failures.pop(next(iter(self._failures)))
-
-    def succeeded(self, client: str) -> None:
-        self._failures.pop(client, None)
+    async def succeeded(self, keys: list[tuple[str, Backoff]]) -> None:
+        """The right password: this client, this browser and the account start afresh."""
+        engine = self._store()
+        await throttle_store.clear(engine, [ACCOUNT_KEY, *(key for key, _ in keys)])
+        await throttle_store.prune(engine, self.clock(), ACCOUNT_BACKOFF.forget)
