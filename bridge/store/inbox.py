@@ -4,13 +4,17 @@ Life of a row (`status`):
 
     pending ──claim──► processing ──► applied | ignored
        ▲                   │
-       │                   └──mark_failed──► failed ──(due again)──► processing …
-       │                                        └── after max_attempts ──► dead
+       │                   ├──mark_failed──► failed ──(due again)──► processing …
+       │                   │                    └── after max_attempts ──► dead
+       │                   └──release / claim expired──► pending or failed (no attempt spent)
        └──────────── replay (failed, dead, or any chosen rows) ◄─────────┘
 
-A worker owns a claimed row until `claimed_until`; if it crashes, the lease runs out and the
-row is claimed again. `attempts` counts claims, so an event that keeps killing its worker ends
-up dead too instead of looping forever.
+`attempts` counts the attempts that were the event's own: a claim counts as one until its
+worker gives it back with `release` (the cause was elsewhere: Twenty was down). A worker owns a
+claimed row until `claimed_until` and `extend`s that while its pass runs; a claim that runs out
+means the worker stopped, and the next `claim` puts the row back in the queue, due from then on
+(behind what was due before), counting a lost claim rather than an attempt. An event that keeps
+stopping its worker is dead-lettered after `max_lost_claims` of those.
 
 One code path serves SQLite and PostgreSQL; the only difference is how the claim is isolated
 (see `claim`).
@@ -34,12 +38,14 @@ __all__ = [
     "InboxEvent",
     "claim",
     "counts",
+    "extend",
     "list_events",
     "mark_applied",
     "mark_failed",
     "mark_ignored",
     "oldest_pending_age",
     "prune",
+    "release",
     "replay",
     "store",
 ]
@@ -214,34 +220,60 @@ async def claim(
     worker_id: str,
     *,
     limit: int = 20,
-    lease_seconds: int = 60,
+    lease_seconds: float = 60,
     now: datetime | None = None,
-    max_attempts: int = 8,
+    max_lost_claims: int = 8,
 ) -> list[InboxEvent]:
     """Take up to `limit` due events for `worker_id`, oldest due first, and mark them processing.
 
-    Due means pending/failed with `next_attempt_at` reached, or processing with an expired lease
-    (its worker died). Each claim counts as an attempt; an expired event that has already used
-    `max_attempts` is dead-lettered instead of being handed out again.
+    Due means pending or failed with `next_attempt_at` reached. Each claim counts as an attempt.
+    First, claims whose lease ran out (their worker stopped) go back in the queue, due now, so
+    they queue behind everything that was due before them instead of in front of it; the lost
+    claim is taken back off `attempts`. The `max_lost_claims`-th lost claim dead-letters the
+    event instead.
 
     Isolation: on PostgreSQL the candidate rows are selected `FOR UPDATE SKIP LOCKED`, so two
     bridge processes claiming at once lock disjoint rows and neither waits for the other. SQLite
-    has no row locks (SQLAlchemy renders no FOR UPDATE there), and needs none: the UPDATE is
+    has no row locks (SQLAlchemy renders no FOR UPDATE there), and needs none: an UPDATE is
     the transaction's first statement, so SQLite takes its single database-wide write lock
     before evaluating the subquery, and a second claimer waits (busy_timeout) until the first has
     committed, then sees those rows as processing.
     """
     at = _now(now)
     until = at + timedelta(seconds=lease_seconds)
-    expired = sa.and_(_T.c.status == "processing", _T.c.claimed_until < at)
+    expired = (
+        sa.select(_T.c.webhook_id)
+        .where(_T.c.status == "processing", _T.c.claimed_until < at)
+        .with_for_update(skip_locked=True)
+        .cte("expired")
+    )
+    lost = _T.c.lost_claims + 1
+    dead = lost >= max_lost_claims
+    give_back = (
+        sa.update(_T)
+        .where(_T.c.webhook_id.in_(sa.select(expired.c.webhook_id)))
+        .values(
+            status=sa.case((dead, "dead"), (_T.c.attempts > 1, "failed"), else_="pending"),
+            attempts=sa.case((_T.c.attempts > 0, _T.c.attempts - 1), else_=0),
+            lost_claims=lost,
+            next_attempt_at=at,
+            claimed_by=None,
+            claimed_until=None,
+            processed_at=sa.case((dead, at), else_=_T.c.processed_at),
+            # Keep the last real error, if any, in front of why the bridge gave up.
+            last_error=sa.case(
+                (
+                    dead,
+                    sa.func.coalesce(_T.c.last_error + "; ", "")
+                    + sa.literal(f"its worker stopped (claim expired) {max_lost_claims} times"),
+                ),
+                else_=_T.c.last_error,
+            ),
+        )
+    )
     due = (
         sa.select(_T.c.webhook_id)
-        .where(
-            sa.or_(
-                sa.and_(_T.c.status.in_(_DUE), _T.c.next_attempt_at <= at),
-                sa.and_(expired, _T.c.attempts < max_attempts),
-            )
-        )
+        .where(_T.c.status.in_(_DUE), _T.c.next_attempt_at <= at)
         .order_by(_T.c.next_attempt_at, _T.c.received_at)
         .limit(limit)
         .with_for_update(skip_locked=True)
@@ -254,26 +286,64 @@ async def claim(
         .values(status="processing", claimed_by=worker_id, claimed_until=until, attempts=_T.c.attempts + 1)
         .returning(*_EVENT_COLUMNS)
     )
-    give_up = (
-        sa.update(_T)
-        .where(expired, _T.c.attempts >= max_attempts)
-        .values(
-            status="dead",
-            claimed_by=None,
-            claimed_until=None,
-            processed_at=at,
-            # Keep the last real error, if any, in front of why the bridge gave up.
-            last_error=sa.func.coalesce(_T.c.last_error + "; ", "")
-            + sa.literal(f"worker lease expired after {max_attempts} attempts"),
-        )
-    )
     async with engine.begin() as conn:
+        await conn.execute(give_back)
         rows = (await conn.execute(take)).all()
-        await conn.execute(give_up)
     # UPDATE … RETURNING gives no order guarantee.
     events = [_event(r) for r in rows]
     events.sort(key=lambda e: (e.next_attempt_at, e.received_at, e.webhook_id))
     return events
+
+
+async def extend(
+    engine: AsyncEngine,
+    worker_id: str,
+    webhook_ids: Sequence[str],
+    *,
+    lease_seconds: float = 60,
+    now: datetime | None = None,
+) -> int:
+    """Keep `worker_id`'s claims on these events for `lease_seconds` from now (its pass is still
+    running); returns how many it still holds."""
+    until = _now(now) + timedelta(seconds=lease_seconds)
+    held = 0
+    async with engine.begin() as conn:
+        for chunk in _chunks(webhook_ids):
+            stmt = (
+                sa.update(_T)
+                .where(_T.c.webhook_id.in_(chunk), _T.c.claimed_by == worker_id, _T.c.status == "processing")
+                .values(claimed_until=until)
+            )
+            held += int((await conn.execute(stmt)).rowcount)
+    return held
+
+
+async def release(engine: AsyncEngine, worker_id: str, webhook_ids: Sequence[str], reason: str) -> int:
+    """Give back events `worker_id` holds without spending an attempt: the cause was not the
+    event (Twenty was down). They keep their due time, hence their place in the queue, and
+    `reason` as their last error so a person can see why they wait. Returns how many."""
+    released = 0
+    async with engine.begin() as conn:
+        for chunk in _chunks(webhook_ids):
+            stmt = (
+                sa.update(_T)
+                .where(_T.c.webhook_id.in_(chunk), _T.c.claimed_by == worker_id, _T.c.status == "processing")
+                .values(
+                    status=sa.case((_T.c.attempts > 1, "failed"), else_="pending"),
+                    attempts=sa.case((_T.c.attempts > 0, _T.c.attempts - 1), else_=0),
+                    last_error=_error_text(reason),
+                    claimed_by=None,
+                    claimed_until=None,
+                )
+            )
+            released += int((await conn.execute(stmt)).rowcount)
+    return released
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> list[list[str]]:
+    """Distinct ids in slices that stay far below bind-parameter limits."""
+    unique = list(dict.fromkeys(ids))
+    return [unique[start : start + size] for start in range(0, len(unique), size)]
 
 
 def _owned(webhook_id: str, worker_id: str) -> sa.ColumnElement[bool]:
@@ -409,6 +479,7 @@ async def replay(
         .values(
             status="pending",
             attempts=0,
+            lost_claims=0,
             next_attempt_at=at,
             last_error=None,
             processed_at=None,
@@ -423,9 +494,7 @@ async def replay(
         if ids is None:
             total = (await conn.execute(base)).rowcount
         else:
-            unique = list(dict.fromkeys(ids))
-            for start in range(0, len(unique), 500):  # stay far below bind-parameter limits
-                chunk = unique[start : start + 500]
+            for chunk in _chunks(ids):
                 total += (await conn.execute(base.where(_T.c.webhook_id.in_(chunk)))).rowcount
     return int(total)
 

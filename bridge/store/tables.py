@@ -119,6 +119,8 @@ webhook_inbox = sa.Table(
     # pending | processing | applied | ignored | failed (will retry) | dead
     sa.Column("status", sa.String(16), nullable=False, server_default="pending"),
     sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    # Claims that ran out because their worker stopped (not attempts; see store/inbox.py).
+    sa.Column("lost_claims", sa.Integer, nullable=False, server_default="0"),
     sa.Column("next_attempt_at", TS, nullable=False),
     sa.Column("last_error", sa.Text, nullable=True),
     sa.Column("claimed_by", sa.String(64), nullable=True),

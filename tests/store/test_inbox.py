@@ -176,18 +176,19 @@ async def test_postgres_claim_skips_locked_rows_without_waiting(pg_database: str
         await claimer.dispose()
 
 
-async def test_crashed_workers_events_come_back(engine: AsyncEngine) -> None:
+async def test_crashed_workers_events_come_back_without_spending_an_attempt(engine: AsyncEngine) -> None:
     await put(engine, "msg_1")
     [taken] = await inbox.claim(engine, "crashed", lease_seconds=60, now=T0)
     assert taken.attempts == 1
     # Still leased: nobody else gets it.
     assert await inbox.claim(engine, "w2", now=T0 + timedelta(seconds=59)) == []
-    # The lease ran out: it is handed out again, as a second attempt.
+    # The lease ran out: it is handed out again, and the lost claim was not an attempt.
     [again] = await inbox.claim(engine, "w2", now=T0 + timedelta(seconds=61))
-    assert (again.webhook_id, again.attempts) == ("msg_1", 2)
+    assert (again.webhook_id, again.attempts) == ("msg_1", 1)
     # The crashed worker wakes up late; it no longer owns the event and changes nothing.
     assert not await inbox.mark_applied(engine, "msg_1", "crashed")
     assert await inbox.mark_failed(engine, "msg_1", "crashed", "late") is None
+    assert not await inbox.extend(engine, "crashed", ["msg_1"], lease_seconds=600)
     assert (await get(engine, "msg_1")).status == "processing"
     assert await inbox.mark_applied(engine, "msg_1", "w2", now=T0 + timedelta(seconds=62))
     done = await get(engine, "msg_1")
@@ -199,14 +200,63 @@ async def test_crashed_workers_events_come_back(engine: AsyncEngine) -> None:
 async def test_an_event_that_keeps_killing_its_worker_is_dead_lettered(engine: AsyncEngine) -> None:
     await put(engine, "msg_poison")
     now = T0
-    for attempt in (1, 2, 3):
-        [event] = await inbox.claim(engine, f"w{attempt}", lease_seconds=60, now=now, max_attempts=3)
-        assert event.attempts == attempt
+    for n in (1, 2, 3):
+        [event] = await inbox.claim(engine, f"w{n}", lease_seconds=60, now=now, max_lost_claims=3)
+        assert event.attempts == 1, "lost claims are not attempts"
         now += timedelta(seconds=61)
-    assert await inbox.claim(engine, "w4", now=now, max_attempts=3) == []
+    assert await inbox.claim(engine, "w4", now=now, max_lost_claims=3) == []
     dead = await get(engine, "msg_poison")
     assert dead.status == "dead"
-    assert dead.last_error == "worker lease expired after 3 attempts"
+    assert dead.last_error == "its worker stopped (claim expired) 3 times"
+
+
+async def test_a_claim_kept_alive_is_not_taken_by_another_worker(engine: AsyncEngine) -> None:
+    await put(engine, "msg_long")
+    await inbox.claim(engine, "busy", lease_seconds=60, now=T0)
+    # The pass is still running: its worker extends the claim before it runs out.
+    assert await inbox.extend(
+        engine, "busy", ["msg_long", "msg_unknown"], lease_seconds=60, now=T0 + timedelta(seconds=40)
+    )
+    assert await inbox.claim(engine, "other", now=T0 + timedelta(seconds=90)) == []
+    assert await inbox.mark_applied(engine, "msg_long", "busy")
+    assert not await inbox.extend(engine, "busy", ["msg_long"], lease_seconds=60), "a finished event stays finished"
+
+
+async def test_expired_claims_go_behind_events_that_were_due_before_they_came_back(engine: AsyncEngine) -> None:
+    # A worker died holding 100 events; newer deliveries arrived meanwhile.
+    for i in range(100):
+        await put(engine, f"stale_{i:03d}", T0)
+    assert len(await inbox.claim(engine, "died", limit=100, lease_seconds=60, now=T0)) == 100
+    for i in range(5):
+        await put(engine, f"new_{i}", T0 + timedelta(seconds=30 + i))
+
+    first = await inbox.claim(engine, "w", limit=100, now=T0 + timedelta(seconds=61))
+
+    taken = [e.webhook_id for e in first]
+    assert taken[:5] == [f"new_{i}" for i in range(5)], "the newer events were due first"
+    assert len(taken) == 100 and all(e.attempts == 1 for e in first)
+    left = await inbox.claim(engine, "w2", limit=100, now=T0 + timedelta(seconds=62))
+    assert len(left) == 5 and all(e.webhook_id.startswith("stale_") for e in left)
+
+
+async def test_release_puts_an_event_back_without_an_attempt(engine: AsyncEngine) -> None:
+    await put(engine, "msg_wait")
+    await put(engine, "msg_retry")
+    await inbox.claim(engine, "w", now=T0)
+    assert await inbox.mark_failed(engine, "msg_retry", "w", "boom", now=T0, rng=TopOfRange()) == "failed"
+    [retry] = await inbox.claim(engine, "w", now=T0 + timedelta(seconds=30))  # its backoff is over
+    assert retry.attempts == 2
+
+    released = await inbox.release(engine, "w", ["msg_wait", "msg_retry"], "Twenty is unavailable (HTTP 503)")
+
+    assert released == 2
+    wait, again = await get(engine, "msg_wait"), await get(engine, "msg_retry")
+    assert (wait.status, wait.attempts, wait.next_attempt_at) == ("pending", 0, T0)
+    assert (again.status, again.attempts) == ("failed", 1)
+    assert wait.last_error == again.last_error == "Twenty is unavailable (HTTP 503)"
+    assert await inbox.release(engine, "w", ["msg_wait"], "again") == 0, "only what the worker holds"
+    [first] = await inbox.claim(engine, "w", limit=1, now=T0 + timedelta(seconds=40))
+    assert first.webhook_id == "msg_wait", "its place in the queue is kept"
 
 
 # mark_* ------------------------------------------------------------------------------------------
