@@ -48,6 +48,7 @@ class Connection:
     connected_at: datetime
     updated_at: datetime
     last_error: str | None
+    whop_user_name: str | None = None  # who approved Connect Whop, as Whop names them
     # Ciphertext only, and kept out of repr so a logged Connection shows nothing useful.
     access_token_enc: str | None = field(default=None, repr=False)
     refresh_token_enc: str | None = field(default=None, repr=False)
@@ -81,6 +82,7 @@ def _row_to_connection(row: sa.Row[Any]) -> Connection:
         connected_at=as_utc(m["connected_at"]),
         updated_at=as_utc(m["updated_at"]),
         last_error=m["last_error"],
+        whop_user_name=m["whop_user_name"],
         access_token_enc=m["access_token_enc"],
         refresh_token_enc=m["refresh_token_enc"],
     )
@@ -127,6 +129,7 @@ async def upsert_connection(
     expires_at: datetime | None,
     scopes: str | Sequence[str] | None,
     whop_user_id: str | None,
+    whop_user_name: str | None = None,
 ) -> Connection:
     """Create the company's connection, or replace it on reconnect (status back to connected)."""
     if mode not in MODES:
@@ -144,6 +147,7 @@ async def upsert_connection(
         "token_expires_at": to_db_time_or_none(expires_at),
         "scopes": scopes,
         "whop_user_id": whop_user_id,
+        "whop_user_name": whop_user_name,
         "connected_at": now,
         "updated_at": now,
         "last_error": None,

@@ -34,6 +34,7 @@ connections = sa.Table(
     sa.Column("token_expires_at", TS, nullable=True),
     sa.Column("scopes", sa.Text, nullable=True),
     sa.Column("whop_user_id", sa.String(64), nullable=True),
+    sa.Column("whop_user_name", sa.String(255), nullable=True),  # who approved Connect Whop, as Whop names them
     sa.Column("connected_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("last_error", sa.Text, nullable=True),
@@ -150,6 +151,21 @@ rate_budgets = sa.Table(
     sa.Column("tokens", sa.Float, nullable=False),
     sa.Column("updated_at", sa.Float, nullable=False),
     sa.Column("paused_until", sa.Float, nullable=False, server_default="0"),
+)
+
+# Webhook deliveries the endpoint refused (bad signature, stale timestamp, too large), so the admin
+# page can say that something is posting and failing. Nothing in a row is verified: the id and the
+# company are what the request claimed. `repeats` counts refusals not stored one by one (a flood).
+webhook_rejections = sa.Table(
+    "webhook_rejections",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("reason", sa.String(64), nullable=False),
+    sa.Column("webhook_id", sa.String(128), nullable=True),
+    sa.Column("company_id", sa.String(64), nullable=True),
+    sa.Column("received_at", TS, nullable=False),
+    sa.Column("repeats", sa.Integer, nullable=False, server_default="0"),
+    sa.Index("ix_webhook_rejections_received", "received_at"),
 )
 
 # Admin sessions (issue 13): the cookie carries a random id, this table only its SHA-256. A row

@@ -126,6 +126,7 @@ class Grant:
     tokens: TokenSet
     user_id: str
     accounts: list[tuple[str, str]]  # (company id, title)
+    user_name: str | None = None  # shown as the approver (Whop's consent page shows the same)
 
 
 async def redeem(oauth: WhopOAuth, claimed: ClaimedState, code: str) -> Grant:
@@ -165,7 +166,16 @@ async def redeem(oauth: WhopOAuth, claimed: ClaimedState, code: str) -> Grant:
             "No Whop company",
             f"The Whop user who approved does not manage any company. Approve with a company owner or admin. {nothing}",
         )
-    return Grant(tokens=tokens, user_id=user_id, accounts=accounts)
+    return Grant(tokens=tokens, user_id=user_id, accounts=accounts, user_name=_display_name(info))
+
+
+def _display_name(info: dict[str, Any]) -> str | None:
+    """The user's name, else their username, from userinfo (needs the `profile` scope)."""
+    for claim in ("name", "preferred_username"):
+        value = info.get(claim)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:255]
+    return None
 
 
 def _check_id_token(oauth: WhopOAuth, tokens: TokenSet, nonce: str | None) -> str | None:
@@ -223,6 +233,7 @@ async def store_connection(
         expires_at=grant.tokens.expires_at,
         scopes=grant.tokens.scope,
         whop_user_id=grant.user_id,
+        whop_user_name=grant.user_name,
     )
 
 
@@ -254,6 +265,7 @@ def pack_choice(fernet: MultiFernet, grant: Grant) -> str:
         "e": grant.tokens.expires_at.isoformat() if grant.tokens.expires_at else None,
         "s": grant.tokens.scope,
         "u": grant.user_id,
+        "n": grant.user_name,
     }
     return fernet.encrypt(json.dumps(payload).encode("utf-8")).decode("ascii")
 
@@ -268,6 +280,7 @@ async def unpack_choice(fernet: MultiFernet, oauth: WhopOAuth, blob: str) -> Gra
             scope=data["s"],
         )
         user_id = str(data["u"])
+        user_name = data["n"] if isinstance(data.get("n"), str) else None
     except (InvalidToken, ValueError, UnicodeError, KeyError, TypeError):
         raise ConnectError(
             "Choice expired", "The company choice is older than 10 minutes. Nothing was stored. Start again."
@@ -279,4 +292,4 @@ async def unpack_choice(fernet: MultiFernet, oauth: WhopOAuth, blob: str) -> Gra
         await _revoke_quietly(oauth, tokens)
         raise ConnectError("Could not read your Whop companies", "Nothing was stored. Start again.", 502) from None
     accounts = [(str(a["id"]), str(a.get("title") or a["id"])) for a in found]
-    return Grant(tokens=tokens, user_id=user_id, accounts=accounts)
+    return Grant(tokens=tokens, user_id=user_id, accounts=accounts, user_name=user_name)

@@ -15,6 +15,7 @@ from bridge.config import Settings
 from bridge.store import connections, inbox
 from bridge.store import runs as run_store
 from bridge.store.db import utcnow
+from bridge.web import deliveries
 from bridge.web.jobs import SYNC_STEPS, JobRunner, count_line
 
 log = logging.getLogger(__name__)
@@ -49,10 +50,18 @@ class ConnectionView:
     health: Health
     last_error: str | None
     expires_in: int | None  # seconds, OAuth only
+    whop_user_name: str | None = None
 
     @property
     def label(self) -> str:
         return self.company_title or self.company_id or "your Whop company"
+
+    @property
+    def approver(self) -> str | None:
+        """Who approved Connect Whop: their name as Whop showed it, else their Whop user id."""
+        if self.whop_user_name:
+            return self.whop_user_name
+        return f"Whop user {self.whop_user_id}" if self.whop_user_id else None
 
 
 def token_health(conn: connections.Connection, now: datetime) -> tuple[Health, int | None]:
@@ -86,6 +95,7 @@ async def connection_view(settings: Settings, engine: AsyncEngine) -> tuple[Conn
             status=conn.status,
             since=conn.connected_at,
             whop_user_id=conn.whop_user_id,
+            whop_user_name=conn.whop_user_name,
             health=health,
             last_error=conn.last_error if conn.status == connections.STATUS_NEEDS_RECONNECT else None,
             expires_in=left,
@@ -116,6 +126,9 @@ def plan_summary(prov: dict[str, Any] | None) -> dict[str, Any] | None:
     items = ((prov.get("plan") or {}).get("items")) or []
     by_status = Counter(str(i.get("status")) for i in items)
     return {
+        # Applied without conflicts: the recorded plan is what was done, not what is left to do.
+        "complete": prov.get("status") == "succeeded" and not prov.get("dry_run"),
+        "created": by_status.get("create", 0) + by_status.get("add_options", 0),
         "status": prov.get("status"),
         "dialect": prov.get("dialect"),
         "dry_run": bool(prov.get("dry_run")),
@@ -157,34 +170,45 @@ def _problem(entry: Any) -> dict[str, str]:
     return {"object": "", "key": "", "kind": "", "reason": str(entry)}
 
 
-async def admin_state(settings: Settings, engine: AsyncEngine, jobs: JobRunner) -> dict[str, Any]:
+def next_step(conn: ConnectionView | None, provisioning: dict[str, Any] | None, twenty_configured: bool) -> str:
+    """The one action the page makes primary: what a person should do now."""
+    if conn is None:
+        return "connect"
+    if conn.status == connections.STATUS_NEEDS_RECONNECT:
+        return "reconnect"
+    if not twenty_configured:
+        return "configure"
+    if provisioning is None or not provisioning["complete"]:
+        return "provision"
+    return "sync"
+
+
+async def admin_state(settings: Settings, engine: AsyncEngine, jobs: JobRunner, show: str = "all") -> dict[str, Any]:
     conn, last_gone = await connection_view(settings, engine)
     company_id = conn.company_id if conn else None
     runs = await run_store.recent_runs(engine, company_id, limit=10) if company_id else []
     inbox_counts = await inbox.counts(engine)
-    failed = [
-        {
-            "webhook_id": e.webhook_id,
-            "type": e.event_type or "-",
-            "status": e.status,
-            "attempts": e.attempts,
-            "error": (e.last_error or "")[:200],
-            "received": e.received_at.strftime("%Y-%m-%d %H:%M"),
-        }
-        for e in await inbox.list_events(engine, failed_only=True, limit=20)
-    ]
+    twenty_configured = bool(settings.twenty_url and settings.twenty_api_key)
+    provisioning = plan_summary(await services.last_provisioning(engine))
+    show = show if show in deliveries.FILTERS else "all"
     job = jobs.latest()
     return {
         "conn": conn,
         "last_disconnected": last_gone,
         "oauth_configured": bool(settings.whop_client_id),
-        "twenty_configured": bool(settings.twenty_url and settings.twenty_api_key),
-        "provisioning": plan_summary(await services.last_provisioning(engine)),
+        "twenty_configured": twenty_configured,
+        "twenty_url": settings.twenty_url,
+        "provisioning": provisioning,
+        "next_step": next_step(conn, provisioning, twenty_configured),
         "runs": [run_view(r) for r in runs],
         "job": job,
         "job_active": job is not None and not job.finished,
         "inbox": inbox_counts,
-        "failed_events": failed,
+        "deliveries": await deliveries.recent(engine, show),
+        "delivery_counts": await deliveries.counts(engine, inbox_counts),
+        "delivery_filter": show,
+        "delivery_filters": deliveries.FILTERS,
+        "banner": await deliveries.banner(engine),
     }
 
 

@@ -1,5 +1,6 @@
 // Live progress for the running job: poll /api/status every second while a job is queued or
-// running, update the bar and counts, and reload once it ends so the runs table is current.
+// running, update the bar and counts, and reload once it ends so the runs table is current and
+// the job buttons (disabled by the server while a job runs) come back.
 (function () {
   "use strict";
   var panel = document.getElementById("job");
@@ -16,8 +17,12 @@
   function render(job) {
     var status = setText("job-status", words[job.status] || job.status);
     if (status) { status.className = "badge tone-" + (tones[job.status] || "muted"); }
-    if (job.finished) {
-      setText("job-step", job.steps.length + " of " + job.steps.length + " steps");
+    var n = job.steps.length;
+    if (job.status === "succeeded") {
+      setText("job-step", n + " of " + n + " steps");
+    } else if (job.status === "failed") {
+      var at = Math.min(job.step, n - 1);
+      setText("job-step", "Stopped at step " + (at + 1) + " of " + n + ": " + (job.steps[at] || ""));
     } else if (job.status === "running") {
       setText("job-step", "Step " + (job.step + 1) + " of " + job.steps.length + ": " + (job.step_label || ""));
     }
