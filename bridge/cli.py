@@ -169,12 +169,13 @@ def serve(host: str, port: int, role: str) -> None:
     """Run the bridge with uvicorn: the admin web app and webhooks, the inbox worker, the scheduler.
 
     Several `web` and `worker` processes may share one PostgreSQL (or one SQLite file on one
-    machine); a `worker` serves only /healthz, /readyz and /metrics on its port."""
+    machine); a `worker` serves only /healthz, /readyz and /metrics on its port. Slow and
+    oversized requests are cut off (BRIDGE_MAX_CONNECTIONS, BRIDGE_HEADER_TIMEOUT_SECONDS,
+    BRIDGE_BODY_TIMEOUT_SECONDS, BRIDGE_MAX_BODY_BYTES; see bridge/server.py)."""
     import logging
     from urllib.parse import urlsplit
 
-    import uvicorn
-
+    from bridge import server
     from bridge.logs import configure_logging
     from bridge.web.app import AccessLogScrubber, create_app, create_worker_app
 
@@ -212,7 +213,7 @@ def serve(host: str, port: int, role: str) -> None:
         err_console.print(f"warning: BRIDGE_PUBLIC_URL points at port {public.port or 80}, not {port}")
     # proxy_headers off: uvicorn would believe X-Forwarded-For from loopback; the app believes it
     # only from BRIDGE_TRUSTED_PROXIES (bridge.web.security.ForwardedFor).
-    uvicorn.run(app, host=host, port=port, log_config=None, proxy_headers=False, server_header=False)
+    server.run(app, host=host, port=port, limits=server.Limits.from_settings(settings), proxy_headers=False)
 
 
 OBJECT_LABELS = {"whopProduct": "Whop products", "person": "People", "opportunity": "Opportunities"}

@@ -83,6 +83,13 @@ class Settings(BaseSettings):
     # `sync --deep` reports records a person deleted in Twenty; it restores them only when allowed.
     restore_deleted: bool = Field(default=False, alias="BRIDGE_RESTORE_DELETED")
 
+    # The HTTP server (`bridge/server.py`): a slow or oversized request is cut off before it can
+    # hold memory or a socket for long. Whop's deliveries are a few KiB and arrive at once.
+    max_connections: int = Field(default=100, ge=1, le=100_000, alias="BRIDGE_MAX_CONNECTIONS")
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600, alias="BRIDGE_HEADER_TIMEOUT_SECONDS")
+    body_timeout_seconds: float = Field(default=20.0, gt=0, le=3600, alias="BRIDGE_BODY_TIMEOUT_SECONDS")
+    max_body_bytes: int = Field(default=262_144, ge=4096, le=64 * 1024 * 1024, alias="BRIDGE_MAX_BODY_BYTES")
+
     # Admin sessions end after this long without a request, and this long after login regardless.
     session_idle_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60, alias="BRIDGE_SESSION_IDLE_MINUTES")
     session_max_hours: int = Field(default=12, ge=1, le=30 * 24, alias="BRIDGE_SESSION_MAX_HOURS")

@@ -31,14 +31,18 @@ from starlette.types import Receive, Scope, Send
 from bridge import metrics
 from bridge.errors import AuthError
 from bridge.store import inbox
-from bridge.store.rejections import RejectionLog
 
 __all__ = ["DEFAULT_TOLERANCE", "MAX_BODY", "WebhookReceiver", "WebhookVerificationError", "verify"]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_TOLERANCE = 300  # seconds, both directions (Standard Webhooks)
-MAX_BODY = 1_048_576
+# Whop's deliveries are a few KiB; the server (`bridge/server.py`) applies the same limit,
+# BRIDGE_MAX_BODY_BYTES, before the app runs.
+MAX_BODY = 262_144
+# Bodies being read, all requests together, are held to this (or 4 × max_body if more): many
+# slow senders then cannot add up to more memory than one ordinary burst.
+BUFFERED_BODIES_MAX = 4 * 1_048_576
 
 # Column widths of `webhook_inbox`; longer values would make PostgreSQL refuse the row (and a
 # refused row means a 503 that Whop retries for nothing).
@@ -221,6 +225,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _Busy(Exception):
+    """Other requests' bodies already fill the memory set aside for reading bodies."""
+
+
 class InboxWriter:
     """Group commit: deliveries arriving together are stored in one transaction.
 
@@ -292,10 +300,11 @@ class WebhookReceiver:
     ) -> None:
         self.engine = engine
         self.writer = InboxWriter(engine)
-        self.rejections = RejectionLog(engine)  # shown on the admin page: a wrong secret shows nowhere else
         self._secrets = secrets
         self.clock = clock
         self.max_body = max_body
+        self.max_buffered = max(BUFFERED_BODIES_MAX, 4 * max_body)
+        self.buffered = 0  # bytes of bodies being read right now (one event loop: no lock)
         self.on_stored = on_stored
         self.tolerance = tolerance
         # Counters for a metrics endpoint: every request, and how each one ended.
@@ -333,6 +342,8 @@ class WebhookReceiver:
         await response(scope, receive, send)
 
     async def _read_body(self, request: Request) -> bytes:
+        """The raw body, read only while it stays within `max_body`, and while all bodies being
+        read stay within `max_buffered` (a signature can only be checked on the whole body)."""
         declared = request.headers.get("content-length")
         if declared is not None:
             if not declared.isdigit():
@@ -341,11 +352,17 @@ class WebhookReceiver:
                 raise _TooLarge  # refused before a single byte is read
         chunks: list[bytes] = []
         size = 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body:
-                raise _TooLarge  # chunked bodies have no Content-Length to check up front
-            chunks.append(chunk)
+        try:
+            async for chunk in request.stream():
+                if size + len(chunk) > self.max_body:
+                    raise _TooLarge  # chunked bodies have no Content-Length to check up front
+                if self.buffered + len(chunk) > self.max_buffered:
+                    raise _Busy
+                size += len(chunk)
+                self.buffered += len(chunk)
+                chunks.append(chunk)
+        finally:
+            self.buffered -= size
         return b"".join(chunks)
 
     async def handle(self, request: Request) -> Response:
@@ -357,7 +374,13 @@ class WebhookReceiver:
             self.rejected += 1
             metrics.WEBHOOKS.labels("rejected").inc()
             log.warning("webhook rejected: body larger than %d bytes", self.max_body)
-            return _json(413, {"error": "payload too large"})
+            # Closed after the answer: the rest of the body is not read, even to be dropped.
+            return _json(413, {"error": "payload too large"}, {"Connection": "close"})
+        except _Busy:
+            self.rejected += 1
+            metrics.WEBHOOKS.labels("rejected").inc()
+            log.warning("webhook refused for now: %d bytes of bodies already being read", self.buffered)
+            return _json(503, {"error": "busy"}, {"Retry-After": "5", "Connection": "close"})
         except (ValueError, ClientDisconnect):
             self.rejected += 1
             metrics.WEBHOOKS.labels("rejected").inc()
@@ -376,8 +399,6 @@ class WebhookReceiver:
                 exc.reason,
                 (request.headers.get("webhook-id") or "")[:_ID_MAX],
             )
-            claimed = request.headers.get("webhook-id")
-            await self.rejections.note(exc.reason, webhook_id=claimed, company_id=parse_envelope(body)[1])
             return _json(401, {"error": "invalid signature"})
 
         msg_id = request.headers["webhook-id"]  # verify() checked it is present and sane

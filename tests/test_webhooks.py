@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 
 from bridge.errors import AuthError
 from bridge.store import db, inbox, tables
-from bridge.webhooks import WebhookReceiver, WebhookVerificationError, verify
+from bridge.webhooks import MAX_BODY, WebhookReceiver, WebhookVerificationError, verify
 from tests.fakes.whop import fixtures
 
 SECRET = "ws_test_4f1c9e2d7a6b5c3d8e0f1a2b3c4d5e6f"
@@ -357,11 +357,12 @@ async def test_secrets_are_read_per_request(engine: AsyncEngine) -> None:
 
 
 async def test_oversized_body_is_refused(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
-    body = b'{"type":"x","pad":"' + b"a" * (1_048_576) + b'"}'
+    body = b'{"type":"x","pad":"' + b"a" * MAX_BODY + b'"}'
     response = await client.post("/webhooks/whop", content=body, headers=signed(body))
     assert (response.status_code, response.json()) == (413, {"error": "payload too large"})
+    assert response.headers["connection"] == "close"  # the rest of a body is not read
     # Exactly at the limit is fine.
-    fits = b'"' + b"a" * (1_048_576 - 2) + b'"'
+    fits = b'"' + b"a" * (MAX_BODY - 2) + b'"'
     assert (await client.post("/webhooks/whop", content=fits, headers=signed(fits))).status_code == 200
     assert len(await rows(engine)) == 1
 
