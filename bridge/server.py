@@ -254,6 +254,7 @@ def run(app: ASGIApp, *, host: str, port: int, limits: Limits, proxy_headers: bo
         host=host,
         port=port,
         http=limited_protocol(limits),
+        ws="none",  # no route speaks WebSocket: an upgrade request is just an HTTP request
         log_config=None,
         proxy_headers=proxy_headers,
         server_header=False,

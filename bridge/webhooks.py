@@ -31,6 +31,7 @@ from starlette.types import Receive, Scope, Send
 from bridge import metrics
 from bridge.errors import AuthError
 from bridge.store import inbox
+from bridge.store.rejections import RejectionLog
 
 __all__ = ["DEFAULT_TOLERANCE", "MAX_BODY", "WebhookReceiver", "WebhookVerificationError", "verify"]
 
@@ -300,6 +301,7 @@ class WebhookReceiver:
     ) -> None:
         self.engine = engine
         self.writer = InboxWriter(engine)
+        self.rejections = RejectionLog(engine)  # shown on the admin page: a wrong secret shows nowhere else
         self._secrets = secrets
         self.clock = clock
         self.max_body = max_body
@@ -399,6 +401,8 @@ class WebhookReceiver:
                 exc.reason,
                 (request.headers.get("webhook-id") or "")[:_ID_MAX],
             )
+            claimed = request.headers.get("webhook-id")
+            await self.rejections.note(exc.reason, webhook_id=claimed, company_id=parse_envelope(body)[1])
             return _json(401, {"error": "invalid signature"})
 
         msg_id = request.headers["webhook-id"]  # verify() checked it is present and sane

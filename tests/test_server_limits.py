@@ -244,6 +244,18 @@ def test_signed_deliveries_and_keep_alive_requests_pass_untouched(bridge: Bridge
         assert client.post("/webhooks/whop", content=near_limit, headers=headers).status_code == 200
 
 
+def test_a_websocket_upgrade_is_answered_as_plain_http(bridge: Bridge) -> None:
+    """No route speaks WebSocket, so an upgrade never leaves the limits above for another protocol."""
+    with bridge.connect() as sock:
+        sock.sendall(
+            b"GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: Upgrade\r\nupgrade: websocket\r\n"
+            b"sec-websocket-version: 13\r\nsec-websocket-key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        )
+        sock.settimeout(5)
+        answer = sock.recv(4096)
+    assert status_of(answer) == 200
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -129,6 +129,40 @@ def message_page(request: Request, title: str, message: str, status: int = 400, 
     return render(request, "message.html", {"title": title, "message": message, "tone": tone}, status)
 
 
+def _wants_json(request: Request) -> bool:
+    return request.url.path.startswith(("/api/", "/webhooks/")) or "json" in request.headers.get("accept", "")
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    """An unknown URL: a page in the app's style (JSON for API clients), not a bare "Not Found"."""
+    if _wants_json(request):
+        return JSONResponse({"error": "not found"}, status_code=404, headers=NO_STORE)
+    text = "There is nothing at this address. The admin page has everything the bridge shows."
+    return message_page(request, "Page not found", text, 404, tone="muted")
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    """An unexpected error: a styled page, never a stack trace (the error goes to the log).
+
+    This runs outside the session middleware, so the page is rendered without a session."""
+    if _wants_json(request):
+        return JSONResponse({"error": "internal error; see the bridge's log"}, status_code=500, headers=NO_STORE)
+    context = {
+        "title": "Something went wrong",
+        "message": "The bridge hit an unexpected error and logged it. Nothing was lost: try again, "
+        "and if it keeps happening, look at the bridge's log.",
+        "tone": "bad",
+        "admin": False,
+        "csrf": "",
+        "flashes": [],
+        "csrf_field": security.CSRF_FIELD,
+    }
+    return _ctx(request).templates.TemplateResponse(request, "message.html", context, status_code=500, headers=NO_STORE)
+
+
+ERROR_PAGES: dict[Any, Callable[[Request, Exception], Awaitable[Response]]] = {404: not_found, 500: server_error}
+
+
 # Access control -----------------------------------------------------------------------------------
 
 
@@ -232,7 +266,7 @@ async def logout_all(request: Request, form: FormData) -> Response:
 @admin_page
 async def admin_home(request: Request) -> Response:
     ctx = _ctx(request)
-    state = await views.admin_state(ctx.settings, ctx.engine, ctx.jobs)
+    state = await views.admin_state(ctx.settings, ctx.engine, ctx.jobs, request.query_params.get("show", "all"))
     return render(request, "admin.html", state)
 
 
@@ -387,6 +421,11 @@ async def sync(request: Request, form: FormData) -> Response:
         return message_page(request, "Unknown sync", "Choose Sync now or Full resync.", 400)
     if (missing := _twenty_missing(request)) is not None:
         return missing
+    ctx = _ctx(request)
+    if (await views.connection_view(ctx.settings, ctx.engine))[0] is None:
+        # A job would only fail, and name the settings of headless mode to someone using OAuth.
+        security.flash(request, "Connect Whop first: a sync reads your Whop company.", "warn")
+        return RedirectResponse("/", status_code=303)
     try:
         await _ctx(request).jobs.sync(str(kind))
     except Busy as exc:
@@ -408,7 +447,7 @@ async def webhooks_replay(request: Request, form: FormData) -> Response:
     if ctx.background is not None:
         ctx.background.wake()
     security.flash(request, f"Queued {queued} webhook deliver{'y' if queued == 1 else 'ies'} again.", "ok")
-    return RedirectResponse("/#inbox", status_code=303)
+    return RedirectResponse("/#deliveries", status_code=303)
 
 
 async def whop_webhook(request: Request) -> Response:
@@ -569,7 +608,7 @@ def create_app(runtime: Runtime, *, background: bool = True, run_workers: bool |
         Middleware(security.SessionCheck, sessions=ctx.sessions),
     ]
     all_routes = [*routes(), *ops.routes(runtime)]
-    app = Starlette(routes=all_routes, middleware=middleware, lifespan=lifespan, exception_handlers={})
+    app = Starlette(routes=all_routes, middleware=middleware, lifespan=lifespan, exception_handlers=ERROR_PAGES)
     app.state.ctx = ctx
     app.state.runs_workers = run_workers
     return app
