@@ -4,9 +4,16 @@ Events are claimed in groups (several bridge processes never take the same one) 
 through the same writer as the sync, so 20 membership events cost one Twenty read and one
 upsert. The payload is only a hint: the record is re-read from Whop, so deliveries that arrive
 late, twice or out of order all converge on Whop's current state, and the writer's shadow check
-keeps an older state from overwriting a newer one. A failure is retried with backoff by the
-inbox and dead-lettered after the last attempt; unknown event types and companies are recorded
-as ignored.
+keeps an older state from overwriting a newer one. Unknown event types and companies are
+recorded as ignored.
+
+A failure stays with its event. A delivery that cannot be read, or whose id is not shaped like a
+Whop id, is dead-lettered at once; a record that Whop refuses, that belongs to another company,
+or that cannot be mapped or written fails only the events about it, and its group-mates apply.
+Failed events are retried with backoff by the inbox and dead-lettered after the last attempt.
+When the cause is Twenty being down (a retryable error, and a probe of Twenty fails as well), the
+events go back to the inbox without spending an attempt, and the worker claims nothing until a
+probe finds Twenty answering again (`TwentyBreaker`). While a pass runs, its claims are renewed.
 """
 
 from __future__ import annotations
@@ -15,13 +22,16 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from pydantic import ValidationError
+
 from bridge import metrics
-from bridge.errors import BridgeError, SkippableError
+from bridge.errors import BridgeError, RetryableError, SkippableError
 from bridge.logs import bound
 from bridge.runtime import Runtime
 from bridge.store import connections, inbox, leases
@@ -33,6 +43,7 @@ from bridge.sync.records import (
     MembershipItems,
     fetch_members,
     fold_payments,
+    foreign_company,
     held_payments,
     payment_time,
     person_item,
@@ -40,7 +51,7 @@ from bridge.sync.records import (
 )
 from bridge.sync.writer import ObjectWriter, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, TASK, TASK_TARGET, WHOP_PRODUCT, TwentyDataClient
-from bridge.whop.client import NotFound, WhopClient
+from bridge.whop.client import NotFound, WhopClient, is_whop_id
 from bridge.whop.models import Membership, Payment, Product, WebhookEnvelope
 
 log = logging.getLogger(__name__)
@@ -51,6 +62,15 @@ YIELD_EVERY = 5
 HINT_MODELS: dict[str, Any] = {"membership": Membership, "product": Product, "payment": Payment}
 _UNSEEN = object()
 SHADOW_OBJECTS = {"membership": "opportunity", "product": "whopProduct"}
+# The id an event of each kind names: its Whop type prefix.
+ID_PREFIXES = {"membership": "mem_", "member": "mber_", "payment": "pay_", "product": "prod_"}
+# Ids a usable payload may carry: each becomes a key or a Whop path later.
+HINT_IDS = ("id", "company_id", "membership_id", "member_id", "user_id", "product_id", "plan_id")
+ERROR_CHARS = 300  # an error names the problem; it does not quote a hostile payload
+
+CLAIM_LEASE = 60.0  # seconds a claim lasts; renewed every third of that while its pass runs
+FIRST_PROBE = 2.0  # seconds until the first probe of a Twenty found down, doubling…
+MAX_PROBE = 15.0  # …to this: a recovery is noticed within 15 s, at 4 calls a minute meanwhile
 
 # Deterministic Twenty ids for tasks: a retried event upserts the same Task, never a second one.
 TASK_NAMESPACE = uuid.UUID("6f1f3c1e-4a0b-4d8e-9a57-1c0f2b7e9d11")
@@ -62,7 +82,43 @@ WhopFactory = Callable[[str], Awaitable[WhopClient | None]]
 class Outcome:
     applied: list[str] = field(default_factory=list)
     ignored: dict[str, str] = field(default_factory=dict)
-    failed: dict[str, str] = field(default_factory=dict)
+    failed: dict[str, str] = field(default_factory=dict)  # event id -> its error
+    retryable: set[str] = field(default_factory=set)  # failed for a cause that passes (a service down)
+    permanent: set[str] = field(default_factory=set)  # failed for a cause no retry can fix
+
+    def fail(self, event_ids: Iterable[str], error: BaseException | str, *, permanent: bool = False) -> None:
+        """These events failed with `error`; an event keeps the first error it got."""
+        reason = error if isinstance(error, str) else describe(error)
+        for event_id in event_ids:
+            if event_id in self.failed:
+                continue
+            self.failed[event_id] = reason
+            if isinstance(error, RetryableError):
+                self.retryable.add(event_id)
+            if permanent:
+                self.permanent.add(event_id)
+
+
+class Unreadable(Exception):
+    """A delivery whose content the bridge refuses (e.g. an id not shaped like a Whop id)."""
+
+
+def describe(exc: BaseException) -> str:
+    """An error as one short line: what went wrong, never the whole payload that caused it."""
+    if isinstance(exc, BridgeError | Unreadable):
+        text = str(exc)
+    elif isinstance(exc, ValidationError) and exc.errors():
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "(root)"
+        text = f"{where}: {first['msg']}"
+    else:
+        text = f"{type(exc).__name__}: {exc}"
+    return text if len(text) <= ERROR_CHARS else text[:ERROR_CHARS] + "…"
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
 
 
 def _kind(event_type: str | None) -> str:
@@ -78,18 +134,79 @@ def _kind(event_type: str | None) -> str:
     }.get(prefix, "")
 
 
-def _object_id(kind: str, data: Any) -> str | None:
+def _object_id(kind: str, data: Any) -> Any:
+    """The id the event is about, as the payload has it (checked by the caller), or None."""
     if not isinstance(data, dict):
         return None
     if kind == "payment":
         # refunds and disputes point at their payment
         payment = data.get("payment")
         if isinstance(payment, dict) and payment.get("id"):
-            return str(payment["id"])
+            return payment["id"]
         if data.get("payment_id"):
-            return str(data["payment_id"])
-    value = data.get("id")
-    return str(value) if value else None
+            return data["payment_id"]
+    return data.get("id") or None
+
+
+class TwentyBreaker:
+    """Open while Twenty fails with retryable errors, so events wait without spending attempts.
+
+    Closed, the worker claims as usual. When a pass fails retryably, `twenty_down` probes Twenty
+    once (`TwentyDataClient.probe`, one cheap read, not retried); if that fails too, the breaker
+    opens: the events go back to the inbox, and `allows` lets the worker claim again only once a
+    probe succeeds. Probes come FIRST_PROBE s apart, doubling up to MAX_PROBE s.
+    """
+
+    def __init__(self, probe: Callable[[], Awaitable[None]], *, clock: Callable[[], float]) -> None:
+        self.probe = probe
+        self.clock = clock
+        self.opened_at: float | None = None
+        self.next_probe = 0.0
+        self.wait = FIRST_PROBE
+        self.last_error = ""
+
+    @property
+    def is_open(self) -> bool:
+        return self.opened_at is not None
+
+    async def allows(self) -> bool:
+        """May the worker claim? Always while closed; while open, once a due probe succeeds."""
+        if self.opened_at is None:
+            return True
+        if self.clock() < self.next_probe:
+            return False
+        if not await self._answers():
+            self._schedule()
+            return False
+        log.info("Twenty answers again after %.0f s; the worker claims events again", self.clock() - self.opened_at)
+        self.opened_at = None
+        return True
+
+    async def twenty_down(self) -> bool:
+        """After retryable failures: is Twenty itself down? Opens the breaker if a probe says so."""
+        if self.opened_at is not None:
+            return True
+        if await self._answers():
+            return False
+        self.opened_at = self.clock()
+        self.wait = FIRST_PROBE
+        self._schedule()
+        log.warning("Twenty is failing (%s): events wait without spending attempts; probing it", self.last_error)
+        return True
+
+    async def _answers(self) -> bool:
+        try:
+            await self.probe()
+        except RetryableError as exc:
+            self.last_error = str(exc)
+            return False
+        except BridgeError:
+            return True  # it answered, if only to refuse: the events' own failures count then
+        return True
+
+    def _schedule(self) -> None:
+        self.next_probe = self.clock() + self.wait
+        self.wait = min(MAX_PROBE, self.wait * 2)
 
 
 class Worker:
@@ -101,6 +218,7 @@ class Worker:
         worker_id: str | None = None,
         batch: int = 100,
         poll_interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """Built on the event loop it runs on: it keeps that loop's engine from the runtime."""
         self.runtime = runtime
@@ -115,6 +233,9 @@ class Worker:
         self._wake = asyncio.Event()
         self.applied = 0
         self.failed = 0
+        self.lease_seconds = CLAIM_LEASE
+        self.clock = clock
+        self.breaker = TwentyBreaker(self.twenty.probe, clock=lambda: self.clock())
 
     def wake(self) -> None:
         """Called by the webhook endpoint after it stored a delivery."""
@@ -137,31 +258,71 @@ class Worker:
 
     async def run_once(self) -> int:
         """Claim and apply one group of due events; returns how many were handled."""
-        events = await inbox.claim(self.store, self.worker_id, limit=self.batch)
+        if not await self.breaker.allows():
+            return 0  # Twenty is down: the events wait in the inbox, attempts unspent
+        events = await inbox.claim(self.store, self.worker_id, limit=self.batch, lease_seconds=self.lease_seconds)
         if not events:
             return 0
         by_company: dict[str | None, list[InboxEvent]] = {}
         for ev in events:
             by_company.setdefault(ev.company_id, []).append(ev)
-        for company_id, group in by_company.items():
-            with bound(company_id=company_id, webhook_ids=[e.webhook_id for e in group]):
-                outcome = await self._apply_company(company_id, group)
-            applied, ignored = [], {}
-            for ev in group:
-                if ev.webhook_id in outcome.failed:
-                    self.failed += 1
-                    metrics.WEBHOOKS.labels("failed").inc()
-                    await inbox.mark_failed(self.store, ev.webhook_id, self.worker_id, outcome.failed[ev.webhook_id])
-                elif ev.webhook_id in outcome.ignored:
-                    ignored[ev.webhook_id] = outcome.ignored[ev.webhook_id]
-                else:
-                    applied.append(ev.webhook_id)
-            # The common cases in one transaction: fewer writes competing with the webhook endpoint.
-            await inbox.finish_many(self.store, self.worker_id, applied=applied, ignored=ignored)
-            self.applied += len(applied)
-            metrics.WEBHOOKS.labels("applied").inc(len(applied))
-            metrics.WEBHOOKS.labels("ignored").inc(len(ignored))
+        async with self._claims_kept([ev.webhook_id for ev in events]):
+            for company_id, group in by_company.items():
+                with bound(company_id=company_id, webhook_ids=[e.webhook_id for e in group]):
+                    outcome = await self._apply_company(company_id, group)
+                await self._record(group, outcome)
         return len(events)
+
+    @contextlib.asynccontextmanager
+    async def _claims_kept(self, webhook_ids: Sequence[str]) -> AsyncIterator[None]:
+        """Renew the claims every third of their lease while the pass runs: one Twenty call may
+        retry for minutes, and a claim that ran out would be handed to another worker."""
+
+        async def keep() -> None:
+            while True:
+                await asyncio.sleep(self.lease_seconds / 3)
+                try:
+                    await inbox.extend(self.store, self.worker_id, webhook_ids, lease_seconds=self.lease_seconds)
+                except Exception:  # the next renewal may get through; a lost claim costs no attempt
+                    log.warning("could not renew the claims on %d events", len(webhook_ids), exc_info=True)
+
+        keeper = asyncio.create_task(keep())
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keeper
+
+    async def _record(self, group: list[InboxEvent], outcome: Outcome) -> None:
+        """Store how each event of one company's group ended."""
+        failed = [ev.webhook_id for ev in group if ev.webhook_id in outcome.failed]
+        waiting = [i for i in failed if i in outcome.retryable]
+        if waiting and await self.breaker.twenty_down():
+            # Not these events' fault: back to the inbox, keeping their place, no attempt spent.
+            by_reason: dict[str, list[str]] = {}
+            for webhook_id in waiting:
+                by_reason.setdefault(f"waiting for Twenty: {outcome.failed[webhook_id]}", []).append(webhook_id)
+            for reason, ids in by_reason.items():
+                await inbox.release(self.store, self.worker_id, ids, reason)
+            failed = [i for i in failed if i not in outcome.retryable]
+        for webhook_id in failed:
+            self.failed += 1
+            metrics.WEBHOOKS.labels("failed").inc()
+            await inbox.mark_failed(
+                self.store,
+                webhook_id,
+                self.worker_id,
+                outcome.failed[webhook_id],
+                permanent=webhook_id in outcome.permanent,
+            )
+        applied = [i for i in (ev.webhook_id for ev in group) if i not in outcome.failed and i not in outcome.ignored]
+        ignored = {i: r for i, r in outcome.ignored.items() if i not in outcome.failed}
+        # The common cases in one transaction: fewer writes competing with the webhook endpoint.
+        await inbox.finish_many(self.store, self.worker_id, applied=applied, ignored=ignored)
+        self.applied += len(applied)
+        metrics.WEBHOOKS.labels("applied").inc(len(applied))
+        metrics.WEBHOOKS.labels("ignored").inc(len(ignored))
 
     async def _apply_company(self, company_id: str | None, events: list[InboxEvent]) -> Outcome:
         outcome = Outcome()
@@ -177,8 +338,7 @@ class Worker:
         try:
             whop = await self.whop_for(company_id)
         except BridgeError as exc:
-            for ev in events:
-                outcome.failed[ev.webhook_id] = str(exc)
+            outcome.fail([ev.webhook_id for ev in events], exc)
             return outcome
         if whop is None:
             for ev in events:
@@ -186,6 +346,9 @@ class Worker:
             return outcome
         try:
             await Applier(self, whop, company_id, connection.id).apply(events, outcome)
+        except Exception as exc:  # a fault outside any one record (a store error, a bug): the group retries
+            log.warning("applying %d events failed: %s", len(events), describe(exc))
+            outcome.fail([ev.webhook_id for ev in events if ev.webhook_id not in outcome.ignored], exc)
         finally:
             await whop.close()
         return outcome
@@ -223,18 +386,21 @@ class Applier:
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the webhook endpoint answer between chunks of parsing
             try:
-                envelope = WebhookEnvelope.model_validate(json.loads(ev.body))
-            except (ValueError, TypeError):
+                body = json.loads(ev.body)
+            except (ValueError, RecursionError):
+                body = None
+            if not isinstance(body, dict):
                 outcome.ignored[ev.webhook_id] = "body is not a JSON event"
                 continue
-            kind = _kind(envelope.type)
-            if not kind:
-                outcome.ignored[ev.webhook_id] = f"event type {envelope.type!r} is not synced"
+            try:
+                read = self._read(body)
+            except Exception as exc:  # whatever a signed but hostile body raises: this event alone, for good
+                outcome.fail([ev.webhook_id], f"cannot read the delivery: {describe(exc)}", permanent=True)
                 continue
-            object_id = _object_id(kind, envelope.data)
-            if object_id is None:
-                outcome.ignored[ev.webhook_id] = "event carries no object id (a test delivery?)"
+            if isinstance(read, str):
+                outcome.ignored[ev.webhook_id] = read
                 continue
+            kind, object_id, envelope = read
             wanted[kind].setdefault(object_id, []).append(ev.webhook_id)
             self._hint(kind, object_id, envelope)
 
@@ -247,11 +413,28 @@ class Applier:
             memberships.setdefault(membership_id, []).extend(event_ids)
         await self._guard(outcome, memberships, self._memberships)
 
+    @staticmethod
+    def _read(body: dict[str, Any]) -> tuple[str, str, WebhookEnvelope] | str:
+        """(kind, object id, envelope) of an event to apply, or why it is ignored; raises for a
+        delivery the bridge cannot read."""
+        envelope = WebhookEnvelope.model_validate(body)
+        kind = _kind(envelope.type)
+        if not kind:
+            return f"event type {envelope.type!r} is not synced"
+        object_id = _object_id(kind, envelope.data)
+        if object_id is None:
+            return "event carries no object id (a test delivery?)"
+        if not is_whop_id(object_id, ID_PREFIXES[kind]):
+            # Checked before it can reach a URL, a key or a log line whole.
+            raise Unreadable(f"{_shown(object_id)} is not a Whop {kind} id")
+        return kind, str(object_id), envelope
+
     def _hint(self, kind: str, object_id: str, envelope: WebhookEnvelope) -> None:
         """Keep the newest complete payload per record; a payload without `updated_at` means doubt.
 
         A usable hint saves the Whop call: the writer then compares its `updated_at` with what the
-        bridge last wrote and drops it if older. Any doubt (no timestamp, another shape, a refund
+        bridge last wrote and drops it if older. Any doubt (no timestamp, another shape, a field
+        the models cannot read, an id not shaped like Whop's, another company named, a refund
         pointing at its payment) and the record is re-read from Whop instead.
         """
         model = HINT_MODELS.get(kind)
@@ -259,9 +442,15 @@ class Applier:
         if model is not None:
             try:
                 parsed = envelope.data_as(model)
-            except ValueError:
+            except Exception:  # an out-of-range time, a hostile amount…: ask Whop
                 parsed = None
-        usable = parsed is not None and getattr(parsed, "id", None) == object_id and parsed.updated_at is not None
+        usable = (
+            parsed is not None
+            and getattr(parsed, "id", None) == object_id
+            and parsed.updated_at is not None
+            and parsed.company_id == self.company_id
+            and all(getattr(parsed, name, None) is None or is_whop_id(getattr(parsed, name)) for name in HINT_IDS)
+        )
         previous = self.hints.get((kind, object_id), _UNSEEN)
         if not usable or previous is None:
             self.hints[(kind, object_id)] = None  # in doubt: re-read
@@ -278,11 +467,21 @@ class Applier:
             return None
         try:
             return await step(ids, outcome)
-        except BridgeError as exc:
-            for event_ids in ids.values():
-                for event_id in event_ids:
-                    outcome.failed.setdefault(event_id, str(exc))
+        except BridgeError as exc:  # said of the whole step (Twenty down, a refused batch)
+            outcome.fail([e for event_ids in ids.values() for e in event_ids], exc)
             return None
+        except Exception as exc:
+            if len(ids) == 1:
+                outcome.fail(next(iter(ids.values())), exc)
+                return None
+            # Something in one of these records breaks the step (a value no mapping can take):
+            # halve until it stands alone, so the others still apply. Redoing a half is cheap, as
+            # records already written are skipped by their shadows.
+            keys = list(ids)
+            half = len(keys) // 2
+            first = await self._guard(outcome, {k: ids[k] for k in keys[:half]}, step)
+            second = await self._guard(outcome, {k: ids[k] for k in keys[half:]}, step)
+            return _merged(first, second)
 
     async def _fetch(
         self, getter: Callable[[str], Awaitable[Any]], ids: dict[str, list[str]], outcome: Outcome, what: str
@@ -292,23 +491,32 @@ class Applier:
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
 
         async def one(object_id: str) -> Any:
-            hint = self.hints.get((what, object_id))
-            if hint is not None:
-                return hint
-            async with gate:
-                try:
-                    return await getter(object_id)
-                except NotFound:
-                    for event_id in ids[object_id]:
-                        outcome.ignored[event_id] = f"{what} {object_id} no longer exists at Whop"
-                    return None
+            record = self.hints.get((what, object_id))
+            if record is None:
+                async with gate:
+                    try:
+                        record = await getter(object_id)
+                    except NotFound:
+                        for event_id in ids[object_id]:
+                            outcome.ignored[event_id] = f"{what} {object_id} no longer exists at Whop"
+                        return None
+                    except Exception as exc:  # refused (403), unreadable…: this record's events alone
+                        outcome.fail(ids[object_id], exc)
+                        return None
+            problem = foreign_company(record, self.company_id)
+            if problem is not None:
+                outcome.fail(ids[object_id], f"{problem}: not written", permanent=True)
+                return None
+            return record
 
-        await self._drop_stale_hints(ids, outcome, what)
+        await self._vet_hints(ids, outcome, what)
         found = await asyncio.gather(*(one(object_id) for object_id in list(ids)))
         return [record for record in found if record is not None]
 
-    async def _drop_stale_hints(self, ids: dict[str, list[str]], outcome: Outcome, what: str) -> None:
-        """A payload no newer than what the bridge wrote is that version or an older one: skip it."""
+    async def _vet_hints(self, ids: dict[str, list[str]], outcome: Outcome, what: str) -> None:
+        """Payloads stand in for a Whop read only for records the bridge already wrote for this
+        company (a payload can name any id; Whop says whose a new one is), and only when newer:
+        a payload no newer than what the bridge wrote is that version or an older one, skipped."""
         shadow_object = SHADOW_OBJECTS.get(what)
         hinted = [i for i in ids if self.hints.get((what, i)) is not None]
         if shadow_object is None or not hinted:
@@ -317,7 +525,9 @@ class Applier:
         for object_id in hinted:
             shadow = shadows.get(object_id)
             hint = self.hints[(what, object_id)]
-            if shadow and shadow.whop_updated_at and hint.updated_at <= shadow.whop_updated_at:
+            if shadow is None:
+                self.hints[(what, object_id)] = None
+            elif shadow.whop_updated_at and hint.updated_at <= shadow.whop_updated_at:
                 for event_id in ids.pop(object_id):
                     outcome.ignored[event_id] = "Twenty already has this version or a newer one"
 
@@ -327,8 +537,7 @@ class Applier:
         for object_id, event_ids in ids.items():
             key = key_of.get(object_id, object_id)
             if key in failed:
-                for event_id in event_ids:
-                    outcome.failed.setdefault(event_id, failed[key])
+                outcome.fail(event_ids, failed[key])
 
     async def _products(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         products = await self._fetch(self.whop.get_product, ids, outcome, "product")
@@ -377,6 +586,8 @@ class Applier:
                     await self._failed_payment_task(p)
                 except SkippableError as exc:
                     log.warning("could not create a task for failed payment %s: %s", p.id, exc)
+                except Exception as exc:  # this payment's events retry; the others go on
+                    outcome.fail(ids.get(p.id, []), exc)
         return by_membership
 
     async def _failed_payment_task(self, p: Payment) -> None:
@@ -429,3 +640,13 @@ class Applier:
             "task",
             [ShadowWrite(p.id, mapping.record_hash(task), task_id, payment_time(p), task)],
         )
+
+
+def _merged(first: Any, second: Any) -> Any:
+    """The results of a step run on two halves: None, or payment events by membership id."""
+    if first is None or second is None:
+        return first if second is None else second
+    merged: dict[str, list[str]] = {k: list(v) for k, v in first.items()}
+    for key, event_ids in second.items():
+        merged.setdefault(key, []).extend(event_ids)
+    return merged

@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.errors import SkippableError
+from bridge.errors import AuthError, NeedsReconnect, SkippableError
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows
 from bridge.sync import mapping
 from bridge.sync.writer import Item, Problem
@@ -239,9 +239,23 @@ async def fetch_members(
             continue
         try:
             members.append(await get_member(ms.member_id))
-        except SkippableError as exc:
-            problems.append(Problem("person", ms.member_id, f"member not found at Whop: {exc}"))
+        except NeedsReconnect:
+            raise  # the whole connection is gone, not this member
+        except (SkippableError, AuthError) as exc:  # gone, or not this company's to read (403)
+            problems.append(Problem("person", ms.member_id, f"member not read from Whop: {exc}"))
     return members, problems
+
+
+# Whose records ------------------------------------------------------------------------------
+
+
+def foreign_company(record: Product | Member | Membership | Payment, company_id: str) -> str | None:
+    """Why `record` may not be written for `company_id`: it names another company. None when it
+    may: it names this company, or none (Whop gave it to this company's credentials)."""
+    owner = record.company_id
+    if owner and owner != company_id:
+        return f"{type(record).__name__.lower()} {record.id} belongs to {owner}, not {company_id}"
+    return None
 
 
 def _label(written: Any) -> str | None:

@@ -77,6 +77,8 @@ WHOP_PRODUCT = ObjectApi("whopProduct", "whopProducts", "whopProductId", "id who
 TASK = ObjectApi("task", "tasks", "id", "id title")
 TASK_TARGET = ObjectApi("taskTarget", "taskTargets", "id", "id")
 OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT)}
+# The smallest read of the record API: a standard object every workspace has.
+PROBE_QUERY = "query Probe { opportunities(first: 1) { edges { node { id } } } }"
 
 
 @dataclass(frozen=True)
@@ -232,6 +234,15 @@ class TwentyDataClient:
                 await self._sleep(wait)
             self.stats.retries += 1
         raise RateLimited(f"Twenty kept throttling {operation} after {self._max_attempts} attempts")
+
+    async def probe(self) -> None:
+        """One cheap read, never retried: returns once Twenty answers it, else raises what the
+        answer means (`RetryableError` while Twenty is down). The inbox worker's breaker asks
+        this while it holds events back, instead of retrying them."""
+        await self.limiter.acquire()
+        self.stats.reads += 1
+        response = await self._post({"query": PROBE_QUERY, "variables": {}}, "probe")
+        self._result(response, "probe")
 
     async def _post(self, body: dict[str, Any], operation: str) -> httpx.Response:
         """One POST /graphql; no answer at all becomes a retryable error (`Unreachable` while

@@ -1,0 +1,129 @@
+"""A long Twenty outage costs events no attempts and no place in the queue (issue 13).
+
+While Twenty fails, the worker puts the events it holds back without counting an attempt and
+probes Twenty instead of claiming more; a claim stays the worker's for as long as its pass runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+
+from bridge.store import inbox
+from tests.test_worker import Bridge, _bridge
+
+
+@pytest.fixture
+async def bridge(tmp_path: Any) -> AsyncIterator[Bridge]:
+    async for b in _bridge(tmp_path):
+        yield b
+
+
+class Clock:
+    """The breaker's clock: the test moves it."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def _deliver_changes(b: Bridge, n: int) -> list[str]:
+    memberships = (await b.world.whop_lists())["memberships"][:n]
+    for i, ms in enumerate(memberships):
+        b.world.whop.update_membership(ms.id, status="past_due" if ms.status != "past_due" else "active")
+        await b.deliver("membership.updated", ms.id, webhook_id=f"msg_out_{i}")
+    return [ms.id for ms in memberships]
+
+
+async def test_a_claim_stays_the_workers_while_one_twenty_call_takes_longer_than_the_lease(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A one-second claim, and a Twenty that takes 2.5 s to answer: the pass outlives the claim.
+    monkeypatch.setattr(inbox, "claim", functools.partial(inbox.claim, lease_seconds=1))
+    await _deliver_changes(bridge, 1)
+    bridge.world.twenty.latency = 2.5
+    slow, other = bridge.worker(), bridge.worker()
+    slow.lease_seconds = other.lease_seconds = 1
+
+    async def meanwhile() -> int:
+        taken = 0
+        for _ in range(4):
+            await asyncio.sleep(0.5)
+            taken += await other.run_once()
+        return taken
+
+    handled, stolen = await asyncio.gather(slow.run_once(), meanwhile())
+
+    assert (handled, stolen) == (1, 0), "nobody else took the event while its pass ran"
+    event = await inbox.get_event(bridge.store, "msg_out_0")
+    assert event is not None and (event.status, event.attempts) == ("applied", 1)
+    assert slow.applied + other.applied == 1
+
+
+async def test_passes_during_a_twenty_outage_spend_no_attempts_and_only_probe_twenty(bridge: Bridge) -> None:
+    ids = await _deliver_changes(bridge, 3)
+    bridge.world.twenty.down = True
+    worker = bridge.worker()
+    clock = Clock()
+    worker.clock = clock
+
+    assert await worker.run_once() == 3
+    for event in await inbox.list_events(bridge.store):
+        assert (event.status, event.attempts) == ("pending", 0), event
+        assert "503" in (event.last_error or ""), "the wait is explained"
+
+    # Twenty stays down for a simulated half hour; the worker keeps polling.
+    bridge.world.twenty.reset_stats()
+    for _ in range(1800):
+        assert await worker.run_once() == 0
+        clock.now += 1
+    probes = bridge.world.twenty.stats.data_calls
+    assert 0 < probes <= 1800 / 15 + 5, f"{probes} calls in 30 minutes: probes, not retries"
+    assert {e.attempts for e in await inbox.list_events(bridge.store)} == {0}
+
+    bridge.world.twenty.down = False
+    clock.now += 60
+    assert await worker.run_once() == 3
+    assert {e.status for e in await inbox.list_events(bridge.store)} == {"applied"}
+    assert {bridge.opportunity(i)["whopMembershipStatus"] for i in ids} <= {"PAST_DUE", "ACTIVE"}
+
+
+class Unreachable(httpx.AsyncBaseTransport):
+    """Twenty's address refuses connections while `down` is set."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.down = False
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self.down and request.url.path != "/metadata":
+            refused = ConnectionRefusedError(111, "Connection refused")
+            raise httpx.ConnectError(str(refused), request=request) from refused
+        return await self.inner.handle_async_request(request)
+
+
+async def test_a_twenty_that_refuses_connections_is_an_outage_like_a_503(bridge: Bridge) -> None:
+    await _deliver_changes(bridge, 2)
+    wrapped = Unreachable(bridge.world.transports.twenty)  # type: ignore[arg-type]
+    bridge.world.transports.twenty = wrapped
+    wrapped.down = True
+    worker = bridge.worker()
+    clock = Clock()
+    worker.clock = clock
+
+    assert await worker.run_once() == 2
+    for event in await inbox.list_events(bridge.store):
+        assert (event.status, event.attempts) == ("pending", 0), event
+        assert "connection refused" in (event.last_error or "")
+
+    wrapped.down = False
+    clock.now += 3600
+    assert await worker.run_once() == 2
+    assert {e.status for e in await inbox.list_events(bridge.store)} == {"applied"}
