@@ -135,22 +135,37 @@ def provision(dry_run: bool) -> None:
     "--deep", is_flag=True, help="Also check Twenty: repair bridge fields a person changed, report deletions."
 )
 @click.option("--dry-run", is_flag=True, help="Report what would be created / updated / left alone; write nothing.")
+@click.option("--company", "company_id", help="One Whop company (biz_…); default: each connected company in turn.")
 @friendly_errors
-def sync(full: bool, deep: bool, dry_run: bool) -> None:
+def sync(full: bool, deep: bool, dry_run: bool, company_id: str | None) -> None:
     """Sync Whop into Twenty now: a reconciliation by default (resumes a stopped run)."""
     from bridge.services import run_sync
 
     if full and deep:
         raise click.UsageError("--full and --deep are alternatives")
     kind = "full" if full else "deep" if deep else "reconcile"
-    with SyncProgress() as progress:
-        result = run_with_runtime(
-            lambda runtime: run_sync(runtime, kind=kind, dry_run=dry_run, progress=progress.update)
-        )
-    if result.resumed_from:
-        console.print(f"resumed run {result.run_id} from its checkpoint")
-    print_sync_summary(result, dry_run=dry_run)
-    if any(p["kind"] == "failed" for p in result.problems):
+
+    async def go(runtime: Runtime) -> list[tuple[str | None, Any]]:
+        targets: list[str | None] = [company_id] if company_id else [*await runtime.companies()]
+        results = []
+        for target in targets or [None]:  # None: the company WHOP_API_KEY belongs to
+            with SyncProgress() as progress:
+                result = await run_sync(
+                    runtime, kind=kind, dry_run=dry_run, progress=progress.update, company_id=target
+                )
+            results.append((target, result))
+        return results
+
+    results = run_with_runtime(go)
+    failed = False
+    for target, result in results:
+        if len(results) > 1:
+            console.print(f"[bold]{target}[/bold]")
+        if result.resumed_from:
+            console.print(f"resumed run {result.run_id} from its checkpoint")
+        print_sync_summary(result, dry_run=dry_run)
+        failed = failed or any(p["kind"] == "failed" for p in result.problems)
+    if failed:
         sys.exit(EXIT_CONFLICT)
 
 
@@ -318,6 +333,77 @@ def print_plan(plan: Any, *, dry_run: bool) -> None:
     console.print(table)
 
 
+@main.command("connections")
+@friendly_errors
+def connections_cmd() -> None:
+    """List the connected Whop companies, with each one's webhook and last sync."""
+    from bridge import registration
+    from bridge.store import connections
+    from bridge.store import runs as run_store
+
+    async def go(runtime: Runtime) -> list[tuple[Any, Any, Any]]:
+        engine = runtime.store
+        rows = []
+        for c in await connections.list_connections(engine):
+            if c.status == connections.STATUS_DISCONNECTED:
+                continue
+            runs = await run_store.recent_runs(engine, c.company_id, limit=1)
+            rows.append((c, registration.WebhookState.of(c), runs[0] if runs else None))
+        return rows
+
+    rows = run_with_runtime(go)
+    if not rows:
+        console.print("no Whop company is connected (use `whop-twenty-bridge connect` or the admin page)")
+        return
+    table = Table(title="Whop companies")
+    for col in ("company", "id", "by", "status", "webhook", "last sync"):
+        table.add_column(col, overflow="fold")
+    for c, hook, run in rows:
+        last = f"{run.kind} {run.status} {run.started_at:%Y-%m-%d %H:%M}" if run else "never"
+        table.add_row(c.company_title or "-", c.company_id, c.mode, c.status, hook.summary, last)
+    console.print(table)
+
+
+@main.command()
+@click.argument("refused", nargs=-1, metavar="")
+@friendly_errors
+def connect(refused: tuple[str, ...]) -> None:
+    """Add a Whop company by its API key, read from WHOP_API_KEY or standard input (never an argument)."""
+    import os
+
+    from bridge.companies import connect_api_key
+
+    if refused:  # click would echo an unexpected argument, and that may be the key itself
+        raise click.UsageError(
+            "connect takes no arguments: the key is read from WHOP_API_KEY or standard input, so it never "
+            "lands in your shell history"
+        )
+
+    key = os.environ.get("WHOP_API_KEY", "")
+    if not key.strip():
+        tty = sys.stdin.isatty()
+        key = click.prompt("Whop company API key", hide_input=True) if tty else sys.stdin.readline()
+    result = run_with_runtime(lambda runtime: connect_api_key(runtime, key))
+    c = result.connection
+    console.print(f"connected {c.company_title or c.company_id} ({c.company_id}) by API key", soft_wrap=True)
+    console.print(f"webhook: {result.webhook.summary}", soft_wrap=True)
+
+
+@main.command()
+@click.argument("company_id")
+@friendly_errors
+def disconnect(company_id: str) -> None:
+    """Remove one Whop company: revoke its grant, delete its webhook at Whop; its Twenty records stay."""
+    from bridge.companies import disconnect as disconnect_company
+
+    row = run_with_runtime(lambda runtime: disconnect_company(runtime, company_id))
+    console.print(
+        f"disconnected {row.company_title or row.company_id} ({row.company_id}); "
+        "other companies and the records in Twenty are untouched",
+        soft_wrap=True,
+    )
+
+
 @main.group()
 def webhooks() -> None:
     """Inspect and replay stored Whop webhook deliveries."""
@@ -376,10 +462,52 @@ def webhooks_replay(ids: tuple[str, ...], failed: bool) -> None:
         fail(f"no stored delivery has the id {', '.join(unknown)} (see `whop-twenty-bridge webhooks list`)")
 
 
+@webhooks.command("recover")
+@click.option("--company", "company_id", help="One company (default: every connected company).")
+@click.option(
+    "--since",
+    type=click.DateTime(formats=["%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]),
+    help="Replay deliveries sent after this UTC time (default: the last delivery stored).",
+)
+@friendly_errors
+def webhooks_recover(company_id: str | None, since: Any) -> None:
+    """Ask Whop to send again the deliveries the bridge missed (within Whop's 30 days)."""
+    from datetime import UTC
+
+    from bridge import registration
+
+    async def go(runtime: Runtime) -> dict[str, Any]:
+        when = since.replace(tzinfo=UTC) if since is not None else None
+        targets = [company_id] if company_id else await runtime.companies()
+        return {c: await registration.recover(runtime, c, since=when, force=True) for c in targets}
+
+    asked = run_with_runtime(go)
+    if not asked:
+        console.print("no Whop company is connected")
+    for company, when in asked.items():
+        if when is None:
+            console.print(f"{company}: no webhook registered by the bridge; nothing to replay", soft_wrap=True)
+        else:
+            text = f"{company}: Whop will replay the deliveries sent after {when:%Y-%m-%d %H:%M:%S} UTC"
+            console.print(text, soft_wrap=True)
+
+
+@webhooks.command("enable")
+@click.argument("company_id")
+@friendly_errors
+def webhooks_enable(company_id: str) -> None:
+    """Re-enable a company's webhook Whop disabled, and replay what it missed."""
+    from bridge import registration
+
+    state = run_with_runtime(lambda runtime: registration.enable(runtime, company_id))
+    console.print(f"{company_id}: webhook {state.summary}")
+
+
 @main.command()
 @friendly_errors
 def status() -> None:
     """Connections, the last provisioning, recent sync runs and the webhook inbox."""
+    from bridge.registration import WebhookState
     from bridge.services import last_provisioning
     from bridge.store import connections, inbox
     from bridge.store import runs as run_store
@@ -399,6 +527,8 @@ def status() -> None:
     for c in conns:
         expiry = f", token expires {c.token_expires_at:%Y-%m-%d %H:%M} UTC" if c.token_expires_at else ""
         console.print(f"Whop: {c.company_title or c.company_id} ({c.company_id}) — {c.mode}, {c.status}{expiry}")
+        if c.status != "disconnected":
+            console.print(f"  webhook: {WebhookState.of(c).summary}", soft_wrap=True)
     if prov:
         console.print(
             f"Provisioning: {prov['status']} at {prov['started_at']:%Y-%m-%d %H:%M} "

@@ -39,9 +39,11 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge import registration
 from bridge.config import SECRET_VARIABLES, Settings, load_settings
 from bridge.crypto import TokenBox, UndecryptableToken
 from bridge.errors import AuthError, BridgeError, ConfigError
+from bridge.registration import WebhookState
 from bridge.runtime import Runtime, Transports
 from bridge.store import connections
 from bridge.store.connections import Connection
@@ -744,6 +746,33 @@ class Doctor:
 
     # Webhooks and URL -------------------------------------------------------------------------
 
+    async def _webhooks(self) -> Outcome:
+        """The webhooks the bridge registered per company, then WHOP_WEBHOOK_SECRET for the rest."""
+        hooks: list[WebhookState] = []
+        if self._engine is not None:
+            try:
+                hooks = [h for h in await registration.states(self._engine) if h.error or h.webhook_id]
+            except Exception as exc:
+                return Outcome(FAIL, f"cannot read the stored connections: {describe(exc)}")
+        if not hooks:
+            return await self._webhook_secret()
+        secret_set = bool(self.settings.webhook_secrets)
+        lines = "; ".join(f"{h.company_id}: {h.summary}" for h in hooks)
+        manual = [h for h in hooks if h.webhook_id is None]
+        if manual and not secret_set:
+            return Outcome(FAIL, f"deliveries of {', '.join(h.company_id for h in manual)} cannot be verified", lines)
+        troubled = [h for h in hooks if h.webhook_id is not None and not h.ok]
+        if troubled:
+            fix = "; ".join(
+                f"whop-twenty-bridge webhooks enable {h.company_id} (or Re-enable on the admin page)"
+                if h.enabled is False
+                else f"check that Whop can reach {h.url}, then whop-twenty-bridge webhooks recover --company "
+                f"{h.company_id}"
+                for h in troubled
+            )
+            return Outcome(WARN, lines, fix)
+        return Outcome(OK, lines)
+
     async def _webhook_secret(self) -> Outcome:
         secrets = self.settings.webhook_secrets
         endpoint = f"{self._public_url_value}/webhooks/whop"
@@ -799,7 +828,7 @@ CHECKS: Checklist[Doctor] = Checklist(
         Step(TWENTY_RECORDS, Doctor._twenty_records, needs=(TWENTY_KEY,), after=(TWENTY_MODEL,)),
         Step(WHOP_CONNECTION, Doctor._whop_connection, after=(DATABASE,)),
         Step(WHOP_ACCESS, Doctor._whop_access, needs=(WHOP_CONNECTION,)),
-        Step(WEBHOOK_CHECK, Doctor._webhook_secret),
+        Step(WEBHOOK_CHECK, Doctor._webhooks, after=(DATABASE,)),
         Step(PUBLIC_URL, Doctor._public_url),
     ]
 )

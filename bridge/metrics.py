@@ -27,6 +27,15 @@ LAST_RECONCILE = Gauge(
     "When the last scheduled reconciliation succeeded",
     ["company_id"],
 )
+WEBHOOK_ENABLED = Gauge(
+    "bridge_whop_webhook_enabled", "1 when the company's webhook at Whop is enabled (read at scrape)", ["company_id"]
+)
+WEBHOOK_FAILURES = Gauge(
+    "bridge_whop_webhook_consecutive_failures",
+    "Consecutive failed deliveries Whop last reported for the company's webhook",
+    ["company_id"],
+)
+WEBHOOK_REPLAYS = Counter("bridge_whop_webhook_replays_total", "Replays asked of Whop", ["company_id"])
 
 __all__ = [
     "API_CALLS",
@@ -38,5 +47,8 @@ __all__ = [
     "LAST_RECONCILE",
     "RECORDS",
     "WEBHOOKS",
+    "WEBHOOK_ENABLED",
+    "WEBHOOK_FAILURES",
+    "WEBHOOK_REPLAYS",
     "generate_latest",
 ]

@@ -78,6 +78,8 @@ class Runtime:
         self.transports = transports or Transports()
         self.owner = owner_id()  # this process, e.g. as the inbox worker's claim owner
         self.leases = Leases(lambda: self.store)
+        # Each company's webhook secret, cached for the webhook endpoint.
+        self.webhook_secrets = connections.SecretCache(lambda: self.store, self.box)
         self._given_store = store
         self._stores: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
         self._mutex = threading.Lock()
@@ -197,7 +199,9 @@ class Runtime:
         rows = await connections.list_connections(self.store)
         active = [c.company_id for c in connections.active(rows, api_key=api_key)]
         configured = self.settings.whop_company_id
-        if api_key and configured and configured not in active:
+        # `disconnect` of the configured company holds until it is connected again.
+        dropped = {c.company_id for c in rows if c.status == connections.STATUS_DISCONNECTED}
+        if api_key and configured and configured not in active and configured not in dropped:
             active.append(configured)
         return list(dict.fromkeys(active))
 
@@ -220,6 +224,11 @@ class Runtime:
                 leases=self.leases,
             )
             return Credentials(tokens, company_id, row.id)
+        if row is not None and row.has_api_key and row.status == connections.STATUS_CONNECTED:
+            # A company added by `connect` with its own key.
+            key = row.access_token(TokenBox(self.settings.fernet))
+            assert key is not None
+            return Credentials(StaticToken(key), company_id, row.id)
         if self.settings.whop_api_key is None:
             raise ConfigError("WHOP_API_KEY", f"is not set and Whop company {company_id} is not connected")
         if row is not None and row.mode == "api_key" and row.status == connections.STATUS_CONNECTED:

@@ -17,7 +17,7 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bridge import metrics
+from bridge import metrics, registration
 from bridge.errors import BridgeError
 from bridge.runtime import Runtime
 from bridge.services import SyncBusy, run_sync
@@ -52,6 +52,8 @@ class Reconciler:
             next_run_time=utcnow() + timedelta(seconds=random.uniform(30, 90)),
         )
         scheduler.add_job(self.prune, IntervalTrigger(hours=24), id="prune-inbox", max_instances=1, coalesce=True)
+        # Back after being down: ask Whop for what it could not deliver meanwhile (once, at start).
+        scheduler.add_job(self.recover, id="recover-webhooks", next_run_time=utcnow())
         scheduler.start()
         self._scheduler = scheduler
 
@@ -99,7 +101,11 @@ class Reconciler:
             log.info("scheduled reconciliation of %s skipped: %s", company_id, exc)
             return "skipped"
         metrics.LAST_RECONCILE.labels(company_id).set(utcnow().timestamp())
+        await registration.watch(self.runtime, company_id)
         return str(result.status)
+
+    async def recover(self) -> dict[str, Any]:
+        return await registration.recover_all(self.runtime)
 
     async def prune(self) -> int:
         removed = await inbox.prune(self.runtime.store, self.settings.inbox_retention_days)

@@ -20,7 +20,7 @@ import re
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import ClientDisconnect, Request
@@ -281,6 +281,10 @@ class InboxWriter:
                         future.set_result(first)
 
 
+class CompanySecrets(Protocol):
+    async def get(self, company_id: str | None, *, fresh: bool = False) -> list[str]: ...
+
+
 class WebhookReceiver:
     """The `POST /webhooks/whop` endpoint: verify, store once per `webhook-id`, acknowledge.
 
@@ -298,8 +302,12 @@ class WebhookReceiver:
         max_body: int = MAX_BODY,
         on_stored: Callable[[], None] | None = None,
         tolerance: int = DEFAULT_TOLERANCE,
+        company_secrets: CompanySecrets | None = None,
     ) -> None:
         self.engine = engine
+        # The secret of the webhook the bridge registered for the company the envelope names
+        # (`Runtime.webhook_secrets`); only that company's own secret may sign its deliveries.
+        self.company_secrets = company_secrets
         self.writer = InboxWriter(engine)
         self.rejections = RejectionLog(engine)  # shown on the admin page: a wrong secret shows nowhere else
         self._secrets = secrets
@@ -367,6 +375,22 @@ class WebhookReceiver:
             self.buffered -= size
         return b"".join(chunks)
 
+    async def _verify(self, request: Request, body: bytes, company_id: str | None, now: float) -> None:
+        if self.company_secrets is None:
+            verify(request.headers, body, self.secrets(), now=now, tolerance=self.tolerance)
+            return
+        keys = [*self.secrets(), *await self.company_secrets.get(company_id)]
+        try:
+            verify(request.headers, body, keys, now=now, tolerance=self.tolerance)
+        except WebhookVerificationError as exc:
+            if exc.reason not in ("signature mismatch", "no webhook secret configured") or company_id is None:
+                raise
+            # Another replica may have registered (or re-made) the company's webhook just now.
+            fresh = [*self.secrets(), *await self.company_secrets.get(company_id, fresh=True)]
+            if fresh == keys:
+                raise
+            verify(request.headers, body, fresh, now=now, tolerance=self.tolerance)
+
     async def handle(self, request: Request) -> Response:
         self.received += 1
         metrics.WEBHOOKS.labels("received").inc()
@@ -389,8 +413,10 @@ class WebhookReceiver:
             return _json(400, {"error": "bad request"})
 
         now = self.clock()
+        # The envelope is read before it is trusted only to choose which secrets may sign it.
+        event_type, company_id, text = parse_envelope(body)
         try:
-            verify(request.headers, body, self.secrets(), now=now, tolerance=self.tolerance)
+            await self._verify(request, body, company_id, now)
         except WebhookVerificationError as exc:
             self.rejected += 1
             metrics.WEBHOOKS.labels("rejected").inc()
@@ -406,7 +432,6 @@ class WebhookReceiver:
             return _json(401, {"error": "invalid signature"})
 
         msg_id = request.headers["webhook-id"]  # verify() checked it is present and sane
-        event_type, company_id, text = parse_envelope(body)
         try:
             is_new = await self.writer.store(
                 {

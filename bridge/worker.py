@@ -40,14 +40,13 @@ from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
 from bridge.sync import mapping
 from bridge.sync.records import (
     PAYMENT_SHADOW,
+    CompanyItems,
     MembershipItems,
     fetch_members,
     fold_payments,
     foreign_company,
     held_payments,
     payment_time,
-    person_item,
-    product_item,
 )
 from bridge.sync.writer import ObjectWriter, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, TASK, TASK_TARGET, WHOP_PRODUCT, TwentyDataClient
@@ -363,12 +362,18 @@ class Applier:
         self.whop = whop
         self.company_id = company_id
         self.connection_id = connection_id
+        self.items: CompanyItems | None = None
         self.membership_items = MembershipItems(
             worker.store,
             company_id,
             stage_policy=worker.settings.stage_policy,
             fetch_people=self._fetch_missing_people,
         )
+
+    async def _items(self) -> CompanyItems:
+        if self.items is None:
+            self.items = await CompanyItems.of(self.worker.store, self.company_id)
+        return self.items
 
     def _writer(self, obj: Any) -> ObjectWriter:
         return ObjectWriter(
@@ -541,16 +546,17 @@ class Applier:
 
     async def _products(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         products = await self._fetch(self.whop.get_product, ids, outcome, "product")
-        report = await self._writer(WHOP_PRODUCT).write([product_item(p) for p in products])
+        report = await self._writer(WHOP_PRODUCT).write((await self._items()).products(products))
         self._settle(report, ids, {}, outcome)
 
     async def _members(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         members = await self._fetch(self.whop.get_member, ids, outcome, "member")
-        report = await self._writer(PERSON).write([person_item(m) for m in members])
+        report = await self._writer(PERSON).write(await (await self._items()).people(members))
         self._settle(report, ids, {m.id: mapping.person_key(m) for m in members}, outcome)
 
     async def _memberships(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         memberships = await self._fetch(self.whop.get_membership, ids, outcome, "membership")
+        self.membership_items.company = (await self._items()).company
         items = await self.membership_items(memberships)
         report = await self._writer(OPPORTUNITY).write(items)
         self._settle(report, ids, {}, outcome)
@@ -561,7 +567,7 @@ class Applier:
         for problem in problems:
             log.warning("cannot link membership to its person: %s", problem.reason)
         if members:
-            report = await self._writer(PERSON).write([person_item(m) for m in members])
+            report = await self._writer(PERSON).write(await (await self._items()).people(members))
             for outcome, n in report.counts.items():
                 metrics.RECORDS.labels("person", outcome).inc(n)
 

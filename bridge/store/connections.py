@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -49,9 +52,16 @@ class Connection:
     updated_at: datetime
     last_error: str | None
     whop_user_name: str | None = None  # who approved Connect Whop, as Whop names them
+    webhook_id: str | None = None
+    webhook_url: str | None = None
+    webhook_health: dict[str, Any] | None = None  # Whop's last word on the webhook (see `WebhookHealth`)
+    webhook_checked_at: datetime | None = None
+    webhook_error: str | None = None
+    replay_requested_at: datetime | None = None
     # Ciphertext only, and kept out of repr so a logged Connection shows nothing useful.
     access_token_enc: str | None = field(default=None, repr=False)
     refresh_token_enc: str | None = field(default=None, repr=False)
+    webhook_secret_enc: str | None = field(default=None, repr=False)
 
     @property
     def has_tokens(self) -> bool:
@@ -66,6 +76,14 @@ class Connection:
 
     def refresh_token(self, box: TokenBox) -> str | None:
         return None if self.refresh_token_enc is None else box.decrypt(self.refresh_token_enc)
+
+    def webhook_secret(self, box: TokenBox) -> str | None:
+        return None if self.webhook_secret_enc is None else box.decrypt(self.webhook_secret_enc)
+
+    @property
+    def has_api_key(self) -> bool:
+        """An API-key connection added by `connect` keeps its own key (in `access_token_enc`)."""
+        return self.mode == "api_key" and self.access_token_enc is not None
 
 
 def _row_to_connection(row: sa.Row[Any]) -> Connection:
@@ -83,8 +101,15 @@ def _row_to_connection(row: sa.Row[Any]) -> Connection:
         updated_at=as_utc(m["updated_at"]),
         last_error=m["last_error"],
         whop_user_name=m["whop_user_name"],
+        webhook_id=m["webhook_id"],
+        webhook_url=m["webhook_url"],
+        webhook_health=json.loads(m["webhook_health_json"]) if m["webhook_health_json"] else None,
+        webhook_checked_at=as_utc_or_none(m["webhook_checked_at"]),
+        webhook_error=m["webhook_error"],
+        replay_requested_at=as_utc_or_none(m["replay_requested_at"]),
         access_token_enc=m["access_token_enc"],
         refresh_token_enc=m["refresh_token_enc"],
+        webhook_secret_enc=m["webhook_secret_enc"],
     )
 
 
@@ -110,10 +135,11 @@ async def list_connections(engine: AsyncEngine, *, status: str | None = None) ->
 def active(rows: list[Connection], *, api_key: bool) -> list[Connection]:
     """The active-connection rule, in one place: the connections the bridge syncs now, in the
     order it prefers them. An OAuth connection counts while connected and holding tokens (the
-    most recently connected first); an API-key connection while WHOP_API_KEY is set (`api_key`)."""
+    most recently connected first); an API-key connection while it holds its own key (added by
+    `connect`) or WHOP_API_KEY is set (`api_key`)."""
     live = [c for c in rows if c.status == STATUS_CONNECTED]
     oauth = sorted((c for c in live if c.mode == "oauth" and c.has_tokens), key=lambda c: (c.connected_at, c.id))
-    keyed = [c for c in live if c.mode == "api_key" and api_key]
+    keyed = [c for c in live if c.mode == "api_key" and (api_key or c.has_api_key)]
     return [*reversed(oauth), *keyed]
 
 
@@ -217,7 +243,7 @@ async def mark_needs_reconnect(engine: AsyncEngine, company_id: str, error: str)
 
 
 async def disconnect(engine: AsyncEngine, company_id: str) -> bool:
-    """Forget the tokens; the row stays so past sync runs keep their company."""
+    """Forget the tokens and the webhook; the row stays so past sync runs keep their company."""
     stmt = (
         sa.update(connections)
         .where(connections.c.company_id == company_id)
@@ -226,6 +252,11 @@ async def disconnect(engine: AsyncEngine, company_id: str) -> bool:
             access_token_enc=None,
             refresh_token_enc=None,
             token_expires_at=None,
+            webhook_id=None,
+            webhook_url=None,
+            webhook_secret_enc=None,
+            webhook_health_json=None,
+            webhook_error=None,
             updated_at=utcnow(),
         )
     )
@@ -234,35 +265,131 @@ async def disconnect(engine: AsyncEngine, company_id: str) -> bool:
     return result.rowcount == 1
 
 
+async def _update(engine: AsyncEngine, company_id: str, **values: Any) -> bool:
+    stmt = sa.update(connections).where(connections.c.company_id == company_id).values(**values)
+    async with engine.begin() as conn:
+        return (await conn.execute(stmt)).rowcount == 1
+
+
+async def save_webhook(
+    engine: AsyncEngine,
+    box: TokenBox,
+    company_id: str,
+    *,
+    webhook_id: str,
+    url: str,
+    secret: str | None,
+    health: Mapping[str, Any] | None,
+) -> bool:
+    """Record the company's webhook at Whop. `secret` None keeps the stored one (a reused webhook)."""
+    values: dict[str, Any] = {
+        "webhook_id": webhook_id,
+        "webhook_url": url,
+        "webhook_error": None,
+        "webhook_health_json": None if health is None else json.dumps(dict(health), sort_keys=True),
+        "webhook_checked_at": utcnow(),
+    }
+    if secret is not None:
+        values["webhook_secret_enc"] = box.encrypt(secret)
+    return await _update(engine, company_id, **values)
+
+
+async def save_webhook_health(engine: AsyncEngine, company_id: str, health: Mapping[str, Any]) -> bool:
+    return await _update(
+        engine,
+        company_id,
+        webhook_health_json=json.dumps(dict(health), sort_keys=True),
+        webhook_checked_at=utcnow(),
+    )
+
+
+async def save_webhook_error(engine: AsyncEngine, company_id: str, error: str | None) -> bool:
+    """Why the bridge cannot manage the company's webhook (shown on the page and by doctor)."""
+    return await _update(engine, company_id, webhook_error=error, webhook_checked_at=utcnow())
+
+
+async def forget_webhook(engine: AsyncEngine, company_id: str) -> bool:
+    return await _update(
+        engine,
+        company_id,
+        webhook_id=None,
+        webhook_url=None,
+        webhook_secret_enc=None,
+        webhook_health_json=None,
+    )
+
+
+async def mark_replay_requested(engine: AsyncEngine, company_id: str, when: datetime) -> bool:
+    return await _update(engine, company_id, replay_requested_at=when)
+
+
+async def webhook_secrets(engine: AsyncEngine, box: TokenBox) -> dict[str, str]:
+    """Each connected company's own webhook secret, decrypted (for verifying its deliveries)."""
+    stmt = sa.select(connections.c.company_id, connections.c.webhook_secret_enc).where(
+        connections.c.status != STATUS_DISCONNECTED, connections.c.webhook_secret_enc.is_not(None)
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return {company: box.decrypt(enc) for company, enc in rows}
+
+
+_SECRET_COLUMNS = ("access_token_enc", "refresh_token_enc", "webhook_secret_enc")
+
+
 async def rotate_tokens(engine: AsyncEngine, box: TokenBox) -> int:
-    """Re-encrypt every stored token under the newest key; returns the number of rows changed.
+    """Re-encrypt every stored secret (tokens, API keys, webhook secrets) under the newest key;
+    returns the number of rows changed.
 
     Each row is rewritten only if its ciphertext is still the one read (compare-and-set), so a
     token refresh running at the same time is never overwritten with an older pair.
     """
+    cols = [connections.c[name] for name in _SECRET_COLUMNS]
     async with engine.connect() as conn:
         rows = (
-            await conn.execute(
-                sa.select(connections.c.id, connections.c.access_token_enc, connections.c.refresh_token_enc).where(
-                    sa.or_(
-                        connections.c.access_token_enc.is_not(None),
-                        connections.c.refresh_token_enc.is_not(None),
-                    )
-                )
-            )
+            await conn.execute(sa.select(connections.c.id, *cols).where(sa.or_(*(c.is_not(None) for c in cols))))
         ).all()
     changed = 0
-    for row_id, access_enc, refresh_enc in rows:
-        stmt = (
-            sa.update(connections)
-            .where(connections.c.id == row_id)
-            .where(connections.c.access_token_enc.is_not_distinct_from(access_enc))
-            .where(connections.c.refresh_token_enc.is_not_distinct_from(refresh_enc))
-            .values(
-                access_token_enc=None if access_enc is None else box.rotate(access_enc),
-                refresh_token_enc=None if refresh_enc is None else box.rotate(refresh_enc),
-            )
+    for row_id, *old in rows:
+        stmt = sa.update(connections).where(connections.c.id == row_id)
+        for col, enc in zip(cols, old, strict=True):
+            stmt = stmt.where(col.is_not_distinct_from(enc))
+        stmt = stmt.values(
+            {col.name: None if enc is None else box.rotate(enc) for col, enc in zip(cols, old, strict=True)}
         )
         async with engine.begin() as conn:
             changed += (await conn.execute(stmt)).rowcount
     return changed
+
+
+class SecretCache:
+    """Each company's webhook secret, read from the store at most once a second.
+
+    Deliveries arrive hundreds a second, so the endpoint does not query per request; a secret
+    registered by another replica is picked up by the refresh a failed verification asks for.
+    """
+
+    REFRESH_SECONDS = 1.0
+
+    def __init__(self, engine: Callable[[], AsyncEngine], box: Callable[[], TokenBox]) -> None:
+        self._engine = engine
+        self._box = box
+        self._secrets: dict[str, str] = {}
+        self._loaded_at: float | None = None
+        self._lock = threading.Lock()
+
+    async def get(self, company_id: str | None, *, fresh: bool = False) -> list[str]:
+        """The secret of `company_id` (none for an envelope naming no company)."""
+        now = time.monotonic()
+        with self._lock:
+            stale = self._loaded_at is None or (fresh and now - self._loaded_at >= self.REFRESH_SECONDS)
+        if stale:
+            loaded = await webhook_secrets(self._engine(), self._box())
+            with self._lock:
+                self._secrets, self._loaded_at = loaded, time.monotonic()
+        secret = self._secrets.get(company_id) if company_id else None
+        return [secret] if secret else []
+
+    def forget(self) -> None:
+        """Drop the cache (this process registered or removed a webhook)."""
+        with self._lock:
+            self._loaded_at = None

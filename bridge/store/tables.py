@@ -38,6 +38,16 @@ connections = sa.Table(
     sa.Column("connected_at", TS, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
     sa.Column("last_error", sa.Text, nullable=True),
+    # The webhook the bridge registered at Whop for this company (issue 10): its id, URL and
+    # secret (encrypted like the tokens; Whop shows it once, on create), the health Whop last
+    # reported for it, and why registration is not possible (e.g. a missing permission).
+    sa.Column("webhook_id", sa.String(64), nullable=True),
+    sa.Column("webhook_url", sa.String(512), nullable=True),
+    sa.Column("webhook_secret_enc", sa.Text, nullable=True),
+    sa.Column("webhook_health_json", sa.Text, nullable=True),
+    sa.Column("webhook_checked_at", TS, nullable=True),
+    sa.Column("webhook_error", sa.Text, nullable=True),
+    sa.Column("replay_requested_at", TS, nullable=True),
 )
 
 # Short-lived OAuth authorization requests: state bound to the admin session, PKCE verifier kept here.
@@ -166,6 +176,20 @@ webhook_rejections = sa.Table(
     sa.Column("received_at", TS, nullable=False),
     sa.Column("repeats", sa.Integer, nullable=False, server_default="0"),
     sa.Index("ix_webhook_rejections_received", "received_at"),
+)
+
+# What each company's Whop member says about one person (issue 10): a Person is one per Whop user
+# across companies, so its totals (spent, joined, status) are folded from every company's row.
+member_facts = sa.Table(
+    "member_facts",
+    metadata,
+    sa.Column("whop_user_id", sa.String(64), primary_key=True),
+    sa.Column("company_id", sa.String(64), primary_key=True),
+    sa.Column("member_id", sa.String(64), nullable=False),
+    sa.Column("total_spent", sa.String(40), nullable=True),  # a decimal, as text: exact on both databases
+    sa.Column("joined_at", TS, nullable=True),
+    sa.Column("status", sa.String(24), nullable=True),
+    sa.Column("updated_at", TS, nullable=False),
 )
 
 # Admin sessions (issue 13): the cookie carries a random id, this table only its SHA-256. A row

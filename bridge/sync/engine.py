@@ -32,13 +32,12 @@ from bridge.store.leases import Leases
 from bridge.store.shadows import mark_gone, mark_seen, put_shadows, unseen_since
 from bridge.sync.records import (
     PAYMENT_SHADOW,
+    CompanyItems,
     LastPayment,
     MembershipItems,
     fetch_members,
     fold_payments,
     held_payments,
-    person_item,
-    product_item,
 )
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PRODUCT, TwentyDataClient, WriteRules
@@ -152,6 +151,7 @@ class SyncEngine:
         self.whop = whop
         self.twenty = twenty
         self.company_id = company_id
+        self._items: CompanyItems | None = None
         self.options = options
         self.guard = guard or OptionGuard(None)
         self.progress = progress
@@ -288,11 +288,13 @@ class SyncEngine:
     # Phases ---------------------------------------------------------------------------------
 
     async def _phase_products_then_members(self) -> None:
+        items = await self._company_items()
+
         async def products(page: list[Product]) -> list[Item]:
-            return [product_item(p) for p in page]
+            return items.products(page)
 
         async def people(page: list[Member]) -> list[Item]:
-            return [person_item(m) for m in page]
+            return await items.people(page)
 
         await self._drain("products", self.whop.list_products, products, WHOP_PRODUCT, "whopProduct")
         await self._drain("members", self.whop.list_members, people, PERSON, "person")
@@ -382,6 +384,11 @@ class SyncEngine:
         await mark_gone(self.store, self.company_id, "opportunity", gone)
         log.info("marked %d membership(s) deleted at Whop", len(gone))
 
+    async def _company_items(self) -> CompanyItems:
+        if self._items is None:
+            self._items = await CompanyItems.of(self.store, self.company_id, keep_facts=not self.options.dry_run)
+        return self._items
+
     async def membership_items(self, memberships: list[Membership]) -> list[Item]:
         """Opportunity items for memberships, linked to Person and WhopProduct by their Twenty ids."""
         build = MembershipItems(
@@ -390,6 +397,7 @@ class SyncEngine:
             stage_policy=self.options.stage_policy,
             payments=self._payments,
             fetch_people=None if self.options.dry_run else self._fetch_missing_people,
+            company=(await self._company_items()).company,
         )
         return await build(memberships)
 
@@ -399,7 +407,7 @@ class SyncEngine:
         self.problems.extend(problems)
         if members:
             people = self._writer(PERSON, lambda r: self.guard.ensure("person", r))
-            self._record("person", await people.write([person_item(m) for m in members]))
+            self._record("person", await people.write(await (await self._company_items()).people(members)))
 
 
 # Items ------------------------------------------------------------------------------------------

@@ -17,6 +17,8 @@ import hashlib
 import json
 import re
 import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
@@ -26,10 +28,15 @@ from bridge.whop.models import Member, Membership, Money, Payment, Product
 
 __all__ = [
     "STAGE_ORDER",
+    "CompanyRef",
+    "MemberFact",
+    "company_fields",
     "curated",
     "failed_payment_task",
+    "fold_member_facts",
     "iso_utc",
     "member_display_name",
+    "member_fact",
     "money_to_currency",
     "opportunity_record",
     "opportunity_stage",
@@ -182,7 +189,25 @@ def _put_curated(
 # Products ------------------------------------------------------------------------------------
 
 
-def product_record(p: Product) -> dict[str, Any]:
+# Companies -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompanyRef:
+    """The connected Whop company a record comes from (several may feed one workspace)."""
+
+    id: str
+    name: str | None = None
+
+
+def company_fields(company: CompanyRef | None) -> dict[str, Any]:
+    """`whopCompanyId` and `whopCompanyName` of an Opportunity or WhopProduct ({} when unknown)."""
+    if company is None:
+        return {}
+    return {"whopCompanyId": company.id, "whopCompanyName": _clean(company.name) or company.id}
+
+
+def product_record(p: Product, company: CompanyRef | None = None) -> dict[str, Any]:
     """A WhopProduct record; the whole object is the bridge's, so every field is written."""
     title = (p.title or "").strip() or p.id
     record: dict[str, Any] = {
@@ -194,6 +219,7 @@ def product_record(p: Product) -> dict[str, Any]:
         "memberCount": p.member_count,
         "whopCreatedAt": iso_utc(p.created_at),
         "whopUpdatedAt": iso_utc(p.updated_at),
+        **company_fields(company),
     }
     route = (p.route or "").strip().strip("/")
     if route:
@@ -271,24 +297,67 @@ def _phone(raw: str | None) -> dict[str, Any] | None:
     return {"primaryPhoneNumber": number} if number else None
 
 
+@dataclass(frozen=True)
+class MemberFact:
+    """What one company's member row says about a person; a Person folds every company's."""
+
+    company_id: str
+    member_id: str
+    total_spent: Money | None
+    joined_at: datetime | None
+    status: str | None
+
+
+def member_fact(m: Member, company_id: str) -> MemberFact:
+    return MemberFact(company_id, m.id, m.usd_total_spent, m.joined_at or m.created_at, m.status)
+
+
+_JOINED = "JOINED"
+
+
+def fold_member_facts(facts: Sequence[MemberFact]) -> dict[str, Any]:
+    """A Person's member fields across the companies it bought from.
+
+    Total spent is the sum; joined is the earliest; the status is JOINED while any company
+    counts the person as joined; member ids are listed in company order, so the value does not
+    flip with whichever company wrote last.
+    """
+    ordered = sorted(facts, key=lambda f: f.company_id)
+    spent = [f.total_spent for f in ordered if f.total_spent is not None and f.total_spent.amount.is_finite()]
+    total = (
+        Money(amount=sum((m.amount for m in spent), Decimal(0)), currency=next((m.currency for m in spent), None))
+        if spent
+        else None
+    )
+    joined = [f.joined_at if f.joined_at.tzinfo else f.joined_at.replace(tzinfo=UTC) for f in ordered if f.joined_at]
+    statuses = [status_value(f.status) for f in ordered]
+    status = _JOINED if _JOINED in statuses else next((s for s in statuses if s), None)
+    return {
+        "whopMemberId": ", ".join(dict.fromkeys(f.member_id for f in ordered)),
+        "whopJoinedAt": iso_utc(min(joined)) if joined else None,
+        "whopTotalSpent": money_to_currency(total),
+        "whopMemberStatus": status,
+    }
+
+
 def person_record(
     m: Member,
     *,
     current: dict[str, Any] | None,
     last_written: dict[str, Any] | None,
+    facts: Sequence[MemberFact] = (),
 ) -> dict[str, Any]:
     """A Person record for a Whop member.
 
     `current` is the Person as Twenty has it now (None when it does not exist yet);
-    `last_written` is the record the bridge wrote last time (None when it never wrote one).
+    `last_written` is the record the bridge wrote last time (None when it never wrote one);
+    `facts` are the member rows of every connected company for this person (this member's
+    included), whose totals the Person shows; without them, this member alone counts.
     """
     record: dict[str, Any] = {
         "whopUserId": person_key(m),
-        "whopMemberId": m.id,
         "whopUsername": m.user.username if m.user else None,
-        "whopJoinedAt": iso_utc(m.joined_at or m.created_at),
-        "whopTotalSpent": money_to_currency(m.usd_total_spent),
-        "whopMemberStatus": status_value(m.status),
+        **fold_member_facts(facts or [member_fact(m, "")]),
     }
     _put_curated(record, "name", _person_name(m), current, last_written)
     email = _email(m)
@@ -393,6 +462,7 @@ def opportunity_record(
     current: dict[str, Any] | None,
     last_written: dict[str, Any] | None,
     stage_policy: str = "advance",
+    company: CompanyRef | None = None,
 ) -> dict[str, Any]:
     """An Opportunity record for a Whop membership.
 
@@ -409,6 +479,7 @@ def opportunity_record(
         "whopCancelReason": _cancel_reason(ms),
         "whopCreatedAt": iso_utc(ms.created_at),
         "whopUpdatedAt": iso_utc(ms.updated_at),
+        **company_fields(company),
     }
     # Join columns of the MANY_TO_ONE relations. Beware the name clash: `whopProductId` here is
     # the join column of the relation field `whopProduct`, so it holds the Twenty UUID of the

@@ -10,7 +10,7 @@ A membership's "last payment" is not a Twenty object: it is kept in the shadow o
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -18,6 +18,8 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import AuthError, NeedsReconnect, SkippableError
+from bridge.store.connections import get_connection
+from bridge.store.facts import get_facts, put_facts
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows
 from bridge.sync import mapping
 from bridge.sync.writer import Item, Problem
@@ -115,22 +117,51 @@ async def held_payments(
 # Items --------------------------------------------------------------------------------------
 
 
-def product_item(p: Product) -> Item:
-    record = mapping.product_record(p)
+def product_item(p: Product, company: mapping.CompanyRef | None = None) -> Item:
+    record = mapping.product_record(p, company)
     return Item(p.id, record, lambda _c, _l: dict(record), p.updated_at, label=p.title)
 
 
-def person_item(m: Member) -> Item:
-    basis = mapping.person_record(m, current=None, last_written=None)
+def person_item(m: Member, facts: Sequence[mapping.MemberFact] = ()) -> Item:
+    basis = mapping.person_record(m, current=None, last_written=None, facts=facts)
     email = (basis.get("emails") or {}).get("primaryEmail")
     return Item(
         mapping.person_key(m),
         basis,
-        lambda current, last: mapping.person_record(m, current=current, last_written=_strip(last)),
+        lambda current, last: mapping.person_record(m, current=current, last_written=_strip(last), facts=facts),
         m.updated_at,
         email=email,
         label=mapping.member_display_name(m),
     )
+
+
+class CompanyItems:
+    """Items of one connected company: its products and memberships say which company they are
+    of, and its members' Persons fold in what every other connected company knows of them."""
+
+    def __init__(self, store: AsyncEngine, company: mapping.CompanyRef, *, keep_facts: bool = True) -> None:
+        self.store = store
+        self.company = company
+        self.keep_facts = keep_facts  # a dry run stores nothing
+
+    @classmethod
+    async def of(cls, store: AsyncEngine, company_id: str, *, keep_facts: bool = True) -> CompanyItems:
+        row = await get_connection(store, company_id)
+        return cls(store, mapping.CompanyRef(company_id, row.company_title if row else None), keep_facts=keep_facts)
+
+    def products(self, products: Iterable[Product]) -> list[Item]:
+        return [product_item(p, self.company) for p in products]
+
+    async def people(self, members: Sequence[Member]) -> list[Item]:
+        own = [(mapping.person_key(m), mapping.member_fact(m, self.company.id)) for m in members]
+        if self.keep_facts:
+            await put_facts(self.store, own)
+        known = await get_facts(self.store, [key for key, _ in own])
+        items = []
+        for m, (key, fact) in zip(members, own, strict=True):
+            others = [f for f in known.get(key, []) if f.company_id != self.company.id]
+            items.append(person_item(m, [fact, *others]))
+        return items
 
 
 def opportunity_item(
@@ -142,6 +173,7 @@ def opportunity_item(
     product_id: str | None,
     payment: dict[str, Any] | None,
     stage_policy: str,
+    company: mapping.CompanyRef | None = None,
 ) -> Item:
     pay = {k: v for k, v in (payment or {}).items() if not k.startswith("_")}
 
@@ -155,6 +187,7 @@ def opportunity_item(
             current=current,
             last_written=_strip(last),
             stage_policy=stage_policy,
+            company=company,
         )
         return {**record, **pay}
 
@@ -187,9 +220,11 @@ class MembershipItems:
         stage_policy: str,
         payments: Mapping[str, LastPayment] | None = None,
         fetch_people: FetchPeople | None = None,
+        company: mapping.CompanyRef | None = None,
     ) -> None:
         self.store = store
         self.company_id = company_id
+        self.company = company
         self.stage_policy = stage_policy
         self.payments: Mapping[str, LastPayment] = payments if payments is not None else {}
         self.fetch_people = fetch_people
@@ -214,6 +249,7 @@ class MembershipItems:
                     product_id=product.twenty_id if product else None,
                     payment=last.fields if last else None,
                     stage_policy=self.stage_policy,
+                    company=self.company,
                 )
             )
         return items

@@ -28,9 +28,11 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from bridge import companies, registration
 from bridge.background import Background
 from bridge.config import Settings
 from bridge.crypto import TokenBox
+from bridge.errors import BridgeError
 from bridge.runtime import Runtime
 from bridge.store import connections
 from bridge.web import connect, ops, security, views
@@ -356,11 +358,14 @@ async def _finish_connect(request: Request, oauth: WhopOAuth, grant: connect.Gra
     conn = await connect.store_connection(ctx.engine, ctx.box(), oauth, grant, company_id)
     log.info("connected a Whop company by OAuth", extra={"company_id": conn.company_id})
     security.flash(request, f"Connected to {conn.company_title or conn.company_id}", "ok")
+    hook = await companies.after_connect(ctx.runtime, conn.company_id)
+    if hook.error:
+        security.flash(request, hook.error, "warn")
     if not (ctx.settings.twenty_url and ctx.settings.twenty_api_key):
         security.flash(request, "Set TWENTY_URL and TWENTY_API_KEY, then use Provision and Full resync.", "warn")
     else:
         try:
-            await ctx.jobs.connect()
+            await ctx.jobs.connect(conn.company_id)
         except Busy as exc:
             security.flash(request, f"{exc}; start a full resync when it ends.", "warn")
     return RedirectResponse("/", status_code=303, headers=NO_STORE)
@@ -371,21 +376,18 @@ async def disconnect(request: Request, form: FormData) -> Response:
     ctx = _ctx(request)
     rows = await connections.list_connections(ctx.engine)
     wanted = form.get("company_id")
-    targets = [
-        c
-        for c in rows
-        if c.mode == "oauth" and c.status != connections.STATUS_DISCONNECTED and (not wanted or c.company_id == wanted)
-    ]
+    live = [c for c in rows if c.status != connections.STATUS_DISCONNECTED]
+    # Without a company named, only a lone connection may be meant (the one-company page).
+    targets = [c for c in live if c.company_id == wanted] if wanted else (live if len(live) == 1 else [])
     if not targets:
-        security.flash(request, "No Whop company is connected by OAuth.", "warn")
+        text = "Name the Whop company to disconnect." if live else "No Whop company is connected."
+        security.flash(request, text, "warn")
         return RedirectResponse("/", status_code=303)
-    oauth = ctx.oauth() if ctx.settings.whop_client_id else None
     for conn in targets:
-        await connect.disconnect_company(ctx.engine, ctx.box(), oauth, conn.company_id)
-        log.info("disconnected a Whop company", extra={"company_id": conn.company_id})
+        await companies.disconnect(ctx.runtime, conn.company_id)
         security.flash(
             request,
-            f"Disconnected from {conn.company_title or conn.company_id}. The tokens were deleted; "
+            f"Disconnected from {conn.company_title or conn.company_id}. Its tokens and webhook were deleted; "
             "the data already in Twenty stays.",
             "ok",
         )
@@ -436,6 +438,47 @@ async def sync(request: Request, form: FormData) -> Response:
 # Webhooks -----------------------------------------------------------------------------------------------------
 
 
+async def _connected_company(request: Request, form: FormData) -> connections.Connection | None:
+    wanted = form.get("company_id")
+    row = await connections.get_connection(_ctx(request).engine, wanted) if isinstance(wanted, str) else None
+    if row is None or row.status == connections.STATUS_DISCONNECTED:
+        security.flash(request, "That Whop company is not connected.", "warn")
+        return None
+    return row
+
+
+@checked_post(admin=True)
+async def webhook_enable(request: Request, form: FormData) -> Response:
+    """Re-enable a company's webhook Whop disabled, and replay what it missed."""
+    row = await _connected_company(request, form)
+    if row is not None:
+        try:
+            state = await registration.enable(_ctx(request).runtime, row.company_id)
+            security.flash(request, f"Webhook of {row.company_title or row.company_id}: {state.summary}", "ok")
+        except BridgeError as exc:
+            security.flash(request, f"Could not re-enable the webhook: {exc}", "warn")
+    return RedirectResponse("/#companies", status_code=303)
+
+
+@checked_post(admin=True)
+async def webhook_recover(request: Request, form: FormData) -> Response:
+    """Ask Whop to send again what the bridge missed since its last stored delivery."""
+    row = await _connected_company(request, form)
+    if row is not None:
+        try:
+            since = await registration.recover(_ctx(request).runtime, row.company_id, force=True)
+        except BridgeError as exc:
+            security.flash(request, f"Could not ask Whop to replay: {exc}", "warn")
+        else:
+            text = (
+                f"Whop is sending again the deliveries since {since:%Y-%m-%d %H:%M} UTC."
+                if since
+                else "The bridge has no webhook registered for this company; nothing to replay."
+            )
+            security.flash(request, text, "ok" if since else "warn")
+    return RedirectResponse("/#companies", status_code=303)
+
+
 @checked_post(admin=True)
 async def webhooks_replay(request: Request, form: FormData) -> Response:
     """Queue failed or dead-lettered deliveries again: one (`webhook_id`) or all of them."""
@@ -462,7 +505,11 @@ def _make_receiver(ctx: WebContext) -> WebhookReceiver:
 
     # A callable, so a rotated WHOP_WEBHOOK_SECRET takes effect from the settings object.
     return WebhookReceiver(
-        ctx.engine, lambda: ctx.settings.webhook_secrets, on_stored=wake_worker, max_body=ctx.settings.max_body_bytes
+        ctx.engine,
+        lambda: ctx.settings.webhook_secrets,
+        on_stored=wake_worker,
+        company_secrets=ctx.runtime.webhook_secrets,
+        max_body=ctx.settings.max_body_bytes,
     )
 
 
@@ -558,6 +605,8 @@ def routes() -> list[BaseRoute]:
         Route("/healthz", healthz, methods=["GET"], name="healthz"),
         Route("/webhooks/whop", whop_webhook, methods=["POST"], name="whop_webhook"),
         Route("/webhooks/replay", webhooks_replay, methods=["POST"], name="webhooks_replay"),
+        Route("/webhooks/enable", webhook_enable, methods=["POST"], name="webhook_enable"),
+        Route("/webhooks/recover", webhook_recover, methods=["POST"], name="webhook_recover"),
         Mount("/static", app=StaticFiles(directory=HERE / "static"), name="static"),
     ]
 

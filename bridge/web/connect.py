@@ -212,16 +212,12 @@ async def _revoke_quietly(oauth: WhopOAuth, tokens: TokenSet) -> None:
 async def store_connection(
     engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth, grant: Grant, company_id: str
 ) -> connections.Connection:
-    """Save the connection (replacing tokens on reconnect). One OAuth company at a time:
-    connecting another company disconnects the previous one (its CRM data stays)."""
+    """Save the connection (replacing tokens on reconnect). Other companies stay connected:
+    each company is its own connection."""
     titles = dict(grant.accounts)
     if company_id not in titles:
         await _revoke_quietly(oauth, grant.tokens)
         raise ConnectError("Unknown company", "That company is not one the Whop user manages. Nothing was stored.")
-    for other in await connections.list_connections(engine):
-        if other.mode == "oauth" and other.company_id != company_id and other.has_tokens:
-            await disconnect_company(engine, box, oauth, other.company_id)
-            log.info("disconnected the previous Whop company", extra={"company_id": other.company_id})
     return await connections.upsert_connection(
         engine,
         box,

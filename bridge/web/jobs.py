@@ -102,6 +102,15 @@ def count_line(label: str, counts: dict[str, int]) -> str:
     return f"{label}: " + ", ".join(parts)
 
 
+def _added(base: dict[str, dict[str, int]], more: dict[str, dict[str, int]]) -> dict[str, dict[str, int]]:
+    """Counts of the companies synced before plus the running one's."""
+    out = {o: dict(c) for o, c in base.items()}
+    for obj, counts in more.items():
+        for name, n in counts.items():
+            out.setdefault(obj, {})[name] = out.get(obj, {}).get(name, 0) + n
+    return out
+
+
 class Busy(Exception):
     """A job of the same kind is already waiting or running."""
 
@@ -148,13 +157,13 @@ class JobRunner:
 
         return await self._submit(f"sync:{kind}", title, [label for _, label in SYNC_STEPS], body)
 
-    async def connect(self) -> Job:
-        """After Connect Whop: provision, then the first full sync."""
+    async def connect(self, company_id: str | None = None) -> Job:
+        """After Connect Whop: provision, then the first full sync (of the company just connected)."""
 
         async def body(job: Job) -> None:
             await self._provision(job)
             if job.status != "failed":
-                await self._sync(job, "full", "connect", first_step=1)
+                await self._sync(job, "full", "connect", first_step=1, company_id=company_id)
 
         steps = [PROVISION_STEP, *(label for _, label in SYNC_STEPS)]
         return await self._submit("connect", "Provisioning and first full sync", steps, body)
@@ -207,19 +216,39 @@ class JobRunner:
         if conflicts and job.kind == "provision":
             job.status, job.error = "failed", f"{conflicts} conflict(s) in the Twenty workspace; see the plan"
 
-    async def _sync(self, job: Job, kind: str, trigger: str, *, first_step: int) -> None:
+    async def _sync(self, job: Job, kind: str, trigger: str, *, first_step: int, company_id: str | None = None) -> None:
+        """One company, or each active company in turn (their counts add up on the job)."""
+        targets: list[str | None] = [company_id] if company_id else [*await self.runtime.companies()]
+        totals: dict[str, dict[str, int]] = {}
+        for target in targets or [None]:
+            await self._sync_one(job, kind, trigger, first_step=first_step, company_id=target, totals=totals)
+
+    async def _sync_one(
+        self,
+        job: Job,
+        kind: str,
+        trigger: str,
+        *,
+        first_step: int,
+        company_id: str | None,
+        totals: dict[str, dict[str, int]],
+    ) -> None:
         steps = {obj: first_step + i for i, (obj, _) in enumerate(SYNC_STEPS)}
         job.step, job.message = first_step, "reading Whop"
 
         def progress(obj: str, counts: dict[str, dict[str, int]]) -> None:
-            job.counts = {o: dict(c) for o, c in counts.items()}
+            job.counts = _added(totals, counts)
             if obj in steps:
                 job.step = max(job.step, steps[obj])
                 job.message = count_line(OBJECT_LABELS[obj], counts.get(obj, {}))
 
-        result = await services.run_sync(self.runtime, kind=kind, trigger=trigger, progress=progress)
+        result = await services.run_sync(
+            self.runtime, kind=kind, trigger=trigger, progress=progress, company_id=company_id
+        )
         job.run_id = result.run_id
-        job.counts = {o: dict(c) for o, c in result.counts.items()}
+        job.counts = _added(totals, result.counts)
+        totals.clear()
+        totals.update(job.counts)
         failed = [p for p in result.problems if p.get("kind") == "failed"]
         if failed:
             job.message = f"{len(failed)} record(s) failed; see the run's problems"

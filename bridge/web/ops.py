@@ -9,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bridge import metrics
+from bridge import metrics, registration
 from bridge.runtime import Runtime
 from bridge.store import inbox
 
@@ -47,6 +47,11 @@ def routes(runtime: Runtime) -> list[Route]:
             for status, n in (await inbox.counts(store())).items():
                 metrics.INBOX.labels(status).set(n)
             metrics.INBOX_OLDEST.set(await inbox.oldest_pending_age(store()) or 0)
+            # Read from the store, so any replica's scrape shows what the worker last learnt.
+            for hook in await registration.states(store()):
+                if hook.webhook_id is not None:
+                    metrics.WEBHOOK_ENABLED.labels(hook.company_id).set(1 if hook.enabled else 0)
+                    metrics.WEBHOOK_FAILURES.labels(hook.company_id).set(hook.consecutive_failures)
         except Exception:  # noqa: S110 - stale gauges beat a failed scrape while the database is down
             pass
         return Response(metrics.generate_latest(), media_type=metrics.CONTENT_TYPE_LATEST)

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge import services
+from bridge import registration, services
 from bridge.config import Settings
 from bridge.store import connections, inbox
 from bridge.store import runs as run_store
@@ -209,6 +209,7 @@ async def admin_state(settings: Settings, engine: AsyncEngine, jobs: JobRunner, 
         "delivery_filter": show,
         "delivery_filters": deliveries.FILTERS,
         "banner": await deliveries.banner(engine),
+        "companies": await company_views(engine),
     }
 
 
@@ -227,3 +228,35 @@ def status_json(conn: ConnectionView | None, jobs: JobRunner) -> dict[str, Any]:
             "token_expires_in": conn.expires_in,
         },
     }
+
+
+async def company_views(engine: AsyncEngine) -> list[dict[str, Any]]:
+    """Each company not disconnected: status, last sync and its webhook's health at Whop."""
+    out = []
+    for c in await connections.list_connections(engine):
+        if c.status == connections.STATUS_DISCONNECTED:
+            continue
+        hook = registration.WebhookState.of(c)
+        runs = await run_store.recent_runs(engine, c.company_id, limit=1)
+        word, tone = (
+            ("healthy", "ok")
+            if hook.ok
+            else ("manual", "warn")
+            if hook.error or hook.webhook_id is None
+            else ("disabled", "bad")
+            if hook.enabled is False
+            else ("failing", "warn")
+        )
+        out.append(
+            {
+                "company_id": c.company_id,
+                "title": c.company_title or c.company_id,
+                "mode": c.mode,
+                "status": c.status,
+                "last_run": runs[0] if runs else None,
+                "webhook": hook,
+                "webhook_word": word,
+                "webhook_tone": tone,
+            }
+        )
+    return out

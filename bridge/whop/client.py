@@ -225,6 +225,7 @@ class WhopClient:
         params: Mapping[str, Any] | None = None,
         *,
         key: str | None = None,
+        json: Mapping[str, Any] | None = None,
     ) -> Any:
         """Send one API call with retries; return the decoded JSON body.
 
@@ -239,7 +240,7 @@ class WhopClient:
         while True:
             await self.limiter.acquire()
             token = await self._tokens.token()
-            answer = await self._send(method, url, query, token)
+            answer = await self._send(method, url, query, token, json)
             if isinstance(answer, _Failure):
                 failure = answer
             elif 200 <= answer.status_code < 300:
@@ -255,7 +256,9 @@ class WhopClient:
             await self._wait_to_retry(failure, attempt, what)
             attempt += 1
 
-    async def _send(self, method: str, url: str, query: httpx.QueryParams, token: str) -> httpx.Response | _Failure:
+    async def _send(
+        self, method: str, url: str, query: httpx.QueryParams, token: str, body: Mapping[str, Any] | None = None
+    ) -> httpx.Response | _Failure:
         """One HTTP call; a timeout or network error comes back as a `_Failure` to retry."""
         headers = {
             "Authorization": f"Bearer {token}",
@@ -266,7 +269,9 @@ class WhopClient:
         self.stats["requests"] += 1
         try:
             with metrics.API_SECONDS.labels("whop").time():
-                response = await self._http.request(method, url, params=query, headers=headers, timeout=self._timeout)
+                response = await self._http.request(
+                    method, url, params=query, headers=headers, json=body, timeout=self._timeout
+                )
             metrics.API_CALLS.labels("whop", method.lower()).inc()
         except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
             failure = _Failure(_scrub(f"{type(exc).__name__}: {exc}", token))
@@ -408,6 +413,51 @@ class WhopClient:
     async def list_accounts(self) -> dict[str, Any]:
         """The business accounts a user token can manage (`GET /accounts`), raw (one page)."""
         return _as_dict(await self.request("GET", "/accounts"), "GET /accounts")
+
+    # Webhooks (research/whop-api.md §4.4): raw dicts, read by `bridge/registration.py` -------
+
+    async def list_webhooks(self) -> list[dict[str, Any]]:
+        """Every webhook of this company (all pages; `webhook_secret` is null on reads)."""
+        found: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            params: dict[str, Any] = {"account_id": self.company_id, "first": DEFAULT_PAGE_SIZE}
+            if after:
+                params["after"] = after
+            body = _as_dict(await self.request("GET", "/webhooks", params), "GET /webhooks")
+            found += [w for w in body.get("data") or [] if isinstance(w, dict)]
+            info = body.get("page_info") or {}
+            after = info.get("end_cursor") if isinstance(info, dict) and info.get("has_next_page") else None
+            if not after:
+                return found
+
+    async def create_webhook(self, url: str, events: Iterable[str], *, api_version_date: str) -> dict[str, Any]:
+        """`POST /webhooks` on this company; the answer holds `webhook_secret`, shown only now."""
+        body = {
+            "url": url,
+            "events": list(events),
+            "api_version_date": api_version_date,
+            "enabled": True,
+            "resource_id": self.company_id,
+        }
+        return _as_dict(await self.request("POST", "/webhooks", json=body), "POST /webhooks")
+
+    async def get_webhook(self, webhook_id: str) -> dict[str, Any]:
+        path = f"/webhooks/{_segment(webhook_id)}"
+        return _as_dict(await self.request("GET", path, key=webhook_id), f"GET {path}")
+
+    async def update_webhook(self, webhook_id: str, **changes: Any) -> dict[str, Any]:
+        path = f"/webhooks/{_segment(webhook_id)}"
+        return _as_dict(await self.request("PATCH", path, key=webhook_id, json=changes), f"PATCH {path}")
+
+    async def delete_webhook(self, webhook_id: str) -> None:
+        await self.request("DELETE", f"/webhooks/{_segment(webhook_id)}", key=webhook_id)
+
+    async def replay_webhook(self, webhook_id: str, *, sent_after: datetime) -> dict[str, Any]:
+        """Ask Whop to send again every delivery made after `sent_after` (same `webhook-id`s)."""
+        path = f"/webhooks/{_segment(webhook_id)}/replay"
+        body = {"sent_after": sent_after.astimezone(UTC).isoformat().replace("+00:00", "Z")}
+        return _as_dict(await self.request("POST", path, key=webhook_id, json=body), f"POST {path}")
 
 
 # Response helpers ---------------------------------------------------------------------------

@@ -58,6 +58,9 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "access_pass:basic:read",
     "plan:basic:read",
     "payment:basic:read",
+    # The bridge registers, watches and replays the company's webhook itself (research §4.4).
+    # Whop may not grant it to an OAuth app; then the page says how to add the webhook by hand.
+    "developer:manage_webhook",
 )
 CALLBACK_PATH = "/oauth/callback"
 # 429s are retried in place this many times when the wait is short; longer waits go to the caller.

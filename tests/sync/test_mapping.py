@@ -774,3 +774,90 @@ def test_iso_utc_normalizes_offsets() -> None:
     assert mapping.iso_utc(datetime(2026, 10, 1, 14, 3, 11, 412999)) == "2026-10-01T14:03:11.412Z"
     assert mapping.iso_utc(None) is None
     assert mapping.iso_utc(datetime(2026, 1, 1, tzinfo=UTC)) == "2026-01-01T00:00:00.000Z"
+
+
+# Several companies -----------------------------------------------------------------------------------
+
+_T1 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+_T2 = datetime(2024, 7, 9, 8, 30, tzinfo=UTC)
+
+
+def _fact(company: str, member_id: str, spent: str | None, joined: datetime | None, status: str | None) -> Any:
+    money = Money(amount=Decimal(spent), currency="usd") if spent is not None else None
+    return mapping.MemberFact(company, member_id, money, joined, status)
+
+
+@pytest.mark.parametrize(
+    ("facts", "expected"),
+    [
+        pytest.param(
+            [_fact("biz_a", "mber_a", "49.00", _T1, "joined")],
+            {
+                "whopMemberId": "mber_a",
+                "whopJoinedAt": "2025-03-01T12:00:00.000Z",
+                "whopTotalSpent": {"amountMicros": 49_000_000, "currencyCode": "USD"},
+                "whopMemberStatus": "JOINED",
+            },
+            id="one-company-is-the-member-itself",
+        ),
+        pytest.param(
+            [_fact("biz_b", "mber_b", "10.50", _T1, "left"), _fact("biz_a", "mber_a", "0.29", _T2, "joined")],
+            {
+                "whopMemberId": "mber_a, mber_b",
+                "whopJoinedAt": "2024-07-09T08:30:00.000Z",
+                "whopTotalSpent": {"amountMicros": 10_790_000, "currencyCode": "USD"},
+                "whopMemberStatus": "JOINED",
+            },
+            id="two-companies-sum-earliest-joined-wins",
+        ),
+        pytest.param(
+            [_fact("biz_a", "mber_a", None, None, "left"), _fact("biz_b", "mber_b", None, None, "left")],
+            {
+                "whopMemberId": "mber_a, mber_b",
+                "whopJoinedAt": None,
+                "whopTotalSpent": None,
+                "whopMemberStatus": "LEFT",
+            },
+            id="left-everywhere-nothing-spent",
+        ),
+        pytest.param(
+            [_fact("biz_a", "mber_a", None, _T1, "left"), _fact("biz_b", "mber_b", "5", None, None)],
+            {
+                "whopMemberId": "mber_a, mber_b",
+                "whopJoinedAt": "2025-03-01T12:00:00.000Z",
+                "whopTotalSpent": {"amountMicros": 5_000_000, "currencyCode": "USD"},
+                "whopMemberStatus": "LEFT",
+            },
+            id="partial-facts",
+        ),
+    ],
+)
+def test_a_persons_member_fields_fold_every_company(facts: list[Any], expected: dict[str, Any]) -> None:
+    assert mapping.fold_member_facts(facts) == expected
+    assert mapping.fold_member_facts(list(reversed(facts))) == expected  # the order of arrival does not matter
+
+
+def test_a_person_of_one_company_is_mapped_as_before_when_no_facts_are_given() -> None:
+    m = member()
+    alone = mapping.person_record(m, current=None, last_written=None)
+    folded = mapping.person_record(m, current=None, last_written=None, facts=[mapping.member_fact(m, "biz_x")])
+    assert alone == folded
+    assert alone["whopMemberId"] == m.id
+
+
+@pytest.mark.parametrize(
+    ("company", "expected"),
+    [
+        (None, {}),
+        (mapping.CompanyRef("biz_a", "Acme  Trading"), {"whopCompanyId": "biz_a", "whopCompanyName": "Acme Trading"}),
+        (mapping.CompanyRef("biz_a", None), {"whopCompanyId": "biz_a", "whopCompanyName": "biz_a"}),
+        (mapping.CompanyRef("biz_a", "  "), {"whopCompanyId": "biz_a", "whopCompanyName": "biz_a"}),
+    ],
+)
+def test_products_and_memberships_say_which_company_they_are_of(
+    company: mapping.CompanyRef | None, expected: dict[str, Any]
+) -> None:
+    assert mapping.company_fields(company) == expected
+    record = mapping.product_record(Product.model_validate(load(PRODUCT_NATIVE_JSON)), company)
+    assert {k: record[k] for k in expected} == expected
+    assert ("whopCompanyId" in record) == (company is not None)

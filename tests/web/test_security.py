@@ -72,6 +72,8 @@ def test_the_route_list_is_what_the_tests_cover(app: Starlette) -> None:
         ("POST", "/provision"),
         ("POST", "/sync"),
         ("POST", "/webhooks/replay"),
+        ("POST", "/webhooks/enable"),
+        ("POST", "/webhooks/recover"),
         ("POST", "/sessions/logout-all"),
     }
 
