@@ -17,6 +17,7 @@ from starlette.applications import Starlette
 
 from bridge import companies, registration
 from bridge.config import WHOP_API_VERSION_DATE
+from bridge.doctor import WEBHOOK_CHECK, Doctor
 from bridge.runtime import Runtime
 from bridge.services import run_sync
 from bridge.store import connections, inbox
@@ -263,6 +264,10 @@ async def test_without_the_webhook_permission_the_page_says_what_to_do_by_hand(
     assert HOOK_URL in added.webhook.summary and "WHOP_WEBHOOK_SECRET" in added.webhook.summary
     page = (await admin.get("/")).text
     assert "developer:manage_webhook" in page and "WHOP_WEBHOOK_SECRET" in page
+    report = await Doctor(runtime).run()
+    (line,) = [c for c in report.checks if c.name == WEBHOOK_CHECK]
+    assert line.status == "fail" and SECOND in line.detail
+    assert "developer:manage_webhook" in line.fix and HOOK_URL in line.fix
 
 
 async def test_webhook_health_from_whop_shows_on_the_page_and_in_metrics_and_can_be_reenabled(
