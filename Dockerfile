@@ -12,16 +12,18 @@ RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 
 WORKDIR /src
-# Dependencies first, from the metadata alone, so a code change does not reinstall them all.
-# hatchling needs the package folder and schema/ (force-included as bridge/_schema) to exist.
+# Dependencies first, so a code change does not reinstall them: exactly the releases pinned in
+# requirements.lock (scripts/lock), each checked against its sha256, as CI tested them.
+COPY requirements.lock ./
+RUN pip install --require-hashes -r requirements.lock
 COPY pyproject.toml README.md ./
 COPY schema ./schema
-RUN mkdir bridge && touch bridge/__init__.py && pip install .
 COPY bridge ./bridge
-# --force-reinstall: the same version is "already installed" from the step above, with a stub.
+# --no-deps: everything the package needs came from the lock above; pip check proves it.
 # python -I leaves /src off sys.path, so the check loads the installed package and its
 # bridge/_schema, as the image will.
-RUN pip install --no-deps --force-reinstall . \
+RUN pip install --no-deps . \
+    && pip check \
     && whop-twenty-bridge --help >/dev/null \
     && python -I -c "from bridge.twenty.schema import load_data_model; load_data_model()"
 
