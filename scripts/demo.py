@@ -294,7 +294,7 @@ Press Ctrl-C to stop it (the stand-ins and the bridge stop too)."""
         say(f"the {name} exited (code {code}); see {display(state)}/{name}.log. Stopping the demo.")
         return 1
     except (KeyboardInterrupt, Stop):
-        return 0
+        return 130 if check else 0  # an interrupted check has not passed
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # a second Ctrl-C must not cut this short
             signal.signal(sig, signal.SIG_IGN)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -290,3 +291,23 @@ def test_the_wrapper_installs_only_what_the_demo_runs(tmp_path: Path) -> None:
     installed = {p["name"].lower() for p in json.loads(listed.stdout)}
     assert "whop-twenty-bridge" in installed
     assert not installed & {"pytest", "mypy", "ruff", "playwright", "hypothesis", "respx"}
+
+
+def test_an_interrupted_check_fails_and_keeps_its_logs(tmp_path: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(DEMO), "--check", "--members", "5"],
+        cwd=ROOT,
+        env=demo_env(tmp_path / "state"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        text=True,
+    )
+    output = Output(proc)
+    output.wait_for("bridge ready")
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(30) == 130
+    output.wait_for("the check's logs are in")
+    folder = re.search(r"the check's logs are in (\S+)", output.text)
+    assert folder and (Path(folder.group(1)) / "bridge.log").exists()
+    shutil.rmtree(folder.group(1))
