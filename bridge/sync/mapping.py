@@ -24,7 +24,7 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 from urllib.parse import quote
 
-from bridge.whop.models import Member, Membership, Money, Payment, Product
+from bridge.whop.models import Member, Membership, Money, Payment, Plan, Product
 
 __all__ = [
     "STAGE_ORDER",
@@ -42,9 +42,12 @@ __all__ = [
     "opportunity_stage",
     "payment_fields",
     "payment_is_failure",
+    "payment_outcome",
+    "payment_record",
     "payment_status_value",
     "person_key",
     "person_record",
+    "plan_fields",
     "product_record",
     "record_hash",
     "split_name",
@@ -377,6 +380,9 @@ STAGE_ORDER: dict[str, int] = {
     "MEETING": 2,
     "PROPOSAL": 3,
     "CUSTOMER": 4,
+    # Provisioned by the bridge: ended memberships leave the first column (and a churned
+    # membership that comes back returns to CUSTOMER, see `opportunity_stage`).
+    "CHURNED": 5,
 }
 _STAGE_BY_STATUS = {
     "TRIALING": "PROPOSAL",
@@ -384,8 +390,11 @@ _STAGE_BY_STATUS = {
     "PAST_DUE": "CUSTOMER",
     "CANCELING": "CUSTOMER",
     "COMPLETED": "CUSTOMER",
+    "EXPIRED": "CHURNED",
+    "CANCELED": "CHURNED",
 }
 STAGE_POLICIES = frozenset({"advance", "create-only", "off"})
+CHURNED = "CHURNED"
 
 
 def target_stage(membership_status: str | None) -> str | None:
@@ -423,6 +432,8 @@ def opportunity_stage(
     rank = STAGE_ORDER.get(now)
     if rank is None:  # a custom stage the bridge does not know how to order
         return None
+    if now == CHURNED and target != CHURNED:
+        return target  # the bridge's own CHURNED, and the membership is live again
     return target if STAGE_ORDER[target] > rank else None
 
 
@@ -434,15 +445,88 @@ def _cancel_reason(ms: Membership) -> str | None:
     return option or reason or None
 
 
-def _opportunity_amount(ms: Membership) -> dict[str, Any] | None:
-    """What the membership is worth: the renewal price, else the initial price.
+def _opportunity_amount(ms: Membership, plan: Plan | None = None) -> dict[str, Any] | None:
+    """What the membership is worth: the renewal price, or the initial price of a one-time plan.
 
-    A zero renewal price (a one-time plan) does not hide a paid initial price.
+    A zero renewal price (a one-time plan) does not hide a paid initial price; the plan fills
+    prices the membership does not carry.
     """
-    for price in (ms.renewal_price, ms.initial_price):
+    renewal = ms.renewal_price or (plan.renewal_price if plan else None)
+    initial = ms.initial_price or (plan.initial_price if plan else None)
+    prices = (initial, renewal) if _is_one_time(ms, plan) else (renewal, initial)
+    for price in prices:
         if price is not None and price.amount != 0:
             return money_to_currency(price)
-    return money_to_currency(ms.renewal_price or ms.initial_price)
+    return money_to_currency(renewal or initial)
+
+
+# A month, for MRR: Whop bills in days (30 = monthly, 365 = yearly).
+DAYS_PER_MONTH = Decimal(30)
+# Statuses that pay every period now; a trial pays nothing yet and an ended membership nothing more.
+_RECURRING_STATUSES = frozenset({"ACTIVE", "PAST_DUE", "CANCELING"})
+
+
+def _days(value: float | int | None) -> int | None:
+    return None if value is None or value != value else round(value)  # NaN is not a number of days
+
+
+def _period_days(ms: Membership, plan: Plan | None) -> int | None:
+    """The billing period in days: the membership's, the plan's, else its current period's span
+    (legacy payloads carry only `renewal_period_start/end`)."""
+    days = _days(ms.billing_period_days) or _days(plan.billing_period if plan else None)
+    if days is None and ms.current_period_start and ms.current_period_end:
+        span = round((ms.current_period_end - ms.current_period_start).total_seconds() / 86_400)
+        days = span if span > 0 else None
+    return days
+
+
+def _plan_kind(ms: Membership, plan: Plan | None) -> str | None:
+    """RENEWAL or ONE_TIME: the plan's type, else what the prices say; None when nothing does."""
+    kind = status_value(plan.plan_type if plan else None)
+    if kind:
+        return kind
+    if ms.renewal_price is not None:
+        return "RENEWAL" if ms.renewal_price.amount != 0 else "ONE_TIME"
+    return "ONE_TIME" if ms.initial_price is not None else None
+
+
+def _is_one_time(ms: Membership, plan: Plan | None) -> bool:
+    return _plan_kind(ms, plan) == "ONE_TIME"
+
+
+def monthly_revenue(ms: Membership, plan: Plan | None) -> Money | None:
+    """The renewal price per 30 days while the membership pays every period; 0 otherwise."""
+    price = ms.renewal_price or (plan.renewal_price if plan else None)
+    currency = (price.currency if price else None) or ms.currency or (plan.currency if plan else None)
+    period = _period_days(ms, plan)
+    recurring = status_value(ms.status) in _RECURRING_STATUSES and _plan_kind(ms, plan) == "RENEWAL"
+    if not recurring or price is None or not period or period <= 0:
+        return Money(amount=Decimal(0), currency=currency)
+    with localcontext() as ctx:
+        ctx.prec = 40
+        amount = (price.amount * DAYS_PER_MONTH / Decimal(period)).quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN)
+    return Money(amount=amount, currency=currency)
+
+
+def plan_fields(ms: Membership, plan: Plan | None) -> dict[str, Any]:
+    """Plan, prices, periods and revenue of a membership (the plan fills what the membership lacks)."""
+    manage = (ms.manage_url or "").strip()
+    return {
+        "whopPlanTitle": _clean(plan.title if plan else None) or None,
+        "whopPlanType": _plan_kind(ms, plan),
+        "whopBillingPeriodDays": None if _is_one_time(ms, plan) else _period_days(ms, plan),
+        "whopTrialDays": _days(plan.trial_period_days if plan else None),
+        "whopInitialPrice": money_to_currency(ms.initial_price or (plan.initial_price if plan else None)),
+        "whopRenewalPrice": money_to_currency(ms.renewal_price or (plan.renewal_price if plan else None)),
+        "whopMrr": money_to_currency(monthly_revenue(ms, plan)),
+        "whopMostRecentAction": status_value(ms.most_recent_action),
+        "whopMostRecentActionAt": iso_utc(ms.most_recent_action_at),
+        "whopExpiresAt": iso_utc(ms.expires_at),
+        "whopManageUrl": {"primaryLinkUrl": manage, "primaryLinkLabel": "Manage on Whop", "secondaryLinks": []}
+        if manage.startswith("https://")
+        else None,
+        "whopPromoCode": ms.promo_code_id,
+    }
 
 
 def _opportunity_name(ms: Membership, person_name: str | None, product_title: str | None) -> str:
@@ -463,6 +547,7 @@ def opportunity_record(
     last_written: dict[str, Any] | None,
     stage_policy: str = "advance",
     company: CompanyRef | None = None,
+    plan: Plan | None = None,
 ) -> dict[str, Any]:
     """An Opportunity record for a Whop membership.
 
@@ -480,6 +565,7 @@ def opportunity_record(
         "whopCreatedAt": iso_utc(ms.created_at),
         "whopUpdatedAt": iso_utc(ms.updated_at),
         **company_fields(company),
+        **plan_fields(ms, plan),
     }
     # Join columns of the MANY_TO_ONE relations. Beware the name clash: `whopProductId` here is
     # the join column of the relation field `whopProduct`, so it holds the Twenty UUID of the
@@ -489,7 +575,7 @@ def opportunity_record(
     if product_id is not None:
         record["whopProductId"] = product_id
     _put_curated(record, "name", _opportunity_name(ms, person_name, product_title), current, last_written)
-    _put_curated(record, "amount", _opportunity_amount(ms), current, last_written)
+    _put_curated(record, "amount", _opportunity_amount(ms, plan), current, last_written)
     stage = opportunity_stage(ms.status, current=current, last_written=last_written, policy=stage_policy)
     if stage is not None:
         record["stage"] = stage
@@ -539,6 +625,81 @@ def payment_status_value(p: Payment) -> str | None:
     """
     known = _payment_status_of(p.substatus) or _payment_status_of(p.status)
     return known or status_value(p.substatus or p.status)
+
+
+# Disputes and Resolution Center cases, by how they ended (FriendlyReceiptStatus, PY26).
+_DISPUTE_OUTCOME = {
+    "dispute_warning": "DISPUTED",
+    "dispute_needs_response": "DISPUTED",
+    "dispute_warning_needs_response": "DISPUTED",
+    "resolution_needs_response": "DISPUTED",
+    "dispute_under_review": "DISPUTED",
+    "dispute_warning_under_review": "DISPUTED",
+    "resolution_under_review": "DISPUTED",
+    "open_dispute": "DISPUTED",
+    "open_resolution": "DISPUTED",
+    "dispute_won": "DISPUTE_WON",
+    "resolution_won": "DISPUTE_WON",
+    "dispute_warning_closed": "DISPUTE_WON",
+    "dispute_lost": "DISPUTE_LOST",
+    "resolution_lost": "DISPUTE_LOST",
+    "dispute_closed": "DISPUTE_LOST",
+}
+
+
+def payment_outcome(p: Payment) -> str | None:
+    """The real outcome for the payment history: a dispute's result where there is one."""
+    sub = (p.substatus or "").strip().lower()
+    return _DISPUTE_OUTCOME.get(sub) or payment_status_value(p)
+
+
+def _net(p: Payment) -> Money | None:
+    """What the seller keeps of the payment after refunds (before Whop's fees): 0 unless it was paid."""
+    if p.total is None:
+        return None
+    outcome = payment_outcome(p)
+    if outcome not in ("SUCCEEDED", "PARTIALLY_REFUNDED", "DISPUTE_WON"):
+        return Money(amount=Decimal(0), currency=p.total.currency)
+    refunded = p.refunded_amount.amount if p.refunded_amount is not None else Decimal(0)
+    return Money(amount=max(p.total.amount - refunded, Decimal(0)), currency=p.total.currency)
+
+
+def payment_record(
+    p: Payment,
+    *,
+    person_id: str | None,
+    opportunity_id: str | None,
+    company: CompanyRef | None = None,
+    product_title: str | None = None,
+) -> dict[str, Any]:
+    """A WhopPayment record; the whole object is the bridge's. `person_id`/`opportunity_id` are
+    Twenty UUIDs (None: not linked yet; the link is left as it is)."""
+    outcome = payment_outcome(p)
+    failed = outcome == "FAILED"
+    when = p.paid_at or p.last_payment_attempt_at or p.created_at
+    what = _clean(product_title) or _clean(p.product_title) or p.product_id or "Whop"
+    record: dict[str, Any] = {
+        "whopPaymentId": p.id,
+        "name": f"{_format_money(p.total)} {EN_DASH} {what} {EN_DASH} {(iso_utc(when) or '')[:10]}".strip(
+            " " + EN_DASH
+        ),
+        "paymentStatus": outcome,
+        "amount": money_to_currency(p.total),
+        "netAmount": money_to_currency(_net(p)),
+        "refundedAmount": money_to_currency(p.refunded_amount),
+        "declineReason": (_clean(p.failure_message) or _clean(p.decline_code) or None) if failed else None,
+        "nextRetryAt": iso_utc(p.next_payment_attempt_at) if failed else None,
+        "billingReason": status_value(p.billing_reason),
+        "paidAt": iso_utc(p.paid_at),
+        "whopCreatedAt": iso_utc(p.created_at),
+        "whopUpdatedAt": iso_utc(p.updated_at),
+        **company_fields(company),
+    }
+    if person_id is not None:
+        record["personId"] = person_id
+    if opportunity_id is not None:
+        record["opportunityId"] = opportunity_id
+    return record
 
 
 def payment_fields(p: Payment) -> dict[str, Any]:

@@ -29,9 +29,16 @@ def selection(model: DataModel, obj: str) -> str:
     return " ".join(dict.fromkeys(parts))
 
 
+def _blank(value: Any) -> bool:
+    """Empty as Twenty stores it: a composite (LINKS, CURRENCY) read back with only empty parts too."""
+    if value in (None, "", [], {}):
+        return True
+    return isinstance(value, dict) and all(_blank(v) for v in value.values())
+
+
 def same(a: Any, b: Any) -> bool:
     """Equal as Twenty means them: empty is empty, numbers by value, timestamps by instant."""
-    if a in (None, "", [], {}) and b in (None, "", [], {}):
+    if _blank(a) and _blank(b):
         return True
     if isinstance(a, dict) and isinstance(b, dict):
         return all(same(a.get(k), b.get(k)) for k in set(a) | set(b) if k in a and k in b)

@@ -273,6 +273,11 @@ class Membership(_Tolerant):
     current_period_start: Timestamp = None
     current_period_end: Timestamp = None
     expires_at: Timestamp = None
+    billing_period_days: float | None = None
+    most_recent_action: str | None = None
+    most_recent_action_at: Timestamp = None
+    manage_url: str | None = None
+    promo_code_id: str | None = None
     created_at: Timestamp = None
     updated_at: Timestamp = None
     user: WhopUser | None = None  # legacy nested user; the native membership carries none
@@ -299,6 +304,7 @@ class Membership(_Tolerant):
         if isinstance(product, dict):
             _fill(data, "product_title", product.get("title"))
         _fill(data, "plan_id", _id_of(data.get("plan")))
+        _fill(data, "promo_code_id", _id_of(data.get("promo_code")))
         # legacy: renewal_period_* instead of current_period_*
         _fill(data, "current_period_start", data.get("renewal_period_start"))
         _fill(data, "current_period_end", data.get("renewal_period_end"))
@@ -340,7 +346,9 @@ class Payment(_Tolerant):
     currency: str | None = None
     paid_at: Timestamp = None
     last_payment_attempt_at: Timestamp = None
+    next_payment_attempt_at: Timestamp = None
     failure_message: str | None = None
+    decline_code: str | None = None
     refunded_at: Timestamp = None
     dispute_alerted_at: Timestamp = None
     created_at: Timestamp = None
@@ -392,6 +400,8 @@ class Plan(_Tolerant):
     title: str | None = None
     plan_type: str | None = None
     billing_period: int | None = None
+    trial_period_days: float | None = None
+    expiration_days: float | None = None
     initial_price: Money | None = None
     renewal_price: Money | None = None
     currency: str | None = None

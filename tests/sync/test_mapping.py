@@ -31,7 +31,7 @@ from bridge.sync.mapping import (
     split_name,
     status_value,
 )
-from bridge.whop.models import Member, Membership, Money, Payment, Product
+from bridge.whop.models import Member, Membership, Money, Payment, Plan, Product
 from tests.whop import (
     MEMBER_LEGACY_JSON,
     MEMBER_NATIVE_JSON,
@@ -442,7 +442,21 @@ OPPORTUNITY_CREATE = {
     "name": "Jane Doe \u2013 Pro Signals",
     "amount": {"amountMicros": 49_000_000, "currencyCode": "USD"},
     "stage": "CUSTOMER",
+    # plan and revenue (the sample membership: $49 every 30 days, renewing)
+    "whopPlanTitle": None,
+    "whopPlanType": "RENEWAL",
+    "whopBillingPeriodDays": 30,
+    "whopTrialDays": None,
+    "whopInitialPrice": {"amountMicros": 0, "currencyCode": "USD"},
+    "whopRenewalPrice": {"amountMicros": 49_000_000, "currencyCode": "USD"},
+    "whopMrr": {"amountMicros": 49_000_000, "currencyCode": "USD"},
+    "whopMostRecentAction": "RENEWING_ON",
+    "whopMostRecentActionAt": "2026-10-31T14:03:11.000Z",
+    "whopExpiresAt": None,
+    "whopManageUrl": None,
+    "whopPromoCode": None,
 }
+NO_PRICES = {"whopPlanType": None, "whopInitialPrice": None, "whopRenewalPrice": None}
 
 
 def opportunity(ms: Membership, **kwargs: Any) -> dict[str, Any]:
@@ -461,7 +475,13 @@ def opportunity(ms: Membership, **kwargs: Any) -> dict[str, Any]:
     ("raw", "kwargs", "expected"),
     [
         pytest.param(load(MEMBERSHIP_NATIVE_JSON), {}, OPPORTUNITY_CREATE, id="native"),
-        pytest.param(load(MEMBERSHIP_LEGACY_JSON), {}, OPPORTUNITY_CREATE, id="legacy-same-membership"),
+        pytest.param(
+            load(MEMBERSHIP_LEGACY_JSON),
+            {},
+            # legacy payloads do not say the next action; the period comes from renewal_period_*
+            OPPORTUNITY_CREATE | {"whopMostRecentAction": None, "whopMostRecentActionAt": None},
+            id="legacy-same-membership",
+        ),
         pytest.param(
             load(WEBHOOK_LEGACY_JSON)["data"],
             {"person_name": None, "product_title": None, "person_id": None, "product_id": None},
@@ -476,7 +496,12 @@ def opportunity(ms: Membership, **kwargs: Any) -> dict[str, Any]:
                 "whopProductId": None,
                 "name": "Jane Doe \u2013 Pro Signals",  # from the legacy nested user and product
                 "amount": None,
-                "stage": "NEW",
+                "stage": "CHURNED",  # an ended membership leaves the first column
+                **NO_PRICES,
+                "whopBillingPeriodDays": 30,  # the span of its renewal period
+                "whopMrr": {"amountMicros": 0, "currencyCode": "USD"},
+                "whopMostRecentAction": None,
+                "whopMostRecentActionAt": None,
             },
             id="legacy-webhook-canceled-no-join-columns",
         ),
@@ -487,6 +512,7 @@ def opportunity(ms: Membership, **kwargs: Any) -> dict[str, Any]:
                 **OPPORTUNITY_CREATE,
                 "whopMembershipStatus": "TRIALING",
                 "stage": "PROPOSAL",
+                "whopMrr": {"amountMicros": 0, "currencyCode": "USD"},  # a trial pays nothing yet
                 "name": "user_w3RtYp7KsD2mN \u2013 prod_4GhJk2LmPq9Rs",
             },
             id="names-fall-back-to-ids",
@@ -506,6 +532,11 @@ def opportunity(ms: Membership, **kwargs: Any) -> dict[str, Any]:
                 "whopMembershipStatus": "COMPLETED",
                 "whopCancelReason": "other: moving to a cheaper tool",
                 "amount": {"amountMicros": 299_000_000, "currencyCode": "USD"},
+                "whopPlanType": "ONE_TIME",
+                "whopBillingPeriodDays": None,
+                "whopInitialPrice": {"amountMicros": 299_000_000, "currencyCode": "USD"},
+                "whopRenewalPrice": {"amountMicros": 0, "currencyCode": "USD"},
+                "whopMrr": {"amountMicros": 0, "currencyCode": "USD"},
             },
             id="one-time-price-and-both-reasons",
         ),
@@ -544,7 +575,8 @@ CREATE = object()  # marks "no current record"
         pytest.param("trialing", CREATE, None, "advance", "PROPOSAL", id="create-trialing"),
         pytest.param("active", CREATE, None, "advance", "CUSTOMER", id="create-active"),
         pytest.param("past_due", CREATE, None, "advance", "CUSTOMER", id="create-past-due"),
-        pytest.param("canceled", CREATE, None, "advance", "NEW", id="create-canceled-is-new"),
+        pytest.param("canceled", CREATE, None, "advance", "CHURNED", id="create-canceled-is-churned"),
+        pytest.param("expired", CREATE, None, "advance", "CHURNED", id="create-expired-is-churned"),
         pytest.param("something_new", CREATE, None, "advance", "NEW", id="create-unknown-status"),
         pytest.param("active", CREATE, None, "create-only", "CUSTOMER", id="create-only-on-create"),
         pytest.param("active", CREATE, None, "off", None, id="off-on-create"),
@@ -555,7 +587,9 @@ CREATE = object()  # marks "no current record"
         # Never backwards, never the same, never without a target
         pytest.param("trialing", "CUSTOMER", "CUSTOMER", "advance", None, id="never-backwards"),
         pytest.param("active", "CUSTOMER", "CUSTOMER", "advance", None, id="already-there"),
-        pytest.param("canceled", "CUSTOMER", "CUSTOMER", "advance", None, id="churn-does-not-move-stage"),
+        pytest.param("canceled", "CUSTOMER", "CUSTOMER", "advance", "CHURNED", id="churn-leaves-customer"),
+        pytest.param("active", "CHURNED", "CHURNED", "advance", "CUSTOMER", id="a-churned-membership-comes-back"),
+        pytest.param("active", "CHURNED", "CUSTOMER", "advance", None, id="a-person-churned-it-by-hand"),
         # A person's stage is theirs
         pytest.param("active", "MEETING", "PROPOSAL", "advance", None, id="person-moved-it"),
         pytest.param("active", "SCREENING", "CUSTOMER", "advance", None, id="person-moved-it-back"),
@@ -582,7 +616,7 @@ def test_unknown_stage_policy_is_refused() -> None:
         opportunity_stage("active", current=None, last_written=None, policy="sometimes")
 
 
-def test_stage_never_moves_backwards_over_a_lifecycle() -> None:
+def test_stage_moves_forward_over_a_lifecycle_and_leaves_churned_when_it_comes_back() -> None:
     ranks = mapping.STAGE_ORDER
     current: dict[str, Any] | None = None
     last: dict[str, Any] | None = None
@@ -594,8 +628,10 @@ def test_stage_never_moves_backwards_over_a_lifecycle() -> None:
         seen.append(stage)
         current = {"stage": stage}
         last = record if "stage" in record else (last or {}) | {"stage": stage}
-    assert seen == ["PROPOSAL", "CUSTOMER", "CUSTOMER", "CUSTOMER", "CUSTOMER", "CUSTOMER", "CUSTOMER"]
-    assert [ranks[s] for s in seen] == sorted(ranks[s] for s in seen)
+    assert seen == ["PROPOSAL", "CUSTOMER", "CUSTOMER", "CUSTOMER", "CHURNED", "CHURNED", "CUSTOMER"]
+    # Forward only, except that the bridge's own CHURNED gives way when the membership is live again.
+    live = seen[:5]
+    assert [ranks[s] for s in live] == sorted(ranks[s] for s in live)
 
 
 # Payments ------------------------------------------------------------------------------------------------
@@ -861,3 +897,141 @@ def test_products_and_memberships_say_which_company_they_are_of(
     record = mapping.product_record(Product.model_validate(load(PRODUCT_NATIVE_JSON)), company)
     assert {k: record[k] for k in expected} == expected
     assert ("whopCompanyId" in record) == (company is not None)
+
+
+# Plans and revenue (issue 11) --------------------------------------------------------------------------
+
+
+def plan(**changes: Any) -> Plan:
+    return Plan.model_validate(
+        {"id": "plan_x", "title": "Pro monthly", "plan_type": "renewal", "billing_period": 30, "currency": "usd"}
+        | changes
+    )
+
+
+def usd(amount: str) -> dict[str, int | str]:
+    return {"amountMicros": int(Decimal(amount) * 1_000_000), "currencyCode": "USD"}
+
+
+@pytest.mark.parametrize(
+    ("ms_changes", "plan_changes", "expected"),
+    [
+        pytest.param(
+            {"billing_period_days": None},
+            {"renewal_price": 49.0, "initial_price": 0},
+            {"whopPlanType": "RENEWAL", "whopBillingPeriodDays": 30, "whopMrr": usd("49"), "amount": usd("49")},
+            id="monthly",
+        ),
+        pytest.param(
+            {"billing_period_days": None, "renewal_price": None},
+            {"billing_period": 365, "renewal_price": 490.0, "title": "Pro yearly"},
+            {"whopPlanType": "RENEWAL", "whopBillingPeriodDays": 365, "whopMrr": usd("40.27"), "amount": usd("490")},
+            id="yearly-normalised-per-30-days",
+        ),
+        pytest.param(
+            {
+                "billing_period_days": None,
+                "renewal_price": {"amount": "0", "currency": "usd"},
+                "initial_price": {"amount": "299", "currency": "usd"},
+                "status": "completed",
+            },
+            {"plan_type": "one_time", "billing_period": None, "initial_price": 299.0, "renewal_price": 0},
+            {"whopPlanType": "ONE_TIME", "whopBillingPeriodDays": None, "whopMrr": usd("0"), "amount": usd("299")},
+            id="one-time",
+        ),
+        pytest.param(
+            {"renewal_price": {"amount": "0", "currency": "usd"}, "initial_price": {"amount": "0", "currency": "usd"}},
+            {"renewal_price": 0, "initial_price": 0, "plan_type": "renewal"},
+            {"whopPlanType": "RENEWAL", "whopMrr": usd("0"), "amount": usd("0")},
+            id="free",
+        ),
+        pytest.param(
+            {"status": "trialing", "most_recent_action": "trial_ends_at"},
+            {"trial_period_days": 7, "renewal_price": 49.0},
+            {"whopTrialDays": 7, "whopMrr": usd("0"), "whopMostRecentAction": "TRIAL_ENDS_AT", "amount": usd("49")},
+            id="trial-pays-nothing-yet",
+        ),
+        pytest.param(
+            {"status": "canceling"},
+            {},
+            {"whopMrr": usd("49")},
+            id="canceling-still-pays-this-period",
+        ),
+        pytest.param(
+            {"status": "expired"},
+            {},
+            {"whopMrr": usd("0")},
+            id="ended-pays-nothing",
+        ),
+        pytest.param(
+            {"manage_url": "https://whop.com/orders/mem_x/manage", "promo_code_id": "promo_abc"},
+            {},
+            {
+                "whopManageUrl": {
+                    "primaryLinkUrl": "https://whop.com/orders/mem_x/manage",
+                    "primaryLinkLabel": "Manage on Whop",
+                    "secondaryLinks": [],
+                },
+                "whopPromoCode": "promo_abc",
+                "whopPlanTitle": "Pro monthly",
+            },
+            id="manage-url-and-promo",
+        ),
+        pytest.param({"manage_url": "javascript:alert(1)"}, {}, {"whopManageUrl": None}, id="only-https-links"),
+    ],
+)
+def test_plan_pricing_and_monthly_recurring_revenue(
+    ms_changes: dict[str, Any], plan_changes: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    record = opportunity(membership(**ms_changes), plan=plan(**plan_changes))
+    assert {k: record.get(k) for k in expected} == expected
+
+
+PAYMENT_CASES = [
+    # (status, substatus, refunded, outcome, net)
+    pytest.param("paid", "succeeded", None, "SUCCEEDED", "49.00", id="succeeded"),
+    pytest.param("open", "failed", None, "FAILED", "0", id="failed"),
+    pytest.param("paid", "refunded", "49.00", "REFUNDED", "0", id="refunded"),
+    pytest.param("paid", "partially_refunded", "9.00", "PARTIALLY_REFUNDED", "40.00", id="partially-refunded"),
+    pytest.param("paid", "dispute_needs_response", None, "DISPUTED", "0", id="disputed"),
+    pytest.param("paid", "open_resolution", None, "DISPUTED", "0", id="resolution-open"),
+    pytest.param("paid", "dispute_won", None, "DISPUTE_WON", "49.00", id="dispute-won"),
+    pytest.param("paid", "resolution_won", None, "DISPUTE_WON", "49.00", id="resolution-won"),
+    pytest.param("paid", "dispute_lost", None, "DISPUTE_LOST", "0", id="dispute-lost"),
+    pytest.param("void", "canceled", None, "CANCELED", "0", id="canceled"),
+    pytest.param("pending", "pending", None, "PENDING", "0", id="pending"),
+]
+
+
+@pytest.mark.parametrize(("status", "substatus", "refunded", "outcome", "net"), PAYMENT_CASES)
+def test_every_payment_outcome_and_what_the_seller_keeps(
+    status: str, substatus: str, refunded: str | None, outcome: str, net: str
+) -> None:
+    changes: dict[str, Any] = {"status": status, "substatus": substatus}
+    if refunded is not None:
+        changes["refunded_amount"] = {"amount": refunded, "currency": "usd"}
+    p = payment(**changes, total={"amount": "49.00", "currency": "usd"})
+    record = mapping.payment_record(p, person_id="person-uuid", opportunity_id="opp-uuid")
+    assert mapping.payment_outcome(p) == outcome
+    assert record["paymentStatus"] == outcome
+    assert record["netAmount"] == usd(net)
+    assert (record["personId"], record["opportunityId"]) == ("person-uuid", "opp-uuid")
+
+
+def test_a_failed_payment_record_carries_the_decline_reason_and_next_retry() -> None:
+    p = payment(
+        status="open",
+        substatus="failed",
+        failure_message="Your card was declined.",
+        next_payment_attempt_at="2026-12-08T10:00:00Z",
+        billing_reason="subscription_cycle",
+    )
+    record = mapping.payment_record(p, person_id=None, opportunity_id=None)
+    assert record["declineReason"] == "Your card was declined."
+    assert record["nextRetryAt"] == "2026-12-08T10:00:00.000Z"
+    assert record["billingReason"] == "SUBSCRIPTION_CYCLE"
+    assert "personId" not in record and "opportunityId" not in record  # unknown links are left alone
+    succeeded = mapping.payment_record(
+        payment(status="paid", substatus="succeeded"), person_id=None, opportunity_id=None
+    )
+    assert succeeded["declineReason"] is None and succeeded["nextRetryAt"] is None

@@ -120,8 +120,15 @@ def test_native_member_fixture() -> None:
 @pytest.mark.parametrize(
     ("model", "native", "legacy", "differ"),
     [
-        # The legacy membership nests the user (with email); the native one has none.
-        pytest.param(Membership, MEMBERSHIP_NATIVE_JSON, MEMBERSHIP_LEGACY_JSON, {"user"}, id="membership"),
+        # The legacy membership nests the user (with email); the native one has none. Only the
+        # native one says its next action and its billing period.
+        pytest.param(
+            Membership,
+            MEMBERSHIP_NATIVE_JSON,
+            MEMBERSHIP_LEGACY_JSON,
+            {"user", "most_recent_action", "most_recent_action_at", "billing_period_days"},
+            id="membership",
+        ),
         pytest.param(Product, PRODUCT_NATIVE_JSON, PRODUCT_LEGACY_JSON, set(), id="product"),
         # Legacy payments name the product and put the email on the user.
         pytest.param(Payment, PAYMENT_NATIVE_JSON, PAYMENT_LEGACY_JSON, {"user", "product_title"}, id="payment"),
