@@ -252,7 +252,9 @@ def serve_demo(state: Path, ports: dict[str, int], members: int, *, check: bool)
         whop_args = [
             *("--port", str(ports["whop"]), "--members", str(members), "--company-id", COMPANY),
             *("--title", "Pickaxe Trading (demo)", "--api-key", WHOP_KEY, "--client-id", CLIENT_ID),
-            *("--client-secret", client_secret, "--redirect-uri", f"{urls['bridge']}/oauth/callback"),
+            # `=`: a secret may start with "-", which argparse would take for an option.
+            f"--client-secret={client_secret}",
+            *("--redirect-uri", f"{urls['bridge']}/oauth/callback"),
         ]
         procs.append(whop := start("whop", ["-m", "tests.fakes.whop", *whop_args], env, state))
         wait_http(urls["twenty"] + "/healthz", "twenty", twenty, state)
