@@ -41,6 +41,7 @@ from bridge.store.budget import SharedBucket
 from bridge.store.db import create_engine
 from bridge.store.leases import Leases, owner_id
 from bridge.store.migrate import migrate
+from bridge.sync.records import PlanBook
 from bridge.twenty.data import OBJECTS, TwentyDataClient
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.schema import load_data_model
@@ -80,6 +81,8 @@ class Runtime:
         self.leases = Leases(lambda: self.store)
         # Each company's webhook secret, cached for the webhook endpoint.
         self.webhook_secrets = connections.SecretCache(lambda: self.store, self.box)
+        # Whop plans, shared by every sync and the worker of this process.
+        self.plans = PlanBook()
         self._given_store = store
         self._stores: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
         self._mutex = threading.Lock()

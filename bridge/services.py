@@ -163,6 +163,7 @@ async def _sync(
             progress=progress,
             connection_id=credentials.connection_id,
             leases=runtime.leases,
+            plans=runtime.plans,
         )
         result = await sync.run()
         result.twenty_calls = twenty.stats.calls

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
 import logging
 import time
@@ -49,7 +50,7 @@ from bridge.sync.records import (
     payment_time,
 )
 from bridge.sync.writer import ObjectWriter, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, TASK, TASK_TARGET, WHOP_PRODUCT, TwentyDataClient
+from bridge.twenty.data import OPPORTUNITY, PERSON, TASK, TASK_TARGET, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient, is_whop_id
 from bridge.whop.models import Membership, Payment, Product, WebhookEnvelope
 
@@ -368,7 +369,9 @@ class Applier:
             company_id,
             stage_policy=worker.settings.stage_policy,
             fetch_people=self._fetch_missing_people,
+            plans=functools.partial(worker.runtime.plans.get, fetch=whop.get_plan),
         )
+        self.paid: dict[str, Payment] = {}  # payments read in this pass, for their history records
 
     async def _items(self) -> CompanyItems:
         if self.items is None:
@@ -417,6 +420,8 @@ class Applier:
         for membership_id, event_ids in (payment_memberships or {}).items():
             memberships.setdefault(membership_id, []).extend(event_ids)
         await self._guard(outcome, memberships, self._memberships)
+        # The payment history last: each record links the Opportunity written just before.
+        await self._guard(outcome, {k: v for k, v in wanted["payment"].items() if k in self.paid}, self._history)
 
     @staticmethod
     def _read(body: dict[str, Any]) -> tuple[str, str, WebhookEnvelope] | str:
@@ -574,6 +579,7 @@ class Applier:
     async def _payments(self, ids: dict[str, list[str]], outcome: Outcome) -> dict[str, list[str]]:
         """Fold each payment into its membership's last-payment fields; a failed one gets a Task."""
         payments: list[Payment] = await self._fetch(self.whop.get_payment, ids, outcome, "payment")
+        self.paid.update((p.id, p) for p in payments)
         by_membership: dict[str, list[str]] = {}
         for p in payments:
             event_ids = ids.get(p.id, [])
@@ -595,6 +601,17 @@ class Applier:
                 except Exception as exc:  # this payment's events retry; the others go on
                     outcome.fail(ids.get(p.id, []), exc)
         return by_membership
+
+    async def _history(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
+        """The WhopPayment records of the payments these events named (refunds, disputes and
+        retries change the payment, so each event rewrites it)."""
+        rules = await self.worker.twenty.write_rules()
+        if WHOP_PAYMENT.singular not in rules.known_fields:
+            log.info("payment history skipped: the WhopPayment object is not provisioned (run `provision`)")
+            return
+        items = await (await self._items()).payments([self.paid[k] for k in ids])
+        report = await self._writer(WHOP_PAYMENT).write(items)
+        self._settle(report, ids, {}, outcome)
 
     async def _failed_payment_task(self, p: Payment) -> None:
         existing = await get_shadows(self.worker.store, self.company_id, "task", [p.id])

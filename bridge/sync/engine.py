@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -35,16 +36,17 @@ from bridge.sync.records import (
     CompanyItems,
     LastPayment,
     MembershipItems,
+    PlanBook,
     fetch_members,
     fold_payments,
     held_payments,
 )
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PRODUCT, TwentyDataClient, WriteRules
+from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient, WriteRules
 from bridge.twenty.metadata import LiveObject, MetadataClient
 from bridge.twenty.provision import merge_option_values
 from bridge.whop.client import WhopClient
-from bridge.whop.models import Member, Membership, Page, Product
+from bridge.whop.models import Member, Membership, Page, Payment, Product
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +57,9 @@ PHASES = ("products", "members", "payments", "memberships")
 SELECT_FIELDS = {
     "whopProduct": ("visibility",),
     "person": ("whopMemberStatus",),
-    "opportunity": ("whopMembershipStatus", "whopLastPaymentStatus"),
+    # `stage` too: CHURNED is the bridge's own stage, added if a workspace lacks it.
+    "opportunity": ("whopMembershipStatus", "whopLastPaymentStatus", "whopPlanType", "whopMostRecentAction", "stage"),
+    "whopPayment": ("paymentStatus", "billingReason"),
 }
 
 Progress = Callable[[str, dict[str, dict[str, int]]], None]
@@ -146,12 +150,14 @@ class SyncEngine:
         progress: Progress | None = None,
         connection_id: int | None = None,
         leases: Leases | None = None,
+        plans: PlanBook | None = None,
     ) -> None:
         self.store = store
         self.whop = whop
         self.twenty = twenty
         self.company_id = company_id
         self._items: CompanyItems | None = None
+        self._plans = functools.partial((plans or PlanBook()).get, fetch=whop.get_plan)
         self.options = options
         self.guard = guard or OptionGuard(None)
         self.progress = progress
@@ -203,6 +209,7 @@ class SyncEngine:
                 await self._deep_check()
             await asyncio.gather(self._phase_products_then_members(), self._phase_payments())
             await self._phase_memberships()
+            await self._phase_payment_records(live)
         except (asyncio.CancelledError, KeyboardInterrupt):
             await asyncio.shield(run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync"))
             raise
@@ -350,6 +357,23 @@ class SyncEngine:
                 await put_shadows(self.store, self.company_id, PAYMENT_SHADOW, rows)
             self.counts.setdefault("payment", Counter())["seen"] += len(page.data)
             await self._save_cursor("payments", page.end_cursor)
+        await self._save_cursor("payments", None, done=True)
+
+    async def _phase_payment_records(self, live: dict[str, Any] | None) -> None:
+        """The payment history: a WhopPayment per Whop payment, linked to the Person and the
+        Opportunity the phases before wrote. A workspace provisioned before the object existed
+        is told to provision again rather than failing the run."""
+        if live is not None and WHOP_PAYMENT.singular not in live:
+            self.problems.append(
+                Problem("whopPayment", "-", "payment history skipped: run `provision` to add the WhopPayment object")
+            )
+            return
+        items = await self._company_items()
+
+        async def payments(page: list[Payment]) -> list[Item]:
+            return await items.payments(page)
+
+        await self._drain("payment_records", self.whop.list_payments, payments, WHOP_PAYMENT, "whopPayment")
 
     async def _phase_memberships(self) -> None:
         walked = "memberships" not in self._checkpoint["done"]
@@ -398,6 +422,7 @@ class SyncEngine:
             payments=self._payments,
             fetch_people=None if self.options.dry_run else self._fetch_missing_people,
             company=(await self._company_items()).company,
+            plans=self._plans,
         )
         return await build(memberships)
 

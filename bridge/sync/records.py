@@ -10,6 +10,8 @@ A membership's "last payment" is not a Twenty object: it is kept in the shadow o
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,7 +25,9 @@ from bridge.store.facts import get_facts, put_facts
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows
 from bridge.sync import mapping
 from bridge.sync.writer import Item, Problem
-from bridge.whop.models import Member, Membership, Payment, Product
+from bridge.whop.models import Member, Membership, Payment, Plan, Product
+
+log = logging.getLogger(__name__)
 
 PAYMENT_SHADOW = "payment"
 
@@ -135,6 +139,41 @@ def person_item(m: Member, facts: Sequence[mapping.MemberFact] = ()) -> Item:
     )
 
 
+class PlanBook:
+    """Plans, read once each and kept a while (a few plans serve many memberships, and they
+    rarely change): the runtime holds one for the process, so the sync warms it for the worker.
+
+    A plan that cannot be read is left out, and the membership's own prices stand.
+    """
+
+    TTL_SECONDS = 900.0
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._plans: dict[str, tuple[Plan | None, float]] = {}
+
+    async def get(self, plan_ids: Iterable[str | None], fetch: Callable[[str], Awaitable[Plan]]) -> dict[str, Plan]:
+        now = self._clock()
+        wanted = list(dict.fromkeys(i for i in plan_ids if i))
+        for plan_id in wanted:
+            held = self._plans.get(plan_id)
+            if held is not None and now - held[1] < self.TTL_SECONDS:
+                continue
+            try:
+                self._plans[plan_id] = (await fetch(plan_id), now)
+            except SkippableError as exc:  # gone, or not readable: the membership's prices stand
+                log.info("plan %s not read: %s", plan_id, exc)
+                self._plans[plan_id] = (None, now)
+        return {i: plan for i in wanted if (plan := self._plans[i][0]) is not None}
+
+
+Plans = Callable[[Iterable[str | None]], Awaitable[dict[str, Plan]]]
+
+
+async def _no_plans(_ids: Iterable[str | None]) -> dict[str, Plan]:
+    return {}
+
+
 class CompanyItems:
     """Items of one connected company: its products and memberships say which company they are
     of, and its members' Persons fold in what every other connected company knows of them."""
@@ -151,6 +190,24 @@ class CompanyItems:
 
     def products(self, products: Iterable[Product]) -> list[Item]:
         return [product_item(p, self.company) for p in products]
+
+    async def payments(self, payments: Sequence[Payment]) -> list[Item]:
+        """WhopPayment items linked to their Person and Opportunity by the ids the writer stored."""
+        people = await get_shadows(self.store, self.company.id, "person", [k for p in payments if (k := _payer(p))])
+        memberships = [p.membership_id for p in payments if p.membership_id]
+        opportunities = await get_shadows(self.store, self.company.id, "opportunity", memberships)
+        items = []
+        for p in payments:
+            person = people.get(_payer(p) or "")
+            opportunity = opportunities.get(p.membership_id or "")
+            record = mapping.payment_record(
+                p,
+                person_id=person.twenty_id if person else None,
+                opportunity_id=opportunity.twenty_id if opportunity else None,
+                company=self.company,
+            )
+            items.append(Item(p.id, record, _fixed(record), p.updated_at, label=record["name"]))
+        return items
 
     async def people(self, members: Sequence[Member]) -> list[Item]:
         own = [(mapping.person_key(m), mapping.member_fact(m, self.company.id)) for m in members]
@@ -174,6 +231,7 @@ def opportunity_item(
     payment: dict[str, Any] | None,
     stage_policy: str,
     company: mapping.CompanyRef | None = None,
+    plan: Plan | None = None,
 ) -> Item:
     pay = {k: v for k, v in (payment or {}).items() if not k.startswith("_")}
 
@@ -188,10 +246,21 @@ def opportunity_item(
             last_written=_strip(last),
             stage_policy=stage_policy,
             company=company,
+            plan=plan,
         )
         return {**record, **pay}
 
     return Item(ms.id, build(None, None), build, ms.updated_at)
+
+
+def _fixed(record: dict[str, Any]) -> Callable[[Any, Any], dict[str, Any]]:
+    """A build function for a record the bridge owns whole (nothing curated to merge)."""
+    return lambda _current, _last: dict(record)
+
+
+def _payer(p: Payment) -> str | None:
+    """The Person key of a payment's buyer: the user, or the member of a buyer with no user."""
+    return p.user_id or (p.user.id if p.user else None) or p.member_id
 
 
 def membership_person_key(ms: Membership) -> str | None:
@@ -221,10 +290,12 @@ class MembershipItems:
         payments: Mapping[str, LastPayment] | None = None,
         fetch_people: FetchPeople | None = None,
         company: mapping.CompanyRef | None = None,
+        plans: Plans = _no_plans,
     ) -> None:
         self.store = store
         self.company_id = company_id
         self.company = company
+        self.plans = plans
         self.stage_policy = stage_policy
         self.payments: Mapping[str, LastPayment] = payments if payments is not None else {}
         self.fetch_people = fetch_people
@@ -235,6 +306,7 @@ class MembershipItems:
             self.store, self.company_id, "whopProduct", [ms.product_id for ms in memberships if ms.product_id]
         )
         held = await held_payments(self.store, self.company_id, [ms.id for ms in memberships])
+        plans = await self.plans(ms.plan_id for ms in memberships)
         items = []
         for ms in memberships:
             person = people.get(membership_person_key(ms) or "")
@@ -250,6 +322,7 @@ class MembershipItems:
                     payment=last.fields if last else None,
                     stage_policy=self.stage_policy,
                     company=self.company,
+                    plan=plans.get(ms.plan_id or ""),
                 )
             )
         return items

@@ -74,9 +74,10 @@ OPPORTUNITY = ObjectApi(
     "id whopMembershipId name stage amount { amountMicros currencyCode } pointOfContactId whopProductId",
 )
 WHOP_PRODUCT = ObjectApi("whopProduct", "whopProducts", "whopProductId", "id whopProductId name")
+WHOP_PAYMENT = ObjectApi("whopPayment", "whopPayments", "whopPaymentId", "id whopPaymentId name personId opportunityId")
 TASK = ObjectApi("task", "tasks", "id", "id title")
 TASK_TARGET = ObjectApi("taskTarget", "taskTargets", "id", "id")
-OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT)}
+OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT, WHOP_PAYMENT)}
 # The smallest read of the record API: a standard object every workspace has.
 PROBE_QUERY = "query Probe { opportunities(first: 1) { edges { node { id } } } }"
 

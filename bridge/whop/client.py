@@ -194,6 +194,7 @@ class WhopClient:
         # Seams for tests: jitter source and wall clock (for Retry-After HTTP dates).
         self._random: Callable[[], float] = random.random
         self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
+        self._variants = True  # plans are read as variants until the server shows it has none
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -404,7 +405,17 @@ class WhopClient:
         return await self._get_object("/payments/" + _segment(payment_id, "pay_"), Payment, payment_id)
 
     async def get_plan(self, plan_id: str) -> Plan:
-        return await self._get_object("/plans/" + _segment(plan_id, "plan_"), Plan, plan_id)
+        """A plan, from `/variants` (current) or `/plans` (its deprecated alias, still served by
+        older deployments); once `/plans` answers where `/variants` did not, it is used alone."""
+        segment = _segment(plan_id, "plan_")
+        if self._variants:
+            try:
+                return await self._get_object("/variants/" + segment, Plan, plan_id)
+            except NotFound:
+                plan = await self._get_object("/plans/" + segment, Plan, plan_id)
+                self._variants = False
+                return plan
+        return await self._get_object("/plans/" + segment, Plan, plan_id)
 
     async def get_account_me(self) -> dict[str, Any]:
         """The account the credential belongs to (`GET /accounts/me`), raw."""

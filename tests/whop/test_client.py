@@ -217,7 +217,7 @@ async def test_an_unreadable_item_names_itself(router: respx.MockRouter, client:
         ("get_member", "mber_1", "/api/v1/members/mber_1", MEMBER_NATIVE_JSON, Member),
         ("get_membership", "mem_1", "/api/v1/memberships/mem_1", MEMBERSHIP_NATIVE_JSON, Membership),
         ("get_payment", "pay_1", "/api/v1/payments/pay_1", PAYMENT_NATIVE_JSON, Payment),
-        ("get_plan", "plan_1", "/api/v1/plans/plan_1", PLAN_PY26_JSON, Plan),
+        ("get_plan", "plan_1", "/api/v1/variants/plan_1", PLAN_PY26_JSON, Plan),
     ],
 )
 async def test_get_one(
@@ -342,19 +342,19 @@ async def test_5xx_is_retried_with_exponential_backoff(
 async def test_network_errors_are_retried(
     router: respx.MockRouter, client: WhopClient, time: FakeTime, error: Exception
 ) -> None:
-    router.get("/api/v1/plans/plan_1").mock(side_effect=[error, ok({"id": "plan_1"})])
+    router.get("/api/v1/variants/plan_1").mock(side_effect=[error, ok({"id": "plan_1"})])
     assert (await client.get_plan("plan_1")).id == "plan_1"
     assert time.sleeps == pytest.approx([0.9])
 
 
 async def test_408_is_retried(router: respx.MockRouter, client: WhopClient) -> None:
-    router.get("/api/v1/plans/plan_1").mock(side_effect=[httpx.Response(408), ok({"id": "plan_1"})])
+    router.get("/api/v1/variants/plan_1").mock(side_effect=[httpx.Response(408), ok({"id": "plan_1"})])
     assert (await client.get_plan("plan_1")).id == "plan_1"
 
 
 async def test_retries_run_out_as_retryable_error(router: respx.MockRouter, time: FakeTime) -> None:
     whop = make_client(time, max_retries=2)
-    router.get("/api/v1/plans/plan_1").mock(return_value=httpx.Response(503))
+    router.get("/api/v1/variants/plan_1").mock(return_value=httpx.Response(503))
     with pytest.raises(RetryableError) as caught:
         await whop.get_plan("plan_1")
     assert not isinstance(caught.value, RateLimited)
@@ -364,7 +364,7 @@ async def test_retries_run_out_as_retryable_error(router: respx.MockRouter, time
 
 async def test_rate_limit_runs_out_as_rate_limited(router: respx.MockRouter, time: FakeTime) -> None:
     whop = make_client(time, max_retries=1)
-    router.get("/api/v1/plans/plan_1").mock(
+    router.get("/api/v1/variants/plan_1").mock(
         return_value=httpx.Response(429, headers={"Retry-After": "3"}, json={"message": "You are being rate limited"})
     )
     with pytest.raises(RateLimited) as caught:
@@ -376,7 +376,7 @@ async def test_rate_limit_runs_out_as_rate_limited(router: respx.MockRouter, tim
 async def test_a_very_long_retry_after_is_handed_to_the_caller(
     router: respx.MockRouter, client: WhopClient, time: FakeTime
 ) -> None:
-    router.get("/api/v1/plans/plan_1").mock(return_value=httpx.Response(429, headers={"Retry-After": "3600"}))
+    router.get("/api/v1/variants/plan_1").mock(return_value=httpx.Response(429, headers={"Retry-After": "3600"}))
     with pytest.raises(RateLimited) as caught:
         await client.get_plan("plan_1")
     assert caught.value.retry_after == 3600.0
@@ -395,7 +395,7 @@ async def test_backoff_is_capped(client: WhopClient) -> None:
 
 async def test_the_limiter_paces_requests(router: respx.MockRouter, time: FakeTime) -> None:
     whop = make_client(time, limiter=TokenBucket(2, 1, clock=time.clock, sleep=time.sleep))
-    router.get("/api/v1/plans/plan_1").mock(return_value=ok({"id": "plan_1"}))
+    router.get("/api/v1/variants/plan_1").mock(return_value=ok({"id": "plan_1"}))
     for _ in range(3):
         await whop.get_plan("plan_1")
     assert time.sleeps == pytest.approx([0.5, 0.5])
@@ -538,3 +538,20 @@ def test_fixture_bodies_are_json() -> None:
     # Guards the shared fixtures this module serves through respx.
     for text in (MEMBERSHIP_NATIVE_JSON, PRODUCT_NATIVE_JSON, PAYMENT_NATIVE_JSON):
         assert json.loads(text)["id"]
+
+
+async def test_plans_are_read_as_variants_and_from_plans_where_variants_are_not_served(
+    router: respx.MockRouter, client: WhopClient
+) -> None:
+    router.get("/api/v1/variants/plan_1").mock(return_value=httpx.Response(404, json={"error": {"message": "nope"}}))
+    plans = router.get("/api/v1/plans/plan_1").mock(return_value=ok({"id": "plan_1", "title": "Pro"}))
+    router.get("/api/v1/plans/plan_2").mock(return_value=ok({"id": "plan_2"}))
+    assert (await client.get_plan("plan_1")).title == "Pro"
+    assert plans.called
+    # Once /plans answered where /variants did not, the deprecated endpoint is used alone.
+    assert (await client.get_plan("plan_2")).id == "plan_2"
+    assert [c.request.url.path for c in router.calls] == [
+        "/api/v1/variants/plan_1",
+        "/api/v1/plans/plan_1",
+        "/api/v1/plans/plan_2",
+    ]

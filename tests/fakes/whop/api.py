@@ -220,6 +220,8 @@ class RestApi:
 
     def _route(self, request: Request, cred: Credential, legacy: bool, parts: list[str]) -> dict[str, Any]:
         params = request.query_params
+        if parts[:1] == ["variants"]:  # the current name of plans; `/plans` is its deprecated alias
+            parts = ["plans", *parts[1:]]
         match parts:
             case ["accounts"]:
                 companies = [self.store.companies[c] for c in cred.company_ids if c in self.store.companies]
