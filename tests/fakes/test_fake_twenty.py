@@ -403,6 +403,82 @@ async def test_kanban_views_per_dialect(client: httpx.AsyncClient, fake: FakeTwe
         assert groups["data"]["getCoreViewGroups"] == [{"fieldValue": "ACTIVE"}]
 
 
+async def test_a_new_kanban_has_columns_but_no_card_fields_until_they_are_added(
+    client: httpx.AsyncClient, fake: FakeTwenty
+) -> None:
+    await provision(client, fake)
+    opp_id = fake.object_by_name("opportunity")["id"]
+    status_id = field_of(fake, "opportunity", "whopMembershipStatus")["id"]
+    amount_id = field_of(fake, "opportunity", "amount")["id"]
+    if fake.dialect == "2.x":
+        made = """mutation($s: UUID!, $o: UUID!) { createView(input: {name: "Board", objectMetadataId: $o,
+          type: KANBAN, icon: "IconLayoutKanban", mainGroupByFieldMetadataId: $s}) { id viewFields { id } } }"""
+        view = (await meta(client, made, {"s": status_id, "o": opp_id}))["data"]["createView"]
+        assert view["viewFields"] == []
+        add = """mutation($v: UUID!, $f: UUID!) { createManyViewFields(inputs: [{viewId: $v, fieldMetadataId: $f,
+          position: 0}]) { fieldMetadataId } }"""
+        read = "query($v: String!) { getViewFields(viewId: $v) { fieldMetadataId } }"
+        key = "getViewFields"
+    else:
+        made = """mutation($o: UUID!) { createCoreView(input: {name: "Board", objectMetadataId: $o, type: KANBAN,
+          icon: "IconLayoutKanban"}) { id } }"""
+        view = (await meta(client, made, {"o": opp_id}))["data"]["createCoreView"]
+        add = """mutation($v: UUID!, $f: UUID!) { createCoreViewField(input: {viewId: $v, fieldMetadataId: $f}) {
+          fieldMetadataId } }"""
+        read = "query($v: String!) { getCoreViewFields(viewId: $v) { fieldMetadataId } }"
+        key = "getCoreViewFields"
+    assert (await meta(client, read, {"v": view["id"]}))["data"][key] == []
+    assert "errors" not in await meta(client, add, {"v": view["id"], "f": amount_id})
+    assert (await meta(client, read, {"v": view["id"]}))["data"][key] == [{"fieldMetadataId": amount_id}]
+    # The same field twice in one view is refused.
+    assert "errors" in await meta(client, add, {"v": view["id"], "f": amount_id})
+
+
+async def test_standard_list_views_and_the_stage_board_come_with_twentys_own_fields(fake: FakeTwenty) -> None:
+    ws = fake.workspace
+    people = next(v for v in ws.views if v["name"] == "All People")
+    assert people["key"] == "INDEX"
+    names = {f["id"]: f["name"] for f in fake.object_by_name("person")["fieldsList"]}
+    columns = [names[f["fieldMetadataId"]] for f in ws.view_fields if f["viewId"] == people["id"]]
+    assert columns[:2] == ["name", "emails"]
+    board = next(v for v in ws.views if v["name"] == "By Stage")
+    groups = [g["fieldValue"] for g in ws.view_groups if g["viewId"] == board["id"]]
+    assert groups[:2] == ["NEW", "SCREENING"]
+    assert any(f["viewId"] == board["id"] for f in ws.view_fields)
+
+
+async def test_a_new_field_lands_in_the_last_record_page_section_on_2x(fake2: FakeTwenty) -> None:
+    async with client_for(fake2) as c:
+        await add_field(c, fake2, "person", type="TEXT", name="whopUserId", label="Whop User ID")
+        layouts = """query($o: String) { getPageLayouts(objectMetadataId: $o, pageLayoutType: RECORD_PAGE) {
+          tabs { widgets { type configuration { ... on FieldsConfiguration { viewId } } } } } }"""
+        body = await meta(c, layouts, {"o": fake2.object_by_name("person")["id"]})
+        widget = body["data"]["getPageLayouts"][0]["tabs"][0]["widgets"][0]
+        assert widget["type"] == "FIELDS"
+        view = """query($v: String!) { getView(id: $v) { type viewFieldGroups { id name position }
+          viewFields { fieldMetadataId viewFieldGroupId } } }"""
+        found = (await meta(c, view, {"v": widget["configuration"]["viewId"]}))["data"]["getView"]
+    assert found["type"] == "FIELDS_WIDGET"
+    groups = sorted(found["viewFieldGroups"], key=lambda g: g["position"])
+    assert groups[-1]["name"] == "System"
+    new_id = field_of(fake2, "person", "whopUserId")["id"]
+    (placed,) = [f for f in found["viewFields"] if f["fieldMetadataId"] == new_id]
+    assert placed["viewFieldGroupId"] == groups[-1]["id"]
+
+
+async def test_an_added_option_gets_a_column_on_2x_kanbans_but_not_on_1x(
+    client: httpx.AsyncClient, fake: FakeTwenty
+) -> None:
+    stage = field_of(fake, "opportunity", "stage")
+    options = [{k: o[k] for k in ("id", "value", "label", "color", "position")} for o in stage["options"]]
+    options.append({"id": str(uuid.uuid4()), "value": "CHURNED", "label": "Churned", "color": "gray", "position": 9})
+    update = """mutation($i: UpdateOneFieldMetadataInput!) { updateOneField(input: $i) { id } }"""
+    assert "errors" not in await meta(client, update, {"i": {"id": stage["id"], "update": {"options": options}}})
+    board = next(v for v in fake.workspace.views if v["name"] == "By Stage")
+    columns = [g["fieldValue"] for g in fake.workspace.view_groups if g["viewId"] == board["id"]]
+    assert ("CHURNED" in columns) is (fake.dialect == "2.x")
+
+
 async def test_without_data_model_permission_mutations_are_forbidden(
     client: httpx.AsyncClient, fake: FakeTwenty
 ) -> None:

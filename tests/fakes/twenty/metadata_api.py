@@ -210,6 +210,13 @@ def _views(ws: Workspace, object_id: str | None, types: list[str] | None = None)
     ]
 
 
+def _field_groups(ws: Workspace, view_id: str) -> list[Meta]:
+    return sorted(
+        (g for g in ws.view_field_groups if g["viewId"] == view_id and g["deletedAt"] is None),
+        key=lambda g: g["position"],
+    )
+
+
 def _find(items: list[Meta], item_id: str) -> Meta | None:
     return next((i for i in items if i["id"] == item_id), None)
 
@@ -233,6 +240,7 @@ def _query_resolvers(dialect: str) -> dict[str, Resolver]:
                 g for g in _ws(info).view_groups if viewId is None or g["viewId"] == viewId
             ],
             "getCoreViewFields": lambda _s, info, viewId: [f for f in _ws(info).view_fields if f["viewId"] == viewId],
+            "getCoreViewField": lambda _s, info, id: _find(_ws(info).view_fields, id),
         }
     else:
         resolvers |= {
@@ -244,6 +252,16 @@ def _query_resolvers(dialect: str) -> dict[str, Resolver]:
                 g for g in _ws(info).view_groups if viewId is None or g["viewId"] == viewId
             ],
             "getViewFields": lambda _s, info, viewId: [f for f in _ws(info).view_fields if f["viewId"] == viewId],
+            "getViewField": lambda _s, info, id: _find(_ws(info).view_fields, id),
+            "getViewFieldGroups": lambda _s, info, viewId: _field_groups(_ws(info), viewId),
+            "getViewFieldGroup": lambda _s, info, id: _find(_ws(info).view_field_groups, id),
+            "getPageLayouts": lambda _s, info, objectMetadataId=None, pageLayoutType=None: [
+                layout
+                for layout in _ws(info).page_layouts
+                if (objectMetadataId is None or layout["objectMetadataId"] == objectMetadataId)
+                and (pageLayoutType is None or layout["type"] == pageLayoutType)
+            ],
+            "getPageLayout": lambda _s, info, id: _find(_ws(info).page_layouts, id),
             "navigationMenuItems": lambda _s, info: list(_ws(info).nav_items),
             "navigationMenuItem": lambda _s, info, id: _find(_ws(info).nav_items, id),
         }
@@ -266,6 +284,7 @@ def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
             "destroyCoreView": lambda _s, info, id: _ws(info).delete_view(id),
             "createCoreViewGroup": lambda _s, info, input: _ws(info).create_view_group(input),
             "createCoreViewField": lambda _s, info, input: _ws(info).create_view_field(input),
+            "updateCoreViewField": lambda _s, info, id, input: _ws(info).update_view_field(id, input),
         }
     else:
         resolvers |= {
@@ -275,7 +294,15 @@ def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
             "createViewGroup": lambda _s, info, input: _ws(info).create_view_group(input),
             "createManyViewGroups": lambda _s, info, inputs: [_ws(info).create_view_group(i) for i in inputs],
             "createViewField": lambda _s, info, input: _ws(info).create_view_field(input),
-            "createManyViewFields": lambda _s, info, inputs: [_ws(info).create_view_field(i) for i in inputs],
+            "createManyViewFields": lambda _s, info, inputs: _ws(info).create_view_fields(inputs),
+            "updateViewField": lambda _s, info, input: _ws(info).update_view_field(input["id"], input["update"]),
+            "createViewFieldGroup": lambda _s, info, input: _ws(info).create_view_field_group(input),
+            "createManyViewFieldGroups": lambda _s, info, inputs: [
+                _ws(info).create_view_field_group(i) for i in inputs
+            ],
+            "updateViewFieldGroup": lambda _s, info, input: _ws(info).update_view_field_group(
+                input["id"], input["update"]
+            ),
             "createNavigationMenuItem": lambda _s, info, input: _ws(info).create_nav_item(input),
             "createManyNavigationMenuItems": lambda _s, info, inputs: [_ws(info).create_nav_item(i) for i in inputs],
             "deleteNavigationMenuItem": lambda _s, info, id: _ws(info).delete_nav_item(id),
@@ -299,6 +326,10 @@ def _type_resolvers(dialect: str) -> dict[tuple[str, str], Resolver]:
         resolvers |= {
             ("View", "viewGroups"): lambda v, info: [g for g in _ws(info).view_groups if g["viewId"] == v["id"]],
             ("View", "viewFields"): lambda v, info: [f for f in _ws(info).view_fields if f["viewId"] == v["id"]],
+            ("View", "viewFieldGroups"): lambda v, info: _field_groups(_ws(info), v["id"]),
+            ("ViewFieldGroup", "viewFields"): lambda g, info: [
+                f for f in _ws(info).view_fields if f["viewFieldGroupId"] == g["id"]
+            ],
         }
     return resolvers
 

@@ -25,6 +25,7 @@ from .rules import (
     unquote_default,
 )
 from .table import RecordTable, path_value
+from .views import file_new_fields, recompute_columns, seed_standard_views
 
 Record = dict[str, Any]
 Meta = dict[str, Any]
@@ -72,6 +73,8 @@ class Workspace:
         self.views: list[Meta] = []
         self.view_groups: list[Meta] = []
         self.view_fields: list[Meta] = []
+        self.view_field_groups: list[Meta] = []  # 2.x record-page sections
+        self.page_layouts: list[Meta] = []  # 2.x record pages (tabs and widgets nested)
         self.nav_items: list[Meta] = []
         self._positions: dict[str, int] = {}
         _seed_standard_objects(self)
@@ -491,6 +494,9 @@ class Workspace:
                     target_icon=data.get("icon") or "IconBox",
                 )
         self._index_view(obj)
+        name_field = self.field(obj, "name")
+        if name_field is not None:  # the new list view shows the record's name
+            self.create_view_field({"viewId": self.views[-1]["id"], "fieldMetadataId": name_field["id"]})
         return obj
 
     def update_object(self, object_id: str, update: dict[str, Any]) -> Meta:
@@ -557,7 +563,10 @@ class Workspace:
             "is_label_synced": bool(data.get("isLabelSyncedWithName")),
         }
         if ftype == "RELATION":
-            return self._create_relation_field(obj, name, label, data, common)
+            source = self._create_relation_field(obj, name, label, data, common)
+            target = self.relation_target(source)
+            file_new_fields(self, [source, *([target[1]] if target else [])])
+            return source
         options = None
         if ftype in ("SELECT", "MULTI_SELECT"):
             options = self._checked_options(data.get("options"), require_ids=False)
@@ -577,6 +586,7 @@ class Workspace:
         )
         if data.get("isActive") is False:
             field["isActive"] = False
+        file_new_fields(self, [field])
         return field
 
     def _checked_options(self, options: Any, *, require_ids: bool) -> list[dict[str, Any]]:
@@ -665,7 +675,9 @@ class Workspace:
                 raise TwentyError("Options can only be set on SELECT and MULTI_SELECT fields")
             options = self._checked_options(update["options"], require_ids=True)
             values = {o["value"] for o in options}
+            before = field["options"] or []
             field["options"] = options
+            recompute_columns(self, field, before)
             # Rows holding a removed option lose it, as Twenty's enum migration does.
             for record in records:
                 current = record.get(field["name"])
@@ -724,6 +736,7 @@ class Workspace:
         if obj is None:
             return
         obj["fieldsList"] = [f for f in obj["fieldsList"] if f["id"] != field["id"]]
+        self.view_fields = [f for f in self.view_fields if f["fieldMetadataId"] != field["id"]]
         column = self.join_column(field) if field["type"] == "RELATION" else field["name"]
         rows = self.records_of(obj)
         rows.forget_indexes()
@@ -820,7 +833,14 @@ class Workspace:
 
     def create_view_field(self, data: dict[str, Any]) -> Meta:
         view = self.require_view(str(data.get("viewId")))
-        self.require_field(str(data.get("fieldMetadataId")))
+        field = self.require_field(str(data.get("fieldMetadataId")))
+        if field["objectMetadataId"] != view["objectMetadataId"]:
+            raise TwentyError("The field does not belong to the view's object")
+        if any(f["viewId"] == view["id"] and f["fieldMetadataId"] == field["id"] for f in self.view_fields):
+            raise TwentyError(f"View field for {field['name']} already exists in this view", "BAD_USER_INPUT")
+        group_id = data.get("viewFieldGroupId")
+        if group_id is not None:
+            self._require_field_group(str(group_id), view["id"])
         stamp = now_iso()
         view_field = {
             "id": data.get("id") or new_id(),
@@ -833,7 +853,7 @@ class Workspace:
             "position": data.get("position") or 0,
             "aggregateOperation": data.get("aggregateOperation"),
             "viewId": view["id"],
-            "viewFieldGroupId": None,
+            "viewFieldGroupId": group_id,
             "workspaceId": self.id,
             "isActive": True,
             "createdAt": stamp,
@@ -842,6 +862,65 @@ class Workspace:
         }
         self.view_fields.append(view_field)
         return view_field
+
+    def create_view_fields(self, inputs: list[dict[str, Any]]) -> list[Meta]:
+        """createManyViewFields: all or nothing, as one workspace migration is."""
+        keep = list(self.view_fields)
+        try:
+            return [self.create_view_field(i) for i in inputs]
+        except TwentyError:
+            self.view_fields = keep
+            raise
+
+    def update_view_field(self, view_field_id: str, update: dict[str, Any]) -> Meta:
+        view_field = next((f for f in self.view_fields if f["id"] == view_field_id), None)
+        if view_field is None:
+            raise not_found(f"View field {view_field_id} not found")
+        if update.get("viewFieldGroupId") is not None:
+            self._require_field_group(str(update["viewFieldGroupId"]), view_field["viewId"])
+        for key in ("isVisible", "size", "position", "aggregateOperation", "viewFieldGroupId"):
+            if key in update and (update[key] is not None or key in ("aggregateOperation", "viewFieldGroupId")):
+                view_field[key] = update[key]
+        view_field["updatedAt"] = now_iso()
+        return view_field
+
+    def create_view_field_group(self, data: dict[str, Any]) -> Meta:
+        view = self.require_view(str(data.get("viewId")))
+        name = str(data.get("name") or "").strip()
+        if not name:
+            raise TwentyError("View field group name is required")
+        stamp = now_iso()
+        group = {
+            "id": data.get("id") or new_id(),
+            "name": name,
+            "position": data.get("position") or 0,
+            "isVisible": data.get("isVisible", True) is not False,
+            "viewId": view["id"],
+            "workspaceId": self.id,
+            "createdAt": stamp,
+            "updatedAt": stamp,
+            "isActive": True,
+            "deletedAt": None,
+            "isOverridden": False,
+        }
+        self.view_field_groups.append(group)
+        return group
+
+    def update_view_field_group(self, group_id: str, update: dict[str, Any]) -> Meta:
+        group = next((g for g in self.view_field_groups if g["id"] == group_id), None)
+        if group is None:
+            raise not_found(f"View field group {group_id} not found")
+        for key in ("name", "position", "isVisible"):
+            if update.get(key) is not None:
+                group[key] = update[key]
+        group["updatedAt"] = now_iso()
+        return group
+
+    def _require_field_group(self, group_id: str, view_id: str) -> Meta:
+        group = next((g for g in self.view_field_groups if g["id"] == group_id), None)
+        if group is None or group["viewId"] != view_id:
+            raise TwentyError(f"View field group {group_id} is not a group of view {view_id}")
+        return group
 
     def require_view(self, view_id: str) -> Meta:
         for view in self.views:
@@ -854,6 +933,7 @@ class Workspace:
         self.views.remove(view)
         self.view_groups = [g for g in self.view_groups if g["viewId"] != view_id]
         self.view_fields = [f for f in self.view_fields if f["viewId"] != view_id]
+        self.view_field_groups = [g for g in self.view_field_groups if g["viewId"] != view_id]
         return True
 
     def create_nav_item(self, data: dict[str, Any]) -> Meta:
@@ -1029,6 +1109,7 @@ def _seed_standard_objects(ws: Workspace) -> None:
     for obj in ws.objects:
         if not obj["isSystem"]:
             ws._index_view(obj)
+    seed_standard_views(ws)
 
     # One workspace member, so the UI and actor fields have someone to point at.
     tim = ws.blank_record(member)
