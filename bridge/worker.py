@@ -24,7 +24,6 @@ import functools
 import json
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,7 +36,7 @@ from bridge.logs import bound
 from bridge.runtime import Runtime
 from bridge.store import connections, inbox, leases
 from bridge.store.inbox import InboxEvent
-from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
+from bridge.store.shadows import Shadow, get_shadows, put_shadows
 from bridge.sync import mapping
 from bridge.sync.records import (
     PAYMENT_SHADOW,
@@ -49,8 +48,9 @@ from bridge.sync.records import (
     held_payments,
     payment_time,
 )
-from bridge.sync.writer import ObjectWriter, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, TASK, TASK_TARGET, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient
+from bridge.sync.tasks import has_task, upsert_task
+from bridge.sync.writer import Item, ObjectWriter, WriteReport
+from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient, is_whop_id
 from bridge.whop.models import Membership, Payment, Product, WebhookEnvelope
 
@@ -73,7 +73,8 @@ FIRST_PROBE = 2.0  # seconds until the first probe of a Twenty found down, doubl
 MAX_PROBE = 15.0  # …to this: a recovery is noticed within 15 s, at 4 calls a minute meanwhile
 
 # Deterministic Twenty ids for tasks: a retried event upserts the same Task, never a second one.
-TASK_NAMESPACE = uuid.UUID("6f1f3c1e-4a0b-4d8e-9a57-1c0f2b7e9d11")
+# Events that open (or update) a Task with a deadline, besides refreshing their payment.
+CASE_EVENTS = ("dispute.", "resolution_center_case.")
 
 WhopFactory = Callable[[str], Awaitable[WhopClient | None]]
 
@@ -130,6 +131,8 @@ def _kind(event_type: str | None) -> str:
         "refund": "payment",
         "dispute": "payment",
         "dispute_alert": "payment",
+        "resolution_center_case": "payment",  # it names its payment, as a dispute does
+        "invoice": "payment",  # past due: the payment and its membership are read again
         "product": "product",
     }.get(prefix, "")
 
@@ -372,6 +375,8 @@ class Applier:
             plans=functools.partial(worker.runtime.plans.get, fetch=whop.get_plan),
         )
         self.paid: dict[str, Payment] = {}  # payments read in this pass, for their history records
+        self.deleted_products: set[str] = set()
+        self.cases: list[tuple[str, str, dict[str, Any]]] = []  # (event id, type, dispute or case)
 
     async def _items(self) -> CompanyItems:
         if self.items is None:
@@ -411,6 +416,11 @@ class Applier:
             kind, object_id, envelope = read
             wanted[kind].setdefault(object_id, []).append(ev.webhook_id)
             self._hint(kind, object_id, envelope)
+            event_type = envelope.type or ""
+            if event_type == "product.deleted":
+                self.deleted_products.add(object_id)
+            elif event_type.startswith(CASE_EVENTS) and isinstance(envelope.data, dict):
+                self.cases.append((ev.webhook_id, event_type, envelope.data))
 
         # Order matters only for links: products and people first, then memberships and payments.
         await self._guard(outcome, wanted["product"], self._products)
@@ -422,6 +432,7 @@ class Applier:
         await self._guard(outcome, memberships, self._memberships)
         # The payment history last: each record links the Opportunity written just before.
         await self._guard(outcome, {k: v for k, v in wanted["payment"].items() if k in self.paid}, self._history)
+        await self._case_tasks(outcome)
 
     @staticmethod
     def _read(body: dict[str, Any]) -> tuple[str, str, WebhookEnvelope] | str:
@@ -550,8 +561,13 @@ class Applier:
                 outcome.fail(event_ids, failed[key])
 
     async def _products(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
-        products = await self._fetch(self.whop.get_product, ids, outcome, "product")
-        report = await self._writer(WHOP_PRODUCT).write((await self._items()).products(products))
+        gone = {k: v for k, v in ids.items() if k in self.deleted_products}
+        live = {k: v for k, v in ids.items() if k not in gone}
+        products = await self._fetch(self.whop.get_product, live, outcome, "product") if live else []
+        items = (await self._items()).products(products)
+        # Deleted at Whop: marked, not re-read (Whop no longer has it) nor written back as live.
+        items += [deleted_product_item(key) for key in gone]
+        report = await self._writer(WHOP_PRODUCT).write(items)
         self._settle(report, ids, {}, outcome)
 
     async def _members(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
@@ -613,56 +629,82 @@ class Applier:
         report = await self._writer(WHOP_PAYMENT).write(items)
         self._settle(report, ids, {}, outcome)
 
+    async def _case_tasks(self, outcome: Outcome) -> None:
+        """A Task per dispute or Resolution Center case, due at its evidence deadline; an update
+        of the case updates the Task (never its status: a Task someone closed stays closed)."""
+        for event_id, event_type, data in self.cases:
+            case_id = data.get("id")
+            if not isinstance(case_id, str) or not is_whop_id(case_id):
+                outcome.ignored[event_id] = "the case carries no usable id"
+                continue
+            payment = data.get("payment")
+            payment_id = payment.get("id") if isinstance(payment, dict) else None
+            p = self.paid.get(payment_id) if isinstance(payment_id, str) else None
+            person, opportunity = await self._links(p)
+            task = mapping.case_task(
+                event_type,
+                data,
+                person_name=_label(person),
+                product_title=p.product_title if p else None,
+            )
+            try:
+                await upsert_task(
+                    self.worker.twenty,
+                    self.worker.store,
+                    self.company_id,
+                    case_id,
+                    task,
+                    person_id=person.twenty_id if person else None,
+                    opportunity_id=opportunity.twenty_id if opportunity else None,
+                    when=p.updated_at if p else None,
+                )
+            except SkippableError as exc:
+                log.warning("could not write the task of %s: %s", case_id, exc)
+            except Exception as exc:  # this case's event retries; the others go on
+                outcome.fail([event_id], exc)
+
+    async def _links(self, p: Payment | None) -> tuple[Shadow | None, Shadow | None]:
+        """The Person and Opportunity shadows of a payment's buyer and membership."""
+        if p is None:
+            return None, None
+        store = self.worker.store
+        payer = p.user_id or p.member_id or ""
+        person = (await get_shadows(store, self.company_id, "person", [payer])).get(payer)
+        mid = p.membership_id or ""
+        opportunity = (await get_shadows(store, self.company_id, "opportunity", [mid])).get(mid)
+        return person, opportunity
+
     async def _failed_payment_task(self, p: Payment) -> None:
-        existing = await get_shadows(self.worker.store, self.company_id, "task", [p.id])
-        if p.id in existing:
+        """Once per failed payment: a Task that a person closes; a retry never reopens it."""
+        if await has_task(self.worker.store, self.company_id, p.id):
             return
         assert p.membership_id is not None
         membership = await self.whop.get_membership(p.membership_id)
-        items = await self.membership_items([membership])
-        opp_report = await self._writer(OPPORTUNITY).write(items)
-        people = await get_shadows(
-            self.worker.store, self.company_id, "person", [membership.user_id or membership.member_id or ""]
-        )
-        person = next(iter(people.values()), None)
-        person_name = person.written.get("_label") if person and isinstance(person.written, dict) else None
-        task = mapping.failed_payment_task(p, person_name=person_name, product_title=membership.product_title)
-        task_id = str(uuid.uuid5(TASK_NAMESPACE, f"{self.company_id}:{p.id}"))
-        twenty = self.worker.twenty
-        try:
-            await twenty.upsert(TASK, [{**task, "id": task_id}])
-        except SkippableError:
-            # Older servers have no rich-text body; the title alone still tells the story.
-            await twenty.upsert(TASK, [{k: v for k, v in task.items() if k != "bodyV2"} | {"id": task_id}])
-        targets = []
-        if person and person.twenty_id:
-            targets.append(
-                {
-                    "id": str(uuid.uuid5(TASK_NAMESPACE, f"{task_id}:person")),
-                    "taskId": task_id,
-                    "personId": person.twenty_id,
-                }
-            )
-        opp_id = opp_report.twenty_ids.get(membership.id)
-        if opp_id is None:
-            opp = await get_shadows(self.worker.store, self.company_id, "opportunity", [membership.id])
-            opp_id = opp[membership.id].twenty_id if membership.id in opp else None
-        if opp_id:
-            targets.append(
-                {
-                    "id": str(uuid.uuid5(TASK_NAMESPACE, f"{task_id}:opportunity")),
-                    "taskId": task_id,
-                    "opportunityId": opp_id,
-                }
-            )
-        if targets:
-            await twenty.upsert(TASK_TARGET, targets)
-        await put_shadows(
+        await self._writer(OPPORTUNITY).write(await self.membership_items([membership]))
+        person, opportunity = await self._links(p)
+        task = mapping.failed_payment_task(p, person_name=_label(person), product_title=membership.product_title)
+        await upsert_task(
+            self.worker.twenty,
             self.worker.store,
             self.company_id,
-            "task",
-            [ShadowWrite(p.id, mapping.record_hash(task), task_id, payment_time(p), task)],
+            p.id,
+            task,
+            person_id=person.twenty_id if person else None,
+            opportunity_id=opportunity.twenty_id if opportunity else None,
+            when=payment_time(p),
+            update=False,
         )
+
+
+def _label(shadow: Shadow | None) -> str | None:
+    written = shadow.written if shadow else None
+    return written.get("_label") if isinstance(written, dict) else None
+
+
+def deleted_product_item(key: str) -> Item:
+    """A product deleted at Whop: only its status changes (the rest stays as last written)."""
+    record = {"whopProductId": key, "visibility": "DELETED"}
+    return Item(key, record, lambda _c, _l: dict(record), None)
 
 
 def _merged(first: Any, second: Any) -> Any:

@@ -19,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -29,8 +30,10 @@ from bridge import metrics
 from bridge.errors import AuthError, BridgeError, SkippableError
 from bridge.logs import bound
 from bridge.store import runs as run_store
+from bridge.store.connections import get_connection
 from bridge.store.leases import Leases
-from bridge.store.shadows import mark_gone, mark_seen, put_shadows, unseen_since
+from bridge.store.shadows import get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
+from bridge.sync import mapping
 from bridge.sync.records import (
     PAYMENT_SHADOW,
     CompanyItems,
@@ -40,7 +43,9 @@ from bridge.sync.records import (
     fetch_members,
     fold_payments,
     held_payments,
+    payment_time,
 )
+from bridge.sync.tasks import has_task, upsert_task
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient, WriteRules
 from bridge.twenty.metadata import LiveObject, MetadataClient
@@ -369,11 +374,44 @@ class SyncEngine:
             )
             return
         items = await self._company_items()
+        row = await get_connection(self.store, self.company_id)
+        since = row.connected_at if row else None
 
         async def payments(page: list[Payment]) -> list[Item]:
+            if not self.options.dry_run and since is not None:
+                await self._failed_payment_tasks(page, since)
             return await items.payments(page)
 
         await self._drain("payment_records", self.whop.list_payments, payments, WHOP_PAYMENT, "whopPayment")
+
+    async def _failed_payment_tasks(self, page: list[Payment], since: datetime) -> None:
+        """A Task for each failed payment a webhook did not bring: only failures after the
+        company was connected (its history is not news), once each (a closed Task stays closed)."""
+        for p in page:
+            when = payment_time(p)
+            if not (mapping.payment_is_failure(p) and p.membership_id and when and when > since):
+                continue
+            if await has_task(self.store, self.company_id, p.id):
+                continue
+            payer = p.user_id or p.member_id or ""
+            person = (await get_shadows(self.store, self.company_id, "person", [payer])).get(payer)
+            opp = (await get_shadows(self.store, self.company_id, "opportunity", [p.membership_id])).get(
+                p.membership_id
+            )
+            label = person.written.get("_label") if person and isinstance(person.written, dict) else None
+            task = mapping.failed_payment_task(p, person_name=label, product_title=p.product_title)
+            await upsert_task(
+                self.twenty,
+                self.store,
+                self.company_id,
+                p.id,
+                task,
+                person_id=person.twenty_id if person else None,
+                opportunity_id=opp.twenty_id if opp else None,
+                when=when,
+                update=False,
+            )
+            self.counts.setdefault("task", Counter())["created"] += 1
 
     async def _phase_memberships(self) -> None:
         walked = "memberships" not in self._checkpoint["done"]

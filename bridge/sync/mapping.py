@@ -30,6 +30,7 @@ __all__ = [
     "STAGE_ORDER",
     "CompanyRef",
     "MemberFact",
+    "case_task",
     "company_fields",
     "curated",
     "failed_payment_task",
@@ -720,6 +721,65 @@ def _format_money(m: Money | None) -> str:
         return "unknown"
     currency = (m.currency or "").upper()
     return f"{m.amount} {currency}".strip()
+
+
+def _case_text(value: Any) -> str | None:
+    if isinstance(value, str):
+        return _clean(value) or None
+    if isinstance(value, dict):  # an enum object in some shapes: {"id":…, "name":…}
+        return _case_text(value.get("name") or value.get("id"))
+    return None
+
+
+def _case_time(value: Any) -> str | None:
+    if not isinstance(value, str) or not value.strip():
+        return None
+    try:
+        return iso_utc(datetime.fromisoformat(value.strip().replace("Z", "+00:00")))
+    except ValueError:
+        return None
+
+
+def case_task(
+    case_type: str, data: dict[str, Any], *, person_name: str | None, product_title: str | None
+) -> dict[str, Any]:
+    """A Twenty Task for a dispute or a Resolution Center case, due when Whop needs the evidence
+    (`evidence_due_at`, or a case's `response_due_at`)."""
+    dispute = case_type.startswith("dispute")
+    what = "dispute" if dispute else "Resolution Center case"
+    due = _case_time(data.get("evidence_due_at")) or _case_time(data.get("response_due_at"))
+    amount = _to_money(data.get("amount"), data.get("currency"))
+    payment = data.get("payment")
+    payment_id = payment.get("id") if isinstance(payment, dict) else data.get("payment_id")
+    product = _clean(product_title) or "a Whop product"
+    who = _clean(person_name) or "unknown customer"
+    lines = [
+        f"A Whop {what} was opened for {product}.",
+        "",
+        f"- Amount: {_format_money(amount)}",
+        f"- Reason: {_case_text(data.get('reason')) or 'Whop gave none'}",
+        f"- Status: {_case_text(data.get('status')) or 'unknown'}",
+        f"- Respond by: {due or 'no deadline given'}",
+        f"- Case: {data.get('id')}",
+    ]
+    if isinstance(payment_id, str):
+        lines.append(f"- Payment: {payment_id}")
+    return {
+        "title": f"Whop {what}: {product} {EN_DASH} {who}",
+        "bodyV2": {"markdown": "\n".join(lines)},
+        "status": "TODO",
+        "dueAt": due,
+    }
+
+
+def _to_money(amount: Any, currency: Any) -> Money | None:
+    try:
+        value = Decimal(str(amount)) if amount is not None and not isinstance(amount, bool) else None
+    except (ArithmeticError, ValueError):
+        return None
+    if value is None or not value.is_finite():
+        return None
+    return Money(amount=value, currency=currency if isinstance(currency, str) else None)
 
 
 def failed_payment_task(p: Payment, *, person_name: str | None, product_title: str | None) -> dict[str, Any]:

@@ -1,0 +1,69 @@
+"""Twenty Tasks the bridge opens for people to act on: a failed payment, a dispute, a Resolution
+Center case. Shared by the worker (webhooks) and the sync (what a reconciliation finds).
+
+Each Task has an id derived from the company and the Whop object, so a retried event or a second
+reconciliation upserts the same Task, never a second one; its "task" shadow (keyed by the Whop
+id) holds what was written, so an unchanged Task costs no call.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.errors import SkippableError
+from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
+from bridge.sync import mapping
+from bridge.twenty.data import TASK, TASK_TARGET, TwentyDataClient
+
+# Deterministic Twenty ids for tasks: a retried event upserts the same Task, never a second one.
+TASK_NAMESPACE = uuid.UUID("6f1f3c1e-4a0b-4d8e-9a57-1c0f2b7e9d11")
+TASK_SHADOW = "task"
+
+
+def task_id(company_id: str, whop_id: str) -> str:
+    return str(uuid.uuid5(TASK_NAMESPACE, f"{company_id}:{whop_id}"))
+
+
+async def has_task(store: AsyncEngine, company_id: str, whop_id: str) -> bool:
+    return whop_id in await get_shadows(store, company_id, TASK_SHADOW, [whop_id])
+
+
+async def upsert_task(
+    twenty: TwentyDataClient,
+    store: AsyncEngine,
+    company_id: str,
+    whop_id: str,
+    task: dict[str, Any],
+    *,
+    person_id: str | None,
+    opportunity_id: str | None,
+    when: datetime | None,
+    update: bool = True,
+) -> bool:
+    """Write the Task of `whop_id` linked to its Person and Opportunity (Twenty ids); returns
+    False when nothing was written: Twenty already holds this Task (its shadow says so), or it
+    exists and `update` is off. An update never sends `status`: a Task someone closed stays closed."""
+    digest = mapping.record_hash(task)
+    held = (await get_shadows(store, company_id, TASK_SHADOW, [whop_id])).get(whop_id)
+    if held is not None and (held.hash == digest or not update):
+        return False
+    tid = task_id(company_id, whop_id)
+    record = {k: v for k, v in task.items() if held is None or k != "status"} | {"id": tid}
+    try:
+        await twenty.upsert(TASK, [record])
+    except SkippableError:
+        # Older servers have no rich-text body; the title alone still tells the story.
+        await twenty.upsert(TASK, [{k: v for k, v in record.items() if k != "bodyV2"}])
+    targets = [
+        {"id": str(uuid.uuid5(TASK_NAMESPACE, f"{tid}:{kind}")), "taskId": tid, f"{kind}Id": target}
+        for kind, target in (("person", person_id), ("opportunity", opportunity_id))
+        if target
+    ]
+    if targets:
+        await twenty.upsert(TASK_TARGET, targets)
+    await put_shadows(store, company_id, TASK_SHADOW, [ShadowWrite(whop_id, digest, tid, when, task)])
+    return True
