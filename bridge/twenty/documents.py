@@ -1,9 +1,11 @@
 """The GraphQL documents the bridge sends to Twenty's metadata API, per dialect.
 
-Twenty 1.x and 2.x differ in a few names (`createCoreView` vs `createView`, navigation items
-exist only on 2.x). Every document is kept to fields present in the dialect's schema; a test
-validates each one against `metadata-1.x.graphql` and `metadata-2.43.graphql`, and at run time
-gql validates it again against the schema the server itself reports.
+Twenty 1.x and 2.x differ in a few names (`createCoreView` vs `createView`, one
+`createCoreViewField` per field vs `createManyViewFields`); navigation items and record-page
+sections (page layouts, view field groups) exist only on 2.x. Every document is kept to fields
+present in the dialect's schema; a test validates each one against `metadata-1.x.graphql` and
+`metadata-2.43.graphql`, and at run time gql validates it again against the schema the server
+itself reports.
 """
 
 from __future__ import annotations
@@ -65,18 +67,40 @@ mutation UpdateField($input: UpdateOneFieldMetadataInput!) {
 }
 """
 
+# 2.x answers a view with its fields, Kanban columns and record-page sections in one query;
+# 1.x has no nested selections on CoreView, so its fields and groups are read per view.
+_VIEW_V2 = """
+    id name type key objectMetadataId mainGroupByFieldMetadataId
+    viewFields { id fieldMetadataId isVisible position viewFieldGroupId }
+    viewGroups { id fieldValue position }
+    viewFieldGroups { id name position }
+"""
+
 LIST_VIEWS = {
     Dialect.V2: """
 query ListViews($objectMetadataId: String) {
-  getViews(objectMetadataId: $objectMetadataId) { id name type objectMetadataId mainGroupByFieldMetadataId }
+  getViews(objectMetadataId: $objectMetadataId) {"""
+    + _VIEW_V2
+    + """  }
 }
 """,
     Dialect.V1: """
 query ListViews($objectMetadataId: String) {
-  getCoreViews(objectMetadataId: $objectMetadataId) { id name type objectMetadataId }
+  getCoreViews(objectMetadataId: $objectMetadataId) { id name type key objectMetadataId }
 }
 """,
 }
+
+# 2.x only: one view by id (a record page's FIELDS widget names its view).
+GET_VIEW_V2 = (
+    """
+query GetView($id: String!) {
+  getView(id: $id) {"""
+    + _VIEW_V2
+    + """  }
+}
+"""
+)
 
 CREATE_VIEW = {
     Dialect.V2: """
@@ -95,6 +119,69 @@ mutation CreateView($input: CreateViewInput!) {
 CREATE_VIEW_GROUP_V1 = """
 mutation CreateViewGroup($input: CreateViewGroupInput!) {
   createCoreViewGroup(input: $input) { id fieldValue }
+}
+"""
+
+# 1.x only: a view's fields and Kanban columns.
+LIST_VIEW_FIELDS_V1 = """
+query ListViewFields($viewId: String!) {
+  getCoreViewFields(viewId: $viewId) { id fieldMetadataId isVisible position }
+}
+"""
+
+LIST_VIEW_GROUPS_V1 = """
+query ListViewGroups($viewId: String) {
+  getCoreViewGroups(viewId: $viewId) { id fieldMetadataId fieldValue position }
+}
+"""
+
+# 1.x has no createMany for view fields: one call per field.
+CREATE_VIEW_FIELD_V1 = """
+mutation CreateViewField($input: CreateViewFieldInput!) {
+  createCoreViewField(input: $input) { id fieldMetadataId position }
+}
+"""
+
+# 2.x only: a Kanban's card fields, a list's columns, a record page's fields, in one call.
+CREATE_VIEW_FIELDS_V2 = """
+mutation CreateViewFields($inputs: [CreateViewFieldInput!]!) {
+  createManyViewFields(inputs: $inputs) { id fieldMetadataId position viewFieldGroupId }
+}
+"""
+
+# 2.x only: Kanban columns for options added to a field after the view was made.
+CREATE_VIEW_GROUPS_V2 = """
+mutation CreateViewGroups($inputs: [CreateViewGroupInput!]!) {
+  createManyViewGroups(inputs: $inputs) { id fieldValue position }
+}
+"""
+
+# 2.x only: the record page is a page layout whose FIELDS widgets each show one view; that
+# view's field groups are the page's sections ("General", …, "System").
+LIST_RECORD_PAGE_LAYOUTS = """
+query ListRecordPageLayouts($objectMetadataId: String) {
+  getPageLayouts(objectMetadataId: $objectMetadataId, pageLayoutType: RECORD_PAGE) {
+    id
+    tabs { id widgets { id type configuration { ... on FieldsConfiguration { viewId } } } }
+  }
+}
+"""
+
+CREATE_VIEW_FIELD_GROUP = """
+mutation CreateViewFieldGroup($input: CreateViewFieldGroupInput!) {
+  createViewFieldGroup(input: $input) { id name position }
+}
+"""
+
+UPDATE_VIEW_FIELD_GROUP = """
+mutation UpdateViewFieldGroup($input: UpdateViewFieldGroupInput!) {
+  updateViewFieldGroup(input: $input) { id name position }
+}
+"""
+
+UPDATE_VIEW_FIELD = """
+mutation UpdateViewField($input: UpdateViewFieldInput!) {
+  updateViewField(input: $input) { id viewFieldGroupId position }
 }
 """
 
@@ -124,7 +211,17 @@ def documents(dialect: Dialect) -> dict[str, str]:
     }
     if dialect is Dialect.V1:
         docs["CreateViewGroup"] = CREATE_VIEW_GROUP_V1
+        docs["ListViewFields"] = LIST_VIEW_FIELDS_V1
+        docs["ListViewGroups"] = LIST_VIEW_GROUPS_V1
+        docs["CreateViewField"] = CREATE_VIEW_FIELD_V1
     else:
         docs["ListNavigationItems"] = LIST_NAVIGATION_ITEMS
         docs["CreateNavigationItem"] = CREATE_NAVIGATION_ITEM
+        docs["CreateViewFields"] = CREATE_VIEW_FIELDS_V2
+        docs["CreateViewGroups"] = CREATE_VIEW_GROUPS_V2
+        docs["ListRecordPageLayouts"] = LIST_RECORD_PAGE_LAYOUTS
+        docs["GetView"] = GET_VIEW_V2
+        docs["CreateViewFieldGroup"] = CREATE_VIEW_FIELD_GROUP
+        docs["UpdateViewFieldGroup"] = UPDATE_VIEW_FIELD_GROUP
+        docs["UpdateViewField"] = UPDATE_VIEW_FIELD
     return docs

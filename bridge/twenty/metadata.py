@@ -96,6 +96,58 @@ class LiveObject:
         )
 
 
+@dataclass(frozen=True)
+class LiveViewField:
+    id: str
+    field_id: str
+    visible: bool
+    position: float
+    group_id: str | None = None  # the record-page section (2.x view field group) it sits in
+
+    @classmethod
+    def from_node(cls, node: dict[str, Any]) -> LiveViewField:
+        return cls(
+            id=node["id"],
+            field_id=node["fieldMetadataId"],
+            visible=node.get("isVisible") is not False,
+            position=float(node.get("position") or 0),
+            group_id=node.get("viewFieldGroupId"),
+        )
+
+
+@dataclass(frozen=True)
+class LiveFieldGroup:
+    """A section of a record page (2.x `ViewFieldGroup`)."""
+
+    id: str
+    name: str
+    position: float
+
+
+@dataclass(frozen=True)
+class LiveView:
+    id: str
+    name: str
+    type: str
+    key: str | None
+    group_field_id: str | None  # a Kanban's SELECT field (2.x says it; 1.x's groups do)
+    fields: tuple[LiveViewField, ...] = ()
+    column_values: tuple[str, ...] = ()  # a Kanban's columns (view groups), by option value
+    last_column_position: float = -1.0
+    field_groups: tuple[LiveFieldGroup, ...] = ()
+
+
+@dataclass(frozen=True)
+class NewViewField:
+    field_id: str
+    position: float
+    group_id: str | None = None
+
+
+# Twenty's frontend gives a new column this width; 1.x's API default (0) would hide it.
+COLUMN_SIZE = 180
+
+
 def raise_for_errors(errors: list[dict[str, Any]], operation: str) -> None:
     """Map Twenty's GraphQL errors to typed errors. Messages name the operation, never the key."""
     if not errors:
@@ -269,11 +321,134 @@ class MetadataClient:
             operation=f"add options to {name}",
         )
 
-    async def list_views(self, object_id: str) -> list[dict[str, Any]]:
+    async def list_views(self, object_id: str) -> list[LiveView]:
+        """The object's views with their fields, Kanban columns and (2.x) sections."""
         data = await self.execute(
             docs.LIST_VIEWS[self.dialect], {"objectMetadataId": object_id}, operation="list views"
         )
-        return list(data.get("getViews") or data.get("getCoreViews") or [])
+        if self.dialect is Dialect.V2:
+            return [_view_v2(node) for node in data.get("getViews") or []]
+        views: list[LiveView] = []
+        for node in data.get("getCoreViews") or []:
+            fields = await self.execute(docs.LIST_VIEW_FIELDS_V1, {"viewId": node["id"]}, operation="list view fields")
+            groups: list[dict[str, Any]] = []
+            if node.get("type") == "KANBAN":
+                answer = await self.execute(
+                    docs.LIST_VIEW_GROUPS_V1, {"viewId": node["id"]}, operation="list view columns"
+                )
+                groups = sorted(answer.get("getCoreViewGroups") or [], key=lambda g: float(g.get("position") or 0))
+            views.append(
+                LiveView(
+                    id=node["id"],
+                    name=node["name"],
+                    type=node["type"],
+                    key=node.get("key"),
+                    group_field_id=groups[0]["fieldMetadataId"] if groups else None,
+                    fields=tuple(LiveViewField.from_node(f) for f in fields.get("getCoreViewFields") or []),
+                    column_values=tuple(str(g["fieldValue"]) for g in groups),
+                    last_column_position=_last_position(groups),
+                )
+            )
+        return views
+
+    async def create_view_fields(self, view_id: str, fields: list[NewViewField], *, name: str) -> None:
+        """Show these fields in the view (2.x: one call; 1.x: one call per field)."""
+        if not fields:
+            return
+        inputs: list[dict[str, Any]] = []
+        for f in fields:
+            one: dict[str, Any] = {
+                "viewId": view_id,
+                "fieldMetadataId": f.field_id,
+                "isVisible": True,
+                "position": f.position,
+                "size": COLUMN_SIZE,
+            }
+            if f.group_id:
+                one["viewFieldGroupId"] = f.group_id
+            inputs.append(one)
+        if self.dialect is Dialect.V2:
+            await self.execute(docs.CREATE_VIEW_FIELDS_V2, {"inputs": inputs}, operation=f"add fields to {name}")
+            return
+        for one in inputs:
+            await self.execute(docs.CREATE_VIEW_FIELD_V1, {"input": one}, operation=f"add a field to {name}")
+
+    async def create_view_columns(
+        self, view_id: str, group_field_id: str, values: list[tuple[str, float]], *, name: str
+    ) -> None:
+        """Add Kanban columns (view groups) for these option values at these positions."""
+        if not values:
+            return
+        if self.dialect is Dialect.V2:
+            inputs = [{"viewId": view_id, "fieldValue": v, "isVisible": True, "position": p} for v, p in values]
+            await self.execute(docs.CREATE_VIEW_GROUPS_V2, {"inputs": inputs}, operation=f"add columns to {name}")
+            return
+        # 1.x: the server does not derive columns; each group names its SELECT field.
+        for value, position in values:
+            await self.execute(
+                docs.CREATE_VIEW_GROUP_V1,
+                {
+                    "input": {
+                        "viewId": view_id,
+                        "fieldMetadataId": group_field_id,
+                        "fieldValue": value,
+                        "isVisible": True,
+                        "position": position,
+                    }
+                },
+                operation=f"create view column {value}",
+            )
+
+    @property
+    def supports_record_page_sections(self) -> bool:
+        mutations = self.schema.mutation_type.fields if self.schema.mutation_type else {}
+        return "createViewFieldGroup" in mutations and "getPageLayouts" in (
+            self.schema.query_type.fields if self.schema.query_type else {}
+        )
+
+    async def record_page_view_ids(self, object_id: str) -> list[str]:
+        """The views behind the FIELDS widgets of the object's record page (2.x), in tab order:
+        their field groups are the page's sections."""
+        data = await self.execute(
+            docs.LIST_RECORD_PAGE_LAYOUTS, {"objectMetadataId": object_id}, operation="list record page layouts"
+        )
+        ids: list[str] = []
+        for layout in data.get("getPageLayouts") or []:
+            for tab in layout.get("tabs") or []:
+                for widget in tab.get("widgets") or []:
+                    view_id = (widget.get("configuration") or {}).get("viewId")
+                    if widget.get("type") == "FIELDS" and view_id and view_id not in ids:
+                        ids.append(str(view_id))
+        return ids
+
+    async def get_view(self, view_id: str) -> LiveView | None:
+        """One view by id (2.x), e.g. a record page's, which the object's list may not include."""
+        data = await self.execute(docs.GET_VIEW_V2, {"id": view_id}, operation="read a view")
+        node = data.get("getView")
+        return _view_v2(node) if node else None
+
+    async def create_section(self, view_id: str, name: str, position: float) -> LiveFieldGroup:
+        data = await self.execute(
+            docs.CREATE_VIEW_FIELD_GROUP,
+            {"input": {"viewId": view_id, "name": name, "position": position, "isVisible": True}},
+            operation=f"create record page section {name}",
+        )
+        node = data["createViewFieldGroup"]
+        return LiveFieldGroup(node["id"], node["name"], float(node.get("position") or 0))
+
+    async def move_section(self, group_id: str, position: float, *, name: str) -> None:
+        await self.execute(
+            docs.UPDATE_VIEW_FIELD_GROUP,
+            {"input": {"id": group_id, "update": {"position": position}}},
+            operation=f"place record page section {name}",
+        )
+
+    async def move_view_field(self, view_field_id: str, group_id: str, position: float, *, name: str) -> None:
+        await self.execute(
+            docs.UPDATE_VIEW_FIELD,
+            {"input": {"id": view_field_id, "update": {"viewFieldGroupId": group_id, "position": position}}},
+            operation=f"move {name} into its section",
+        )
 
     async def create_kanban_view(
         self, *, object_id: str, name: str, icon: str, group_field_id: str, group_values: list[str]
@@ -289,20 +464,9 @@ class MetadataClient:
         # 1.x: the server does not derive columns; create one view group per option.
         data = await self.execute(docs.CREATE_VIEW[Dialect.V1], {"input": base}, operation=f"create view {name}")
         view = dict(data["createCoreView"])
-        for position, value in enumerate(group_values):
-            await self.execute(
-                docs.CREATE_VIEW_GROUP_V1,
-                {
-                    "input": {
-                        "viewId": view["id"],
-                        "fieldMetadataId": group_field_id,
-                        "fieldValue": value,
-                        "isVisible": True,
-                        "position": position,
-                    }
-                },
-                operation=f"create view column {value}",
-            )
+        await self.create_view_columns(
+            view["id"], group_field_id, [(v, float(p)) for p, v in enumerate(group_values)], name=name
+        )
         return view
 
     @property
@@ -320,6 +484,27 @@ class MetadataClient:
             operation=f"add sidebar link {name}",
         )
         return dict(data["createNavigationMenuItem"])
+
+
+def _view_v2(node: dict[str, Any]) -> LiveView:
+    groups = sorted(node.get("viewGroups") or [], key=lambda g: float(g.get("position") or 0))
+    return LiveView(
+        id=node["id"],
+        name=node["name"],
+        type=node["type"],
+        key=node.get("key"),
+        group_field_id=node.get("mainGroupByFieldMetadataId"),
+        fields=tuple(LiveViewField.from_node(f) for f in node.get("viewFields") or []),
+        column_values=tuple(str(g["fieldValue"]) for g in groups),
+        last_column_position=_last_position(groups),
+        field_groups=tuple(
+            LiveFieldGroup(g["id"], g["name"], float(g.get("position") or 0)) for g in node.get("viewFieldGroups") or []
+        ),
+    )
+
+
+def _last_position(nodes: list[dict[str, Any]]) -> float:
+    return max((float(n.get("position") or 0) for n in nodes), default=-1.0)
 
 
 def detect_dialect(schema: GraphQLSchema) -> Dialect:

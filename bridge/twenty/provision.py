@@ -6,21 +6,43 @@ and to anything that depends on that object, so no object is left half-provision
 else is created in dependency order (custom objects, fields, relations, views, links). When a
 create answers "already exists" (another process won the race), the workspace is listed again
 and the item counts as present if it now matches.
+
+How the data reads (`schema/views.toml`) is only ever added to, never taken away: a Kanban's
+card fields and a list's columns are added when missing, Kanban columns for new options, and
+on 2.x a record-page section for the bridge's fields (`layout.py` says what is missing). A
+standard field declared `standard = true` (Opportunity `stage`) only gets the options it lacks.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from bridge.twenty.metadata import AlreadyExists, LiveField, LiveObject, MetadataClient
-from bridge.twenty.schema import DataModel, FieldSpec, LinkSpec, ObjectSpec, ViewSpec
+from bridge.twenty import layout
+from bridge.twenty.layout import Wanted
+from bridge.twenty.metadata import AlreadyExists, LiveField, LiveObject, LiveView, MetadataClient, NewViewField
+from bridge.twenty.schema import (
+    ColumnsSpec,
+    DataModel,
+    FieldSpec,
+    LinkSpec,
+    ObjectSpec,
+    SectionSpec,
+    ViewSpec,
+    section_fields,
+)
 
-Status = Literal["create", "add_options", "present", "conflict", "blocked", "manual"]
-Kind = Literal["object", "field", "view", "link"]
+log = logging.getLogger(__name__)
+
+# "unsupported": this Twenty version has no such thing (1.x record-page sections); nothing to do.
+Status = Literal["create", "add_options", "present", "conflict", "blocked", "manual", "unsupported"]
+# view_fields: a Kanban's card fields or a list's columns; view_groups: a Kanban's columns;
+# section: a record-page section.
+Kind = Literal["object", "field", "view", "view_groups", "view_fields", "section", "link"]
 
 
 @dataclass
@@ -66,13 +88,23 @@ def _field_key(obj: str, name: str) -> str:
     return f"{obj}.{name}"
 
 
+@dataclass
+class LiveLayout:
+    """The workspace's views as provisioning reads them."""
+
+    views: dict[str, list[LiveView]] = field(default_factory=dict)  # by object name
+    # The views behind each object's record-page FIELDS widgets; None where Twenty has no
+    # record-page sections (1.x).
+    record_pages: dict[str, list[LiveView]] | None = None
+
+
 def make_plan(
     model: DataModel,
     live: dict[str, LiveObject],
     *,
     dialect: str,
     links_supported: bool,
-    live_views: dict[str, list[dict[str, Any]]],
+    live_views: LiveLayout,
     live_links: list[dict[str, Any]],
     public_url: str,
 ) -> Plan:
@@ -82,6 +114,14 @@ def make_plan(
         _plan_object(plan, obj, live.get(obj.nameSingular))
     for view in model.views:
         plan.items.append(_plan_view(view, model, live, live_views))
+    plan.items.extend(_plan_kanban_columns(model, live, live_views, plan, dialect))
+    for view in model.views:
+        if view.fields:
+            plan.items.append(_plan_cards(view, model, live, live_views))
+    for columns in model.columns:
+        plan.items.append(_plan_columns(columns, model, live, live_views))
+    for section in model.sections:
+        plan.items.append(_plan_section(section, model, live, live_views))
     for link in model.links:
         plan.items.append(_plan_link(link, links_supported, live_links, public_url))
     _block_dependents(plan)
@@ -116,6 +156,11 @@ def _plan_field(obj: ObjectSpec, spec: FieldSpec, live: LiveField | None) -> Pla
     key = _field_key(obj.nameSingular, spec.name)
     depends = (spec.relation.target,) if spec.relation else ()
     item = PlanItem("field", key, "create", spec.type, object=obj.nameSingular, depends_on=depends)
+    if live is None and spec.standard:
+        # Twenty's own field is missing (a trimmed workspace): the bridge never creates it.
+        item.status = "manual"
+        item.detail = f"{key} is a standard field this workspace lacks; the bridge does not create it"
+        return item
     if live is None:
         if spec.unique:
             item.detail = f"{spec.type}, unique"
@@ -152,16 +197,162 @@ def _plan_field(obj: ObjectSpec, spec: FieldSpec, live: LiveField | None) -> Pla
     return item
 
 
-def _plan_view(
-    view: ViewSpec, model: DataModel, live: dict[str, LiveObject], live_views: dict[str, list[dict[str, Any]]]
-) -> PlanItem:
+def _plan_view(view: ViewSpec, model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout) -> PlanItem:
     item = PlanItem("view", f"view {view.name}", "create", f"{view.type} of {view.object}", object=view.object)
-    obj = live.get(view.object)
-    if obj is not None and any(v.get("name") == view.name for v in live_views.get(obj.id, [])):
+    if _named_view(view, layout_):
         item.status, item.detail = "present", ""
     elif view.groupBy:
         item.detail += f" grouped by {view.groupBy}"
     return item
+
+
+def _named_view(view: ViewSpec, layout_: LiveLayout) -> LiveView | None:
+    return next((v for v in layout_.views.get(view.object, []) if v.name == view.name), None)
+
+
+def _wanted(model: DataModel, live: dict[str, LiveObject], obj: str, names: tuple[str, ...]) -> list[Wanted | str]:
+    """Each name as a Wanted (with its id once Twenty has it), or the bare name when the field is
+    neither in the workspace nor about to be created (a standard field this workspace lacks)."""
+    spec = model.object(obj)
+    live_obj = live.get(obj)
+    declared = {f.name for f in spec.fields if not f.standard}
+    declared |= {  # the inverse sides Twenty makes for the bridge's relations to this object
+        f.relation.target_field_name for o in model.objects for f in o.fields if f.relation and f.relation.target == obj
+    }
+    out: list[Wanted | str] = []
+    for name in names:
+        found = live_obj.fields.get(name) if live_obj else None
+        if found is not None and found.is_active:
+            out.append(Wanted(name, found.id))
+        elif found is None and (name in declared or (name == "name" and spec.custom)):
+            out.append(Wanted(name, None))  # provisioning creates it before it is shown
+        else:
+            out.append(name)
+    return out
+
+
+def _split(wanted: list[Wanted | str]) -> tuple[list[Wanted], list[str]]:
+    return [w for w in wanted if isinstance(w, Wanted)], [w for w in wanted if isinstance(w, str)]
+
+
+def _fields_item(
+    kind: Kind, name: str, obj: str, view: LiveView | None, wanted: list[Wanted | str], *, where: str
+) -> PlanItem:
+    known, absent = _split(wanted)
+    missing = layout.missing_fields(view, known)
+    item = PlanItem(kind, name, "create" if missing else "present", object=obj)
+    notes = [f"add to {where}: " + ", ".join(w.name for w in missing)] if missing else []
+    if absent:
+        notes.append("not in this workspace, left out: " + ", ".join(absent))
+    item.detail = "; ".join(notes)
+    return item
+
+
+def _plan_cards(view: ViewSpec, model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout) -> PlanItem:
+    wanted = _wanted(model, live, view.object, view.fields)
+    return _fields_item(
+        "view_fields", f"cards {view.name}", view.object, _named_view(view, layout_), wanted, where="the cards"
+    )
+
+
+def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout) -> PlanItem:
+    name = f"columns {columns.object}"
+    listing = layout.index_view(layout_.views.get(columns.object, []))
+    if listing is None and columns.object in live:
+        return PlanItem(
+            "view_fields",
+            name,
+            "manual",
+            f"{columns.object} has no standard list view (key INDEX) to add columns to; "
+            f"add {', '.join(columns.fields)} to a list view in Twenty by hand",
+            object=columns.object,
+        )
+    wanted = _wanted(model, live, columns.object, columns.fields)
+    where = f"{listing.name!r}" if listing else "its standard list view"
+    return _fields_item("view_fields", name, columns.object, listing, wanted, where=where)
+
+
+def _kanban_values(
+    model: DataModel, obj: LiveObject, view: LiveView, pending: dict[str, tuple[str, ...]], dialect: str
+) -> tuple[str, list[str]] | None:
+    """(field name, option values the Kanban should have a column for), for a Kanban grouped by
+    a SELECT field schema/ declares options for."""
+    group = next((f for f in obj.fields.values() if f.id == view.group_field_id), None)
+    if view.type != "KANBAN" or group is None:
+        return None
+    try:
+        spec = model.object(obj.name_singular).field(group.name)
+    except KeyError:
+        return None
+    if not spec.options:
+        return None
+    have = {str(o.get("value")) for o in group.options}
+    # Options this run adds: 2.x makes their columns itself, 1.x leaves it to the bridge.
+    if dialect == "1.x":
+        have |= set(pending.get(_field_key(obj.name_singular, group.name), ()))
+    return group.name, [v for v in spec.option_values() if v in have]
+
+
+def _plan_kanban_columns(
+    model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout, plan: Plan, dialect: str
+) -> list[PlanItem]:
+    pending = {i.name: i.new_options for i in plan.items if i.status == "add_options"}
+    items: list[PlanItem] = []
+    for spec in model.objects:
+        obj = live.get(spec.nameSingular)
+        if obj is None:
+            continue
+        for view in layout_.views.get(spec.nameSingular, []):
+            found = _kanban_values(model, obj, view, pending, dialect)
+            if found is None:
+                continue
+            missing = layout.missing_columns(view, found[1])
+            if missing:
+                detail = f"add columns for {found[0]}: " + ", ".join(v for v, _ in missing)
+                items.append(
+                    PlanItem("view_groups", f"kanban columns {view.name}", "create", detail, object=spec.nameSingular)
+                )
+    return items
+
+
+def _plan_section(section: SectionSpec, model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout) -> PlanItem:
+    item = PlanItem("section", f"section {section.object} {section.name}", "create", object=section.object)
+    if layout_.record_pages is None:
+        item.status = "unsupported"
+        item.detail = (
+            "this Twenty version has no record-page sections: the record page lists the Whop fields "
+            "with the others; nothing to do"
+        )
+        return item
+    pages = _record_page_views(section.object, layout_)
+    if section.object in live and not pages:
+        item.status = "manual"
+        item.detail = (
+            f"no sections on the {section.object} record page for the bridge to add to; in Twenty, edit "
+            f"the record page's layout, add a section {section.name!r} and move the Whop fields into it"
+        )
+        return item
+    wanted, absent = _split(_wanted(model, live, section.object, section_fields(model, section)))
+    notes: list[str] = []
+    changes = [layout.section_change(view, section.name, wanted) for view in pages]
+    if not pages or any(c.section is None for c in changes):
+        notes.append(f"create the section {section.name!r} on the record page")
+    count = max((len(c.move) + len(c.add) for c in changes), default=len(wanted))
+    if count:
+        notes.append(f"put {count} field(s) in it")
+    if absent:
+        notes.append("not in this workspace, left out: " + ", ".join(absent))
+    if pages and all(c.done for c in changes):
+        item.status = "present"
+        notes = notes[-1:] if absent else []
+    item.detail = "; ".join(notes)
+    return item
+
+
+def _record_page_views(obj: str, layout_: LiveLayout) -> list[LiveView]:
+    """The record page's FIELDS views that have sections (a page without sections is left alone:
+    adding one would change how all its fields show)."""
+    return [v for v in (layout_.record_pages or {}).get(obj, []) if v.field_groups]
 
 
 def _plan_link(link: LinkSpec, supported: bool, live_links: list[dict[str, Any]], public_url: str) -> PlanItem:
@@ -196,19 +387,15 @@ def _block_dependents(plan: Plan) -> None:
 
 
 async def plan_workspace(meta: MetadataClient, model: DataModel, public_url: str) -> Plan:
-    plan, _ = await _plan_with_live(meta, model, public_url)
+    plan, _, _ = await _plan_with_live(meta, model, public_url)
     return plan
 
 
 async def _plan_with_live(
     meta: MetadataClient, model: DataModel, public_url: str
-) -> tuple[Plan, dict[str, LiveObject]]:
+) -> tuple[Plan, dict[str, LiveObject], LiveLayout]:
     live = await meta.list_objects()
-    live_views: dict[str, list[dict[str, Any]]] = {}
-    for view in model.views:
-        obj = live.get(view.object)
-        if obj is not None and obj.id not in live_views:
-            live_views[obj.id] = await meta.list_views(obj.id)
+    layout_ = await _read_layout(meta, model, live)
     links_supported = meta.supports_navigation_links
     live_links = await meta.list_navigation_links() if links_supported and model.links else []
     plan = make_plan(
@@ -216,11 +403,38 @@ async def _plan_with_live(
         live,
         dialect=meta.dialect.value,
         links_supported=links_supported,
-        live_views=live_views,
+        live_views=layout_,
         live_links=live_links,
         public_url=public_url,
     )
-    return plan, live
+    return plan, live, layout_
+
+
+async def _read_layout(meta: MetadataClient, model: DataModel, live: dict[str, LiveObject]) -> LiveLayout:
+    shown = {v.object for v in model.views} | {c.object for c in model.columns} | {s.object for s in model.sections}
+    # Objects with declared options too: their Kanbans may lack columns for options added later.
+    shown |= {o.nameSingular for o in model.objects if any(f.options for f in o.fields)}
+    result = LiveLayout(record_pages={} if meta.supports_record_page_sections else None)
+    for name in sorted(shown):
+        if name in live:
+            result.views[name] = await meta.list_views(live[name].id)
+    if result.record_pages is not None:
+        for section in model.sections:
+            if section.object in live:
+                ids = await meta.record_page_view_ids(live[section.object].id)
+                result.record_pages[section.object] = await _views_by_id(meta, ids, result.views[section.object])
+    return result
+
+
+async def _views_by_id(meta: MetadataClient, ids: list[str], listed: list[LiveView]) -> list[LiveView]:
+    """The views with these ids, from the object's list where it has them (one read fewer)."""
+    by_id = {v.id: v for v in listed}
+    found: list[LiveView] = []
+    for view_id in ids:
+        view = by_id.get(view_id) or await meta.get_view(view_id)
+        if view is not None:
+            found.append(view)
+    return found
 
 
 async def provision(
@@ -231,31 +445,143 @@ async def provision(
     dry_run: bool = False,
     on_step: Callable[[PlanItem], None] | None = None,
 ) -> ApplyResult:
-    plan, live = await _plan_with_live(meta, model, public_url)
+    plan, live, layout_ = await _plan_with_live(meta, model, public_url)
     start = meta.mutations
     result = ApplyResult(plan=plan, mutations=0)
     if dry_run or not plan.pending:
         return result
-    for item in plan.items:
-        if item.status not in ("create", "add_options"):
-            continue
+    run = _Run(meta, model, live, layout_)
+    try:
+        # Sections first, placed last on the page: Twenty files each field created next into
+        # the page's last section, so the bridge's fields land in its own without a move each.
+        for item in plan.items:
+            if item.kind == "section" and item.status == "create":
+                await run.open_section(_section(model, item))
+        for item in plan.items:
+            if item.status not in ("create", "add_options"):
+                continue
+            await run.apply(item, public_url)
+            result.applied.append(item.name)
+            if on_step:
+                on_step(item)
+    finally:
+        # A run that stopped early must not leave the bridge's section last, where Twenty
+        # would file people's new fields.
+        with contextlib.suppress(Exception):
+            await run.settle_sections()
+        result.mutations = meta.mutations - start
+    return result
+
+
+class _Run:
+    """One application of a plan. Views are read once per object after the objects and fields
+    exist (each later step changes a different view, so one reading serves them all, and it
+    shows what Twenty made meanwhile, e.g. 2.x Kanban columns for new options)."""
+
+    def __init__(self, meta: MetadataClient, model: DataModel, live: dict[str, LiveObject], plan: LiveLayout) -> None:
+        self.meta, self.model, self.live, self.plan_layout = meta, model, live, plan
+        self._views: dict[str, list[LiveView]] = {}
+        self.opened: dict[str, tuple[SectionSpec, str]] = {}  # section made this run: its spec, view
+
+    async def apply(self, item: PlanItem, public_url: str) -> None:
+        meta, model = self.meta, self.model
         if item.kind == "object":
-            live = await _create_object(meta, model.object(item.name), live)
+            self.live = await _create_object(meta, model.object(item.name), self.live)
         elif item.kind == "field":
             obj_name, field_name = item.name.split(".", 1)
             spec = model.object(obj_name).field(field_name)
-            live = await _apply_field(meta, live, obj_name, spec, item)
+            self.live = await _apply_field(meta, self.live, obj_name, spec, item)
         elif item.kind == "view":
             view = next(v for v in model.views if f"view {v.name}" == item.name)
-            await _create_view(meta, live, view, model)
+            await _create_view(meta, self.live, view, model)
+            self._views.pop(view.object, None)
+        elif item.kind == "view_groups":
+            await self.add_kanban_columns(item)
+        elif item.kind == "view_fields":
+            await self.add_view_fields(item)
+        elif item.kind == "section":
+            await self.fill_section(_section(model, item))
         elif item.kind == "link":
             link = next(lk for lk in model.links if f"link {lk.name}" == item.name)
             await meta.create_navigation_link(name=link.name, url=link.resolved_url(public_url), icon=link.icon)
-        result.applied.append(item.name)
-        if on_step:
-            on_step(item)
-    result.mutations = meta.mutations - start
-    return result
+
+    async def views(self, obj: str) -> list[LiveView]:
+        if obj not in self._views:
+            self._views[obj] = await self.meta.list_views(self.live[obj].id)
+        return self._views[obj]
+
+    async def add_kanban_columns(self, item: PlanItem) -> None:
+        assert item.object is not None
+        obj = self.live[item.object]
+        for view in await self.views(item.object):
+            found = _kanban_values(self.model, obj, view, {}, self.meta.dialect.value)
+            if view.name != item.name.removeprefix("kanban columns ") or found is None or not view.group_field_id:
+                continue
+            missing = layout.missing_columns(view, found[1])
+            await self.meta.create_view_columns(view.id, view.group_field_id, missing, name=f"view {view.name}")
+
+    async def add_view_fields(self, item: PlanItem) -> None:
+        assert item.object is not None
+        views = await self.views(item.object)
+        if item.name.startswith("cards "):
+            spec = next(v for v in self.model.views if f"cards {v.name}" == item.name)
+            target = next((v for v in views if v.name == spec.name), None)
+            names = spec.fields
+        else:
+            target = layout.index_view(views)
+            names = next(c for c in self.model.columns if c.object == item.object).fields
+        if target is None:
+            log.warning("%s: the view is not in the workspace; provisioning again will say what to do", item.name)
+            return
+        wanted = self.known(item.object, names)
+        added = layout.appended(target, layout.missing_fields(target, wanted))
+        await self.meta.create_view_fields(target.id, added, name=f"view {target.name}")
+
+    def known(self, obj: str, names: tuple[str, ...]) -> list[Wanted]:
+        """The fields by these names that exist in the workspace now."""
+        wanted, _ = _split(_wanted(self.model, self.live, obj, names))
+        return [w for w in wanted if w.field_id]
+
+    async def record_pages(self, obj: str, *, fresh: bool) -> list[LiveView]:
+        ids = [v.id for v in (self.plan_layout.record_pages or {}).get(obj, [])]
+        listed = await self.views(obj) if fresh else self.plan_layout.views.get(obj, [])
+        pages = await _views_by_id(self.meta, ids, listed) if fresh else _record_page_views(obj, self.plan_layout)
+        return [v for v in pages if v.field_groups]
+
+    async def open_section(self, section: SectionSpec) -> None:
+        """Make the section where a record page lacks it, as the page's last."""
+        for view in await self.record_pages(section.object, fresh=False):
+            if layout.find_section(view, section.name) is None:
+                group = await self.meta.create_section(view.id, section.name, layout.new_section_position(view))
+                self.opened[group.id] = (section, view.id)
+
+    async def fill_section(self, section: SectionSpec) -> None:
+        """Move the bridge's fields Twenty parked in the page's last section into the bridge's,
+        and add those the page lacks; then settle the sections made this run."""
+        wanted = self.known(section.object, section_fields(self.model, section))
+        for view in await self.record_pages(section.object, fresh=True):
+            change = layout.section_change(view, section.name, wanted)
+            group = change.section
+            if group is None:
+                group = await self.meta.create_section(view.id, section.name, layout.new_section_position(view))
+                self.opened[group.id] = (section, view.id)
+            positions = iter(layout.section_positions(view, group.id, len(change.move) + len(change.add)))
+            for view_field, name in change.move:
+                await self.meta.move_view_field(view_field.id, group.id, next(positions), name=name)
+            added = [NewViewField(str(w.field_id), next(positions), group.id) for w in change.add]
+            await self.meta.create_view_fields(view.id, added, name=f"the {section.object} record page")
+        await self.settle_sections()
+
+    async def settle_sections(self) -> None:
+        """Place each section made this run just before the page's old last section, so that
+        Twenty goes on filing people's new fields there and not in the bridge's section."""
+        for group_id, (section, view_id) in list(self.opened.items()):
+            del self.opened[group_id]
+            pages = await self.record_pages(section.object, fresh=False)
+            view = next((v for v in pages if v.id == view_id), None)
+            position = layout.settled_section_position(view, group_id) if view else None
+            if position is not None:
+                await self.meta.move_section(group_id, position, name=section.name)
 
 
 async def _create_object(meta: MetadataClient, spec: ObjectSpec, live: dict[str, LiveObject]) -> dict[str, LiveObject]:
@@ -358,3 +684,7 @@ async def _create_view(meta: MetadataClient, live: dict[str, LiveObject], view: 
     await meta.create_kanban_view(
         object_id=obj.id, name=view.name, icon=view.icon, group_field_id=group_field.id, group_values=values
     )
+
+
+def _section(model: DataModel, item: PlanItem) -> SectionSpec:
+    return next(s for s in model.sections if f"section {s.object} {s.name}" == item.name)

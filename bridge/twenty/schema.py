@@ -129,6 +129,9 @@ class FieldSpec(BaseModel):
     default: Any = None
     options: tuple[SelectOption, ...] | None = None
     relation: RelationSpec | None = None
+    # A field Twenty ships (e.g. Opportunity `stage`): never created, only given the declared
+    # options it lacks; the options it has are left as they are.
+    standard: bool = False
 
     @field_validator("name")
     @classmethod
@@ -147,6 +150,8 @@ class FieldSpec(BaseModel):
             raise ValueError(f"{self.name}: only SELECT fields take options")
         if (self.type == "RELATION") != (self.relation is not None):
             raise ValueError(f"{self.name}: a RELATION field needs `relation`, and only it")
+        if self.standard and (self.type not in ("SELECT", "MULTI_SELECT") or self.unique or self.default is not None):
+            raise ValueError(f"{self.name}: a standard field is declared only to add options to it")
         return self
 
     def option_values(self) -> list[str]:
@@ -178,6 +183,8 @@ class ObjectSpec(BaseModel):
             raise ValueError(f"{self.nameSingular}: field names must be unique")
         if self.custom and "name" in names:
             raise ValueError(f"{self.nameSingular}: Twenty creates `name` itself; do not declare it")
+        if self.custom and any(f.standard for f in self.fields):
+            raise ValueError(f"{self.nameSingular}: a custom object has no standard fields")
         return self
 
     def field(self, name: str) -> FieldSpec:
@@ -187,7 +194,17 @@ class ObjectSpec(BaseModel):
         raise KeyError(name)
 
 
+def _unique_names(names: tuple[str, ...], where: str) -> tuple[str, ...]:
+    for name in names:
+        check_name(name)
+    if len(set(names)) != len(names):
+        raise ValueError(f"{where}: a field is listed twice")
+    return names
+
+
 class ViewSpec(BaseModel):
+    """A view the bridge creates (found again by name), with the fields it shows."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
@@ -195,11 +212,55 @@ class ViewSpec(BaseModel):
     type: Literal["KANBAN", "TABLE"]
     groupBy: str | None = None
     icon: str = "IconLayoutKanban"
+    # A Kanban's card fields (a table's columns), in order. Twenty makes a new Kanban's
+    # columns but no card fields, so a card shows only the record's name until these exist.
+    fields: tuple[str, ...] = ()
 
     @model_validator(mode="after")
     def _kanban_needs_group(self) -> ViewSpec:
         if self.type == "KANBAN" and not self.groupBy:
             raise ValueError(f"view {self.name!r}: a KANBAN view needs groupBy")
+        _unique_names(self.fields, f"view {self.name!r}")
+        return self
+
+
+class ColumnsSpec(BaseModel):
+    """Columns the bridge adds to an object's standard list view (Twenty's "All …", key INDEX).
+
+    Only missing columns are added, at the end; a column already there, shown or hidden, is
+    left as the workspace has it, and nothing is ever removed or reordered.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    object: str
+    fields: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _names(self) -> ColumnsSpec:
+        _unique_names(self.fields, f"columns of {self.object}")
+        return self
+
+
+class SectionSpec(BaseModel):
+    """A section of the record page holding the bridge's fields (Twenty 2.x field groups).
+
+    `fields` defaults to every field schema/ declares on the object, in file order, except
+    standard ones.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    object: str
+    name: str = "Whop"
+    fields: tuple[str, ...] | None = None
+
+    @model_validator(mode="after")
+    def _names(self) -> SectionSpec:
+        if not self.name.strip():
+            raise ValueError(f"section of {self.object}: the name must not be empty")
+        if self.fields is not None:
+            _unique_names(self.fields, f"section {self.name!r} of {self.object}")
         return self
 
 
@@ -219,6 +280,8 @@ class DataModel(BaseModel):
 
     objects: tuple[ObjectSpec, ...]
     views: tuple[ViewSpec, ...] = ()
+    columns: tuple[ColumnsSpec, ...] = ()
+    sections: tuple[SectionSpec, ...] = ()
     links: tuple[LinkSpec, ...] = Field(default=())
 
     @model_validator(mode="after")
@@ -238,6 +301,23 @@ class DataModel(BaseModel):
                     raise ValueError(f"view {view.name!r}: unknown field {view.groupBy!r}") from None
                 if group.type != "SELECT":
                     raise ValueError(f"view {view.name!r}: groupBy must be a SELECT field")
+            _check_shown(by_name[view.object], view.fields, f"view {view.name!r}")
+        names = [v.name for v in self.views]
+        if len(set(names)) != len(names):
+            raise ValueError("two views have the same name")
+        for where, obj_name, fields in [
+            *((f"columns of {c.object}", c.object, c.fields) for c in self.columns),
+            *((f"section {s.name!r} of {s.object}", s.object, s.fields or ()) for s in self.sections),
+        ]:
+            if obj_name not in by_name:
+                raise ValueError(f"{where}: unknown object {obj_name!r}")
+            _check_shown(by_name[obj_name], fields, where)
+        for kind, objects in (
+            ("columns", [c.object for c in self.columns]),
+            ("section", [s.object for s in self.sections]),
+        ):
+            if len(set(objects)) != len(objects):
+                raise ValueError(f"two {kind} entries for the same object")
         return self
 
     def object(self, name: str) -> ObjectSpec:
@@ -245,6 +325,28 @@ class DataModel(BaseModel):
             if o.nameSingular == name:
                 return o
         raise KeyError(name)
+
+
+def section_fields(model: DataModel, section: SectionSpec) -> tuple[str, ...]:
+    """The fields a record-page section holds: its own list, or every field the bridge declares
+    on the object, then the inverse sides Twenty makes for the bridge's relations to it."""
+    if section.fields is not None:
+        return section.fields
+    names = [f.name for f in model.object(section.object).fields if not f.standard]
+    for obj in model.objects:
+        for f in obj.fields:
+            if f.relation and f.relation.target == section.object:
+                names.append(f.relation.target_field_name)
+    return tuple(dict.fromkeys(names))
+
+
+def _check_shown(obj: ObjectSpec, fields: tuple[str, ...], where: str) -> None:
+    """A view may show the fields schema/ declares, `name`, and (on a standard object) Twenty's
+    own fields; those are checked against the workspace when provisioning plans."""
+    declared = {f.name for f in obj.fields}
+    for name in fields:
+        if name not in declared and name != "name" and obj.custom:
+            raise ValueError(f"{where}: {obj.nameSingular} has no field {name!r}")
 
 
 def default_schema_dir() -> Path:
@@ -266,7 +368,13 @@ def load_data_model(directory: Path | None = None) -> DataModel:
     # Relations point at objects: create custom objects before the objects that reference them.
     objects.sort(key=lambda o: (not o.get("custom", False), o.get("nameSingular", "")))
     try:
-        return DataModel(objects=objects, views=extra.get("views", []), links=extra.get("links", []))
+        return DataModel(
+            objects=objects,
+            views=extra.get("views", []),
+            columns=extra.get("columns", []),
+            sections=extra.get("sections", []),
+            links=extra.get("links", []),
+        )
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

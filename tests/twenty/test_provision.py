@@ -50,7 +50,7 @@ async def test_a_fresh_workspace_gets_the_whole_data_model(fake_twenty: FakeTwen
     assert field_of(fake_twenty, "whopProduct", "opportunities") is not None
     # The Kanban view exists on either dialect; the sidebar link only where Twenty has the API.
     views = await meta.list_views(fake_twenty.object_by_name("opportunity")["id"])
-    assert any(v["name"] == "Whop memberships" for v in views)
+    assert any(v.name == "Whop memberships" for v in views)
     link = next(i for i in result.plan.items if i.kind == "link")
     if fake_twenty.dialect == "2.x":
         assert link.status == "create"
@@ -69,7 +69,7 @@ async def test_a_second_run_makes_zero_mutations(fake_twenty: FakeTwenty, meta: 
 
     assert second.mutations == 0
     assert fake_twenty.stats["metadata_mutations"] == before
-    assert {i.status for i in second.plan.items} <= {"present", "manual"}
+    assert {i.status for i in second.plan.items} <= {"present", "manual", "unsupported"}
 
 
 async def test_dry_run_plans_everything_and_changes_nothing(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
@@ -222,3 +222,314 @@ async def test_a_name_taken_between_plan_and_apply_is_resolved_by_listing_again(
     assert [f["name"] for f in fake_twenty.object_by_name("person")["fieldsList"]].count("whopUserId") == 1
     monkeypatch.undo()
     assert (await provision(meta, load_data_model(), PUBLIC_URL)).mutations == 0
+
+
+# How the data reads: card fields, list columns, record-page sections, stage columns ---------
+
+
+def view_named(fake: FakeTwenty, obj: str, name: str) -> dict[str, Any]:
+    object_id = fake.object_by_name(obj)["id"]
+    found = [v for v in fake.workspace.views if v["objectMetadataId"] == object_id and v["name"] == name]
+    assert len(found) == 1, f"{len(found)} views named {name!r} on {obj}"
+    return found[0]
+
+
+def list_view(fake: FakeTwenty, obj: str) -> dict[str, Any]:
+    object_id = fake.object_by_name(obj)["id"]
+    return next(v for v in fake.workspace.views if v["objectMetadataId"] == object_id and v["key"] == "INDEX")
+
+
+def shown(fake: FakeTwenty, view: dict[str, Any], *, visible_only: bool = True) -> list[str]:
+    """The view's fields by name, in their order."""
+    names = {f["id"]: f["name"] for o in fake.workspace.objects for f in o["fieldsList"]}
+    fields = sorted((f for f in fake.workspace.view_fields if f["viewId"] == view["id"]), key=lambda f: f["position"])
+    return [names[f["fieldMetadataId"]] for f in fields if f["isVisible"] or not visible_only]
+
+
+def record_page(fake: FakeTwenty, obj: str) -> list[tuple[str, list[str]]]:
+    """The sections of the object's record page (2.x), in order, each with its fields."""
+    ws = fake.workspace
+    layout = next(p for p in ws.page_layouts if p["objectMetadataId"] == fake.object_by_name(obj)["id"])
+    view_id = layout["tabs"][0]["widgets"][0]["configuration"]["viewId"]
+    names = {f["id"]: f["name"] for f in fake.object_by_name(obj)["fieldsList"]}
+    sections = sorted((g for g in ws.view_field_groups if g["viewId"] == view_id), key=lambda g: g["position"])
+    out = []
+    for group in sections:
+        fields = sorted(
+            (f for f in ws.view_fields if f["viewFieldGroupId"] == group["id"]), key=lambda f: f["position"]
+        )
+        out.append((group["name"], [names[f["fieldMetadataId"]] for f in fields]))
+    return out
+
+
+async def test_each_membership_card_shows_product_plan_amount_renewal_and_last_payment(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
+    await provision(meta, load_data_model(), PUBLIC_URL)
+
+    board = view_named(fake_twenty, "opportunity", "Whop memberships")
+    assert shown(fake_twenty, board) == [
+        "whopProduct",
+        "whopPlanTitle",
+        "amount",
+        "whopRenewalDate",
+        "whopLastPaymentStatus",
+    ]
+    columns = [g["fieldValue"] for g in fake_twenty.workspace.view_groups if g["viewId"] == board["id"]]
+    assert {"ACTIVE", "TRIALING", "CANCELED", "EXPIRED"} <= set(columns)
+
+
+async def test_a_kanban_an_earlier_version_made_without_card_fields_gets_them_and_is_not_duplicated(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
+    model = load_data_model()
+    await provision(meta, model.model_copy(update={"views": (), "columns": (), "sections": ()}), PUBLIC_URL)
+    opportunity = fake_twenty.object_by_name("opportunity")
+    status = field_of(fake_twenty, "opportunity", "whopMembershipStatus")
+    assert status is not None
+    await meta.create_kanban_view(
+        object_id=opportunity["id"],
+        name="Whop memberships",
+        icon="IconLayoutKanban",
+        group_field_id=status["id"],
+        group_values=[o["value"] for o in status["options"]],
+    )
+    assert shown(fake_twenty, view_named(fake_twenty, "opportunity", "Whop memberships")) == []
+
+    result = await provision(meta, model, PUBLIC_URL)
+
+    statuses = {i.name: i.status for i in result.plan.items}
+    assert statuses["view Whop memberships"] == "present"
+    assert statuses["cards Whop memberships"] == "create"
+    assert "whopLastPaymentStatus" in shown(fake_twenty, view_named(fake_twenty, "opportunity", "Whop memberships"))
+
+
+async def test_payment_and_product_lists_show_useful_columns(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
+    await provision(meta, load_data_model(), PUBLIC_URL)
+
+    payments = list_view(fake_twenty, "whopPayment")
+    assert payments["name"] == "All Whop Payments"
+    assert shown(fake_twenty, payments) == [
+        "name",
+        "paymentStatus",
+        "amount",
+        "netAmount",
+        "paidAt",
+        "person",
+        "opportunity",
+        "whopCompanyName",
+    ]
+    assert shown(fake_twenty, list_view(fake_twenty, "whopProduct")) == [
+        "name",
+        "memberCount",
+        "visibility",
+        "whopCompanyName",
+    ]
+
+
+async def test_the_standard_lists_get_whop_columns_after_the_ones_people_arranged(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
+    people = list_view(fake_twenty, "person")
+    ws = fake_twenty.workspace
+    city = next(f for f in ws.view_fields if f["viewId"] == people["id"] and f["isVisible"] and f["position"] == 5)
+    ws.update_view_field(city["id"], {"isVisible": False})  # a person hid a column
+    before = shown(fake_twenty, people, visible_only=False)
+    before_visible = shown(fake_twenty, people)
+
+    await provision(meta, load_data_model(), PUBLIC_URL)
+
+    after = shown(fake_twenty, people, visible_only=False)
+    added = ["whopMemberStatus", "whopLifetimeValue", "whopActiveMemberships", "whopLastPurchaseAt"]
+    assert after == before + added, "existing columns keep their order; the Whop ones come after"
+    assert shown(fake_twenty, people) == before_visible + added, "the hidden column stays hidden"
+    opportunities = shown(fake_twenty, list_view(fake_twenty, "opportunity"))
+    assert opportunities[:2] == ["name", "amount"]
+    assert opportunities[-6:] == [
+        "whopMembershipStatus",
+        "whopProduct",
+        "whopPlanTitle",
+        "whopMrr",
+        "whopRenewalDate",
+        "whopLastPaymentStatus",
+    ]
+
+
+async def test_a_whop_column_a_person_hid_stays_hidden(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
+    model = load_data_model()
+    await provision(meta, model, PUBLIC_URL)
+    people = list_view(fake_twenty, "person")
+    ltv = field_of(fake_twenty, "person", "whopLifetimeValue")
+    assert ltv is not None
+    ws = fake_twenty.workspace
+    column = next(f for f in ws.view_fields if f["viewId"] == people["id"] and f["fieldMetadataId"] == ltv["id"])
+    ws.update_view_field(column["id"], {"isVisible": False})
+
+    again = await provision(meta, model, PUBLIC_URL)
+
+    assert again.mutations == 0
+    assert "whopLifetimeValue" not in shown(fake_twenty, people)
+    assert "whopLifetimeValue" in shown(fake_twenty, people, visible_only=False)
+
+
+async def test_the_record_pages_get_a_whop_section_before_system(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
+    model = load_data_model()
+    result = await provision(meta, model, PUBLIC_URL)
+
+    items = {i.name: i for i in result.plan.items}
+    if fake_twenty.dialect == "1.x":
+        # 1.x record pages have no sections: the plan says so and nothing is attempted.
+        assert items["section person Whop"].status == "unsupported"
+        assert "no record-page sections" in items["section person Whop"].detail
+        return
+    for obj in ("person", "opportunity"):
+        page = record_page(fake_twenty, obj)
+        names = [name for name, _ in page]
+        assert names[-2:] == ["Whop", "System"], "Whop sits just before System, which stays last"
+        whop = dict(page)["Whop"]
+        declared = [f.name for f in model.object(obj).fields if not f.standard]
+        assert [n for n in whop if n in declared] == declared, f"{obj}: every Whop field, in schema/ order"
+        assert dict(page)["System"] == ["createdAt", "updatedAt", "createdBy"], "System keeps only its own"
+    # The inverse relations Twenty made on the standard objects are in the section too.
+    assert "whopPayments" in dict(record_page(fake_twenty, "person"))["Whop"]
+
+
+async def test_an_older_install_gets_its_whop_fields_moved_out_of_system(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
+    if fake_twenty.dialect == "1.x":
+        pytest.skip("1.x record pages have no sections")
+    model = load_data_model()
+    await provision(meta, model.model_copy(update={"sections": ()}), PUBLIC_URL)  # before sections existed
+    assert "whopUserId" in dict(record_page(fake_twenty, "person"))["System"], "Twenty parks new fields there"
+    # A person moved one Whop field to General by hand; it stays where they put it.
+    ws = fake_twenty.workspace
+    page = next(p for p in ws.page_layouts if p["objectMetadataId"] == fake_twenty.object_by_name("person")["id"])
+    view_id = page["tabs"][0]["widgets"][0]["configuration"]["viewId"]
+    general = next(g for g in ws.view_field_groups if g["viewId"] == view_id and g["name"] == "General")
+    username = field_of(fake_twenty, "person", "whopUsername")
+    assert username is not None
+    moved = next(f for f in ws.view_fields if f["viewId"] == view_id and f["fieldMetadataId"] == username["id"])
+    ws.update_view_field(moved["id"], {"viewFieldGroupId": general["id"]})
+
+    result = await provision(meta, model, PUBLIC_URL)
+
+    assert {i.name: i.status for i in result.plan.items}["section person Whop"] == "create"
+    sections = dict(record_page(fake_twenty, "person"))
+    assert "whopUsername" in sections["General"]
+    assert "whopUserId" in sections["Whop"] and "whopChurnedAt" in sections["Whop"]
+    assert sections["System"] == ["createdAt", "updatedAt", "createdBy"]
+    assert [name for name, _ in record_page(fake_twenty, "person")][-2:] == ["Whop", "System"]
+    assert (await provision(meta, model, PUBLIC_URL)).mutations == 0
+
+
+async def test_a_field_a_person_adds_later_lands_under_system_not_whop(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
+    if fake_twenty.dialect == "1.x":
+        pytest.skip("1.x record pages have no sections")
+    await provision(meta, load_data_model(), PUBLIC_URL)
+    person_id = fake_twenty.object_by_name("person")["id"]
+    await meta.create_field({"objectMetadataId": person_id, "type": "TEXT", "name": "shoeSize", "label": "Shoe size"})
+
+    sections = dict(record_page(fake_twenty, "person"))
+    assert "shoeSize" in sections["System"] and "shoeSize" not in sections["Whop"]
+
+
+async def test_ended_memberships_have_a_churned_stage_and_a_column_for_it(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
+    before = field_of(fake_twenty, "opportunity", "stage")
+    assert before is not None
+    kept = {o["value"]: o for o in before["options"]}
+
+    result = await provision(meta, load_data_model(), PUBLIC_URL)
+
+    assert {i.name: i.status for i in result.plan.items}["opportunity.stage"] == "add_options"
+    after = field_of(fake_twenty, "opportunity", "stage")
+    assert after is not None
+    by_value = {o["value"]: o for o in after["options"]}
+    assert by_value["CHURNED"]["label"] == "Churned"
+    for value, option in kept.items():  # Twenty's own stages are untouched, ids and all
+        assert {k: by_value[value][k] for k in ("id", "label", "color", "position")} == {
+            k: option[k] for k in ("id", "label", "color", "position")
+        }
+    assert after["type"] == "SELECT" and not after["isCustom"], "the standard field, not a new one"
+    # Twenty's "By Stage" board gets a Churned column (2.x makes it, 1.x needs the bridge to).
+    board = view_named(fake_twenty, "opportunity", "By Stage")
+    columns = [g["fieldValue"] for g in fake_twenty.workspace.view_groups if g["viewId"] == board["id"]]
+    assert columns.count("CHURNED") == 1 and columns[: len(kept)] == [
+        o["value"] for o in sorted(kept.values(), key=lambda o: o["position"])
+    ]
+    assert (await provision(meta, load_data_model(), PUBLIC_URL)).mutations == 0
+
+
+async def test_a_kanban_gets_a_column_for_a_status_option_added_later(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
+    model = load_data_model()
+    status = model.object("opportunity").field("whopMembershipStatus")
+    assert status.options is not None
+    older = model.model_copy(
+        update={
+            "objects": tuple(
+                o.model_copy(
+                    update={
+                        "fields": tuple(
+                            f.model_copy(update={"options": status.options[:-1]}) if f is status else f
+                            for f in o.fields
+                        )
+                    }
+                )
+                for o in model.objects
+            )
+        }
+    )
+    await provision(meta, older, PUBLIC_URL)
+    newest = status.options[-1].value
+
+    result = await provision(meta, model, PUBLIC_URL)
+
+    board = view_named(fake_twenty, "opportunity", "Whop memberships")
+    columns = [g["fieldValue"] for g in fake_twenty.workspace.view_groups if g["viewId"] == board["id"]]
+    assert columns.count(newest) == 1
+    kanban_items = [i for i in result.plan.items if i.kind == "view_groups"]
+    if fake_twenty.dialect == "1.x":
+        assert [i.name for i in kanban_items] == ["kanban columns Whop memberships"]
+    else:  # 2.x makes the column itself when the option is added
+        assert kanban_items == []
+    assert (await provision(meta, model, PUBLIC_URL)).mutations == 0
+
+
+async def test_the_dry_run_lists_what_the_views_will_get(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
+    result = await provision(meta, load_data_model(), PUBLIC_URL, dry_run=True)
+
+    assert fake_twenty.stats["metadata_mutations"] == 0
+    items = {i.name: i for i in result.plan.items}
+    assert items["cards Whop memberships"].status == "create"
+    assert "whopLastPaymentStatus" in items["cards Whop memberships"].detail
+    assert items["columns person"].status == "create" and "'All People'" in items["columns person"].detail
+    assert items["columns whopPayment"].status == "create"
+    section = items["section opportunity Whop"]
+    if fake_twenty.dialect == "2.x":
+        assert section.status == "create" and "create the section 'Whop'" in section.detail
+    else:
+        assert section.status == "unsupported"
+
+
+async def test_a_conflict_on_opportunity_blocks_its_view_items_too(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
+    opp_id = fake_twenty.object_by_name("opportunity")["id"]
+    await meta.create_field({"objectMetadataId": opp_id, "type": "TEXT", "name": "whopMrr", "label": "MRR (text)"})
+    views_before = len(fake_twenty.workspace.view_fields)
+
+    result = await provision(meta, load_data_model(), PUBLIC_URL)
+
+    statuses = {i.name: i.status for i in result.plan.items}
+    assert statuses["cards Whop memberships"] == "blocked"
+    assert statuses["columns opportunity"] == "blocked"
+    assert statuses["columns person"] == "create"
+    opportunity_views = {v["id"] for v in fake_twenty.workspace.views if v["objectMetadataId"] == opp_id}
+    added = fake_twenty.workspace.view_fields[views_before:]
+    assert not [f for f in added if f["viewId"] in opportunity_views and "whop" in str(f)], "nothing on opportunity"

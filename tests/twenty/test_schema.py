@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bridge.twenty.schema import SchemaFileError, load_data_model
+from bridge.twenty.schema import SchemaFileError, load_data_model, section_fields
 
 
 def test_the_shipped_data_model_loads_with_every_key_field_unique() -> None:
@@ -95,4 +95,47 @@ def test_broken_toml_names_the_file(tmp_path: Path) -> None:
     schema = _copy_schema(tmp_path)
     (schema / "objects" / "person.toml").write_text("[object\n")
     with pytest.raises(SchemaFileError, match=r"person\.toml"):
+        load_data_model(schema)
+
+
+def test_the_shipped_views_show_cards_columns_and_whop_sections() -> None:
+    model = load_data_model()
+    (board,) = model.views
+    assert board.fields == ("whopProduct", "whopPlanTitle", "amount", "whopRenewalDate", "whopLastPaymentStatus")
+    assert {c.object for c in model.columns} == {"whopPayment", "whopProduct", "person", "opportunity"}
+    person = next(s for s in model.sections if s.object == "person")
+    held = section_fields(model, person)
+    assert "whopLifetimeValue" in held and "whopPayments" in held, "declared fields and inverse relations"
+    opportunity = next(s for s in model.sections if s.object == "opportunity")
+    assert "stage" not in section_fields(model, opportunity), "Twenty's own stage stays where it is"
+    stage = model.object("opportunity").field("stage")
+    assert stage.standard and stage.option_values() == ["CHURNED"]
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "complaint"),
+    [
+        ('fields = ["memberCount"', 'fields = ["memberCounts"', "no field 'memberCounts'"),
+        ('fields = ["memberCount"', 'fields = ["visibility", "visibility"', "listed twice"),
+        ('object = "whopProduct"\nfields', 'object = "whopThing"\nfields', "unknown object"),
+        ('[[sections]]\nobject = "person"', '[[sections]]\nobject = "opportunity"', "two section entries"),
+    ],
+    ids=["unknown-field-on-a-custom-object", "field-twice", "unknown-object", "two-sections-for-one-object"],
+)
+def test_a_view_naming_what_does_not_exist_fails_at_load_time(
+    tmp_path: Path, old: str, new: str, complaint: str
+) -> None:
+    schema = _copy_schema(tmp_path)
+    views = schema / "views.toml"
+    assert old in views.read_text()
+    views.write_text(views.read_text().replace(old, new, 1))
+    with pytest.raises(SchemaFileError, match=complaint):
+        load_data_model(schema)
+
+
+def test_a_standard_field_is_declared_only_to_add_options(tmp_path: Path) -> None:
+    schema = _copy_schema(tmp_path)
+    product = schema / "objects" / "whopProduct.toml"
+    product.write_text(product.read_text().replace('name = "headline"', 'name = "headline"\nstandard = true', 1))
+    with pytest.raises(SchemaFileError, match="standard field"):
         load_data_model(schema)

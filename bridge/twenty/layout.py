@@ -1,0 +1,112 @@
+"""What a workspace's views lack of what `schema/views.toml` asks for (pure; provision.py applies it).
+
+Everything here only adds. A field already in a view, shown or hidden, stays as the workspace
+has it; a column or a section is never removed, hidden or reordered. The one move: on a 2.x
+record page, Twenty files every new field under the page's last section ("System"); the
+bridge's own fields found there (or in no section) move into the bridge's section. A field a
+person put in any other section stays there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bridge.twenty.metadata import LiveFieldGroup, LiveView, LiveViewField, NewViewField
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A field a view should show: its name and, once it exists in Twenty, its id."""
+
+    name: str
+    field_id: str | None
+
+
+def missing_fields(view: LiveView | None, wanted: list[Wanted]) -> list[Wanted]:
+    """The wanted fields the view does not have at all (a hidden one counts as had)."""
+    have = {f.field_id for f in view.fields} if view else set()
+    return [w for w in wanted if w.field_id is None or w.field_id not in have]
+
+
+def appended(view: LiveView, fields: list[Wanted]) -> list[NewViewField]:
+    """New view fields after the view's last one, in the order given (ids known only)."""
+    start = max((f.position for f in view.fields), default=-1.0)
+    known = [w for w in fields if w.field_id]
+    return [NewViewField(str(w.field_id), start + 1 + i) for i, w in enumerate(known)]
+
+
+def index_view(views: list[LiveView]) -> LiveView | None:
+    """The object's standard list view ("All …"): Twenty marks it with key INDEX."""
+    return next((v for v in views if v.key == "INDEX" and v.type == "TABLE"), None)
+
+
+def missing_columns(view: LiveView, values: list[str]) -> list[tuple[str, float]]:
+    """Kanban columns (option values) the view lacks, each with its position after the last."""
+    missing = [v for v in values if v not in view.column_values]
+    return [(v, view.last_column_position + 1 + i) for i, v in enumerate(missing)]
+
+
+# Record-page sections (2.x) -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SectionChange:
+    section: LiveFieldGroup | None  # the bridge's section, if the page has it
+    move: tuple[tuple[LiveViewField, str], ...]  # (view field, field name) parked by Twenty
+    add: tuple[Wanted, ...]  # wanted fields the page's view does not have at all
+
+    @property
+    def done(self) -> bool:
+        return self.section is not None and not self.move and not self.add
+
+
+def section_change(view: LiveView, name: str, wanted: list[Wanted]) -> SectionChange:
+    section = find_section(view, name)
+    # Two provisioners racing may each have made one: a field in either is in the section.
+    ours = {g.id for g in view.field_groups if g.name == name}
+    others = sorted((g for g in view.field_groups if g.id not in ours), key=lambda g: g.position)
+    parking = others[-1].id if others else None  # where Twenty files new fields
+    by_field = {f.field_id: f for f in view.fields}
+    move: list[tuple[LiveViewField, str]] = []
+    add: list[Wanted] = []
+    for w in wanted:
+        current = by_field.get(w.field_id) if w.field_id else None
+        if current is None:
+            add.append(w)
+        elif current.group_id in ours:
+            continue
+        elif current.group_id is None or current.group_id == parking:
+            move.append((current, w.name))
+        # else: a person put it in another section, where it stays
+    return SectionChange(section, tuple(move), tuple(add))
+
+
+def find_section(view: LiveView, name: str) -> LiveFieldGroup | None:
+    named = [g for g in view.field_groups if g.name == name]
+    return min(named, key=lambda g: g.position) if named else None
+
+
+def new_section_position(view: LiveView) -> float:
+    """Last of all, so that Twenty files the fields created next (the bridge's) into it."""
+    return max((g.position for g in view.field_groups), default=-1.0) + 1
+
+
+def settled_section_position(view: LiveView, section_id: str) -> float | None:
+    """Just before the section that was last, so Twenty goes on filing people's new fields
+    there and not in the bridge's section; None when the section is alone."""
+    others = _others(view, next((g for g in view.field_groups if g.id == section_id), None))
+    if not others:
+        return None
+    last = others[-1].position
+    before = others[-2].position if len(others) > 1 else last - 1
+    return (before + last) / 2
+
+
+def section_positions(view: LiveView, section_id: str | None, count: int) -> list[float]:
+    """Positions after the last field already in the section."""
+    start = max((f.position for f in view.fields if section_id and f.group_id == section_id), default=-1.0)
+    return [start + 1 + i for i in range(count)]
+
+
+def _others(view: LiveView, section: LiveFieldGroup | None) -> list[LiveFieldGroup]:
+    return sorted((g for g in view.field_groups if section is None or g.id != section.id), key=lambda g: g.position)
