@@ -116,7 +116,7 @@ async def test_a_sync_longer_than_its_lease_ttl_keeps_the_lease_and_no_second_ru
 ) -> None:
     monkeypatch.setattr(services, "SYNC_LOCK_TTL", 0.6)
     world = await make_world(tmp_path, "2.x", members=30, memberships=40, TWENTY_BATCH_SIZE=5)
-    world.twenty.latency = 0.05  # about 40 calls: the run lasts several TTLs
+    world.twenty.latency = 0.1  # 30 calls, reads overlapping writes: the run lasts several TTLs
     first = asyncio.create_task(run_sync(world.runtime, kind="full"))
     await asyncio.sleep(1.5)  # two TTLs and more
     assert not first.done(), "the run should still be going"

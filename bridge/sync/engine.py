@@ -289,13 +289,13 @@ class SyncEngine:
         )
 
     async def _pages(self, phase: str, lister: Callable[..., AsyncIterator[Page[M]]]) -> AsyncIterator[Page[M]]:
-        """Pages of one phase from its checkpoint on, one page fetched ahead."""
+        """Pages of one phase from its checkpoint on, one page fetched ahead. The caller marks
+        the phase done once everything it took from them is written."""
         if phase in self._checkpoint["done"]:
             return
         cursor = self._checkpoint["cursors"].get(phase)
         async for page in prefetch(lister(after=cursor, page_size=self.options.page_size)):
             yield page
-        await self._save_cursor(phase, None, done=True)
 
     # Phases ---------------------------------------------------------------------------------
 
@@ -322,31 +322,44 @@ class SyncEngine:
         """Write a phase's changed records in full batches that may span Whop pages.
 
         Whop pages hold 100 records and a Twenty batch up to 200: changed records are buffered
-        until a batch is full. The checkpoint only moves past pages whose records are all written.
+        until a batch is full. Batches go through a `WritePipeline`, so the next one is built
+        (pages, shadows, its keyed read) while the previous one is being written. The
+        checkpoint only moves past pages whose records are all written and stored: each save
+        is queued behind the batches submitted before it.
         """
+        if phase in self._checkpoint["done"]:
+            return
         writer = self._writer(obj, lambda r: self.guard.ensure(name, r))
         batch = self.options.batch_size
         buffer: list[tuple[Item, int]] = []  # (item, index of the page it came from)
         cursors: list[str | None] = []
-        async for page in self._pages(phase, lister):
-            cursors.append(page.end_cursor)
-            changed, triaged = await writer.triage(await make_items(page.data))
-            self._record(name, triaged)
-            if not self.options.dry_run and triaged.twenty_ids:
-                # Unchanged records were seen at Whop too (written ones are marked when stored).
-                await mark_seen(self.store, self.company_id, obj.singular, list(triaged.twenty_ids), self.run_id)
-            buffer.extend((item, len(cursors) - 1) for item in changed)
-            if len(buffer) >= batch:
-                size = len(buffer) // batch * batch
-                chunk, buffer = buffer[:size], buffer[size:]
-                self._record(name, await writer.write_changed([item for item, _ in chunk]))
-            # Every page before the first still-buffered record is fully written.
-            done = (buffer[0][1] - 1) if buffer else len(cursors) - 1
-            if done >= 0:
-                await self._save_cursor(phase, cursors[done])
-        if buffer:
-            self._record(name, await writer.write_changed([item for item, _ in buffer]))
-            await self._save_cursor(phase, cursors[-1])
+        saved = -1  # the last page whose cursor is saved, or queued to be
+
+        def written(report: WriteReport) -> None:
+            self._record(name, report)
+
+        async with writer.pipeline() as pipeline:
+            async for page in self._pages(phase, lister):
+                cursors.append(page.end_cursor)
+                changed, triaged = await writer.triage(await make_items(page.data))
+                self._record(name, triaged)
+                if not self.options.dry_run and triaged.twenty_ids:
+                    # Unchanged records were seen at Whop too (written ones are marked when stored).
+                    await mark_seen(self.store, self.company_id, obj.singular, list(triaged.twenty_ids), self.run_id)
+                buffer.extend((item, len(cursors) - 1) for item in changed)
+                if len(buffer) >= batch:
+                    size = len(buffer) // batch * batch
+                    chunk, buffer = buffer[:size], buffer[size:]
+                    await pipeline.submit([item for item, _ in chunk], written)
+                # Every page before the first still-buffered record is written once the batches
+                # submitted so far are.
+                done = (buffer[0][1] - 1) if buffer else len(cursors) - 1
+                if done > saved:
+                    saved = done
+                    await pipeline.then(functools.partial(self._save_cursor, phase, cursors[done]))
+            if buffer:
+                await pipeline.submit([item for item, _ in buffer], written)
+        await self._save_cursor(phase, cursors[-1] if cursors else None, done=True)
 
     async def _phase_payments(self) -> None:
         """Keep the last payment per membership (shadow object "payment", keyed by membership)."""

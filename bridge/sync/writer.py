@@ -15,9 +15,12 @@ For each batch the writer
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -25,6 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import RecordConflict, SkippableError
+from bridge.store import deleted
 from bridge.store.leases import Leases
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows, put_shadows
 from bridge.sync.mapping import record_hash, without_unchanged_curated
@@ -80,6 +84,30 @@ class WriteReport:
             self.planned.setdefault(outcome, []).extend(keys)
 
 
+@dataclass
+class Prepared:
+    """A batch read and built under the write lease, not sent yet."""
+
+    batch: list[Item]
+    send: list[Pending]  # records to upsert
+    there: list[Pending]  # records Twenty already holds as they would be sent
+    report: WriteReport
+    seen_keys: set[str]  # keys of the Twenty records the read returned
+    seen_ids: set[str]  # and their ids
+
+    def keys(self) -> set[str]:
+        return {item.key for item in self.batch}
+
+    def emails_sent(self) -> set[str]:
+        """The primary e-mails this batch gives its records (not one it left out as taken)."""
+        sent = ((record.get("emails") or {}).get("primaryEmail") for _, record, _ in self.send)
+        return {_address(e) for e in sent if isinstance(e, str) and e.strip()}
+
+    def target_ids(self) -> set[str]:
+        """The Twenty records this batch writes to (updates, and Persons it links by e-mail)."""
+        return {str(existing["id"]) for _, _, existing in self.send + self.there if existing and existing.get("id")}
+
+
 class ObjectWriter:
     def __init__(
         self,
@@ -93,6 +121,7 @@ class ObjectWriter:
         run_id: int | None = None,
         before_write: Callable[[list[dict[str, Any]]], Any] | None = None,
         leases: Leases | None = None,
+        restore_deleted: bool = False,
     ) -> None:
         self.store = store
         self.twenty = twenty
@@ -102,6 +131,7 @@ class ObjectWriter:
         self.dry_run = dry_run
         self.run_id = run_id
         self.before_write = before_write  # e.g. add unknown SELECT options first
+        self.restore_deleted = restore_deleted  # else a record a person deleted in Twenty stays deleted
         # The process's lease helper (the runtime's); a writer on its own gets one of its own.
         self.leases = leases or Leases(lambda: store)
 
@@ -123,6 +153,12 @@ class ObjectWriter:
                 report.twenty_ids[item.key] = shadow.twenty_id
             else:
                 changed.append(item)
+        if changed and not self.restore_deleted:
+            # A person's deletion wins (bridge/sync/deletions.py): an upsert would restore it on 2.x.
+            kept = await deleted.held(self.store, self.obj.singular, [i.key for i in changed])
+            if kept:
+                report.counts["kept_deleted"] += len(kept)
+                changed = [i for i in changed if i.key not in kept]
         return changed, report
 
     async def write_changed(self, items: Sequence[Item]) -> WriteReport:
@@ -148,9 +184,18 @@ class ObjectWriter:
 
     async def _write_batch(self, batch: list[Item], shadows: dict[str, Shadow]) -> WriteReport:
         """Write one batch; the steps follow the module docstring's list."""
-        report = WriteReport()
         if not batch:
-            return report
+            return WriteReport()
+        prepared = await self._prepare(batch, shadows)
+        if self.dry_run:
+            self._report_dry_run(prepared.send, prepared.report)
+            return prepared.report
+        return await self._finish(prepared, await self._send(prepared))
+
+    async def _prepare(self, batch: list[Item], shadows: dict[str, Shadow]) -> Prepared:
+        """Steps 1-3 for a batch (shadows already read): the keyed read, e-mail ownership and the
+        records to send. Changes nothing, in Twenty or in the store."""
+        report = WriteReport()
         known, unknown = await self._known_updates(batch, shadows)
         by_key, by_email = await self._read_current(unknown)
         claimed_emails: set[str] = set()
@@ -162,17 +207,32 @@ class ObjectWriter:
         # Only what was read can be compared with Twenty; the known updates' `existing` is the
         # bridge's own last write, not Twenty's state.
         read, there = self._already_there(read, report)
-        records = known + read
-        if self.dry_run:
-            self._report_dry_run(records, report)
-            return report
+        seen = [*by_key.values(), *(r for rows in by_email.values() for r in rows)]
+        return Prepared(
+            batch=batch,
+            send=known + read,
+            there=there,
+            report=report,
+            seen_keys={str(r[self.obj.key]) for r in seen if r.get(self.obj.key)},
+            seen_ids={str(r["id"]) for r in seen if r.get("id")},
+        )
+
+    async def _send(self, prepared: Prepared) -> list[Pending]:
+        """Steps 4-5: the upsert (isolating refusals) and the ids a short answer left out."""
         if self.before_write is not None:
-            await self.before_write([r for _, r, _ in records])
-        written = await self._upsert_isolating(records, report)
-        await self._learn_missing_ids(written, report)
-        await self._store_shadows(written, report)
-        await self._store_shadows(there, report, count=False)
-        return report
+            await self.before_write([r for _, r, _ in prepared.send])
+        written = await self._upsert_isolating(prepared.send, prepared.report)
+        await self._learn_missing_ids(written, prepared.report)
+        return written
+
+    async def _finish(self, prepared: Prepared, written: list[Pending]) -> WriteReport:
+        """Step 6: the shadows of what Twenty stored, and of what it already held."""
+        await self._store_shadows(written, prepared.report)
+        await self._store_shadows(prepared.there, prepared.report, count=False)
+        return prepared.report
+
+    def pipeline(self) -> WritePipeline:
+        return WritePipeline(self)
 
     def _already_there(self, records: list[Pending], report: WriteReport) -> tuple[list[Pending], list[Pending]]:
         """Split off records Twenty already holds exactly as they would be sent (written before
@@ -222,7 +282,7 @@ class ObjectWriter:
         by_key = {str(r.get(self.obj.key)): r for r in current if r.get(self.obj.key)}
         by_email: dict[str, list[dict[str, Any]]] = {}
         for r in current:
-            address = ((r.get("emails") or {}).get("primaryEmail") or "").strip().lower()
+            address = _address((r.get("emails") or {}).get("primaryEmail") or "")
             if address:
                 by_email.setdefault(address, []).append(r)
         return by_key, by_email
@@ -367,6 +427,230 @@ class ObjectWriter:
                 report.counts["skipped"] += 1
 
 
+@dataclass
+class _Flight:
+    """A batch on its way: `sent` once its upsert is answered; `task` ends once it is finished
+    (shadows stored, reported) after every batch before it."""
+
+    prepared: Prepared
+    task: asyncio.Task[None]
+    sent: asyncio.Event
+
+
+class WritePipeline:
+    """Writes a stream of batches of one object, one upsert at a time and in order, and prepares
+    the next batch (fresh shadows, the keyed read, the records to send) while the previous
+    upsert is in flight: the bridge's own work and its reads stay off the path of Twenty's
+    writes, which is what a backfill waits on.
+
+    What holds as when batches go one at a time (`ObjectWriter.write_changed`):
+    - the per-object write lease covers each batch from its shadows and read to its stored
+      shadows. The pipeline keeps it across consecutive batches, gives it back when nothing
+      more is waiting to be written, and hands it over at least every `LEASE_TURN_SECONDS`, so
+      a webhook waiting to write the same object gets its turn;
+    - a batch sharing a key with the batch in flight, or wanting an e-mail that batch gives a
+      record, is prepared only after that batch is finished; one whose read saw a record that
+      batch writes is prepared again then. So every batch is built from what Twenty holds
+      after the batches before it, and e-mail ownership is settled as one batch at a time would;
+    - shadows are stored only after Twenty answered, and `on_done` callbacks and `then` steps
+      run in submission order, each after everything submitted before it is finished: a
+      checkpoint saved by one never covers a batch whose shadows are not stored yet.
+    """
+
+    def __init__(self, writer: ObjectWriter) -> None:
+        self.writer = writer
+        self._lease: contextlib.AsyncExitStack | None = None
+        self._lease_since = 0.0
+        self._lease_lock = asyncio.Lock()
+        self._submitting = 0  # submissions under way (they need the lease)
+        self._flight: _Flight | None = None  # the last batch launched
+        # A batch prepared while the one in flight is being written, and its caller's signal.
+        self._next: tuple[Prepared, Callable[[WriteReport], None] | None, asyncio.Future[None]] | None = None
+        self._tail: asyncio.Task[None] | None = None  # the last step of the ordered chain
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._failed: BaseException | None = None  # what the first failed step raised
+
+    async def __aenter__(self) -> WritePipeline:
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, *_exc: object) -> None:
+        try:
+            if exc_type is None:
+                await self.flush()
+        finally:
+            if exc_type is not None and issubclass(exc_type, asyncio.CancelledError):
+                # Stopped: a batch cut short is written again by the next run (its shadows, and
+                # so the checkpoint, never got past it).
+                for task in self._tasks:
+                    task.cancel()
+            # Failed: the batch in flight ends (stored, not reported: what follows a failed
+            # link fails too), rather than being cut off inside a database transaction.
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            async with self._lease_lock:
+                await self._release()
+
+    async def submit(self, items: Sequence[Item], on_done: Callable[[WriteReport], None] | None = None) -> None:
+        """Queue `items` for writing (in batches); returns once the last batch's upsert has
+        started, so the caller can build the next one meanwhile. `on_done` gets each batch's
+        report when it is finished."""
+        self._raise_failure()
+        writer = self.writer
+        if writer.dry_run:
+            report = await writer.write_changed(items)
+            if on_done is not None:
+                on_done(report)
+            return
+        changed = list({item.key: item for item in items}.values())
+        for start in range(0, len(changed), writer.batch_size):
+            self._submitting += 1
+            try:
+                await self._submit_batch(changed[start : start + writer.batch_size], on_done)
+            finally:
+                self._submitting -= 1
+
+    async def then(self, step: Callable[[], Awaitable[None]]) -> None:
+        """Run `step` once everything submitted so far is finished: now, if it already is."""
+        self._raise_failure()
+        tail = self._tail
+        if tail is None or tail.done():
+            await step()
+            return
+
+        async def after() -> None:
+            await tail
+            await step()
+
+        self._chain(after())
+
+    async def flush(self) -> None:
+        """Wait until everything submitted is finished (raising what a batch raised)."""
+        if self._tail is not None:
+            await self._tail
+        self._raise_failure()
+        self._flight = None
+
+    def _raise_failure(self) -> None:
+        """A batch failed: stop here rather than write on behind it."""
+        if self._failed is not None:
+            raise self._failed
+
+    async def _submit_batch(self, batch: list[Item], on_done: Callable[[WriteReport], None] | None) -> None:
+        writer = self.writer
+        flight = self._flight
+        if flight is not None and (
+            flight.prepared.keys() & {i.key for i in batch}
+            or flight.prepared.emails_sent() & {_address(i.email) for i in batch if i.email}
+        ):
+            await self.flush()
+            flight = None
+        await self._hold_lease()
+        if self._flight is None:
+            flight = None  # the lease changed hands: everything before is finished
+        prepared = await self._prepare(batch)
+        if flight is not None and (
+            prepared.seen_keys & flight.prepared.keys() or prepared.seen_ids & flight.prepared.target_ids()
+        ):
+            # Read while that batch may be changing a record this one saw: read again after it.
+            await self.flush()
+            flight = None
+            prepared = await self._prepare(batch)
+        if prepared.send:
+            await writer.twenty.reserve()  # the upsert's turn in the budget, taken meanwhile
+        self._raise_failure()
+        if flight is None or flight.sent.is_set():
+            self._launch(prepared, on_done)
+            return
+        # The batch in flight launches this one the moment its own upsert is answered.
+        launched: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._next = (prepared, on_done, launched)
+        try:
+            await asyncio.wait({launched, flight.task}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            if self._next is not None and self._next[2] is launched:
+                self._next = None
+        if not launched.done():
+            await flight.task  # it failed before its upsert was answered: raise that
+            self._raise_failure()
+
+    def _launch(self, prepared: Prepared, on_done: Callable[[WriteReport], None] | None) -> None:
+        """Start `prepared`'s upsert now; its report and shadows follow, in order."""
+        writer = self.writer
+        sent = asyncio.Event()
+        previous = self._tail
+
+        async def write() -> None:
+            written = await writer._send(prepared)
+            sent.set()
+            waiting, self._next = self._next, None
+            if waiting is not None:
+                following, following_done, launched = waiting
+                self._launch(following, following_done)
+                launched.set_result(None)
+                await asyncio.sleep(0)  # its upsert goes out before this batch's bookkeeping
+            report = await writer._finish(prepared, written)
+            if previous is not None:
+                await previous  # reports and checkpoints go in submission order
+            if on_done is not None:
+                on_done(report)
+
+        task = self._chain(write())
+        self._flight = _Flight(prepared, task, sent)
+
+    async def _prepare(self, batch: list[Item]) -> Prepared:
+        """Fresh shadows (the lease is held) and the batch built from them and a keyed read."""
+        writer = self.writer
+        fresh = await get_shadows(writer.store, writer.company_id, writer.obj.singular, [i.key for i in batch])
+        current = [i for i in batch if not _stale(i, fresh.get(i.key))]
+        prepared = await writer._prepare(current, fresh)
+        prepared.report.counts["stale"] += len(batch) - len(current)
+        prepared.batch = batch  # every key counts towards overlaps, stale ones too
+        return prepared
+
+    def _chain(self, step: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        """Run `step` as the new last link of the chain (it awaits the link before it itself)."""
+
+        async def link() -> None:
+            await step
+            await self._release_if_idle()
+
+        task = asyncio.create_task(link())
+        self._tasks.add(task)
+        task.add_done_callback(self._ended)
+        self._tail = task
+        return task
+
+    def _ended(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None and self._failed is None:
+            self._failed = task.exception()
+
+    async def _hold_lease(self) -> None:
+        async with self._lease_lock:
+            if self._lease is not None and time.monotonic() - self._lease_since >= LEASE_TURN_SECONDS:
+                await self.flush()
+                await self._release()  # a writer waiting for the object goes now
+            if self._lease is None:
+                self._flight = None
+                writer = self.writer
+                name = f"write:{writer.company_id}:{writer.obj.singular}"
+                stack = contextlib.AsyncExitStack()
+                await stack.enter_async_context(writer.leases.hold(name, ttl=WRITE_LEASE_TTL, wait=WRITE_LEASE_WAIT))
+                self._lease, self._lease_since = stack, time.monotonic()
+
+    async def _release_if_idle(self) -> None:
+        """The last batch is finished and no other is being submitted: give the lease back."""
+        if self._submitting or self._tail is not asyncio.current_task():
+            return
+        async with self._lease_lock:
+            if not self._submitting and self._tail is asyncio.current_task():
+                await self._release()
+
+    async def _release(self) -> None:
+        stack, self._lease = self._lease, None
+        if stack is not None:
+            await asyncio.shield(stack.aclose())  # a cancelled caller still frees the row
+
+
 PRESERVED_COMPOSITES = {"person": ("name", "emails", "phones"), "opportunity": ("amount",)}
 
 
@@ -375,6 +659,11 @@ def _written(shadow: Shadow | None) -> dict[str, Any] | None:
     if shadow is None or shadow.gone_at is not None or not shadow.written:
         return None
     return {k: v for k, v in shadow.written.items() if not k.startswith("_")}
+
+
+def _address(email: str) -> str:
+    """An e-mail as Twenty's answers are compared: case and surrounding spaces do not count."""
+    return email.strip().lower()
 
 
 def _has_value(value: Any) -> bool:
@@ -394,3 +683,6 @@ def _stale(item: Item, shadow: Shadow | None) -> bool:
 # the sync or worker writing the same object before its caller retries later.
 WRITE_LEASE_TTL = 120.0
 WRITE_LEASE_WAIT = 600.0
+# A pipeline holding the lease across batches hands it over this often (a webhook's write waits
+# at most about this long behind a backfill).
+LEASE_TURN_SECONDS = 10.0

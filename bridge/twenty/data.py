@@ -170,6 +170,7 @@ class TwentyDataClient:
         self._max_attempts = max_attempts
         self.stats = CallStats()
         self.upsert_cap: int | None = None  # learned from a refusal of the batch size
+        self._reserved = 0  # tokens taken ahead by `reserve`, spent by the next calls
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -202,12 +203,22 @@ class TwentyDataClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
 
+    async def reserve(self) -> None:
+        """Take the token of a call that is sure to come (the next upsert, while the current one
+        is in flight), so waiting for it overlaps other work instead of delaying that call.
+        Taking it early is safe: Twenty sees the call later than the budget counted it."""
+        await self.limiter.acquire()
+        self._reserved += 1
+
     # Transport ----------------------------------------------------------------------------
 
     async def graphql(self, query: str, variables: dict[str, Any], *, operation: str, write: bool) -> dict[str, Any]:
         """POST /graphql with limiter, retries and error classification."""
         for attempt in range(1, self._max_attempts + 1):
-            await self.limiter.acquire()
+            if self._reserved:
+                self._reserved -= 1
+            else:
+                await self.limiter.acquire()
             if write:
                 self.stats.writes += 1
             else:
