@@ -86,6 +86,20 @@ class Timing:
 REAL_TIMING = Timing()
 
 
+@dataclass
+class ModelledTime:
+    """What the timing model charged, by kind of call: the benchmark's floor is built from it
+    (a read that answers records costs more than an empty one)."""
+
+    reads: int = 0
+    read_seconds: float = 0.0
+    writes: int = 0
+    write_seconds: float = 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
 class TokenBucket:
     """Capacity N, refilled continuously at N per 60 s, on an injectable monotonic clock."""
 
@@ -144,6 +158,7 @@ class FakeTwenty:
         if max_upsert is not None:
             self.workspace.max_upsert = max_upsert
         self.timing = timing
+        self.modelled = ModelledTime()
         self._fail_remaining = 0
         self._fail_status = 500
         self._cache_flushed = False
@@ -156,6 +171,7 @@ class FakeTwenty:
                 Route("/rest/{path:path}", self._rest, methods=["GET", "POST", "PATCH", "PUT", "DELETE"]),
                 Route("/healthz", self._healthz, methods=["GET"]),
                 Route("/_fake/stats", self._stats, methods=["GET"]),
+                Route("/_fake/timing", self._modelled, methods=["GET"]),
                 Route("/", self._ui_index, methods=["GET"]),
                 Route("/ui/{plural}", self._ui_object, methods=["GET"]),
             ]
@@ -322,6 +338,7 @@ class FakeTwenty:
         refused = await self._data_gate(request, graphql=True)
         if refused is not None:
             return refused
+        started = time.monotonic()
         try:
             body = await self._json_body(request)
         except ValueError:
@@ -329,21 +346,28 @@ class FakeTwenty:
                 {"errors": [{"message": "Invalid JSON body", "extensions": {"code": "BAD_REQUEST"}}]}, 400
             )
         before = self._record_count() if self.timing else 0
-        started = time.monotonic()
         response, outcome = execute_data(self.workspace, body)
+        answer = JSONResponse(response)
         if self.timing is not None:
-            # The model's time in all: this fake's own work counts towards it.
+            # The observed times were a whole call's, as its client saw it: this fake's own work
+            # (reading the request, executing it, writing the answer) counts towards them.
             created = self._record_count() - before
             modelled = self.timing.seconds(response, created, outcome.records_written - created)
             spent = time.monotonic() - started
             self.stats.model_overrun_seconds += max(0.0, spent - modelled)
+            if outcome.writes:
+                self.modelled.writes += 1
+                self.modelled.write_seconds += modelled
+            else:
+                self.modelled.reads += 1
+                self.modelled.read_seconds += modelled
             await asyncio.sleep(max(0.0, modelled - spent))
         self.stats.data_reads += outcome.reads
         self.stats.data_writes += outcome.writes
         self.stats.records_written += outcome.records_written
         for name in outcome.operations:
             self.stats.operations[name] += 1
-        return JSONResponse(response)
+        return answer
 
     async def _rest(self, request: Request) -> Response:
         refused = await self._data_gate(request, graphql=False)
@@ -375,6 +399,10 @@ class FakeTwenty:
     async def _stats(self, _request: Request) -> Response:
         """The counters, for tests that run the fake in another process (not a Twenty route)."""
         return JSONResponse(self.stats.as_dict())
+
+    async def _modelled(self, _request: Request) -> Response:
+        """The timing model's charges so far (not a Twenty route)."""
+        return JSONResponse(self.modelled.as_dict())
 
     async def _healthz(self, _request: Request) -> Response:
         if self.down:
