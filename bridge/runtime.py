@@ -41,6 +41,7 @@ from bridge.store.budget import SharedBucket
 from bridge.store.db import create_engine
 from bridge.store.leases import Leases, owner_id
 from bridge.store.migrate import migrate
+from bridge.sync.deletions import DeletionWatch
 from bridge.sync.records import PlanBook
 from bridge.twenty.data import OBJECTS, TwentyDataClient
 from bridge.twenty.metadata import MetadataClient
@@ -83,6 +84,8 @@ class Runtime:
         self.webhook_secrets = connections.SecretCache(lambda: self.store, self.box)
         # Whop plans, shared by every sync and the worker of this process.
         self.plans = PlanBook()
+        # When this process last read what people deleted in Twenty (a person's deletion wins).
+        self.deletions = DeletionWatch()
         self._given_store = store
         self._stores: dict[asyncio.AbstractEventLoop, AsyncEngine] = {}
         self._mutex = threading.Lock()

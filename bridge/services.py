@@ -164,6 +164,7 @@ async def _sync(
             connection_id=credentials.connection_id,
             leases=runtime.leases,
             plans=runtime.plans,
+            deletions=runtime.deletions,
         )
         result = await sync.run()
         result.twenty_calls = twenty.stats.calls

@@ -270,6 +270,13 @@ class Worker:
         for ev in events:
             by_company.setdefault(ev.company_id, []).append(ev)
         async with self._claims_kept([ev.webhook_id for ev in events]):
+            try:
+                for problem in await self.runtime.deletions.maybe_refresh(
+                    self.twenty, self.store, restore=self.settings.restore_deleted
+                ):
+                    log.warning("%s %s: %s", problem.object, problem.key, problem.reason)
+            except BridgeError as exc:  # the writes below still keep what the store knows
+                log.warning("could not read what was deleted in Twenty: %s", exc)
             for company_id, group in by_company.items():
                 with bound(company_id=company_id, webhook_ids=[e.webhook_id for e in group]):
                     outcome = await self._apply_company(company_id, group)
@@ -391,6 +398,7 @@ class Applier:
             obj=obj,
             batch_size=self.worker.settings.twenty_batch_size,
             leases=self.worker.leases,
+            restore_deleted=self.worker.settings.restore_deleted,
         )
 
     async def apply(self, events: list[InboxEvent], outcome: Outcome) -> None:

@@ -216,3 +216,17 @@ login_throttle = sa.Table(
     sa.Column("blocked_until", sa.Float, nullable=False, server_default="0"),
     sa.Column("updated_at", sa.Float, nullable=False),
 )
+
+# Records a person deleted (soft-deleted) in Twenty, by object and bridge key (issue 11): a sync,
+# a webhook or a reconciliation leaves them deleted (2.x upserts would restore them) unless
+# BRIDGE_RESTORE_DELETED is set. Read from Twenty at each sync and every few minutes by the worker;
+# `reported_at` makes each one reported once, not every hour.
+twenty_deleted = sa.Table(
+    "twenty_deleted",
+    metadata,
+    sa.Column("object", sa.String(32), primary_key=True),
+    sa.Column("whop_key", sa.String(128), primary_key=True),
+    sa.Column("twenty_id", sa.String(64), nullable=False),
+    sa.Column("seen_at", TS, nullable=False),
+    sa.Column("reported_at", TS, nullable=True),
+)

@@ -33,7 +33,7 @@ from bridge.store import runs as run_store
 from bridge.store.connections import get_connection
 from bridge.store.leases import Leases
 from bridge.store.shadows import get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
-from bridge.sync import mapping
+from bridge.sync import deletions, mapping
 from bridge.sync.records import (
     PAYMENT_SHADOW,
     CompanyItems,
@@ -156,12 +156,14 @@ class SyncEngine:
         connection_id: int | None = None,
         leases: Leases | None = None,
         plans: PlanBook | None = None,
+        deletions: deletions.DeletionWatch | None = None,
     ) -> None:
         self.store = store
         self.whop = whop
         self.twenty = twenty
         self.company_id = company_id
         self._items: CompanyItems | None = None
+        self.deletions = deletions
         self._plans = functools.partial((plans or PlanBook()).get, fetch=whop.get_plan)
         self.options = options
         self.guard = guard or OptionGuard(None)
@@ -210,6 +212,12 @@ class SyncEngine:
             live = await self.guard.load()
             if live is not None and self.guard.meta is not None:
                 self.twenty.learn_rules(WriteRules.from_live(self.guard.meta.dialect, live))
+            if not self.options.dry_run:
+                # What people deleted in Twenty stays deleted; each deletion is reported once.
+                watch = self.deletions or deletions.DeletionWatch()
+                self.problems.extend(
+                    await watch.maybe_refresh(self.twenty, self.store, restore=self.options.restore_deleted)
+                )
             if self.options.kind == "deep" and not resumed:
                 await self._deep_check()
             await asyncio.gather(self._phase_products_then_members(), self._phase_payments())
@@ -286,6 +294,7 @@ class SyncEngine:
             run_id=self.run_id or None,
             before_write=before,
             leases=self.leases,
+            restore_deleted=self.options.restore_deleted,
         )
 
     async def _pages(self, phase: str, lister: Callable[..., AsyncIterator[Page[M]]]) -> AsyncIterator[Page[M]]:

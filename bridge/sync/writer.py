@@ -28,6 +28,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import RecordConflict, SkippableError
+from bridge.store import deleted
 from bridge.store.leases import Leases
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows, put_shadows
 from bridge.sync.mapping import record_hash, without_unchanged_curated
@@ -120,6 +121,7 @@ class ObjectWriter:
         run_id: int | None = None,
         before_write: Callable[[list[dict[str, Any]]], Any] | None = None,
         leases: Leases | None = None,
+        restore_deleted: bool = False,
     ) -> None:
         self.store = store
         self.twenty = twenty
@@ -129,6 +131,7 @@ class ObjectWriter:
         self.dry_run = dry_run
         self.run_id = run_id
         self.before_write = before_write  # e.g. add unknown SELECT options first
+        self.restore_deleted = restore_deleted  # else a record a person deleted in Twenty stays deleted
         # The process's lease helper (the runtime's); a writer on its own gets one of its own.
         self.leases = leases or Leases(lambda: store)
 
@@ -150,6 +153,12 @@ class ObjectWriter:
                 report.twenty_ids[item.key] = shadow.twenty_id
             else:
                 changed.append(item)
+        if changed and not self.restore_deleted:
+            # A person's deletion wins (bridge/sync/deletions.py): an upsert would restore it on 2.x.
+            kept = await deleted.held(self.store, self.obj.singular, [i.key for i in changed])
+            if kept:
+                report.counts["kept_deleted"] += len(kept)
+                changed = [i for i in changed if i.key not in kept]
         return changed, report
 
     async def write_changed(self, items: Sequence[Item]) -> WriteReport:

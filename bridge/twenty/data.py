@@ -316,6 +316,28 @@ class TwentyDataClient:
                 return found
             after = info["endCursor"]
 
+    async def find_deleted(self, objects: Sequence[ObjectApi]) -> dict[str, list[dict[str, Any]]]:
+        """Every record of `objects` soft-deleted in Twenty (`id` and key), one request for all:
+        there are usually none, so the check costs one call per look."""
+        if not objects:
+            return {}
+        filter_ = {"deletedAt": {"is": "NOT_NULL"}}
+        # Each root field takes its own object's filter type, so one variable per object.
+        args = ", ".join(f"$f{i}: {o.type_prefix}FilterInput" for i, o in enumerate(objects))
+        node = "edges { node { id %s } } pageInfo { hasNextPage }"
+        parts = " ".join(f"{o.plural}(filter: $f{i}, first: 200) {{ {node % o.key} }}" for i, o in enumerate(objects))
+        query = f"query Deleted({args}) {{ {parts} }}"
+        variables = {f"f{i}": filter_ for i in range(len(objects))}
+        data = await self.graphql(query, variables, operation="read deleted records", write=False)
+        found: dict[str, list[dict[str, Any]]] = {}
+        for o in objects:
+            conn = data.get(o.plural) or {}
+            rows = [edge["node"] for edge in conn.get("edges") or []]
+            if (conn.get("pageInfo") or {}).get("hasNextPage"):  # many deleted: page through this one
+                rows = await self.find(o, filter_, selection=f"id {o.key}")
+            found[o.singular] = rows
+        return found
+
     async def find_by_keys(
         self, obj: ObjectApi, keys: Sequence[str], *, emails: Sequence[str] = ()
     ) -> list[dict[str, Any]]:
