@@ -117,15 +117,11 @@ def twenty_on_a_thread(app: CountingTwenty) -> Iterator[str]:
 
 
 def cli(env: dict[str, str], *args: str) -> None:
-    subprocess.run(
-        [sys.executable, "-m", "bridge.cli", *args],
-        cwd=ROOT,
-        env=env,
-        check=True,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        timeout=1800,
+    done = subprocess.run(
+        [sys.executable, "-m", "bridge.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800
     )
+    if done.returncode != 0:
+        raise RuntimeError(f"{' '.join(args)} exited {done.returncode}: {(done.stdout + done.stderr)[-2000:]}")
 
 
 def serve(env: dict[str, str], port: int, role: str, log: Path) -> subprocess.Popen[bytes]:
