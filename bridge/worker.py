@@ -252,7 +252,7 @@ class Worker:
                 handled = await self.run_once()
             except asyncio.CancelledError:
                 raise
-            except Exception:  # the loop must survive a database hiccup; the events stay claimed-then-expire
+            except Exception:  # a database hiccup: the claims run out and come back, no attempt spent
                 log.exception("inbox worker pass failed")
                 handled = 0
             if handled == 0:
