@@ -43,6 +43,8 @@ sys.path.insert(0, str(ROOT))
 from bridge.config import Settings, load_settings  # noqa: E402
 from bridge.runtime import Runtime  # noqa: E402
 from bridge.services import provision_workspace, run_sync  # noqa: E402
+from bridge.whop.auth import StaticToken  # noqa: E402
+from bridge.whop.client import WhopClient  # noqa: E402
 
 TWENTY_KEY = "bench-twenty-key"
 WHOP_KEY = "bench-whop-key"
@@ -110,24 +112,30 @@ def bridge_settings(twenty_url: str, whop_url: str, db: str, **extra: Any) -> Se
 
 
 class RssMarks:
-    """Samples the bridge's RSS when the run passes 10%, 50% and 100% of the records."""
+    """The bridge's RSS as the run goes (sampled at each progress report, at most once a
+    percent), then read at 10%, 50% and 100% of the records the run ended with (the number of
+    payments is not known before)."""
 
-    def __init__(self, total: int) -> None:
-        self.total = max(1, total)
-        self.marks: dict[int, float] = {}
+    def __init__(self) -> None:
+        self.samples: list[tuple[int, float]] = []  # (records done, RSS in MB)
 
     def progress(self, _obj: str, counts: dict[str, dict[str, int]]) -> None:
         done = sum(v for obj, c in counts.items() if obj != "payment" for k, v in c.items() if k in DONE_OUTCOMES)
-        for mark in (10, 50, 100):
-            if mark not in self.marks and done * 100 >= mark * self.total:
-                self.marks[mark] = rss_mb()
+        if not self.samples or done - self.samples[-1][0] >= max(1, self.samples[-1][0] // 100):
+            self.samples.append((done, rss_mb()))
+
+    def marks(self) -> dict[int, float]:
+        if not self.samples:
+            return {}
+        total = self.samples[-1][0]
+        return {mark: next(mb for done, mb in self.samples if done * 100 >= mark * total) for mark in (10, 50, 100)}
 
 
 DONE_OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")
 
 
-async def one_run(settings: Settings, *, kind: str = "full", total: int = 0) -> dict[str, Any]:
-    marks = RssMarks(total)
+async def one_run(settings: Settings, *, kind: str = "full") -> dict[str, Any]:
+    marks = RssMarks()
     assert settings.twenty_url is not None
     overrun = twenty_stats(settings.twenty_url)["model_overrun_seconds"]
     modelled = twenty_modelled(settings.twenty_url)
@@ -147,7 +155,7 @@ async def one_run(settings: Settings, *, kind: str = "full", total: int = 0) -> 
         "result": result,
         "records": records,
         "written": written,
-        "rss": marks.marks,
+        "rss": marks.marks(),
         "overrun": overrun,
         "modelled": modelled,
     }
@@ -251,13 +259,41 @@ def twenty_modelled(twenty_url: str) -> dict[str, Any]:
     return dict(httpx.get(f"{twenty_url}/_fake/timing", timeout=30).json())
 
 
-def kill_half_and_resume(twenty_url: str, whop_url: str, db: str, total: int) -> None:
-    """`sync --full` killed with SIGKILL half way through, then run again to the end."""
-    env = bridge_env(twenty_url, whop_url, f"sqlite:///{db}", WHOP_REQUESTS_PER_SECOND="50")
+def twenty_held(twenty_url: str) -> int:
+    """Records with a Whop key that Twenty holds (not deleted), over the objects the bridge writes."""
+    keys = {"people": "whopUserId", "opportunities": "whopMembershipId"}
+    keys |= {"whopProducts": "whopProductId", "whopPayments": "whopPaymentId"}
+    fields = " ".join(f'{plural}(filter: {{{key}: {{neq: ""}}}}) {{ totalCount }}' for plural, key in keys.items())
+    answer = httpx.post(
+        f"{twenty_url}/graphql",
+        json={"query": f"{{ {fields} }}"},
+        headers={"Authorization": f"Bearer {TWENTY_KEY}"},
+        timeout=120,
+    ).json()
+    return sum(int(conn["totalCount"]) for conn in answer["data"].values())
+
+
+async def whop_records(whop_url: str) -> int:
+    """What a backfill writes, counted at Whop: products, members, memberships and payments."""
+    summary = httpx.get(f"{whop_url}/_fake", timeout=30).json()
+    company = next(c for c in summary["companies"] if c["id"] == COMPANY)
+    total = int(company["products"]) + int(company["members"]) + int(company["memberships"])
+    async with WhopClient(whop_url, StaticToken(WHOP_KEY), COMPANY, requests_per_second=1000) as whop:
+        async for page in whop.list_payments(page_size=100):
+            total += len(page.data)
+    return total
+
+
+def kill_half_and_resume(twenty_url: str, whop_url: str, db: str, expected: int, rpm: int) -> None:
+    """`sync --full` killed with SIGKILL once Twenty has written about half of the `expected`
+    records, then run again to the end; then Twenty's writes are set against the records it holds."""
+    env = bridge_env(
+        twenty_url, whop_url, f"sqlite:///{db}", WHOP_REQUESTS_PER_SECOND="50", TWENTY_REQUESTS_PER_MINUTE=str(rpm)
+    )
     cli = [sys.executable, "-m", "bridge.cli", "sync", "--full"]
     started = time.perf_counter()
     first = subprocess.Popen(cli, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    while first.poll() is None and twenty_stats(twenty_url)["records_written"] < total // 2:
+    while first.poll() is None and twenty_stats(twenty_url)["records_written"] < expected // 2:
         time.sleep(0.5)
     first.send_signal(signal.SIGKILL)
     first.wait(30)
@@ -265,13 +301,13 @@ def kill_half_and_resume(twenty_url: str, whop_url: str, db: str, total: int) ->
     again = subprocess.run(cli, cwd=ROOT, env=env, capture_output=True, text=True, timeout=7200)
     wall = time.perf_counter() - started
     written = twenty_stats(twenty_url)["records_written"]
+    held = twenty_held(twenty_url)
     print("\n## killed half way (SIGKILL), then run again")
     print(f"killed after Twenty had written {at_kill} records; the second run exited {again.returncode}")
     resumed = "resumed run" in again.stdout
     print(
-        f"records written by Twenty in both runs: {written} for {total} records"
-        f" ({written - total:+d}); resumed: {resumed};"
-        f" both runs: {wall:.1f} s"
+        f"records written by Twenty in both runs: {written} for the {held} records it holds"
+        f" ({written - held:+d}); resumed: {resumed}; both runs: {wall:.1f} s"
     )
 
 
@@ -290,7 +326,6 @@ async def main() -> None:
     whop_args = ["--members", str(args.members), "--memberships", str(args.memberships)]
     whop_args += ["--products", str(args.products), "--company-id", COMPANY, "--api-key", WHOP_KEY, "--seed", "42"]
     twenty_args = ["--api-key", TWENTY_KEY, "--dialect", "2.x", "--timing", args.timing, "--rate-limit", str(args.rpm)]
-    total = args.members + args.memberships + args.products
     print(
         f"# backfill: {args.memberships} memberships, {args.members} members, {args.products} products;"
         f" bridge defaults (batch {batch}, {args.rpm} requests/min); fake Twenty timing: {args.timing}"
@@ -300,21 +335,21 @@ async def main() -> None:
             with server("tests.fakes.twenty", *twenty_args) as twenty_url:
                 db = os.path.join(tmp, "killed.db")
                 await provision(twenty_url, db)
-                kill_half_and_resume(twenty_url, whop_url, db, total)
+                kill_half_and_resume(twenty_url, whop_url, db, await whop_records(whop_url), args.rpm)
             return
         with server("tests.fakes.twenty", *twenty_args) as twenty_url:
             db = os.path.join(tmp, "bench.db")
             await provision(twenty_url, db)
             settings = bridge_settings(twenty_url, whop_url, db, TWENTY_REQUESTS_PER_MINUTE=args.rpm)
-            first = await one_run(settings, total=total)
+            first = await one_run(settings)
             report("backfill", first, batch=batch, rpm=args.rpm)
-            second = await one_run(settings, kind="reconcile", total=total)
+            second = await one_run(settings, kind="reconcile")
             report("reconciliation, nothing changed", second, batch=batch, rpm=args.rpm)
         if args.kill_half:
             with server("tests.fakes.twenty", *twenty_args) as twenty_url:
                 db = os.path.join(tmp, "killed.db")
                 await provision(twenty_url, db)
-                kill_half_and_resume(twenty_url, whop_url, db, total)
+                kill_half_and_resume(twenty_url, whop_url, db, sum(first["records"].values()), args.rpm)
     if args.naive:
         await naive(args, twenty_args, batch, first)
 
