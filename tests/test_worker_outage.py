@@ -45,16 +45,16 @@ async def _deliver_changes(b: Bridge, n: int) -> list[str]:
 async def test_a_claim_stays_the_workers_while_one_twenty_call_takes_longer_than_the_lease(
     bridge: Bridge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A one-second claim, and a Twenty that takes 2.5 s to answer: the pass outlives the claim.
-    monkeypatch.setattr(inbox, "claim", functools.partial(inbox.claim, lease_seconds=1))
+    # A two-second claim, and a Twenty that takes 4 s to answer: the pass outlives the claim.
+    monkeypatch.setattr(inbox, "claim", functools.partial(inbox.claim, lease_seconds=2))
     await _deliver_changes(bridge, 1)
-    bridge.world.twenty.latency = 2.5
+    bridge.world.twenty.latency = 4.0
     slow, other = bridge.worker(), bridge.worker()
-    slow.lease_seconds = other.lease_seconds = 1
+    slow.lease_seconds = other.lease_seconds = 2
 
     async def meanwhile() -> int:
         taken = 0
-        for _ in range(4):
+        for _ in range(7):
             await asyncio.sleep(0.5)
             taken += await other.run_once()
         return taken
