@@ -40,6 +40,7 @@ from bridge.store.shadows import Shadow, get_shadows, put_shadows
 from bridge.sync import mapping
 from bridge.sync.records import (
     PAYMENT_SHADOW,
+    REVENUE_SHADOW,
     CompanyItems,
     MembershipItems,
     fetch_members,
@@ -390,7 +391,7 @@ class Applier:
             self.items = await CompanyItems.of(self.worker.store, self.company_id)
         return self.items
 
-    def _writer(self, obj: Any) -> ObjectWriter:
+    def _writer(self, obj: Any, *, shadow_name: str | None = None) -> ObjectWriter:
         return ObjectWriter(
             store=self.worker.store,
             twenty=self.worker.twenty,
@@ -399,6 +400,7 @@ class Applier:
             batch_size=self.worker.settings.twenty_batch_size,
             leases=self.worker.leases,
             restore_deleted=self.worker.settings.restore_deleted,
+            shadow_name=shadow_name,
         )
 
     async def apply(self, events: list[InboxEvent], outcome: Outcome) -> None:
@@ -441,6 +443,7 @@ class Applier:
         # The payment history last: each record links the Opportunity written just before.
         await self._guard(outcome, {k: v for k, v in wanted["payment"].items() if k in self.paid}, self._history)
         await self._case_tasks(outcome)
+        await self._guard(outcome, self._revenue_keys(memberships), self._revenue)
 
     @staticmethod
     def _read(body: dict[str, Any]) -> tuple[str, str, WebhookEnvelope] | str:
@@ -586,6 +589,7 @@ class Applier:
     async def _memberships(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         memberships = await self._fetch(self.whop.get_membership, ids, outcome, "membership")
         self.membership_items.company = (await self._items()).company
+        self.membership_items.facts = await self._items()
         items = await self.membership_items(memberships)
         report = await self._writer(OPPORTUNITY).write(items)
         self._settle(report, ids, {}, outcome)
@@ -635,6 +639,22 @@ class Applier:
             return
         items = await (await self._items()).payments([self.paid[k] for k in ids])
         report = await self._writer(WHOP_PAYMENT).write(items)
+        self._settle(report, ids, {}, outcome)
+
+    def _revenue_keys(self, memberships: dict[str, list[str]]) -> dict[str, list[str]]:
+        """The buyers whose revenue this pass may have moved, with the events that moved it."""
+        keys: dict[str, list[str]] = {}
+        for p in self.paid.values():
+            if key := p.user_id or p.member_id:
+                keys.setdefault(key, [])
+        for ms in self.membership_items.seen:
+            if key := ms.user_id or ms.member_id:
+                keys.setdefault(key, []).extend(memberships.get(ms.id, []))
+        return keys
+
+    async def _revenue(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
+        items = await (await self._items()).revenue_items(list(ids))
+        report = await self._writer(PERSON, shadow_name=REVENUE_SHADOW).write(items)
         self._settle(report, ids, {}, outcome)
 
     async def _case_tasks(self, outcome: Outcome) -> None:

@@ -147,3 +147,58 @@ async def test_a_failed_payment_found_by_reconciliation_opens_a_task_only_when_n
     assert "Failed Whop payment" in tasks[task_id(COMPANY, failed.id)]["title"]
     again = await run_sync(bridge.world.runtime, kind="reconcile")
     assert again.counts.get("task") is None  # once
+
+
+def expected_revenue(b: Bridge, key: str) -> tuple[int, int]:
+    """(lifetime value in micros, active memberships) of a buyer, from what the fake Whop holds."""
+    from bridge.sync.mapping import payment_fact
+    from bridge.whop.models import Payment
+
+    fake = b.world.whop
+    nets = []
+    for p in fake.payments.values():
+        if p.company_id == COMPANY and (p.user_id or p.member_id) == key:
+            fact = payment_fact(Payment.model_validate(fake.render(p.id)))
+            if fact.net is not None and fact.net.amount > 0:
+                nets.append(fact.net)
+    # In the currency most of them are in (the seed has a EUR product beside USD ones).
+    currencies = [n.currency for n in nets]
+    main = max(sorted(set(currencies), key=str), key=currencies.count) if currencies else None  # ties: by name
+    total = sum((n.amount for n in nets if n.currency == main), Decimal(0))
+    active = sum(
+        1
+        for m in fake.memberships.values()
+        if m.company_id == COMPANY
+        and (m.user_id or m.member_id) == key
+        and m.status in ("trialing", "active", "past_due", "canceling")
+    )
+    return micros(total), active
+
+
+async def test_each_person_shows_lifetime_value_purchases_active_memberships_and_churn(bridge: Bridge) -> None:
+    people = [p for p in live(bridge, "people") if p.get("whopUserId")]
+    checked = 0
+    for person in people:
+        ltv, active = expected_revenue(bridge, person["whopUserId"])
+        assert person["whopLifetimeValue"]["amountMicros"] == ltv, person["whopUserId"]
+        assert person["whopActiveMemberships"] == active
+        if active:
+            assert person["whopChurnedAt"] is None
+        if ltv:
+            assert person["whopFirstPurchaseAt"] and person["whopLastPurchaseAt"] >= person["whopFirstPurchaseAt"]
+            checked += 1
+    assert checked >= 3
+
+    # A refund by webhook lowers the lifetime value of its buyer.
+    fake = bridge.world.whop
+    paid = next(
+        p for p in fake.payments.values() if p.company_id == COMPANY and p.substatus == "succeeded" and p.total > 10
+    )
+    key = paid.user_id or paid.member_id or ""
+    before = next(p for p in live(bridge, "people") if p["whopUserId"] == key)["whopLifetimeValue"]["amountMicros"]
+    fake.update_payment(paid.id, substatus="refunded", refunded_amount=paid.total)
+    await bridge.deliver("refund.created", {"id": "rfnd_2", "payment": {"id": paid.id}})
+    await bridge.worker().run_once()
+    after = next(p for p in live(bridge, "people") if p["whopUserId"] == key)["whopLifetimeValue"]["amountMicros"]
+    assert after == before - micros(paid.total)
+    assert after == expected_revenue(bridge, key)[0]

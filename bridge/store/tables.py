@@ -230,3 +230,28 @@ twenty_deleted = sa.Table(
     sa.Column("seen_at", TS, nullable=False),
     sa.Column("reported_at", TS, nullable=True),
 )
+
+# Revenue facts per person (issue 11): each company's payments and memberships, by the bridge's
+# person key, so a Person's lifetime value, purchases, active memberships and churn span every
+# membership and connected company. Amounts are decimals as text (exact on both databases).
+payment_facts = sa.Table(
+    "payment_facts",
+    metadata,
+    sa.Column("company_id", sa.String(64), primary_key=True),
+    sa.Column("payment_id", sa.String(64), primary_key=True),
+    sa.Column("person_key", sa.String(64), nullable=False),
+    sa.Column("net", sa.String(40), nullable=True),
+    sa.Column("currency", sa.String(8), nullable=True),
+    sa.Column("paid_at", TS, nullable=True),
+    sa.Index("ix_payment_facts_person", "person_key"),
+)
+membership_facts = sa.Table(
+    "membership_facts",
+    metadata,
+    sa.Column("company_id", sa.String(64), primary_key=True),
+    sa.Column("membership_id", sa.String(64), primary_key=True),
+    sa.Column("person_key", sa.String(64), nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("ended_at", TS, nullable=True),
+    sa.Index("ix_membership_facts_person", "person_key"),
+)

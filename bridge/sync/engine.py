@@ -36,6 +36,7 @@ from bridge.store.shadows import get_shadows, mark_gone, mark_seen, put_shadows,
 from bridge.sync import deletions, mapping
 from bridge.sync.records import (
     PAYMENT_SHADOW,
+    REVENUE_SHADOW,
     CompanyItems,
     LastPayment,
     MembershipItems,
@@ -68,6 +69,7 @@ SELECT_FIELDS = {
 }
 
 Progress = Callable[[str, dict[str, dict[str, int]]], None]
+REVENUE_CHUNK = 1000  # person keys folded and triaged at a time
 
 
 @dataclass
@@ -223,6 +225,7 @@ class SyncEngine:
             await asyncio.gather(self._phase_products_then_members(), self._phase_payments())
             await self._phase_memberships()
             await self._phase_payment_records(live)
+            await self._phase_person_revenue()
         except (asyncio.CancelledError, KeyboardInterrupt):
             await asyncio.shield(run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync"))
             raise
@@ -283,7 +286,13 @@ class SyncEngine:
                 self._checkpoint["done"].append(phase)
             await run_store.save_checkpoint(self.store, self.run_id, self._checkpoint, self._counts())
 
-    def _writer(self, obj: Any, before: Callable[[list[dict[str, Any]]], Awaitable[None]] | None) -> ObjectWriter:
+    def _writer(
+        self,
+        obj: Any,
+        before: Callable[[list[dict[str, Any]]], Awaitable[None]] | None,
+        *,
+        shadow_name: str | None = None,
+    ) -> ObjectWriter:
         return ObjectWriter(
             store=self.store,
             twenty=self.twenty,
@@ -295,6 +304,7 @@ class SyncEngine:
             before_write=before,
             leases=self.leases,
             restore_deleted=self.options.restore_deleted,
+            shadow_name=shadow_name,
         )
 
     async def _pages(self, phase: str, lister: Callable[..., AsyncIterator[Page[M]]]) -> AsyncIterator[Page[M]]:
@@ -406,6 +416,16 @@ class SyncEngine:
 
         await self._drain("payment_records", self.whop.list_payments, payments, WHOP_PAYMENT, "whopPayment")
 
+    async def _phase_person_revenue(self) -> None:
+        """Each Person's revenue, folded from every company's payments and memberships the phases
+        before stored; only what changed since it was last written costs a call."""
+        items = await self._company_items()
+        keys = await items.revenue_keys()
+        writer = self._writer(PERSON, None, shadow_name=REVENUE_SHADOW)
+        for start in range(0, len(keys), REVENUE_CHUNK):
+            report = await writer.write(await items.revenue_items(keys[start : start + REVENUE_CHUNK]))
+            self._record("personRevenue", report)
+
     async def _failed_payment_tasks(self, page: list[Payment], since: datetime) -> None:
         """A Task for each failed payment a webhook did not bring: only failures after the
         company was connected (its history is not news), once each (a closed Task stays closed)."""
@@ -483,6 +503,7 @@ class SyncEngine:
             fetch_people=None if self.options.dry_run else self._fetch_missing_people,
             company=(await self._company_items()).company,
             plans=self._plans,
+            facts=await self._company_items(),
         )
         return await build(memberships)
 

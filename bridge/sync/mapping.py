@@ -30,6 +30,8 @@ __all__ = [
     "STAGE_ORDER",
     "CompanyRef",
     "MemberFact",
+    "MembershipFact",
+    "PaymentFact",
     "case_task",
     "company_fields",
     "curated",
@@ -38,9 +40,11 @@ __all__ = [
     "iso_utc",
     "member_display_name",
     "member_fact",
+    "membership_fact",
     "money_to_currency",
     "opportunity_record",
     "opportunity_stage",
+    "payment_fact",
     "payment_fields",
     "payment_is_failure",
     "payment_outcome",
@@ -48,6 +52,7 @@ __all__ = [
     "payment_status_value",
     "person_key",
     "person_record",
+    "person_revenue",
     "plan_fields",
     "product_record",
     "record_hash",
@@ -344,12 +349,70 @@ def fold_member_facts(facts: Sequence[MemberFact]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class PaymentFact:
+    """What one payment adds to its buyer's revenue: its net (0 unless paid) and when it was paid."""
+
+    net: Money | None
+    paid_at: datetime | None
+
+
+@dataclass(frozen=True)
+class MembershipFact:
+    """Whether one membership grants access now, and when it ended if it did."""
+
+    active: bool
+    ended_at: datetime | None
+
+
+# Statuses that grant access (research: active/trialing grant it, past_due is grace, canceling
+# still runs to the period's end).
+_ACTIVE_STATUSES = frozenset({"TRIALING", "ACTIVE", "PAST_DUE", "CANCELING"})
+
+
+def payment_fact(p: Payment) -> PaymentFact:
+    net = _net(p)
+    paid = net is not None and net.amount > 0
+    return PaymentFact(net, (p.paid_at or p.created_at) if paid else None)
+
+
+def membership_fact(ms: Membership) -> MembershipFact:
+    active = status_value(ms.status) in _ACTIVE_STATUSES
+    ended = None if active else (ms.canceled_at or ms.expires_at or ms.current_period_end or ms.updated_at)
+    return MembershipFact(active, ended)
+
+
+def person_revenue(payments: Sequence[PaymentFact], memberships: Sequence[MembershipFact]) -> dict[str, Any]:
+    """A Person's revenue across memberships and companies: lifetime value (net of successful
+    payments, in the currency most of them are in), first and last purchase, active memberships,
+    and when the last active one ended (empty while one is active)."""
+    paid = [f for f in payments if f.net is not None and f.net.amount > 0]
+    currencies = [f.net.currency for f in paid if f.net is not None]
+    main = max(sorted(set(currencies), key=str), key=currencies.count) if currencies else None  # ties: by name
+    total = sum((f.net.amount for f in paid if f.net is not None and f.net.currency == main), Decimal(0))
+    times = sorted(_aware(f.paid_at) for f in paid if f.paid_at is not None)
+    active = sum(1 for f in memberships if f.active)
+    ended = [_aware(f.ended_at) for f in memberships if f.ended_at is not None]
+    return {
+        "whopLifetimeValue": money_to_currency(Money(amount=total, currency=main or "usd")),
+        "whopFirstPurchaseAt": iso_utc(times[0]) if times else None,
+        "whopLastPurchaseAt": iso_utc(times[-1]) if times else None,
+        "whopActiveMemberships": active,
+        "whopChurnedAt": iso_utc(max(ended)) if ended and not active else None,
+    }
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
 def person_record(
     m: Member,
     *,
     current: dict[str, Any] | None,
     last_written: dict[str, Any] | None,
     facts: Sequence[MemberFact] = (),
+    revenue: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A Person record for a Whop member.
 
@@ -362,6 +425,7 @@ def person_record(
         "whopUserId": person_key(m),
         "whopUsername": m.user.username if m.user else None,
         **fold_member_facts(facts or [member_fact(m, "")]),
+        **(revenue or {}),
     }
     _put_curated(record, "name", _person_name(m), current, last_written)
     email = _email(m)

@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import AuthError, NeedsReconnect, SkippableError
+from bridge.store import revenue as revenue_store
 from bridge.store.connections import get_connection
 from bridge.store.facts import get_facts, put_facts
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows
@@ -30,6 +31,8 @@ from bridge.whop.models import Member, Membership, Payment, Plan, Product
 log = logging.getLogger(__name__)
 
 PAYMENT_SHADOW = "payment"
+# A Person's revenue fields are written apart from its member fields, under their own shadows.
+REVENUE_SHADOW = "personRevenue"
 
 # Payments -----------------------------------------------------------------------------------
 
@@ -191,8 +194,29 @@ class CompanyItems:
     def products(self, products: Iterable[Product]) -> list[Item]:
         return [product_item(p, self.company) for p in products]
 
+    async def record_memberships(self, memberships: Sequence[Membership]) -> None:
+        """Keep what each membership says about its buyer's revenue (active, ended)."""
+        if self.keep_facts:
+            rows = [
+                (ms.id, key, mapping.membership_fact(ms)) for ms in memberships if (key := membership_person_key(ms))
+            ]
+            await revenue_store.put_memberships(self.store, self.company.id, rows)
+
+    async def revenue_items(self, keys: Sequence[str]) -> list[Item]:
+        """Person revenue items (lifetime value, purchases, active memberships, churn) for `keys`,
+        written apart from the member fields (`REVENUE_SHADOW`), so each changes alone."""
+        found = await revenue_store.revenue(self.store, keys)
+        return [_revenue_item(key, fields) for key, fields in found.items()]
+
+    async def revenue_keys(self) -> list[str]:
+        """Every person key this company has revenue facts for."""
+        return await revenue_store.people_of(self.store, self.company.id)
+
     async def payments(self, payments: Sequence[Payment]) -> list[Item]:
         """WhopPayment items linked to their Person and Opportunity by the ids the writer stored."""
+        if self.keep_facts:
+            rows = [(p.id, key, mapping.payment_fact(p)) for p in payments if (key := _payer(p))]
+            await revenue_store.put_payments(self.store, self.company.id, rows)
         people = await get_shadows(self.store, self.company.id, "person", [k for p in payments if (k := _payer(p))])
         memberships = [p.membership_id for p in payments if p.membership_id]
         opportunities = await get_shadows(self.store, self.company.id, "opportunity", memberships)
@@ -253,6 +277,17 @@ def opportunity_item(
     return Item(ms.id, build(None, None), build, ms.updated_at)
 
 
+def _revenue_item(key: str, fields: dict[str, Any]) -> Item:
+    record = {"whopUserId": key, **fields}
+
+    def build(existing: dict[str, Any] | None, _last: dict[str, Any] | None) -> dict[str, Any]:
+        # Seen on 1.x: an upsert that leaves out a composite may blank it; send back what is there.
+        kept = {k: v for k, v in (existing or {}).items() if isinstance(v, dict) and k not in record}
+        return {**kept, **record}
+
+    return Item(key, record, build, None)
+
+
 def _fixed(record: dict[str, Any]) -> Callable[[Any, Any], dict[str, Any]]:
     """A build function for a record the bridge owns whole (nothing curated to merge)."""
     return lambda _current, _last: dict(record)
@@ -291,11 +326,14 @@ class MembershipItems:
         fetch_people: FetchPeople | None = None,
         company: mapping.CompanyRef | None = None,
         plans: Plans = _no_plans,
+        facts: CompanyItems | None = None,
     ) -> None:
         self.store = store
         self.company_id = company_id
         self.company = company
         self.plans = plans
+        self.facts = facts  # where each membership's revenue facts are kept (None: nowhere)
+        self.seen: list[Membership] = []  # every membership built into an item, in order
         self.stage_policy = stage_policy
         self.payments: Mapping[str, LastPayment] = payments if payments is not None else {}
         self.fetch_people = fetch_people
@@ -307,6 +345,9 @@ class MembershipItems:
         )
         held = await held_payments(self.store, self.company_id, [ms.id for ms in memberships])
         plans = await self.plans(ms.plan_id for ms in memberships)
+        self.seen.extend(memberships)
+        if self.facts is not None:
+            await self.facts.record_memberships(memberships)
         items = []
         for ms in memberships:
             person = people.get(membership_person_key(ms) or "")

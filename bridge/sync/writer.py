@@ -122,6 +122,7 @@ class ObjectWriter:
         before_write: Callable[[list[dict[str, Any]]], Any] | None = None,
         leases: Leases | None = None,
         restore_deleted: bool = False,
+        shadow_name: str | None = None,
     ) -> None:
         self.store = store
         self.twenty = twenty
@@ -132,6 +133,9 @@ class ObjectWriter:
         self.run_id = run_id
         self.before_write = before_write  # e.g. add unknown SELECT options first
         self.restore_deleted = restore_deleted  # else a record a person deleted in Twenty stays deleted
+        # Shadows are kept under the object's name, or another for a second view of the same records
+        # (a Person's revenue fields are written apart from its member fields).
+        self.shadow_name = shadow_name or obj.singular
         # The process's lease helper (the runtime's); a writer on its own gets one of its own.
         self.leases = leases or Leases(lambda: store)
 
@@ -144,7 +148,7 @@ class ObjectWriter:
         """Split off the records whose Whop state is what the bridge last wrote (no call needed)."""
         report = WriteReport()
         unique = list({item.key: item for item in items}.values())  # last one wins
-        shadows = await get_shadows(self.store, self.company_id, self.obj.singular, [i.key for i in unique])
+        shadows = await get_shadows(self.store, self.company_id, self.shadow_name, [i.key for i in unique])
         changed: list[Item] = []
         for item in unique:
             shadow = shadows.get(item.key)
@@ -166,7 +170,7 @@ class ObjectWriter:
         changed = list({item.key: item for item in items}.values())
         shadows: dict[str, Shadow] = {}
         if self.dry_run:
-            shadows = await get_shadows(self.store, self.company_id, self.obj.singular, [i.key for i in changed])
+            shadows = await get_shadows(self.store, self.company_id, self.shadow_name, [i.key for i in changed])
         for start in range(0, len(changed), self.batch_size):
             batch = changed[start : start + self.batch_size]
             if self.dry_run:
@@ -176,7 +180,7 @@ class ObjectWriter:
             # shadows are read again inside the lock so an older Whop state never wins.
             name = f"write:{self.company_id}:{self.obj.singular}"
             async with self.leases.hold(name, ttl=WRITE_LEASE_TTL, wait=WRITE_LEASE_WAIT):
-                fresh = await get_shadows(self.store, self.company_id, self.obj.singular, [i.key for i in batch])
+                fresh = await get_shadows(self.store, self.company_id, self.shadow_name, [i.key for i in batch])
                 current = [i for i in batch if not _stale(i, fresh.get(i.key))]
                 report.counts["stale"] += len(batch) - len(current)
                 report.merge(await self._write_batch(current, fresh))
@@ -381,7 +385,7 @@ class ObjectWriter:
                     written={**record, "_label": item.label} if item.label else record,
                 )
             )
-        await put_shadows(self.store, self.company_id, self.obj.singular, rows, run_id=self.run_id)
+        await put_shadows(self.store, self.company_id, self.shadow_name, rows, run_id=self.run_id)
 
     async def _upsert_isolating(self, records: list[Pending], report: WriteReport) -> list[Pending]:
         """Upsert; if Twenty refuses the batch, split it until the bad records stand alone."""
@@ -599,7 +603,7 @@ class WritePipeline:
     async def _prepare(self, batch: list[Item]) -> Prepared:
         """Fresh shadows (the lease is held) and the batch built from them and a keyed read."""
         writer = self.writer
-        fresh = await get_shadows(writer.store, writer.company_id, writer.obj.singular, [i.key for i in batch])
+        fresh = await get_shadows(writer.store, writer.company_id, writer.shadow_name, [i.key for i in batch])
         current = [i for i in batch if not _stale(i, fresh.get(i.key))]
         prepared = await writer._prepare(current, fresh)
         prepared.report.counts["stale"] += len(batch) - len(current)

@@ -1035,3 +1035,80 @@ def test_a_failed_payment_record_carries_the_decline_reason_and_next_retry() -> 
         payment(status="paid", substatus="succeeded"), person_id=None, opportunity_id=None
     )
     assert succeeded["declineReason"] is None and succeeded["nextRetryAt"] is None
+
+
+# Revenue on the Person (issue 11) ------------------------------------------------------------------------
+
+
+def _pay(amount: str | None, when: datetime | None, currency: str = "usd") -> mapping.PaymentFact:
+    return mapping.PaymentFact(Money(amount=Decimal(amount), currency=currency) if amount else None, when)
+
+
+_D1, _D2, _D3 = (datetime(2026, m, 1, tzinfo=UTC) for m in (3, 6, 9))
+
+
+@pytest.mark.parametrize(
+    ("payments", "memberships", "expected"),
+    [
+        pytest.param(
+            [_pay("49", _D1), _pay("49", _D2), _pay("0", None)],  # the last: refunded in full
+            [mapping.MembershipFact(True, None), mapping.MembershipFact(False, _D2)],
+            {
+                "whopLifetimeValue": usd("98"),
+                "whopFirstPurchaseAt": "2026-03-01T00:00:00.000Z",
+                "whopLastPurchaseAt": "2026-06-01T00:00:00.000Z",
+                "whopActiveMemberships": 1,
+                "whopChurnedAt": None,
+            },
+            id="two-memberships-and-a-refund",
+        ),
+        pytest.param(
+            [_pay("40", _D1)],  # a partial refund: the net is what is left
+            [mapping.MembershipFact(False, _D2), mapping.MembershipFact(False, _D3)],
+            {
+                "whopLifetimeValue": usd("40"),
+                "whopFirstPurchaseAt": "2026-03-01T00:00:00.000Z",
+                "whopLastPurchaseAt": "2026-03-01T00:00:00.000Z",
+                "whopActiveMemberships": 0,
+                "whopChurnedAt": "2026-09-01T00:00:00.000Z",
+            },
+            id="churned-when-the-last-one-ended",
+        ),
+        pytest.param(
+            [],
+            [mapping.MembershipFact(True, None)],
+            {
+                "whopLifetimeValue": usd("0"),
+                "whopFirstPurchaseAt": None,
+                "whopLastPurchaseAt": None,
+                "whopActiveMemberships": 1,
+                "whopChurnedAt": None,
+            },
+            id="free-member",
+        ),
+        pytest.param(
+            [_pay("10", _D1, "eur"), _pay("20", _D2), _pay("30", _D3)],
+            [],
+            {
+                "whopLifetimeValue": usd("50"),
+                "whopFirstPurchaseAt": "2026-03-01T00:00:00.000Z",
+                "whopLastPurchaseAt": "2026-09-01T00:00:00.000Z",
+                "whopActiveMemberships": 0,
+                "whopChurnedAt": None,
+            },
+            id="in-the-main-currency",
+        ),
+    ],
+)
+def test_a_persons_revenue_across_memberships_and_companies(
+    payments: list[mapping.PaymentFact], memberships: list[mapping.MembershipFact], expected: dict[str, Any]
+) -> None:
+    assert mapping.person_revenue(payments, memberships) == expected
+
+
+def test_a_payments_fact_counts_only_what_the_seller_kept() -> None:
+    refunded = payment(status="paid", substatus="refunded", refunded_amount={"amount": "49.00", "currency": "usd"})
+    assert mapping.payment_fact(refunded).paid_at is None
+    paid = payment(status="paid", substatus="succeeded", total={"amount": "49.00", "currency": "usd"})
+    fact = mapping.payment_fact(paid)
+    assert fact.net == Money(amount=Decimal("49.00"), currency="usd") and fact.paid_at is not None

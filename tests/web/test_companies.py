@@ -131,6 +131,15 @@ async def test_two_companies_fill_one_workspace_and_a_shared_buyer_is_one_person
     expected = sum((total_spent(fake_whop, m.id) for m in members), Decimal(0))
     assert person["whopTotalSpent"]["amountMicros"] == int(expected * 1_000_000)
     assert person["whopMemberId"] == ", ".join(m.id for m in sorted(members, key=lambda m: m.company_id))
+    # Its revenue spans both companies too (written by the sync of the company that came last).
+    actives = [
+        ms
+        for ms in fake_whop.memberships.values()
+        if ms.user_id == user_id
+        and ms.company_id in connected
+        and ms.status in ("trialing", "active", "past_due", "canceling")
+    ]
+    assert person["whopActiveMemberships"] == len(actives)
 
     # The first company last wrote the shared buyer before the second one's member was known:
     # its next sync brings its record of that one Person up to date, and then nothing moves.
