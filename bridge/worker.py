@@ -608,6 +608,7 @@ class Applier:
         """Fold each payment into its membership's last-payment fields; a failed one gets a Task."""
         payments: list[Payment] = await self._fetch(self.whop.get_payment, ids, outcome, "payment")
         self.paid.update((p.id, p) for p in payments)
+        await (await self._items()).record_payments(payments)
         by_membership: dict[str, list[str]] = {}
         for p in payments:
             event_ids = ids.get(p.id, [])
@@ -642,14 +643,13 @@ class Applier:
         self._settle(report, ids, {}, outcome)
 
     def _revenue_keys(self, memberships: dict[str, list[str]]) -> dict[str, list[str]]:
-        """The buyers whose revenue this pass may have moved, with the events that moved it."""
-        keys: dict[str, list[str]] = {}
-        for p in self.paid.values():
-            if key := p.user_id or p.member_id:
-                keys.setdefault(key, [])
+        """The buyers whose revenue facts this pass changed, with the events that changed them."""
+        moved = self.items.moved if self.items is not None else set()
+        keys: dict[str, list[str]] = {key: [] for key in moved}
         for ms in self.membership_items.seen:
-            if key := ms.user_id or ms.member_id:
-                keys.setdefault(key, []).extend(memberships.get(ms.id, []))
+            key = ms.user_id or ms.member_id
+            if key in keys:
+                keys[key].extend(memberships.get(ms.id, []))
         return keys
 
     async def _revenue(self, ids: dict[str, list[str]], outcome: Outcome) -> None:

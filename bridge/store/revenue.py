@@ -129,13 +129,3 @@ async def revenue(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, dict[st
                 m = r._mapping
                 mems.setdefault(m["person_key"], []).append(MembershipFact(m["active"], as_utc_or_none(m["ended_at"])))
     return {k: person_revenue(pays.get(k, []), mems.get(k, [])) for k in unique if k in pays or k in mems}
-
-
-async def people_of(engine: AsyncEngine, company_id: str) -> list[str]:
-    """Every person key with a payment or membership of `company_id`."""
-    stmt = sa.union(
-        sa.select(payment_facts.c.person_key).where(payment_facts.c.company_id == company_id),
-        sa.select(membership_facts.c.person_key).where(membership_facts.c.company_id == company_id),
-    )
-    async with engine.connect() as conn:
-        return sorted(r[0] for r in await conn.execute(stmt))

@@ -36,7 +36,6 @@ from bridge.store.shadows import get_shadows, mark_gone, mark_seen, put_shadows,
 from bridge.sync import deletions, mapping
 from bridge.sync.records import (
     PAYMENT_SHADOW,
-    REVENUE_SHADOW,
     CompanyItems,
     LastPayment,
     MembershipItems,
@@ -69,7 +68,6 @@ SELECT_FIELDS = {
 }
 
 Progress = Callable[[str, dict[str, dict[str, int]]], None]
-REVENUE_CHUNK = 1000  # person keys folded and triaged at a time
 
 
 @dataclass
@@ -222,10 +220,12 @@ class SyncEngine:
                 )
             if self.options.kind == "deep" and not resumed:
                 await self._deep_check()
-            await asyncio.gather(self._phase_products_then_members(), self._phase_payments())
+            # What each buyer paid and holds is read first (Whop only, no Twenty call), so every
+            # Person is written once, with its revenue, rather than created then updated.
+            await asyncio.gather(self._phase_products(), self._phase_payments(), self._phase_membership_facts())
+            await self._phase_members()
             await self._phase_memberships()
             await self._phase_payment_records(live)
-            await self._phase_person_revenue()
         except (asyncio.CancelledError, KeyboardInterrupt):
             await asyncio.shield(run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync"))
             raise
@@ -318,17 +318,30 @@ class SyncEngine:
 
     # Phases ---------------------------------------------------------------------------------
 
-    async def _phase_products_then_members(self) -> None:
+    async def _phase_products(self) -> None:
         items = await self._company_items()
 
         async def products(page: list[Product]) -> list[Item]:
             return items.products(page)
 
+        await self._drain("products", self.whop.list_products, products, WHOP_PRODUCT, "whopProduct")
+
+    async def _phase_members(self) -> None:
+        items = await self._company_items()
+
         async def people(page: list[Member]) -> list[Item]:
             return await items.people(page)
 
-        await self._drain("products", self.whop.list_products, products, WHOP_PRODUCT, "whopProduct")
         await self._drain("members", self.whop.list_members, people, PERSON, "person")
+
+    async def _phase_membership_facts(self) -> None:
+        """What each membership says about its buyer's revenue (active, ended), before the Persons
+        are written; the memberships phase reads them from Whop again to write the Opportunities."""
+        items = await self._company_items()
+        async for page in self._pages("membership_facts", self.whop.list_memberships):
+            await items.record_memberships(page.data)
+            await self._save_cursor("membership_facts", page.end_cursor)
+        await self._save_cursor("membership_facts", None, done=True)
 
     async def _drain(
         self,
@@ -392,6 +405,7 @@ class SyncEngine:
                 # however many memberships the company has.
                 rows = [last.shadow_row() for last in changed.values()]
                 await put_shadows(self.store, self.company_id, PAYMENT_SHADOW, rows)
+                await (await self._company_items()).record_payments(page.data)
             self.counts.setdefault("payment", Counter())["seen"] += len(page.data)
             await self._save_cursor("payments", page.end_cursor)
         await self._save_cursor("payments", None, done=True)
@@ -415,16 +429,6 @@ class SyncEngine:
             return await items.payments(page)
 
         await self._drain("payment_records", self.whop.list_payments, payments, WHOP_PAYMENT, "whopPayment")
-
-    async def _phase_person_revenue(self) -> None:
-        """Each Person's revenue, folded from every company's payments and memberships the phases
-        before stored; only what changed since it was last written costs a call."""
-        items = await self._company_items()
-        keys = await items.revenue_keys()
-        writer = self._writer(PERSON, None, shadow_name=REVENUE_SHADOW)
-        for start in range(0, len(keys), REVENUE_CHUNK):
-            report = await writer.write(await items.revenue_items(keys[start : start + REVENUE_CHUNK]))
-            self._record("personRevenue", report)
 
     async def _failed_payment_tasks(self, page: list[Payment], since: datetime) -> None:
         """A Task for each failed payment a webhook did not bring: only failures after the

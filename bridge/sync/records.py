@@ -129,13 +129,15 @@ def product_item(p: Product, company: mapping.CompanyRef | None = None) -> Item:
     return Item(p.id, record, lambda _c, _l: dict(record), p.updated_at, label=p.title)
 
 
-def person_item(m: Member, facts: Sequence[mapping.MemberFact] = ()) -> Item:
-    basis = mapping.person_record(m, current=None, last_written=None, facts=facts)
+def person_item(m: Member, facts: Sequence[mapping.MemberFact] = (), revenue: dict[str, Any] | None = None) -> Item:
+    basis = mapping.person_record(m, current=None, last_written=None, facts=facts, revenue=revenue)
     email = (basis.get("emails") or {}).get("primaryEmail")
     return Item(
         mapping.person_key(m),
         basis,
-        lambda current, last: mapping.person_record(m, current=current, last_written=_strip(last), facts=facts),
+        lambda current, last: mapping.person_record(
+            m, current=current, last_written=_strip(last), facts=facts, revenue=revenue
+        ),
         m.updated_at,
         email=email,
         label=mapping.member_display_name(m),
@@ -185,6 +187,7 @@ class CompanyItems:
         self.store = store
         self.company = company
         self.keep_facts = keep_facts  # a dry run stores nothing
+        self.moved: set[str] = set()  # person keys whose revenue facts changed since this was made
 
     @classmethod
     async def of(cls, store: AsyncEngine, company_id: str, *, keep_facts: bool = True) -> CompanyItems:
@@ -200,7 +203,7 @@ class CompanyItems:
             rows = [
                 (ms.id, key, mapping.membership_fact(ms)) for ms in memberships if (key := membership_person_key(ms))
             ]
-            await revenue_store.put_memberships(self.store, self.company.id, rows)
+            self.moved |= await revenue_store.put_memberships(self.store, self.company.id, rows)
 
     async def revenue_items(self, keys: Sequence[str]) -> list[Item]:
         """Person revenue items (lifetime value, purchases, active memberships, churn) for `keys`,
@@ -208,15 +211,14 @@ class CompanyItems:
         found = await revenue_store.revenue(self.store, keys)
         return [_revenue_item(key, fields) for key, fields in found.items()]
 
-    async def revenue_keys(self) -> list[str]:
-        """Every person key this company has revenue facts for."""
-        return await revenue_store.people_of(self.store, self.company.id)
+    async def record_payments(self, payments: Sequence[Payment]) -> None:
+        """Keep what each payment adds to its buyer's revenue (net, when paid)."""
+        if self.keep_facts:
+            rows = [(p.id, key, mapping.payment_fact(p)) for p in payments if (key := _payer(p))]
+            self.moved |= await revenue_store.put_payments(self.store, self.company.id, rows)
 
     async def payments(self, payments: Sequence[Payment]) -> list[Item]:
         """WhopPayment items linked to their Person and Opportunity by the ids the writer stored."""
-        if self.keep_facts:
-            rows = [(p.id, key, mapping.payment_fact(p)) for p in payments if (key := _payer(p))]
-            await revenue_store.put_payments(self.store, self.company.id, rows)
         people = await get_shadows(self.store, self.company.id, "person", [k for p in payments if (k := _payer(p))])
         memberships = [p.membership_id for p in payments if p.membership_id]
         opportunities = await get_shadows(self.store, self.company.id, "opportunity", memberships)
@@ -238,10 +240,11 @@ class CompanyItems:
         if self.keep_facts:
             await put_facts(self.store, own)
         known = await get_facts(self.store, [key for key, _ in own])
+        revenue = await revenue_store.revenue(self.store, [key for key, _ in own])
         items = []
         for m, (key, fact) in zip(members, own, strict=True):
             others = [f for f in known.get(key, []) if f.company_id != self.company.id]
-            items.append(person_item(m, [fact, *others]))
+            items.append(person_item(m, [fact, *others], revenue.get(key)))
         return items
 
 
