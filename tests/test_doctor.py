@@ -255,7 +255,7 @@ async def test_an_unprovisioned_workspace(tmp_path: Path) -> None:
     report = await world.doctor()
     model = check(report, TWENTY_MODEL)
     assert model.status == FAIL
-    assert "whopProduct" in model.detail and "provision" in model.fix
+    assert "whopPayment" in model.detail and "provision" in model.fix  # the first missing object
     # The key may change the data model, so provisioning will work.
     assert check(report, TWENTY_PERMISSION).status == OK
     records = check(report, TWENTY_RECORDS)
