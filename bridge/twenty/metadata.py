@@ -8,8 +8,10 @@ that schema before sending it. Twenty answers most failures as HTTP 200 with
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -26,12 +28,15 @@ from graphql import GraphQLSchema
 
 from bridge import reach
 from bridge.errors import AuthError, BridgeError, FatalError, RetryableError
+from bridge.limiter import Limiter
 from bridge.twenty import documents as docs
 from bridge.twenty.documents import Dialect
 
 log = logging.getLogger(__name__)
 
 # Sub-codes inside METADATA_VALIDATION_FAILED meaning "someone created it first".
+MAX_429_RETRIES = 3
+RATE_LIMIT_WAIT = 20.0  # seconds, growing with each retry (Twenty counts requests per minute)
 ALREADY_EXISTS_CODES = frozenset({"OBJECT_ALREADY_EXISTS", "NOT_AVAILABLE", "FIELD_ALREADY_EXISTS"})
 
 
@@ -214,8 +219,14 @@ class MetadataClient:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
+        limiter: Limiter | None = None,
+        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
     ) -> None:
         self.url = base_url.rstrip("/") + "/metadata"
+        # Twenty's throttle is on the data API (research/twenty-api.md §4), so by default metadata
+        # calls take no token; a server that answers 429 anyway is waited out and retried.
+        self._limiter = limiter
+        self._sleep = sleep
         self._api_key = api_key
         self._transport = transport
         self._timeout = timeout
@@ -276,12 +287,27 @@ class MetadataClient:
         request = GraphQLRequest(document, variable_values=variables)
         if document.lstrip().startswith("mutation"):
             self.mutations += 1
-        try:
-            result = await self._session.execute(request, get_execution_result=True)
-        except BridgeError:
-            raise
-        except Exception as exc:
-            raise _translate_transport_error(exc, operation, self.url) from None
+        for attempt in range(MAX_429_RETRIES + 1):
+            if self._limiter is not None:
+                await self._limiter.acquire()
+            try:
+                result = await self._session.execute(request, get_execution_result=True)
+                break
+            except BridgeError:
+                raise
+            except TransportServerError as exc:
+                # Twenty sends no Retry-After on a 429: wait a share of its minute window and
+                # make everyone on the budget wait too, then try again.
+                if exc.code != 429 or attempt == MAX_429_RETRIES:
+                    raise _translate_transport_error(exc, operation, self.url) from None
+                wait = RATE_LIMIT_WAIT * (attempt + 1)
+                log.warning("Twenty answered 429 during %s; retrying in %.0f s", operation, wait)
+                if self._limiter is not None:
+                    await self._limiter.pause(wait)
+                else:
+                    await self._sleep(wait)
+            except Exception as exc:
+                raise _translate_transport_error(exc, operation, self.url) from None
         if result.errors:
             raise_for_errors([_as_dict(e) for e in result.errors], operation)
         return dict(result.data or {})
