@@ -305,6 +305,7 @@ STATUS_STYLE = {
     "conflict": "red bold",
     "blocked": "yellow",
     "manual": "yellow",
+    "unsupported": "dim",
 }
 STATUS_WORDS = {
     "create": "create",
@@ -313,6 +314,7 @@ STATUS_WORDS = {
     "conflict": "CONFLICT",
     "blocked": "blocked",
     "manual": "by hand",
+    "unsupported": "not on this Twenty",
 }
 
 

@@ -29,6 +29,7 @@ PLAN_WORDS = {
     "conflict": "conflicts",
     "blocked": "blocked",
     "manual": "to do by hand",
+    "unsupported": "not available on this Twenty version",
 }
 
 
