@@ -233,21 +233,6 @@ async def store_connection(
     )
 
 
-async def disconnect_company(engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth | None, company_id: str) -> bool:
-    """Revoke at Whop (best effort, logged) and forget the tokens; synced CRM data is untouched."""
-    found = await connections.get_connection(engine, company_id)
-    if found is None:
-        return False
-    if oauth is not None and found.has_tokens:
-        try:
-            token = found.refresh_token(box) or found.access_token(box)
-            if token:
-                await oauth.revoke(token)
-        except (BridgeError, UndecryptableToken) as exc:
-            log.warning("revoking the Whop grant failed; forgetting the tokens anyway: %s", exc)
-    return await connections.disconnect(engine, company_id)
-
-
 # A pending "which company?" choice ---------------------------------------------------------------
 # Only the tokens travel, encrypted with BRIDGE_SECRET_KEY, in the signed session cookie (so any
 # replica can finish the choice); the company list is fetched again when the admin picks, which
