@@ -218,7 +218,7 @@ def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None) -> N
     print(f"Whop calls: {r.whop_calls}")
     modelled = run["modelled"]
     floor = predicted_floor(reads, r.twenty_writes, modelled, rpm)
-    vs = f" ({run['wall'] / floor * 100 - 100:+.1f}%)" if floor else ""
+    vs = f" ({run['wall'] / floor * 100 - 100:+.1f}%)" if floor >= 1 else ""
     print(f"wall time: {run['wall']:.1f} s; predicted floor for these calls: {floor:.1f} s{vs}")
     if floor:
         rate = predicted_floor(reads, r.twenty_writes, {}, rpm)
