@@ -195,7 +195,7 @@ def test_two_serve_processes_and_a_sync_on_one_postgresql_stay_within_twentys_ra
             tmp_path,
             DATABASE_URL=postgres_url,
             TWENTY_REQUESTS_PER_MINUTE="100",
-            TWENTY_BATCH_SIZE="10",
+            TWENTY_BATCH_SIZE="25",  # ~150 calls with the payment history: past one minute's burst
             WHOP_WEBHOOK_SECRET=secret,
             BRIDGE_SECRET_KEY=Fernet.generate_key().decode(),
             BRIDGE_ADMIN_PASSWORD="correct horse battery",
