@@ -517,6 +517,8 @@ class WritePipeline:
         self._raise_failure()
         tail = self._tail
         if tail is None or tail.done():
+            if tail is not None and not tail.cancelled() and (failure := tail.exception()) is not None:
+                raise failure  # before `_ended` has noted it: never step past a failure
             await step()
             return
 
