@@ -40,7 +40,7 @@ from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import registration
-from bridge.config import SECRET_VARIABLES, Settings, load_settings
+from bridge.config import SECRET_VARIABLES, Settings, load_settings, password_problem
 from bridge.crypto import TokenBox, UndecryptableToken
 from bridge.errors import AuthError, BridgeError, ConfigError
 from bridge.registration import WebhookState
@@ -83,7 +83,6 @@ WHOP_READS = (
 )
 OIDC_SCOPES = frozenset({"openid", "profile", "email"})
 LOCAL_HOSTS = frozenset({"127.0.0.1", "localhost", "::1"})
-MIN_PASSWORD = 12
 # An access token closer than this to its expiry is not used for the live probe.
 TOKEN_MARGIN = timedelta(minutes=2)
 # Very short values are not scrubbed: replacing "a" everywhere would make the report unreadable.
@@ -348,11 +347,13 @@ class Doctor:
                 "(`openssl rand -base64 24`)",
             )
         assert s.bridge_admin_password is not None
-        if len(s.bridge_admin_password.get_secret_value()) < MIN_PASSWORD:
+        # The rule `serve` applies at start (config.password_problem): doctor says it first.
+        problem = password_problem(s.bridge_admin_password.get_secret_value())
+        if problem is not None:
             return Outcome(
                 WARN,
-                f"BRIDGE_ADMIN_PASSWORD is shorter than {MIN_PASSWORD} characters",
-                "use a long random password (`openssl rand -base64 24`)",
+                f"BRIDGE_ADMIN_PASSWORD {problem}: `serve` will refuse it",
+                "use a passphrase of three or more words, or a long random password (`openssl rand -base64 24`)",
             )
         return Outcome(OK, "BRIDGE_ADMIN_PASSWORD and BRIDGE_SECRET_KEY are set")
 

@@ -465,6 +465,10 @@ async def test_the_admin_page_settings(world: World) -> None:
     report = await world.doctor(BRIDGE_ADMIN_PASSWORD="short")
     assert check(report, ADMIN).status == WARN
     assert "short" not in check(report, ADMIN).detail.replace("shorter", "")
+    # The rule serve applies at start, not only the length: long but of two characters is weak too.
+    report = await world.doctor(BRIDGE_ADMIN_PASSWORD="abababababababab")
+    assert check(report, ADMIN).status == WARN and "serve" in check(report, ADMIN).detail
+    assert "abab" not in check(report, ADMIN).detail
 
 
 async def test_a_bad_setting_is_a_line_not_a_crash() -> None:
