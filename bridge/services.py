@@ -19,7 +19,8 @@ from bridge.store import runs as run_store
 from bridge.store import tables
 from bridge.store.db import utcnow
 from bridge.store.leases import LeaseBusy
-from bridge.sync.engine import OptionGuard, Progress, SyncEngine, SyncOptions, SyncResult
+from bridge.sync.engine import Progress, SyncEngine, SyncOptions, SyncResult
+from bridge.sync.options import OptionGuard
 from bridge.twenty.provision import ApplyResult, provision
 from bridge.twenty.schema import load_data_model
 

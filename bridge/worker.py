@@ -38,6 +38,7 @@ from bridge.store import connections, inbox, leases
 from bridge.store.inbox import InboxEvent
 from bridge.store.shadows import Shadow, get_shadows, put_shadows
 from bridge.sync import mapping
+from bridge.sync.options import OptionGuard
 from bridge.sync.records import (
     PAYMENT_SHADOW,
     REVENUE_SHADOW,
@@ -51,7 +52,7 @@ from bridge.sync.records import (
 )
 from bridge.sync.tasks import has_task, upsert_task
 from bridge.sync.writer import Item, ObjectWriter, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient
+from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, ObjectApi, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient, is_whop_id
 from bridge.whop.models import Membership, Payment, Product, WebhookEnvelope
 
@@ -62,7 +63,9 @@ YIELD_EVERY = 5
 # Kinds whose payload is the record itself, with an `updated_at` to order it by.
 HINT_MODELS: dict[str, Any] = {"membership": Membership, "product": Product, "payment": Payment}
 _UNSEEN = object()
-SHADOW_OBJECTS = {"membership": "opportunity", "product": "whopProduct"}
+# Where the bridge keeps what it wrote of each kind for a company: a payload may stand in for a
+# Whop read only for a record the bridge already wrote for that company (see `_vet_hints`).
+SHADOW_OBJECTS = {"membership": "opportunity", "product": "whopProduct", "payment": "whopPayment"}
 # The id an event of each kind names: its Whop type prefix.
 ID_PREFIXES = {"membership": "mem_", "member": "mber_", "payment": "pay_", "product": "prod_"}
 # Ids a usable payload may carry: each becomes a key or a Whop path later.
@@ -240,6 +243,8 @@ class Worker:
         self.lease_seconds = CLAIM_LEASE
         self.clock = clock
         self.breaker = TwentyBreaker(self.twenty.probe, clock=lambda: self.clock())
+        # A Whop status Twenty does not list yet is added as an option, as the sync does.
+        self.options = OptionGuard(opener=runtime.metadata)
 
     def wake(self) -> None:
         """Called by the webhook endpoint after it stored a delivery."""
@@ -391,7 +396,7 @@ class Applier:
             self.items = await CompanyItems.of(self.worker.store, self.company_id)
         return self.items
 
-    def _writer(self, obj: Any, *, shadow_name: str | None = None) -> ObjectWriter:
+    def _writer(self, obj: ObjectApi, *, shadow_name: str | None = None) -> ObjectWriter:
         return ObjectWriter(
             store=self.worker.store,
             twenty=self.worker.twenty,
@@ -401,6 +406,7 @@ class Applier:
             leases=self.worker.leases,
             restore_deleted=self.worker.settings.restore_deleted,
             shadow_name=shadow_name,
+            before_write=functools.partial(self.worker.options.ensure, obj.singular),
         )
 
     async def apply(self, events: list[InboxEvent], outcome: Outcome) -> None:
@@ -564,12 +570,13 @@ class Applier:
                     outcome.ignored[event_id] = "Twenty already has this version or a newer one"
 
     def _settle(self, report: WriteReport, ids: dict[str, list[str]], key_of: dict[str, str], outcome: Outcome) -> None:
-        """Events whose record failed to write are retried; the rest count as applied."""
-        failed = {p.key: p.reason for p in report.problems if p.kind == "failed"}
+        """Events whose record failed to write are retried, those whose record belongs to another
+        company in Twenty fail for good (retrying cannot change whose it is); the rest applied."""
+        failed = {p.key: p for p in report.problems if p.kind in ("failed", "refused")}
         for object_id, event_ids in ids.items():
             key = key_of.get(object_id, object_id)
             if key in failed:
-                outcome.fail(event_ids, failed[key])
+                outcome.fail(event_ids, failed[key].reason, permanent=failed[key].kind == "refused")
 
     async def _products(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         gone = {k: v for k, v in ids.items() if k in self.deleted_products}
@@ -577,7 +584,16 @@ class Applier:
         products = await self._fetch(self.whop.get_product, live, outcome, "product") if live else []
         items = (await self._items()).products(products)
         # Deleted at Whop: marked, not re-read (Whop no longer has it) nor written back as live.
-        items += [deleted_product_item(key) for key in gone]
+        # Whop cannot say whose a deleted product was, so only one the bridge wrote for this
+        # company may be marked: a delivery can name any id.
+        ours = await get_shadows(self.worker.store, self.company_id, WHOP_PRODUCT.singular, list(gone))
+        for key, event_ids in gone.items():
+            if key not in ours:
+                for event_id in event_ids:
+                    outcome.ignored[event_id] = (
+                        f"product {key} was never written for {self.company_id}: nothing to mark"
+                    )
+        items += [deleted_product_item(key) for key in gone if key in ours]
         report = await self._writer(WHOP_PRODUCT).write(items)
         self._settle(report, ids, {}, outcome)
 
@@ -665,9 +681,14 @@ class Applier:
             if not isinstance(case_id, str) or not is_whop_id(case_id):
                 outcome.ignored[event_id] = "the case carries no usable id"
                 continue
-            payment = data.get("payment")
-            payment_id = payment.get("id") if isinstance(payment, dict) else None
+            payment_id = _object_id("payment", data)
             p = self.paid.get(payment_id) if isinstance(payment_id, str) else None
+            if p is None:
+                # Its payment was not read for this company (another's, gone, or a read that
+                # failed and retries this event): the case is not this company's to write.
+                if event_id not in outcome.failed:
+                    outcome.ignored[event_id] = f"the case's payment is not one of {self.company_id}'s at Whop"
+                continue
             person, opportunity = await self._links(p)
             task = mapping.case_task(
                 event_type,

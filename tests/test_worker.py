@@ -302,3 +302,21 @@ async def test_a_status_change_costs_one_upsert_without_a_read_and_keeps_a_perso
     assert after["name"] == "Renewal call booked", "the person's edit stands"
     stats = bridge.world.twenty.stats
     assert (stats["data_reads"], stats["data_writes"]) == (0, 1), "the bridge knew the id and had no curated news"
+
+
+async def test_a_whop_status_twenty_does_not_list_is_added_as_an_option_by_the_worker(bridge: Bridge) -> None:
+    ms = (await _memberships(bridge))[0]
+    bridge.world.whop.update_membership(ms.id, status="paused_for_vacation")
+    await bridge.deliver("membership.updated", ms.id, webhook_id="msg_new_status")
+
+    await bridge.worker().run_once()
+
+    event = await inbox.get_event(bridge.store, "msg_new_status")
+    assert event is not None and event.status == "applied", event
+    assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "PAUSED_FOR_VACATION"
+    status = next(
+        f
+        for f in bridge.world.twenty.object_by_name("opportunity")["fieldsList"]
+        if f["name"] == "whopMembershipStatus"
+    )
+    assert "PAUSED_FOR_VACATION" in {o["value"] for o in status["options"]}

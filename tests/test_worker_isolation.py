@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -66,7 +67,6 @@ def _set(path: str, value: Any) -> Hostile:
 FAILS_ALONE: dict[str, tuple[Hostile, str]] = {
     "an envelope timestamp of 1e300": (_set("timestamp", 1e300), "timestamp"),
     "an envelope timestamp of 20 digits": (_set("timestamp", "12345678901234567890"), "timestamp"),
-    "an amount near 1E+54": (_set("data.renewal_price.amount", "1E+54"), "InvalidOperation"),
     "an id over 64 KB": (_set("data.id", "mem_" + "x" * 70_000), "not a Whop membership id"),
     "the id '..'": (_set("data.id", ".."), "not a Whop membership id"),
     "the id '.'": (_set("data.id", "."), "not a Whop membership id"),
@@ -109,6 +109,10 @@ REREAD: dict[str, Hostile] = {
     "updated_at of 20 digits": _set("data.updated_at", "12345678901234567890"),
     "canceled_at -1e300": _set("data.canceled_at", -1e300),
     "a price that is not money": _set("data.renewal_price", {"amount": "NaN", "currency": 7}),
+    # Money Twenty cannot hold (CURRENCY amountMicros is a 64-bit integer) is never written.
+    "an amount near 1E+54": _set("data.renewal_price.amount", "1E+54"),
+    "an amount of 1E+400": _set("data.renewal_price.amount", "1E+400"),
+    "an amount one cent over 64-bit micros": _set("data.renewal_price.amount", "9223372036854.78"),
 }
 
 
@@ -161,3 +165,22 @@ async def test_a_whop_member_refused_while_linking_fails_nobody(bridge: Bridge) 
     assert await bridge.worker().run_once() == GOOD + 1
 
     await assert_good_applied(bridge, memberships)
+
+
+async def test_money_whop_serves_beyond_what_twenty_holds_fails_that_event_alone_with_the_reason(
+    bridge: Bridge,
+) -> None:
+    memberships = await _ours(bridge)
+    await deliver_good(bridge, memberships)
+    victim = memberships[GOOD]
+    before = bridge.opportunity(victim.id)
+    bridge.world.whop.update_membership(victim.id, status="past_due", renewal_price=Decimal("1E+20"))
+    await bridge.deliver("membership.updated", {"id": victim.id}, webhook_id="msg_huge")
+
+    assert await bridge.worker().run_once() == GOOD + 1
+
+    await assert_good_applied(bridge, memberships)
+    event = await inbox.get_event(bridge.store, "msg_huge")
+    assert event is not None and event.status in ("failed", "dead"), event
+    assert "beyond what Twenty can hold" in (event.last_error or ""), event.last_error
+    assert bridge.opportunity(victim.id) == before, "never half-written"

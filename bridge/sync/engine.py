@@ -27,13 +27,14 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import metrics
-from bridge.errors import AuthError, BridgeError, SkippableError
+from bridge.errors import BridgeError, SkippableError
 from bridge.logs import bound
 from bridge.store import runs as run_store
 from bridge.store.connections import get_connection
 from bridge.store.leases import Leases
 from bridge.store.shadows import get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
 from bridge.sync import deletions, mapping
+from bridge.sync.options import OptionGuard
 from bridge.sync.records import (
     PAYMENT_SHADOW,
     CompanyItems,
@@ -48,8 +49,6 @@ from bridge.sync.records import (
 from bridge.sync.tasks import has_task, upsert_task
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient, WriteRules
-from bridge.twenty.metadata import LiveObject, MetadataClient
-from bridge.twenty.provision import merge_option_values
 from bridge.whop.client import WhopClient
 from bridge.whop.models import Member, Membership, Page, Payment, Product
 
@@ -58,13 +57,13 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
 PHASES = ("products", "members", "payments", "memberships")
-# SELECT fields whose values come from Whop enums; an unknown value adds an option.
-SELECT_FIELDS = {
-    "whopProduct": ("visibility",),
-    "person": ("whopMemberStatus",),
-    # `stage` too: CHURNED is the bridge's own stage, added if a workspace lacks it.
-    "opportunity": ("whopMembershipStatus", "whopLastPaymentStatus", "whopPlanType", "whopMostRecentAction", "stage"),
-    "whopPayment": ("paymentStatus", "billingReason"),
+# The Twenty object each phase's Whop records become (for reporting a record by its object).
+PHASE_OBJECTS = {
+    "products": "whopProduct",
+    "members": "person",
+    "payments": "whopPayment",
+    "membership_facts": "opportunity",
+    "memberships": "opportunity",
 }
 
 Progress = Callable[[str, dict[str, dict[str, int]]], None]
@@ -93,53 +92,6 @@ class SyncResult:
     twenty_calls: int = 0
     twenty_writes: int = 0
     whop_calls: int = 0
-
-
-class OptionGuard:
-    """Adds SELECT options Twenty does not know yet (a new Whop status) before a write needs them."""
-
-    def __init__(self, meta: MetadataClient | None) -> None:
-        self.meta = meta
-        self._known: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {}
-        self._ids: dict[tuple[str, str], str] = {}
-        self._disabled = meta is None
-        self._lock = asyncio.Lock()
-
-    async def load(self) -> dict[str, LiveObject] | None:
-        """Read the live SELECT options; returns the live objects for other uses of them."""
-        if self.meta is None:
-            return None
-        live = await self.meta.list_objects()
-        for obj, fields in SELECT_FIELDS.items():
-            for name in fields:
-                f = live.get(obj).fields.get(name) if live.get(obj) else None  # type: ignore[union-attr]
-                if f is not None:
-                    self._known[(obj, name)] = f.options
-                    self._ids[(obj, name)] = f.id
-        return live
-
-    async def ensure(self, obj: str, records: list[dict[str, Any]]) -> None:
-        if self._disabled or self.meta is None:
-            return
-        async with self._lock:
-            for name in SELECT_FIELDS.get(obj, ()):
-                known = self._known.get((obj, name))
-                if known is None:
-                    continue
-                have = {o.get("value") for o in known}
-                new = sorted({r[name] for r in records if r.get(name) and r[name] not in have})
-                if not new:
-                    continue
-                wanted = [(v, v.replace("_", " ").capitalize()[:63], "gray") for v in new]
-                options = merge_option_values(known, wanted)
-                try:
-                    await self.meta.update_options(self._ids[(obj, name)], options, name=f"{obj}.{name}")
-                except AuthError as exc:
-                    log.warning("cannot add options %s to %s.%s: %s", new, obj, name, exc)
-                    self._disabled = True
-                    return
-                log.info("added options %s to %s.%s", new, obj, name)
-                self._known[(obj, name)] = tuple(options)
 
 
 class SyncEngine:
@@ -177,6 +129,7 @@ class SyncEngine:
         self._checkpoint: dict[str, Any] = {"done": [], "cursors": {}}
         self._checkpoint_lock = asyncio.Lock()
         self._payments: dict[str, LastPayment] = {}  # a dry run's last payment per membership
+        self._reported: set[tuple[str, str]] = set()  # unreadable Whop records reported this run
 
     # Run lifecycle --------------------------------------------------------------------------
 
@@ -314,7 +267,21 @@ class SyncEngine:
             return
         cursor = self._checkpoint["cursors"].get(phase)
         async for page in prefetch(lister(after=cursor, page_size=self.options.page_size)):
+            await self._unreadable(phase, page)
             yield page
+
+    async def _unreadable(self, phase: str, page: Page[Any]) -> None:
+        """Records Whop listed that the bridge cannot read are reported, each once a run, and
+        count as seen: left as Twenty has them, never marked deleted at Whop."""
+        if not page.unreadable:
+            return
+        obj = PHASE_OBJECTS.get(phase, phase)
+        for key, reason in page.unreadable:
+            if (obj, key) not in self._reported:
+                self._reported.add((obj, key))
+                self.problems.append(Problem(obj, key, f"{reason}; left as it is", kind="failed"))
+        if obj == "opportunity" and not self.options.dry_run:
+            await mark_seen(self.store, self.company_id, obj, [key for key, _ in page.unreadable], self.run_id)
 
     # Phases ---------------------------------------------------------------------------------
 

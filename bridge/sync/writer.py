@@ -40,6 +40,8 @@ log = logging.getLogger(__name__)
 
 Builder = Callable[[dict[str, Any] | None, dict[str, Any] | None], dict[str, Any]]
 OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")
+# The field naming the Whop company a record belongs to (Opportunity, WhopProduct, WhopPayment).
+COMPANY_FIELD = "whopCompanyId"
 
 
 @dataclass
@@ -63,7 +65,7 @@ class Problem:
     object: str
     key: str
     reason: str
-    kind: str = "skipped"  # skipped | conflict | failed
+    kind: str = "skipped"  # skipped | conflict | failed | refused (another company's record)
 
     def as_dict(self) -> dict[str, str]:
         return {"object": self.object, "key": self.key, "reason": self.reason, "kind": self.kind}
@@ -205,6 +207,8 @@ class ObjectWriter:
         claimed_emails: set[str] = set()
         read: list[Pending] = []
         for item in unknown:
+            if self._refuse_foreign(item, by_key.get(item.key), report):
+                continue
             existing, drop_email = self._settle_email(item, by_key.get(item.key), by_email, claimed_emails, report)
             record = self._build_record(item, existing, shadows.get(item.key), drop_email=drop_email)
             read.append((item, record, existing))
@@ -252,6 +256,20 @@ class ObjectWriter:
             else:
                 send.append(pending)
         return send, there
+
+    def _refuse_foreign(self, item: Item, existing: dict[str, Any] | None, report: WriteReport) -> bool:
+        """A Twenty record another company owns is never overwritten, whatever the item says:
+        this holds when the bridge's own memory is gone too (no shadow, a lost database)."""
+        owner = existing.get(COMPANY_FIELD) if existing is not None else None
+        if not owner or owner == self.company_id:
+            return False
+        reason = (
+            f"Twenty holds {self.obj.singular} {item.key} for company {owner}, not {self.company_id}: not overwritten"
+        )
+        report.problems.append(Problem(self.obj.singular, item.key, reason, kind="refused"))
+        report.counts["refused"] += 1
+        log.warning("%s", reason)
+        return True
 
     async def _known_updates(self, batch: list[Item], shadows: dict[str, Shadow]) -> tuple[list[Pending], list[Item]]:
         """Split off updates that need no read first: records the bridge wrote before (it knows

@@ -546,14 +546,20 @@ def _parse_page(body: Any, model: type[M], path: str) -> Page[M]:
     if not isinstance(raw_items, list):
         raise WhopResponseError(f"Whop answered {what} without a data list")
     items: list[M] = []
+    unreadable: list[tuple[str, str]] = []
     for raw in raw_items:
         try:
             items.append(model.model_validate(raw))
         except ValidationError as exc:
             key = raw.get("id") if isinstance(raw, dict) else None
-            raise WhopResponseError(_validation_text(model, key, exc)) from None
+            if not is_whop_id(key):
+                # No id to report it by: the page's shape is what changed.
+                raise WhopResponseError(_validation_text(model, None, exc)) from None
+            # One record the bridge cannot read (an amount Twenty cannot hold…) is reported by
+            # the caller; the rest of the page goes on.
+            unreadable.append((str(key), _validation_text(model, str(key), exc)))
     try:
         info = PageInfo.model_validate(body.get("page_info") or {})
     except ValidationError as exc:
         raise WhopResponseError(_validation_text(PageInfo, None, exc)) from None
-    return Page(data=items, page_info=info)
+    return Page(data=items, page_info=info, unreadable=unreadable)

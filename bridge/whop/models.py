@@ -30,6 +30,7 @@ from pydantic import (
 )
 
 __all__ = [
+    "MAX_AMOUNT",
     "Member",
     "Membership",
     "Money",
@@ -151,6 +152,11 @@ class _Tolerant(BaseModel):
 # Models -------------------------------------------------------------------------------------
 
 
+# Twenty stores money as CURRENCY `amountMicros`, a 64-bit integer: nothing beyond this amount
+# (in major units) can be written, so such an amount is refused where it is read.
+MAX_AMOUNT = Decimal(2**63 - 1).scaleb(-6)
+
+
 class Money(_Tolerant):
     """An exact amount in major units (`Decimal("49.00")` = $49) and a lower-case ISO currency."""
 
@@ -163,6 +169,8 @@ class Money(_Tolerant):
         amount = _to_decimal(value)
         if amount is None:
             raise ValueError("amount must be a finite decimal number")
+        if abs(amount) > MAX_AMOUNT:
+            raise ValueError(f"amount {amount:.3E} is beyond what Twenty can hold (at most {MAX_AMOUNT:,} either way)")
         return amount
 
     @field_validator("currency", mode="before")
@@ -453,6 +461,8 @@ class Page(_Tolerant, Generic[ItemT]):
 
     data: list[ItemT] = Field(default_factory=list)
     page_info: PageInfo = Field(default_factory=PageInfo)
+    # Records of this page the bridge cannot read (id, why): left out, never half-written.
+    unreadable: list[tuple[str, str]] = Field(default_factory=list)
 
     @property
     def end_cursor(self) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -326,3 +327,24 @@ async def test_records_twenty_already_holds_are_not_written_again_when_the_bridg
     assert again.counts["opportunity"].get("unchanged") == len(world.opportunities())
     third = await run_sync(world.runtime, kind="full")
     assert third.twenty_calls == 0, "and the shadows are back"
+
+
+async def test_a_record_with_money_twenty_cannot_hold_is_reported_alone_and_never_marked_deleted(
+    tmp_path: Any,
+) -> None:
+    world = await make_world(tmp_path, "2.x")
+    await run_sync(world.runtime, kind="full")
+    victim = (await world.whop_lists())["memberships"][0]
+    before = next(o for o in world.opportunities() if o["whopMembershipId"] == victim.id)
+    world.whop.update_membership(victim.id, status="past_due", renewal_price=Decimal("1E+20"))
+    other = (await world.whop_lists())["memberships"][1]
+    world.whop.update_membership(other.id, status="past_due")
+
+    result = await run_sync(world.runtime, kind="full")
+
+    failed = [p for p in result.problems if p["kind"] == "failed"]
+    assert [(p["object"], p["key"]) for p in failed] == [("opportunity", victim.id)], failed
+    assert "beyond what Twenty can hold" in failed[0]["reason"]
+    after = {o["whopMembershipId"]: o for o in world.opportunities()}
+    assert after[victim.id] == before, "left as Twenty has it: not half-written, not marked deleted"
+    assert after[other.id]["whopMembershipStatus"] == "PAST_DUE", "the rest of the page is written"

@@ -309,3 +309,30 @@ async def test_an_empty_batch_calls_nothing() -> None:
     twenty = StubTwenty()
     report = await make_writer(twenty)._write_batch([], {})
     assert report == WriteReport() and twenty.finds == [] and twenty.upserts == []
+
+
+# Company ownership ------------------------------------------------------------------------------
+
+
+def opportunity_item(key: str, company: str, amount: int) -> Item:
+    record = {OPPORTUNITY.key: key, "whopCompanyId": company, "amount": {"amountMicros": amount}}
+    return Item(key=key, basis=record, build=lambda _current, _last: dict(record))
+
+
+async def test_a_record_twenty_holds_for_another_company_is_never_overwritten() -> None:
+    # No shadow (a lost database, or a record the bridge never wrote for this company): the
+    # keyed read shows whose it is.
+    theirs = {"id": "b", OPPORTUNITY.key: "mem_theirs", "whopCompanyId": "biz_other", "amount": {"amountMicros": 49}}
+    twenty = StubTwenty([dict(theirs), {"id": "o", OPPORTUNITY.key: "mem_ours", "whopCompanyId": "biz_test"}])
+    items = [
+        opportunity_item("mem_theirs", "biz_test", 99_999),
+        opportunity_item("mem_ours", "biz_test", 10),
+        opportunity_item("mem_new", "biz_test", 20),
+    ]
+
+    report = await make_writer(twenty, OPPORTUNITY, dry_run=True)._write_batch(items, {})
+
+    assert report.planned == {"updated": ["mem_ours"], "created": ["mem_new"]}
+    assert [(p.key, p.kind) for p in report.problems] == [("mem_theirs", "refused")]
+    assert "biz_other" in report.problems[0].reason and report.counts["refused"] == 1
+    assert twenty.rows[0] == theirs
