@@ -23,6 +23,7 @@ from bridge.store.db import (
     as_utc_or_none,
     dialect_name,
     excluded,
+    to_db_time,
     to_db_time_or_none,
     upsert_stmt,
     utcnow,
@@ -63,6 +64,7 @@ class Connection:
     webhook_checked_at: datetime | None = None
     webhook_error: str | None = None
     replay_requested_at: datetime | None = None
+    replay_sent_after: datetime | None = None  # what that replay asked for
     # Ciphertext only, and kept out of repr so a logged Connection shows nothing useful.
     access_token_enc: str | None = field(default=None, repr=False)
     refresh_token_enc: str | None = field(default=None, repr=False)
@@ -112,6 +114,7 @@ def _row_to_connection(row: sa.Row[Any]) -> Connection:
         webhook_checked_at=as_utc_or_none(m["webhook_checked_at"]),
         webhook_error=m["webhook_error"],
         replay_requested_at=as_utc_or_none(m["replay_requested_at"]),
+        replay_sent_after=as_utc_or_none(m["replay_sent_after"]),
         access_token_enc=m["access_token_enc"],
         refresh_token_enc=m["refresh_token_enc"],
         webhook_secret_enc=m["webhook_secret_enc"],
@@ -324,8 +327,11 @@ async def forget_webhook(engine: AsyncEngine, company_id: str) -> bool:
     )
 
 
-async def mark_replay_requested(engine: AsyncEngine, company_id: str, when: datetime) -> bool:
-    return await _update(engine, company_id, replay_requested_at=when)
+async def mark_replay_requested(engine: AsyncEngine, company_id: str, when: datetime, sent_after: datetime) -> bool:
+    """Whop was asked at `when` to replay the company's deliveries sent after `sent_after`."""
+    return await _update(
+        engine, company_id, replay_requested_at=to_db_time(when), replay_sent_after=to_db_time(sent_after)
+    )
 
 
 async def webhook_secret_ciphertexts(engine: AsyncEngine) -> dict[str, str]:

@@ -8,19 +8,22 @@ over the same store, with the bridge app in front of it; the fake Whop plays Who
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
 from starlette.applications import Starlette
 
-from bridge import companies
+from bridge import companies, registration
 from bridge.config import Settings, load_settings
 from bridge.runtime import Runtime, Transports
 from bridge.store import inbox
 from bridge.store.connections import SecretCache
+from bridge.store.db import utcnow
 from bridge.web.app import create_app
 from tests.fakes.whop import FakeWhop, seed_company
 from tests.web.conftest import (
@@ -137,3 +140,61 @@ async def test_a_company_disconnected_by_one_process_is_refused_by_another_withi
         fake_whop.webhook_client = None
     stored = await inbox.list_events(first.store, limit=10)
     assert [e.webhook_id for e in stored] == [sent.message_id]
+
+
+async def test_a_process_restarted_soon_after_it_started_asks_whop_to_replay_what_it_missed(
+    settings: Settings, transports: Transports, first: Runtime, client: httpx.AsyncClient, fake_whop: FakeWhop
+) -> None:
+    membership = await connect_second(fake_whop, first)
+    fake_whop.hooks.retry_delays = ()  # Whop's own retries would reach the restarted process too
+    fake_whop.webhook_client = client
+    (before,) = await fake_whop.emit(SECOND, "membership.updated", membership)
+    assert before.response_code == 200
+    asked = await registration.recover_all(first)  # the first process's start-up step
+    assert asked[SECOND] is not None and replay_asks(fake_whop) == 1
+
+    # It stops for a minute; Whop's delivery meanwhile fails.
+    async with httpx.AsyncClient(transport=Down()) as down:
+        fake_whop.webhook_client = down
+        (missed,) = await fake_whop.emit(SECOND, "membership.updated", membership)
+        assert not missed.success
+
+    async with process(settings, transports) as (restarted, restarted_client):
+        fake_whop.webhook_client = restarted_client
+        asked = await registration.recover_all(restarted)
+        fake_whop.webhook_client = None
+        assert asked[SECOND] is not None and replay_asks(fake_whop) == 2
+        stored = {e.webhook_id for e in await inbox.list_events(restarted.store, limit=10)}
+        assert stored == {before.message_id, missed.message_id}
+
+
+async def test_replicas_starting_together_ask_whop_to_replay_once(
+    settings: Settings, transports: Transports, first: Runtime, fake_whop: FakeWhop
+) -> None:
+    await connect_second(fake_whop, first)
+    async with process(settings, transports) as (a, _), process(settings, transports) as (b, _):
+        asked = await asyncio.gather(registration.recover_all(a), registration.recover_all(b))
+        assert sorted(x[SECOND] is not None for x in asked) == [False, True]
+        assert replay_asks(fake_whop) == 1
+
+
+async def test_a_replica_started_before_another_asked_skips_its_own_ask(
+    settings: Settings, transports: Transports, first: Runtime, fake_whop: FakeWhop
+) -> None:
+    await connect_second(fake_whop, first)
+    async with process(settings, transports) as (a, _), process(settings, transports) as (b, _):
+        assert (await registration.recover_all(a))[SECOND] is not None
+        assert (await registration.recover_all(b))[SECOND] is None  # a asked after b started
+        assert replay_asks(fake_whop) == 1
+
+
+async def test_a_narrower_replay_asked_after_a_start_does_not_stand_in_for_the_start_up_one(
+    settings: Settings, transports: Transports, first: Runtime, fake_whop: FakeWhop
+) -> None:
+    await connect_second(fake_whop, first)
+    async with process(settings, transports) as (starting, _):
+        # Another process asks for the last minute only (a reconciliation saw a recent failure).
+        await registration.recover(first, SECOND, since=utcnow() - timedelta(minutes=1), force=True)
+        since = (await registration.recover_all(starting))[SECOND]
+        assert since is not None and since < utcnow() - timedelta(minutes=1)
+        assert replay_asks(fake_whop) == 2
