@@ -63,8 +63,9 @@ RETENTION = timedelta(days=30)  # Whop keeps deliveries this long for replay
 # Clocks differ and a delivery may be stored a moment after Whop sent it: replay a little more;
 # duplicates cost nothing (the inbox keeps one row per webhook-id).
 REPLAY_MARGIN = timedelta(minutes=2)
-# Replicas starting together ask once: a replay requested this recently is not asked again.
-REPLAY_QUIET = timedelta(minutes=5)
+# A replica starting while another asks for the same company's replay waits this long for it
+# (then finds the replay asked for, and skips its own).
+REPLAY_WAIT = 30.0
 HEALTH_FIELDS = (
     "enabled",
     "disabled_reason",
@@ -284,24 +285,39 @@ async def recover(
 ) -> datetime | None:
     """Ask Whop to replay every delivery sent after `since` (default: the last one stored, less a
     margin; never older than Whop's 30 days). Returns the time asked for, or None when there is
-    no webhook to replay or a replay was asked for moments ago (unless `force`)."""
+    no webhook to replay, or (unless `force`) a replay already covers what this process may have
+    missed (`covered`)."""
     store = runtime.store
     row = await _row(store, company_id)
     if row.webhook_id is None:
         return None
     now = utcnow()
-    if not force and row.replay_requested_at and now - row.replay_requested_at < REPLAY_QUIET:
-        return None
     if since is None:
         stored = await last_delivery(store, company_id)
         since = (stored or row.connected_at) - REPLAY_MARGIN
     since = max(since, now - RETENTION + timedelta(minutes=1))
+    if not force and covered(row, since, up_since=runtime.started_at):
+        log.info("a replay of %s asked for since this process started covers it", company_id)
+        return None
     async with await _client(runtime, company_id) as whop:
         await whop.replay_webhook(row.webhook_id, sent_after=since)
-    await connections.mark_replay_requested(store, company_id, now)
+    await connections.mark_replay_requested(store, company_id, now, since)
     metrics.WEBHOOK_REPLAYS.labels(company_id).inc()
     log.info("asked Whop to replay the deliveries of %s sent after %s", company_id, since.isoformat())
     return since
+
+
+def covered(row: connections.Connection, since: datetime, *, up_since: datetime) -> bool:
+    """Whether the last replay asked for covers a process that has been up since `up_since`
+    and would ask for the deliveries sent after `since`.
+
+    A replay asked for at R brings back what was sent from its `sent_after` until R; after R,
+    this process was up to receive. So it covers when R is not older than this process and it
+    asked for as much (replicas starting together ask once). A process that restarts started
+    after every earlier ask, however recent, so it always asks for what it missed meanwhile.
+    """
+    asked_at, asked_after = row.replay_requested_at, row.replay_sent_after
+    return asked_at is not None and asked_after is not None and asked_at >= up_since and asked_after <= since
 
 
 async def watch(runtime: Runtime, company_id: str) -> WebhookState | None:
@@ -325,12 +341,13 @@ async def watch(runtime: Runtime, company_id: str) -> WebhookState | None:
 
 
 async def recover_all(runtime: Runtime) -> dict[str, datetime | None]:
-    """At start: each company's missed deliveries are asked for once across replicas."""
+    """At start: each company's missed deliveries are asked for, once by replicas starting together
+    (one asks under the lease `replay:<co>`; the others wait for it and find it covers them)."""
     asked: dict[str, datetime | None] = {}
     url = webhook_url(runtime.settings)
     for company_id in await runtime.companies():
         try:
-            async with runtime.leases.hold(f"replay:{company_id}", ttl=120, wait=0):
+            async with runtime.leases.hold(f"replay:{company_id}", ttl=120, wait=REPLAY_WAIT):
                 row = await connections.get_connection(runtime.store, company_id)
                 if row is None:  # WHOP_COMPANY_ID before its first sync: no webhook of the bridge's
                     continue

@@ -38,7 +38,7 @@ from bridge.errors import ConfigError, NeedsReconnect
 from bridge.limiter import Limiter
 from bridge.store import connections
 from bridge.store.budget import SharedBucket
-from bridge.store.db import create_engine
+from bridge.store.db import create_engine, utcnow
 from bridge.store.leases import Leases, owner_id
 from bridge.store.migrate import migrate
 from bridge.sync.deletions import DeletionWatch
@@ -79,6 +79,9 @@ class Runtime:
         self.settings = settings
         self.transports = transports or Transports()
         self.owner = owner_id()  # this process, e.g. as the inbox worker's claim owner
+        # Since when this process has been up: a replay another one asked for after this is
+        # enough for it at start (`registration.recover`).
+        self.started_at = utcnow()
         self.leases = Leases(lambda: self.store)
         # Each company's webhook secret, cached for the webhook endpoint.
         self.webhook_secrets = connections.SecretCache(lambda: self.store, self.box)

@@ -226,6 +226,10 @@ class _TooLarge(Exception):
     pass
 
 
+class _SecretsUnavailable(Exception):
+    """The companies' webhook secrets could not be read (the store failed)."""
+
+
 class _Busy(Exception):
     """Other requests' bodies already fill the memory set aside for reading bodies."""
 
@@ -375,18 +379,25 @@ class WebhookReceiver:
             self.buffered -= size
         return b"".join(chunks)
 
+    async def _company_secrets(self, company_id: str | None, *, fresh: bool = False) -> list[str]:
+        assert self.company_secrets is not None
+        try:
+            return await self.company_secrets.get(company_id, fresh=fresh)
+        except Exception as exc:  # the store is down: not the sender's fault, so no 401
+            raise _SecretsUnavailable from exc
+
     async def _verify(self, request: Request, body: bytes, company_id: str | None, now: float) -> None:
         if self.company_secrets is None:
             verify(request.headers, body, self.secrets(), now=now, tolerance=self.tolerance)
             return
-        keys = [*self.secrets(), *await self.company_secrets.get(company_id)]
+        keys = [*self.secrets(), *await self._company_secrets(company_id)]
         try:
             verify(request.headers, body, keys, now=now, tolerance=self.tolerance)
         except WebhookVerificationError as exc:
             if exc.reason not in ("signature mismatch", "no webhook secret configured") or company_id is None:
                 raise
             # Another replica may have registered (or re-made) the company's webhook just now.
-            fresh = [*self.secrets(), *await self.company_secrets.get(company_id, fresh=True)]
+            fresh = [*self.secrets(), *await self._company_secrets(company_id, fresh=True)]
             if fresh == keys:
                 raise
             verify(request.headers, body, fresh, now=now, tolerance=self.tolerance)
@@ -417,6 +428,11 @@ class WebhookReceiver:
         event_type, company_id, text = parse_envelope(body)
         try:
             await self._verify(request, body, company_id, now)
+        except _SecretsUnavailable:
+            self.store_errors += 1
+            metrics.WEBHOOKS.labels("store_error").inc()
+            log.exception("the company webhook secrets could not be read; Whop will deliver again")
+            return _json(503, {"error": "store unavailable"}, {"Retry-After": "5"})
         except WebhookVerificationError as exc:
             self.rejected += 1
             metrics.WEBHOOKS.labels("rejected").inc()

@@ -15,13 +15,16 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
+from cryptography.fernet import Fernet, MultiFernet
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from bridge.crypto import TokenBox
 from bridge.errors import AuthError
 from bridge.store import db, inbox, tables
+from bridge.store.connections import SecretCache
 from bridge.webhooks import MAX_BODY, WebhookReceiver, WebhookVerificationError, verify
 from tests.fakes.whop import fixtures
 
@@ -486,6 +489,21 @@ async def test_store_unavailable_answers_503(broken: str, tmp_path: object, wake
         await engine.dispose()
     assert (response.status_code, response.json()) == (503, {"error": "store unavailable"})
     assert (receiver.store_errors, wakeups.count) == (1, 0)
+
+
+async def test_company_secrets_that_cannot_be_read_answer_503_not_401(tmp_path: object, wakeups: Wakeups) -> None:
+    engine = db.create_engine("sqlite:////nonexistent-dir/for/sure/bridge.db")
+    secrets = SecretCache(lambda: engine, lambda: TokenBox(MultiFernet([Fernet(Fernet.generate_key())])))
+    receiver = WebhookReceiver(engine, [], clock=lambda: float(NOW), on_stored=wakeups, company_secrets=secrets)
+    try:
+        async with client_for(receiver) as client:
+            response = await client.post("/webhooks/whop", content=FIXTURE_BODY, headers=FIXTURE_HEADERS)
+    finally:
+        await engine.dispose()
+    # Not the sender's fault: Whop is told to come back, and nothing is counted as a rejection.
+    assert (response.status_code, response.json()) == (503, {"error": "store unavailable"})
+    assert response.headers["retry-after"] == "5"
+    assert (receiver.store_errors, receiver.rejected, wakeups.count) == (1, 0, 0)
 
 
 async def test_store_going_away_answers_503(engine: AsyncEngine, client: httpx.AsyncClient) -> None:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -13,13 +16,14 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.crypto import TokenBox
+from bridge.crypto import TokenBox, UndecryptableToken
 from bridge.errors import FatalError
 from bridge.store.db import (
     as_utc,
     as_utc_or_none,
     dialect_name,
     excluded,
+    to_db_time,
     to_db_time_or_none,
     upsert_stmt,
     utcnow,
@@ -30,6 +34,8 @@ STATUS_CONNECTED = "connected"
 STATUS_NEEDS_RECONNECT = "needs_reconnect"
 STATUS_DISCONNECTED = "disconnected"
 MODES = frozenset({"oauth", "api_key"})
+
+log = logging.getLogger(__name__)
 
 
 class ConnectionNotFound(FatalError, LookupError):
@@ -58,6 +64,7 @@ class Connection:
     webhook_checked_at: datetime | None = None
     webhook_error: str | None = None
     replay_requested_at: datetime | None = None
+    replay_sent_after: datetime | None = None  # what that replay asked for
     # Ciphertext only, and kept out of repr so a logged Connection shows nothing useful.
     access_token_enc: str | None = field(default=None, repr=False)
     refresh_token_enc: str | None = field(default=None, repr=False)
@@ -107,6 +114,7 @@ def _row_to_connection(row: sa.Row[Any]) -> Connection:
         webhook_checked_at=as_utc_or_none(m["webhook_checked_at"]),
         webhook_error=m["webhook_error"],
         replay_requested_at=as_utc_or_none(m["replay_requested_at"]),
+        replay_sent_after=as_utc_or_none(m["replay_sent_after"]),
         access_token_enc=m["access_token_enc"],
         refresh_token_enc=m["refresh_token_enc"],
         webhook_secret_enc=m["webhook_secret_enc"],
@@ -319,18 +327,21 @@ async def forget_webhook(engine: AsyncEngine, company_id: str) -> bool:
     )
 
 
-async def mark_replay_requested(engine: AsyncEngine, company_id: str, when: datetime) -> bool:
-    return await _update(engine, company_id, replay_requested_at=when)
+async def mark_replay_requested(engine: AsyncEngine, company_id: str, when: datetime, sent_after: datetime) -> bool:
+    """Whop was asked at `when` to replay the company's deliveries sent after `sent_after`."""
+    return await _update(
+        engine, company_id, replay_requested_at=to_db_time(when), replay_sent_after=to_db_time(sent_after)
+    )
 
 
-async def webhook_secrets(engine: AsyncEngine, box: TokenBox) -> dict[str, str]:
-    """Each connected company's own webhook secret, decrypted (for verifying its deliveries)."""
+async def webhook_secret_ciphertexts(engine: AsyncEngine) -> dict[str, str]:
+    """Each connected company's own webhook secret, still encrypted (for verifying its deliveries)."""
     stmt = sa.select(connections.c.company_id, connections.c.webhook_secret_enc).where(
         connections.c.status != STATUS_DISCONNECTED, connections.c.webhook_secret_enc.is_not(None)
     )
     async with engine.connect() as conn:
         rows = (await conn.execute(stmt)).all()
-    return {company: box.decrypt(enc) for company, enc in rows}
+    return {company: enc for company, enc in rows}
 
 
 _SECRET_COLUMNS = ("access_token_enc", "refresh_token_enc", "webhook_secret_enc")
@@ -362,34 +373,90 @@ async def rotate_tokens(engine: AsyncEngine, box: TokenBox) -> int:
 
 
 class SecretCache:
-    """Each company's webhook secret, read from the store at most once a second.
+    """Each company's webhook secret, as a process's webhook endpoint checks it.
 
-    Deliveries arrive hundreds a second, so the endpoint does not query per request; a secret
-    registered by another replica is picked up by the refresh a failed verification asks for.
+    Deliveries arrive hundreds a second, so the endpoint does not query per request; the secrets
+    are read at most once every `MAX_AGE` seconds while deliveries arrive. That age bounds how
+    long a company disconnected by another process (or replica) is still accepted here: no
+    message between processes is needed, on SQLite or PostgreSQL. A secret registered by another
+    replica is picked up sooner, by the refresh a failed verification asks for (at most once per
+    `REFRESH_SECONDS`).
     """
 
+    MAX_AGE = 2.0
     REFRESH_SECONDS = 1.0
 
-    def __init__(self, engine: Callable[[], AsyncEngine], box: Callable[[], TokenBox]) -> None:
+    def __init__(
+        self,
+        engine: Callable[[], AsyncEngine],
+        box: Callable[[], TokenBox],
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._engine = engine
         self._box = box
+        self.clock = clock
         self._secrets: dict[str, str] = {}
+        self._plain: dict[str, str | None] = {}  # ciphertext → secret (None: undecryptable)
         self._loaded_at: float | None = None
+        self._generation = 0  # counts `forget` calls
         self._lock = threading.Lock()
+        # One read at a time per event loop: a burst arriving as the secrets expire waits for
+        # that one read instead of each request making its own.
+        self._loading: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def _stale(self, fresh: bool) -> bool:
+        with self._lock:
+            if self._loaded_at is None:
+                return True
+            age = self.clock() - self._loaded_at
+        return age >= self.MAX_AGE or (fresh and age >= self.REFRESH_SECONDS)
 
     async def get(self, company_id: str | None, *, fresh: bool = False) -> list[str]:
         """The secret of `company_id` (none for an envelope naming no company)."""
-        now = time.monotonic()
-        with self._lock:
-            stale = self._loaded_at is None or (fresh and now - self._loaded_at >= self.REFRESH_SECONDS)
-        if stale:
-            loaded = await webhook_secrets(self._engine(), self._box())
+        if self._stale(fresh):
+            loop = asyncio.get_running_loop()
             with self._lock:
-                self._secrets, self._loaded_at = loaded, time.monotonic()
-        secret = self._secrets.get(company_id) if company_id else None
+                loading = self._loading.setdefault(loop, asyncio.Lock())
+            async with loading:
+                if self._stale(fresh):  # not read meanwhile by the request this one waited for
+                    with self._lock:
+                        started, generation = self.clock(), self._generation
+                    loaded = self._decrypt(await webhook_secret_ciphertexts(self._engine()))
+                    with self._lock:
+                        self._secrets = loaded
+                        # Aged from before the read, so a disconnect committed during it counts;
+                        # a `forget` during it means the read may predate this process's change.
+                        self._loaded_at = started if generation == self._generation else None
+        with self._lock:
+            secret = self._secrets.get(company_id) if company_id else None
         return [secret] if secret else []
+
+    def _decrypt(self, ciphertexts: Mapping[str, str]) -> dict[str, str]:
+        """Each company's secret; a ciphertext seen before is not decrypted again."""
+        with self._lock:
+            known, box = self._plain, None
+            self._plain, secrets = {}, {}
+            for company, enc in ciphertexts.items():
+                if enc in known:
+                    plain = known[enc]
+                else:
+                    box = box or self._box()
+                    try:
+                        plain = box.decrypt(enc)
+                    except UndecryptableToken:
+                        # Logged once; that company's deliveries are refused (and shown as
+                        # rejected), and every other company's still verify.
+                        log.error("the webhook secret of %s cannot be decrypted with BRIDGE_SECRET_KEY", company)
+                        plain = None
+                # Only current ciphertexts are kept: a disconnected company's secret goes.
+                self._plain[enc] = plain
+                if plain is not None:
+                    secrets[company] = plain
+            return secrets
 
     def forget(self) -> None:
         """Drop the cache (this process registered or removed a webhook)."""
         with self._lock:
             self._loaded_at = None
+            self._generation += 1

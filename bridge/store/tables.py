@@ -47,7 +47,9 @@ connections = sa.Table(
     sa.Column("webhook_health_json", sa.Text, nullable=True),
     sa.Column("webhook_checked_at", TS, nullable=True),
     sa.Column("webhook_error", sa.Text, nullable=True),
+    # The last replay asked of Whop: when, and for the deliveries sent after what time.
     sa.Column("replay_requested_at", TS, nullable=True),
+    sa.Column("replay_sent_after", TS, nullable=True),
 )
 
 # Short-lived OAuth authorization requests: state bound to the admin session, PKCE verifier kept here.

@@ -188,3 +188,67 @@ def _row(id_: int, mode: str, status: str, *, tokens: bool = True, day: int = 1)
 )
 def test_the_active_connection_rule(rows: list[repo.Connection], api_key: bool, expected: list[int]) -> None:
     assert [c.id for c in repo.active(rows, api_key=api_key)] == expected
+
+
+class Ticks:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def with_webhook(engine: AsyncEngine, b: TokenBox, company_id: str, secret: str) -> None:
+    await connect(engine, b, company_id)
+    await repo.save_webhook(engine, b, company_id, webhook_id=f"hook_{company_id}", url="u", secret=secret, health=None)
+
+
+async def test_a_cached_secret_ends_once_it_is_older_than_the_max_age(engine: AsyncEngine) -> None:
+    b, clock = box(KEY_A), Ticks()
+    await with_webhook(engine, b, "biz_1", "ws_one")
+    cache = repo.SecretCache(lambda: engine, lambda: b, clock=clock)
+    assert await cache.get("biz_1") == ["ws_one"]
+    await repo.disconnect(engine, "biz_1")  # by another process: this cache is not told
+    clock.now += repo.SecretCache.MAX_AGE - 0.1
+    assert await cache.get("biz_1") == ["ws_one"]  # within the bound, no read
+    clock.now += 0.1
+    assert await cache.get("biz_1") == []
+
+
+async def test_a_burst_arriving_as_the_secrets_expire_reads_the_store_once(engine: AsyncEngine) -> None:
+    b, clock = box(KEY_A), Ticks()
+    await with_webhook(engine, b, "biz_1", "ws_one")
+    reads = 0
+
+    def counted() -> AsyncEngine:
+        nonlocal reads
+        reads += 1
+        return engine
+
+    cache = repo.SecretCache(counted, lambda: b, clock=clock)
+    answers = await asyncio.gather(*(cache.get("biz_1") for _ in range(50)))
+    assert answers == [["ws_one"]] * 50 and reads == 1
+    clock.now += repo.SecretCache.MAX_AGE
+    answers = await asyncio.gather(*(cache.get("biz_1") for _ in range(50)))
+    assert answers == [["ws_one"]] * 50 and reads == 2
+    # A failed verification's refresh is held to one read a second, too.
+    await asyncio.gather(*(cache.get("biz_1", fresh=True) for _ in range(10)))
+    assert reads == 2
+    clock.now += repo.SecretCache.REFRESH_SECONDS
+    await asyncio.gather(*(cache.get("biz_1", fresh=True) for _ in range(10)))
+    assert reads == 3
+
+
+async def test_a_secret_that_cannot_be_decrypted_leaves_the_other_companies_secrets_usable(
+    engine: AsyncEngine, caplog: pytest.LogCaptureFixture
+) -> None:
+    clock = Ticks()
+    await with_webhook(engine, box(KEY_B), "biz_old", "ws_old")  # under a key since removed
+    await with_webhook(engine, box(KEY_A), "biz_new", "ws_new")
+    cache = repo.SecretCache(lambda: engine, lambda: box(KEY_A), clock=clock)
+    assert await cache.get("biz_new") == ["ws_new"] and await cache.get("biz_old") == []
+    clock.now += repo.SecretCache.MAX_AGE
+    assert await cache.get("biz_new") == ["ws_new"]
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert errors == ["the webhook secret of biz_old cannot be decrypted with BRIDGE_SECRET_KEY"]  # once
+    assert not any("ws_" in r.getMessage() for r in caplog.records)
