@@ -510,9 +510,9 @@ def webhooks_enable(company_id: str) -> None:
 def status() -> None:
     """Connections, the last provisioning, recent sync runs and the webhook inbox."""
     from bridge.registration import WebhookState
-    from bridge.services import last_provisioning
     from bridge.store import connections, inbox
     from bridge.store import runs as run_store
+    from bridge.store.provisioning_runs import last as last_provisioning
 
     async def go(runtime: Runtime) -> tuple[Any, Any, Any, Any]:
         engine = runtime.store

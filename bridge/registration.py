@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import metrics
@@ -27,10 +26,9 @@ from bridge.config import WHOP_API_VERSION_DATE, Settings
 from bridge.crypto import TokenBox
 from bridge.errors import AuthError, BridgeError
 from bridge.runtime import Runtime
-from bridge.store import connections
+from bridge.store import connections, inbox
 from bridge.store.db import as_utc_or_none, utcnow
 from bridge.store.leases import LeaseBusy
-from bridge.store.tables import webhook_inbox
 from bridge.whop.client import NotFound, WhopClient
 
 log = logging.getLogger(__name__)
@@ -273,13 +271,6 @@ async def enable(runtime: Runtime, company_id: str) -> WebhookState:
     return state
 
 
-async def last_delivery(engine: AsyncEngine, company_id: str) -> datetime | None:
-    """When the newest delivery of this company reached the inbox."""
-    stmt = sa.select(sa.func.max(webhook_inbox.c.received_at)).where(webhook_inbox.c.company_id == company_id)
-    async with engine.connect() as conn:
-        return as_utc_or_none((await conn.execute(stmt)).scalar())
-
-
 async def recover(
     runtime: Runtime, company_id: str, *, since: datetime | None = None, force: bool = False
 ) -> datetime | None:
@@ -293,7 +284,7 @@ async def recover(
         return None
     now = utcnow()
     if since is None:
-        stored = await last_delivery(store, company_id)
+        stored = await inbox.last_received(store, company_id)
         since = (stored or row.connected_at) - REPLAY_MARGIN
     since = max(since, now - RETENTION + timedelta(minutes=1))
     if not force and covered(row, since, up_since=runtime.started_at):

@@ -43,6 +43,7 @@ from bridge.store.leases import Leases, owner_id
 from bridge.store.migrate import migrate
 from bridge.sync.deletions import DeletionWatch
 from bridge.sync.records import PlanBook
+from bridge.tokens import OAuthTokens
 from bridge.twenty.data import OBJECTS, TwentyDataClient
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.schema import load_data_model
@@ -50,7 +51,6 @@ from bridge.twenty.values import read_selection
 from bridge.whop.auth import StaticToken, TokenProvider
 from bridge.whop.client import WhopClient
 from bridge.whop.oauth import WhopOAuth
-from bridge.whop.oauth_tokens import OAuthTokens
 
 BURST_SHARE = 0.95
 

@@ -6,18 +6,12 @@ Twenty budget and the clients, does one job and records it.
 
 from __future__ import annotations
 
-import json
 import logging
-from typing import Any
-
-import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import BridgeError, RetryableError
 from bridge.runtime import Credentials, Runtime
+from bridge.store import provisioning_runs
 from bridge.store import runs as run_store
-from bridge.store import tables
-from bridge.store.db import utcnow
 from bridge.store.leases import LeaseBusy
 from bridge.sync.engine import Progress, SyncEngine, SyncOptions, SyncResult
 from bridge.sync.options import OptionGuard
@@ -36,66 +30,18 @@ async def provision_workspace(runtime: Runtime, *, dry_run: bool = False) -> App
         async with runtime.metadata() as meta:
             return await provision(meta, model, settings.bridge_public_url, dry_run=True)
     engine = runtime.store
-    run_id = await _start_provisioning(engine, settings.twenty_url, dry_run)
+    run_id = await provisioning_runs.start(engine, settings.twenty_url, dry_run)
     try:
         async with runtime.metadata() as meta:
             result = await provision(meta, model, settings.bridge_public_url, dry_run=dry_run)
         status = "conflict" if result.plan.conflicts else "succeeded"
-        await _finish_provisioning(
+        await provisioning_runs.finish(
             engine, run_id, status, result.plan.dialect, result.plan.to_dict(), result.mutations, None
         )
         return result
     except BridgeError as exc:
-        await _finish_provisioning(engine, run_id, "failed", None, None, 0, str(exc))
+        await provisioning_runs.finish(engine, run_id, "failed", None, None, 0, str(exc))
         raise
-
-
-async def _start_provisioning(engine: AsyncEngine, url: str, dry_run: bool) -> int:
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            sa.insert(tables.provisioning_runs)
-            .values(twenty_url=url, dry_run=dry_run, status="running", started_at=utcnow())
-            .returning(tables.provisioning_runs.c.id)
-        )
-        return int(result.scalar_one())
-
-
-async def _finish_provisioning(
-    engine: AsyncEngine,
-    run_id: int,
-    status: str,
-    dialect: str | None,
-    plan: dict[str, Any] | None,
-    mutations: int,
-    error: str | None,
-) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(
-            sa.update(tables.provisioning_runs)
-            .where(tables.provisioning_runs.c.id == run_id)
-            .values(
-                status=status,
-                dialect=dialect,
-                plan_json=json.dumps(plan) if plan is not None else None,
-                mutations=mutations,
-                error=error,
-                finished_at=utcnow(),
-            )
-        )
-
-
-async def last_provisioning(engine: AsyncEngine) -> dict[str, Any] | None:
-    async with engine.connect() as conn:
-        row = (
-            await conn.execute(
-                sa.select(tables.provisioning_runs).order_by(tables.provisioning_runs.c.id.desc()).limit(1)
-            )
-        ).first()
-    if row is None:
-        return None
-    data = dict(row._mapping)
-    data["plan"] = json.loads(data.pop("plan_json") or "null")
-    return data
 
 
 # Sync ------------------------------------------------------------------------------------------

@@ -251,3 +251,9 @@ class Store:
 
     async def __aexit__(self, *_exc: object) -> None:
         await self.close()
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """One round trip to the database; raises what the driver raises when it cannot answer."""
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))

@@ -8,10 +8,10 @@ from decimal import Decimal, InvalidOperation
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.facts import MemberFact
+from bridge.money import Money
 from bridge.store.db import as_utc_or_none, dialect_name, to_db_time_or_none, upsert_stmt, utcnow
 from bridge.store.tables import member_facts
-from bridge.sync.mapping import MemberFact
-from bridge.whop.models import Money
 
 # Whop's `usd_total_spent` is in US dollars; the currency is stored with the amount anyway.
 _SEP = " "

@@ -523,3 +523,10 @@ async def oldest_pending_age(engine: AsyncEngine, *, now: datetime | None = None
     if oldest is None:
         return None
     return max(0.0, (_now(now) - db.as_utc(oldest)).total_seconds())
+
+
+async def last_received(engine: AsyncEngine, company_id: str) -> datetime | None:
+    """When the newest delivery of this company reached the inbox."""
+    stmt = sa.select(sa.func.max(_T.c.received_at)).where(_T.c.company_id == company_id)
+    async with engine.connect() as conn:
+        return db.as_utc_or_none((await conn.execute(stmt)).scalar())

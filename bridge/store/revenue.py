@@ -1,5 +1,5 @@
 """Each company's payments and memberships by person (`payment_facts`, `membership_facts`), from
-which a Person's revenue is folded across memberships and companies (`mapping.person_revenue`)."""
+which a Person's revenue is folded across memberships and companies (by `mapping.person_revenue`)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.facts import MembershipFact, PaymentFact
+from bridge.money import Money
 from bridge.store.db import as_utc_or_none, dialect_name, to_db_time_or_none, upsert_stmt
 from bridge.store.tables import membership_facts, payment_facts
-from bridge.sync.mapping import MembershipFact, PaymentFact, person_revenue
-from bridge.whop.models import Money
 
 _CHUNK = 500  # under every database's bound-parameter limit
 
@@ -113,8 +113,11 @@ async def put_memberships(
     )
 
 
-async def revenue(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The revenue fields of each person key, across every company (keys with no facts: none)."""
+async def person_facts(
+    engine: AsyncEngine, keys: Sequence[str]
+) -> dict[str, tuple[list[PaymentFact], list[MembershipFact]]]:
+    """Each person key's payment and membership facts, across every company (keys with none:
+    absent); `mapping.person_revenue` folds them."""
     pays: dict[str, list[PaymentFact]] = {}
     mems: dict[str, list[MembershipFact]] = {}
     unique = list(dict.fromkeys(k for k in keys if k))
@@ -128,4 +131,4 @@ async def revenue(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, dict[st
             for r in await conn.execute(sa.select(membership_facts).where(membership_facts.c.person_key.in_(chunk))):
                 m = r._mapping
                 mems.setdefault(m["person_key"], []).append(MembershipFact(m["active"], as_utc_or_none(m["ended_at"])))
-    return {k: person_revenue(pays.get(k, []), mems.get(k, [])) for k in unique if k in pays or k in mems}
+    return {k: (pays.get(k, []), mems.get(k, [])) for k in unique if k in pays or k in mems}

@@ -221,3 +221,39 @@ async def count_shadows(
         stmt = stmt.where(record_shadows.c.gone_at.is_(None))
     async with engine.connect() as conn:
         return int((await conn.execute(stmt)).scalar_one())
+
+
+async def written_records(engine: AsyncEngine, company_id: str, object: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """`(whop id, twenty id, values last written)` of every record of `object` the bridge wrote
+    for `company_id` and still holds live (what a deep check compares Twenty with)."""
+    stmt = sa.select(record_shadows.c.whop_id, record_shadows.c.twenty_id, record_shadows.c.written_json).where(
+        _key(company_id, object),
+        record_shadows.c.gone_at.is_(None),
+        record_shadows.c.twenty_id.is_not(None),
+    )
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt)).all()
+    return [(whop_id, str(twenty_id), _loads(written)) for whop_id, twenty_id, written in rows]
+
+
+async def forget_hashes(engine: AsyncEngine, company_id: str, object: str, whop_ids: Sequence[str]) -> None:
+    """Forget these records' hashes, so the next walk writes them again."""
+    if not whop_ids:
+        return
+    async with engine.begin() as conn:
+        for chunk in _chunks(whop_ids):
+            await conn.execute(
+                sa.update(record_shadows)
+                .where(_key(company_id, object), record_shadows.c.whop_id.in_(chunk))
+                .values(hash="")
+            )
+
+
+def _loads(raw: Any) -> dict[str, Any]:
+    if isinstance(raw, dict):
+        return raw
+    try:
+        value = json.loads(raw or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}

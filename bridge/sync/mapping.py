@@ -24,7 +24,9 @@ from decimal import ROUND_HALF_EVEN, Decimal, localcontext
 from typing import Any
 from urllib.parse import quote
 
-from bridge.whop.models import Member, Membership, Money, Payment, Plan, Product
+from bridge.facts import MemberFact, MembershipFact, PaymentFact
+from bridge.money import Money
+from bridge.whop.models import Member, Membership, Payment, Plan, Product
 
 __all__ = [
     "STAGE_ORDER",
@@ -306,17 +308,6 @@ def _phone(raw: str | None) -> dict[str, Any] | None:
     return {"primaryPhoneNumber": number} if number else None
 
 
-@dataclass(frozen=True)
-class MemberFact:
-    """What one company's member row says about a person; a Person folds every company's."""
-
-    company_id: str
-    member_id: str
-    total_spent: Money | None
-    joined_at: datetime | None
-    status: str | None
-
-
 def member_fact(m: Member, company_id: str) -> MemberFact:
     return MemberFact(company_id, m.id, m.usd_total_spent, m.joined_at or m.created_at, m.status)
 
@@ -347,22 +338,6 @@ def fold_member_facts(facts: Sequence[MemberFact]) -> dict[str, Any]:
         "whopTotalSpent": money_to_currency(total),
         "whopMemberStatus": status,
     }
-
-
-@dataclass(frozen=True)
-class PaymentFact:
-    """What one payment adds to its buyer's revenue: its net (0 unless paid) and when it was paid."""
-
-    net: Money | None
-    paid_at: datetime | None
-
-
-@dataclass(frozen=True)
-class MembershipFact:
-    """Whether one membership grants access now, and when it ended if it did."""
-
-    active: bool
-    ended_at: datetime | None
 
 
 # Statuses that grant access (research: active/trialing grant it, past_due is grace, canceling

@@ -208,7 +208,7 @@ class CompanyItems:
     async def revenue_items(self, keys: Sequence[str]) -> list[Item]:
         """Person revenue items (lifetime value, purchases, active memberships, churn) for `keys`,
         written apart from the member fields (`REVENUE_SHADOW`), so each changes alone."""
-        found = await revenue_store.revenue(self.store, keys)
+        found = await _revenue(self.store, keys)
         return [_revenue_item(key, fields) for key, fields in found.items()]
 
     async def record_payments(self, payments: Sequence[Payment]) -> None:
@@ -240,7 +240,7 @@ class CompanyItems:
         if self.keep_facts:
             await put_facts(self.store, own)
         known = await get_facts(self.store, [key for key, _ in own])
-        revenue = await revenue_store.revenue(self.store, [key for key, _ in own])
+        revenue = await _revenue(self.store, [key for key, _ in own])
         items = []
         for m, (key, fact) in zip(members, own, strict=True):
             others = [f for f in known.get(key, []) if f.company_id != self.company.id]
@@ -400,6 +400,12 @@ async def fetch_members(
 
 
 # Whose records ------------------------------------------------------------------------------
+
+
+async def _revenue(store: AsyncEngine, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """The revenue fields of each person key with facts, folded across every company."""
+    found = await revenue_store.person_facts(store, keys)
+    return {key: mapping.person_revenue(payments, memberships) for key, (payments, memberships) in found.items()}
 
 
 def foreign_company(record: Product | Member | Membership | Payment, company_id: str) -> str | None:

@@ -15,15 +15,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-import sqlalchemy as sa
 from cryptography.fernet import InvalidToken, MultiFernet
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.crypto import TokenBox, UndecryptableToken
 from bridge.errors import AuthError, BridgeError, NeedsReconnect, RetryableError
-from bridge.store import connections
-from bridge.store.db import as_utc, utcnow
-from bridge.store.tables import oauth_states
+from bridge.store import connections, oauth_states
+from bridge.store.db import utcnow
 from bridge.whop.oauth import (
     TokenSet,
     WhopOAuth,
@@ -56,20 +54,15 @@ class ConnectError(Exception):
 async def begin(engine: AsyncEngine, box: TokenBox, oauth: WhopOAuth, session_key: str) -> str:
     """Record a fresh state for this session and return the URL to send the admin to."""
     verifier, state, nonce = new_code_verifier(), new_state(), new_nonce()
-    now = utcnow()
-    async with engine.begin() as conn:
-        # Old requests are useless after their expiry; keep a day for the "expired" message.
-        await conn.execute(sa.delete(oauth_states).where(oauth_states.c.expires_at < now - timedelta(days=1)))
-        await conn.execute(
-            sa.insert(oauth_states).values(
-                state=state,
-                session_id=session_key,
-                code_verifier_enc=box.encrypt(verifier),
-                nonce=nonce,
-                created_at=now,
-                expires_at=now + STATE_TTL,
-            )
-        )
+    await oauth_states.add(
+        engine,
+        state=state,
+        session_id=session_key,
+        code_verifier_enc=box.encrypt(verifier),
+        nonce=nonce,
+        now=utcnow(),
+        ttl=STATE_TTL,
+    )
     return oauth.authorize_url(state=state, nonce=nonce, code_challenge=code_challenge(verifier))
 
 
@@ -84,8 +77,7 @@ async def claim_state(engine: AsyncEngine, box: TokenBox, state: str | None, ses
     retry = "Nothing was stored. Start again with Connect Whop."
     if not state or len(state) > 128:
         raise ConnectError("Invalid sign-in response", f"The response from Whop carries no valid state. {retry}")
-    async with engine.connect() as conn:
-        row = (await conn.execute(sa.select(oauth_states).where(oauth_states.c.state == state))).first()
+    row = await oauth_states.get(engine, state)
     if row is None:
         raise ConnectError("Unknown sign-in request", f"This response does not match any Connect Whop request. {retry}")
     if session_key is None or row.session_id != session_key:
@@ -96,16 +88,10 @@ async def claim_state(engine: AsyncEngine, box: TokenBox, state: str | None, ses
     if row.used_at is not None:
         raise ConnectError("Sign-in request already used", f"This Connect Whop response was already handled. {retry}")
     now = utcnow()
-    if as_utc(row.expires_at) <= now:
+    if row.expires_at <= now:
         raise ConnectError("Sign-in request expired", f"More than 10 minutes passed since Connect Whop. {retry}")
     # Consume atomically: of two concurrent callbacks with one state, only one gets past here.
-    async with engine.begin() as conn:
-        result = await conn.execute(
-            sa.update(oauth_states)
-            .where(oauth_states.c.state == state, oauth_states.c.used_at.is_(None))
-            .values(used_at=now)
-        )
-    if result.rowcount != 1:
+    if not await oauth_states.use(engine, state, now):
         raise ConnectError("Sign-in request already used", f"This Connect Whop response was already handled. {retry}")
     try:
         verifier = box.decrypt(row.code_verifier_enc)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -12,6 +11,7 @@ from starlette.routing import Route
 from bridge import metrics, registration
 from bridge.runtime import Runtime
 from bridge.store import inbox
+from bridge.store.db import ping
 
 
 def routes(runtime: Runtime) -> list[Route]:
@@ -23,8 +23,7 @@ def routes(runtime: Runtime) -> list[Route]:
     async def readyz(_: Request) -> Response:
         checks: dict[str, str] = {}
         try:
-            async with store().connect() as conn:
-                await conn.execute(sa.text("SELECT 1"))
+            await ping(store())
             checks["database"] = "ok"
         except Exception as exc:  # any failure means "not ready"; the type is enough detail
             checks["database"] = f"unreachable ({type(exc).__name__})"

@@ -10,9 +10,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge import registration, services
+from bridge import registration
 from bridge.config import Settings
-from bridge.store import connections, inbox
+from bridge.store import connections, inbox, provisioning_runs
 from bridge.store import runs as run_store
 from bridge.store.db import utcnow
 from bridge.web import deliveries
@@ -190,7 +190,7 @@ async def admin_state(settings: Settings, engine: AsyncEngine, jobs: JobRunner, 
     runs = await run_store.recent_runs(engine, company_id, limit=10) if company_id else []
     inbox_counts = await inbox.counts(engine)
     twenty_configured = bool(settings.twenty_url and settings.twenty_api_key)
-    provisioning = plan_summary(await services.last_provisioning(engine))
+    provisioning = plan_summary(await provisioning_runs.last(engine))
     show = show if show in deliveries.FILTERS else "all"
     job = jobs.latest()
     return {

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import builtins
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -28,6 +27,8 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+
+from bridge.money import MAX_AMOUNT, Money, to_decimal
 
 __all__ = [
     "MAX_AMOUNT",
@@ -104,23 +105,6 @@ def _first(*values: Any) -> Any:
     return None
 
 
-def _to_decimal(value: Any) -> Decimal | None:
-    """An exact Decimal from a decimal string or a JSON number; None when it is not a number."""
-    if value is None or isinstance(value, bool):
-        return None
-    if isinstance(value, Decimal):
-        result = value
-    elif isinstance(value, int | float | str):
-        # str() of a float gives its shortest repr ("49.99"), never the binary expansion.
-        try:
-            result = Decimal(str(value).strip())
-        except InvalidOperation:
-            return None
-    else:
-        return None
-    return result if result.is_finite() else None
-
-
 def _money_input(value: Any, currency: Any) -> Any:
     """Turn a legacy number/string amount into a Money dict; leave Money objects alone.
 
@@ -129,7 +113,7 @@ def _money_input(value: Any, currency: Any) -> Any:
     """
     if value is None or isinstance(value, dict | Money):
         return value
-    amount = _to_decimal(value)
+    amount = to_decimal(value)
     if amount is None:
         return None
     return {"amount": amount, "currency": currency if isinstance(currency, str) else None}
@@ -150,35 +134,6 @@ class _Tolerant(BaseModel):
 
 
 # Models -------------------------------------------------------------------------------------
-
-
-# Twenty stores money as CURRENCY `amountMicros`, a 64-bit integer: nothing beyond this amount
-# (in major units) can be written, so such an amount is refused where it is read.
-MAX_AMOUNT = Decimal(2**63 - 1).scaleb(-6)
-
-
-class Money(_Tolerant):
-    """An exact amount in major units (`Decimal("49.00")` = $49) and a lower-case ISO currency."""
-
-    amount: Decimal
-    currency: str | None = None
-
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _exact_amount(cls, value: Any) -> Decimal:
-        amount = _to_decimal(value)
-        if amount is None:
-            raise ValueError("amount must be a finite decimal number")
-        if abs(amount) > MAX_AMOUNT:
-            raise ValueError(f"amount {amount:.3E} is beyond what Twenty can hold (at most {MAX_AMOUNT:,} either way)")
-        return amount
-
-    @field_validator("currency", mode="before")
-    @classmethod
-    def _lower_currency(cls, value: Any) -> str | None:
-        if not isinstance(value, str) or not value.strip():
-            return None
-        return value.strip().lower()
 
 
 class WhopUser(_Tolerant):

@@ -86,10 +86,16 @@ def payment(**changes: Any) -> Payment:
         pytest.param("0.0000025", "usd", {"amountMicros": 2, "currencyCode": "USD"}, id="half-even-to-even"),
         pytest.param("-12.5", "usd", {"amountMicros": -12_500_000, "currencyCode": "USD"}, id="negative"),
         pytest.param(
-            "98765432109876.123456",
+            "9223372036854.775807",
             "cop",
-            {"amountMicros": 98_765_432_109_876_123_456, "currencyCode": "COP"},
-            id="huge-exact",
+            {"amountMicros": 9_223_372_036_854_775_807, "currencyCode": "COP"},
+            id="largest-twenty-holds-exact",
+        ),
+        pytest.param(
+            "-9223372036854.775807",
+            "cop",
+            {"amountMicros": -9_223_372_036_854_775_807, "currencyCode": "COP"},
+            id="most-negative-twenty-holds-exact",
         ),
         pytest.param("5", None, {"amountMicros": 5_000_000, "currencyCode": None}, id="unknown-currency"),
     ],
@@ -98,6 +104,13 @@ def test_money_to_currency(amount: str, currency: str | None, expected: dict[str
     result = money_to_currency(money(amount, currency))
     assert result == expected
     assert result is not None and isinstance(result["amountMicros"], int)
+
+
+@pytest.mark.parametrize("amount", ["98765432109876.123456", "9223372036854.775808", "-1E+20", "1E+400"])
+def test_money_beyond_a_64_bit_amount_micros_is_refused_with_the_reason(amount: str) -> None:
+    # Twenty's CURRENCY amountMicros is a 64-bit integer: such money cannot be written at all.
+    with pytest.raises(ValueError, match="beyond what Twenty can hold"):
+        money(amount, "usd")
 
 
 def test_money_none() -> None:

@@ -11,7 +11,8 @@ import pytest
 from bridge.config import Settings
 from bridge.errors import AuthError
 from bridge.runtime import Runtime, Transports
-from bridge.services import last_provisioning, provision_workspace
+from bridge.services import provision_workspace
+from bridge.store.provisioning_runs import last as last_provisioning
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model

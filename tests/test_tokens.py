@@ -17,9 +17,9 @@ from bridge.crypto import TokenBox
 from bridge.errors import AuthError, ConfigError, NeedsReconnect
 from bridge.runtime import Runtime, Transports
 from bridge.store import connections
+from bridge.tokens import OAuthTokens
 from bridge.whop.client import WhopClient
 from bridge.whop.oauth import WhopOAuth, code_challenge, new_code_verifier
-from bridge.whop.oauth_tokens import OAuthTokens
 from tests.conftest import open_store
 from tests.fakes.whop import FakeWhop, seed_company
 from tests.web.conftest import (
