@@ -9,8 +9,7 @@
     └── FatalError              stop: the configuration or the remote side needs a person
         ├── ConfigError         a missing or malformed setting (names the variable, never its value)
         ├── AuthError           wrong key, expired token, missing permission
-        ├── NeedsReconnect      the Whop grant is gone; the admin must connect again
-        └── SchemaConflict      Twenty's data model contradicts schema/ (e.g. a field with another type)
+        └── NeedsReconnect      the Whop grant is gone; the admin must connect again
 
 Messages never include secrets: callers pass names and ids, not tokens.
 """
@@ -76,7 +75,3 @@ class AuthError(FatalError):
 
 class NeedsReconnect(AuthError):
     """The Whop refresh token was refused (`invalid_grant`)."""
-
-
-class SchemaConflict(FatalError):
-    """The live workspace contradicts the declared data model."""

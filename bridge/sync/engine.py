@@ -56,7 +56,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-PHASES = ("products", "members", "payments", "memberships")
 # The Twenty object each phase's Whop records become (for reporting a record by its object).
 PHASE_OBJECTS = {
     "products": "whopProduct",

@@ -39,7 +39,6 @@ from bridge.twenty.values import holds
 log = logging.getLogger(__name__)
 
 Builder = Callable[[dict[str, Any] | None, dict[str, Any] | None], dict[str, Any]]
-OUTCOMES = ("created", "updated", "unchanged", "skipped", "failed")
 # The field naming the Whop company a record belongs to (Opportunity, WhopProduct, WhopPayment).
 COMPANY_FIELD = "whopCompanyId"
 
