@@ -19,7 +19,7 @@ from bridge.errors import ConfigError
 
 WHOP_API_VERSION_DATE = "2026-10-15-1"
 
-# The admin password `serve` accepts: long enough that the login throttle's pace (about one guess a
+# The admin password `serve` accepts: long enough that the login throttle's pace (about two guesses a
 # minute at worst) never gets near it, and not a few characters repeated.
 MIN_PASSWORD_LENGTH = 12
 MIN_PASSWORD_DISTINCT = 5
