@@ -185,8 +185,10 @@ def serve(host: str, port: int, role: str) -> None:
 
     Several `web` and `worker` processes may share one PostgreSQL (or one SQLite file on one
     machine); a `worker` serves only /healthz, /readyz and /metrics on its port. Slow and
-    oversized requests are cut off (BRIDGE_MAX_CONNECTIONS, BRIDGE_HEADER_TIMEOUT_SECONDS,
-    BRIDGE_BODY_TIMEOUT_SECONDS, BRIDGE_MAX_BODY_BYTES; see bridge/server.py)."""
+    oversized requests are cut off, and no client holds more than its share of connections
+    (BRIDGE_MAX_CONNECTIONS, BRIDGE_MAX_CONNECTIONS_PER_CLIENT, BRIDGE_WEBHOOK_CONNECTIONS,
+    BRIDGE_HEADER_TIMEOUT_SECONDS, BRIDGE_BODY_TIMEOUT_SECONDS, BRIDGE_MAX_BODY_BYTES; see
+    bridge/server.py)."""
     import logging
     from urllib.parse import urlsplit
 

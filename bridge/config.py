@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from cryptography.fernet import Fernet, MultiFernet
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bridge.errors import ConfigError
 
 WHOP_API_VERSION_DATE = "2026-10-15-1"
 
-# The admin password `serve` accepts: long enough that the login throttle's pace (about one guess a
+# The admin password `serve` accepts: long enough that the login throttle's pace (about two guesses a
 # minute at worst) never gets near it, and not a few characters repeated.
 MIN_PASSWORD_LENGTH = 12
 MIN_PASSWORD_DISTINCT = 5
@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     # The HTTP server (`bridge/server.py`): a slow or oversized request is cut off before it can
     # hold memory or a socket for long. Whop's deliveries are a few KiB and arrive at once.
     max_connections: int = Field(default=100, ge=1, le=100_000, alias="BRIDGE_MAX_CONNECTIONS")
+    # One client address (not a trusted proxy) holds at most this many; unset: 20, or the cap if less.
+    max_connections_per_client: int | None = Field(
+        default=None, ge=1, le=100_000, alias="BRIDGE_MAX_CONNECTIONS_PER_CLIENT"
+    )
+    # Kept for Whop's deliveries: other routes' requests use at most the cap minus this at once
+    # (0: none kept); unset: 10, or half the cap if less.
+    webhook_connections: int | None = Field(default=None, ge=0, le=50_000, alias="BRIDGE_WEBHOOK_CONNECTIONS")
     header_timeout_seconds: float = Field(default=10.0, gt=0, le=3600, alias="BRIDGE_HEADER_TIMEOUT_SECONDS")
     body_timeout_seconds: float = Field(default=20.0, gt=0, le=3600, alias="BRIDGE_BODY_TIMEOUT_SECONDS")
     max_body_bytes: int = Field(default=262_144, ge=4096, le=64 * 1024 * 1024, alias="BRIDGE_MAX_BODY_BYTES")
@@ -138,6 +145,22 @@ class Settings(BaseSettings):
                 raise ValueError("must not trust every address (anyone could then pick their own)")
         return value
 
+    @field_validator("max_connections_per_client")
+    @classmethod
+    def _per_client(cls, value: int | None, info: ValidationInfo) -> int | None:
+        cap = info.data.get("max_connections")
+        if value is not None and cap is not None and value > cap:
+            raise ValueError(f"must not be more than BRIDGE_MAX_CONNECTIONS ({cap})")
+        return value
+
+    @field_validator("webhook_connections")
+    @classmethod
+    def _webhook_share(cls, value: int | None, info: ValidationInfo) -> int | None:
+        cap = info.data.get("max_connections")
+        if value is not None and cap is not None and value > cap // 2:
+            raise ValueError(f"must be at most half of BRIDGE_MAX_CONNECTIONS ({cap // 2})")
+        return value
+
     @field_validator("stage_policy")
     @classmethod
     def _stage_policy(cls, value: str) -> str:
@@ -156,6 +179,18 @@ class Settings(BaseSettings):
                 "is required to store tokens (generate one with `whop-twenty-bridge keygen`)",
             )
         return MultiFernet([Fernet(k) for k in _split(self.bridge_secret_key.get_secret_value())])
+
+    @property
+    def connections_per_client(self) -> int:
+        if self.max_connections_per_client is not None:
+            return self.max_connections_per_client
+        return min(20, self.max_connections)
+
+    @property
+    def connections_kept_for_webhooks(self) -> int:
+        if self.webhook_connections is not None:
+            return self.webhook_connections
+        return min(10, self.max_connections // 2)
 
     @property
     def trusted_networks(self) -> list[IPNetwork]:

@@ -2,13 +2,16 @@
 with raw sockets (an HTTP client library would not send slowly or badly on purpose).
 
 The server runs with small limits so the tests are quick: 8 connections, 1 s for headers, 2 s
-for a body, 64 KiB bodies.
+for a body, 64 KiB bodies. Addresses 127.x other than 127.0.0.1 stand for other clients (Linux
+routes all of 127.0.0.0/8 to loopback).
 """
 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -16,12 +19,15 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import httpx
 import pytest
 from cryptography.fernet import Fernet
 
+from bridge.config import load_settings
+from bridge.errors import ConfigError
+from bridge.server import Limits, client_of, make_room
 from bridge.store.db import create_engine
 from bridge.webhooks import WebhookReceiver
 from tests.loopback import free_port
@@ -273,7 +279,8 @@ def test_150_clients_each_sending_just_under_a_mebibyte_leave_memory_flat(tmp_pa
         peak = before
         socks: list[socket.socket] = []
         for n in range(150):
-            sock = socket.create_connection(("127.0.0.1", port), timeout=5)
+            # 150 clients (one address each), not one client over its own cap.
+            sock = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=(f"127.0.1.{n + 1}", 0))
             socks.append(sock)
             # Half declare their size; half stream chunks with no Content-Length.
             sock.sendall(webhook_head(port, 1_048_575 if n % 2 else None))
@@ -330,3 +337,253 @@ async def test_bodies_being_read_at_once_are_held_to_a_shared_budget_and_release
     assert (await slow)["status"] == 401  # read whole, then judged on its signature
     assert receiver.buffered == 0
     await engine.dispose()
+
+
+# Fair shares: one client, idle clients and slow clients cannot keep others out ----------------------
+
+PER_CLIENT = 3
+KEPT_FOR_WEBHOOKS = 2
+
+
+def sockets_of(pid: int) -> int:
+    """The server's open sockets: its listener and event-loop pipe, and one per connection."""
+    count = 0
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            count += os.readlink(fd).startswith("socket:")
+        except FileNotFoundError:
+            continue  # closed while listed
+    return count
+
+
+@pytest.fixture(scope="module")
+def crowded_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Bridge, int]]:
+    """Timers long enough that only the fair-share rules cut anything off during a test; the
+    number of sockets the server holds when no client is connected."""
+    proc, port = start(
+        tmp_path_factory.mktemp("crowded"),
+        BRIDGE_MAX_CONNECTIONS=str(MAX_CONNECTIONS),
+        BRIDGE_MAX_CONNECTIONS_PER_CLIENT=str(PER_CLIENT),
+        BRIDGE_WEBHOOK_CONNECTIONS=str(KEPT_FOR_WEBHOOKS),
+        BRIDGE_HEADER_TIMEOUT_SECONDS="60",
+        BRIDGE_BODY_TIMEOUT_SECONDS="60",
+    )
+    try:
+        time.sleep(0.5)  # the start-up probe's connection is let go
+        yield Bridge(port, proc.pid), sockets_of(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(15)
+
+
+@pytest.fixture
+def crowded(crowded_server: tuple[Bridge, int]) -> Bridge:
+    """The server with no connection left by an earlier test (it would change who gives way)."""
+    bridge, idle = crowded_server
+    for _ in range(200):  # what a test closed drains within a few seconds (2 s at most lingering)
+        if sockets_of(bridge.pid) <= idle:
+            return bridge
+        time.sleep(0.05)
+    raise AssertionError(f"the server still holds {sockets_of(bridge.pid) - idle} connections")
+
+
+def connect_from(bridge: Bridge, address: str) -> socket.socket:
+    return socket.create_connection(("127.0.0.1", bridge.port), timeout=10, source_address=(address, 0))
+
+
+HALF_A_HEAD = b"GET /healthz HTTP/1.1\r\nhost: x\r\n"  # …and never the blank line that ends it
+
+
+def slow_head(bridge: Bridge, address: str) -> socket.socket:
+    sock = connect_from(bridge, address)
+    sock.sendall(HALF_A_HEAD)
+    return sock
+
+
+def finish_head(sock: socket.socket) -> int | None:
+    """Send the rest of a slow head: a connection the server kept answers the request."""
+    try:
+        sock.sendall(b"\r\n")
+    except OSError:
+        return None
+    answer, _ = read_until_answered(sock)
+    return status_of(answer)
+
+
+def read_until_answered(sock: socket.socket, limit: float = 10) -> tuple[bytes, bool]:
+    """The server's next answer, whole (by its Content-Length), and whether the server closed the
+    connection: an answer that says `connection: close` is read on to the connection's end."""
+    sock.settimeout(limit)
+    got = b""
+    while True:
+        head_end = got.find(b"\r\n\r\n")
+        if head_end >= 0:
+            head = got[:head_end].lower()
+            length = re.search(rb"content-length: *(\d+)", head)
+            whole = len(got) >= head_end + 4 + (int(length.group(1)) if length else 0)
+            if whole and b"connection: close" not in head:
+                return got, False
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            return got, False
+        except ConnectionResetError:
+            return got, True
+        if not chunk:
+            return got, True
+        got += chunk
+
+
+def deliver(bridge: Bridge, n: int) -> int:
+    """One signed delivery from 127.0.0.1 on a new connection, as Whop makes them."""
+    body = b'{"type":"membership.updated","data":{"id":"mem_share%d"}}' % n
+    with httpx.Client(base_url=f"http://127.0.0.1:{bridge.port}", timeout=10) as client:
+        try:
+            return client.post("/webhooks/whop", content=body, headers=signed_headers(SECRET, body)).status_code
+        except httpx.HTTPError:
+            return 0
+
+
+def test_one_client_holding_slow_connections_cannot_keep_a_sender_s_deliveries_out(crowded: Bridge) -> None:
+    """The attack on the bridge: one address opens three times the server's cap in slow-header
+    connections; before, they filled it and every delivery got 503."""
+    hog = [slow_head(crowded, "127.0.0.2") for _ in range(3 * MAX_CONNECTIONS)]
+    try:
+        assert [deliver(crowded, n) for n in range(5)] == [200] * 5
+        with connect_from(crowded, "127.0.0.2") as one_more:
+            answer, closed = read_until_answered(one_more)
+        assert status_of(answer) == 503 and b"from your address" in answer and closed
+        assert b"retry-after: 5" in answer.lower()
+        kept = [finish_head(sock) for sock in hog].count(200)
+        assert kept == PER_CLIENT
+    finally:
+        for sock in hog:
+            sock.close()
+
+
+def test_at_the_cap_an_idle_keep_alive_connection_makes_room_before_a_slow_one(crowded: Bridge) -> None:
+    """Half the cap in slow heads from four clients, then half in idle keep-alive connections
+    from four more: a new client's delivery is served, and the idle connection idle longest is
+    the one closed (before, the new client got 503 until the idle ones timed out)."""
+    half = MAX_CONNECTIONS // 2
+    slow = [slow_head(crowded, f"127.0.0.{20 + n}") for n in range(half)]
+    idle = []
+    for n in range(half):
+        sock = connect_from(crowded, f"127.0.0.{30 + n}")
+        sock.sendall(b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n")
+        answer, closed = read_until_answered(sock)
+        assert status_of(answer) == 200 and not closed
+        idle.append(sock)
+    try:
+        assert deliver(crowded, 1) == 200
+        answer, closed = read_until_answered(idle[0])
+        assert closed and answer == b""  # closed as an idle connection is: no answer
+        assert [finish_head(sock) for sock in slow] == [200] * half  # the slow ones were all kept
+    finally:
+        for sock in slow + idle:
+            sock.close()
+
+
+def test_at_the_cap_the_client_holding_the_most_gives_way_its_longest_waiting_connection(
+    crowded: Bridge,
+) -> None:
+    """Slow heads from three clients fill the cap (3, 3 and 2): a new client's delivery is served
+    in place of the oldest connection of a client holding three, which is told 503."""
+    oldest = slow_head(crowded, "127.0.0.3")
+    time.sleep(0.2)  # so that it is the oldest by the server's clock, not only in the order sent
+    others = [slow_head(crowded, "127.0.0.3") for _ in range(2)]
+    others += [slow_head(crowded, "127.0.0.2") for _ in range(3)]
+    others += [slow_head(crowded, "127.0.0.4") for _ in range(2)]
+    try:
+        assert deliver(crowded, 2) == 200
+        answer, closed = read_until_answered(oldest)
+        assert status_of(answer) == 503 and b"server full" in answer and closed
+        assert [finish_head(sock) for sock in others] == [200] * (MAX_CONNECTIONS - 1)
+    finally:
+        for sock in [oldest, *others]:
+            sock.close()
+
+
+def test_requests_for_other_routes_leave_a_share_of_connections_for_whop_s_deliveries(crowded: Bridge) -> None:
+    """Login forms whose bodies never come, from six clients: a seventh request for another route
+    is refused, while Whop's deliveries still have their share."""
+    share = MAX_CONNECTIONS - KEPT_FOR_WEBHOOKS
+    head = b"POST /login HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n"
+    head += b"content-length: 100\r\n\r\n"
+    held = []
+    for n in range(share):
+        sock = connect_from(crowded, f"127.0.0.{40 + n}")
+        sock.sendall(head)
+        held.append(sock)
+    try:
+        with connect_from(crowded, "127.0.0.50") as seventh:
+            seventh.sendall(head)
+            answer, closed = read_until_answered(seventh)
+        assert status_of(answer) == 503 and b"too many requests at once" in answer and closed
+        assert deliver(crowded, 3) == 200
+    finally:
+        for sock in held:
+            sock.close()
+
+
+def test_a_client_reconnecting_in_a_loop_cannot_pile_up_sockets_in_the_server(crowded: Bridge) -> None:
+    """Connections turned away linger a moment so their answer is read, but only as many at a time
+    as the cap: beyond that they are closed at once (before, 200 refusals held 200 sockets)."""
+    before = sockets_of(crowded.pid)
+    socks = [connect_from(crowded, "127.0.0.6") for _ in range(200)]
+    try:
+        answers = [read_until_answered(sock) for sock in socks[PER_CLIENT:]]
+        assert all(closed or status_of(answer) == 503 for answer, closed in answers)
+        assert sockets_of(crowded.pid) - before <= PER_CLIENT + MAX_CONNECTIONS
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@dataclass
+class FakeSlot:
+    owner: str
+    phase: Literal["head", "body", "app", "idle"]
+    since: float
+    movable: bool = True
+
+
+def test_who_gives_way_idle_first_then_the_biggest_holder_s_longest_waiting_never_one_being_answered() -> None:
+    busy = [FakeSlot("a", "app", 1.0, movable=False), FakeSlot("b", "app", 2.0, movable=False)]
+    assert make_room(busy) is None
+    idle = FakeSlot("c", "idle", 9.0)
+    assert make_room([*busy, FakeSlot("a", "head", 0.5), idle]) is idle
+    young_of_big = FakeSlot("d", "body", 5.0)
+    old_of_big = FakeSlot("d", "head", 4.0)
+    lone_oldest = FakeSlot("e", "head", 0.1)
+    assert make_room([lone_oldest, young_of_big, old_of_big, FakeSlot("d", "app", 0.0, movable=False)]) is old_of_big
+
+
+def test_client_of_groups_ipv6_by_64_and_knows_trusted_proxies() -> None:
+    net = ipaddress.ip_network("10.0.0.0/8")
+    assert client_of(("10.1.2.3", 80), [net]) == ("10.1.2.3", True)
+    assert client_of(("192.0.2.7", 80), [net]) == ("192.0.2.7", False)
+    assert client_of(("::ffff:192.0.2.7", 80, 0, 0)) == ("192.0.2.7", False)
+    assert client_of(("2001:db8:1:2::5", 80, 0, 0))[0] == client_of(("2001:db8:1:2:ffff::9", 80, 0, 0))[0]
+    assert client_of(None) == ("unknown", False)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        ("BRIDGE_MAX_CONNECTIONS_PER_CLIENT", "9", "must not be more than BRIDGE_MAX_CONNECTIONS (8)"),
+        ("BRIDGE_MAX_CONNECTIONS_PER_CLIENT", "0", "greater than or equal to 1"),
+        ("BRIDGE_WEBHOOK_CONNECTIONS", "5", "must be at most half of BRIDGE_MAX_CONNECTIONS (4)"),
+    ],
+)
+def test_settings_name_a_fair_share_that_does_not_fit_the_cap(variable: str, value: str, says: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        load_settings(**{"BRIDGE_MAX_CONNECTIONS": "8", variable: value})
+    assert info.value.variable == variable and says in str(info.value)
+
+
+def test_the_fair_shares_default_to_a_fifth_and_a_tenth_of_the_cap_and_fit_a_small_one() -> None:
+    assert Limits.from_settings(load_settings()).per_client == 20
+    assert Limits.from_settings(load_settings()).webhook_share == 10
+    small = Limits.from_settings(load_settings(BRIDGE_MAX_CONNECTIONS="8"))
+    assert (small.per_client, small.webhook_share) == (8, 4)

@@ -227,8 +227,8 @@ async def login_submit(request: Request, form: FormData) -> Response:
     if problems:
         return render(request, "login.html", {"problems": problems, "error": None}, 503)
     client = request.client.host if request.client else "unknown"
-    keys = ctx.throttle.keys(request, ctx.settings)
-    wait = await ctx.throttle.wait(keys)
+    claim = ctx.throttle.claim(request, ctx.settings)
+    wait = await ctx.throttle.wait(claim)
     if wait:
         error = f"Too many failed attempts. Try again in {wait} second{'' if wait == 1 else 's'}."
         refused = render(request, "login.html", {"problems": [], "error": error}, 429)
@@ -238,7 +238,7 @@ async def login_submit(request: Request, form: FormData) -> Response:
     if not isinstance(password, str) or not security.password_matches(ctx.settings, password):
         log.warning("failed admin login from %s", client)
         return render(request, "login.html", {"problems": [], "error": "That password is not right."}, 401)
-    await ctx.throttle.succeeded(keys)
+    await ctx.throttle.succeeded(claim)
     await ctx.sessions.start(request)
     next_field = form.get("next")
     target = security.safe_next(next_field if isinstance(next_field, str) else None)

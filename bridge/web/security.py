@@ -6,11 +6,14 @@ also needs the session's row in the store (`bridge/store/sessions.py`, which kee
 the id), so logout, "log out all sessions", a changed admin password and the idle and absolute
 timeouts end a session for every copy of its cookie.
 
-Logins are slowed per account and per client address (`bridge/store/throttle.py`, shared by every
+Logins are slowed per client address and per account (`bridge/store/throttle.py`, shared by every
 replica). The client address is the TCP peer, or, only when the peer is one of
-BRIDGE_TRUSTED_PROXIES, the address those proxies put in X-Forwarded-For. A browser that logged in
-before carries a signed device cookie and is slowed on its own key instead, so guessing from
-elsewhere, or from behind the same proxy, never holds the admin back.
+BRIDGE_TRUSTED_PROXIES, the address those proxies put in X-Forwarded-For. The account's limit,
+which holds back guessing spread over many addresses, has two lanes: one for clients still within
+their free checks and one for clients past them, so a guesser that has spent its own can never
+hold back the admin at a new address. A browser that logged in before carries a signed device
+cookie and is slowed on its own key instead, so guessing from elsewhere, or from behind the same
+proxy, never holds the admin back.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import random
 import secrets
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -38,7 +42,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bridge.config import IPNetwork, Settings
 from bridge.store import sessions as session_store
 from bridge.store import throttle as throttle_store
-from bridge.store.throttle import Backoff
+from bridge.store.throttle import Backoff, Lanes
 
 SESSION_COOKIE = "bridge_session"
 DEVICE_COOKIE = "bridge_device"
@@ -46,14 +50,18 @@ DEVICE_MAX_AGE = 180 * 24 * 60 * 60  # a browser stays known for half a year aft
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 
-# The one admin account: ten checks in a row, then waits doubling from 1 s to at most a minute.
-# At that pace a 12-character password is out of reach, and the admin waits a minute at worst.
-ACCOUNT_BACKOFF = Backoff(free=10, first=1.0, longest=60.0, forget=3600.0)
-# Each client address and each known browser, on the same terms: a client keeps its backoff when
-# the admin's login clears the account's.
-CLIENT_BACKOFF = ACCOUNT_BACKOFF
-DEVICE_BACKOFF = ACCOUNT_BACKOFF
+# Each client address and each known browser: ten checks in a row, then waits doubling from 1 s
+# to at most a minute. A client keeps its backoff when the admin's login clears the account's.
+CLIENT_BACKOFF = Backoff(free=10, first=1.0, longest=60.0, forget=3600.0)
+DEVICE_BACKOFF = CLIENT_BACKOFF
+# The one admin account, on the same terms, in two lanes: checks by clients past their ten free
+# ones, and checks by clients within them (the admin at a new address). A guesser, from however
+# many addresses that have each spent their ten, gets about one check a minute in the first lane
+# and never touches the second; the two together allow about two a minute, and at that pace a
+# 12-character password is out of reach.
+ACCOUNT_BACKOFF = CLIENT_BACKOFF
 ACCOUNT_KEY = "account"
+NEW_CLIENTS_KEY = "account:new-clients"
 # A wait is cut to between three quarters and all of its length, so rival guessers cannot all
 # line up on the moment it ends.
 JITTER = (0.75, 1.0)
@@ -384,6 +392,14 @@ def remember_device(response: Response, request: Request, settings: Settings) ->
 # The login throttle --------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What one login attempt is counted against: its own key, and the account's lanes."""
+
+    keys: list[tuple[str, Backoff]]
+    lanes: Lanes | None = None
+
+
 class LoginThrottle:
     """Who may try the password now, decided in the store for every replica."""
 
@@ -394,22 +410,29 @@ class LoginThrottle:
         self.clock = clock
         self.rand = rand
 
-    def keys(self, request: Request, settings: Settings) -> list[tuple[str, Backoff]]:
-        """A known browser answers for itself; anyone else for the account and their address."""
+    def claim(self, request: Request, settings: Settings) -> Claim:
+        """A known browser answers for itself; anyone else for their address and the account."""
         device = known_device(request, settings)
         if device is not None:
-            return [("device:" + hashlib.sha256(device.encode()).hexdigest()[:32], DEVICE_BACKOFF)]
-        return [(ACCOUNT_KEY, ACCOUNT_BACKOFF), (client_key(request), CLIENT_BACKOFF)]
+            return Claim([("device:" + hashlib.sha256(device.encode()).hexdigest()[:32], DEVICE_BACKOFF)])
+        client = client_key(request)
+        lanes = Lanes(
+            by=client,
+            within=CLIENT_BACKOFF.free,
+            new=(NEW_CLIENTS_KEY, ACCOUNT_BACKOFF),
+            held=(ACCOUNT_KEY, ACCOUNT_BACKOFF),
+        )
+        return Claim([(client, CLIENT_BACKOFF)], lanes)
 
-    async def wait(self, keys: list[tuple[str, Backoff]]) -> int:
+    async def wait(self, claim: Claim) -> int:
         """0 when this attempt may check the password (it is counted), else whole seconds to wait."""
         low, high = JITTER
         jitter = low + (high - low) * self.rand()
-        seconds = await throttle_store.take_turn(self._store(), keys, self.clock(), jitter)
+        seconds = await throttle_store.take_turn(self._store(), claim.keys, self.clock(), jitter, claim.lanes)
         return math.ceil(seconds) if seconds > 0 else 0
 
-    async def succeeded(self, keys: list[tuple[str, Backoff]]) -> None:
+    async def succeeded(self, claim: Claim) -> None:
         """The right password: this client, this browser and the account start afresh."""
         engine = self._store()
-        await throttle_store.clear(engine, [ACCOUNT_KEY, *(key for key, _ in keys)])
+        await throttle_store.clear(engine, [ACCOUNT_KEY, NEW_CLIENTS_KEY, *(key for key, _ in claim.keys)])
         await throttle_store.prune(engine, self.clock(), ACCOUNT_BACKOFF.forget)

@@ -125,3 +125,47 @@ async def test_a_parallel_burst_gets_no_more_free_checks_than_one_guess_after_an
     replicas = [one_engine(make_engine)() for _ in range(4)]
     results = await asyncio.gather(*(throttle.take_turn(r, keys, T0) for r in replicas for _ in range(5)))
     assert sum(1 for w in results if w == 0.0) == RULE.free
+
+
+def lanes_of(caller: str, within: int = RULE.free) -> throttle.Lanes:
+    return throttle.Lanes(by=caller, within=within, new=("lane:new", RULE), held=("lane:held", RULE))
+
+
+async def test_a_caller_past_its_free_checks_never_holds_back_a_new_caller(engine: AsyncEngine) -> None:
+    """The account's lanes: however fast a caller that spent its free checks hammers, a new
+    caller's check goes first, and the hammering caller keeps waiting on its own terms."""
+    now = T0
+    for _ in range(40):  # a guesser waiting out every wait, first to each turn
+        wait = await throttle.take_turn(engine, [("client:g", RULE)], now, lanes=lanes_of("client:g"))
+        now += wait if wait else 0.01
+    while wait := await throttle.take_turn(engine, [("client:g", RULE)], now, lanes=lanes_of("client:g")):
+        now += wait
+    assert await throttle.waiting(engine, "lane:held", now) > 0  # the guesser just took the shared turn…
+    # …and at that very moment a new caller's check runs.
+    assert await throttle.take_turn(engine, [("client:admin", RULE)], now, lanes=lanes_of("client:admin")) == 0.0
+    assert await attempts(engine, "client:admin") == 1
+    assert await throttle.take_turn(engine, [("client:g", RULE)], now, lanes=lanes_of("client:g")) > 0
+
+
+async def test_a_refused_lane_leaves_the_caller_s_count_alone(engine: AsyncEngine) -> None:
+    """A new caller turned away by its lane stays new: it is not pushed into the other lane."""
+    for n in range(RULE.free):  # new callers use up the new lane's free checks
+        await throttle.take_turn(engine, [(f"client:{n}", RULE)], T0, lanes=lanes_of(f"client:{n}"))
+    assert await throttle.take_turn(engine, [("client:late", RULE)], T0, lanes=lanes_of("client:late")) > 0
+    assert not await attempts(engine, "client:late")
+    assert await attempts(engine, "lane:held") is None
+
+
+async def test_the_lane_is_chosen_by_the_caller_s_count_under_its_lock_in_a_parallel_burst(
+    engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
+) -> None:
+    """A burst from one new caller across replicas: only as many checks as `within` take the new
+    lane; a lane read before the claim would have let all of them in."""
+    replicas = [one_engine(make_engine)() for _ in range(4)]
+    lanes = lanes_of("client:burst", within=1)
+    results = await asyncio.gather(
+        *(throttle.take_turn(r, [("client:burst", RULE)], T0, lanes=lanes) for r in replicas for _ in range(5))
+    )
+    assert sum(1 for w in results if w == 0.0) == RULE.free
+    assert await attempts(engine, "lane:new") == 1
+    assert await attempts(engine, "lane:held") == RULE.free - 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +22,10 @@ from bridge import cli
 from bridge.config import Settings, load_settings
 from bridge.runtime import Runtime, Transports
 from bridge.store.db import create_engine
+from bridge.store.throttle import Backoff
 from bridge.web.app import create_app
-from tests.web.conftest import BRIDGE_URL, PASSWORD, Clock, login, page_csrf
+from bridge.web.security import ACCOUNT_BACKOFF, CLIENT_BACKOFF
+from tests.web.conftest import BRIDGE_URL, PASSWORD, Clock, csrf_of, login, page_csrf
 
 LONGEST_WAIT = 60  # seconds: the most the backoff ever asks for
 FREE_GUESSES = 10  # guesses before any wait
@@ -112,6 +114,108 @@ async def test_the_admin_gets_in_after_a_bounded_backoff_however_long_another_ad
         assert (await admin.get("/")).status_code == 200
 
 
+T0 = 1_800_000_000.0  # a whole second, so quarter-second steps and the waits add up exactly
+
+
+def checks_allowed(rule: Backoff, tries: int, every: float) -> int:
+    """How many of `tries` attempts, one every `every` seconds, `rule` lets one key check (whole waits)."""
+    checks, blocked_until = 0, 0.0
+    for n in range(tries):
+        if n * every >= blocked_until:
+            checks += 1
+            blocked_until = n * every + rule.wait(checks)
+    return checks
+
+
+async def guesses(client: httpx.AsyncClient) -> Callable[[], Awaitable[int]]:
+    """A guesser that fetched the form once: each call posts a wrong password, its status."""
+    token = csrf_of((await client.get("/login")).text)
+
+    async def guess() -> int:
+        response = await client.post("/login", data={"password": "wrong guess", "csrf_token": token})
+        return response.status_code
+
+    return guess
+
+
+@pytest.mark.parametrize("mistakes", [0, 3])
+async def test_a_guesser_hammering_from_one_address_never_keeps_the_admin_at_a_new_address_out(
+    make_app: MakeApp, clock: Clock, mistakes: int
+) -> None:
+    """The attack on the bridge: wrong passwords four times a second from one address, first to
+    every moment a wait ends, and the admin, each time in a new browser at another address, trying
+    every 5 s (having mistyped a few times first): the admin is in within a minute. Before, the
+    account's one backoff gave every turn to the guesser: 30 tries over 150 s, all 429."""
+    app = make_app()
+    app.state.ctx.throttle.rand = lambda: 1.0  # whole waits, so the guesser is first when one ends
+    clock.now = T0
+    first_try = None
+    got_in = None
+    typed = [*["a typo"] * mistakes, PASSWORD]
+    async with browser(app, "198.51.100.7") as guesser:
+        guess = await guesses(guesser)
+        for tick in range(4 * 180):
+            assert await guess() in (401, 429)
+            if tick >= 4 * 15 and tick % 20 == 0:  # from 15 s on, every 5 s
+                first_try = first_try or clock.now
+                async with browser(app, "203.0.113.9") as admin:
+                    status = (await login(admin, typed[0])).status_code
+                if status != 429:
+                    typed.pop(0)
+                if status == 303:
+                    got_in = clock.now - first_try
+                    break
+            clock.advance(0.25)
+    assert got_in is not None and got_in <= 60, f"the admin was still out after {clock.now - T0 - 15:.0f} s"
+
+
+async def test_guessing_from_one_address_is_as_slow_as_that_address_s_own_backoff(
+    make_app: MakeApp, clock: Clock
+) -> None:
+    """The account's lanes take nothing off the per-client backoff: ten checks, then waits
+    doubling to a minute, exactly as before."""
+    app = make_app()
+    app.state.ctx.throttle.rand = lambda: 1.0
+    clock.now = T0
+    tries, every = 200, 1.5  # five minutes, past the longest wait
+    checked = 0
+    async with browser(app, "198.51.100.7") as guesser:
+        guess = await guesses(guesser)
+        for _ in range(tries):
+            checked += await guess() == 401
+            clock.advance(every)
+    assert checked == checks_allowed(CLIENT_BACKOFF, tries, every)
+
+
+async def test_guessing_spread_over_many_addresses_gets_no_more_than_the_account_s_two_lanes(
+    make_app: MakeApp, clock: Clock
+) -> None:
+    """Every 3 s a guess from a new address (the lane for clients within their free checks), and
+    from each of two that spent theirs first (the other lane): together no more checks than two
+    of the account's backoffs allow."""
+    app = make_app()
+    app.state.ctx.throttle.rand = lambda: 1.0
+    clock.now = T0
+    tries, every = 80, 3.0
+    veterans = [browser(app, f"192.0.2.{n}") for n in range(1, 3)]
+    checked = 0
+    try:
+        veteran_guesses = [await guesses(v) for v in veterans]
+        for guess in veteran_guesses:
+            for _ in range(FREE_GUESSES):
+                checked += await guess() == 401
+        for n in range(tries):
+            async with browser(app, f"198.51.{n // 250}.{n % 250 + 1}") as newcomer:
+                checked += (await login(newcomer, "wrong guess")).status_code == 401
+            for guess in veteran_guesses:
+                checked += await guess() == 401
+            clock.advance(every)
+    finally:
+        for v in veterans:
+            await v.aclose()
+    assert checked <= 2 * checks_allowed(ACCOUNT_BACKOFF, tries, every)
+
+
 async def test_guessing_is_throttled_across_replicas_sharing_the_database(make_app: MakeApp) -> None:
     one, two = make_app(), make_app(own_engine=True)
     half = FREE_GUESSES // 2
@@ -174,9 +278,14 @@ async def test_a_trusted_proxy_names_the_client_and_the_admin_s_login_does_not_f
                 clock.advance(wait_of(response))
                 response = await login(admin)
             assert response.status_code == 303
-        # The account starts afresh, but the guesser's own address keeps its backoff: one guess
-        # (its wait ran out while the admin waited), then a long wait again…
-        assert (await login(attacker, "wrong guess")).status_code == 401
+        # The account starts afresh, but the guesser's own address keeps its backoff: once its
+        # wait runs out (the admin, in the other lane, did not wait for it), one guess, then a
+        # long wait again…
+        response = await login(attacker, "wrong guess")
+        if response.status_code == 429:
+            clock.advance(wait_of(response))
+            response = await login(attacker, "wrong guess")
+        assert response.status_code == 401
         assert wait_of(await login(attacker, "wrong guess")) > LONGEST_WAIT / 2
     # …while another client behind the same proxy is not held back.
     async with browser(app, proxy, forwarded_for="192.0.2.44") as other:
