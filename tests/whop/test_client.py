@@ -200,10 +200,23 @@ async def test_iter_pages_generic(router: respx.MockRouter, client: WhopClient) 
     assert route.calls.last.request.url.params["mode"] == "account_sales"
 
 
-async def test_an_unreadable_item_names_itself(router: respx.MockRouter, client: WhopClient) -> None:
+async def test_an_unreadable_item_is_reported_by_its_id_and_the_rest_of_the_page_kept(
+    router: respx.MockRouter, client: WhopClient
+) -> None:
     bad = membership(1) | {"created_at": "not a time"}
+    router.get("/api/v1/memberships").mock(return_value=ok(page([bad, membership(2)], None, False)))
+    (only,) = await collect(client.list_memberships())
+    assert [m.id for m in only.data] == ["mem_2"]
+    assert [key for key, _ in only.unreadable] == ["mem_1"]
+    assert "Membership mem_1" in only.unreadable[0][1] and "created_at" in only.unreadable[0][1]
+
+
+async def test_an_unreadable_item_without_a_whop_id_fails_the_page(
+    router: respx.MockRouter, client: WhopClient
+) -> None:
+    bad = membership(1) | {"id": "../x", "created_at": "not a time"}
     router.get("/api/v1/memberships").mock(return_value=ok(page([bad], None, False)))
-    with pytest.raises(WhopResponseError, match="mem_1"):
+    with pytest.raises(WhopResponseError, match="created_at"):
         await collect(client.list_memberships())
 
 
