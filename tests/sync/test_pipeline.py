@@ -166,7 +166,7 @@ async def test_the_next_batch_is_read_while_the_previous_one_is_written_and_upse
     assert sum(r.counts["created"] for r in reports) == 8 and len(people(world)) == 8
     assert held.events.count("read") == held.events.count("upsert") == 4, "one read and one upsert a batch"
     assert held.most_at_once == 1, "one upsert at a time"
-    assert not held.starved, "the next batch was read only after the upsert before it ended"
+    assert not held.starved, "each next batch was read while the upsert before it was in flight"
     in_flight, overlapped = 0, 0
     for event in held.events:
         in_flight += {"upsert": 1, "upserted": -1}.get(event, 0)
