@@ -309,16 +309,24 @@ Press Ctrl-C to stop it (the stand-ins and the bridge stop too)."""
 def drive_check(env: dict[str, str], urls: dict[str, str], webhook_secret: str) -> int:
     """Provision, sync and deliver one signed webhook, checking each step; print what happened."""
 
-    def cli(*args: str) -> str:
-        proc = subprocess.run(
-            [PYTHON, "-m", "bridge.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
-        )
-        if proc.returncode != 0:
-            raise SystemExit(f"`whop-twenty-bridge {' '.join(args)}` failed:\n{proc.stdout}\n{proc.stderr}")
-        return proc.stdout
+    def cli(*args: str, busy_for: float = 0.0) -> str:
+        """Run the command; while the company's sync is busy (the bridge's first scheduled
+        reconciliation starts 30-90 s after it did, within this check on a slow machine), try
+        again for up to `busy_for` seconds."""
+        deadline = time.monotonic() + busy_for
+        while True:
+            proc = subprocess.run(
+                [PYTHON, "-m", "bridge.cli", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+            )
+            if proc.returncode == 0:
+                return proc.stdout
+            if "is already running" not in proc.stderr or time.monotonic() > deadline:
+                raise SystemExit(f"`whop-twenty-bridge {' '.join(args)}` failed:\n{proc.stdout}\n{proc.stderr}")
+            say("  the bridge's scheduled reconciliation is running; the full sync follows it")
+            time.sleep(2)
 
     say("  provisioning: " + cli("provision").splitlines()[-1])
-    say("  full sync: " + cli("sync", "--full").splitlines()[-1])
+    say("  full sync: " + cli("sync", "--full", busy_for=300).splitlines()[-1])
     say("  " + send_webhook(urls["bridge"], urls["whop"], webhook_secret).line)
     deadline = time.time() + 30
     listing = ""

@@ -42,26 +42,52 @@ async def _deliver_changes(b: Bridge, n: int) -> list[str]:
     return [ms.id for ms in memberships]
 
 
+class HeldTwenty(httpx.AsyncBaseTransport):
+    """Twenty's data API, answering nothing until `answer` is set: a call as slow as the test
+    needs, however slow the machine."""
+
+    def __init__(self, inner: httpx.AsyncBaseTransport) -> None:
+        self.inner = inner
+        self.answer = asyncio.Event()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await self.answer.wait()
+        return await self.inner.handle_async_request(request)
+
+
 async def test_a_claim_stays_the_workers_while_one_twenty_call_takes_longer_than_the_lease(
     bridge: Bridge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A two-second claim, and a Twenty that takes 4 s to answer: the pass outlives the claim.
-    monkeypatch.setattr(inbox, "claim", functools.partial(inbox.claim, lease_seconds=2))
+    # A three-second claim, and a Twenty call that is answered only after four renewals (about
+    # 4 s): the pass outlives the claim. Just before each renewal, when the claim is at its
+    # oldest, another worker asks for due events; the last time is past the first expiry.
+    lease = 3.0
+    monkeypatch.setattr(inbox, "claim", functools.partial(inbox.claim, lease_seconds=lease))
     await _deliver_changes(bridge, 1)
-    bridge.world.twenty.latency = 4.0
-    slow, other = bridge.worker(), bridge.worker()
-    slow.lease_seconds = other.lease_seconds = 2
+    held = HeldTwenty(bridge.world.transports.twenty)  # type: ignore[arg-type]
+    bridge.world.transports.twenty, real = held, bridge.world.transports.twenty
+    slow = bridge.worker()
+    bridge.world.transports.twenty = real
+    other = bridge.worker()
+    slow.lease_seconds = other.lease_seconds = lease
+    stolen: list[Any] = []
+    renewals = asyncio.Queue[None]()
+    renew = inbox.extend
 
-    async def meanwhile() -> int:
-        taken = 0
-        for _ in range(7):
-            await asyncio.sleep(0.5)
-            taken += await other.run_once()
-        return taken
+    async def extend(*args: Any, **kwargs: Any) -> Any:
+        stolen.extend(await inbox.claim(bridge.store, other.worker_id, limit=10))
+        renewed = await renew(*args, **kwargs)
+        renewals.put_nowait(None)
+        return renewed
 
-    handled, stolen = await asyncio.gather(slow.run_once(), meanwhile())
+    monkeypatch.setattr(inbox, "extend", extend)
+    running = asyncio.create_task(slow.run_once())
+    for _ in range(4):
+        await asyncio.wait_for(renewals.get(), 60)  # the claim is renewed while the call is out
+    held.answer.set()
+    handled = await running
 
-    assert (handled, stolen) == (1, 0), "nobody else took the event while its pass ran"
+    assert (handled, len(stolen)) == (1, 0), "nobody else took the event while its pass ran"
     event = await inbox.get_event(bridge.store, "msg_out_0")
     assert event is not None and (event.status, event.attempts) == ("applied", 1)
     assert slow.applied + other.applied == 1

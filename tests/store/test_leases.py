@@ -184,12 +184,15 @@ async def test_a_waiter_gets_the_lease_when_the_other_process_lets_go(
 ) -> None:
     mine, other_process = Leases(lambda: engine), Leases(one_engine(make_engine))
 
+    taken = asyncio.Event()
+
     async def hold_briefly() -> None:
         async with mine.hold("reconcile:biz_1", ttl=30):
+            taken.set()
             await asyncio.sleep(0.2)
 
     first = asyncio.create_task(hold_briefly())
-    await asyncio.sleep(0.05)
+    await taken.wait()  # the other process holds it now
     async with other_process.hold("reconcile:biz_1", ttl=30, wait=5):
         assert first.done()
 
