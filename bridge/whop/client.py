@@ -313,7 +313,7 @@ class WhopClient:
         if throttled:
             # Everyone sharing the bucket pauses, even if this call gives up now; this caller
             # waits in its next acquire().
-            self.limiter.penalize(wait)
+            await self.limiter.pause(wait)
         if failure.unreachable is not None and attempt >= min(self._max_retries, reach.FIRST_CONTACT_RETRIES):
             raise failure.unreachable
         if attempt >= self._max_retries:
