@@ -21,8 +21,6 @@ FIRST_CONTACT_RETRIES = 2
 # A TCP connect that takes longer than this will not succeed; the read timeout stays longer.
 CONNECT_TIMEOUT = 10.0
 
-CONNECT_FAILURES = (httpx.ConnectError, httpx.ConnectTimeout)
-
 
 class Network(enum.StrEnum):
     """How a call that got no HTTP answer failed."""
