@@ -142,9 +142,7 @@ async def call(
             assert pause is not None
             await pause(wait)
         allowed = policy.retries_for(outcome)
-        if retry >= allowed:
-            if allowed:
-                log.warning("%s: giving up after %d attempts: %s", what, retry + 1, outcome.error)
+        if retry >= allowed:  # the caller reports the error: no log line of its own here
             raise outcome.error
         retry += 1
         if on_retry is not None:
