@@ -39,7 +39,7 @@ from rich.console import Console
 from rich.text import Text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge import registration
+from bridge import registration, retry
 from bridge.config import SECRET_VARIABLES, Settings, load_settings, password_problem
 from bridge.crypto import TokenBox, UndecryptableToken
 from bridge.errors import AuthError, BridgeError, ConfigError
@@ -463,7 +463,11 @@ class Doctor:
         key = self._twenty_key_value
         if not key:
             return Outcome(FAIL, "TWENTY_API_KEY is not set", _TWENTY_KEY_FIX)
-        client = MetadataClient(self._twenty_url, key, transport=self.transports.twenty, timeout=self.timeout)
+        # One try, like every check here: the doctor reports what it sees, it does not wait it out.
+        once = retry.DEFAULT.replace(attempts=1)
+        client = MetadataClient(
+            self._twenty_url, key, transport=self.transports.twenty, timeout=self.timeout, retry_policy=once
+        )
         try:
             # Kept open for the model and permission checks.
             self._meta = await self._resources.enter_async_context(client)

@@ -5,13 +5,18 @@
     │   ├── RateLimited         the service said "slow down"; `retry_after` seconds when known
     │   └── Unreachable         the service never answered (refused, unknown host): check its URL
     ├── SkippableError          this one record cannot be written; report it, carry on with the rest
-    │   └── RecordConflict      the record matches several existing records (e.g. by email)
+    │   ├── RecordConflict      the record matches several existing records (e.g. by email)
+    │   └── MetadataError       Twenty refused a metadata change (twenty/responses.py); the
+    │                           provisioner stops at it, since what follows builds on it
+    ├── BatchTooLarge           the server refused the batch size; send fewer
     └── FatalError              stop: the configuration or the remote side needs a person
         ├── ConfigError         a missing or malformed setting (names the variable, never its value)
         ├── AuthError           wrong key, expired token, missing permission
-        └── NeedsReconnect      the Whop grant is gone; the admin must connect again
+        │   └── NeedsReconnect  the Whop grant is gone; the admin must connect again
 
-Messages never include secrets: callers pass names and ids, not tokens.
+Which answer of Twenty or Whop raises which is one table per service (`twenty/responses.py`,
+`whop/responses.py`); `bridge/retry.py` retries the retryable ones. Messages never include
+secrets: callers pass names and ids, not tokens.
 """
 
 from __future__ import annotations

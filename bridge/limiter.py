@@ -6,9 +6,10 @@ the lock, until the debt it joined is paid back. So callers are served in the or
 (the lock is FIFO), concurrent sleeps overlap instead of queueing, and the wait is computed once
 from the clock, which makes the class testable with a fake clock and a fake sleep.
 
-`penalize(seconds)` pauses everybody (after a 429): it moves the bucket's time base into the future,
-so every later reservation waits for the pause first, and callers already asleep extend their
-sleep before they go.
+`pause(seconds)` holds everybody back (after a 429): it moves the bucket's time base into the
+future, so every later reservation waits for the pause first, and callers already asleep extend
+their sleep before they go. The shared budget (`bridge.store.budget.SharedBucket`) spells it the
+same, so a client pauses whichever it has.
 """
 
 from __future__ import annotations
@@ -88,12 +89,12 @@ class TokenBucket:
             self._refill(now)
             self._tokens -= tokens
             # Ready when the balance is back to zero, counted from the time base (which a
-            # penalty may have pushed into the future).
+            # pause may have pushed into the future).
             ready_at = self._updated + max(0.0, -self._tokens) / self.rate
         wait = ready_at - now
         if wait > 0:
             await self._sleep(wait)
-        # A penalty that arrived while we slept still applies to us. Computed from the
+        # A pause that began while we slept still applies to us. Computed from the
         # reservation, not the clock, so a fake sleep cannot make this loop forever.
         while self._paused_until > ready_at:
             extra = self._paused_until - ready_at
@@ -101,11 +102,7 @@ class TokenBucket:
             await self._sleep(extra)
 
     async def pause(self, seconds: float) -> None:
-        """`penalize`, as the `Limiter` protocol spells it."""
-        self.penalize(seconds)
-
-    def penalize(self, seconds: float) -> None:
-        """Pause every caller for `seconds` from now (a 429 said so)."""
+        """Hold every caller back for `seconds` from now (a 429 said so)."""
         if seconds <= 0:
             return
         now = self._clock()

@@ -182,7 +182,13 @@ class Runtime:
 
     def metadata(self) -> MetadataClient:
         url, key = self._twenty_config()
-        return MetadataClient(url, key, transport=self.transports.twenty, timeout=self.settings.twenty_timeout_seconds)
+        return MetadataClient(
+            url,
+            key,
+            transport=self.transports.twenty,
+            timeout=self.settings.twenty_timeout_seconds,
+            requests_per_minute=self.settings.twenty_requests_per_minute,
+        )
 
     # Whop ------------------------------------------------------------------------------------
 

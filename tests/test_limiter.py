@@ -89,10 +89,10 @@ async def test_concurrent_callers_are_served_in_order_and_spaced() -> None:
     assert order == [0, 1, 2, 3, 4]
 
 
-async def test_penalize_pauses_everyone() -> None:
+async def test_a_pause_holds_everyone_back() -> None:
     time = FakeTime()
     limiter = bucket(time, rate=10.0, capacity=10.0)
-    limiter.penalize(5.0)
+    await limiter.pause(5.0)
     await limiter.acquire()
     assert time.sleeps == pytest.approx([5.0])  # the first caller goes exactly when the pause ends
     await limiter.acquire()
@@ -100,7 +100,7 @@ async def test_penalize_pauses_everyone() -> None:
     assert time.sleeps == pytest.approx([5.0, 0.1])
 
 
-async def test_penalize_reaches_callers_already_waiting() -> None:
+async def test_a_pause_reaches_callers_already_waiting() -> None:
     time = FakeTime(advance=False)
     limiter = bucket(time, rate=1.0, capacity=1.0)
     await limiter.acquire()  # uses the only token
@@ -115,19 +115,19 @@ async def test_penalize_reaches_callers_already_waiting() -> None:
     limiter._sleep = slow_sleep  # the waiter below blocks in its first sleep
     waiter = asyncio.create_task(limiter.acquire())
     await started.wait()
-    limiter.penalize(10.0)  # a 429 arrives while it sleeps
+    await limiter.pause(10.0)  # a 429 arrives while it sleeps
     release.set()
     await waiter
     assert time.sleeps[0] == pytest.approx(1.0)
     assert time.sleeps[1] == pytest.approx(9.0)  # extended to the end of the pause
 
 
-async def test_shorter_penalty_does_not_shorten_a_longer_one() -> None:
+async def test_a_shorter_pause_does_not_shorten_a_longer_one() -> None:
     time = FakeTime()
     limiter = bucket(time, rate=100.0, capacity=100.0)
-    limiter.penalize(10.0)
-    limiter.penalize(2.0)
-    limiter.penalize(0)  # no-op
+    await limiter.pause(10.0)
+    await limiter.pause(2.0)
+    await limiter.pause(0)  # no-op
     await limiter.acquire()
     assert time.sleeps == pytest.approx([10.0])
 
@@ -144,7 +144,7 @@ async def test_fake_sleep_that_does_not_advance_cannot_hang() -> None:
     # The wait is computed once from the reservation, never re-polled from the clock.
     time = FakeTime(advance=False)
     limiter = bucket(time, rate=1.0, capacity=1.0)
-    limiter.penalize(3.0)
+    await limiter.pause(3.0)
     await asyncio.wait_for(limiter.acquire(), timeout=1)
     await asyncio.wait_for(limiter.acquire(), timeout=1)
     assert time.sleeps == pytest.approx([3.0, 4.0])

@@ -10,6 +10,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
+from bridge import retry
 from bridge.errors import Unreachable
 from bridge.twenty.data import TwentyDataClient
 from bridge.whop.auth import StaticToken
@@ -57,17 +58,21 @@ class Sleeps(list[float]):
         self.append(seconds)
 
 
+def policy(sleeps: Sleeps) -> retry.RetryPolicy:
+    return retry.DEFAULT.replace(sleep=sleeps, random=lambda: 0.999)  # the longest backoff
+
+
 def whop_client(script: Script, sleeps: Sleeps) -> WhopClient:
-    client = WhopClient(
-        WHOP, StaticToken("k"), "biz_1", transport=httpx.MockTransport(script), sleep=sleeps, requests_per_second=1e6
+    transport = httpx.MockTransport(script)
+    return WhopClient(
+        WHOP, StaticToken("k"), "biz_1", transport=transport, retry_policy=policy(sleeps), requests_per_second=1e6
     )
-    client._random = lambda: 0.0
-    return client
 
 
 def twenty_client(script: Script, sleeps: Sleeps) -> TwentyDataClient:
+    transport = httpx.MockTransport(script)
     return TwentyDataClient(
-        TWENTY, "k", transport=httpx.MockTransport(script), sleep=sleeps, requests_per_minute=1_000_000
+        TWENTY, "k", transport=transport, retry_policy=policy(sleeps), requests_per_minute=1_000_000
     )
 
 

@@ -4,8 +4,9 @@ Writes go through GraphQL `create<Plural>(data: [...], upsert: true)` on `/graph
 path that upserts on both 1.x and 2.x (a real 1.x ignored REST's `?upsert=true`). Reads use the
 same endpoint with `in` filters passed as variables, so ids and e-mail addresses never need
 escaping. Every call first takes a token from a client-side bucket set below Twenty's
-per-workspace limit; a "Limit reached" answer (REST 429 / GraphQL BAD_USER_INPUT) pauses the
-bucket for a window and retries. Twenty sends no Retry-After header.
+per-workspace limit. What an answer means (retry, throttle, send fewer, skip, fail) is
+`twenty/responses.py`'s table, and the retries are `bridge/retry.py`'s: a throttle pauses the
+bucket, which everyone on it then waits out.
 
 Records are shaped for the server before they are sent (`WriteRules`): on 1.x every TEXT column
 is NOT NULL, so a `null` for a TEXT field refuses the whole batch; there "" clears it instead.
@@ -16,8 +17,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
-import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
@@ -26,20 +25,14 @@ from typing import Any
 
 import httpx
 
-from bridge import metrics, reach
-from bridge.errors import (
-    AuthError,
-    BatchTooLarge,
-    FatalError,
-    RateLimited,
-    RecordConflict,
-    RetryableError,
-    SkippableError,
-    Unreachable,
-)
+from bridge import metrics, reach, retry
+from bridge.errors import BatchTooLarge, FatalError
 from bridge.limiter import Limiter, TokenBucket
+from bridge.retry import Action, Failure, RetryPolicy
+from bridge.twenty import responses
 from bridge.twenty.documents import Dialect
 from bridge.twenty.metadata import LiveObject, MetadataClient
+from bridge.twenty.responses import Api
 
 log = logging.getLogger(__name__)
 
@@ -139,11 +132,12 @@ class TwentyDataClient:
         requests_per_minute: int = 100,
         transport: httpx.AsyncBaseTransport | None = None,
         timeout: float = 30.0,
-        max_attempts: int = 8,
+        max_attempts: int = retry.DEFAULT.attempts,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         limiter: Limiter | None = None,
         rules: WriteRules | None = None,
         selections: dict[str, str] | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         self._base_url = base_url
         self._api_key = api_key
@@ -166,8 +160,7 @@ class TwentyDataClient:
         self.limiter: Limiter = limiter or TokenBucket(
             rate_per_second=requests_per_minute / 60.0, capacity=float(requests_per_minute), sleep=sleep
         )
-        self._sleep = sleep
-        self._max_attempts = max_attempts
+        self.retry = retry_policy or retry.DEFAULT.replace(attempts=max_attempts, sleep=sleep)
         self.stats = CallStats()
         self.upsert_cap: int | None = None  # learned from a refusal of the batch size
         self._reserved = 0  # tokens taken ahead by `reserve`, spent by the next calls
@@ -190,7 +183,12 @@ class TwentyDataClient:
             async with self._rules_lock:
                 if self._rules is stale:  # nobody re-read them while this one waited
                     async with MetadataClient(
-                        self._base_url, self._api_key, transport=self._transport, timeout=self._timeout
+                        self._base_url,
+                        self._api_key,
+                        transport=self._transport,
+                        timeout=self._timeout,
+                        requests_per_minute=self.requests_per_minute,
+                        retry_policy=self.retry,
                     ) as meta:
                         self._rules = WriteRules.from_live(meta.dialect, await meta.list_objects())
                     self._rules_read_at = time.monotonic()
@@ -213,8 +211,10 @@ class TwentyDataClient:
     # Transport ----------------------------------------------------------------------------
 
     async def graphql(self, query: str, variables: dict[str, Any], *, operation: str, write: bool) -> dict[str, Any]:
-        """POST /graphql with limiter, retries and error classification."""
-        for attempt in range(1, self._max_attempts + 1):
+        """POST /graphql under the budget, retried as the table says (`bridge/retry.py`)."""
+        body = {"query": query, "variables": variables}
+
+        async def attempt() -> dict[str, Any] | Failure:
             if self._reserved:
                 self._reserved -= 1
             else:
@@ -225,27 +225,12 @@ class TwentyDataClient:
                 self.stats.reads += 1
             self.stats.by_operation[operation] = self.stats.by_operation.get(operation, 0) + 1
             metrics.API_CALLS.labels("twenty", "write" if write else "read").inc()
-            try:
-                with metrics.API_SECONDS.labels("twenty").time():
-                    response = await self._post({"query": query, "variables": variables}, operation)
-                return self._result(response, operation)
-            except RateLimited:
-                self.stats.throttled += 1
-                metrics.API_THROTTLED.labels("twenty").inc()
-                # The server's bucket is empty: wait until it refills one token at least, and
-                # hold everyone else back too, instead of hammering it.
-                wait = 60.0 / self.requests_per_minute * 2 + random.uniform(0, 1)
-                await self.limiter.pause(wait)
-                log.warning("twenty throttled %s; waiting %.1fs (attempt %d)", operation, wait, attempt)
-            except RetryableError as exc:
-                if attempt == self._max_attempts or _give_up_reaching(exc, attempt):
-                    raise
-                wait = min(60.0, 2 ** (attempt - 1)) * random.uniform(0.5, 1.0)
-                level = logging.INFO if isinstance(exc, Unreachable) else logging.WARNING
-                log.log(level, "twenty %s failed (%s); retrying in %.1fs", operation, exc, wait)
-                await self._sleep(wait)
-            self.stats.retries += 1
-        raise RateLimited(f"Twenty kept throttling {operation} after {self._max_attempts} attempts")
+            with metrics.API_SECONDS.labels("twenty").time():
+                return await self._attempt(body, operation)
+
+        return await retry.call(
+            attempt, self.retry, what=f"twenty {operation}", pause=self.limiter.pause, on_retry=self._count_retry
+        )
 
     async def probe(self) -> None:
         """One cheap read, never retried: returns once Twenty answers it, else raises what the
@@ -253,41 +238,32 @@ class TwentyDataClient:
         this while it holds events back, instead of retrying them."""
         await self.limiter.acquire()
         self.stats.reads += 1
-        response = await self._post({"query": PROBE_QUERY, "variables": {}}, "probe")
-        self._result(response, "probe")
+        outcome = await self._attempt({"query": PROBE_QUERY, "variables": {}}, "probe")
+        if isinstance(outcome, Failure):
+            raise outcome.error
 
-    async def _post(self, body: dict[str, Any], operation: str) -> httpx.Response:
-        """One POST /graphql; no answer at all becomes a retryable error (`Unreachable` while
-        Twenty has never answered this client: then a wrong TWENTY_URL is likelier than a blip)."""
+    async def _attempt(self, body: dict[str, Any], operation: str) -> dict[str, Any] | Failure:
+        """One POST /graphql: its data, or what the table makes of the answer."""
         try:
             response = await self._http.post("/graphql", json=body)
         except httpx.TransportError as exc:
-            if not self._answered and isinstance(exc, reach.CONNECT_FAILURES):
-                raise reach.unreachable("Twenty", self._base_url, "TWENTY_URL", exc) from exc
-            raise RetryableError(f"Twenty did not answer {operation} ({reach.why(exc)})") from None
-        self._answered = True
-        return response
+            answer = responses.from_network(
+                Api.DATA, operation, exc, first_contact=not self._answered, url=self._base_url
+            )
+        else:
+            self._answered = True
+            read = responses.read(Api.DATA, operation, response)
+            if not isinstance(read, responses.Answer):
+                return read
+            answer = read
+        failure = responses.classify(answer, throttle_floor=60.0 / self.requests_per_minute)
+        if failure.action is Action.THROTTLE:
+            self.stats.throttled += 1
+            metrics.API_THROTTLED.labels("twenty").inc()
+        return failure
 
-    def _result(self, response: httpx.Response, operation: str) -> dict[str, Any]:
-        if response.status_code == 429:
-            raise RateLimited(f"Twenty answered 429 to {operation}")
-        if response.status_code in (401, 403):
-            raise AuthError(f"Twenty refused {operation} (HTTP {response.status_code}); check TWENTY_API_KEY")
-        if response.status_code >= 500:
-            raise RetryableError(f"Twenty answered HTTP {response.status_code} to {operation}")
-        try:
-            body = response.json()
-        except ValueError:
-            raise RetryableError(f"Twenty's answer to {operation} was not JSON (HTTP {response.status_code})") from None
-        errors = body.get("errors") if isinstance(body, dict) else None
-        if errors:
-            raise classify_error(errors[0], operation)
-        if response.status_code >= 400:
-            raise FatalError(f"Twenty answered HTTP {response.status_code} to {operation}")
-        data = body.get("data")
-        if not isinstance(data, dict):
-            raise RetryableError(f"Twenty's answer to {operation} had no data")
-        return data
+    def _count_retry(self, _: Failure) -> None:
+        self.stats.retries += 1
 
     # Reads --------------------------------------------------------------------------------
 
@@ -402,37 +378,3 @@ class TwentyDataClient:
         uuid.UUID(record_id)  # only ever inline a well-formed id
         query = f'mutation Restore {{ restore{obj.type_prefix}(id: "{record_id}") {{ id }} }}'
         await self.graphql(query, {}, operation=f"restore {obj.singular}", write=True)
-
-
-def _give_up_reaching(exc: RetryableError, attempt: int) -> bool:
-    """A first contact that timed out, or was refused after the quick retries (bridge/reach.py)."""
-    if not isinstance(exc, Unreachable):
-        return False
-    return isinstance(exc.__cause__, httpx.ConnectTimeout) or attempt > reach.FIRST_CONTACT_RETRIES
-
-
-def classify_error(error: dict[str, Any], operation: str) -> Exception:
-    """Twenty's GraphQL error → retry / skip / fail."""
-    ext = error.get("extensions") or {}
-    code = str(ext.get("code") or "")
-    message = str(error.get("message") or "error")
-    lowered = message.lower()
-    if "limit reached" in lowered:
-        return RateLimited(f"Twenty throttled {operation}")
-    if code == "UNAUTHENTICATED":
-        return AuthError(f"Twenty rejected TWENTY_API_KEY during {operation}")
-    if code == "FORBIDDEN":
-        return AuthError(f"the Twenty API key may not {operation}: {message}")
-    if "TOO_MANY_RECORDS" in str(ext) or "maximum number of records" in lowered:
-        found = re.search(r"(\d+)", message)
-        return BatchTooLarge(f"{operation}: {message}", int(found.group(1)) if found else None)
-    if "violates not-null constraint" in lowered:
-        # Deterministic: the same payload is refused again, and every record of the batch with it.
-        return FatalError(f"{operation}: {message}")
-    if "multiple records found" in lowered or "UPSERT_MULTIPLE_MATCHING_RECORDS_CONFLICT" in str(ext):
-        return RecordConflict(f"{operation}: {message}")
-    if code in ("BAD_USER_INPUT", "GRAPHQL_VALIDATION_FAILED", "NOT_FOUND"):
-        return SkippableError(f"{operation}: {message}")
-    if code in ("INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "") or "cache" in lowered:
-        return RetryableError(f"{operation}: {message}")
-    return FatalError(f"{operation}: {message}")

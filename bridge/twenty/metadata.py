@@ -2,8 +2,8 @@
 
 The client introspects the server once, decides which dialect it speaks (1.x has
 `createCoreView`, 2.x has `createView`), and from then on gql validates every document against
-that schema before sending it. Twenty answers most failures as HTTP 200 with
-`errors[].extensions.code`; `raise_for_errors` turns them into the bridge's typed errors.
+that schema before sending it. What an answer means is `twenty/responses.py`'s table, the same
+one the data client reads, and the retries are `bridge/retry.py`'s.
 """
 
 from __future__ import annotations
@@ -26,31 +26,18 @@ from gql.transport.exceptions import (
 )
 from graphql import GraphQLSchema
 
-from bridge import reach
-from bridge.errors import AuthError, BridgeError, FatalError, RetryableError
+from bridge import retry
+from bridge.errors import BridgeError, FatalError
 from bridge.limiter import Limiter
+from bridge.retry import Action, Failure, RetryPolicy
 from bridge.twenty import documents as docs
+from bridge.twenty import responses
 from bridge.twenty.documents import Dialect
+from bridge.twenty.responses import AlreadyExists as AlreadyExists
+from bridge.twenty.responses import Answer, Api
+from bridge.twenty.responses import MetadataError as MetadataError
 
 log = logging.getLogger(__name__)
-
-# Sub-codes inside METADATA_VALIDATION_FAILED meaning "someone created it first".
-MAX_429_RETRIES = 3
-RATE_LIMIT_WAIT = 20.0  # seconds, growing with each retry (Twenty counts requests per minute)
-ALREADY_EXISTS_CODES = frozenset({"OBJECT_ALREADY_EXISTS", "NOT_AVAILABLE", "FIELD_ALREADY_EXISTS"})
-
-
-class MetadataError(FatalError):
-    """Twenty refused a metadata operation; `code` is its `extensions.code`."""
-
-    def __init__(self, message: str, code: str | None = None, sub_codes: tuple[str, ...] = ()) -> None:
-        super().__init__(message)
-        self.code = code
-        self.sub_codes = sub_codes
-
-
-class AlreadyExists(MetadataError):
-    """The object or field name is taken; list again and compare before deciding anything."""
 
 
 @dataclass(frozen=True)
@@ -153,62 +140,6 @@ class NewViewField:
 COLUMN_SIZE = 180
 
 
-def raise_for_errors(errors: list[dict[str, Any]], operation: str) -> None:
-    """Map Twenty's GraphQL errors to typed errors. Messages name the operation, never the key."""
-    if not errors:
-        return
-    first = errors[0]
-    ext = first.get("extensions") or {}
-    code = ext.get("code")
-    message = str(first.get("message") or "unknown error")
-    sub_codes = tuple(_sub_codes(ext))
-    details = "; ".join(_sub_messages(ext)) or message
-    if code == "UNAUTHENTICATED":
-        raise AuthError(f"Twenty rejected TWENTY_API_KEY ({message}); create a new API key in Twenty's settings")
-    if code == "FORBIDDEN":
-        raise AuthError(
-            f"{operation}: the Twenty API key's role lacks the data-model permission ({message}); "
-            "give the key a role with 'Data model' settings access (e.g. Admin)"
-        )
-    if code in ("METADATA_VALIDATION_FAILED", "BAD_USER_INPUT", "CONFLICT"):
-        if any(c in ALREADY_EXISTS_CODES for c in sub_codes) or "already exists" in details.lower():
-            raise AlreadyExists(f"{operation}: {details}", code, sub_codes)
-        raise MetadataError(f"{operation}: Twenty refused it: {details}", code, sub_codes)
-    if code == "INTERNAL_SERVER_ERROR" and "already exists" in message.lower():
-        # Observed on 1.x: a unique index outlives its deleted field. Retrying cannot fix it.
-        raise MetadataError(
-            f"{operation}: {message} (a leftover unique index in Twenty blocks this field; "
-            "remove it in the workspace and run provisioning again)",
-            code,
-        )
-    if code in {"INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE"}:
-        raise RetryableError(f"{operation}: Twenty failed ({message})")
-    raise MetadataError(f"{operation}: {message}", code, sub_codes)
-
-
-def _sub_codes(ext: dict[str, Any]) -> list[str]:
-    # 2.x nests them under extensions.errors[…].code; 1.x puts one in extensions.subCode.
-    found: list[str] = [str(ext["subCode"])] if ext.get("subCode") else []
-    _walk(ext.get("errors"), lambda d: found.append(str(d["code"])) if "code" in d else None)
-    return found
-
-
-def _sub_messages(ext: dict[str, Any]) -> list[str]:
-    found: list[str] = []
-    _walk(ext.get("errors"), lambda d: found.append(str(d["message"])) if "message" in d else None)
-    return found
-
-
-def _walk(node: Any, visit: Any) -> None:
-    if isinstance(node, dict):
-        visit(node)
-        for value in node.values():
-            _walk(value, visit)
-    elif isinstance(node, list):
-        for item in node:
-            _walk(item, visit)
-
-
 class MetadataClient:
     """`async with MetadataClient(url, key) as meta:` then `meta.dialect`, `await meta.list_objects()`…"""
 
@@ -221,12 +152,16 @@ class MetadataClient:
         timeout: float = 30.0,
         limiter: Limiter | None = None,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        requests_per_minute: int = 100,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         self.url = base_url.rstrip("/") + "/metadata"
         # Twenty's throttle is on the data API (research/twenty-api.md §4), so by default metadata
         # calls take no token; a server that answers 429 anyway is waited out and retried.
         self._limiter = limiter
-        self._sleep = sleep
+        self.retry = retry_policy or retry.DEFAULT.replace(sleep=sleep)
+        self._throttle_floor = 60.0 / requests_per_minute  # Twenty refills one request in this
+        self._answered = False  # until Twenty first answers, a refused connection is not retried for long
         self._api_key = api_key
         self._transport = transport
         self._timeout = timeout
@@ -236,6 +171,13 @@ class MetadataClient:
         self.mutations = 0  # how many mutations this client sent (the provisioner reports it)
 
     async def __aenter__(self) -> Self:
+        schema = await retry.call(self._connect, self.retry, what=f"twenty introspection of {self.url}")
+        self.dialect = detect_dialect(schema)
+        log.info("twenty metadata API speaks %s", self.dialect.value)
+        return self
+
+    async def _connect(self) -> GraphQLSchema | Failure:
+        """One introspection, on a client of its own (a failed one is closed, not reused)."""
         from gql.transport.httpx import HTTPXAsyncTransport
 
         kwargs: dict[str, Any] = {
@@ -244,22 +186,26 @@ class MetadataClient:
         }
         if self._transport is not None:
             kwargs["transport"] = self._transport
-        self._client = Client(
+        client = Client(
             transport=HTTPXAsyncTransport(url=self.url, **kwargs),
             fetch_schema_from_transport=True,
             execute_timeout=self._timeout,
         )
         try:
-            self._session = await self._client.connect_async(reconnecting=False)  # type: ignore[no-untyped-call]
+            session = await client.connect_async(reconnecting=False)  # type: ignore[no-untyped-call]
+        except BridgeError:
+            raise
         except Exception as exc:
+            with contextlib.suppress(Exception):  # closing a half-open transport must not hide the error
+                await client.close_async()  # type: ignore[no-untyped-call]
+            return self._failure(exc, f"introspection of {self.url}")
+        self._answered = True
+        self._client, self._session = client, session
+        if session is None or client.schema is None:
             await self._close()
-            raise _translate_transport_error(exc, f"introspection of {self.url}", self.url) from None
-        if self._session is None or self._client.schema is None:
-            await self._close()
-            raise _auth_or_protocol_error()
-        self.dialect = detect_dialect(self._client.schema)
-        log.info("twenty metadata API speaks %s", self.dialect.value)
-        return self
+            error = FatalError("Twenty did not return its metadata schema; check TWENTY_URL and TWENTY_API_KEY")
+            return Failure(Action.FATAL, error, row="no schema")
+        return client.schema
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -287,30 +233,48 @@ class MetadataClient:
         request = GraphQLRequest(document, variable_values=variables)
         if document.lstrip().startswith("mutation"):
             self.mutations += 1
-        for attempt in range(MAX_429_RETRIES + 1):
+        session = self._session
+
+        async def attempt() -> dict[str, Any] | Failure:
             if self._limiter is not None:
                 await self._limiter.acquire()
             try:
-                result = await self._session.execute(request, get_execution_result=True)
-                break
+                result = await session.execute(request, get_execution_result=True)
             except BridgeError:
                 raise
-            except TransportServerError as exc:
-                # Twenty sends no Retry-After on a 429: wait a share of its minute window and
-                # make everyone on the budget wait too, then try again.
-                if exc.code != 429 or attempt == MAX_429_RETRIES:
-                    raise _translate_transport_error(exc, operation, self.url) from None
-                wait = RATE_LIMIT_WAIT * (attempt + 1)
-                log.warning("Twenty answered 429 during %s; retrying in %.0f s", operation, wait)
-                if self._limiter is not None:
-                    await self._limiter.pause(wait)
-                else:
-                    await self._sleep(wait)
             except Exception as exc:
-                raise _translate_transport_error(exc, operation, self.url) from None
-        if result.errors:
-            raise_for_errors([_as_dict(e) for e in result.errors], operation)
-        return dict(result.data or {})
+                return self._failure(exc, operation)
+            self._answered = True
+            if result.errors:
+                errors = [_as_dict(e) for e in result.errors]
+                return self._classify(responses.from_errors(Api.METADATA, operation, errors))
+            return dict(result.data or {})
+
+        pause = self._limiter.pause if self._limiter is not None else None
+        return await retry.call(attempt, self.retry, what=f"twenty metadata {operation}", pause=pause)
+
+    def _classify(self, answer: Answer) -> Failure:
+        return responses.classify(answer, throttle_floor=self._throttle_floor)
+
+    def _failure(self, exc: Exception, operation: str) -> Failure:
+        """What a gql exception says about Twenty's answer."""
+        if isinstance(exc, TransportServerError):  # an HTTP error without a GraphQL body
+            self._answered = True
+            return self._classify(Answer(Api.METADATA, operation, status=exc.code or 0, graphql=False))
+        if isinstance(exc, TransportConnectionFailed | httpx.TransportError | OSError):
+            base = self.url.removesuffix("/metadata")
+            answer = responses.from_network(Api.METADATA, operation, exc, first_contact=not self._answered, url=base)
+            return self._classify(answer)
+        errors = getattr(exc, "errors", None)
+        if isinstance(errors, list) and errors:
+            self._answered = True
+            return self._classify(responses.from_errors(Api.METADATA, operation, [_as_dict(e) for e in errors]))
+        if isinstance(exc, TransportProtocolError):  # 2xx, but not GraphQL
+            self._answered = True
+            return self._classify(Answer(Api.METADATA, operation, graphql=False))
+        # Not Twenty's answer: a document gql refused against the schema, say. Sending it again
+        # changes nothing.
+        return Failure(Action.FATAL, FatalError(f"{operation} failed: {exc}"), row="no answer to read")
 
     # Operations ---------------------------------------------------------------------------
 
@@ -539,7 +503,7 @@ def detect_dialect(schema: GraphQLSchema) -> Dialect:
         return Dialect.V2
     if "createCoreView" in mutations:
         return Dialect.V1
-    raise MetadataError("this server's metadata API has neither createView nor createCoreView; is it Twenty?")
+    raise FatalError("this server's metadata API has neither createView nor createCoreView; is it Twenty?")
 
 
 def _as_dict(error: Any) -> dict[str, Any]:
@@ -547,31 +511,3 @@ def _as_dict(error: Any) -> dict[str, Any]:
         return error
     formatted = getattr(error, "formatted", None)
     return dict(formatted) if formatted else {"message": str(error)}
-
-
-def _translate_transport_error(exc: Exception, operation: str, url: str) -> BridgeError:
-    if isinstance(exc, TransportServerError):
-        status = exc.code or 0
-        if status == 401:
-            return AuthError(f"Twenty rejected TWENTY_API_KEY (HTTP 401) during {operation}")
-        if status == 403:
-            return AuthError(f"Twenty refused {operation} (HTTP 403): the API key lacks a permission")
-        if status == 429 or status >= 500:
-            return RetryableError(f"Twenty answered HTTP {status} during {operation}")
-        return MetadataError(f"Twenty answered HTTP {status} during {operation}")
-    if isinstance(exc, TransportConnectionFailed | httpx.TransportError | OSError):
-        # Say what to check (the URL, the network), not the transport's class name.
-        return reach.unreachable("Twenty", url.removesuffix("/metadata"), "TWENTY_URL", exc)
-    if isinstance(exc, TransportProtocolError):
-        return MetadataError(f"Twenty's answer to {operation} was not GraphQL; is TWENTY_URL right?")
-    errors = getattr(exc, "errors", None)
-    if isinstance(errors, list) and errors:
-        try:
-            raise_for_errors([_as_dict(e) for e in errors], operation)
-        except BridgeError as mapped:
-            return mapped
-    return MetadataError(f"{operation} failed: {exc}")
-
-
-def _auth_or_protocol_error() -> BridgeError:
-    return MetadataError("Twenty did not return its metadata schema; check TWENTY_URL and TWENTY_API_KEY")

@@ -6,21 +6,20 @@ What it does, and why:
   always sends `account_id` on list calls (without it `/products` searches the public
   marketplace and a user token lists every business the user can see);
 * pages with `first`/`after`, yielding whole pages so a sync can checkpoint `end_cursor`;
-* throttles itself with a `TokenBucket` and retries 408/429/5xx/network errors with backoff,
-  honouring `Retry-After`; a 429 pauses every caller sharing the bucket;
-* turns the rest into the bridge's error classes (`bridge.errors`), never quoting the token.
+* throttles itself with a `TokenBucket`; what an answer means (retry, throttle, skip, fail) is
+  `whop/responses.py`'s table, and the retries are `bridge/retry.py`'s: `Retry-After` is honoured
+  and a 429 pauses every caller sharing the bucket;
+* never quotes the token in an error.
 """
 
 from __future__ import annotations
 
 import asyncio
-import email.utils
+import functools
 import logging
-import math
-import random
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import replace
 from datetime import UTC, datetime
 from importlib import metadata
 from types import TracebackType
@@ -30,40 +29,26 @@ from urllib.parse import quote
 import httpx
 from pydantic import BaseModel, ValidationError
 
-from bridge import metrics, reach
+from bridge import metrics, reach, retry
 from bridge.config import WHOP_API_VERSION_DATE
-from bridge.errors import AuthError, FatalError, RateLimited, RetryableError, SkippableError, Unreachable
+from bridge.errors import FatalError, SkippableError
 from bridge.limiter import TokenBucket
+from bridge.retry import Action, Failure, RetryPolicy, parse_retry_after
+from bridge.whop import responses
 from bridge.whop.auth import TokenProvider
 from bridge.whop.models import Member, Membership, Page, PageInfo, Payment, Plan, Product
+from bridge.whop.responses import NotFound
 
 __all__ = ["BadId", "NotFound", "WhopClient", "WhopResponseError", "is_whop_id", "parse_retry_after"]
 
 log = logging.getLogger(__name__)
 
 API_PREFIX = "/api/v1"
-RETRY_STATUSES = frozenset({408, 429, 500, 502, 503, 504})
-MAX_BACKOFF = 60.0
-# A Retry-After longer than this is not slept through inside a request: the caller gets
-# RateLimited(retry_after=...) and can reschedule the whole job instead.
-MAX_RETRY_AFTER = 300.0
 DEFAULT_PAGE_SIZE = 100
+# Failures with no HTTP answer that a retry may fix (the rest of httpx's are a wrong URL).
+NETWORK_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 M = TypeVar("M", bound=BaseModel)
-
-
-@dataclass(frozen=True)
-class _Failure:
-    """One attempt that failed in a way a retry may fix."""
-
-    problem: str  # for the log and the final error; never holds the token
-    status: int | None = None  # None: no answer at all (timeout, network error)
-    retry_after: float | None = None  # what the server asked for, in seconds
-    unreachable: Unreachable | None = None  # no connection before Whop ever answered this client
-
-
-class NotFound(SkippableError):
-    """Whop answered 404: the object is gone (or never belonged to this account)."""
 
 
 class BadId(SkippableError):
@@ -96,34 +81,6 @@ def _version() -> str:
 USER_AGENT = f"whop-twenty-bridge/{_version()} httpx/{httpx.__version__}"
 
 
-def parse_retry_after(headers: Mapping[str, str], now: datetime) -> float | None:
-    """Seconds to wait from `Retry-After` (seconds or an HTTP date) or `retry-after-ms`."""
-    millis = headers.get("retry-after-ms")
-    if millis:
-        try:
-            value = float(millis)
-        except ValueError:
-            value = math.nan
-        if math.isfinite(value):
-            return max(0.0, value / 1000)
-    raw = headers.get("retry-after")
-    if not raw:
-        return None
-    try:
-        seconds = float(raw)
-    except ValueError:
-        pass
-    else:
-        return max(0.0, seconds) if math.isfinite(seconds) else None
-    try:
-        when = email.utils.parsedate_to_datetime(raw)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 def _encode_params(params: Mapping[str, Any]) -> httpx.QueryParams:
     """Query pairs as Whop reads them: arrays repeat the key, booleans are lower-case."""
     pairs: list[tuple[str, str | int | float | bool | None]] = []
@@ -153,9 +110,6 @@ def _param_text(value: Any) -> str:
     return str(value)
 
 
-_PERMISSION_RE = re.compile(r"\b[a-z_]+(?::[a-z_]+){1,3}\b")
-
-
 class WhopClient:
     """Async Whop REST client for one company (`biz_…`)."""
 
@@ -167,11 +121,12 @@ class WhopClient:
         *,
         http: httpx.AsyncClient | None = None,
         requests_per_second: float = 8.0,
-        max_retries: int = 6,
+        max_retries: int | None = None,
         timeout: float = 30.0,
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         limiter: TokenBucket | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         if not company_id:
             raise ValueError("company_id is required: every list call is scoped to it")
@@ -185,15 +140,12 @@ class WhopClient:
         self._answered = False  # until Whop first answers, a refused connection is not retried for long
         # A client made here (optionally over an injected transport) is closed by `close()`.
         self._http = http if http is not None else httpx.AsyncClient(timeout=self._timeout, transport=transport)
-        self._max_retries = max(0, max_retries)
-        self._sleep = sleep
+        attempts = retry.DEFAULT.attempts if max_retries is None else 1 + max(0, max_retries)
+        self.retry = retry_policy or retry.DEFAULT.replace(attempts=attempts, sleep=sleep)
         # Several clients on one credential may share a limiter; by default each has its own,
         # with a burst of one second's worth of requests.
         self.limiter = limiter or TokenBucket(requests_per_second, max(1.0, requests_per_second), sleep=sleep)
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "rate_limited": 0}
-        # Seams for tests: jitter source and wall clock (for Retry-After HTTP dates).
-        self._random: Callable[[], float] = random.random
-        self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._variants = True  # plans are read as variants until the server shows it has none
 
     # Lifecycle ----------------------------------------------------------------------------
@@ -215,10 +167,6 @@ class WhopClient:
 
     # Core request loop --------------------------------------------------------------------
 
-    def _backoff(self, attempt: int) -> float:
-        """1 s, 2 s, 4 s … capped at 60 s, minus up to 20 % jitter so clients spread out."""
-        return min(MAX_BACKOFF, 2.0**attempt) * (1.0 - 0.2 * self._random())
-
     async def request(
         self,
         method: str,
@@ -236,31 +184,59 @@ class WhopClient:
         url = f"{self._base_url}{API_PREFIX}{path}"
         what = f"{method} {API_PREFIX}{path}"
         query = _encode_params(params or {})
-        attempt = 0
-        refreshed = False
-        while True:
-            await self.limiter.acquire()
-            token = await self._tokens.token()
-            answer = await self._send(method, url, query, token, json)
-            if isinstance(answer, _Failure):
-                failure = answer
-            elif 200 <= answer.status_code < 300:
-                return _decode(answer, what)
-            elif answer.status_code == 401 and not refreshed:
-                # One refresh per call: an OAuth provider swaps the token; a static key raises
-                # AuthError itself.
-                refreshed = True
-                await self._tokens.invalidate(token)
-                continue
-            else:
-                failure = self._refusal(answer, what, key, token)
-            await self._wait_to_retry(failure, attempt, what)
-            attempt += 1
+        asked = responses.Answer(what, key=key, url=self._base_url)
+        refreshed = False  # one token refresh per call, not per attempt
+
+        async def attempt() -> Any:
+            nonlocal refreshed
+            while True:
+                await self.limiter.acquire()
+                token = await self._tokens.token()
+                try:
+                    response = await self._send(method, url, query, token, json)
+                except NETWORK_ERRORS as exc:
+                    words = _scrub(f"{type(exc).__name__}: {exc}", token)
+                    gone = replace(asked, first_contact=not self._answered)
+                    return self._classify(responses.from_network(gone, exc, words))
+                self._answered = True
+                if response.status_code == 401 and not refreshed:
+                    # An OAuth provider swaps the token; a static key raises AuthError itself.
+                    refreshed = True
+                    await self._tokens.invalidate(token)
+                    continue
+                if response.is_success:
+                    try:
+                        return _decode(response)
+                    except ValueError:
+                        pass
+                retry_after = None if response.is_success else self.retry.retry_after(response.headers)
+                answer = responses.from_response(
+                    asked,
+                    response,
+                    retry_after=retry_after,
+                    json=not response.is_success,
+                    scrub=functools.partial(_scrub, token=token),
+                )
+                return self._classify(answer)
+
+        return await retry.call(
+            attempt, self.retry, what=f"Whop {what}", pause=self.limiter.pause, on_retry=self._count_retry
+        )
+
+    def _classify(self, answer: responses.Answer) -> Failure:
+        failure = responses.classify(answer)
+        if failure.action is Action.THROTTLE:
+            self.stats["rate_limited"] += 1
+            metrics.API_THROTTLED.labels("whop").inc()
+        return failure
+
+    def _count_retry(self, _: Failure) -> None:
+        self.stats["retries"] += 1
 
     async def _send(
         self, method: str, url: str, query: httpx.QueryParams, token: str, body: Mapping[str, Any] | None = None
-    ) -> httpx.Response | _Failure:
-        """One HTTP call; a timeout or network error comes back as a `_Failure` to retry."""
+    ) -> httpx.Response:
+        """One HTTP call."""
         headers = {
             "Authorization": f"Bearer {token}",
             "Api-Version-Date": WHOP_API_VERSION_DATE,
@@ -268,71 +244,12 @@ class WhopClient:
             "Accept": "application/json",
         }
         self.stats["requests"] += 1
-        try:
-            with metrics.API_SECONDS.labels("whop").time():
-                response = await self._http.request(
-                    method, url, params=query, headers=headers, json=body, timeout=self._timeout
-                )
-            metrics.API_CALLS.labels("whop", method.lower()).inc()
-        except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-            failure = _Failure(_scrub(f"{type(exc).__name__}: {exc}", token))
-            if not self._answered and isinstance(exc, reach.CONNECT_FAILURES):
-                unreachable = reach.unreachable("Whop", self._base_url, "WHOP_API_URL", exc)
-                if isinstance(exc, httpx.ConnectTimeout):  # it already waited the connect timeout
-                    raise unreachable from None
-                return _Failure(failure.problem, unreachable=unreachable)
-            return failure
-        self._answered = True
+        with metrics.API_SECONDS.labels("whop").time():
+            response = await self._http.request(
+                method, url, params=query, headers=headers, json=body, timeout=self._timeout
+            )
+        metrics.API_CALLS.labels("whop", method.lower()).inc()
         return response
-
-    def _refusal(self, response: httpx.Response, what: str, key: str | None, token: str) -> _Failure:
-        """Raise for a non-2xx answer a retry cannot fix; describe one it may (408/429/5xx)."""
-        status = response.status_code
-        message = _scrub(_whop_message(response), token)
-        if status == 401:
-            raise AuthError(f"Whop rejected the credentials (401) on {what}: {message}")
-        if status == 403:
-            raise AuthError(_forbidden_text(what, message))
-        if status == 404:
-            raise NotFound(f"Whop has no such object (404) on {what}", key=key)
-        if status not in RETRY_STATUSES:
-            raise FatalError(f"Whop refused {what} ({status}): {message}")
-        retry_after = parse_retry_after(response.headers, self._now())
-        if status == 429:
-            self.stats["rate_limited"] += 1
-            metrics.API_THROTTLED.labels("whop").inc()
-            if retry_after is not None and retry_after > MAX_RETRY_AFTER:
-                raise RateLimited(f"Whop asked to wait {retry_after:.0f} s on {what}", retry_after=retry_after)
-        return _Failure(f"HTTP {status}: {message}", status=status, retry_after=retry_after)
-
-    async def _wait_to_retry(self, failure: _Failure, attempt: int, what: str) -> None:
-        """Back off before retry `attempt + 1`, or raise once the retries are spent."""
-        wait = failure.retry_after if failure.retry_after is not None else self._backoff(attempt)
-        wait = min(wait, MAX_RETRY_AFTER)
-        throttled = failure.status == 429
-        if throttled:
-            # Everyone sharing the bucket pauses, even if this call gives up now; this caller
-            # waits in its next acquire().
-            self.limiter.penalize(wait)
-        if failure.unreachable is not None and attempt >= min(self._max_retries, reach.FIRST_CONTACT_RETRIES):
-            raise failure.unreachable
-        if attempt >= self._max_retries:
-            text = f"Whop {what} still failing after {attempt} retries: {failure.problem}"
-            if throttled:
-                raise RateLimited(text, retry_after=failure.retry_after)
-            raise RetryableError(text)
-        self.stats["retries"] += 1
-        # Retries of a first contact are quick and end in one clear error: no warning for each.
-        log.log(
-            logging.INFO if failure.unreachable else logging.WARNING,
-            "Whop %s: %s; retry %d in %.1f s",
-            what,
-            failure.problem,
-            attempt + 1,
-            wait,
-        )
-        if not throttled:
-            await self._sleep(wait)
 
     async def _get_object(self, path: str, model: type[M], key: str) -> M:
         body = await self.request("GET", path, key=key)
@@ -487,41 +404,11 @@ def _scrub(text: str, token: str) -> str:
     return text.replace(token, "***") if token else text
 
 
-def _decode(response: httpx.Response, what: str) -> Any:
+def _decode(response: httpx.Response) -> Any:
+    """A 2xx body: None when empty; ValueError when it is not JSON (the table decides)."""
     if not response.content:
         return None
-    try:
-        return response.json()
-    except ValueError:
-        # A 2xx that is not JSON is usually a proxy or a maintenance page: worth a later retry.
-        raise RetryableError(f"Whop answered {what} with a body that is not JSON") from None
-
-
-def _whop_message(response: httpx.Response) -> str:
-    """Whop's own words from an error body (`{"error":{"type","message"}}` and variants)."""
-    try:
-        body = response.json()
-    except ValueError:
-        text = response.text.strip()
-        return text[:300] if text else response.reason_phrase
-    message: Any = None
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict):
-            message = error.get("message") or error.get("type")
-        elif isinstance(error, str):
-            description = body.get("error_description")
-            message = f"{error}: {description}" if description else error
-        message = message or body.get("message")
-    text = str(message) if message else str(body)
-    return text[:300]
-
-
-def _forbidden_text(what: str, message: str) -> str:
-    match = _PERMISSION_RE.search(message)
-    if match:
-        return f"Whop refused {what} (403): the connection lacks the permission {match.group(0)} ({message})"
-    return f"Whop refused {what} (403): {message}"
+    return response.json()
 
 
 def _as_dict(body: Any, what: str) -> dict[str, Any]:

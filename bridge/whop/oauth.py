@@ -4,11 +4,12 @@ Facts from research/whop-api.md §1: endpoints under `<WHOP_API_URL>/oauth/`, JS
 PKCE S256 only, `nonce` required with `openid`, access tokens live one hour and refresh tokens
 rotate on every use. A confidential server sends both the PKCE verifier and its client secret.
 
-Errors map onto the bridge's classes so callers can act on them:
-
-* `invalid_grant` (spent, expired or revoked code / refresh token) → `NeedsReconnect`;
-* 429 → `RateLimited` with the `Retry-After` seconds, other 5xx / network → `RetryableError`;
-* anything else (bad client, bad request, odd body) → `AuthError`.
+What an answer means is `whop/responses.py`'s table, the REST client's too: `invalid_grant` (a
+spent, expired or revoked code or refresh token) → `NeedsReconnect`; a 429 or `rate_limit_exceeded`
+→ waited out in place when short, else `RateLimited` with the `Retry-After` seconds; 5xx and
+network errors → `RetryableError`, retried in place for reads only; any other refusal → `AuthError`.
+A person may be waiting on the callback page, so these calls try three times and never wait more
+than 10 s inside one.
 
 No message ever carries a token, a code, a verifier or the client secret.
 """
@@ -30,9 +31,12 @@ from urllib.parse import urlencode
 
 import httpx
 
+from bridge import retry
 from bridge.config import WHOP_API_VERSION_DATE, Settings
-from bridge.errors import AuthError, ConfigError, NeedsReconnect, RateLimited, RetryableError
-from bridge.whop.client import USER_AGENT, parse_retry_after
+from bridge.errors import AuthError, ConfigError
+from bridge.retry import RetryPolicy
+from bridge.whop import responses
+from bridge.whop.client import NETWORK_ERRORS, USER_AGENT
 
 __all__ = [
     "DEFAULT_SCOPES",
@@ -63,13 +67,8 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "developer:manage_webhook",
 )
 CALLBACK_PATH = "/oauth/callback"
-# 429s are retried in place this many times when the wait is short; longer waits go to the caller.
-MAX_429_RETRIES = 2
-MAX_INLINE_WAIT = 10.0
-# Idempotent GETs (userinfo, accounts) are also retried on 5xx/network errors. Token POSTs are
-# not: a refresh that reached Whop may already have rotated the token, and repeating it with
-# the spent one would turn a blip into "needs reconnect".
-MAX_GET_RETRIES = 2
+# A person may be waiting on the page: three tries, and no wait inside a call longer than this.
+RETRY = retry.DEFAULT.replace(attempts=3, longest_wait=10.0)
 
 
 # PKCE, state, nonce ----------------------------------------------------------------------------
@@ -174,6 +173,7 @@ class WhopOAuth:
         timeout: float = 20.0,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
+        retry_policy: RetryPolicy | None = None,
     ) -> None:
         if not client_id:
             raise ConfigError("WHOP_CLIENT_ID", "is not set")
@@ -184,7 +184,7 @@ class WhopOAuth:
         self._transport = transport
         self._timeout = timeout
         self._clock = clock
-        self._sleep = sleep
+        self.retry = retry_policy or RETRY.replace(sleep=sleep, now=clock)
 
     def __repr__(self) -> str:
         return f"WhopOAuth(base_url={self.base_url!r}, client_id={self.client_id!r}, client_secret=***)"
@@ -248,7 +248,7 @@ class WhopOAuth:
             "code_verifier": code_verifier,
             **self._client_auth(),
         }
-        data = await self._post("/oauth/token", body, what="code exchange")
+        data = await self._post("/oauth/token", body, what="the code exchange")
         return TokenSet.from_response(data, self._clock())
 
     async def refresh(self, refresh_token: str, *, company_id: str | None = None) -> TokenSet:
@@ -256,17 +256,17 @@ class WhopOAuth:
         body = {"grant_type": "refresh_token", "refresh_token": refresh_token, **self._client_auth()}
         if company_id:  # Whop wants it on every refresh when it was sent at authorize time
             body["company_id"] = company_id
-        data = await self._post("/oauth/token", body, what="token refresh")
+        data = await self._post("/oauth/token", body, what="the token refresh")
         return TokenSet.from_response(data, self._clock())
 
     async def revoke(self, token: str) -> None:
         """Revoke a refresh token (and with it the grant). Unknown tokens are not an error."""
-        await self._post("/oauth/revoke", {"token": token, **self._client_auth()}, what="revoke")
+        await self._post("/oauth/revoke", {"token": token, **self._client_auth()}, what="the revoke")
 
     # Resource calls ----------------------------------------------------------------------------------
 
     async def userinfo(self, access_token: str) -> dict[str, Any]:
-        data = await self._get("/oauth/userinfo", access_token, what="userinfo")
+        data = await self._get("/oauth/userinfo", access_token, what="the userinfo")
         if not isinstance(data, dict) or not data.get("sub"):
             raise AuthError("Whop's userinfo answer has no subject")
         return data
@@ -277,7 +277,7 @@ class WhopOAuth:
         after: str | None = None
         for _ in range(max_pages):
             params = {"first": "100", **({"after": after} if after else {})}
-            data = await self._get("/api/v1/accounts", access_token, what="accounts", params=params)
+            data = await self._get("/api/v1/accounts", access_token, what="the accounts read", params=params)
             if not isinstance(data, dict) or not isinstance(data.get("data"), list):
                 raise AuthError("Whop's accounts answer is not a list")
             found.extend(a for a in data["data"] if isinstance(a, dict) and a.get("id"))
@@ -315,62 +315,25 @@ class WhopOAuth:
         params: dict[str, str] | None = None,
     ) -> Any:
         url = f"{self.base_url}{path}"
-        rate_limited = 0
-        failures = 0
-        while True:
+        asked = responses.Answer(what, oauth=True, idempotent=idempotent, url=self.base_url)
+
+        async def attempt() -> Any:
             try:
                 async with self._http() as http:
                     response = await http.request(method, url, json=json_body, headers=headers, params=params)
-            except (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError) as exc:
-                if idempotent and failures < MAX_GET_RETRIES:
-                    failures += 1
-                    await self._sleep(float(2**failures))
-                    continue
-                raise RetryableError(f"Whop {what} failed: {type(exc).__name__}") from None
-            status = response.status_code
-            if 200 <= status < 300:
+            except NETWORK_ERRORS as exc:
+                # Only the class: the text of a failed request may quote its body.
+                return responses.classify(responses.from_network(asked, exc, type(exc).__name__))
+            if response.is_success:
                 if not response.content:
                     return {}
                 try:
                     return response.json()
                 except ValueError:
-                    raise AuthError(f"Whop {what} answered {status} with a body that is not JSON") from None
-            error, description = _oauth_error(response)
-            if status == 429:
-                retry_after = parse_retry_after(response.headers, self._clock())
-                wait = 1.0 if retry_after is None else retry_after
-                # A rate-limited request was not processed, so repeating it is safe even for a refresh.
-                if rate_limited < MAX_429_RETRIES and wait <= MAX_INLINE_WAIT:
-                    rate_limited += 1
-                    await self._sleep(wait)
-                    continue
-                raise RateLimited(f"Whop rate-limited the {what} (429)", retry_after=retry_after)
-            if status >= 500:
-                if idempotent and failures < MAX_GET_RETRIES:
-                    failures += 1
-                    await self._sleep(float(2**failures))
-                    continue
-                raise RetryableError(f"Whop {what} failed with HTTP {status}")
-            detail = f"{error}: {description}" if description else error
-            if error == "invalid_grant":
-                raise NeedsReconnect(f"Whop refused the {what} ({detail}); connect Whop again")
-            if error == "rate_limit_exceeded":
-                raise RateLimited(
-                    f"Whop rate-limited the {what}", retry_after=parse_retry_after(response.headers, self._clock())
-                )
-            raise AuthError(f"Whop refused the {what} (HTTP {status}, {detail})")
+                    pass
+            retry_after = None if response.is_success else self.retry.retry_after(response.headers)
+            return responses.classify(
+                responses.from_response(asked, response, retry_after=retry_after, json=not response.is_success)
+            )
 
-
-def _oauth_error(response: httpx.Response) -> tuple[str, str]:
-    """`(error, error_description)` of an OAuth error body; bounded, and never the request body."""
-    try:
-        data = response.json()
-    except ValueError:
-        return f"http_{response.status_code}", ""
-    if not isinstance(data, dict):
-        return f"http_{response.status_code}", ""
-    error = data.get("error")
-    if isinstance(error, dict):  # the REST API's {"error": {"type", "message"}} shape
-        return str(error.get("type") or f"http_{response.status_code}")[:64], str(error.get("message") or "")[:200]
-    description = data.get("error_description") or data.get("message") or ""
-    return str(error or f"http_{response.status_code}")[:64], str(description)[:200]
+        return await retry.call(attempt, self.retry, what=f"Whop {what}")

@@ -7,8 +7,10 @@ from typing import Any
 import httpx
 import pytest
 
-from bridge.errors import FatalError, RetryableError
-from bridge.twenty.data import PERSON, TwentyDataClient, WriteRules, classify_error
+from bridge import retry
+from bridge.errors import FatalError, RateLimited, RetryableError
+from bridge.twenty import responses
+from bridge.twenty.data import PERSON, TASK, TwentyDataClient, WriteRules
 from bridge.twenty.documents import Dialect
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
@@ -75,7 +77,7 @@ def test_a_not_null_violation_fails_at_once_instead_of_being_retried() -> None:
         "message": 'null value in column "whopUsername" of relation "person" violates not-null constraint',
         "extensions": {"code": "INTERNAL_SERVER_ERROR"},
     }
-    classified = classify_error(error, "upsert people")
+    classified = responses.classify(responses.from_errors(responses.Api.DATA, "upsert people", [error])).error
     assert isinstance(classified, FatalError) and not isinstance(classified, RetryableError)
     assert "whopUsername" in str(classified)
 
@@ -95,3 +97,100 @@ async def test_rules_read_before_provisioning_are_read_again_when_a_record_has_n
         await twenty.upsert(PERSON, [{"whopUserId": "user_1", "whopUsername": None}])
 
     assert [r["whopUsername"] for r in fake.records("people") if r.get("whopUserId") == "user_1"] == [""]
+
+
+class Budget:
+    """A budget that lets every call through and records the pauses asked of it."""
+
+    def __init__(self) -> None:
+        self.pauses: list[float] = []
+
+    async def acquire(self, tokens: float = 1) -> None:
+        return None
+
+    async def pause(self, seconds: float) -> None:
+        self.pauses.append(seconds)
+
+
+async def test_a_throttled_write_pauses_the_budget_longer_each_time_then_gives_up() -> None:
+    """Twenty says no Retry-After: each refusal pauses everyone for one request's refill (0.6 s at
+    100 a minute) plus the doubling backoff (its jitter fixed at half here), and the call never
+    sleeps on its own. Before: a flat 1.2-2.2 s, so a workspace another integration drained
+    failed the sync after ~15 s."""
+    fake = FakeTwenty(api_key=KEY, rate_limit_per_minute=1, clock=lambda: 0.0)  # never refills
+    budget, sleeps = Budget(), []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    policy = retry.DEFAULT.replace(sleep=sleep, random=lambda: 0.5)
+    transport = httpx.ASGITransport(app=fake)
+    rules = WriteRules(Dialect.V2, {})
+    async with TwentyDataClient(
+        "http://twenty.test", KEY, transport=transport, limiter=budget, retry_policy=policy, rules=rules
+    ) as twenty:
+        await twenty.find(TASK, {})  # the one request the minute allows
+        with pytest.raises(RateLimited):
+            await twenty.upsert(TASK, [{"title": "Call Ann"}])
+    ceilings = [1, 2, 4, 8, 16, 32, 60, 60]
+    assert budget.pauses == pytest.approx([0.6 + c / 2 for c in ceilings])
+    assert sleeps == [] and twenty.stats.throttled == 8 and fake.stats.throttled == 8
+
+
+@pytest.mark.parametrize(
+    ("answer", "words"),
+    [
+        # 1.x's refusal of null in a TEXT column, whatever the status: the batch is refused again.
+        (
+            httpx.Response(
+                500,
+                json={
+                    "errors": [
+                        {
+                            "message": 'null value in column "whopUsername" violates not-null constraint',
+                            "extensions": {"code": "INTERNAL_SERVER_ERROR"},
+                        }
+                    ]
+                },
+            ),
+            "not-null",
+        ),
+        # A page that is not GraphQL: a wrong TWENTY_URL, not a blip.
+        (httpx.Response(200, text="<!doctype html><title>Twenty</title>"), "is TWENTY_URL right?"),
+    ],
+)
+async def test_an_answer_that_would_be_the_same_again_fails_at_once(answer: httpx.Response, words: str) -> None:
+    calls: list[httpx.Request] = []
+
+    def reply(request: httpx.Request) -> httpx.Response:
+        calls.append(request)
+        return answer
+
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    async with TwentyDataClient(
+        "http://twenty.test", KEY, transport=httpx.MockTransport(reply), sleep=sleep, rules=WriteRules(Dialect.V2, {})
+    ) as twenty:
+        with pytest.raises(FatalError, match=words):
+            await twenty.upsert(PERSON, [{"whopUserId": "user_1", "whopUsername": None}])
+    assert len(calls) == 1 and sleeps == []
+
+
+async def test_twentys_cache_flush_is_retried_once_and_the_write_goes_through() -> None:
+    fake = FakeTwenty(api_key=KEY)
+    fake.flush_cache()
+    sleeps: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        sleeps.append(seconds)
+
+    transport = httpx.ASGITransport(app=fake)
+    async with TwentyDataClient(
+        "http://twenty.test", KEY, transport=transport, sleep=sleep, rules=WriteRules(Dialect.V2, {})
+    ) as twenty:
+        answer = await twenty.upsert(TASK, [{"title": "Call Ann"}])
+    assert [r["title"] for r in answer] == ["Call Ann"]
+    assert len(sleeps) == 1 and twenty.stats.retries == 1

@@ -12,6 +12,7 @@ import httpx
 import pytest
 import respx
 
+from bridge import retry
 from bridge.config import WHOP_API_VERSION_DATE
 from bridge.errors import AuthError, FatalError, RateLimited, RetryableError, SkippableError
 from bridge.limiter import TokenBucket
@@ -79,11 +80,21 @@ async def client(time: FakeTime) -> AsyncIterator[WhopClient]:
         yield whop
 
 
-def make_client(time: FakeTime, tokens: TokenProvider | None = None, **kwargs: Any) -> WhopClient:
+def make_client(
+    time: FakeTime,
+    tokens: TokenProvider | None = None,
+    *,
+    max_retries: int | None = None,
+    now: datetime | None = None,
+    **kwargs: Any,
+) -> WhopClient:
     limiter = kwargs.pop("limiter", None) or TokenBucket(1000, 1000, clock=time.clock, sleep=time.sleep)
-    whop = WhopClient(BASE, tokens or StaticToken(KEY), COMPANY, sleep=time.sleep, limiter=limiter, **kwargs)
-    whop._random = lambda: 0.5  # jitter fixed at 10 %
-    return whop
+    policy = retry.DEFAULT.replace(sleep=time.sleep, random=lambda: 0.5)  # jitter fixed at half the ceiling
+    if max_retries is not None:
+        policy = policy.replace(attempts=1 + max_retries)
+    if now is not None:
+        policy = policy.replace(now=lambda: now)
+    return WhopClient(BASE, tokens or StaticToken(KEY), COMPANY, limiter=limiter, retry_policy=policy, **kwargs)
 
 
 def ok(body: Any) -> httpx.Response:
@@ -301,9 +312,9 @@ async def test_retry_after_seconds_is_honoured(router: respx.MockRouter, client:
     assert client.stats == {"requests": 2, "retries": 1, "rate_limited": 1}
 
 
-async def test_retry_after_http_date_is_honoured(router: respx.MockRouter, client: WhopClient, time: FakeTime) -> None:
+async def test_retry_after_http_date_is_honoured(router: respx.MockRouter, time: FakeTime) -> None:
     now = datetime(2026, 10, 20, 12, tzinfo=UTC)
-    client._now = lambda: now
+    client = make_client(time, now=now)
     when = format_datetime(now + timedelta(seconds=30), usegmt=True)
     router.get("/api/v1/products/prod_1").mock(
         side_effect=[httpx.Response(503, headers={"Retry-After": when}), ok({"id": "prod_1"})]
@@ -338,7 +349,7 @@ async def test_5xx_is_retried_with_exponential_backoff(
     )
     member = await client.get_member("mber_1")
     assert member.id == "mber_Zx81QwLk5Tn0B"
-    assert time.sleeps == pytest.approx([0.9, 1.8, 3.6])  # 1, 2, 4 s less 10 % jitter
+    assert time.sleeps == pytest.approx([0.5, 1.0, 2.0])  # up to 1, 2, 4 s: full jitter, fixed at half
     assert client.stats["retries"] == 3
 
 
@@ -357,7 +368,7 @@ async def test_network_errors_are_retried(
 ) -> None:
     router.get("/api/v1/variants/plan_1").mock(side_effect=[error, ok({"id": "plan_1"})])
     assert (await client.get_plan("plan_1")).id == "plan_1"
-    assert time.sleeps == pytest.approx([0.9])
+    assert time.sleeps == pytest.approx([0.5])
 
 
 async def test_408_is_retried(router: respx.MockRouter, client: WhopClient) -> None:
@@ -396,14 +407,46 @@ async def test_a_very_long_retry_after_is_handed_to_the_caller(
     assert time.sleeps == []  # not slept through inside the request
 
 
-async def test_backoff_is_capped(client: WhopClient) -> None:
-    client._random = lambda: 0.0
-    assert client._backoff(0) == 1.0
-    assert client._backoff(5) == 32.0
-    assert client._backoff(6) == 60.0
-    assert client._backoff(30) == 60.0
-    client._random = lambda: 0.999
-    assert 0.8 <= client._backoff(0) <= 1.0
+async def test_a_2xx_that_is_not_json_is_retried_in_place(
+    router: respx.MockRouter, client: WhopClient, time: FakeTime
+) -> None:
+    """Before: raised at once. A proxy's maintenance page passes like a 503."""
+    router.get("/api/v1/products/prod_1").mock(
+        side_effect=[httpx.Response(200, text="<html>maintenance</html>"), ok({"id": "prod_1"})]
+    )
+    assert (await client.get_product("prod_1")).id == "prod_1"
+    assert time.sleeps == pytest.approx([0.5])
+
+
+async def test_every_5xx_is_retried_not_only_500_to_504(
+    router: respx.MockRouter, client: WhopClient, time: FakeTime
+) -> None:
+    """Before: a 520 (a CDN's 'origin error') was fatal."""
+    router.get("/api/v1/products/prod_1").mock(side_effect=[httpx.Response(520), ok({"id": "prod_1"})])
+    assert (await client.get_product("prod_1")).id == "prod_1"
+    assert client.stats["retries"] == 1
+
+
+async def test_a_5xx_asking_for_a_very_long_wait_is_handed_to_the_caller(
+    router: respx.MockRouter, client: WhopClient, time: FakeTime
+) -> None:
+    """Before: slept 300 s inside the call. Now the job is rescheduled, as for a 429."""
+    route = router.get("/api/v1/products/prod_1").mock(
+        return_value=httpx.Response(503, headers={"Retry-After": "3600"})
+    )
+    with pytest.raises(RetryableError, match="503"):
+        await client.get_product("prod_1")
+    assert route.call_count == 1 and time.sleeps == []
+
+
+async def test_by_default_a_call_gets_the_policys_eight_tries(router: respx.MockRouter, time: FakeTime) -> None:
+    whop = WhopClient(
+        BASE, StaticToken(KEY), COMPANY, sleep=time.sleep, limiter=TokenBucket(1000, 1000, clock=time.clock)
+    )
+    route = router.get("/api/v1/products/prod_1").mock(return_value=httpx.Response(502))
+    with pytest.raises(RetryableError):
+        await whop.get_product("prod_1")
+    assert route.call_count == 8 and len(time.sleeps) == 7 and max(time.sleeps) <= 60
 
 
 async def test_the_limiter_paces_requests(router: respx.MockRouter, time: FakeTime) -> None:

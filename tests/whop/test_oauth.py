@@ -267,3 +267,46 @@ async def test_idempotent_reads_retry_5xx_and_network_errors(
     )
     assert (await mocked.userinfo("at"))["sub"] == "user_1"
     assert len(sleeps.calls) == 2
+
+
+@respx.mock(base_url=WHOP_URL)
+async def test_rate_limit_exceeded_in_any_status_is_waited_out_like_a_429(
+    respx_mock: respx.MockRouter, mocked: WhopOAuth, sleeps: Sleeps
+) -> None:
+    """Before: a `rate_limit_exceeded` with a status other than 429 was raised at once."""
+    respx_mock.post("/oauth/token").mock(
+        side_effect=[
+            httpx.Response(400, headers={"Retry-After": "1"}, json={"error": "rate_limit_exceeded"}),
+            httpx.Response(200, json={"access_token": "a", "refresh_token": "r", "expires_in": 3600}),
+        ]
+    )
+    assert (await mocked.refresh("rt")).access_token == "a"
+    assert sleeps.calls == [1.0]
+
+
+@respx.mock(base_url=WHOP_URL)
+async def test_a_page_that_is_not_json_is_a_blip_retried_only_where_repeating_is_safe(
+    respx_mock: respx.MockRouter, mocked: WhopOAuth, sleeps: Sleeps
+) -> None:
+    """Before: an AuthError. A proxy's page is not Whop refusing the grant; a refresh that may
+    have rotated the token is still never sent twice."""
+    page = httpx.Response(200, text="<html>maintenance</html>")
+    token = respx_mock.post("/oauth/token").mock(return_value=page)
+    with pytest.raises(RetryableError):
+        await mocked.refresh("rt")
+    assert token.call_count == 1
+    respx_mock.get("/oauth/userinfo").mock(side_effect=[page, httpx.Response(200, json={"sub": "user_1"})])
+    assert (await mocked.userinfo("at"))["sub"] == "user_1"
+    assert len(sleeps.calls) == 1
+
+
+@respx.mock(base_url=WHOP_URL)
+async def test_a_refresh_is_tried_three_times_at_most_while_a_person_waits(
+    respx_mock: respx.MockRouter, mocked: WhopOAuth, sleeps: Sleeps
+) -> None:
+    route = respx_mock.post("/oauth/token").respond(
+        429, headers={"Retry-After": "2"}, json={"error": "rate_limit_exceeded"}
+    )
+    with pytest.raises(RateLimited):
+        await mocked.refresh("rt")
+    assert route.call_count == 3 and sleeps.calls == [2.0, 2.0]
