@@ -57,12 +57,10 @@ from bridge.store import connections
 from bridge.store.db import create_engine
 from bridge.store.migrate import migrate
 from bridge.store.tables import connections as connections_table
-from bridge.twenty.metadata import MetadataClient
-from bridge.twenty.provision import provision
-from bridge.twenty.schema import load_data_model
 from bridge.whop.oauth import WhopOAuth, code_challenge, new_code_verifier
 from tests.fakes.twenty import FakeTwenty
 from tests.fakes.whop import FakeWhop, seed_company
+from tests.provisioned import provisioned_twenty
 from tests.web.conftest import BRIDGE_URL as CALLBACK_BASE
 from tests.web.conftest import authorization_code
 
@@ -92,7 +90,10 @@ class World:
 
 
 async def make_world(tmp_path: Path, dialect: str = "2.x", *, provisioned: bool = True) -> World:
-    twenty = FakeTwenty(dialect=dialect, api_key=TWENTY_SECRET)
+    if provisioned:
+        twenty = await provisioned_twenty(dialect, TWENTY_SECRET, PUBLIC)
+    else:
+        twenty = FakeTwenty(dialect=dialect, api_key=TWENTY_SECRET)
     whop = FakeWhop(
         api_key=WHOP_SECRET,
         client_id=CLIENT_ID,
@@ -101,9 +102,6 @@ async def make_world(tmp_path: Path, dialect: str = "2.x", *, provisioned: bool 
     )
     seed_company(whop, company_id=COMPANY, title=TITLE, members=3, products=1)
     transports = Transports(twenty=httpx.ASGITransport(app=twenty), whop=httpx.ASGITransport(app=whop))
-    if provisioned:
-        async with MetadataClient(TWENTY_URL, TWENTY_SECRET, transport=transports.twenty) as meta:
-            await provision(meta, load_data_model(), PUBLIC)
     database = f"sqlite:///{tmp_path}/bridge.db"
     await migrate(database)
     values = {

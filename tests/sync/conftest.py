@@ -1,4 +1,5 @@
-"""A Whop company and a provisioned Twenty workspace, both in-process, for sync tests."""
+"""A Whop company and a provisioned Twenty workspace (a copy of one provisioned per session),
+both in-process, for sync tests."""
 
 from __future__ import annotations
 
@@ -11,13 +12,11 @@ import pytest
 
 from bridge.config import Settings, load_settings
 from bridge.runtime import Runtime, Transports
-from bridge.twenty.metadata import MetadataClient
-from bridge.twenty.provision import provision
-from bridge.twenty.schema import load_data_model
 from bridge.whop.auth import StaticToken
 from bridge.whop.client import WhopClient
 from tests.fakes.twenty import FakeTwenty
 from tests.fakes.whop import FakeWhop, seed_company
+from tests.provisioned import provisioned_twenty
 
 TWENTY_KEY = "twenty-test-key"
 WHOP_KEY = "whop-test-key"
@@ -65,7 +64,7 @@ def micros(amount: Decimal) -> int:
 async def make_world(
     tmp_path: Any, dialect: str = "2.x", members: int = 40, memberships: int = 55, **settings: Any
 ) -> World:
-    twenty = FakeTwenty(dialect=dialect, api_key=TWENTY_KEY)
+    twenty = await provisioned_twenty(dialect, TWENTY_KEY)
     whop = FakeWhop(api_key=WHOP_KEY)
     seed_company(
         whop,
@@ -79,8 +78,6 @@ async def make_world(
     )
     seed_company(whop, company_id="biz_othercompany", title="Other Co", members=5, memberships=5, products=1, seed=8)
     transports = Transports(twenty=httpx.ASGITransport(app=twenty), whop=httpx.ASGITransport(app=whop))
-    async with MetadataClient("http://twenty.test", TWENTY_KEY, transport=transports.twenty) as meta:
-        await provision(meta, load_data_model(), "http://bridge.test")
     values = {
         "TWENTY_URL": "http://twenty.test",
         "TWENTY_API_KEY": TWENTY_KEY,
