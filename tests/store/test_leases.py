@@ -6,13 +6,64 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bridge.store import leases as leases_module
+from bridge.store.db import utcnow
 from bridge.store.leases import LeaseBusy, Leases, acquire, holder, release, renew
 from tests.store.conftest import one_engine
+
+
+class LeaseClock:
+    """The clock leases are stamped and judged by (Python's, not the database's): the test moves
+    it, so a lease expires when the test says, however slow the machine."""
+
+    def __init__(self) -> None:
+        self.now = utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> LeaseClock:
+    clock = LeaseClock()
+    monkeypatch.setattr(leases_module, "utcnow", clock)
+    return clock
+
+
+class Renewals:
+    """The keepers' renewals, one at a time: each keeper waits after a renewal until the test
+    lets it go on (`once`), so no renewal lands while the test judges the lease."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self._made: asyncio.Queue[None] = asyncio.Queue()
+        self._go_on = asyncio.Event()
+        real = leases_module.renew
+
+        async def renewing(*args: Any) -> bool:
+            renewed = await real(*args)
+            self._made.put_nowait(None)
+            await self._go_on.wait()
+            return renewed
+
+        monkeypatch.setattr(leases_module, "renew", renewing)
+
+    async def next(self) -> None:
+        """Wait for the next renewal; its keeper then waits."""
+        await asyncio.wait_for(self._made.get(), 30)
+
+    def once(self) -> None:
+        """Let a waiting keeper go on to its next renewal."""
+        self._go_on.set()
+        self._go_on.clear()
 
 
 async def test_exclusive_between_owners(engine: AsyncEngine) -> None:
@@ -31,10 +82,10 @@ async def test_exclusive_between_owners(engine: AsyncEngine) -> None:
     assert await acquire(engine, "reconcile:biz_1", "replica-b", 30)
 
 
-async def test_stealable_after_expiry(engine: AsyncEngine) -> None:
-    assert await acquire(engine, "job", "a", 0.05)
+async def test_stealable_after_expiry(engine: AsyncEngine, clock: LeaseClock) -> None:
+    assert await acquire(engine, "job", "a", 5)
     assert not await acquire(engine, "job", "b", 30)
-    await asyncio.sleep(0.1)
+    clock.advance(6)
     assert await holder(engine, "job") is None
     assert await acquire(engine, "job", "b", 30)
     # The old owner learns it lost the lease and cannot free b's.
@@ -75,9 +126,16 @@ async def test_a_held_lease_is_released_on_exit_even_when_the_body_fails(engine:
     assert await holder(engine, "ctx") is None
 
 
-async def test_the_keeper_renews_a_held_lease_past_its_ttl(engine: AsyncEngine) -> None:
+async def test_the_keeper_renews_a_held_lease_past_its_ttl(
+    engine: AsyncEngine, clock: LeaseClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    renewals = Renewals(monkeypatch)
     async with Leases(lambda: engine).hold("long", ttl=0.15):
-        await asyncio.sleep(0.35)  # more than twice the TTL
+        await renewals.next()
+        clock.advance(0.35)  # more than twice the TTL
+        renewals.once()
+        await renewals.next()
+        clock.advance(0.1)  # two thirds of the TTL since: the next renewal is due
         assert not await acquire(engine, "long", "b", 30)
     assert await acquire(engine, "long", "b", 30)
 
@@ -152,11 +210,16 @@ async def test_holders_in_one_process_are_served_in_the_order_they_asked(engine:
 
 
 async def test_a_lease_held_longer_than_its_ttl_is_kept(
-    engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
+    engine: AsyncEngine, make_engine: Callable[[], AsyncEngine], clock: LeaseClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    renewals = Renewals(monkeypatch)
     mine, other_process = Leases(lambda: engine), Leases(one_engine(make_engine))
     async with mine.hold("sync:biz_1", ttl=0.3) as held:
-        await asyncio.sleep(1.0)  # more than three TTLs
+        await renewals.next()
+        clock.advance(1.0)  # more than three TTLs
+        renewals.once()
+        await renewals.next()
+        clock.advance(0.2)  # two thirds of the TTL since: the next renewal is due
         with pytest.raises(LeaseBusy) as busy:
             async with other_process.hold("sync:biz_1", ttl=0.3):
                 pass
