@@ -56,6 +56,10 @@ EVENTS: tuple[str, ...] = (
     "product.created",
     "product.updated",
     "product.deleted",
+    # Moments a sales team acts on (bridge/sync/moments.py).
+    "invoice.past_due",
+    "invoice.paid",
+    "invoice.voided",
 )
 
 PERMISSION = "developer:manage_webhook"

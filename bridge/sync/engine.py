@@ -27,13 +27,15 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import metrics
-from bridge.errors import BridgeError, SkippableError
+from bridge.errors import AuthError, BridgeError, NeedsReconnect, SkippableError
 from bridge.logs import bound
 from bridge.store import runs as run_store
 from bridge.store.connections import get_connection
+from bridge.store.db import utcnow
 from bridge.store.leases import Leases
 from bridge.store.shadows import get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
 from bridge.sync import deletions, mapping
+from bridge.sync.moments import Moments, MomentSweep
 from bridge.sync.options import OptionGuard
 from bridge.sync.records import (
     PAYMENT_SHADOW,
@@ -130,6 +132,7 @@ class SyncEngine:
         self._checkpoint_lock = asyncio.Lock()
         self._payments: dict[str, LastPayment] = {}  # a dry run's last payment per membership
         self._reported: set[tuple[str, str]] = set()  # unreadable Whop records reported this run
+        self._sweep: MomentSweep | None = None  # moments seen in the membership pages
 
     # Run lifecycle --------------------------------------------------------------------------
 
@@ -178,6 +181,7 @@ class SyncEngine:
             await asyncio.gather(self._phase_products(), self._phase_payments(), self._phase_membership_facts())
             await self._phase_members()
             await self._phase_memberships()
+            await self._phase_moments()
             await self._phase_payment_records(live)
         except (asyncio.CancelledError, KeyboardInterrupt):
             await asyncio.shield(run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync"))
@@ -459,6 +463,31 @@ class SyncEngine:
         await mark_gone(self.store, self.company_id, "opportunity", gone)
         log.info("marked %d membership(s) deleted at Whop", len(gone))
 
+    async def _moment_sweep(self) -> MomentSweep:
+        if self._sweep is None:
+            row = await get_connection(self.store, self.company_id)
+            moments = Moments(self.twenty, self.store, self.company_id)
+            self._sweep = MomentSweep(moments, since=row.connected_at if row else None, now=utcnow())
+        return self._sweep
+
+    async def _phase_moments(self) -> None:
+        """Tasks for moments the webhooks did not bring (bridge/sync/moments.py): memberships set
+        to cancel and trials ending (seen in the memberships phase), invoices past due."""
+        if self.options.dry_run:
+            return
+        sweep = await self._moment_sweep()
+        try:
+            for key, reason in await sweep.invoices(self.whop):
+                self.problems.append(Problem("task", key, reason))
+        except NeedsReconnect:
+            raise
+        except (AuthError, SkippableError) as exc:  # e.g. no invoice:basic:read: the rest goes on
+            self.problems.append(Problem("task", "-", f"invoices not read from Whop: {exc}"))
+        settled = await sweep.finish()
+        self.counts.setdefault("task", Counter()).update(settled.counts)
+        for key, error in settled.failed.items():
+            self.problems.append(Problem("task", key, f"moment not written: {error}", kind="failed"))
+
     async def _company_items(self) -> CompanyItems:
         if self._items is None:
             self._items = await CompanyItems.of(self.store, self.company_id, keep_facts=not self.options.dry_run)
@@ -476,6 +505,8 @@ class SyncEngine:
             plans=self._plans,
             facts=await self._company_items(),
         )
+        if not self.options.dry_run:
+            await (await self._moment_sweep()).see(memberships)
         return await build(memberships)
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:

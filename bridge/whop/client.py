@@ -35,7 +35,7 @@ from bridge.config import WHOP_API_VERSION_DATE
 from bridge.errors import AuthError, FatalError, RateLimited, RetryableError, SkippableError, Unreachable
 from bridge.limiter import TokenBucket
 from bridge.whop.auth import TokenProvider
-from bridge.whop.models import Member, Membership, Page, PageInfo, Payment, Plan, Product
+from bridge.whop.models import Invoice, Member, Membership, Page, PageInfo, Payment, Plan, Product
 
 __all__ = ["BadId", "NotFound", "WhopClient", "WhopResponseError", "is_whop_id", "parse_retry_after"]
 
@@ -390,6 +390,12 @@ class WhopClient:
     ) -> AsyncIterator[Page[Plan]]:
         return self.iter_pages("plans", Plan, after=after, first=page_size, **filters)
 
+    def list_invoices(
+        self, after: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+    ) -> AsyncIterator[Page[Invoice]]:
+        """Invoices (list items are a subset: no member, product or payment; retrieve for those)."""
+        return self.iter_pages("invoices", Invoice, after=after, first=page_size, **filters)
+
     # Single objects -----------------------------------------------------------------------
 
     async def get_product(self, product_id: str) -> Product:
@@ -403,6 +409,9 @@ class WhopClient:
 
     async def get_payment(self, payment_id: str) -> Payment:
         return await self._get_object("/payments/" + _segment(payment_id, "pay_"), Payment, payment_id)
+
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        return await self._get_object("/invoices/" + _segment(invoice_id, "inv_"), Invoice, invoice_id)
 
     async def get_plan(self, plan_id: str) -> Plan:
         """A plan, from `/variants` (current) or `/plans` (its deprecated alias, still served by

@@ -31,6 +31,7 @@ from pydantic import (
 
 __all__ = [
     "MAX_AMOUNT",
+    "Invoice",
     "Member",
     "Membership",
     "Money",
@@ -441,6 +442,59 @@ class Plan(_Tolerant):
     @classmethod
     def _lower_currency(cls, value: Any) -> str | None:
         return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+class Invoice(_Tolerant):
+    """A bill a company sent a customer (PY26 `types/invoice.py`). It names no membership: the
+    member, product and plan say whose it is; `payment` is set once a payment settled it."""
+
+    id: str
+    status: str | None = None  # draft, open, paid, past_due, uncollectible, void
+    number: str | None = None
+    company_id: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    member_id: str | None = None
+    product_id: str | None = None
+    product_title: str | None = None
+    plan_id: str | None = None
+    formatted_price: str | None = None  # the plan's price as Whop shows it ("$49.00")
+    payment_id: str | None = None
+    customer_name: str | None = None
+    email_address: str | None = None
+    pay_online_url: str | None = None
+    collection_method: str | None = None
+    payment_processing: bool = False
+    due_date: Timestamp = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "company_id", data.get("account_id"), _id_of(data.get("company")), _id_of(data.get("account")))
+        user = data.get("user")
+        _fill(data, "user_id", _id_of(user))
+        if isinstance(user, dict):
+            _fill(data, "user_name", user.get("name"), user.get("username"))
+        _fill(data, "member_id", _id_of(data.get("member")))
+        product = data.get("product")
+        _fill(data, "product_id", _id_of(product))
+        if isinstance(product, dict):
+            _fill(data, "product_title", product.get("title"))
+        plan = data.get("current_plan") or data.get("plan")
+        _fill(data, "plan_id", _id_of(plan))
+        if isinstance(plan, dict):
+            _fill(data, "formatted_price", plan.get("formatted_price"))
+        _fill(data, "payment_id", _id_of(data.get("payment")))
+        if data.get("payment_processing") is None:
+            data["payment_processing"] = False
+        for name in ("user", "member", "product", "plan", "current_plan", "payment", "company", "account"):
+            data.pop(name, None)
+        return data
 
 
 # Pages and webhooks -------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import Any
 from tests.fakes.whop._util import formatted, iso, legacy_number, money, period_label
 from tests.fakes.whop.store import (
     Company,
+    Invoice,
     Member,
     Membership,
     Payment,
@@ -19,6 +20,7 @@ from tests.fakes.whop.store import (
     Product,
     Record,
     User,
+    WaitlistEntry,
     WhopStore,
 )
 
@@ -470,6 +472,112 @@ def legacy_payment(store: WhopStore, p: Payment, *, show_email: bool = True) -> 
     }
 
 
+# ---- invoices and waitlist entries (one family: no legacy shape is documented) ---------------
+
+
+def _invoice_user(store: WhopStore, user_id: str | None, *, show_email: bool) -> dict[str, Any] | None:
+    user = store.users.get(user_id or "")
+    if user is None:
+        return None
+    return {"email": user.email if show_email else None, "id": user.id, "name": user.name, "username": user.username}
+
+
+def _invoice_plan(store: WhopStore, inv: Invoice) -> dict[str, Any]:
+    plan = store.plans.get(inv.plan_id)
+    currency = plan.currency if plan else "usd"
+    price = (plan.renewal_price if plan.plan_type == "renewal" else plan.initial_price) if plan else None
+    return {"currency": currency, "formatted_price": formatted(price, currency), "id": inv.plan_id}
+
+
+def native_invoice(store: WhopStore, inv: Invoice, *, show_email: bool = True) -> dict[str, Any]:
+    """PY26 `types/invoice.py` (retrieve, and the `invoice.*` webhooks' `data`)."""
+    plan = store.plans.get(inv.plan_id)
+    return {
+        "automatically_finalizes_at": None,
+        "charge_buyer_fee": inv.charge_buyer_fee,
+        "collection_method": inv.collection_method,
+        "company": {"id": inv.company_id},
+        "created_at": iso(inv.created_at),
+        "current_plan": {**_invoice_plan(store, inv), "description": plan.description if plan else None},
+        "customer_name": inv.customer_name,
+        "due_date": iso(inv.due_date),
+        "email_address": inv.email_address if show_email else None,
+        "fetch_invoice_token": f"fit_{inv.id}",
+        "id": inv.id,
+        "line_items": [],
+        "mailing_address": None,
+        "member": {"id": inv.member_id} if inv.member_id else None,
+        "number": inv.number,
+        "pay_online_url": f"https://whop.com/invoices/{inv.id}/pay",
+        "payment": {"id": inv.payment_id} if inv.payment_id else None,
+        "payment_processing": inv.payment_processing,
+        "product": {"id": inv.product_id, "title": _product_title(store, inv.product_id) or ""},
+        "status": inv.status,
+        "subscription_billing_anchor_at": None,
+        "updated_at": iso(inv.updated_at),
+        "user": _invoice_user(store, inv.user_id, show_email=show_email),
+    }
+
+
+def invoice_list_item(store: WhopStore, inv: Invoice, *, show_email: bool = True) -> dict[str, Any]:
+    """PY26 `types/invoice_list_item.py`: a subset (no company, member, product, payment or
+    updated_at), so a caller retrieves an invoice to learn whose it is."""
+    user = _invoice_user(store, inv.user_id, show_email=show_email)
+    return {
+        "created_at": iso(inv.created_at),
+        "current_plan": _invoice_plan(store, inv),
+        "due_date": iso(inv.due_date),
+        "email_address": inv.email_address if show_email else None,
+        "fetch_invoice_token": f"fit_{inv.id}",
+        "id": inv.id,
+        "line_items": [],
+        "number": inv.number,
+        "payment_processing": inv.payment_processing,
+        "status": inv.status,
+        "user": {k: v for k, v in user.items() if k != "email"} if user else None,
+    }
+
+
+def native_waitlist_entry(store: WhopStore, e: WaitlistEntry) -> dict[str, Any]:
+    """PY26 `types/waitlist_entry.py` (`/waitlist_entries` list and retrieve): flat ids."""
+    return {
+        "account_id": e.company_id,
+        "approval_failure_reason": e.approval_failure_reason,
+        "buyer_account_id": e.buyer_account_id,
+        "created_at": iso(e.created_at),
+        "custom_field_responses": [dict(r) for r in e.custom_field_responses],
+        "id": e.id,
+        "membership_id": e.membership_id,
+        "metadata": dict(e.metadata),
+        "plan_id": e.plan_id,
+        "product_id": e.product_id,
+        "status": e.status,
+        "updated_at": iso(e.updated_at),
+        "user_id": e.user_id,
+    }
+
+
+def entry_event_data(store: WhopStore, e: WaitlistEntry, *, show_email: bool = True) -> dict[str, Any]:
+    """PY26 `types/entry.py`, the `entry.*` webhooks' `data`: nested user, plan and product, no
+    account, no `updated_at` and no membership (so a receiver reads the signup again)."""
+    user = store.users[e.user_id]
+    status = e.status if e.status in ("drafted", "pending", "approved", "denied") else "denied"
+    return {
+        "created_at": iso(e.created_at),
+        "custom_field_responses": [dict(r) for r in e.custom_field_responses],
+        "id": e.id,
+        "plan": {"id": e.plan_id},
+        "product": {"id": e.product_id, "title": _product_title(store, e.product_id) or ""} if e.product_id else None,
+        "status": status,
+        "user": {
+            "email": user.email if show_email else None,
+            "id": user.id,
+            "name": user.name,
+            "username": user.username,
+        },
+    }
+
+
 # ---- dispatch ----------------------------------------------------------------------------
 
 
@@ -489,4 +597,16 @@ def render(store: WhopStore, record: Record, *, legacy: bool = False, show_email
         return native_account(store, record)
     if isinstance(record, User):
         return native_user(record, include_email=False)
+    if isinstance(record, Invoice):
+        return native_invoice(store, record, show_email=show_email)
+    if isinstance(record, WaitlistEntry):
+        return native_waitlist_entry(store, record)
     raise TypeError(f"cannot render {type(record).__name__}")
+
+
+def render_event(store: WhopStore, record: Record, *, legacy: bool = False) -> dict[str, Any]:
+    """A record as a webhook's `data` carries it: as the API renders it, except a waitlist
+    entry, which webhooks send in the older `Entry` shape."""
+    if isinstance(record, WaitlistEntry):
+        return entry_event_data(store, record)
+    return render(store, record, legacy=legacy)

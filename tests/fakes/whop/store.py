@@ -228,7 +228,51 @@ class Payment:
     updated_at: int = 0
 
 
-Record = User | Company | Product | Plan | Member | Membership | Payment
+@dataclass(kw_only=True)
+class Invoice:
+    """A bill sent to a customer (PY26 `types/invoice.py`). Whop's invoice names no membership;
+    `membership_id` is the fake's own note of which membership it bills (never rendered)."""
+
+    id: str
+    company_id: str
+    member_id: str | None
+    user_id: str | None
+    product_id: str
+    plan_id: str
+    membership_id: str | None = None
+    number: str = "0001"
+    status: str = "open"  # draft | open | paid | past_due | uncollectible | void
+    collection_method: str = "send_invoice"
+    due_date: int | None = None
+    payment_id: str | None = None
+    email_address: str | None = None
+    customer_name: str | None = None
+    charge_buyer_fee: bool = False
+    payment_processing: bool = False
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(kw_only=True)
+class WaitlistEntry:
+    """A signup for a waitlisted plan (PY26 `types/waitlist_entry.py`)."""
+
+    id: str
+    company_id: str
+    user_id: str
+    plan_id: str
+    product_id: str | None
+    status: str = "pending"  # pending | approved | denied | canceled
+    membership_id: str | None = None
+    buyer_account_id: str | None = None
+    approval_failure_reason: str | None = None
+    custom_field_responses: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: int = 0
+    updated_at: int = 0
+
+
+Record = User | Company | Product | Plan | Member | Membership | Payment | Invoice | WaitlistEntry
 
 
 @dataclass
@@ -256,6 +300,8 @@ class WhopStore:
         self.members: dict[str, Member] = {}
         self.memberships: dict[str, Membership] = {}
         self.payments: dict[str, Payment] = {}
+        self.invoices: dict[str, Invoice] = {}
+        self.waitlist_entries: dict[str, WaitlistEntry] = {}
         self.neighbor_company_id: str | None = None
         self._usernames: set[str] = set()
         self.ids = IdFactory(random.Random(id_seed))
@@ -287,6 +333,8 @@ class WhopStore:
             "mber_": self.members,
             "mem_": self.memberships,
             "pay_": self.payments,
+            "inv_": self.invoices,
+            "entry_": self.waitlist_entries,
         }
 
     def table_for(self, obj_id: str) -> dict[str, Any]:
@@ -752,3 +800,110 @@ class WhopStore:
 
     def delete_payment(self, pay_id: str) -> None:
         self._delete(self.payments, pay_id)
+
+    # ---- invoices and waitlists (moments a sales team acts on) ----------------------------
+    def add_invoice(
+        self,
+        membership_id: str,
+        *,
+        id: str | None = None,
+        status: str = "open",
+        due_date: TimeInput = None,
+        created_at: TimeInput = None,
+        **fields: Any,
+    ) -> Invoice:
+        """An invoice billing `membership_id`'s member for its plan (`send_invoice` by default)."""
+        with self.lock:
+            m = self.memberships[membership_id]
+            member = self.members.get(m.member_id or "")
+            inv_id = self._claim_id(id, "inv_")
+            coerced = self._coerce({"created_at": created_at if created_at is not None else self.clock(), **fields})
+            coerced.setdefault("updated_at", coerced["created_at"])
+            number = f"{len([i for i in self.invoices.values() if i.company_id == m.company_id]) + 1:04d}"
+            coerced.setdefault("number", number)
+            invoice = Invoice(
+                id=inv_id,
+                company_id=m.company_id,
+                member_id=m.member_id,
+                user_id=m.user_id,
+                product_id=m.product_id,
+                plan_id=m.plan_id,
+                membership_id=m.id,
+                status=status,
+                due_date=to_ms(due_date),
+                email_address=member.email if member else None,
+                customer_name=member.display_name if member else None,
+                **coerced,
+            )
+            self.invoices[inv_id] = invoice
+            self._touch()
+            return invoice
+
+    def update_invoice(self, inv_id: str, **changes: Any) -> Invoice:
+        """Change an invoice (e.g. `status="past_due"`, or `"paid"` with `payment_id`); bumps `updated_at`."""
+        if "due_date" in changes:
+            changes["due_date"] = to_ms(changes["due_date"])
+        result: Invoice = self._update(self.invoices, inv_id, changes, bump=True)
+        return result
+
+    def add_waitlist_entry(
+        self,
+        company_id: str,
+        plan_id: str,
+        *,
+        id: str | None = None,
+        user_id: str | None = None,
+        name: str | None = None,
+        email: str | None = None,
+        status: str = "pending",
+        created_at: TimeInput = None,
+        **fields: Any,
+    ) -> WaitlistEntry:
+        """A signup for `plan_id` by `user_id` (a new user, named `name`, when not given)."""
+        with self.lock:
+            plan = self.plans[plan_id]
+            if plan.company_id != company_id:
+                raise ValueError("the plan belongs to another company")
+            if user_id is None:
+                uname = self._unique_username(slugify(name or "waiter").replace("-", "") or "waiter")
+                user_id = self.add_user(username=uname, name=name, email=email or f"{uname}@example.com").id
+            elif user_id not in self.users:
+                raise KeyError(user_id)
+            entry_id = self._claim_id(id, "entry_")
+            coerced = self._coerce({"created_at": created_at if created_at is not None else self.clock(), **fields})
+            coerced.setdefault("updated_at", coerced["created_at"])
+            entry = WaitlistEntry(
+                id=entry_id,
+                company_id=company_id,
+                user_id=user_id,
+                plan_id=plan_id,
+                product_id=plan.product_id,
+                status=status,
+                **coerced,
+            )
+            self.waitlist_entries[entry_id] = entry
+            self._touch()
+            return entry
+
+    def approve_waitlist_entry(self, entry_id: str, *, membership_status: str = "active") -> Membership:
+        """What Whop's approval does: the user becomes a member (if not one yet) with a membership
+        on the plan, and the entry is `approved` and names it."""
+        with self.lock:
+            entry = self.waitlist_entries[entry_id]
+            member = next(
+                (m for m in self.members.values() if m.company_id == entry.company_id and m.user_id == entry.user_id),
+                None,
+            )
+            if member is None:
+                member = self.add_member(entry.company_id, user_id=entry.user_id)
+            membership = self.add_membership(member.id, entry.plan_id, status=membership_status)
+            self.update_waitlist_entry(entry_id, status="approved", membership_id=membership.id)
+            return membership
+
+    def update_waitlist_entry(self, entry_id: str, **changes: Any) -> WaitlistEntry:
+        result: WaitlistEntry = self._update(self.waitlist_entries, entry_id, changes, bump=True)
+        return result
+
+    def delete_waitlist_entry(self, entry_id: str) -> None:
+        """Gone from lists and retrieve (404), as after `entry.deleted`."""
+        self._delete(self.waitlist_entries, entry_id)
