@@ -60,6 +60,10 @@ EVENTS: tuple[str, ...] = (
     "invoice.past_due",
     "invoice.paid",
     "invoice.voided",
+    "entry.created",
+    "entry.approved",
+    "entry.denied",
+    "entry.deleted",
 )
 
 PERMISSION = "developer:manage_webhook"

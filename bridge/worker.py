@@ -38,7 +38,7 @@ from bridge.store import connections, inbox, leases
 from bridge.store.db import utcnow
 from bridge.store.inbox import InboxEvent
 from bridge.store.shadows import Shadow, get_shadows, put_shadows
-from bridge.sync import mapping, moments
+from bridge.sync import mapping, moments, waitlist
 from bridge.sync.options import OptionGuard
 from bridge.sync.records import (
     PAYMENT_SHADOW,
@@ -68,7 +68,14 @@ _UNSEEN = object()
 # Whop read only for a record the bridge already wrote for that company (see `_vet_hints`).
 SHADOW_OBJECTS = {"membership": "opportunity", "product": "whopProduct", "payment": "whopPayment"}
 # The id an event of each kind names: its Whop type prefix.
-ID_PREFIXES = {"membership": "mem_", "member": "mber_", "payment": "pay_", "product": "prod_", "invoice": "inv_"}
+ID_PREFIXES = {
+    "membership": "mem_",
+    "member": "mber_",
+    "payment": "pay_",
+    "product": "prod_",
+    "invoice": "inv_",
+    "entry": "entry_",
+}
 # Ids a usable payload may carry: each becomes a key or a Whop path later.
 HINT_IDS = ("id", "company_id", "membership_id", "member_id", "user_id", "product_id", "plan_id")
 ERROR_CHARS = 300  # an error names the problem; it does not quote a hostile payload
@@ -138,6 +145,7 @@ def _kind(event_type: str | None) -> str:
         "dispute_alert": "payment",
         "resolution_center_case": "payment",  # it names its payment, as a dispute does
         "invoice": "invoice",  # a Task while past due (bridge/sync/moments.py)
+        "entry": "entry",  # a waitlist signup (bridge/sync/waitlist.py)
         "product": "product",
     }.get(prefix, "")
 
@@ -447,8 +455,10 @@ class Applier:
         await self._guard(outcome, wanted["product"], self._products)
         await self._guard(outcome, wanted["member"], self._members)
         payment_memberships = await self._guard(outcome, wanted["payment"], self._payments)
+        # Waitlist signups before memberships: one approved becomes its membership's Opportunity.
+        entry_memberships = await self._guard(outcome, wanted["entry"], self._entries)
         memberships = dict(wanted["membership"])
-        for membership_id, event_ids in (payment_memberships or {}).items():
+        for membership_id, event_ids in [*(payment_memberships or {}).items(), *(entry_memberships or {}).items()]:
             memberships.setdefault(membership_id, []).extend(event_ids)
         await self._guard(outcome, memberships, self._memberships)
         await self._guard(outcome, memberships, self._membership_moments)
@@ -611,6 +621,7 @@ class Applier:
 
     async def _memberships(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         memberships = await self._fetch(self.whop.get_membership, ids, outcome, "membership")
+        await (await self._waitlist()).adopt(memberships)  # one made from a signup takes its lead
         self.membership_items.company = (await self._items()).company
         self.membership_items.facts = await self._items()
         items = await self.membership_items(memberships)
@@ -712,6 +723,41 @@ class Applier:
         settled = await self._moments().settle(wants)
         for key, exc in settled.failed.items():
             outcome.fail(ids.get(key.split(":", 1)[0], []), exc)
+
+    async def _entries(self, ids: dict[str, list[str]], outcome: Outcome) -> dict[str, list[str]]:
+        """Waitlist signups, read from Whop with this company's credentials: a lead, or the
+        membership it became (returned with its events, to be written in this pass)."""
+        read = await waitlist.read_entries(self.whop, self.company_id, list(ids))
+        for entry_id, error in read.failed.items():
+            outcome.fail(ids[entry_id], error, permanent=isinstance(error, str))
+        signups = await self._waitlist()
+        applied = await signups.apply(read.entries)
+        self._settle(applied.people, {}, {}, outcome)
+        self._settle(applied.leads, ids, {}, outcome)
+        for problem in applied.problems:
+            log.warning("%s %s: %s", problem.object, problem.key, problem.reason)
+        gone = await signups.gone(read.gone)
+        self._settle(gone, {k: ids[k] for k in read.gone}, {}, outcome)
+        marked = set(gone.twenty_ids) | {p.key for p in gone.problems}
+        for entry_id in read.gone:
+            if entry_id not in marked:
+                for event_id in ids[entry_id]:
+                    outcome.ignored[event_id] = f"waitlist entry {entry_id} is gone from Whop and was never a lead here"
+        converted: dict[str, list[str]] = {}
+        for entry_id, membership_id in applied.converted.items():
+            converted.setdefault(membership_id, []).extend(ids.get(entry_id, []))
+        return converted
+
+    async def _waitlist(self) -> waitlist.Waitlist:
+        return waitlist.Waitlist(
+            store=self.worker.store,
+            twenty=self.worker.twenty,
+            whop=self.whop,
+            items=await self._items(),
+            writer=lambda obj, shadow: self._writer(obj, shadow_name=shadow),
+            leases=self.worker.leases,
+            stage_policy=self.worker.settings.stage_policy,
+        )
 
     def _moments(self) -> moments.Moments:
         return moments.Moments(self.worker.twenty, self.worker.store, self.company_id)

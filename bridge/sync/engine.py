@@ -49,6 +49,7 @@ from bridge.sync.records import (
     payment_time,
 )
 from bridge.sync.tasks import has_task, upsert_task
+from bridge.sync.waitlist import Applied, Waitlist, read_entries
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient, WriteRules
 from bridge.whop.client import WhopClient
@@ -180,6 +181,7 @@ class SyncEngine:
             # Person is written once, with its revenue, rather than created then updated.
             await asyncio.gather(self._phase_products(), self._phase_payments(), self._phase_membership_facts())
             await self._phase_members()
+            await self._phase_waitlist()
             await self._phase_memberships()
             await self._phase_moments()
             await self._phase_payment_records(live)
@@ -463,6 +465,47 @@ class SyncEngine:
         await mark_gone(self.store, self.company_id, "opportunity", gone)
         log.info("marked %d membership(s) deleted at Whop", len(gone))
 
+    async def _phase_waitlist(self) -> None:
+        """Waitlist signups (bridge/sync/waitlist.py): leads, and the ones approved since become
+        their membership's Opportunity before the memberships phase writes it. Signups are few:
+        the phase keeps no cursor, and is done again by a resumed run."""
+        if self.options.dry_run or "waitlist" in self._checkpoint["done"]:
+            return
+        signups = Waitlist(
+            store=self.store,
+            twenty=self.twenty,
+            whop=self.whop,
+            items=await self._company_items(),
+            writer=lambda obj, shadow: self._writer(
+                obj, lambda r: self.guard.ensure(obj.singular, r), shadow_name=shadow
+            ),
+            leases=self.leases,
+            stage_policy=self.options.stage_policy,
+        )
+        listed: set[str] = set()
+        try:
+            async for page in self.whop.list_waitlist_entries(page_size=self.options.page_size):
+                listed.update(e.id for e in page.data)
+                self._record_waitlist(await signups.apply(page.data))
+            # Held but not listed: withdrawn (listed only when asked for) or deleted at Whop.
+            read = await read_entries(self.whop, self.company_id, sorted(await signups.held() - listed))
+            self._record_waitlist(await signups.apply(read.entries))
+            self._record("opportunity", await signups.gone(read.gone))
+            for key, error in read.failed.items():
+                self.problems.append(Problem("opportunity", key, f"waitlist entry not read: {error}", kind="failed"))
+        except NeedsReconnect:
+            raise
+        except (AuthError, SkippableError) as exc:  # e.g. no plan:waitlist:read: the rest goes on
+            self.problems.append(Problem("opportunity", "-", f"waitlist not read from Whop: {exc}"))
+        await self._save_cursor("waitlist", None, done=True)
+
+    def _record_waitlist(self, applied: Applied) -> None:
+        self._record("person", applied.people)
+        self._record("opportunity", applied.leads)
+        self.problems.extend(applied.problems)
+        if applied.converted:
+            self.counts.setdefault("opportunity", Counter())["converted"] += len(applied.converted)
+
     async def _moment_sweep(self) -> MomentSweep:
         if self._sweep is None:
             row = await get_connection(self.store, self.company_id)
@@ -484,7 +527,8 @@ class SyncEngine:
         except (AuthError, SkippableError) as exc:  # e.g. no invoice:basic:read: the rest goes on
             self.problems.append(Problem("task", "-", f"invoices not read from Whop: {exc}"))
         settled = await sweep.finish()
-        self.counts.setdefault("task", Counter()).update(settled.counts)
+        if settled.counts:
+            self.counts.setdefault("task", Counter()).update(settled.counts)
         for key, error in settled.failed.items():
             self.problems.append(Problem("task", key, f"moment not written: {error}", kind="failed"))
 

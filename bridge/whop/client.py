@@ -35,7 +35,18 @@ from bridge.config import WHOP_API_VERSION_DATE
 from bridge.errors import AuthError, FatalError, RateLimited, RetryableError, SkippableError, Unreachable
 from bridge.limiter import TokenBucket
 from bridge.whop.auth import TokenProvider
-from bridge.whop.models import Invoice, Member, Membership, Page, PageInfo, Payment, Plan, Product
+from bridge.whop.models import (
+    Invoice,
+    Member,
+    Membership,
+    Page,
+    PageInfo,
+    Payment,
+    Plan,
+    Product,
+    WaitlistEntry,
+    WhopUser,
+)
 
 __all__ = ["BadId", "NotFound", "WhopClient", "WhopResponseError", "is_whop_id", "parse_retry_after"]
 
@@ -396,6 +407,12 @@ class WhopClient:
         """Invoices (list items are a subset: no member, product or payment; retrieve for those)."""
         return self.iter_pages("invoices", Invoice, after=after, first=page_size, **filters)
 
+    def list_waitlist_entries(
+        self, after: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+    ) -> AsyncIterator[Page[WaitlistEntry]]:
+        """Waitlist signups (newest first; withdrawn ones only with `status="canceled"`)."""
+        return self.iter_pages("waitlist_entries", WaitlistEntry, after=after, first=page_size, **filters)
+
     # Single objects -----------------------------------------------------------------------
 
     async def get_product(self, product_id: str) -> Product:
@@ -412,6 +429,14 @@ class WhopClient:
 
     async def get_invoice(self, invoice_id: str) -> Invoice:
         return await self._get_object("/invoices/" + _segment(invoice_id, "inv_"), Invoice, invoice_id)
+
+    async def get_waitlist_entry(self, entry_id: str) -> WaitlistEntry:
+        path = "/waitlist_entries/" + _segment(entry_id, "entry_")
+        return await self._get_object(path, WaitlistEntry, entry_id)
+
+    async def get_user(self, user_id: str) -> WhopUser:
+        """A user's public profile (name, username; never the e-mail)."""
+        return await self._get_object("/users/" + _segment(user_id, "user_"), WhopUser, user_id)
 
     async def get_plan(self, plan_id: str) -> Plan:
         """A plan, from `/variants` (current) or `/plans` (its deprecated alias, still served by

@@ -40,6 +40,7 @@ __all__ = [
     "Payment",
     "Plan",
     "Product",
+    "WaitlistEntry",
     "WebhookEnvelope",
     "WhopUser",
 ]
@@ -493,6 +494,55 @@ class Invoice(_Tolerant):
         if data.get("payment_processing") is None:
             data["payment_processing"] = False
         for name in ("user", "member", "product", "plan", "current_plan", "payment", "company", "account"):
+            data.pop(name, None)
+        return data
+
+
+class WaitlistEntry(_Tolerant):
+    """A signup for a waitlisted plan: PY26 `types/waitlist_entry.py` (flat ids, as
+    `/waitlist_entries` answers) or `types/entry.py` (nested user, plan and product, as the
+    `entry.*` webhooks carry it, with no account, membership or `updated_at`)."""
+
+    id: str
+    status: str | None = None  # pending, approved, denied, canceled (drafted in webhooks)
+    company_id: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    username: str | None = None
+    plan_id: str | None = None
+    product_id: str | None = None
+    product_title: str | None = None
+    membership_id: str | None = None  # the membership approval made, once it did
+    approval_failure_reason: str | None = None
+    answers: list[tuple[str, str]] = Field(default_factory=list)  # (question, answer)
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "company_id", data.get("account_id"), _id_of(data.get("account")), _id_of(data.get("company")))
+        user = data.get("user")
+        _fill(data, "user_id", _id_of(user))
+        if isinstance(user, dict):
+            _fill(data, "user_name", user.get("name"))
+            _fill(data, "username", user.get("username"))
+        _fill(data, "plan_id", _id_of(data.get("plan")))
+        product = data.get("product")
+        _fill(data, "product_id", _id_of(product))
+        if isinstance(product, dict):
+            _fill(data, "product_title", product.get("title"))
+        _fill(data, "membership_id", _id_of(data.get("membership")))
+        responses = data.get("custom_field_responses")
+        data["answers"] = [
+            (str(r.get("question") or ""), str(r.get("answer") or ""))
+            for r in (responses if isinstance(responses, list) else [])
+            if isinstance(r, dict)
+        ]
+        for name in ("user", "plan", "product", "membership", "account", "company"):
             data.pop(name, None)
         return data
 

@@ -857,9 +857,14 @@ class WhopStore:
         email: str | None = None,
         status: str = "pending",
         created_at: TimeInput = None,
+        as_member: bool = True,
         **fields: Any,
     ) -> WaitlistEntry:
-        """A signup for `plan_id` by `user_id` (a new user, named `name`, when not given)."""
+        """A signup for `plan_id` by `user_id` (a new user, named `name`, when not given).
+
+        Guess (no source says more): Whop lists members whose most recent action is
+        `pending_entry`, so a signup makes the user a (drafted) member of the company unless they
+        are one; `as_member=False` leaves them a user only."""
         with self.lock:
             plan = self.plans[plan_id]
             if plan.company_id != company_id:
@@ -882,6 +887,15 @@ class WhopStore:
                 **coerced,
             )
             self.waitlist_entries[entry_id] = entry
+            known = any(m.company_id == company_id and m.user_id == user_id for m in self.members.values())
+            if as_member and not known:
+                self.add_member(
+                    company_id,
+                    user_id=user_id,
+                    status="drafted",
+                    most_recent_action="pending_entry",
+                    created_at=coerced["created_at"] / 1000,
+                )
             self._touch()
             return entry
 
@@ -896,6 +910,8 @@ class WhopStore:
             )
             if member is None:
                 member = self.add_member(entry.company_id, user_id=entry.user_id)
+            elif member.status == "drafted":
+                self.update_member(member.id, status="joined", most_recent_action="joined")
             membership = self.add_membership(member.id, entry.plan_id, status=membership_status)
             self.update_waitlist_entry(entry_id, status="approved", membership_id=membership.id)
             return membership
