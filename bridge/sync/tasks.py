@@ -71,13 +71,23 @@ async def send_task(
             raise
         # Older servers have no rich-text body; the title alone still tells the story.
         await twenty.upsert(TASK, [{k: v for k, v in record.items() if k != "bodyV2"}])
+    wanted = [(kind, target) for kind, target in (("person", person_id), ("opportunity", opportunity_id)) if target]
+    if not wanted:
+        return
+    known = (await twenty.write_rules()).known_fields.get(TASK_TARGET.singular, frozenset())
     targets = [
-        {"id": str(uuid.uuid5(TASK_NAMESPACE, f"{tid}:{kind}")), "taskId": tid, f"{kind}Id": target}
-        for kind, target in (("person", person_id), ("opportunity", opportunity_id))
-        if target
+        {"id": str(uuid.uuid5(TASK_NAMESPACE, f"{tid}:{kind}")), "taskId": tid, target_field(known, kind): target}
+        for kind, target in wanted
     ]
-    if targets:
-        await twenty.upsert(TASK_TARGET, targets)
+    await twenty.upsert(TASK_TARGET, targets)
+
+
+def target_field(known: frozenset[str], kind: str) -> str:
+    """The taskTarget field linking a Task to a `kind` record: `personId` (1.x, and 2.x before
+    morph relations), or `targetPersonId` where the target is a morph relation (2.21: observed,
+    "Object taskTarget doesn't have any personId field")."""
+    morph = f"target{kind[:1].upper()}{kind[1:]}Id"
+    return morph if morph in known and f"{kind}Id" not in known else f"{kind}Id"
 
 
 async def read_task(twenty: TwentyDataClient, tid: str) -> dict[str, Any] | None:

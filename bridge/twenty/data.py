@@ -96,8 +96,13 @@ class WriteRules:
         known: dict[str, frozenset[str]] = {}
         for name, obj in objects.items():
             texts[name] = frozenset(f.name for f in obj.fields.values() if f.type == "TEXT")
-            # A MANY_TO_ONE relation is written through its join column (`pointOfContactId`).
+            # A MANY_TO_ONE relation is written through its join column (`pointOfContactId`). A morph
+            # relation (2.21's taskTarget `target`, listed once) has one per object it may point at:
+            # `targetPersonId`, `targetOpportunityId`…
             joins = {f"{f.name}Id" for f in obj.fields.values() if f.type == "RELATION"}
+            for f in obj.fields.values():
+                if f.type == "MORPH_RELATION":
+                    joins |= {f"{f.name}{other[:1].upper()}{other[1:]}Id" for other in objects}
             known[name] = frozenset({"id", *obj.fields, *joins})
         return cls(dialect, texts, known)
 

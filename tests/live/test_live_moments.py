@@ -16,6 +16,7 @@ from starlette.applications import Starlette
 from bridge.runtime import Runtime, Transports
 from bridge.services import provision_workspace, run_sync
 from bridge.store.db import utcnow
+from bridge.sync.tasks import target_field
 from bridge.twenty.data import OPPORTUNITY, TASK, TASK_TARGET, TwentyDataClient
 from bridge.webhooks import WebhookReceiver
 from bridge.worker import Worker
@@ -87,11 +88,13 @@ async def test_waitlist_conversion_and_a_save_task_on_a_real_twenty(tmp_path: An
             TASK, {"title": {"like": "%cancels at period end%"}}, selection="id title status dueAt"
         )
         assert len(saves) == 1 and saves[0]["status"] == "TODO", saves
+        known = (await twenty.write_rules()).known_fields["taskTarget"]
+        to_person, to_opportunity = target_field(known, "person"), target_field(known, "opportunity")
         targets = await twenty.find(
-            TASK_TARGET, {"taskId": {"eq": saves[0]["id"]}}, selection="id personId opportunityId"
+            TASK_TARGET, {"taskId": {"eq": saves[0]["id"]}}, selection=f"id {to_person} {to_opportunity}"
         )
-        assert {t.get("opportunityId") for t in targets} >= {opp["id"]}
-        assert {t.get("personId") for t in targets} >= {lead["pointOfContactId"]}
+        assert {t.get(to_opportunity) for t in targets} >= {opp["id"]}
+        assert {t.get(to_person) for t in targets} >= {lead["pointOfContactId"]}
 
         # They change their mind: the bridge closes its own Task.
         whop.update_membership(membership.id, cancel_at_period_end=False)

@@ -162,3 +162,28 @@ def test_task_text_names_the_customer_the_product_and_the_facts() -> None:
     text = task_record(inv, who=None, product=None, opened_at=NOW)
     assert text["title"] == "Collect user_A: Pro Signals invoice past due"
     assert "- Amount: $49.00" in text["bodyV2"]["markdown"]
+
+
+def test_task_targets_use_the_morph_fields_where_twenty_has_them() -> None:
+    """Twenty 2.21 links a Task through morph relations (`targetPersonId`, seen on the real
+    server); 1.x and the 2.x before them through `personId`. The live metadata says which."""
+    from bridge.sync.tasks import target_field
+    from bridge.twenty.data import WriteRules
+    from bridge.twenty.documents import Dialect
+    from bridge.twenty.metadata import LiveField, LiveObject
+
+    def field(name: str, type_: str) -> LiveField:
+        return LiveField(id=name, name=name, type=type_, label=name, is_active=True, is_unique=False, options=())
+
+    morph = LiveObject(
+        id="t",
+        name_singular="taskTarget",
+        name_plural="taskTargets",
+        is_active=True,
+        fields={f.name: f for f in (field("task", "RELATION"), field("target", "MORPH_RELATION"))},
+    )
+    person = LiveObject(id="p", name_singular="person", name_plural="people", is_active=True)
+    known = WriteRules.from_live(Dialect.V2, {"taskTarget": morph, "person": person}).known_fields["taskTarget"]
+    assert {"taskId", "targetPersonId"} <= known
+    assert target_field(known, "person") == "targetPersonId"
+    assert target_field(frozenset({"id", "taskId", "personId", "opportunityId"}), "opportunity") == "opportunityId"
