@@ -48,10 +48,19 @@ from bridge.sync.records import (
     held_payments,
     payment_time,
 )
+from bridge.sync.reviews import sync_reviews
 from bridge.sync.tasks import has_task, upsert_task
 from bridge.sync.waitlist import Applied, Waitlist, read_entries
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient, WriteRules
+from bridge.twenty.data import (
+    OPPORTUNITY,
+    PERSON,
+    WHOP_PAYMENT,
+    WHOP_PRODUCT,
+    WHOP_REVIEW,
+    TwentyDataClient,
+    WriteRules,
+)
 from bridge.whop.client import WhopClient
 from bridge.whop.models import Member, Membership, Page, Payment, Product
 
@@ -185,6 +194,7 @@ class SyncEngine:
             await self._phase_memberships()
             await self._phase_moments()
             await self._phase_payment_records(live)
+            await self._phase_reviews(live)
         except (asyncio.CancelledError, KeyboardInterrupt):
             await asyncio.shield(run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync"))
             raise
@@ -505,6 +515,32 @@ class SyncEngine:
         self.problems.extend(applied.problems)
         if applied.converted:
             self.counts.setdefault("opportunity", Counter())["converted"] += len(applied.converted)
+
+    async def _phase_reviews(self, live: dict[str, Any] | None) -> None:
+        """Reviews (bridge/sync/reviews.py): Whop sends no webhook for them, so every run reads
+        them; a workspace provisioned before the object existed is told to provision again."""
+        if self.options.dry_run:
+            return
+        if live is not None and WHOP_REVIEW.singular not in live:
+            self.problems.append(
+                Problem("whopReview", "-", "reviews skipped: run `provision` to add the WhopReview object")
+            )
+            return
+        try:
+            done = await sync_reviews(
+                whop=self.whop,
+                store=self.store,
+                company=(await self._company_items()).company,
+                writer=lambda: self._writer(WHOP_REVIEW, lambda r: self.guard.ensure(WHOP_REVIEW.singular, r)),
+                page_size=self.options.page_size,
+            )
+        except NeedsReconnect:
+            raise
+        except (AuthError, SkippableError) as exc:  # e.g. the credential may not read reviews
+            self.problems.append(Problem("whopReview", "-", f"reviews not read from Whop: {exc}"))
+            return
+        self._record("whopReview", done.report)
+        self.problems.extend(done.problems)
 
     async def _moment_sweep(self) -> MomentSweep:
         if self._sweep is None:

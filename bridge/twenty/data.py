@@ -75,9 +75,10 @@ OPPORTUNITY = ObjectApi(
 )
 WHOP_PRODUCT = ObjectApi("whopProduct", "whopProducts", "whopProductId", "id whopProductId name")
 WHOP_PAYMENT = ObjectApi("whopPayment", "whopPayments", "whopPaymentId", "id whopPaymentId name personId opportunityId")
+WHOP_REVIEW = ObjectApi("whopReview", "whopReviews", "whopReviewId", "id whopReviewId name personId productId")
 TASK = ObjectApi("task", "tasks", "id", "id title")
 TASK_TARGET = ObjectApi("taskTarget", "taskTargets", "id", "id")
-OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT, WHOP_PAYMENT)}
+OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT, WHOP_PAYMENT, WHOP_REVIEW)}
 # The smallest read of the record API: a standard object every workspace has.
 PROBE_QUERY = "query Probe { opportunities(first: 1) { edges { node { id } } } }"
 

@@ -44,6 +44,7 @@ from bridge.whop.models import (
     Payment,
     Plan,
     Product,
+    Review,
     WaitlistEntry,
     WhopUser,
 )
@@ -413,6 +414,12 @@ class WhopClient:
         """Waitlist signups (newest first; withdrawn ones only with `status="canceled"`)."""
         return self.iter_pages("waitlist_entries", WaitlistEntry, after=after, first=page_size, **filters)
 
+    def list_reviews(
+        self, after: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+    ) -> AsyncIterator[Page[Review]]:
+        """Published reviews (ask per `product_id`: list items do not name their product)."""
+        return self.iter_pages("reviews", Review, after=after, first=page_size, **filters)
+
     # Single objects -----------------------------------------------------------------------
 
     async def get_product(self, product_id: str) -> Product:
@@ -433,6 +440,9 @@ class WhopClient:
     async def get_waitlist_entry(self, entry_id: str) -> WaitlistEntry:
         path = "/waitlist_entries/" + _segment(entry_id, "entry_")
         return await self._get_object(path, WaitlistEntry, entry_id)
+
+    async def get_review(self, review_id: str) -> Review:
+        return await self._get_object("/reviews/" + _segment(review_id, "rev_"), Review, review_id)
 
     async def get_user(self, user_id: str) -> WhopUser:
         """A user's public profile (name, username; never the e-mail)."""

@@ -40,6 +40,7 @@ __all__ = [
     "Payment",
     "Plan",
     "Product",
+    "Review",
     "WaitlistEntry",
     "WebhookEnvelope",
     "WhopUser",
@@ -543,6 +544,45 @@ class WaitlistEntry(_Tolerant):
             if isinstance(r, dict)
         ]
         for name in ("user", "plan", "product", "membership", "account", "company"):
+            data.pop(name, None)
+        return data
+
+
+class Review(_Tolerant):
+    """A member's review of a product: PY26 `types/review.py` (retrieve: with product and
+    account) or `types/review_list_item.py` (lists, asked per product: without them)."""
+
+    id: str
+    status: str | None = None  # pending, published, removed
+    stars: int | None = None
+    title: str | None = None
+    description: str | None = None
+    company_id: str | None = None
+    product_id: str | None = None
+    product_title: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    paid_for_product: bool | None = None
+    published_at: Timestamp = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "company_id", data.get("account_id"), _id_of(data.get("account")), _id_of(data.get("company")))
+        user = data.get("user")
+        _fill(data, "user_id", _id_of(user))
+        if isinstance(user, dict):
+            _fill(data, "user_name", user.get("name"), user.get("username"))
+        product = data.get("product")
+        _fill(data, "product_id", _id_of(product))
+        if isinstance(product, dict):
+            _fill(data, "product_title", product.get("title"))
+        for name in ("user", "product", "account", "company", "attachments"):
             data.pop(name, None)
         return data
 

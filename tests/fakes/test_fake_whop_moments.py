@@ -175,3 +175,39 @@ async def test_waitlist_entries_list_retrieve_approve_and_delete(
     assert (await client.get(f"/api/v1/waitlist_entries/{first.id}", headers=key)).status_code == 404
     other = await client.get(f"/api/v1/waitlist_entries/{second.id}", headers=auth(fake.api_key_for("biz_other")))
     assert other.status_code == 403
+
+
+REVIEW_LIST_KEYS = {
+    "attachments",
+    "created_at",
+    "description",
+    "id",
+    "joined_at",
+    "paid_for_product",
+    "published_at",
+    "stars",
+    "status",
+    "title",
+    "updated_at",
+    "user",
+}
+
+
+async def test_reviews_list_published_ones_per_product_and_retrieve_any(
+    client: httpx.AsyncClient, fake: FakeWhop, company: SeededCompany
+) -> None:
+    member = next(m for m in fake.members.values() if m.company_id == company.company_id and m.user_id)
+    product = next(p for p in fake.products.values() if p.company_id == company.company_id)
+    good = fake.add_review(member.id, product.id, stars=5, title="Great", created_at=1_792_000_000)
+    hidden = fake.add_review(member.id, product.id, stars=2, status="pending", created_at=1_792_100_000)
+    key = auth(company.api_key)
+
+    listed = await client.get("/api/v1/reviews", params={"product_id": product.id}, headers=key)
+    assert [r["id"] for r in listed.json()["data"]] == [good.id], "lists publish only published reviews"
+    assert set(listed.json()["data"][0]) == REVIEW_LIST_KEYS, "a list item names no product"
+    low = await client.get("/api/v1/reviews", params={"product_id": product.id, "max_stars": "3"}, headers=key)
+    assert low.json()["data"] == []
+    whole = (await client.get(f"/api/v1/reviews/{hidden.id}", headers=key)).json()
+    assert whole["status"] == "pending" and whole["product"]["id"] == product.id
+    assert whole["account"]["id"] == company.company_id
+    assert (await client.get("/api/v1/reviews", params={"min_stars": "9"}, headers=key)).status_code == 400

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable
@@ -56,6 +57,7 @@ ORDERS: dict[str, dict[str, str]] = {
     "accounts": {"created_at": "created_at", "id": "id"},
     "invoices": {"created_at": "created_at", "id": "id", "due_date": "due_date"},
     "waitlist_entries": {"created_at": "created_at"},
+    "reviews": {"created_at": "created_at", "stars": "stars"},
 }
 # Lists whose `direction` defaults to descending (the SDK's docstrings say so).
 NEWEST_FIRST = frozenset({"waitlist_entries"})
@@ -68,6 +70,7 @@ PERMISSIONS = {
     "plans": "plan:basic:read",
     "invoices": "invoice:basic:read",
     "waitlist_entries": "plan:waitlist:read",
+    "reviews": "review:basic:read",  # a guess: the SDK names no permission for reading reviews
 }
 INVOICE_STATUSES = ("draft", "open", "paid", "past_due", "uncollectible", "void")
 ENTRY_STATUSES = ("pending", "approved", "denied", "canceled")
@@ -360,6 +363,8 @@ class RestApi:
         show_email = self._show_email(cred)
         if resource == "invoices":  # list items are a subset of what retrieve answers
             data = [shapes.invoice_list_item(self.store, r, show_email=show_email) for r in page]
+        elif resource == "reviews":
+            data = [shapes.review_list_item(self.store, r) for r in page]
         else:
             data = [shapes.render(self.store, r, legacy=legacy, show_email=show_email) for r in page]
         return {
@@ -523,6 +528,15 @@ class RestApi:
             preds.append(lambda r: r.status == status if status else r.status != "canceled")
             one_of("plan_id", "plan_id")
             one_of("product_id", "product_id")
+        elif resource == "reviews":
+            preds.append(lambda r: r.status == "published")  # "Lists the published reviews"
+            one_of("product_id", "product_id")
+            for name, keep in (("min_stars", lambda r, n: r.stars >= n), ("max_stars", lambda r, n: r.stars <= n)):
+                raw = params.get(name)
+                if raw:
+                    if not raw.isdigit() or not 1 <= int(raw) <= 5:
+                        raise ApiError(400, "bad_request", f"{name} must be from 1 to 5")
+                    preds.append(functools.partial(keep, n=int(raw)))
         elif resource == "plans":
             one_of("product_id", "product_ids", "product_id")
             one_of("plan_type", "plan_types")

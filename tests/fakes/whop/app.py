@@ -40,6 +40,7 @@ from tests.fakes.whop.store import (
     Plan,
     Product,
     Record,
+    Review,
     User,
     WaitlistEntry,
     WhopStore,
@@ -334,7 +335,9 @@ class FakeWhop(WhopStore):
         """
         if isinstance(data, str):
             data = self.get(data)
-        if isinstance(data, User | Company | Product | Plan | Member | Membership | Payment | Invoice | WaitlistEntry):
+        if isinstance(
+            data, User | Company | Product | Plan | Member | Membership | Payment | Invoice | WaitlistEntry | Review
+        ):
             company_id = company_id or self._company_of(data)
             payload: Any = shapes.render_event(self, data, legacy=legacy)
         else:

@@ -19,6 +19,7 @@ from tests.fakes.whop.store import (
     Plan,
     Product,
     Record,
+    Review,
     User,
     WaitlistEntry,
     WhopStore,
@@ -578,6 +579,35 @@ def entry_event_data(store: WhopStore, e: WaitlistEntry, *, show_email: bool = T
     }
 
 
+def review_list_item(store: WhopStore, r: Review) -> dict[str, Any]:
+    """PY26 `types/review_list_item.py`: no product and no account (lists are asked per one)."""
+    user = store.users[r.user_id]
+    return {
+        "attachments": [],
+        "created_at": iso(r.created_at),
+        "description": r.description,
+        "id": r.id,
+        "joined_at": iso(r.joined_at),
+        "paid_for_product": r.paid_for_product,
+        "published_at": iso(r.published_at),
+        "stars": r.stars,
+        "status": r.status,
+        "title": r.title,
+        "updated_at": iso(r.updated_at),
+        "user": {"id": user.id, "name": user.name, "username": user.username},
+    }
+
+
+def native_review(store: WhopStore, r: Review) -> dict[str, Any]:
+    """PY26 `types/review.py` (retrieve): the list item plus its product and account."""
+    company = _company(store, r.company_id)
+    return {
+        **review_list_item(store, r),
+        "account": {"id": company.id, "route": company.route, "title": company.title},
+        "product": {"id": r.product_id, "title": _product_title(store, r.product_id) or ""},
+    }
+
+
 # ---- dispatch ----------------------------------------------------------------------------
 
 
@@ -601,6 +631,8 @@ def render(store: WhopStore, record: Record, *, legacy: bool = False, show_email
         return native_invoice(store, record, show_email=show_email)
     if isinstance(record, WaitlistEntry):
         return native_waitlist_entry(store, record)
+    if isinstance(record, Review):
+        return native_review(store, record)
     raise TypeError(f"cannot render {type(record).__name__}")
 
 

@@ -272,7 +272,26 @@ class WaitlistEntry:
     updated_at: int = 0
 
 
-Record = User | Company | Product | Plan | Member | Membership | Payment | Invoice | WaitlistEntry
+@dataclass(kw_only=True)
+class Review:
+    """A member's review of a product (PY26 `types/review.py`)."""
+
+    id: str
+    company_id: str
+    product_id: str
+    user_id: str
+    stars: int = 5
+    title: str | None = None
+    description: str | None = None
+    status: str = "published"  # pending | published | removed
+    paid_for_product: bool | None = True
+    joined_at: int | None = None
+    published_at: int | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+
+Record = User | Company | Product | Plan | Member | Membership | Payment | Invoice | WaitlistEntry | Review
 
 
 @dataclass
@@ -302,6 +321,7 @@ class WhopStore:
         self.payments: dict[str, Payment] = {}
         self.invoices: dict[str, Invoice] = {}
         self.waitlist_entries: dict[str, WaitlistEntry] = {}
+        self.reviews: dict[str, Review] = {}
         self.neighbor_company_id: str | None = None
         self._usernames: set[str] = set()
         self.ids = IdFactory(random.Random(id_seed))
@@ -335,6 +355,7 @@ class WhopStore:
             "pay_": self.payments,
             "inv_": self.invoices,
             "entry_": self.waitlist_entries,
+            "rev_": self.reviews,
         }
 
     def table_for(self, obj_id: str) -> dict[str, Any]:
@@ -923,3 +944,49 @@ class WhopStore:
     def delete_waitlist_entry(self, entry_id: str) -> None:
         """Gone from lists and retrieve (404), as after `entry.deleted`."""
         self._delete(self.waitlist_entries, entry_id)
+
+    # ---- reviews ------------------------------------------------------------------------------
+    def add_review(
+        self,
+        member_id: str,
+        product_id: str,
+        *,
+        id: str | None = None,
+        stars: int = 5,
+        status: str = "published",
+        created_at: TimeInput = None,
+        **fields: Any,
+    ) -> Review:
+        """`member_id`'s user reviews `product_id` (published at once unless `status` says otherwise)."""
+        with self.lock:
+            member = self.members[member_id]
+            product = self.products[product_id]
+            if member.company_id != product.company_id or member.user_id is None:
+                raise ValueError("a review is by a member with a user, of a product of their company")
+            review_id = self._claim_id(id, "rev_")
+            coerced = self._coerce({"created_at": created_at if created_at is not None else self.clock(), **fields})
+            coerced.setdefault("updated_at", coerced["created_at"])
+            if status == "published":
+                coerced.setdefault("published_at", coerced["created_at"])
+            coerced.setdefault("joined_at", member.joined_at)
+            review = Review(
+                id=review_id,
+                company_id=product.company_id,
+                product_id=product_id,
+                user_id=member.user_id,
+                stars=stars,
+                status=status,
+                **coerced,
+            )
+            self.reviews[review_id] = review
+            self._touch()
+            return review
+
+    def update_review(self, review_id: str, **changes: Any) -> Review:
+        if "published_at" in changes:
+            changes["published_at"] = to_ms(changes["published_at"])
+        result: Review = self._update(self.reviews, review_id, changes, bump=True)
+        return result
+
+    def delete_review(self, review_id: str) -> None:
+        self._delete(self.reviews, review_id)
