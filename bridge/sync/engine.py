@@ -35,6 +35,7 @@ from bridge.store.db import utcnow
 from bridge.store.leases import Leases
 from bridge.store.shadows import get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
 from bridge.sync import deletions, mapping
+from bridge.sync.attribution import AttributionSweep
 from bridge.sync.moments import Moments, MomentSweep
 from bridge.sync.options import OptionGuard
 from bridge.sync.records import (
@@ -143,6 +144,14 @@ class SyncEngine:
         self._payments: dict[str, LastPayment] = {}  # a dry run's last payment per membership
         self._reported: set[tuple[str, str]] = set()  # unreadable Whop records reported this run
         self._sweep: MomentSweep | None = None  # moments seen in the membership pages
+        self._attribution = AttributionSweep(
+            whop=whop,
+            store=store,
+            company_id=company_id,
+            writer=lambda obj, shadow: self._writer(
+                obj, lambda r: self.guard.ensure(obj.singular, r), shadow_name=shadow
+            ),
+        )
 
     # Run lifecycle --------------------------------------------------------------------------
 
@@ -193,6 +202,7 @@ class SyncEngine:
             await self._phase_waitlist()
             await self._phase_memberships()
             await self._phase_moments()
+            await self._phase_attribution()
             await self._phase_payment_records(live)
             await self._phase_reviews(live)
         except (asyncio.CancelledError, KeyboardInterrupt):
@@ -516,6 +526,16 @@ class SyncEngine:
         if applied.converted:
             self.counts.setdefault("opportunity", Counter())["converted"] += len(applied.converted)
 
+    async def _phase_attribution(self) -> None:
+        """Where buyers and memberships came from (bridge/sync/attribution.py), once the Persons
+        and Opportunities it is written on are."""
+        if self.options.dry_run:
+            return
+        done = await self._attribution.run(page_size=self.options.page_size)
+        self._record("person", done.people)
+        self._record("opportunity", done.opportunities)
+        self.problems.extend(done.problems)
+
     async def _phase_reviews(self, live: dict[str, Any] | None) -> None:
         """Reviews (bridge/sync/reviews.py): Whop sends no webhook for them, so every run reads
         them; a workspace provisioned before the object existed is told to provision again."""
@@ -587,6 +607,7 @@ class SyncEngine:
         )
         if not self.options.dry_run:
             await (await self._moment_sweep()).see(memberships)
+            self._attribution.see(memberships)
         return await build(memberships)
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:

@@ -44,8 +44,10 @@ from bridge.whop.models import (
     Payment,
     Plan,
     Product,
+    PromoCode,
     Review,
     WaitlistEntry,
+    WhopPerson,
     WhopUser,
 )
 
@@ -420,6 +422,12 @@ class WhopClient:
         """Published reviews (ask per `product_id`: list items do not name their product)."""
         return self.iter_pages("reviews", Review, after=after, first=page_size, **filters)
 
+    def list_people(
+        self, after: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+    ) -> AsyncIterator[Page[WhopPerson]]:
+        """The company's people (visitors and buyers): Whop's figures and where each came from."""
+        return self.iter_pages("people", WhopPerson, after=after, first=page_size, **filters)
+
     # Single objects -----------------------------------------------------------------------
 
     async def get_product(self, product_id: str) -> Product:
@@ -443,6 +451,10 @@ class WhopClient:
 
     async def get_review(self, review_id: str) -> Review:
         return await self._get_object("/reviews/" + _segment(review_id, "rev_"), Review, review_id)
+
+    async def get_promo_code(self, promo_code_id: str) -> PromoCode:
+        path = "/promo_codes/" + _segment(promo_code_id, "promo_")
+        return await self._get_object(path, PromoCode, promo_code_id)
 
     async def get_user(self, user_id: str) -> WhopUser:
         """A user's public profile (name, username; never the e-mail)."""

@@ -40,9 +40,12 @@ __all__ = [
     "Payment",
     "Plan",
     "Product",
+    "PromoCode",
     "Review",
+    "Source",
     "WaitlistEntry",
     "WebhookEnvelope",
+    "WhopPerson",
     "WhopUser",
 ]
 
@@ -289,6 +292,8 @@ class Membership(_Tolerant):
     most_recent_action_at: Timestamp = None
     manage_url: str | None = None
     promo_code_id: str | None = None
+    affiliate_id: str | None = None  # the affiliate who brought it (retrieve and lists; null in webhooks)
+    affiliate_user_id: str | None = None
     created_at: Timestamp = None
     updated_at: Timestamp = None
     user: WhopUser | None = None  # legacy nested user; the native membership carries none
@@ -316,6 +321,10 @@ class Membership(_Tolerant):
             _fill(data, "product_title", product.get("title"))
         _fill(data, "plan_id", _id_of(data.get("plan")))
         _fill(data, "promo_code_id", _id_of(data.get("promo_code")))
+        affiliate = data.get("affiliate")
+        if isinstance(affiliate, dict):
+            _fill(data, "affiliate_id", _id_of(affiliate))
+            _fill(data, "affiliate_user_id", affiliate.get("user_id"), _id_of(affiliate.get("user")))
         # legacy: renewal_period_* instead of current_period_*
         _fill(data, "current_period_start", data.get("renewal_period_start"))
         _fill(data, "current_period_end", data.get("renewal_period_end"))
@@ -584,6 +593,79 @@ class Review(_Tolerant):
             _fill(data, "product_title", product.get("title"))
         for name in ("user", "product", "account", "company", "attachments"):
             data.pop(name, None)
+        return data
+
+
+class Source(_Tolerant):
+    """Where a visit came from (PY26 `/people` `first_source`, `last_source`): a Whop ad click,
+    a lead form, an external ad, a referring site, or UTM parameters."""
+
+    type: str | None = None  # ad_click, lead_form, external_ad_click, referrer, utm
+    domain: str | None = None
+    utm_source: str | None = None
+    platform: str | None = None
+    campaign: str | None = None  # the campaign's name, else its id
+    ad_group: str | None = None
+    ad: str | None = None
+    occurred_at: Timestamp = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in ("campaign", "ad_group", "ad"):
+            value = data.get(name)
+            if isinstance(value, dict):
+                data[name] = _first(value.get("name"), value.get("id"))
+        return data
+
+
+class WhopPerson(_Tolerant):
+    """A buyer's profile at a company (PY26 `/people`): Whop's own figures and attribution."""
+
+    id: str
+    user_id: str | None = None
+    member_id: str | None = None
+    ltv: Decimal | None = None  # in USD, as Whop reports it
+    aov: Decimal | None = None
+    purchase_count: int | None = None
+    first_seen_at: Timestamp = None
+    last_seen_at: Timestamp = None
+    first_purchase_at: Timestamp = None
+    last_purchase_at: Timestamp = None
+    first_source: Source | None = None
+    last_source: Source | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "user_id", _id_of(data.get("user")))
+        _fill(data, "member_id", _id_of(data.get("member")))
+        for name in ("ltv", "aov"):
+            data[name] = _to_decimal(data.get(name))
+        for name in ("user", "member"):
+            data.pop(name, None)
+        return data
+
+
+class PromoCode(_Tolerant):
+    id: str
+    code: str | None = None
+    promo_type: str | None = None
+    company_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "company_id", data.get("account_id"), _id_of(data.get("account")), _id_of(data.get("company")))
         return data
 
 

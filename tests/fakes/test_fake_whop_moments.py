@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.whop import NATIVE_VERSION, FakeWhop, SeededCompany, seed_company
+from tests.fakes.whop import NATIVE_VERSION, OWNER_USER_ID, FakeWhop, SeededCompany, seed_company
 
 # Field names of PY26 `types/invoice.py`, `invoice_list_item.py`, `waitlist_entry.py`, `entry.py`.
 INVOICE_KEYS = {
@@ -211,3 +211,26 @@ async def test_reviews_list_published_ones_per_product_and_retrieve_any(
     assert whole["status"] == "pending" and whole["product"]["id"] == product.id
     assert whole["account"]["id"] == company.company_id
     assert (await client.get("/api/v1/reviews", params={"min_stars": "9"}, headers=key)).status_code == 400
+
+
+async def test_people_profiles_promo_codes_and_affiliates_as_the_sdk_describes(
+    client: httpx.AsyncClient, fake: FakeWhop, company: SeededCompany
+) -> None:
+    key = auth(company.api_key)
+    ms = next(m for m in fake.memberships.values() if m.company_id == company.company_id and m.user_id)
+    fake.set_sources(company.company_id, ms.user_id, first={"type": "referrer", "domain": "google.com"})
+    people = (await client.get("/api/v1/people", params={"user_id": ms.user_id}, headers=key)).json()["data"]
+    assert len(people) == 1 and people[0]["id"].startswith("prsn_")
+    assert people[0]["user"]["id"] == ms.user_id and people[0]["first_source"]["domain"] == "google.com"
+    assert {"ltv", "purchase_count", "first_seen_at", "last_seen_at", "last_source"} <= set(people[0])
+    buyers = (await client.get("/api/v1/people", params={"has_purchased": "true", "first": 100}, headers=key)).json()
+    assert all(p["purchase_count"] > 0 for p in buyers["data"])
+
+    promo = fake.add_promo_code(company.company_id, "SPRING20")
+    body = (await client.get(f"/api/v1/promo_codes/{promo.id}", headers=key)).json()
+    assert (body["code"], body["account"]["id"]) == ("SPRING20", company.company_id)
+
+    fake.update_membership(ms.id, affiliate_id="aff_A0000000000001", affiliate_user_id=OWNER_USER_ID)
+    read = (await client.get(f"/api/v1/memberships/{ms.id}", headers=key)).json()
+    assert read["affiliate"]["id"] == "aff_A0000000000001" and read["affiliate"]["user_id"] == OWNER_USER_ID
+    assert fake.event("membership.updated", ms.id)["data"]["affiliate"] is None, "always null in webhooks"

@@ -58,6 +58,13 @@ ORDERS: dict[str, dict[str, str]] = {
     "invoices": {"created_at": "created_at", "id": "id", "due_date": "due_date"},
     "waitlist_entries": {"created_at": "created_at"},
     "reviews": {"created_at": "created_at", "stars": "stars"},
+    "people": {
+        "first_seen_at": "first_seen_at",
+        "last_seen_at": "last_seen_at",
+        "first_purchase_at": "first_purchase_at",
+        "created_at": "first_seen_at",
+    },
+    "promo_codes": {"created_at": "created_at", "id": "id"},
 }
 # Lists whose `direction` defaults to descending (the SDK's docstrings say so).
 NEWEST_FIRST = frozenset({"waitlist_entries"})
@@ -71,6 +78,8 @@ PERMISSIONS = {
     "invoices": "invoice:basic:read",
     "waitlist_entries": "plan:waitlist:read",
     "reviews": "review:basic:read",  # a guess: the SDK names no permission for reading reviews
+    "people": "people:read",  # a guess, likewise
+    "promo_codes": "promo_code:basic:read",
 }
 INVOICE_STATUSES = ("draft", "open", "paid", "past_due", "uncollectible", "void")
 ENTRY_STATUSES = ("pending", "approved", "denied", "canceled")
@@ -330,7 +339,7 @@ class RestApi:
         *,
         cache_key: tuple[Any, ...],
     ) -> dict[str, Any]:
-        order = params.get("order") or "created_at"
+        order = params.get("order") or ("first_seen_at" if resource == "people" else "created_at")
         if order not in ORDERS[resource]:
             raise ApiError(400, "bad_request", f"order must be one of {sorted(ORDERS[resource])}")
         direction = params.get("direction") or ("desc" if resource in NEWEST_FIRST else "asc")
@@ -537,6 +546,10 @@ class RestApi:
                     if not raw.isdigit() or not 1 <= int(raw) <= 5:
                         raise ApiError(400, "bad_request", f"{name} must be from 1 to 5")
                     preds.append(functools.partial(keep, n=int(raw)))
+        elif resource == "people":
+            one_of("user_id", "user_id")
+            if (bought := params.get("has_purchased")) in ("true", "false"):
+                preds.append(lambda r: (r.purchase_count > 0) == (bought == "true"))
         elif resource == "plans":
             one_of("product_id", "product_ids", "product_id")
             one_of("plan_type", "plan_types")

@@ -16,8 +16,10 @@ from tests.fakes.whop.store import (
     Member,
     Membership,
     Payment,
+    PersonView,
     Plan,
     Product,
+    PromoCode,
     Record,
     Review,
     User,
@@ -100,11 +102,26 @@ def native_membership(store: WhopStore, m: Membership) -> dict[str, Any]:
         "license_key": m.license_key,
         "manage_url": m.manage_url,
         "member": None,  # only ever the caller's own row; a company credential never gets one
-        "affiliate": None,
+        "affiliate": _affiliate(m),
         "phone_number": m.phone_number,
         "metadata": dict(m.metadata),
         "created_at": iso(m.created_at),
         "updated_at": iso(m.updated_at),
+    }
+
+
+def _affiliate(m: Membership) -> dict[str, Any] | None:
+    """PY26 `types/membership_affiliate.py`; webhooks always send null (see `render_event`)."""
+    if m.affiliate_id is None:
+        return None
+    return {
+        "applies_to_payments": "first_payment",
+        "commission_amount": None,
+        "commission_percentage": 30.0,
+        "commission_type": "percentage",
+        "enabled": True,
+        "id": m.affiliate_id,
+        "user_id": m.affiliate_user_id,
     }
 
 
@@ -608,6 +625,63 @@ def native_review(store: WhopStore, r: Review) -> dict[str, Any]:
     }
 
 
+def native_person(store: WhopStore, p: PersonView) -> dict[str, Any]:
+    """PY26 `people/types/list_people_response_data_item.py`."""
+    user = store.users[p.user_id]
+    member = store.members[p.member_id]
+    return {
+        "account_id": p.company_id,
+        "aov": float(p.ltv / p.purchase_count) if p.purchase_count else None,
+        "device": None,
+        "email": member.email,
+        "event_count": p.purchase_count + 1,
+        "first_purchase_at": iso(p.first_purchase_at),
+        "first_seen_at": iso(p.first_seen_at),
+        "first_source": p.first_source,
+        "id": p.id,
+        "last_ip": None,
+        "last_purchase_at": iso(p.last_purchase_at),
+        "last_seen_at": iso(p.last_seen_at),
+        "last_source": p.last_source,
+        "location": None,
+        "ltv": float(p.ltv),
+        "member": {"id": p.member_id},
+        "name": user.name,
+        "phone": member.phone_number,
+        "purchase_count": p.purchase_count,
+        "timezone": None,
+        "user": {"id": user.id, "username": user.username},
+    }
+
+
+def native_promo_code(store: WhopStore, p: PromoCode) -> dict[str, Any]:
+    """PY26 `types/promo_code.py`."""
+    company = _company(store, p.company_id)
+    return {
+        "account": {"id": company.id, "title": company.title, "route": company.route},
+        "amount_off": float(p.amount_off),
+        "churned_users_only": False,
+        "code": p.code,
+        "created_at": iso(p.created_at),
+        "currency": p.currency,
+        "duration": "forever",
+        "existing_memberships_only": False,
+        "expires_at": None,
+        "id": p.id,
+        "metadata": {},
+        "new_users_only": False,
+        "one_per_customer": False,
+        "product": None,
+        "promo_duration_months": None,
+        "promo_type": p.promo_type,
+        "status": p.status,
+        "stock": 0,
+        "unlimited_stock": True,
+        "updated_at": iso(p.updated_at),
+        "uses": p.uses,
+    }
+
+
 # ---- dispatch ----------------------------------------------------------------------------
 
 
@@ -633,6 +707,10 @@ def render(store: WhopStore, record: Record, *, legacy: bool = False, show_email
         return native_waitlist_entry(store, record)
     if isinstance(record, Review):
         return native_review(store, record)
+    if isinstance(record, PersonView):
+        return native_person(store, record)
+    if isinstance(record, PromoCode):
+        return native_promo_code(store, record)
     raise TypeError(f"cannot render {type(record).__name__}")
 
 
@@ -641,4 +719,7 @@ def render_event(store: WhopStore, record: Record, *, legacy: bool = False) -> d
     entry, which webhooks send in the older `Entry` shape."""
     if isinstance(record, WaitlistEntry):
         return entry_event_data(store, record)
-    return render(store, record, legacy=legacy)
+    rendered = render(store, record, legacy=legacy)
+    if isinstance(record, Membership) and "affiliate" in rendered:
+        rendered["affiliate"] = None  # "always null in webhooks" (research/whop-api.md §2.3)
+    return rendered

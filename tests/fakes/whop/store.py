@@ -153,6 +153,8 @@ class Membership:
     plan_id: str
     status: str = "active"
     promo_code_id: str | None = None
+    affiliate_id: str | None = None  # the affiliate who referred it (`aff_…`) and their user
+    affiliate_user_id: str | None = None
     initial_price: Decimal = Decimal("0")
     renewal_price: Decimal | None = None
     currency: str = "usd"
@@ -291,7 +293,44 @@ class Review:
     updated_at: int = 0
 
 
-Record = User | Company | Product | Plan | Member | Membership | Payment | Invoice | WaitlistEntry | Review
+@dataclass(kw_only=True)
+class PromoCode:
+    id: str
+    company_id: str
+    code: str
+    promo_type: str = "percentage"  # percentage | flat_amount
+    amount_off: Decimal = Decimal("10")
+    currency: str = "usd"
+    status: str = "active"
+    uses: int = 0
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(kw_only=True)
+class PersonView:
+    """A buyer's `/people` profile at one company, derived from what the fake holds (its member,
+    payments) plus the sources a test gives (`WhopStore.set_sources`)."""
+
+    id: str  # prsn_…
+    company_id: str
+    user_id: str
+    member_id: str
+    purchase_count: int
+    ltv: Decimal
+    first_seen_at: int
+    last_seen_at: int
+    first_purchase_at: int | None
+    last_purchase_at: int | None
+    first_source: dict[str, Any] | None
+    last_source: dict[str, Any] | None
+
+    @property
+    def created_at(self) -> int:  # what the lists' created_after/before filter on
+        return self.first_seen_at
+
+
+Record = User | Company | Product | Plan | Member | Membership | Payment | Invoice | WaitlistEntry | Review | PromoCode
 
 
 @dataclass
@@ -322,6 +361,9 @@ class WhopStore:
         self.invoices: dict[str, Invoice] = {}
         self.waitlist_entries: dict[str, WaitlistEntry] = {}
         self.reviews: dict[str, Review] = {}
+        self.promo_codes: dict[str, PromoCode] = {}
+        # (company, user) -> (first source, last source), as `/people` shows them
+        self.sources: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
         self.neighbor_company_id: str | None = None
         self._usernames: set[str] = set()
         self.ids = IdFactory(random.Random(id_seed))
@@ -356,6 +398,7 @@ class WhopStore:
             "inv_": self.invoices,
             "entry_": self.waitlist_entries,
             "rev_": self.reviews,
+            "promo_": self.promo_codes,
         }
 
     def table_for(self, obj_id: str) -> dict[str, Any]:
@@ -990,3 +1033,60 @@ class WhopStore:
 
     def delete_review(self, review_id: str) -> None:
         self._delete(self.reviews, review_id)
+
+    # ---- attribution: promo codes, affiliates, `/people` profiles ------------------------------
+    def add_promo_code(self, company_id: str, code: str, *, id: str | None = None, **fields: Any) -> PromoCode:
+        with self.lock:
+            promo_id = self._claim_id(id, "promo_")
+            coerced = self._coerce({"created_at": self.clock(), **fields})
+            coerced.setdefault("updated_at", coerced["created_at"])
+            promo = PromoCode(id=promo_id, company_id=company_id, code=code, **coerced)
+            self.promo_codes[promo_id] = promo
+            self._touch()
+            return promo
+
+    def set_sources(
+        self,
+        company_id: str,
+        user_id: str,
+        *,
+        first: dict[str, Any] | None = None,
+        last: dict[str, Any] | None = None,
+    ) -> None:
+        """Where `user_id` came from to `company_id`, as `/people` reports it (PY26 source shape:
+        `{"type": "referrer", "domain": "…"}`, `{"type": "utm", "utm_source": "…"}`, …)."""
+        with self.lock:
+            self.sources[(company_id, user_id)] = (first, last if last is not None else first)
+            self._touch()
+
+    @property
+    def people(self) -> dict[str, PersonView]:
+        """Every member with a user, as a `/people` profile of their company."""
+        out: dict[str, PersonView] = {}
+        with self.lock:
+            for member in self.members.values():
+                if member.user_id is None:
+                    continue
+                paid = [
+                    self.payments[i]
+                    for i in self.index().payments_by_member.get(member.id, [])
+                    if self.payments[i].status == "paid"
+                ]
+                times = sorted(p.paid_at or p.created_at for p in paid)
+                first, last = self.sources.get((member.company_id, member.user_id), (None, None))
+                view = PersonView(
+                    id=f"prsn_{member.id.removeprefix('mber_')}",
+                    company_id=member.company_id,
+                    user_id=member.user_id,
+                    member_id=member.id,
+                    purchase_count=len(paid),
+                    ltv=self.member_total_spent(member),
+                    first_seen_at=member.created_at,
+                    last_seen_at=max(member.last_accessed_at or 0, member.created_at, *(times or [0])),
+                    first_purchase_at=times[0] if times else None,
+                    last_purchase_at=times[-1] if times else None,
+                    first_source=first,
+                    last_source=last,
+                )
+                out[view.id] = view
+        return out
