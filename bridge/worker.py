@@ -38,7 +38,7 @@ from bridge.store import connections, inbox, leases
 from bridge.store.db import utcnow
 from bridge.store.inbox import InboxEvent
 from bridge.store.shadows import Shadow, get_shadows, put_shadows
-from bridge.sync import mapping, moments, waitlist
+from bridge.sync import attribution, mapping, moments, waitlist
 from bridge.sync.options import OptionGuard
 from bridge.sync.records import (
     PAYMENT_SHADOW,
@@ -622,11 +622,24 @@ class Applier:
     async def _memberships(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         memberships = await self._fetch(self.whop.get_membership, ids, outcome, "membership")
         await (await self._waitlist()).adopt(memberships)  # one made from a signup takes its lead
+        # New to the bridge and read from Whop (a payload has no affiliate): where they came from.
+        known = await get_shadows(self.worker.store, self.company_id, OPPORTUNITY.singular, [m.id for m in memberships])
+        new = [m for m in memberships if m.id not in known and self.hints.get(("membership", m.id)) is None]
         self.membership_items.company = (await self._items()).company
         self.membership_items.facts = await self._items()
         items = await self.membership_items(memberships)
         report = await self._writer(OPPORTUNITY).write(items)
         self._settle(report, ids, {}, outcome)
+        if new:
+            sweep = attribution.AttributionSweep(
+                whop=self.whop,
+                store=self.worker.store,
+                company_id=self.company_id,
+                writer=lambda obj, shadow: self._writer(obj, shadow_name=shadow),
+            )
+            done = await sweep.new_memberships(new)
+            for problem in done.problems:
+                log.info("%s %s: %s", problem.object, problem.key, problem.reason)
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:
         """A membership whose Person the bridge has not written yet: read its member and write it."""

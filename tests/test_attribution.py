@@ -106,3 +106,28 @@ async def test_promo_codes_affiliates_and_sources_reach_twenty_and_stay(b: Bridg
     await b.worker().run_once()
     after = b.opportunity(referred.id)
     assert (after["whopMembershipStatus"], after["whopAffiliate"]) == ("PAST_DUE", "affy")
+
+
+async def test_a_new_membership_delivered_by_webhook_says_where_it_came_from(b: Bridge) -> None:
+    whop = b.world.whop
+    plan = next(p for p in whop.plans.values() if p.company_id == COMPANY)
+    member = whop.add_member(COMPANY, name="Nina New")
+    promo = whop.add_promo_code(COMPANY, "WELCOME")
+    affiliate = whop.add_user(username="referrer1")
+    fresh = whop.add_membership(
+        member.id, plan.id, promo_code_id=promo.id, affiliate_id="aff_NEW000000001", affiliate_user_id=affiliate.id
+    )
+    whop.add_payment(fresh.id)
+    whop.set_sources(COMPANY, str(member.user_id), first={"type": "utm", "utm_source": "podcast"})
+
+    await b.deliver("membership.activated", fresh.id, webhook_id="msg_new_attr")
+    await b.worker().run_once()
+
+    opp = b.opportunity(fresh.id)
+    assert (opp["whopPromoCodeName"], opp["whopAffiliate"], opp["whopSourceType"]) == (
+        "WELCOME",
+        "referrer1",
+        "AFFILIATE",
+    )
+    person = next(p for p in b.world.people() if p.get("whopUserId") == member.user_id)
+    assert (person["whopFirstSourceType"], person["whopFirstSource"]) == ("UTM", "utm:podcast")

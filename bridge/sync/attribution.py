@@ -15,7 +15,7 @@ wrote are updated (an attribution never creates a Person or an Opportunity).
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,7 +27,7 @@ from bridge.sync import mapping
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, ObjectApi
 from bridge.whop.client import WhopClient
-from bridge.whop.models import Membership, Money, Source, WhopPerson
+from bridge.whop.models import Membership, Money, Page, Source, WhopPerson
 
 log = logging.getLogger(__name__)
 
@@ -157,11 +157,35 @@ class AttributionSweep:
             self.seen[ms.id] = Seen.of(ms)
 
     async def run(self, page_size: int = 100) -> Attributed:
+        """A sync's: every buyer's profile, then the memberships its pages showed."""
+        return await self._run(self.whop.list_people(has_purchased="true", page_size=page_size))
+
+    async def new_memberships(self, memberships: list[Membership]) -> Attributed:
+        """The worker's, for memberships new to the bridge read from Whop (a webhook's payload has
+        no affiliate): their buyers' profiles (one read each) and their promo code and affiliate."""
+        self.see(memberships)
+        users = list(dict.fromkeys(ms.user_id for ms in memberships if ms.user_id))
+
+        async def profiles() -> AsyncIterator[Page[WhopPerson]]:
+            for user_id in users:
+                pages = self.whop.list_people(user_id=user_id, page_size=10)
+                try:
+                    yield await anext(pages)
+                except StopAsyncIteration:
+                    continue
+                finally:
+                    close = getattr(pages, "aclose", None)
+                    if close is not None:
+                        await close()
+
+        return await self._run(profiles())
+
+    async def _run(self, pages: AsyncIterator[Page[WhopPerson]]) -> Attributed:
         done = Attributed()
         sources: dict[str, Source] = {}
         items: list[Item] = []
         try:
-            async for page in self.whop.list_people(has_purchased="true", page_size=page_size):
+            async for page in pages:
                 buyers = [p for p in page.data if p.user_id]
                 held = await get_shadows(self.store, self.company_id, "person", [str(p.user_id) for p in buyers])
                 for p in buyers:
