@@ -54,6 +54,14 @@ EVENTS: tuple[str, ...] = (
     "product.created",
     "product.updated",
     "product.deleted",
+    # Moments a sales team acts on (bridge/sync/moments.py).
+    "invoice.past_due",
+    "invoice.paid",
+    "invoice.voided",
+    "entry.created",
+    "entry.approved",
+    "entry.denied",
+    "entry.deleted",
 )
 
 PERMISSION = "developer:manage_webhook"

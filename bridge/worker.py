@@ -35,9 +35,10 @@ from bridge.errors import BridgeError, RetryableError, SkippableError
 from bridge.logs import bound
 from bridge.runtime import Runtime
 from bridge.store import connections, inbox, leases
+from bridge.store.db import utcnow
 from bridge.store.inbox import InboxEvent
 from bridge.store.shadows import Shadow, get_shadows, put_shadows
-from bridge.sync import mapping
+from bridge.sync import attribution, mapping, moments, waitlist
 from bridge.sync.options import OptionGuard
 from bridge.sync.records import (
     PAYMENT_SHADOW,
@@ -67,7 +68,14 @@ _UNSEEN = object()
 # Whop read only for a record the bridge already wrote for that company (see `_vet_hints`).
 SHADOW_OBJECTS = {"membership": "opportunity", "product": "whopProduct", "payment": "whopPayment"}
 # The id an event of each kind names: its Whop type prefix.
-ID_PREFIXES = {"membership": "mem_", "member": "mber_", "payment": "pay_", "product": "prod_"}
+ID_PREFIXES = {
+    "membership": "mem_",
+    "member": "mber_",
+    "payment": "pay_",
+    "product": "prod_",
+    "invoice": "inv_",
+    "entry": "entry_",
+}
 # Ids a usable payload may carry: each becomes a key or a Whop path later.
 HINT_IDS = ("id", "company_id", "membership_id", "member_id", "user_id", "product_id", "plan_id")
 ERROR_CHARS = 300  # an error names the problem; it does not quote a hostile payload
@@ -136,7 +144,8 @@ def _kind(event_type: str | None) -> str:
         "dispute": "payment",
         "dispute_alert": "payment",
         "resolution_center_case": "payment",  # it names its payment, as a dispute does
-        "invoice": "payment",  # past due: the payment and its membership are read again
+        "invoice": "invoice",  # a Task while past due (bridge/sync/moments.py)
+        "entry": "entry",  # a waitlist signup (bridge/sync/waitlist.py)
         "product": "product",
     }.get(prefix, "")
 
@@ -390,6 +399,7 @@ class Applier:
         self.paid: dict[str, Payment] = {}  # payments read in this pass, for their history records
         self.deleted_products: set[str] = set()
         self.cases: list[tuple[str, str, dict[str, Any]]] = []  # (event id, type, dispute or case)
+        self.announced: dict[str, set[str]] = {}  # Whop id -> the moments its events announced
 
     async def _items(self) -> CompanyItems:
         if self.items is None:
@@ -410,7 +420,7 @@ class Applier:
         )
 
     async def apply(self, events: list[InboxEvent], outcome: Outcome) -> None:
-        wanted: dict[str, dict[str, list[str]]] = {"membership": {}, "member": {}, "payment": {}, "product": {}}
+        wanted: dict[str, dict[str, list[str]]] = {k: {} for k in ID_PREFIXES}
         for n, ev in enumerate(events):
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)  # let the webhook endpoint answer between chunks of parsing
@@ -437,15 +447,22 @@ class Applier:
                 self.deleted_products.add(object_id)
             elif event_type.startswith(CASE_EVENTS) and isinstance(envelope.data, dict):
                 self.cases.append((ev.webhook_id, event_type, envelope.data))
+            if event_type in moments.ANNOUNCING:  # read from Whop, so the moment is judged on its state
+                self.hints[(kind, object_id)] = None
+                self.announced.setdefault(object_id, set()).add(moments.ANNOUNCING[event_type])
 
         # Order matters only for links: products and people first, then memberships and payments.
         await self._guard(outcome, wanted["product"], self._products)
         await self._guard(outcome, wanted["member"], self._members)
         payment_memberships = await self._guard(outcome, wanted["payment"], self._payments)
+        # Waitlist signups before memberships: one approved becomes its membership's Opportunity.
+        entry_memberships = await self._guard(outcome, wanted["entry"], self._entries)
         memberships = dict(wanted["membership"])
-        for membership_id, event_ids in (payment_memberships or {}).items():
+        for membership_id, event_ids in [*(payment_memberships or {}).items(), *(entry_memberships or {}).items()]:
             memberships.setdefault(membership_id, []).extend(event_ids)
         await self._guard(outcome, memberships, self._memberships)
+        await self._guard(outcome, memberships, self._membership_moments)
+        await self._guard(outcome, wanted["invoice"], self._invoices)
         # The payment history last: each record links the Opportunity written just before.
         await self._guard(outcome, {k: v for k, v in wanted["payment"].items() if k in self.paid}, self._history)
         await self._case_tasks(outcome)
@@ -604,11 +621,25 @@ class Applier:
 
     async def _memberships(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         memberships = await self._fetch(self.whop.get_membership, ids, outcome, "membership")
+        await (await self._waitlist()).adopt(memberships)  # one made from a signup takes its lead
+        # New to the bridge and read from Whop (a payload has no affiliate): where they came from.
+        known = await get_shadows(self.worker.store, self.company_id, OPPORTUNITY.singular, [m.id for m in memberships])
+        new = [m for m in memberships if m.id not in known and self.hints.get(("membership", m.id)) is None]
         self.membership_items.company = (await self._items()).company
         self.membership_items.facts = await self._items()
         items = await self.membership_items(memberships)
         report = await self._writer(OPPORTUNITY).write(items)
         self._settle(report, ids, {}, outcome)
+        if new:
+            sweep = attribution.AttributionSweep(
+                whop=self.whop,
+                store=self.worker.store,
+                company_id=self.company_id,
+                writer=lambda obj, shadow: self._writer(obj, shadow_name=shadow),
+            )
+            done = await sweep.new_memberships(new)
+            for problem in done.problems:
+                log.info("%s %s: %s", problem.object, problem.key, problem.reason)
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:
         """A membership whose Person the bridge has not written yet: read its member and write it."""
@@ -672,6 +703,77 @@ class Applier:
         items = await (await self._items()).revenue_items(list(ids))
         report = await self._writer(PERSON, shadow_name=REVENUE_SHADOW).write(items)
         self._settle(report, ids, {}, outcome)
+
+    async def _membership_moments(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
+        """Tasks for the moments these memberships are in: set to cancel, trial ending."""
+        seen = {ms.id: ms for ms in self.membership_items.seen if not set(ids.get(ms.id, ())) & set(outcome.failed)}
+        now = utcnow()
+        wants = [
+            w
+            for ms in seen.values()
+            for w in moments.membership_wants(ms, now=now, announced=self.announced.get(ms.id, ()))
+        ]
+        settled = await self._moments().settle(wants)
+        for key, exc in settled.failed.items():
+            outcome.fail(ids.get(key.split(":", 1)[0], []), exc)
+
+    async def _invoices(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
+        """A Task while an invoice is past due, closed once it is paid; the invoice is always read
+        from Whop with this company's credentials (a payload names no membership anyway)."""
+        invoices = await self._fetch(self.whop.get_invoice, ids, outcome, "invoice")
+        wants = []
+        for inv in invoices:
+            membership_id = None
+            if (inv.status or "").lower() == "past_due":
+                membership_id = await moments.invoice_membership(
+                    inv, get_payment=self.whop.get_payment, list_memberships=self.whop.list_memberships
+                )
+            want = moments.invoice_want(
+                inv, membership_id=membership_id, announced=moments.INVOICE in self.announced.get(inv.id, ())
+            )
+            if want is not None:
+                wants.append(want)
+        settled = await self._moments().settle(wants)
+        for key, exc in settled.failed.items():
+            outcome.fail(ids.get(key.split(":", 1)[0], []), exc)
+
+    async def _entries(self, ids: dict[str, list[str]], outcome: Outcome) -> dict[str, list[str]]:
+        """Waitlist signups, read from Whop with this company's credentials: a lead, or the
+        membership it became (returned with its events, to be written in this pass)."""
+        read = await waitlist.read_entries(self.whop, self.company_id, list(ids))
+        for entry_id, error in read.failed.items():
+            outcome.fail(ids[entry_id], error, permanent=isinstance(error, str))
+        signups = await self._waitlist()
+        applied = await signups.apply(read.entries)
+        self._settle(applied.people, {}, {}, outcome)
+        self._settle(applied.leads, ids, {}, outcome)
+        for problem in applied.problems:
+            log.warning("%s %s: %s", problem.object, problem.key, problem.reason)
+        gone = await signups.gone(read.gone)
+        self._settle(gone, {k: ids[k] for k in read.gone}, {}, outcome)
+        marked = set(gone.twenty_ids) | {p.key for p in gone.problems}
+        for entry_id in read.gone:
+            if entry_id not in marked:
+                for event_id in ids[entry_id]:
+                    outcome.ignored[event_id] = f"waitlist entry {entry_id} is gone from Whop and was never a lead here"
+        converted: dict[str, list[str]] = {}
+        for entry_id, membership_id in applied.converted.items():
+            converted.setdefault(membership_id, []).extend(ids.get(entry_id, []))
+        return converted
+
+    async def _waitlist(self) -> waitlist.Waitlist:
+        return waitlist.Waitlist(
+            store=self.worker.store,
+            twenty=self.worker.twenty,
+            whop=self.whop,
+            items=await self._items(),
+            writer=lambda obj, shadow: self._writer(obj, shadow_name=shadow),
+            leases=self.worker.leases,
+            stage_policy=self.worker.settings.stage_policy,
+        )
+
+    def _moments(self) -> moments.Moments:
+        return moments.Moments(self.worker.twenty, self.worker.store, self.company_id)
 
     async def _case_tasks(self, outcome: Outcome) -> None:
         """A Task per dispute or Resolution Center case, due at its evidence deadline; an update

@@ -99,6 +99,17 @@ async def get_shadows(engine: AsyncEngine, company_id: str, object: str, whop_id
     return found
 
 
+async def all_shadows(engine: AsyncEngine, company_id: str, object: str, *, suffix: str = "") -> list[Shadow]:
+    """Every shadow of `object` for a company whose key ends with `suffix` (for small objects
+    such as the bridge's moments; a large one is read by key)."""
+    stmt = sa.select(record_shadows).where(_key(company_id, object))
+    if suffix:
+        stmt = stmt.where(record_shadows.c.whop_id.like(f"%{suffix}"))
+    async with engine.connect() as conn:
+        rows = (await conn.execute(stmt.order_by(record_shadows.c.whop_id))).all()
+    return [_row_to_shadow(r) for r in rows]
+
+
 async def put_shadows(
     engine: AsyncEngine,
     company_id: str,

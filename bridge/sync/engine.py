@@ -27,13 +27,16 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge import metrics
-from bridge.errors import BridgeError, SkippableError
+from bridge.errors import AuthError, BridgeError, NeedsReconnect, SkippableError
 from bridge.logs import bound
 from bridge.store import runs as run_store
 from bridge.store.connections import get_connection
+from bridge.store.db import utcnow
 from bridge.store.leases import Leases
 from bridge.store.shadows import get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
 from bridge.sync import deletions, mapping
+from bridge.sync.attribution import AttributionSweep
+from bridge.sync.moments import Moments, MomentSweep
 from bridge.sync.options import OptionGuard
 from bridge.sync.records import (
     PAYMENT_SHADOW,
@@ -46,9 +49,19 @@ from bridge.sync.records import (
     held_payments,
     payment_time,
 )
+from bridge.sync.reviews import sync_reviews
 from bridge.sync.tasks import has_task, upsert_task
+from bridge.sync.waitlist import Applied, Waitlist, read_entries
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient, WriteRules
+from bridge.twenty.data import (
+    OPPORTUNITY,
+    PERSON,
+    WHOP_PAYMENT,
+    WHOP_PRODUCT,
+    WHOP_REVIEW,
+    TwentyDataClient,
+    WriteRules,
+)
 from bridge.whop.client import WhopClient
 from bridge.whop.models import Member, Membership, Page, Payment, Product
 
@@ -129,6 +142,15 @@ class SyncEngine:
         self._checkpoint_lock = asyncio.Lock()
         self._payments: dict[str, LastPayment] = {}  # a dry run's last payment per membership
         self._reported: set[tuple[str, str]] = set()  # unreadable Whop records reported this run
+        self._sweep: MomentSweep | None = None  # moments seen in the membership pages
+        self._attribution = AttributionSweep(
+            whop=whop,
+            store=store,
+            company_id=company_id,
+            writer=lambda obj, shadow: self._writer(
+                obj, lambda r: self.guard.ensure(obj.singular, r), shadow_name=shadow
+            ),
+        )
 
     # Run lifecycle --------------------------------------------------------------------------
 
@@ -176,8 +198,12 @@ class SyncEngine:
             # Person is written once, with its revenue, rather than created then updated.
             await asyncio.gather(self._phase_products(), self._phase_payments(), self._phase_membership_facts())
             await self._phase_members()
+            await self._phase_waitlist()
             await self._phase_memberships()
+            await self._phase_moments()
+            await self._phase_attribution()
             await self._phase_payment_records(live)
+            await self._phase_reviews(live)
         except (asyncio.CancelledError, KeyboardInterrupt):
             await asyncio.shield(run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync"))
             raise
@@ -458,6 +484,109 @@ class SyncEngine:
         await mark_gone(self.store, self.company_id, "opportunity", gone)
         log.info("marked %d membership(s) deleted at Whop", len(gone))
 
+    async def _phase_waitlist(self) -> None:
+        """Waitlist signups (bridge/sync/waitlist.py): leads, and the ones approved since become
+        their membership's Opportunity before the memberships phase writes it. Signups are few:
+        the phase keeps no cursor, and is done again by a resumed run."""
+        if self.options.dry_run or "waitlist" in self._checkpoint["done"]:
+            return
+        signups = Waitlist(
+            store=self.store,
+            twenty=self.twenty,
+            whop=self.whop,
+            items=await self._company_items(),
+            writer=lambda obj, shadow: self._writer(
+                obj, lambda r: self.guard.ensure(obj.singular, r), shadow_name=shadow
+            ),
+            leases=self.leases,
+            stage_policy=self.options.stage_policy,
+        )
+        listed: set[str] = set()
+        try:
+            async for page in self.whop.list_waitlist_entries(page_size=self.options.page_size):
+                listed.update(e.id for e in page.data)
+                self._record_waitlist(await signups.apply(page.data))
+            # Held but not listed: withdrawn (listed only when asked for) or deleted at Whop.
+            read = await read_entries(self.whop, self.company_id, sorted(await signups.held() - listed))
+            self._record_waitlist(await signups.apply(read.entries))
+            self._record("opportunity", await signups.gone(read.gone))
+            for key, error in read.failed.items():
+                self.problems.append(Problem("opportunity", key, f"waitlist entry not read: {error}", kind="failed"))
+        except NeedsReconnect:
+            raise
+        except (AuthError, SkippableError) as exc:  # e.g. no plan:waitlist:read: the rest goes on
+            self.problems.append(Problem("opportunity", "-", f"waitlist not read from Whop: {exc}"))
+        await self._save_cursor("waitlist", None, done=True)
+
+    def _record_waitlist(self, applied: Applied) -> None:
+        self._record("person", applied.people)
+        self._record("opportunity", applied.leads)
+        self.problems.extend(applied.problems)
+        if applied.converted:
+            self.counts.setdefault("opportunity", Counter())["converted"] += len(applied.converted)
+
+    async def _phase_attribution(self) -> None:
+        """Where buyers and memberships came from (bridge/sync/attribution.py), once the Persons
+        and Opportunities it is written on are."""
+        if self.options.dry_run:
+            return
+        done = await self._attribution.run(page_size=self.options.page_size)
+        self._record("person", done.people)
+        self._record("opportunity", done.opportunities)
+        self.problems.extend(done.problems)
+
+    async def _phase_reviews(self, live: dict[str, Any] | None) -> None:
+        """Reviews (bridge/sync/reviews.py): Whop sends no webhook for them, so every run reads
+        them; a workspace provisioned before the object existed is told to provision again."""
+        if self.options.dry_run:
+            return
+        if live is not None and WHOP_REVIEW.singular not in live:
+            self.problems.append(
+                Problem("whopReview", "-", "reviews skipped: run `provision` to add the WhopReview object")
+            )
+            return
+        try:
+            done = await sync_reviews(
+                whop=self.whop,
+                store=self.store,
+                company=(await self._company_items()).company,
+                writer=lambda: self._writer(WHOP_REVIEW, lambda r: self.guard.ensure(WHOP_REVIEW.singular, r)),
+                page_size=self.options.page_size,
+            )
+        except NeedsReconnect:
+            raise
+        except (AuthError, SkippableError) as exc:  # e.g. the credential may not read reviews
+            self.problems.append(Problem("whopReview", "-", f"reviews not read from Whop: {exc}"))
+            return
+        self._record("whopReview", done.report)
+        self.problems.extend(done.problems)
+
+    async def _moment_sweep(self) -> MomentSweep:
+        if self._sweep is None:
+            row = await get_connection(self.store, self.company_id)
+            moments = Moments(self.twenty, self.store, self.company_id)
+            self._sweep = MomentSweep(moments, since=row.connected_at if row else None, now=utcnow())
+        return self._sweep
+
+    async def _phase_moments(self) -> None:
+        """Tasks for moments the webhooks did not bring (bridge/sync/moments.py): memberships set
+        to cancel and trials ending (seen in the memberships phase), invoices past due."""
+        if self.options.dry_run:
+            return
+        sweep = await self._moment_sweep()
+        try:
+            for key, reason in await sweep.invoices(self.whop):
+                self.problems.append(Problem("task", key, reason))
+        except NeedsReconnect:
+            raise
+        except (AuthError, SkippableError) as exc:  # e.g. no invoice:basic:read: the rest goes on
+            self.problems.append(Problem("task", "-", f"invoices not read from Whop: {exc}"))
+        settled = await sweep.finish()
+        if settled.counts:
+            self.counts.setdefault("task", Counter()).update(settled.counts)
+        for key, error in settled.failed.items():
+            self.problems.append(Problem("task", key, f"moment not written: {error}", kind="failed"))
+
     async def _company_items(self) -> CompanyItems:
         if self._items is None:
             self._items = await CompanyItems.of(self.store, self.company_id, keep_facts=not self.options.dry_run)
@@ -475,6 +604,9 @@ class SyncEngine:
             plans=self._plans,
             facts=await self._company_items(),
         )
+        if not self.options.dry_run:
+            await (await self._moment_sweep()).see(memberships)
+            self._attribution.see(memberships)
         return await build(memberships)
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:

@@ -414,6 +414,8 @@ def person_record(
 
 # Twenty's standard stages, in pipeline order. NO_STAGE (2.5+) counts as NEW.
 STAGE_ORDER: dict[str, int] = {
+    # Provisioned by the bridge: a waitlist signup (bridge/sync/waitlist.py), before anything.
+    "WAITLISTED": -1,
     "NEW": 0,
     "NO_STAGE": 0,
     "SCREENING": 1,

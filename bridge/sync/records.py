@@ -26,7 +26,7 @@ from bridge.store.facts import get_facts, put_facts
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows
 from bridge.sync import mapping
 from bridge.sync.writer import Item, Problem
-from bridge.whop.models import Member, Membership, Payment, Plan, Product
+from bridge.whop.models import Invoice, Member, Membership, Payment, Plan, Product, WaitlistEntry
 
 log = logging.getLogger(__name__)
 
@@ -408,7 +408,9 @@ async def _revenue(store: AsyncEngine, keys: Sequence[str]) -> dict[str, dict[st
     return {key: mapping.person_revenue(payments, memberships) for key, (payments, memberships) in found.items()}
 
 
-def foreign_company(record: Product | Member | Membership | Payment, company_id: str) -> str | None:
+def foreign_company(
+    record: Product | Member | Membership | Payment | Invoice | WaitlistEntry, company_id: str
+) -> str | None:
     """Why `record` may not be written for `company_id`: it names another company. None when it
     may: it names this company, or none (Whop gave it to this company's credentials)."""
     owner = record.company_id

@@ -53,17 +53,45 @@ async def upsert_task(
         return False
     tid = task_id(company_id, whop_id)
     record = {k: v for k, v in task.items() if held is None or k != "status"} | {"id": tid}
+    await send_task(twenty, record, person_id=person_id, opportunity_id=opportunity_id)
+    await put_shadows(store, company_id, TASK_SHADOW, [ShadowWrite(whop_id, digest, tid, when, task)])
+    return True
+
+
+async def send_task(
+    twenty: TwentyDataClient, record: dict[str, Any], *, person_id: str | None = None, opportunity_id: str | None = None
+) -> None:
+    """Upsert one Task (`record` holds its id) and link it to a Person and an Opportunity (Twenty
+    ids); the links have ids derived from the Task's, so sending them again adds none."""
+    tid = str(record["id"])
     try:
         await twenty.upsert(TASK, [record])
     except SkippableError:
+        if "bodyV2" not in record:
+            raise
         # Older servers have no rich-text body; the title alone still tells the story.
         await twenty.upsert(TASK, [{k: v for k, v in record.items() if k != "bodyV2"}])
+    wanted = [(kind, target) for kind, target in (("person", person_id), ("opportunity", opportunity_id)) if target]
+    if not wanted:
+        return
+    known = (await twenty.write_rules()).known_fields.get(TASK_TARGET.singular, frozenset())
     targets = [
-        {"id": str(uuid.uuid5(TASK_NAMESPACE, f"{tid}:{kind}")), "taskId": tid, f"{kind}Id": target}
-        for kind, target in (("person", person_id), ("opportunity", opportunity_id))
-        if target
+        {"id": str(uuid.uuid5(TASK_NAMESPACE, f"{tid}:{kind}")), "taskId": tid, target_field(known, kind): target}
+        for kind, target in wanted
     ]
-    if targets:
-        await twenty.upsert(TASK_TARGET, targets)
-    await put_shadows(store, company_id, TASK_SHADOW, [ShadowWrite(whop_id, digest, tid, when, task)])
-    return True
+    await twenty.upsert(TASK_TARGET, targets)
+
+
+def target_field(known: frozenset[str], kind: str) -> str:
+    """The taskTarget field linking a Task to a `kind` record: `personId` (1.x, and 2.x before
+    morph relations), or `targetPersonId` where the target is a morph relation (2.21: observed,
+    "Object taskTarget doesn't have any personId field")."""
+    morph = f"target{kind[:1].upper()}{kind[1:]}Id"
+    return morph if morph in known and f"{kind}Id" not in known else f"{kind}Id"
+
+
+async def read_task(twenty: TwentyDataClient, tid: str) -> dict[str, Any] | None:
+    """The Task as Twenty holds it now (`id`, `status`), or None when it is gone (a person
+    deleted it: soft-deleted records are not listed, and an upsert would restore it on 2.x)."""
+    found = await twenty.find(TASK, {"id": {"in": [tid]}}, selection="id status")
+    return found[0] if found else None

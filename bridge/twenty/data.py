@@ -68,9 +68,10 @@ OPPORTUNITY = ObjectApi(
 )
 WHOP_PRODUCT = ObjectApi("whopProduct", "whopProducts", "whopProductId", "id whopProductId name")
 WHOP_PAYMENT = ObjectApi("whopPayment", "whopPayments", "whopPaymentId", "id whopPaymentId name personId opportunityId")
+WHOP_REVIEW = ObjectApi("whopReview", "whopReviews", "whopReviewId", "id whopReviewId name personId productId")
 TASK = ObjectApi("task", "tasks", "id", "id title")
 TASK_TARGET = ObjectApi("taskTarget", "taskTargets", "id", "id")
-OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT, WHOP_PAYMENT)}
+OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT, WHOP_PAYMENT, WHOP_REVIEW)}
 # The smallest read of the record API: a standard object every workspace has.
 PROBE_QUERY = "query Probe { opportunities(first: 1) { edges { node { id } } } }"
 
@@ -89,8 +90,13 @@ class WriteRules:
         known: dict[str, frozenset[str]] = {}
         for name, obj in objects.items():
             texts[name] = frozenset(f.name for f in obj.fields.values() if f.type == "TEXT")
-            # A MANY_TO_ONE relation is written through its join column (`pointOfContactId`).
+            # A MANY_TO_ONE relation is written through its join column (`pointOfContactId`). A morph
+            # relation (2.21's taskTarget `target`, listed once) has one per object it may point at:
+            # `targetPersonId`, `targetOpportunityId`…
             joins = {f"{f.name}Id" for f in obj.fields.values() if f.type == "RELATION"}
+            for f in obj.fields.values():
+                if f.type == "MORPH_RELATION":
+                    joins |= {f"{f.name}{other[:1].upper()}{other[1:]}Id" for other in objects}
             known[name] = frozenset({"id", *obj.fields, *joins})
         return cls(dialect, texts, known)
 

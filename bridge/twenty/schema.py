@@ -361,9 +361,19 @@ def default_schema_dir() -> Path:
 def load_data_model(directory: Path | None = None) -> DataModel:
     directory = directory or default_schema_dir()
     objects: list[dict[str, Any]] = []
-    for path in sorted((directory / "objects").glob("*.toml")):
+    by_name: dict[str, dict[str, Any]] = {}
+    # An object's own file (`opportunity.toml`) before the files that add to it (`opportunity.*.toml`).
+    for path in sorted((directory / "objects").glob("*.toml"), key=lambda p: ("." in p.stem, p.name)):
         raw = _read(path)
-        objects.append({**raw.get("object", {}), "fields": raw.get("fields", [])})
+        header, fields = raw.get("object", {}), list(raw.get("fields", []))
+        name = header.get("nameSingular") if isinstance(header, dict) else None
+        if isinstance(name, str) and name in by_name:
+            _extend(by_name[name], header, fields, path)
+            continue
+        obj = {**header, "fields": fields}
+        objects.append(obj)
+        if isinstance(name, str):
+            by_name[name] = obj
     extra = _read(directory / "views.toml") if (directory / "views.toml").exists() else {}
     # Relations point at objects: create custom objects before the objects that reference them.
     objects.sort(key=lambda o: (not o.get("custom", False), o.get("nameSingular", "")))
@@ -379,6 +389,19 @@ def load_data_model(directory: Path | None = None) -> DataModel:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
         raise SchemaFileError(f"{directory}: {where}: {first['msg'].removeprefix('Value error, ')}") from None
+
+
+def _extend(obj: dict[str, Any], header: dict[str, Any], fields: list[Any], path: Path) -> None:
+    """A second file of one object (`opportunity.waitlist.toml`) adds fields to it: each concern
+    declares its own, and the object is one. Its header may only repeat what the first said."""
+    for key, value in header.items():
+        if key != "fields" and obj.get(key, value) != value:
+            raise SchemaFileError(f"{path}: object.{key} is {value!r}, but {obj['nameSingular']} says {obj[key]!r}")
+    known = {f.get("name") for f in obj["fields"] if isinstance(f, dict)}
+    for field in fields:
+        if isinstance(field, dict) and field.get("name") in known:
+            raise SchemaFileError(f"{path}: {obj['nameSingular']}.{field['name']} is declared twice")
+    obj["fields"] = [*obj["fields"], *fields]
 
 
 def _read(path: Path) -> dict[str, Any]:

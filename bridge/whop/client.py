@@ -36,7 +36,21 @@ from bridge.limiter import TokenBucket
 from bridge.retry import Action, Failure, RetryPolicy, parse_retry_after
 from bridge.whop import responses
 from bridge.whop.auth import TokenProvider
-from bridge.whop.models import Member, Membership, Page, PageInfo, Payment, Plan, Product
+from bridge.whop.models import (
+    Invoice,
+    Member,
+    Membership,
+    Page,
+    PageInfo,
+    Payment,
+    Plan,
+    Product,
+    PromoCode,
+    Review,
+    WaitlistEntry,
+    WhopPerson,
+    WhopUser,
+)
 from bridge.whop.responses import NotFound
 
 __all__ = ["BadId", "NotFound", "WhopClient", "WhopResponseError", "is_whop_id", "parse_retry_after"]
@@ -307,6 +321,30 @@ class WhopClient:
     ) -> AsyncIterator[Page[Plan]]:
         return self.iter_pages("plans", Plan, after=after, first=page_size, **filters)
 
+    def list_invoices(
+        self, after: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+    ) -> AsyncIterator[Page[Invoice]]:
+        """Invoices (list items are a subset: no member, product or payment; retrieve for those)."""
+        return self.iter_pages("invoices", Invoice, after=after, first=page_size, **filters)
+
+    def list_waitlist_entries(
+        self, after: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+    ) -> AsyncIterator[Page[WaitlistEntry]]:
+        """Waitlist signups (newest first; withdrawn ones only with `status="canceled"`)."""
+        return self.iter_pages("waitlist_entries", WaitlistEntry, after=after, first=page_size, **filters)
+
+    def list_reviews(
+        self, after: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+    ) -> AsyncIterator[Page[Review]]:
+        """Published reviews (ask per `product_id`: list items do not name their product)."""
+        return self.iter_pages("reviews", Review, after=after, first=page_size, **filters)
+
+    def list_people(
+        self, after: str | None = None, page_size: int = DEFAULT_PAGE_SIZE, **filters: Any
+    ) -> AsyncIterator[Page[WhopPerson]]:
+        """The company's people (visitors and buyers): Whop's figures and where each came from."""
+        return self.iter_pages("people", WhopPerson, after=after, first=page_size, **filters)
+
     # Single objects -----------------------------------------------------------------------
 
     async def get_product(self, product_id: str) -> Product:
@@ -320,6 +358,24 @@ class WhopClient:
 
     async def get_payment(self, payment_id: str) -> Payment:
         return await self._get_object("/payments/" + _segment(payment_id, "pay_"), Payment, payment_id)
+
+    async def get_invoice(self, invoice_id: str) -> Invoice:
+        return await self._get_object("/invoices/" + _segment(invoice_id, "inv_"), Invoice, invoice_id)
+
+    async def get_waitlist_entry(self, entry_id: str) -> WaitlistEntry:
+        path = "/waitlist_entries/" + _segment(entry_id, "entry_")
+        return await self._get_object(path, WaitlistEntry, entry_id)
+
+    async def get_review(self, review_id: str) -> Review:
+        return await self._get_object("/reviews/" + _segment(review_id, "rev_"), Review, review_id)
+
+    async def get_promo_code(self, promo_code_id: str) -> PromoCode:
+        path = "/promo_codes/" + _segment(promo_code_id, "promo_")
+        return await self._get_object(path, PromoCode, promo_code_id)
+
+    async def get_user(self, user_id: str) -> WhopUser:
+        """A user's public profile (name, username; never the e-mail)."""
+        return await self._get_object("/users/" + _segment(user_id, "user_"), WhopUser, user_id)
 
     async def get_plan(self, plan_id: str) -> Plan:
         """A plan, from `/variants` (current) or `/plans` (its deprecated alias, still served by

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Generic, TypeVar
 
 from pydantic import (
@@ -32,6 +33,7 @@ from bridge.money import MAX_AMOUNT, Money, to_decimal
 
 __all__ = [
     "MAX_AMOUNT",
+    "Invoice",
     "Member",
     "Membership",
     "Money",
@@ -40,7 +42,12 @@ __all__ = [
     "Payment",
     "Plan",
     "Product",
+    "PromoCode",
+    "Review",
+    "Source",
+    "WaitlistEntry",
     "WebhookEnvelope",
+    "WhopPerson",
     "WhopUser",
 ]
 
@@ -241,6 +248,8 @@ class Membership(_Tolerant):
     most_recent_action_at: Timestamp = None
     manage_url: str | None = None
     promo_code_id: str | None = None
+    affiliate_id: str | None = None  # the affiliate who brought it (retrieve and lists; null in webhooks)
+    affiliate_user_id: str | None = None
     created_at: Timestamp = None
     updated_at: Timestamp = None
     user: WhopUser | None = None  # legacy nested user; the native membership carries none
@@ -268,6 +277,10 @@ class Membership(_Tolerant):
             _fill(data, "product_title", product.get("title"))
         _fill(data, "plan_id", _id_of(data.get("plan")))
         _fill(data, "promo_code_id", _id_of(data.get("promo_code")))
+        affiliate = data.get("affiliate")
+        if isinstance(affiliate, dict):
+            _fill(data, "affiliate_id", _id_of(affiliate))
+            _fill(data, "affiliate_user_id", affiliate.get("user_id"), _id_of(affiliate.get("user")))
         # legacy: renewal_period_* instead of current_period_*
         _fill(data, "current_period_start", data.get("renewal_period_start"))
         _fill(data, "current_period_end", data.get("renewal_period_end"))
@@ -396,6 +409,220 @@ class Plan(_Tolerant):
     @classmethod
     def _lower_currency(cls, value: Any) -> str | None:
         return value.strip().lower() if isinstance(value, str) and value.strip() else None
+
+
+class Invoice(_Tolerant):
+    """A bill a company sent a customer (PY26 `types/invoice.py`). It names no membership: the
+    member, product and plan say whose it is; `payment` is set once a payment settled it."""
+
+    id: str
+    status: str | None = None  # draft, open, paid, past_due, uncollectible, void
+    number: str | None = None
+    company_id: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    member_id: str | None = None
+    product_id: str | None = None
+    product_title: str | None = None
+    plan_id: str | None = None
+    formatted_price: str | None = None  # the plan's price as Whop shows it ("$49.00")
+    payment_id: str | None = None
+    customer_name: str | None = None
+    email_address: str | None = None
+    pay_online_url: str | None = None
+    collection_method: str | None = None
+    payment_processing: bool = False
+    due_date: Timestamp = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "company_id", data.get("account_id"), _id_of(data.get("company")), _id_of(data.get("account")))
+        user = data.get("user")
+        _fill(data, "user_id", _id_of(user))
+        if isinstance(user, dict):
+            _fill(data, "user_name", user.get("name"), user.get("username"))
+        _fill(data, "member_id", _id_of(data.get("member")))
+        product = data.get("product")
+        _fill(data, "product_id", _id_of(product))
+        if isinstance(product, dict):
+            _fill(data, "product_title", product.get("title"))
+        plan = data.get("current_plan") or data.get("plan")
+        _fill(data, "plan_id", _id_of(plan))
+        if isinstance(plan, dict):
+            _fill(data, "formatted_price", plan.get("formatted_price"))
+        _fill(data, "payment_id", _id_of(data.get("payment")))
+        if data.get("payment_processing") is None:
+            data["payment_processing"] = False
+        for name in ("user", "member", "product", "plan", "current_plan", "payment", "company", "account"):
+            data.pop(name, None)
+        return data
+
+
+class WaitlistEntry(_Tolerant):
+    """A signup for a waitlisted plan: PY26 `types/waitlist_entry.py` (flat ids, as
+    `/waitlist_entries` answers) or `types/entry.py` (nested user, plan and product, as the
+    `entry.*` webhooks carry it, with no account, membership or `updated_at`)."""
+
+    id: str
+    status: str | None = None  # pending, approved, denied, canceled (drafted in webhooks)
+    company_id: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    username: str | None = None
+    plan_id: str | None = None
+    product_id: str | None = None
+    product_title: str | None = None
+    membership_id: str | None = None  # the membership approval made, once it did
+    approval_failure_reason: str | None = None
+    answers: list[tuple[str, str]] = Field(default_factory=list)  # (question, answer)
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "company_id", data.get("account_id"), _id_of(data.get("account")), _id_of(data.get("company")))
+        user = data.get("user")
+        _fill(data, "user_id", _id_of(user))
+        if isinstance(user, dict):
+            _fill(data, "user_name", user.get("name"))
+            _fill(data, "username", user.get("username"))
+        _fill(data, "plan_id", _id_of(data.get("plan")))
+        product = data.get("product")
+        _fill(data, "product_id", _id_of(product))
+        if isinstance(product, dict):
+            _fill(data, "product_title", product.get("title"))
+        _fill(data, "membership_id", _id_of(data.get("membership")))
+        responses = data.get("custom_field_responses")
+        data["answers"] = [
+            (str(r.get("question") or ""), str(r.get("answer") or ""))
+            for r in (responses if isinstance(responses, list) else [])
+            if isinstance(r, dict)
+        ]
+        for name in ("user", "plan", "product", "membership", "account", "company"):
+            data.pop(name, None)
+        return data
+
+
+class Review(_Tolerant):
+    """A member's review of a product: PY26 `types/review.py` (retrieve: with product and
+    account) or `types/review_list_item.py` (lists, asked per product: without them)."""
+
+    id: str
+    status: str | None = None  # pending, published, removed
+    stars: int | None = None
+    title: str | None = None
+    description: str | None = None
+    company_id: str | None = None
+    product_id: str | None = None
+    product_title: str | None = None
+    user_id: str | None = None
+    user_name: str | None = None
+    paid_for_product: bool | None = None
+    published_at: Timestamp = None
+    created_at: Timestamp = None
+    updated_at: Timestamp = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "company_id", data.get("account_id"), _id_of(data.get("account")), _id_of(data.get("company")))
+        user = data.get("user")
+        _fill(data, "user_id", _id_of(user))
+        if isinstance(user, dict):
+            _fill(data, "user_name", user.get("name"), user.get("username"))
+        product = data.get("product")
+        _fill(data, "product_id", _id_of(product))
+        if isinstance(product, dict):
+            _fill(data, "product_title", product.get("title"))
+        for name in ("user", "product", "account", "company", "attachments"):
+            data.pop(name, None)
+        return data
+
+
+class Source(_Tolerant):
+    """Where a visit came from (PY26 `/people` `first_source`, `last_source`): a Whop ad click,
+    a lead form, an external ad, a referring site, or UTM parameters."""
+
+    type: str | None = None  # ad_click, lead_form, external_ad_click, referrer, utm
+    domain: str | None = None
+    utm_source: str | None = None
+    platform: str | None = None
+    campaign: str | None = None  # the campaign's name, else its id
+    ad_group: str | None = None
+    ad: str | None = None
+    occurred_at: Timestamp = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name in ("campaign", "ad_group", "ad"):
+            value = data.get(name)
+            if isinstance(value, dict):
+                data[name] = _first(value.get("name"), value.get("id"))
+        return data
+
+
+class WhopPerson(_Tolerant):
+    """A buyer's profile at a company (PY26 `/people`): Whop's own figures and attribution."""
+
+    id: str
+    user_id: str | None = None
+    member_id: str | None = None
+    ltv: Decimal | None = None  # in USD, as Whop reports it
+    aov: Decimal | None = None
+    purchase_count: int | None = None
+    first_seen_at: Timestamp = None
+    last_seen_at: Timestamp = None
+    first_purchase_at: Timestamp = None
+    last_purchase_at: Timestamp = None
+    first_source: Source | None = None
+    last_source: Source | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "user_id", _id_of(data.get("user")))
+        _fill(data, "member_id", _id_of(data.get("member")))
+        for name in ("ltv", "aov"):
+            data[name] = to_decimal(data.get(name))
+        for name in ("user", "member"):
+            data.pop(name, None)
+        return data
+
+
+class PromoCode(_Tolerant):
+    id: str
+    code: str | None = None
+    promo_type: str | None = None
+    company_id: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _normalize(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        _fill(data, "company_id", data.get("account_id"), _id_of(data.get("account")), _id_of(data.get("company")))
+        return data
 
 
 # Pages and webhooks -------------------------------------------------------------------------

@@ -218,7 +218,7 @@ async def test_a_name_taken_between_plan_and_apply_is_resolved_by_listing_again(
     monkeypatch.setattr(meta, "create_field", create_field_after_a_rival)
     result = await provision(meta, load_data_model(), PUBLIC_URL)
 
-    assert raced == ["whopPayment", "whopProduct", "whopUserId"]  # each custom object, then the field
+    assert raced == ["whopPayment", "whopProduct", "whopReview", "whopUserId"]  # each custom object, then the field
     assert not result.plan.conflicts
     assert [f["name"] for f in fake_twenty.object_by_name("person")["fieldsList"]].count("whopUserId") == 1
     monkeypatch.undo()

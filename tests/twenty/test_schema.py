@@ -109,7 +109,24 @@ def test_the_shipped_views_show_cards_columns_and_whop_sections() -> None:
     opportunity = next(s for s in model.sections if s.object == "opportunity")
     assert "stage" not in section_fields(model, opportunity), "Twenty's own stage stays where it is"
     stage = model.object("opportunity").field("stage")
-    assert stage.standard and stage.option_values() == ["CHURNED"]
+    assert stage.standard and stage.option_values() == ["CHURNED", "WAITLISTED"]
+
+
+def test_a_concern_declares_its_fields_of_an_object_in_its_own_file(tmp_path: Path) -> None:
+    model = load_data_model()
+    opportunity = model.object("opportunity")
+    assert opportunity.field("whopWaitlistStatus").type == "SELECT", "from opportunity.waitlist.toml"
+    assert opportunity.field("whopMembershipId").unique, "and opportunity.toml's own fields stay"
+    assert [o.nameSingular for o in model.objects].count("opportunity") == 1
+
+    schema = _copy_schema(tmp_path)
+    extra = schema / "objects" / "opportunity.extra.toml"
+    extra.write_text('[object]\nnameSingular = "opportunity"\n\n[[fields]]\nname = "whopPlanId"\ntype = "TEXT"\n')
+    with pytest.raises(SchemaFileError, match=r"opportunity\.extra\.toml.*whopPlanId is declared twice"):
+        load_data_model(schema)
+    extra.write_text('[object]\nnameSingular = "opportunity"\ncustom = true\n')
+    with pytest.raises(SchemaFileError, match=r"object\.custom"):
+        load_data_model(schema)
 
 
 @pytest.mark.parametrize(

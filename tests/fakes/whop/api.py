@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from bisect import bisect_left, bisect_right
 from collections.abc import Awaitable, Callable, Iterable
@@ -54,7 +55,19 @@ ORDERS: dict[str, dict[str, str]] = {
     "products": {"created_at": "created_at", "id": "id"},
     "plans": {"created_at": "created_at", "id": "id"},
     "accounts": {"created_at": "created_at", "id": "id"},
+    "invoices": {"created_at": "created_at", "id": "id", "due_date": "due_date"},
+    "waitlist_entries": {"created_at": "created_at"},
+    "reviews": {"created_at": "created_at", "stars": "stars"},
+    "people": {
+        "first_seen_at": "first_seen_at",
+        "last_seen_at": "last_seen_at",
+        "first_purchase_at": "first_purchase_at",
+        "created_at": "first_seen_at",
+    },
+    "promo_codes": {"created_at": "created_at", "id": "id"},
 }
+# Lists whose `direction` defaults to descending (the SDK's docstrings say so).
+NEWEST_FIRST = frozenset({"waitlist_entries"})
 # OAuth permission needed per list when scopes are enforced (PY040 "Required permissions").
 PERMISSIONS = {
     "memberships": "member:basic:read",
@@ -62,7 +75,14 @@ PERMISSIONS = {
     "payments": "payment:basic:read",
     "products": "access_pass:basic:read",
     "plans": "plan:basic:read",
+    "invoices": "invoice:basic:read",
+    "waitlist_entries": "plan:waitlist:read",
+    "reviews": "review:basic:read",  # a guess: the SDK names no permission for reading reviews
+    "people": "people:read",  # a guess, likewise
+    "promo_codes": "promo_code:basic:read",
 }
+INVOICE_STATUSES = ("draft", "open", "paid", "past_due", "uncollectible", "void")
+ENTRY_STATUSES = ("pending", "approved", "denied", "canceled")
 
 
 @dataclass(frozen=True)
@@ -319,10 +339,10 @@ class RestApi:
         *,
         cache_key: tuple[Any, ...],
     ) -> dict[str, Any]:
-        order = params.get("order") or "created_at"
+        order = params.get("order") or ("first_seen_at" if resource == "people" else "created_at")
         if order not in ORDERS[resource]:
             raise ApiError(400, "bad_request", f"order must be one of {sorted(ORDERS[resource])}")
-        direction = params.get("direction") or "asc"
+        direction = params.get("direction") or ("desc" if resource in NEWEST_FIRST else "asc")
         if direction not in ("asc", "desc"):
             raise ApiError(400, "bad_request", "direction must be asc or desc")
         first, last = page_size(params, "first"), page_size(params, "last")
@@ -350,7 +370,12 @@ class RestApi:
         page = [ordered[n - 1 - i] if desc else ordered[i] for i in positions]
         page_keys = [keys[n - 1 - i] if desc else keys[i] for i in positions]
         show_email = self._show_email(cred)
-        data = [shapes.render(self.store, r, legacy=legacy, show_email=show_email) for r in page]
+        if resource == "invoices":  # list items are a subset of what retrieve answers
+            data = [shapes.invoice_list_item(self.store, r, show_email=show_email) for r in page]
+        elif resource == "reviews":
+            data = [shapes.review_list_item(self.store, r) for r in page]
+        else:
+            data = [shapes.render(self.store, r, legacy=legacy, show_email=show_email) for r in page]
         return {
             "data": data,
             "page_info": {
@@ -496,6 +521,35 @@ class RestApi:
                     preds.append(lambda r: r.visibility in vis)
             if query := (params.get("query") or "").strip().lower():
                 preds.append(lambda r: query in r.title.lower())
+        elif resource == "invoices":
+            statuses = set(_qlist(params, "statuses", "status"))
+            if bad := statuses - set(INVOICE_STATUSES):
+                raise ApiError(400, "bad_request", f"unknown status {sorted(bad)}; one of {list(INVOICE_STATUSES)}")
+            if statuses:
+                preds.append(lambda r: r.status in statuses)
+            one_of("product_id", "product_ids")
+            one_of("collection_method", "collection_methods")
+        elif resource == "waitlist_entries":
+            status = params.get("status")
+            if status is not None and status not in ENTRY_STATUSES:
+                raise ApiError(400, "bad_request", f"unknown status {status!r}; one of {list(ENTRY_STATUSES)}")
+            # "Canceled signups are returned only when `status` is `canceled`."
+            preds.append(lambda r: r.status == status if status else r.status != "canceled")
+            one_of("plan_id", "plan_id")
+            one_of("product_id", "product_id")
+        elif resource == "reviews":
+            preds.append(lambda r: r.status == "published")  # "Lists the published reviews"
+            one_of("product_id", "product_id")
+            for name, keep in (("min_stars", lambda r, n: r.stars >= n), ("max_stars", lambda r, n: r.stars <= n)):
+                raw = params.get(name)
+                if raw:
+                    if not raw.isdigit() or not 1 <= int(raw) <= 5:
+                        raise ApiError(400, "bad_request", f"{name} must be from 1 to 5")
+                    preds.append(functools.partial(keep, n=int(raw)))
+        elif resource == "people":
+            one_of("user_id", "user_id")
+            if (bought := params.get("has_purchased")) in ("true", "false"):
+                preds.append(lambda r: (r.purchase_count > 0) == (bought == "true"))
         elif resource == "plans":
             one_of("product_id", "product_ids", "product_id")
             one_of("plan_type", "plan_types")
@@ -517,7 +571,8 @@ class RestApi:
         if record is None and resource == "memberships":  # a license key works too
             record = next((m for m in table.values() if m.license_key and m.license_key == obj_id), None)
         if record is None:
-            raise ApiError(404, "not_found", f"{resource[:-1].capitalize()} {obj_id} not found")
+            what = {"waitlist_entries": "Waitlist entry"}.get(resource, resource[:-1].capitalize())
+            raise ApiError(404, "not_found", f"{what} {obj_id} not found")
         public = resource == "products" and record.visibility == "visible"
         if record.company_id not in cred.company_ids and not public:
             raise ApiError(403, "forbidden", f"You do not have access to {obj_id}")

@@ -31,7 +31,20 @@ from tests.fakes.whop._util import TimeInput, iso, to_ms
 from tests.fakes.whop.api import RestApi
 from tests.fakes.whop.oauth import OAuthConfig, OAuthProvider
 from tests.fakes.whop.stats import FakeWhopStats, RecordedRequest
-from tests.fakes.whop.store import Company, Member, Membership, Payment, Plan, Product, Record, User, WhopStore
+from tests.fakes.whop.store import (
+    Company,
+    Invoice,
+    Member,
+    Membership,
+    Payment,
+    Plan,
+    Product,
+    Record,
+    Review,
+    User,
+    WaitlistEntry,
+    WhopStore,
+)
 from tests.fakes.whop.webhook_api import WebhookRoutes, delivery_json, webhook_json
 from tests.fakes.whop.webhooks import PERMISSION, Webhook, WebhookDelivery, WebhookHub
 
@@ -322,9 +335,11 @@ class FakeWhop(WhopStore):
         """
         if isinstance(data, str):
             data = self.get(data)
-        if isinstance(data, User | Company | Product | Plan | Member | Membership | Payment):
+        if isinstance(
+            data, User | Company | Product | Plan | Member | Membership | Payment | Invoice | WaitlistEntry | Review
+        ):
             company_id = company_id or self._company_of(data)
-            payload: Any = shapes.render(self, data, legacy=legacy)
+            payload: Any = shapes.render_event(self, data, legacy=legacy)
         else:
             company_id = company_id or self._company_in_payload(data)
             payload = data

@@ -12,13 +12,18 @@ from typing import Any
 from tests.fakes.whop._util import formatted, iso, legacy_number, money, period_label
 from tests.fakes.whop.store import (
     Company,
+    Invoice,
     Member,
     Membership,
     Payment,
+    PersonView,
     Plan,
     Product,
+    PromoCode,
     Record,
+    Review,
     User,
+    WaitlistEntry,
     WhopStore,
 )
 
@@ -97,11 +102,26 @@ def native_membership(store: WhopStore, m: Membership) -> dict[str, Any]:
         "license_key": m.license_key,
         "manage_url": m.manage_url,
         "member": None,  # only ever the caller's own row; a company credential never gets one
-        "affiliate": None,
+        "affiliate": _affiliate(m),
         "phone_number": m.phone_number,
         "metadata": dict(m.metadata),
         "created_at": iso(m.created_at),
         "updated_at": iso(m.updated_at),
+    }
+
+
+def _affiliate(m: Membership) -> dict[str, Any] | None:
+    """PY26 `types/membership_affiliate.py`; webhooks always send null (see `render_event`)."""
+    if m.affiliate_id is None:
+        return None
+    return {
+        "applies_to_payments": "first_payment",
+        "commission_amount": None,
+        "commission_percentage": 30.0,
+        "commission_type": "percentage",
+        "enabled": True,
+        "id": m.affiliate_id,
+        "user_id": m.affiliate_user_id,
     }
 
 
@@ -470,6 +490,198 @@ def legacy_payment(store: WhopStore, p: Payment, *, show_email: bool = True) -> 
     }
 
 
+# ---- invoices and waitlist entries (one family: no legacy shape is documented) ---------------
+
+
+def _invoice_user(store: WhopStore, user_id: str | None, *, show_email: bool) -> dict[str, Any] | None:
+    user = store.users.get(user_id or "")
+    if user is None:
+        return None
+    return {"email": user.email if show_email else None, "id": user.id, "name": user.name, "username": user.username}
+
+
+def _invoice_plan(store: WhopStore, inv: Invoice) -> dict[str, Any]:
+    plan = store.plans.get(inv.plan_id)
+    currency = plan.currency if plan else "usd"
+    price = (plan.renewal_price if plan.plan_type == "renewal" else plan.initial_price) if plan else None
+    return {"currency": currency, "formatted_price": formatted(price, currency), "id": inv.plan_id}
+
+
+def native_invoice(store: WhopStore, inv: Invoice, *, show_email: bool = True) -> dict[str, Any]:
+    """PY26 `types/invoice.py` (retrieve, and the `invoice.*` webhooks' `data`)."""
+    plan = store.plans.get(inv.plan_id)
+    return {
+        "automatically_finalizes_at": None,
+        "charge_buyer_fee": inv.charge_buyer_fee,
+        "collection_method": inv.collection_method,
+        "company": {"id": inv.company_id},
+        "created_at": iso(inv.created_at),
+        "current_plan": {**_invoice_plan(store, inv), "description": plan.description if plan else None},
+        "customer_name": inv.customer_name,
+        "due_date": iso(inv.due_date),
+        "email_address": inv.email_address if show_email else None,
+        "fetch_invoice_token": f"fit_{inv.id}",
+        "id": inv.id,
+        "line_items": [],
+        "mailing_address": None,
+        "member": {"id": inv.member_id} if inv.member_id else None,
+        "number": inv.number,
+        "pay_online_url": f"https://whop.com/invoices/{inv.id}/pay",
+        "payment": {"id": inv.payment_id} if inv.payment_id else None,
+        "payment_processing": inv.payment_processing,
+        "product": {"id": inv.product_id, "title": _product_title(store, inv.product_id) or ""},
+        "status": inv.status,
+        "subscription_billing_anchor_at": None,
+        "updated_at": iso(inv.updated_at),
+        "user": _invoice_user(store, inv.user_id, show_email=show_email),
+    }
+
+
+def invoice_list_item(store: WhopStore, inv: Invoice, *, show_email: bool = True) -> dict[str, Any]:
+    """PY26 `types/invoice_list_item.py`: a subset (no company, member, product, payment or
+    updated_at), so a caller retrieves an invoice to learn whose it is."""
+    user = _invoice_user(store, inv.user_id, show_email=show_email)
+    return {
+        "created_at": iso(inv.created_at),
+        "current_plan": _invoice_plan(store, inv),
+        "due_date": iso(inv.due_date),
+        "email_address": inv.email_address if show_email else None,
+        "fetch_invoice_token": f"fit_{inv.id}",
+        "id": inv.id,
+        "line_items": [],
+        "number": inv.number,
+        "payment_processing": inv.payment_processing,
+        "status": inv.status,
+        "user": {k: v for k, v in user.items() if k != "email"} if user else None,
+    }
+
+
+def native_waitlist_entry(store: WhopStore, e: WaitlistEntry) -> dict[str, Any]:
+    """PY26 `types/waitlist_entry.py` (`/waitlist_entries` list and retrieve): flat ids."""
+    return {
+        "account_id": e.company_id,
+        "approval_failure_reason": e.approval_failure_reason,
+        "buyer_account_id": e.buyer_account_id,
+        "created_at": iso(e.created_at),
+        "custom_field_responses": [dict(r) for r in e.custom_field_responses],
+        "id": e.id,
+        "membership_id": e.membership_id,
+        "metadata": dict(e.metadata),
+        "plan_id": e.plan_id,
+        "product_id": e.product_id,
+        "status": e.status,
+        "updated_at": iso(e.updated_at),
+        "user_id": e.user_id,
+    }
+
+
+def entry_event_data(store: WhopStore, e: WaitlistEntry, *, show_email: bool = True) -> dict[str, Any]:
+    """PY26 `types/entry.py`, the `entry.*` webhooks' `data`: nested user, plan and product, no
+    account, no `updated_at` and no membership (so a receiver reads the signup again)."""
+    user = store.users[e.user_id]
+    status = e.status if e.status in ("drafted", "pending", "approved", "denied") else "denied"
+    return {
+        "created_at": iso(e.created_at),
+        "custom_field_responses": [dict(r) for r in e.custom_field_responses],
+        "id": e.id,
+        "plan": {"id": e.plan_id},
+        "product": {"id": e.product_id, "title": _product_title(store, e.product_id) or ""} if e.product_id else None,
+        "status": status,
+        "user": {
+            "email": user.email if show_email else None,
+            "id": user.id,
+            "name": user.name,
+            "username": user.username,
+        },
+    }
+
+
+def review_list_item(store: WhopStore, r: Review) -> dict[str, Any]:
+    """PY26 `types/review_list_item.py`: no product and no account (lists are asked per one)."""
+    user = store.users[r.user_id]
+    return {
+        "attachments": [],
+        "created_at": iso(r.created_at),
+        "description": r.description,
+        "id": r.id,
+        "joined_at": iso(r.joined_at),
+        "paid_for_product": r.paid_for_product,
+        "published_at": iso(r.published_at),
+        "stars": r.stars,
+        "status": r.status,
+        "title": r.title,
+        "updated_at": iso(r.updated_at),
+        "user": {"id": user.id, "name": user.name, "username": user.username},
+    }
+
+
+def native_review(store: WhopStore, r: Review) -> dict[str, Any]:
+    """PY26 `types/review.py` (retrieve): the list item plus its product and account."""
+    company = _company(store, r.company_id)
+    return {
+        **review_list_item(store, r),
+        "account": {"id": company.id, "route": company.route, "title": company.title},
+        "product": {"id": r.product_id, "title": _product_title(store, r.product_id) or ""},
+    }
+
+
+def native_person(store: WhopStore, p: PersonView) -> dict[str, Any]:
+    """PY26 `people/types/list_people_response_data_item.py`."""
+    user = store.users[p.user_id]
+    member = store.members[p.member_id]
+    return {
+        "account_id": p.company_id,
+        "aov": float(p.ltv / p.purchase_count) if p.purchase_count else None,
+        "device": None,
+        "email": member.email,
+        "event_count": p.purchase_count + 1,
+        "first_purchase_at": iso(p.first_purchase_at),
+        "first_seen_at": iso(p.first_seen_at),
+        "first_source": p.first_source,
+        "id": p.id,
+        "last_ip": None,
+        "last_purchase_at": iso(p.last_purchase_at),
+        "last_seen_at": iso(p.last_seen_at),
+        "last_source": p.last_source,
+        "location": None,
+        "ltv": float(p.ltv),
+        "member": {"id": p.member_id},
+        "name": user.name,
+        "phone": member.phone_number,
+        "purchase_count": p.purchase_count,
+        "timezone": None,
+        "user": {"id": user.id, "username": user.username},
+    }
+
+
+def native_promo_code(store: WhopStore, p: PromoCode) -> dict[str, Any]:
+    """PY26 `types/promo_code.py`."""
+    company = _company(store, p.company_id)
+    return {
+        "account": {"id": company.id, "title": company.title, "route": company.route},
+        "amount_off": float(p.amount_off),
+        "churned_users_only": False,
+        "code": p.code,
+        "created_at": iso(p.created_at),
+        "currency": p.currency,
+        "duration": "forever",
+        "existing_memberships_only": False,
+        "expires_at": None,
+        "id": p.id,
+        "metadata": {},
+        "new_users_only": False,
+        "one_per_customer": False,
+        "product": None,
+        "promo_duration_months": None,
+        "promo_type": p.promo_type,
+        "status": p.status,
+        "stock": 0,
+        "unlimited_stock": True,
+        "updated_at": iso(p.updated_at),
+        "uses": p.uses,
+    }
+
+
 # ---- dispatch ----------------------------------------------------------------------------
 
 
@@ -489,4 +701,25 @@ def render(store: WhopStore, record: Record, *, legacy: bool = False, show_email
         return native_account(store, record)
     if isinstance(record, User):
         return native_user(record, include_email=False)
+    if isinstance(record, Invoice):
+        return native_invoice(store, record, show_email=show_email)
+    if isinstance(record, WaitlistEntry):
+        return native_waitlist_entry(store, record)
+    if isinstance(record, Review):
+        return native_review(store, record)
+    if isinstance(record, PersonView):
+        return native_person(store, record)
+    if isinstance(record, PromoCode):
+        return native_promo_code(store, record)
     raise TypeError(f"cannot render {type(record).__name__}")
+
+
+def render_event(store: WhopStore, record: Record, *, legacy: bool = False) -> dict[str, Any]:
+    """A record as a webhook's `data` carries it: as the API renders it, except a waitlist
+    entry, which webhooks send in the older `Entry` shape."""
+    if isinstance(record, WaitlistEntry):
+        return entry_event_data(store, record)
+    rendered = render(store, record, legacy=legacy)
+    if isinstance(record, Membership) and "affiliate" in rendered:
+        rendered["affiliate"] = None  # "always null in webhooks" (research/whop-api.md §2.3)
+    return rendered

@@ -153,6 +153,8 @@ class Membership:
     plan_id: str
     status: str = "active"
     promo_code_id: str | None = None
+    affiliate_id: str | None = None  # the affiliate who referred it (`aff_…`) and their user
+    affiliate_user_id: str | None = None
     initial_price: Decimal = Decimal("0")
     renewal_price: Decimal | None = None
     currency: str = "usd"
@@ -228,7 +230,107 @@ class Payment:
     updated_at: int = 0
 
 
-Record = User | Company | Product | Plan | Member | Membership | Payment
+@dataclass(kw_only=True)
+class Invoice:
+    """A bill sent to a customer (PY26 `types/invoice.py`). Whop's invoice names no membership;
+    `membership_id` is the fake's own note of which membership it bills (never rendered)."""
+
+    id: str
+    company_id: str
+    member_id: str | None
+    user_id: str | None
+    product_id: str
+    plan_id: str
+    membership_id: str | None = None
+    number: str = "0001"
+    status: str = "open"  # draft | open | paid | past_due | uncollectible | void
+    collection_method: str = "send_invoice"
+    due_date: int | None = None
+    payment_id: str | None = None
+    email_address: str | None = None
+    customer_name: str | None = None
+    charge_buyer_fee: bool = False
+    payment_processing: bool = False
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(kw_only=True)
+class WaitlistEntry:
+    """A signup for a waitlisted plan (PY26 `types/waitlist_entry.py`)."""
+
+    id: str
+    company_id: str
+    user_id: str
+    plan_id: str
+    product_id: str | None
+    status: str = "pending"  # pending | approved | denied | canceled
+    membership_id: str | None = None
+    buyer_account_id: str | None = None
+    approval_failure_reason: str | None = None
+    custom_field_responses: list[dict[str, Any]] = field(default_factory=list)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(kw_only=True)
+class Review:
+    """A member's review of a product (PY26 `types/review.py`)."""
+
+    id: str
+    company_id: str
+    product_id: str
+    user_id: str
+    stars: int = 5
+    title: str | None = None
+    description: str | None = None
+    status: str = "published"  # pending | published | removed
+    paid_for_product: bool | None = True
+    joined_at: int | None = None
+    published_at: int | None = None
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(kw_only=True)
+class PromoCode:
+    id: str
+    company_id: str
+    code: str
+    promo_type: str = "percentage"  # percentage | flat_amount
+    amount_off: Decimal = Decimal("10")
+    currency: str = "usd"
+    status: str = "active"
+    uses: int = 0
+    created_at: int = 0
+    updated_at: int = 0
+
+
+@dataclass(kw_only=True)
+class PersonView:
+    """A buyer's `/people` profile at one company, derived from what the fake holds (its member,
+    payments) plus the sources a test gives (`WhopStore.set_sources`)."""
+
+    id: str  # prsn_…
+    company_id: str
+    user_id: str
+    member_id: str
+    purchase_count: int
+    ltv: Decimal
+    first_seen_at: int
+    last_seen_at: int
+    first_purchase_at: int | None
+    last_purchase_at: int | None
+    first_source: dict[str, Any] | None
+    last_source: dict[str, Any] | None
+
+    @property
+    def created_at(self) -> int:  # what the lists' created_after/before filter on
+        return self.first_seen_at
+
+
+Record = User | Company | Product | Plan | Member | Membership | Payment | Invoice | WaitlistEntry | Review | PromoCode
 
 
 @dataclass
@@ -256,6 +358,12 @@ class WhopStore:
         self.members: dict[str, Member] = {}
         self.memberships: dict[str, Membership] = {}
         self.payments: dict[str, Payment] = {}
+        self.invoices: dict[str, Invoice] = {}
+        self.waitlist_entries: dict[str, WaitlistEntry] = {}
+        self.reviews: dict[str, Review] = {}
+        self.promo_codes: dict[str, PromoCode] = {}
+        # (company, user) -> (first source, last source), as `/people` shows them
+        self.sources: dict[tuple[str, str], tuple[dict[str, Any] | None, dict[str, Any] | None]] = {}
         self.neighbor_company_id: str | None = None
         self._usernames: set[str] = set()
         self.ids = IdFactory(random.Random(id_seed))
@@ -287,6 +395,10 @@ class WhopStore:
             "mber_": self.members,
             "mem_": self.memberships,
             "pay_": self.payments,
+            "inv_": self.invoices,
+            "entry_": self.waitlist_entries,
+            "rev_": self.reviews,
+            "promo_": self.promo_codes,
         }
 
     def table_for(self, obj_id: str) -> dict[str, Any]:
@@ -752,3 +864,229 @@ class WhopStore:
 
     def delete_payment(self, pay_id: str) -> None:
         self._delete(self.payments, pay_id)
+
+    # ---- invoices and waitlists (moments a sales team acts on) ----------------------------
+    def add_invoice(
+        self,
+        membership_id: str,
+        *,
+        id: str | None = None,
+        status: str = "open",
+        due_date: TimeInput = None,
+        created_at: TimeInput = None,
+        **fields: Any,
+    ) -> Invoice:
+        """An invoice billing `membership_id`'s member for its plan (`send_invoice` by default)."""
+        with self.lock:
+            m = self.memberships[membership_id]
+            member = self.members.get(m.member_id or "")
+            inv_id = self._claim_id(id, "inv_")
+            coerced = self._coerce({"created_at": created_at if created_at is not None else self.clock(), **fields})
+            coerced.setdefault("updated_at", coerced["created_at"])
+            number = f"{len([i for i in self.invoices.values() if i.company_id == m.company_id]) + 1:04d}"
+            coerced.setdefault("number", number)
+            invoice = Invoice(
+                id=inv_id,
+                company_id=m.company_id,
+                member_id=m.member_id,
+                user_id=m.user_id,
+                product_id=m.product_id,
+                plan_id=m.plan_id,
+                membership_id=m.id,
+                status=status,
+                due_date=to_ms(due_date),
+                email_address=member.email if member else None,
+                customer_name=member.display_name if member else None,
+                **coerced,
+            )
+            self.invoices[inv_id] = invoice
+            self._touch()
+            return invoice
+
+    def update_invoice(self, inv_id: str, **changes: Any) -> Invoice:
+        """Change an invoice (e.g. `status="past_due"`, or `"paid"` with `payment_id`); bumps `updated_at`."""
+        if "due_date" in changes:
+            changes["due_date"] = to_ms(changes["due_date"])
+        result: Invoice = self._update(self.invoices, inv_id, changes, bump=True)
+        return result
+
+    def add_waitlist_entry(
+        self,
+        company_id: str,
+        plan_id: str,
+        *,
+        id: str | None = None,
+        user_id: str | None = None,
+        name: str | None = None,
+        email: str | None = None,
+        status: str = "pending",
+        created_at: TimeInput = None,
+        as_member: bool = True,
+        **fields: Any,
+    ) -> WaitlistEntry:
+        """A signup for `plan_id` by `user_id` (a new user, named `name`, when not given).
+
+        Guess (no source says more): Whop lists members whose most recent action is
+        `pending_entry`, so a signup makes the user a (drafted) member of the company unless they
+        are one; `as_member=False` leaves them a user only."""
+        with self.lock:
+            plan = self.plans[plan_id]
+            if plan.company_id != company_id:
+                raise ValueError("the plan belongs to another company")
+            if user_id is None:
+                uname = self._unique_username(slugify(name or "waiter").replace("-", "") or "waiter")
+                user_id = self.add_user(username=uname, name=name, email=email or f"{uname}@example.com").id
+            elif user_id not in self.users:
+                raise KeyError(user_id)
+            entry_id = self._claim_id(id, "entry_")
+            coerced = self._coerce({"created_at": created_at if created_at is not None else self.clock(), **fields})
+            coerced.setdefault("updated_at", coerced["created_at"])
+            entry = WaitlistEntry(
+                id=entry_id,
+                company_id=company_id,
+                user_id=user_id,
+                plan_id=plan_id,
+                product_id=plan.product_id,
+                status=status,
+                **coerced,
+            )
+            self.waitlist_entries[entry_id] = entry
+            known = any(m.company_id == company_id and m.user_id == user_id for m in self.members.values())
+            if as_member and not known:
+                self.add_member(
+                    company_id,
+                    user_id=user_id,
+                    status="drafted",
+                    most_recent_action="pending_entry",
+                    created_at=coerced["created_at"] / 1000,
+                )
+            self._touch()
+            return entry
+
+    def approve_waitlist_entry(self, entry_id: str, *, membership_status: str = "active") -> Membership:
+        """What Whop's approval does: the user becomes a member (if not one yet) with a membership
+        on the plan, and the entry is `approved` and names it."""
+        with self.lock:
+            entry = self.waitlist_entries[entry_id]
+            member = next(
+                (m for m in self.members.values() if m.company_id == entry.company_id and m.user_id == entry.user_id),
+                None,
+            )
+            if member is None:
+                member = self.add_member(entry.company_id, user_id=entry.user_id)
+            elif member.status == "drafted":
+                self.update_member(member.id, status="joined", most_recent_action="joined")
+            membership = self.add_membership(member.id, entry.plan_id, status=membership_status)
+            self.update_waitlist_entry(entry_id, status="approved", membership_id=membership.id)
+            return membership
+
+    def update_waitlist_entry(self, entry_id: str, **changes: Any) -> WaitlistEntry:
+        result: WaitlistEntry = self._update(self.waitlist_entries, entry_id, changes, bump=True)
+        return result
+
+    def delete_waitlist_entry(self, entry_id: str) -> None:
+        """Gone from lists and retrieve (404), as after `entry.deleted`."""
+        self._delete(self.waitlist_entries, entry_id)
+
+    # ---- reviews ------------------------------------------------------------------------------
+    def add_review(
+        self,
+        member_id: str,
+        product_id: str,
+        *,
+        id: str | None = None,
+        stars: int = 5,
+        status: str = "published",
+        created_at: TimeInput = None,
+        **fields: Any,
+    ) -> Review:
+        """`member_id`'s user reviews `product_id` (published at once unless `status` says otherwise)."""
+        with self.lock:
+            member = self.members[member_id]
+            product = self.products[product_id]
+            if member.company_id != product.company_id or member.user_id is None:
+                raise ValueError("a review is by a member with a user, of a product of their company")
+            review_id = self._claim_id(id, "rev_")
+            coerced = self._coerce({"created_at": created_at if created_at is not None else self.clock(), **fields})
+            coerced.setdefault("updated_at", coerced["created_at"])
+            if status == "published":
+                coerced.setdefault("published_at", coerced["created_at"])
+            coerced.setdefault("joined_at", member.joined_at)
+            review = Review(
+                id=review_id,
+                company_id=product.company_id,
+                product_id=product_id,
+                user_id=member.user_id,
+                stars=stars,
+                status=status,
+                **coerced,
+            )
+            self.reviews[review_id] = review
+            self._touch()
+            return review
+
+    def update_review(self, review_id: str, **changes: Any) -> Review:
+        if "published_at" in changes:
+            changes["published_at"] = to_ms(changes["published_at"])
+        result: Review = self._update(self.reviews, review_id, changes, bump=True)
+        return result
+
+    def delete_review(self, review_id: str) -> None:
+        self._delete(self.reviews, review_id)
+
+    # ---- attribution: promo codes, affiliates, `/people` profiles ------------------------------
+    def add_promo_code(self, company_id: str, code: str, *, id: str | None = None, **fields: Any) -> PromoCode:
+        with self.lock:
+            promo_id = self._claim_id(id, "promo_")
+            coerced = self._coerce({"created_at": self.clock(), **fields})
+            coerced.setdefault("updated_at", coerced["created_at"])
+            promo = PromoCode(id=promo_id, company_id=company_id, code=code, **coerced)
+            self.promo_codes[promo_id] = promo
+            self._touch()
+            return promo
+
+    def set_sources(
+        self,
+        company_id: str,
+        user_id: str,
+        *,
+        first: dict[str, Any] | None = None,
+        last: dict[str, Any] | None = None,
+    ) -> None:
+        """Where `user_id` came from to `company_id`, as `/people` reports it (PY26 source shape:
+        `{"type": "referrer", "domain": "…"}`, `{"type": "utm", "utm_source": "…"}`, …)."""
+        with self.lock:
+            self.sources[(company_id, user_id)] = (first, last if last is not None else first)
+            self._touch()
+
+    @property
+    def people(self) -> dict[str, PersonView]:
+        """Every member with a user, as a `/people` profile of their company."""
+        out: dict[str, PersonView] = {}
+        with self.lock:
+            for member in self.members.values():
+                if member.user_id is None:
+                    continue
+                paid = [
+                    self.payments[i]
+                    for i in self.index().payments_by_member.get(member.id, [])
+                    if self.payments[i].status == "paid"
+                ]
+                times = sorted(p.paid_at or p.created_at for p in paid)
+                first, last = self.sources.get((member.company_id, member.user_id), (None, None))
+                view = PersonView(
+                    id=f"prsn_{member.id.removeprefix('mber_')}",
+                    company_id=member.company_id,
+                    user_id=member.user_id,
+                    member_id=member.id,
+                    purchase_count=len(paid),
+                    ltv=self.member_total_spent(member),
+                    first_seen_at=member.created_at,
+                    last_seen_at=max(member.last_accessed_at or 0, member.created_at, *(times or [0])),
+                    first_purchase_at=times[0] if times else None,
+                    last_purchase_at=times[-1] if times else None,
+                    first_source=first,
+                    last_source=last,
+                )
+                out[view.id] = view
+        return out

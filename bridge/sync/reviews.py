@@ -1,0 +1,153 @@
+"""Reviews: a member's review of a product (stars, title, text, status) as a WhopReview record
+linked to the Person who wrote it and the WhopProduct it is about, so both record pages list it.
+
+Whop sends no webhook for reviews, so each sync and reconciliation reads them: `/reviews` lists
+only published ones and its items do not name their product, so it is asked per product the bridge
+wrote for the company; a review the bridge holds that is no longer listed is read on its own (now
+pending or removed) or marked DELETED when Whop no longer has it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bridge.errors import NeedsReconnect, SkippableError
+from bridge.store.shadows import Shadow, all_shadows, get_shadows
+from bridge.sync import mapping
+from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
+from bridge.twenty.data import WHOP_REVIEW
+from bridge.whop.client import NotFound, WhopClient
+from bridge.whop.models import Review
+
+log = logging.getLogger(__name__)
+
+MAX_TEXT = 10_000  # a review is short; a runaway one is cut rather than refused by Twenty
+
+
+def review_name(r: Review, person_name: str | None) -> str:
+    stars = max(0, min(5, r.stars or 0))
+    title = _clean(r.title) or _clean(r.description)[:60] or "Review"
+    who = _clean(person_name) or _clean(r.user_name) or r.user_id or "a member"
+    return f"{'★' * stars}{'☆' * (5 - stars)} {title} {mapping.EN_DASH} {who}"
+
+
+def review_record(
+    r: Review,
+    *,
+    person_id: str | None,
+    product_id: str | None,
+    person_name: str | None,
+    company: mapping.CompanyRef | None,
+) -> dict[str, Any]:
+    """A WhopReview record; the whole object is the bridge's. `person_id` and `product_id` are
+    the Twenty ids of the Person and the WhopProduct (the relations' join columns)."""
+    record: dict[str, Any] = {
+        "whopReviewId": r.id,
+        "name": review_name(r, person_name),
+        "stars": r.stars,
+        "reviewTitle": _clean(r.title) or None,
+        "reviewText": (r.description or "").strip()[:MAX_TEXT] or None,
+        "reviewStatus": mapping.status_value(r.status),
+        "paidForProduct": r.paid_for_product,
+        "publishedAt": mapping.iso_utc(r.published_at),
+        "whopCreatedAt": mapping.iso_utc(r.created_at),
+        "whopUpdatedAt": mapping.iso_utc(r.updated_at),
+        **mapping.company_fields(company),
+    }
+    if person_id is not None:
+        record["personId"] = person_id
+    if product_id is not None:
+        record["productId"] = product_id
+    return record
+
+
+def deleted_review_item(key: str) -> Item:
+    record = {"whopReviewId": key, "reviewStatus": "DELETED"}
+    return Item(key, record, lambda _c, _l: dict(record), None)
+
+
+def _fixed(record: dict[str, Any]) -> Callable[[Any, Any], dict[str, Any]]:
+    """A build function for a record the bridge owns whole (nothing curated to merge)."""
+    return lambda _current, _last: dict(record)
+
+
+def _clean(text: str | None) -> str:
+    return " ".join((text or "").split())
+
+
+def _label(shadow: Shadow | None) -> str | None:
+    written = shadow.written if shadow else None
+    return written.get("_label") if isinstance(written, dict) else None
+
+
+@dataclass
+class Reviewed:
+    report: WriteReport = field(default_factory=WriteReport)
+    problems: list[Problem] = field(default_factory=list)
+
+
+async def sync_reviews(
+    *,
+    whop: WhopClient,
+    store: AsyncEngine,
+    company: mapping.CompanyRef,
+    writer: Callable[[], ObjectWriter],
+    page_size: int = 100,
+) -> Reviewed:
+    """Write the company's reviews: those listed per product, and those held and no longer listed."""
+    done = Reviewed()
+    products = [s.whop_id for s in await all_shadows(store, company.id, "whopProduct") if s.gone_at is None]
+    found: dict[str, Review] = {}
+    for product_id in products:
+        try:
+            async for page in whop.list_reviews(product_id=product_id, page_size=page_size):
+                for r in page.data:
+                    found[r.id] = r if r.product_id else r.model_copy(update={"product_id": product_id})
+        except NeedsReconnect:
+            raise
+        except SkippableError as exc:  # a product gone since: its reviews are read on their own below
+            done.problems.append(Problem("whopReview", product_id, f"reviews of {product_id} not read: {exc}"))
+    held = {s.whop_id for s in await all_shadows(store, company.id, WHOP_REVIEW.singular) if s.gone_at is None}
+    gone: list[str] = []
+    for review_id in sorted(held - set(found)):
+        try:
+            r = await whop.get_review(review_id)
+        except NotFound:
+            gone.append(review_id)
+            continue
+        except NeedsReconnect:
+            raise
+        except SkippableError as exc:
+            done.problems.append(Problem("whopReview", review_id, f"review not read from Whop: {exc}"))
+            continue
+        if r.company_id and r.company_id != company.id:
+            done.problems.append(Problem("whopReview", review_id, f"review belongs to {r.company_id}", kind="refused"))
+            continue
+        found[r.id] = r
+    items = await _items(store, company, list(found.values()))
+    report = await writer().write([*items, *(deleted_review_item(k) for k in gone)])
+    done.report.merge(report)
+    return done
+
+
+async def _items(store: AsyncEngine, company: mapping.CompanyRef, reviews: list[Review]) -> list[Item]:
+    people = await get_shadows(store, company.id, "person", [r.user_id for r in reviews if r.user_id])
+    products = await get_shadows(store, company.id, "whopProduct", [r.product_id for r in reviews if r.product_id])
+    items = []
+    for r in reviews:
+        person = people.get(r.user_id or "")
+        product = products.get(r.product_id or "")
+        record = review_record(
+            r,
+            person_id=person.twenty_id if person else None,
+            product_id=product.twenty_id if product else None,
+            person_name=_label(person),
+            company=company,
+        )
+        items.append(Item(r.id, record, _fixed(record), r.updated_at, label=record["name"]))
+    return items
