@@ -208,24 +208,27 @@ class SyncEngine:
             return await self._run(resumed)
 
     async def _run(self, resumed: dict[str, Any] | None) -> SyncResult:
+        facts: asyncio.Future[Any] | None = None
         try:
-            live = await self.guard.load()
-            if live is not None and self.guard.meta is not None:
-                self.twenty.learn_rules(WriteRules.from_live(self.guard.meta.dialect, live))
-            if not self.options.dry_run:
-                # What people deleted in Twenty stays deleted; each deletion is reported once.
-                watch = self.deletions or deletions.DeletionWatch()
-                self.problems.extend(
-                    await watch.maybe_refresh(self.twenty, self.store, restore=self.options.restore_deleted)
-                )
-            if self.options.kind == "deep" and not resumed:
-                await self._deep_check()
-            # What each buyer paid and holds is read first (Whop only, no Twenty call), so every
-            # Person is written once, with its revenue, rather than created then updated.
-            await asyncio.gather(self._phase_products(), self._phase_payments(), self._phase_membership_facts())
-            await self._phase_members()
-            await self._phase_memberships()
-            await self._phase_payment_records(live)
+            try:
+                deep = self.options.kind == "deep" and not resumed
+                if not deep:
+                    # What each buyer paid and holds is read first (Whop only, no Twenty call), so
+                    # every Person is written once, with its revenue, rather than created then
+                    # updated. It waits on nothing in Twenty, so it starts before the reads below.
+                    facts = self._revenue_facts()
+                live = await self._twenty_state()
+                if deep:
+                    await self._deep_check()
+                    facts = self._revenue_facts()
+                await self._phase_products()
+                assert facts is not None
+                await facts
+                await self._phase_members()
+                await self._phase_memberships()
+                await self._phase_payment_records(live)
+            finally:
+                await _stop(facts)  # ended early: the facts' walks stop with the run
         except (asyncio.CancelledError, KeyboardInterrupt):
             await asyncio.shield(run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync"))
             raise
@@ -238,6 +241,24 @@ class SyncEngine:
         status = "succeeded"
         await run_store.finish_run(self.store, self.run_id, status, self._counts(), self._problems())
         return SyncResult(self.run_id, status, self._counts(), self._problems(), resumed, self.planned)
+
+    def _revenue_facts(self) -> asyncio.Future[Any]:
+        """The payments fold and the membership-facts walk, started (Whop calls only)."""
+        return asyncio.ensure_future(asyncio.gather(self._phase_payments(), self._phase_membership_facts()))
+
+    async def _twenty_state(self) -> dict[str, LiveObject] | None:
+        """The live metadata (SELECT options, write rules), and what people deleted in Twenty:
+        the first write of the run needs both."""
+        live = await self.guard.load()
+        if live is not None and self.guard.meta is not None:
+            self.twenty.learn_rules(WriteRules.from_live(self.guard.meta.dialect, live))
+        if not self.options.dry_run:
+            # What people deleted in Twenty stays deleted; each deletion is reported once.
+            watch = self.deletions or deletions.DeletionWatch()
+            self.problems.extend(
+                await watch.maybe_refresh(self.twenty, self.store, restore=self.options.restore_deleted)
+            )
+        return live
 
     async def _deep_check(self) -> None:
         from bridge.sync.deep import deep_check
@@ -518,6 +539,17 @@ class SyncEngine:
         if members:
             people = self._writer(PERSON, lambda r: self.guard.ensure("person", r))
             self._record("person", await people.write(await (await self._company_items()).people(members)))
+
+
+async def _stop(task: asyncio.Future[Any] | None) -> None:
+    """Cancel a phase still running beside a run that ended, and wait until it has stopped."""
+    if task is None or task.done():
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: the run already reports what went wrong
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 # Items ------------------------------------------------------------------------------------------

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from typing import Any
 
+import httpx
 import pytest
 
+from bridge.runtime import Runtime, Transports
 from bridge.services import run_sync
 from bridge.sync.mapping import person_key, status_value
 
@@ -326,3 +329,29 @@ async def test_records_twenty_already_holds_are_not_written_again_when_the_bridg
     assert again.counts["opportunity"].get("unchanged") == len(world.opportunities())
     third = await run_sync(world.runtime, kind="full")
     assert third.twenty_calls == 0, "and the shadows are back"
+
+
+async def test_the_whop_walks_for_revenue_start_before_twentys_start_up_reads_are_answered(tmp_path: Any) -> None:
+    """Twenty's first data call of the run (what people deleted) is held until Whop is asked for
+    payments: held long, unless the run reads the revenue facts without waiting on Twenty."""
+    world = await make_world(tmp_path, "2.x")
+    whop_asked = asyncio.Event()
+    held: list[bool] = []
+
+    async def whop(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/payments"):
+            whop_asked.set()
+        await world.whop(scope, receive, send)
+
+    async def twenty(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/graphql" and not held:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(whop_asked.wait(), 10)
+            held.append(whop_asked.is_set())
+        await world.twenty(scope, receive, send)
+
+    transports = Transports(twenty=httpx.ASGITransport(app=twenty), whop=httpx.ASGITransport(app=whop))
+    async with await Runtime.open(world.settings, transports=transports) as runtime:
+        result = await run_sync(runtime, kind="full")
+    assert result.status == "succeeded"
+    assert held == [True], "Whop was asked for payments while Twenty's first read was still unanswered"
