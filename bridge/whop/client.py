@@ -19,6 +19,7 @@ import logging
 import math
 import random
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -172,6 +173,7 @@ class WhopClient:
         sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
         limiter: TokenBucket | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not company_id:
             raise ValueError("company_id is required: every list call is scoped to it")
@@ -187,14 +189,31 @@ class WhopClient:
         self._http = http if http is not None else httpx.AsyncClient(timeout=self._timeout, transport=transport)
         self._max_retries = max(0, max_retries)
         self._sleep = sleep
-        # Several clients on one credential may share a limiter; by default each has its own,
-        # with a burst of one second's worth of requests.
-        self.limiter = limiter or TokenBucket(requests_per_second, max(1.0, requests_per_second), sleep=sleep)
+        # Whop limits requests per operation and credential (docs/research: 600 a minute each),
+        # so by default each operation (method and resource) has its own bucket of
+        # `requests_per_second`, with a burst of one second's worth: a sync's walks of payments
+        # and of memberships go side by side instead of queueing behind each other. Clients
+        # given one `limiter` share it for every operation.
+        self._shared_limiter = limiter
+        self._limiters: dict[str, TokenBucket] = {}
+        self._requests_per_second = requests_per_second
+        self._clock = clock
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "rate_limited": 0}
         # Seams for tests: jitter source and wall clock (for Retry-After HTTP dates).
         self._random: Callable[[], float] = random.random
         self._now: Callable[[], datetime] = lambda: datetime.now(UTC)
         self._variants = True  # plans are read as variants until the server shows it has none
+
+    def limiter_for(self, method: str, path: str) -> TokenBucket:
+        """The bucket of one operation: GET /memberships and GET /memberships/{id} share one."""
+        if self._shared_limiter is not None:
+            return self._shared_limiter
+        operation = f"{method.upper()} {path.strip('/').split('/', 1)[0]}"
+        bucket = self._limiters.get(operation)
+        if bucket is None:
+            rate = self._requests_per_second
+            bucket = self._limiters[operation] = TokenBucket(rate, max(1.0, rate), clock=self._clock, sleep=self._sleep)
+        return bucket
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -238,8 +257,9 @@ class WhopClient:
         query = _encode_params(params or {})
         attempt = 0
         refreshed = False
+        limiter = self.limiter_for(method, path)
         while True:
-            await self.limiter.acquire()
+            await limiter.acquire()
             token = await self._tokens.token()
             answer = await self._send(method, url, query, token, json)
             if isinstance(answer, _Failure):
@@ -313,7 +333,8 @@ class WhopClient:
         if throttled:
             # Everyone sharing the bucket pauses, even if this call gives up now; this caller
             # waits in its next acquire().
-            self.limiter.penalize(wait)
+            for limiter in [self._shared_limiter] if self._shared_limiter else list(self._limiters.values()):
+                limiter.penalize(wait)
         if failure.unreachable is not None and attempt >= min(self._max_retries, reach.FIRST_CONTACT_RETRIES):
             raise failure.unreachable
         if attempt >= self._max_retries:
