@@ -164,6 +164,16 @@ async def bridge_run(settings: Settings) -> tuple[float, Any, Recorded]:
 # The floor ---------------------------------------------------------------------------------------
 
 
+@dataclass
+class Timed:
+    """One upsert of the floor: how long it took, how many records, what went and came back."""
+
+    seconds: float
+    records: int
+    sent: dict[str, Any]
+    answer: dict[str, Any]
+
+
 def _remap(value: Any, ids: dict[str, str]) -> Any:
     """`value` with every Twenty id of the bridge's run replaced by the floor run's id."""
     if isinstance(value, str):
@@ -194,8 +204,11 @@ def _ids_by_key(answer: dict[str, Any]) -> dict[tuple[str, str], str]:
     return out
 
 
-async def floor_run(url: str, key: str, upserts: list[tuple[dict[str, Any], dict[str, Any]]]) -> tuple[float, int]:
-    """The bridge's upserts again, one after another, on a fresh workspace: (seconds, calls)."""
+async def floor_run(
+    url: str, key: str, upserts: list[tuple[dict[str, Any], dict[str, Any]]]
+) -> tuple[float, int, list[Timed]]:
+    """The bridge's upserts again, one after another, on a fresh workspace: (seconds, calls,
+    each upsert's seconds, records and answer)."""
     old: dict[tuple[str, str], str] = {}
     for _, answer in upserts:
         old.update(_ids_by_key(answer))
@@ -203,6 +216,7 @@ async def floor_run(url: str, key: str, upserts: list[tuple[dict[str, Any], dict
     bucket = TokenBucket(TWENTY_RPM / 60.0, float(TWENTY_RPM))
     ids: dict[str, str] = {}
     calls = 0
+    each: list[Timed] = []
     headers = {"Authorization": f"Bearer {key}"}
     async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=120) as http:
         started = time.perf_counter()
@@ -211,7 +225,9 @@ async def floor_run(url: str, key: str, upserts: list[tuple[dict[str, Any], dict
             while True:
                 await bucket.acquire()
                 calls += 1
+                began = time.perf_counter()
                 answer = (await http.post("/graphql", json=sent)).json()
+                each.append(Timed(time.perf_counter() - began, len(sent["variables"]["data"]), sent, answer))
                 errors = answer.get("errors") or []
                 if errors and "limit reached" in str(errors[0].get("message", "")).lower():
                     await asyncio.sleep(1.2)  # the bucket was off by a call: wait for one token
@@ -222,7 +238,75 @@ async def floor_run(url: str, key: str, upserts: list[tuple[dict[str, Any], dict
             for k, new_id in _ids_by_key(answer).items():
                 if k in old:
                     ids[old[k]] = new_id
-        return time.perf_counter() - started, calls
+        return time.perf_counter() - started, calls, each
+
+
+# Calibration of the stand-in's timing model -------------------------------------------------------
+
+
+def _fit(points: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least squares of seconds = a + b × records over (records, seconds): (a, b)."""
+    n = len(points)
+    mean_x = sum(x for x, _ in points) / n
+    mean_y = sum(y for _, y in points) / n
+    var = sum((x - mean_x) ** 2 for x, _ in points)
+    b = sum((x - mean_x) * (y - mean_y) for x, y in points) / var if var else 0.0
+    return mean_y - b * mean_x, b
+
+
+async def calibrate(url: str, key: str, floor_upserts: list[Timed]) -> dict[str, float]:
+    """What the fake's `Timing` should charge, from this server: creates from the floor's
+    upserts (seconds, records), updates from sending a few of them again (the records exist
+    now), reads from keyed reads of 200 ids that exist and 200 that do not."""
+    headers = {"Authorization": f"Bearer {key}"}
+    bucket = TokenBucket(TWENTY_RPM / 60.0, float(TWENTY_RPM) * 0.5)  # what the floor left
+    per_call, per_created = _fit([(u.records, u.seconds) for u in floor_upserts])
+    updates: list[tuple[float, float]] = []
+    reads: list[tuple[float, float]] = []
+    async with httpx.AsyncClient(base_url=url.rstrip("/"), headers=headers, timeout=120) as http:
+
+        async def timed(body: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+            await bucket.acquire()
+            started = time.perf_counter()
+            answer = (await http.post("/graphql", json=body)).json()
+            return time.perf_counter() - started, answer
+
+        by_object: dict[str, list[dict[str, Any]]] = {}
+        for body in (u.sent for u in floor_upserts):
+            by_object.setdefault(body["query"].split("create", 1)[1].split("(")[0], []).append(body)
+        for bodies in by_object.values():
+            for body in bodies[:2]:  # the records the floor created: now an update each
+                seconds, answer = await timed(body)
+                if not answer.get("errors"):
+                    updates.append((len(body["variables"]["data"]), seconds))
+        for upsert in floor_upserts[:3]:
+            answer = upsert.answer
+            rows = next(iter((answer.get("data") or {}).values()), None) or []
+            ids = [r["id"] for r in rows if r.get("id")]
+            plural = next(iter(answer.get("data") or {}), "createPeople").removeprefix("create")
+            plural = plural[:1].lower() + plural[1:]
+            for wanted in (ids, [str(uuid.uuid4()) for _ in ids]):
+                listed = ", ".join(f'"{uuid.UUID(i)}"' for i in wanted)  # well-formed ids only
+                root = f"{plural}(filter: {{id: {{in: [{listed}]}}}}, first: 200) {{ edges {{ node {{ id }} }} }}"
+                query = f"query Find {{ {root} }}"
+                seconds, answer = await timed({"query": query, "variables": {}})
+                if not answer.get("errors"):
+                    found = len(next(iter(answer["data"].values()))["edges"])
+                    reads.append((found, seconds))
+    model = {"per_call": per_call, "per_created": per_created}
+    if updates:
+        model["per_updated"] = max(0.0, sum(t - per_call for _, t in updates) / sum(n for n, _ in updates))
+    if reads:
+        read_call, per_read = _fit(reads)
+        model.update(read_call=read_call, per_read_record=per_read)
+    print("\ncalibration (for tests/fakes/twenty Timing):")
+    print(f"  creates: {len(floor_upserts)} upserts: {per_call:.3f} s a call + {per_created * 1000:.2f} ms a record")
+    if updates:
+        print(f"  updates: {len(updates)} upserts of existing records: {model['per_updated'] * 1000:.2f} ms a record")
+    if reads:
+        per_read = model["per_read_record"] * 1000
+        print(f"  reads: {len(reads)}: {model['read_call']:.3f} s a call + {per_read:.2f} ms a record")
+    return model
 
 
 # The report --------------------------------------------------------------------------------------
@@ -296,6 +380,7 @@ async def main() -> None:
     parser.add_argument("--products", type=int, default=3)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--whop-latency", type=float, default=0.0, help="seconds the fake Whop adds to each call")
+    parser.add_argument("--calibrate", action="store_true", help="also fit the fake Twenty's timing model")
     parser.add_argument("--json", help="also write the figures and the call timeline here")
     args = parser.parse_args()
     key = Path(args.key_file).read_text().strip() if args.key_file else os.environ.get("TWENTY_API_KEY", "")
@@ -322,7 +407,8 @@ async def main() -> None:
         wall, result, recorded = await bridge_run(settings)
         reset(args.reset)
         await provision(settings_for(args.url, key, whop_url, os.path.join(tmp, "floor.db")))
-        floor = await floor_run(args.url, key, recorded.upserts)
+        floor_s, floor_calls, floor_each = await floor_run(args.url, key, recorded.upserts)
+        model = await calibrate(args.url, key, floor_each) if args.calibrate else None
 
     records = {obj: c.get("created", 0) + c.get("updated", 0) for obj, c in result.counts.items() if obj != "payment"}
     reads = result.twenty_calls - result.twenty_writes
@@ -330,7 +416,6 @@ async def main() -> None:
     print(f"\nrecords written: {records} ({total}); status {result.status}; problems {len(result.problems)}")
     print(f"bridge: {wall:.1f} s, {result.twenty_calls} Twenty calls ({result.twenty_writes} writes, {reads} reads),")
     print(f"        {result.whop_calls} Whop calls")
-    floor_s, floor_calls = floor
     print(f"floor:  {floor_s:.1f} s, {floor_calls} Twenty calls (the same {len(recorded.upserts)} upserts, no reads)")
     print(f"ratio:  {wall / floor_s:.2f}x")
     where_the_time_went(wall, recorded)
@@ -346,6 +431,7 @@ async def main() -> None:
                     "twenty_calls": result.twenty_calls,
                     "twenty_writes": result.twenty_writes,
                     "whop_calls": result.whop_calls,
+                    "model": model,
                     "calls": [c.__dict__ for c in recorded.calls],
                 },
                 indent=1,
