@@ -941,9 +941,9 @@ async def test_rate_limit_is_a_token_bucket_on_the_data_api_only(fake: FakeTwent
             assert (await c.get("/rest/people")).status_code == 200
         refused = await c.get("/rest/people")
         assert refused.status_code == 429
-        assert refused.json() == {
+        assert refused.json() == {  # as a real 2.21 answered
             "statusCode": 429,
-            "error": "Too Many Requests",
+            "error": "HttpException",
             "messages": ["Limit reached (3 tokens per 60000 ms)"],
         }
         assert "retry-after" not in refused.headers and not any(h.startswith("x-ratelimit") for h in refused.headers)
@@ -953,8 +953,9 @@ async def test_rate_limit_is_a_token_bucket_on_the_data_api_only(fake: FakeTwent
                 {
                     "message": "Limit reached (3 tokens per 60000 ms)",
                     "extensions": {
-                        "code": "BAD_USER_INPUT",
+                        "subCode": "LIMIT_REACHED",
                         "userFriendlyMessage": "Rate limit reached. Please try again later.",
+                        "code": "BAD_USER_INPUT",
                     },
                 }
             ]
