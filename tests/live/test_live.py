@@ -232,12 +232,23 @@ async def test_the_kanban_is_grouped_by_status_and_its_cards_show_the_declared_f
             assert not missing, f"card fields not shown on {spec.name!r}: {missing}"
 
 
-async def test_each_standard_list_shows_the_columns_views_toml_adds(live: LiveWorld) -> None:
+async def test_each_standard_list_shows_the_columns_views_toml_adds_or_the_plan_asks_for_them(
+    live: LiveWorld,
+) -> None:
+    """On 2.x every declared column is shown. A list the metadata API cannot reach (1.x keeps its
+    standard views as workspace records, not core views) is named in the plan, to add by hand."""
     model = load_data_model()
+    plan = {item.name: item for item in live.provisioned[1].plan.items}
     hidden: dict[str, list[str]] = {}
+    by_hand: dict[str, str] = {}
     async with live.runtime() as runtime, runtime.metadata() as meta:
         objects = await meta.list_objects()
         for spec in model.columns:
+            item = plan.get(f"columns {spec.object}")
+            if item is not None and item.status == "manual":
+                assert all(name in item.detail for name in spec.fields), item.detail
+                by_hand[spec.object] = item.detail
+                continue
             obj = objects[spec.object]
             index = index_view(await meta.list_views(obj.id))
             assert index is not None, f"{spec.object} has its standard list view"
@@ -246,6 +257,7 @@ async def test_each_standard_list_shows_the_columns_views_toml_adds(live: LiveWo
             if missing:
                 hidden[f"{index.name} ({spec.object})"] = missing
     assert not hidden, f"columns not shown: {hidden}"
+    assert not by_hand or live.dialect == "1.x", f"on {live.dialect} the bridge adds every column: {by_hand}"
 
 
 async def test_on_2x_the_record_pages_hold_a_whop_section_with_the_bridges_fields(live: LiveWorld) -> None:

@@ -355,3 +355,19 @@ async def test_the_whop_walks_for_revenue_start_before_twentys_start_up_reads_ar
         result = await run_sync(runtime, kind="full")
     assert result.status == "succeeded"
     assert held == [True], "Whop was asked for payments while Twenty's first read was still unanswered"
+
+
+async def test_a_backfill_reads_twenty_once_for_several_batches_of_new_records(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "2.x", members=100, memberships=120, TWENTY_BATCH_SIZE=20)
+
+    result = await run_sync(world.runtime, kind="full")
+
+    assert result.status == "succeeded"
+    ops = world.twenty.stats.operations
+    upserts = {name: n for name, n in ops.items() if name.startswith("create")}
+    assert upserts["createPeople"] >= 5 and upserts["createOpportunities"] >= 6
+    reads = {name: n for name, n in ops.items() if name in ("people", "opportunities", "whopPayments")}
+    for plural, n in reads.items():
+        writes = upserts["create" + plural[0].upper() + plural[1:]]
+        assert n <= writes // 2 + 1, f"{plural}: {n} reads for {writes} upserts"
+    assert len(world.people()) == 100 and len(world.opportunities()) == 120, "every record once"
