@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import functools
 import logging
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -62,6 +62,7 @@ from bridge.twenty.data import (
     TwentyDataClient,
     WriteRules,
 )
+from bridge.twenty.metadata import LiveObject
 from bridge.whop.client import WhopClient
 from bridge.whop.models import Member, Membership, Page, Payment, Product
 
@@ -77,6 +78,9 @@ PHASE_OBJECTS = {
     "membership_facts": "opportunity",
     "memberships": "opportunity",
 }
+# Batches of changed records read from Whop, and read from Twenty, ahead of the one being
+# written: a backfill makes one keyed read of up to (1 + this) batches.
+READ_AHEAD_BATCHES = 4
 
 Progress = Callable[[str, dict[str, dict[str, int]]], None]
 
@@ -182,28 +186,31 @@ class SyncEngine:
             return await self._run(resumed)
 
     async def _run(self, resumed: dict[str, Any] | None) -> SyncResult:
+        facts: asyncio.Future[Any] | None = None
         try:
-            live = await self.guard.load()
-            if live is not None and self.guard.meta is not None:
-                self.twenty.learn_rules(WriteRules.from_live(self.guard.meta.dialect, live))
-            if not self.options.dry_run:
-                # What people deleted in Twenty stays deleted; each deletion is reported once.
-                watch = self.deletions or deletions.DeletionWatch()
-                self.problems.extend(
-                    await watch.maybe_refresh(self.twenty, self.store, restore=self.options.restore_deleted)
-                )
-            if self.options.kind == "deep" and not resumed:
-                await self._deep_check()
-            # What each buyer paid and holds is read first (Whop only, no Twenty call), so every
-            # Person is written once, with its revenue, rather than created then updated.
-            await asyncio.gather(self._phase_products(), self._phase_payments(), self._phase_membership_facts())
-            await self._phase_members()
-            await self._phase_waitlist()
-            await self._phase_memberships()
-            await self._phase_moments()
-            await self._phase_attribution()
-            await self._phase_payment_records(live)
-            await self._phase_reviews(live)
+            try:
+                deep = self.options.kind == "deep" and not resumed
+                if not deep:
+                    # What each buyer paid and holds is read first (Whop only, no Twenty call), so
+                    # every Person is written once, with its revenue, rather than created then
+                    # updated. It waits on nothing in Twenty, so it starts before the reads below.
+                    facts = self._revenue_facts()
+                live = await self._twenty_state()
+                if deep:
+                    await self._deep_check()
+                    facts = self._revenue_facts()
+                await self._phase_products()
+                assert facts is not None
+                await facts
+                await self._phase_members()
+                await self._phase_waitlist()
+                await self._phase_memberships()
+                await self._phase_moments()
+                await self._phase_attribution()
+                await self._phase_payment_records(live)
+                await self._phase_reviews(live)
+            finally:
+                await _stop(facts)  # ended early: the facts' walks stop with the run
         except (asyncio.CancelledError, KeyboardInterrupt):
             await asyncio.shield(run_store.mark_interrupted(self.store, self.run_id, "stopped; resumes on next sync"))
             raise
@@ -216,6 +223,24 @@ class SyncEngine:
         status = "succeeded"
         await run_store.finish_run(self.store, self.run_id, status, self._counts(), self._problems())
         return SyncResult(self.run_id, status, self._counts(), self._problems(), resumed, self.planned)
+
+    def _revenue_facts(self) -> asyncio.Future[Any]:
+        """The payments fold and the membership-facts walk, started (Whop calls only)."""
+        return asyncio.ensure_future(asyncio.gather(self._phase_payments(), self._phase_membership_facts()))
+
+    async def _twenty_state(self) -> dict[str, LiveObject] | None:
+        """The live metadata (SELECT options, write rules), and what people deleted in Twenty:
+        the first write of the run needs both."""
+        live = await self.guard.load()
+        if live is not None and self.guard.meta is not None:
+            self.twenty.learn_rules(WriteRules.from_live(self.guard.meta.dialect, live))
+        if not self.options.dry_run:
+            # What people deleted in Twenty stays deleted; each deletion is reported once.
+            watch = self.deletions or deletions.DeletionWatch()
+            self.problems.extend(
+                await watch.maybe_refresh(self.twenty, self.store, restore=self.options.restore_deleted)
+            )
+        return live
 
     async def _deep_check(self) -> None:
         from bridge.sync.deep import deep_check
@@ -347,43 +372,86 @@ class SyncEngine:
 
         Whop pages hold 100 records and a Twenty batch up to 200: changed records are buffered
         until a batch is full. Batches go through a `WritePipeline`, so the next one is built
-        (pages, shadows, its keyed read) while the previous one is being written. The
-        checkpoint only moves past pages whose records are all written and stored: each save
-        is queued behind the batches submitted before it.
+        (shadows, its keyed read) while the previous one is being written. Pages are read and
+        triaged ahead of the writes, up to `READ_AHEAD_BATCHES` batches, and the records new
+        to the bridge among them are read from Twenty in one call (`read_ahead`), so a backfill
+        makes one keyed read for several upserts instead of one each. The checkpoint only
+        moves past pages whose records are all written and stored: each save is queued behind
+        the batches submitted before it.
         """
         if phase in self._checkpoint["done"]:
             return
         writer = self._writer(obj, lambda r: self.guard.ensure(name, r))
         batch = self.options.batch_size
-        buffer: list[tuple[Item, int]] = []  # (item, index of the page it came from)
+        room = asyncio.Condition()  # guards `buffer`, `cursors` and `finished`
+        buffer: deque[tuple[Item, int]] = deque()  # (item, index of the page it came from)
         cursors: list[str | None] = []
+        finished = False
+        asked: set[str] = set()  # keys read ahead in this phase
         saved = -1  # the last page whose cursor is saved, or queued to be
 
         def written(report: WriteReport) -> None:
             self._record(name, report)
 
+        async def produce() -> None:
+            """Whop pages, triaged, into the buffer, while it holds less than the look-ahead."""
+            nonlocal finished
+            try:
+                async for page in self._pages(phase, lister):
+                    changed, triaged = await writer.triage(await make_items(page.data))
+                    self._record(name, triaged)
+                    if not self.options.dry_run and triaged.twenty_ids:
+                        # Unchanged records were seen at Whop too (written ones are marked when stored).
+                        ids = list(triaged.twenty_ids)
+                        await mark_seen(self.store, self.company_id, obj.singular, ids, self.run_id)
+                    async with room:
+                        await room.wait_for(lambda: len(buffer) < batch * (1 + READ_AHEAD_BATCHES))
+                        # The page and its records together: an empty buffer means every page
+                        # listed so far is in the batches submitted.
+                        cursors.append(page.end_cursor)
+                        buffer.extend((item, len(cursors) - 1) for item in changed)
+                        room.notify_all()
+            finally:
+                async with room:
+                    finished = True
+                    room.notify_all()
+
         async with writer.pipeline() as pipeline:
-            async for page in self._pages(phase, lister):
-                cursors.append(page.end_cursor)
-                changed, triaged = await writer.triage(await make_items(page.data))
-                self._record(name, triaged)
-                if not self.options.dry_run and triaged.twenty_ids:
-                    # Unchanged records were seen at Whop too (written ones are marked when stored).
-                    await mark_seen(self.store, self.company_id, obj.singular, list(triaged.twenty_ids), self.run_id)
-                buffer.extend((item, len(cursors) - 1) for item in changed)
-                if len(buffer) >= batch:
-                    size = len(buffer) // batch * batch
-                    chunk, buffer = buffer[:size], buffer[size:]
-                    await pipeline.submit([item for item, _ in chunk], written)
-                # Every page before the first still-buffered record is written once the batches
-                # submitted so far are.
-                done = (buffer[0][1] - 1) if buffer else len(cursors) - 1
-                if done > saved:
-                    saved = done
-                    await pipeline.then(functools.partial(self._save_cursor, phase, cursors[done]))
-            if buffer:
-                await pipeline.submit([item for item, _ in buffer], written)
+            producer = asyncio.create_task(produce())
+            try:
+                while True:
+                    async with room:
+                        await room.wait_for(lambda: finished or len(buffer) >= batch)
+                        if not buffer:
+                            break
+                        chunk = [buffer.popleft()[0] for _ in range(min(batch, len(buffer)))]
+                        upcoming = [item for item, _ in buffer]
+                        room.notify_all()
+                    if any(item.key not in asked for item in chunk):
+                        await self._read_ahead(writer, chunk + upcoming, asked)
+                    await pipeline.submit(chunk, written)
+                    # Every page before the first still-buffered record is written once the
+                    # batches submitted so far are.
+                    done = (buffer[0][1] - 1) if buffer else len(cursors) - 1
+                    if done > saved:
+                        saved = done
+                        await pipeline.then(functools.partial(self._save_cursor, phase, cursors[done]))
+                await producer  # what it raised, if it stopped early
+            finally:
+                await _stop(producer)
+                self.twenty.forget_reads(obj)
         await self._save_cursor(phase, cursors[-1] if cursors else None, done=True)
+
+    async def _read_ahead(self, writer: ObjectWriter, items: list[Item], asked: set[str]) -> None:
+        """One keyed read for the records among `items` that are new to the bridge (no shadow):
+        the writer's read of each of their batches is then answered without a call."""
+        fresh = [i for i in items if i.key not in asked][: self.options.batch_size * (1 + READ_AHEAD_BATCHES)]
+        asked.update(i.key for i in fresh)
+        known = await get_shadows(self.store, self.company_id, writer.shadow_name, [i.key for i in fresh])
+        new = [i for i in fresh if i.key not in known]
+        if new:
+            emails = sorted({i.email for i in new if i.email})
+            await self.twenty.read_ahead(writer.obj, [i.key for i in new], emails=emails)
 
     async def _phase_payments(self) -> None:
         """Keep the last payment per membership (shadow object "payment", keyed by membership)."""
@@ -616,6 +684,17 @@ class SyncEngine:
         if members:
             people = self._writer(PERSON, lambda r: self.guard.ensure("person", r))
             self._record("person", await people.write(await (await self._company_items()).people(members)))
+
+
+async def _stop(task: asyncio.Future[Any] | None) -> None:
+    """Cancel a phase still running beside a run that ended, and wait until it has stopped."""
+    if task is None or task.done():
+        if task is not None and not task.cancelled():
+            task.exception()  # retrieved: the run already reports what went wrong
+        return
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
 
 
 # Items ------------------------------------------------------------------------------------------

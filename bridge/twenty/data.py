@@ -37,6 +37,8 @@ from bridge.twenty.responses import Api
 log = logging.getLogger(__name__)
 
 RULES_REFRESH_SECONDS = 30.0  # how often unknown fields in a record may trigger a metadata re-read
+# A keyed read done ahead answers for this long at most (a backfill uses it within seconds).
+READ_AHEAD_SECONDS = 60.0
 
 
 @dataclass(frozen=True)
@@ -116,6 +118,55 @@ class WriteRules:
 
 
 @dataclass
+class ReadAhead:
+    """What one keyed read found for keys and e-mails a writer is about to write: later reads
+    of any of them are answered from here, so one call serves several batches. An upsert of
+    this client drops what it changes (and everything it could have changed) first."""
+
+    key: str
+    keys: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    read_at: float = field(default_factory=time.monotonic)  # the oldest read it holds
+
+    def covers(self, keys: Sequence[str], emails: Sequence[str]) -> bool:
+        fresh = time.monotonic() - self.read_at < READ_AHEAD_SECONDS
+        return fresh and self.keys.issuperset(keys) and self.emails.issuperset(emails)
+
+    def answer(self, keys: Sequence[str], emails: Sequence[str]) -> list[dict[str, Any]]:
+        """The rows a read by these keys and e-mails would return."""
+        wanted_keys, wanted_emails = set(keys), set(emails)
+        return [r for r in self.rows if r.get(self.key) in wanted_keys or _primary_email(r) in wanted_emails]
+
+    def add(self, keys: Sequence[str], emails: Sequence[str], rows: list[dict[str, Any]]) -> None:
+        seen = {str(r.get("id")) for r in self.rows}
+        self.rows += [r for r in rows if str(r.get("id")) not in seen]
+        self.keys.update(keys)
+        self.emails.update(emails)
+
+    def changed(self, records: Sequence[dict[str, Any]]) -> None:
+        """Forget the records an upsert may change: by key, by id and by e-mail."""
+        keys = {str(r[self.key]) for r in records if r.get(self.key)}
+        ids = {str(r["id"]) for r in records if r.get("id")}
+        emails = {e for e in (_primary_email(r) for r in records) if e}
+        stale = [
+            r for r in self.rows if r.get(self.key) in keys or str(r.get("id")) in ids or _primary_email(r) in emails
+        ]
+        for row in stale:
+            keys.add(str(row.get(self.key) or ""))
+            emails.add(_primary_email(row) or "")
+        self.rows = [r for r in self.rows if not any(r is s for s in stale)]
+        self.keys -= keys
+        self.emails -= emails
+
+
+def _primary_email(record: dict[str, Any]) -> str | None:
+    emails = record.get("emails")
+    value = emails.get("primaryEmail") if isinstance(emails, dict) else None
+    return value if isinstance(value, str) and value else None
+
+
+@dataclass
 class CallStats:
     reads: int = 0
     writes: int = 0
@@ -170,6 +221,7 @@ class TwentyDataClient:
         self.stats = CallStats()
         self.upsert_cap: int | None = None  # learned from a refusal of the batch size
         self._reserved = 0  # tokens taken ahead by `reserve`, spent by the next calls
+        self._ahead: dict[str, ReadAhead] = {}  # per object: keyed reads done ahead (`read_ahead`)
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -323,8 +375,35 @@ class TwentyDataClient:
     async def find_by_keys(
         self, obj: ObjectApi, keys: Sequence[str], *, emails: Sequence[str] = ()
     ) -> list[dict[str, Any]]:
+        """Records with these keys, or (people) these primary e-mails; answered from a read
+        done ahead when it covers them all."""
         if not keys and not emails:
             return []
+        ahead = self._ahead.get(obj.singular)
+        if ahead is not None and ahead.covers(keys, emails):
+            return ahead.answer(keys, emails)
+        return await self._find_by_keys(obj, keys, emails)
+
+    async def read_ahead(self, obj: ObjectApi, keys: Sequence[str], *, emails: Sequence[str] = ()) -> None:
+        """One keyed read for records about to be written in several batches (a backfill's next
+        ones): their own reads are then answered without a call, until an upsert changes them
+        or `forget_reads`. Keys and e-mails already read ahead are not asked again."""
+        ahead = self._ahead.get(obj.singular)
+        if ahead is None or not ahead.covers([], []):  # none yet, or too old to keep
+            ahead = self._ahead[obj.singular] = ReadAhead(obj.key)
+        keys = [k for k in dict.fromkeys(keys) if k not in ahead.keys]
+        emails = [e for e in dict.fromkeys(emails) if e not in ahead.emails]
+        if keys or emails:
+            ahead.add(keys, emails, await self._find_by_keys(obj, keys, emails))
+
+    def forget_reads(self, obj: ObjectApi | None = None) -> None:
+        """Drop the reads done ahead (of `obj`, or all): their writer is done."""
+        if obj is None:
+            self._ahead.clear()
+        else:
+            self._ahead.pop(obj.singular, None)
+
+    async def _find_by_keys(self, obj: ObjectApi, keys: Sequence[str], emails: Sequence[str]) -> list[dict[str, Any]]:
         clauses: list[dict[str, Any]] = []
         if keys:
             clauses.append({obj.key: {"in": list(keys)}})
@@ -371,6 +450,8 @@ class TwentyDataClient:
             # at most so often, since a field that really is missing is refused by Twenty anyway.
             rules = await self.write_rules(refresh=True)
         self.stats.records_sent += len(records)
+        if (ahead := self._ahead.get(obj.singular)) is not None:
+            ahead.changed(records)  # before it is sent: a read meanwhile asks Twenty again
         data = await self.graphql(
             query,
             {"data": [rules.prepare(obj.singular, r) for r in records]},
@@ -382,5 +463,6 @@ class TwentyDataClient:
     async def restore(self, obj: ObjectApi, record_id: str) -> None:
         """Undo a soft delete. The id's GraphQL type differs between versions, so it is inlined."""
         uuid.UUID(record_id)  # only ever inline a well-formed id
+        self.forget_reads(obj)
         query = f'mutation Restore {{ restore{obj.type_prefix}(id: "{record_id}") {{ id }} }}'
         await self.graphql(query, {}, operation=f"restore {obj.singular}", write=True)

@@ -71,7 +71,7 @@ mutation UpdateField($input: UpdateOneFieldMetadataInput!) {
 # 1.x has no nested selections on CoreView, so its fields and groups are read per view.
 _VIEW_V2 = """
     id name type key objectMetadataId mainGroupByFieldMetadataId
-    viewFields { id fieldMetadataId isVisible position viewFieldGroupId }
+    viewFields { id fieldMetadataId isVisible position viewFieldGroupId createdAt updatedAt }
     viewGroups { id fieldValue position }
     viewFieldGroups { id name position }
 """
@@ -125,7 +125,7 @@ mutation CreateViewGroup($input: CreateViewGroupInput!) {
 # 1.x only: a view's fields and Kanban columns.
 LIST_VIEW_FIELDS_V1 = """
 query ListViewFields($viewId: String!) {
-  getCoreViewFields(viewId: $viewId) { id fieldMetadataId isVisible position }
+  getCoreViewFields(viewId: $viewId) { id fieldMetadataId isVisible position createdAt updatedAt }
 }
 """
 
@@ -181,7 +181,13 @@ mutation UpdateViewFieldGroup($input: UpdateViewFieldGroupInput!) {
 
 UPDATE_VIEW_FIELD = """
 mutation UpdateViewField($input: UpdateViewFieldInput!) {
-  updateViewField(input: $input) { id viewFieldGroupId position }
+  updateViewField(input: $input) { id viewFieldGroupId position isVisible }
+}
+"""
+
+UPDATE_VIEW_FIELD_V1 = """
+mutation UpdateViewField($id: String!, $input: UpdateViewFieldInput!) {
+  updateCoreViewField(id: $id, input: $input) { id position isVisible }
 }
 """
 
@@ -214,6 +220,7 @@ def documents(dialect: Dialect) -> dict[str, str]:
         docs["ListViewFields"] = LIST_VIEW_FIELDS_V1
         docs["ListViewGroups"] = LIST_VIEW_GROUPS_V1
         docs["CreateViewField"] = CREATE_VIEW_FIELD_V1
+        docs["UpdateViewField"] = UPDATE_VIEW_FIELD_V1
     else:
         docs["ListNavigationItems"] = LIST_NAVIGATION_ITEMS
         docs["CreateNavigationItem"] = CREATE_NAVIGATION_ITEM

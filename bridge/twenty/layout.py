@@ -1,7 +1,9 @@
 """What a workspace's views lack of what `schema/views.toml` asks for (pure; provision.py applies it).
 
 Everything here only adds. A field already in a view, shown or hidden, stays as the workspace
-has it; a column or a section is never removed, hidden or reordered. The one move: on a 2.x
+has it; a column or a section is never removed, hidden or reordered. The one exception: a
+column Twenty itself added hidden when the field was created (2.21), and nobody changed since,
+is shown, as it would have been added. The one move: on a 2.x
 record page, Twenty files every new field under the page's last section ("System"); the
 bridge's own fields found there (or in no section) move into the bridge's section. A field a
 person put in any other section stays there.
@@ -26,6 +28,21 @@ def missing_fields(view: LiveView | None, wanted: list[Wanted]) -> list[Wanted]:
     """The wanted fields the view does not have at all (a hidden one counts as had)."""
     have = {f.field_id for f in view.fields} if view else set()
     return [w for w in wanted if w.field_id is None or w.field_id not in have]
+
+
+def hidden_by_twenty(view: LiveView | None, wanted: list[Wanted]) -> list[tuple[Wanted, LiveViewField]]:
+    """The wanted fields the view holds hidden as Twenty made them (never changed since): Twenty
+    2.21 adds each new field to the object's list view, hidden. One a person hid, or moved or
+    resized, has changed since, and stays as it is."""
+    by_field = {f.field_id: f for f in view.fields} if view else {}
+    found = [(w, by_field.get(w.field_id or "")) for w in wanted]
+    return [(w, f) for w, f in found if f is not None and not f.visible and f.untouched]
+
+
+def shown_at_end(view: LiveView, fields: list[tuple[Wanted, LiveViewField]], after: int = 0) -> list[tuple[str, float]]:
+    """(view field id, position) to show these after the view's last field (and `after` more)."""
+    start = max((f.position for f in view.fields), default=-1.0) + after
+    return [(f.id, start + 1 + i) for i, (_, f) in enumerate(fields)]
 
 
 def appended(view: LiveView, fields: list[Wanted]) -> list[NewViewField]:

@@ -95,15 +95,20 @@ class LiveViewField:
     visible: bool
     position: float
     group_id: str | None = None  # the record-page section (2.x view field group) it sits in
+    # Never changed since it was made: a hidden one is as Twenty made it when its field was
+    # created (2.21 adds every new field to the object's list view, hidden), not a person's choice.
+    untouched: bool = False
 
     @classmethod
     def from_node(cls, node: dict[str, Any]) -> LiveViewField:
+        created, updated = node.get("createdAt"), node.get("updatedAt")
         return cls(
             id=node["id"],
             field_id=node["fieldMetadataId"],
             visible=node.get("isVisible") is not False,
             position=float(node.get("position") or 0),
             group_id=node.get("viewFieldGroupId"),
+            untouched=bool(created) and created == updated,
         )
 
 
@@ -362,6 +367,18 @@ class MetadataClient:
             return
         for one in inputs:
             await self.execute(docs.CREATE_VIEW_FIELD_V1, {"input": one}, operation=f"add a field to {name}")
+
+    async def show_view_fields(self, fields: list[tuple[str, float]], *, name: str) -> None:
+        """Make these view fields (id, new position) visible, one call each."""
+        for view_field_id, position in fields:
+            update = {"isVisible": True, "position": position, "size": COLUMN_SIZE}
+            if self.dialect is Dialect.V2:
+                document = docs.UPDATE_VIEW_FIELD
+                variables: dict[str, Any] = {"input": {"id": view_field_id, "update": update}}
+            else:
+                document = docs.UPDATE_VIEW_FIELD_V1
+                variables = {"id": view_field_id, "input": update}
+            await self.execute(document, variables, operation=f"show a field in {name}")
 
     async def create_view_columns(
         self, view_id: str, group_field_id: str, values: list[tuple[str, float]], *, name: str

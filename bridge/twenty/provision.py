@@ -240,8 +240,11 @@ def _fields_item(
 ) -> PlanItem:
     known, absent = _split(wanted)
     missing = layout.missing_fields(view, known)
-    item = PlanItem(kind, name, "create" if missing else "present", object=obj)
+    hidden = layout.hidden_by_twenty(view, known)
+    item = PlanItem(kind, name, "create" if missing or hidden else "present", object=obj)
     notes = [f"add to {where}: " + ", ".join(w.name for w in missing)] if missing else []
+    if hidden:
+        notes.append(f"show in {where} (Twenty added them hidden): " + ", ".join(w.name for w, _ in hidden))
     if absent:
         notes.append("not in this workspace, left out: " + ", ".join(absent))
     item.detail = "; ".join(notes)
@@ -536,6 +539,9 @@ class _Run:
         wanted = self.known(item.object, names)
         added = layout.appended(target, layout.missing_fields(target, wanted))
         await self.meta.create_view_fields(target.id, added, name=f"view {target.name}")
+        # Fields created this run are in the view already on 2.21, hidden: shown after the added.
+        hidden = layout.hidden_by_twenty(target, wanted)
+        await self.meta.show_view_fields(layout.shown_at_end(target, hidden, len(added)), name=f"view {target.name}")
 
     def known(self, obj: str, names: tuple[str, ...]) -> list[Wanted]:
         """The fields by these names that exist in the workspace now."""

@@ -18,6 +18,7 @@ import asyncio
 import functools
 import logging
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -141,6 +142,7 @@ class WhopClient:
         limiter: TokenBucket | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         retry_policy: RetryPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not company_id:
             raise ValueError("company_id is required: every list call is scoped to it")
@@ -156,11 +158,29 @@ class WhopClient:
         self._http = http if http is not None else httpx.AsyncClient(timeout=self._timeout, transport=transport)
         attempts = retry.DEFAULT.attempts if max_retries is None else 1 + max(0, max_retries)
         self.retry = retry_policy or retry.DEFAULT.replace(attempts=attempts, sleep=sleep)
-        # Several clients on one credential may share a limiter; by default each has its own,
-        # with a burst of one second's worth of requests.
-        self.limiter = limiter or TokenBucket(requests_per_second, max(1.0, requests_per_second), sleep=sleep)
+        self._sleep = sleep
+        # Whop limits requests per operation and credential (docs/research: 600 a minute each),
+        # so by default each operation (method and resource) has its own bucket of
+        # `requests_per_second`, with a burst of one second's worth: a sync's walks of payments
+        # and of memberships go side by side instead of queueing behind each other. Clients
+        # given one `limiter` share it for every operation.
+        self._shared_limiter = limiter
+        self._limiters: dict[str, TokenBucket] = {}
+        self._requests_per_second = requests_per_second
+        self._clock = clock
         self.stats: dict[str, int] = {"requests": 0, "retries": 0, "rate_limited": 0}
         self._variants = True  # plans are read as variants until the server shows it has none
+
+    def limiter_for(self, method: str, path: str) -> TokenBucket:
+        """The bucket of one operation: GET /memberships and GET /memberships/{id} share one."""
+        if self._shared_limiter is not None:
+            return self._shared_limiter
+        operation = f"{method.upper()} {path.strip('/').split('/', 1)[0]}"
+        bucket = self._limiters.get(operation)
+        if bucket is None:
+            rate = self._requests_per_second
+            bucket = self._limiters[operation] = TokenBucket(rate, max(1.0, rate), clock=self._clock, sleep=self._sleep)
+        return bucket
 
     # Lifecycle ----------------------------------------------------------------------------
 
@@ -200,11 +220,12 @@ class WhopClient:
         query = _encode_params(params or {})
         asked = responses.Answer(what, key=key, url=self._base_url)
         refreshed = False  # one token refresh per call, not per attempt
+        limiter = self.limiter_for(method, path)
 
         async def attempt() -> Any:
             nonlocal refreshed
             while True:
-                await self.limiter.acquire()
+                await limiter.acquire()
                 token = await self._tokens.token()
                 try:
                     response = await self._send(method, url, query, token, json)
@@ -233,9 +254,13 @@ class WhopClient:
                 )
                 return self._classify(answer)
 
-        return await retry.call(
-            attempt, self.retry, what=f"Whop {what}", pause=self.limiter.pause, on_retry=self._count_retry
-        )
+        return await retry.call(attempt, self.retry, what=f"Whop {what}", pause=self._pause, on_retry=self._count_retry)
+
+    async def _pause(self, seconds: float) -> None:
+        """Whop said "slow down": every operation's bucket holds back, not only the one refused."""
+        buckets = [self._shared_limiter] if self._shared_limiter is not None else list(self._limiters.values())
+        for bucket in buckets:
+            await bucket.pause(seconds)
 
     def _classify(self, answer: responses.Answer) -> Failure:
         failure = responses.classify(answer)

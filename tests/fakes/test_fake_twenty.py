@@ -466,6 +466,25 @@ async def test_a_new_field_lands_in_the_last_record_page_section_on_2x(fake2: Fa
     assert placed["viewFieldGroupId"] == groups[-1]["id"]
 
 
+async def test_a_new_field_is_added_hidden_at_the_end_of_its_list_view_on_2x(fake2: FakeTwenty) -> None:
+    """Observed on 2.21: the column is there, hidden, and untouched since Twenty made it."""
+    async with client_for(fake2) as c:
+        await add_field(c, fake2, "person", type="TEXT", name="whopUserId", label="Whop User ID")
+        listing = """query($o: String) { getViews(objectMetadataId: $o) { key viewFields {
+          id fieldMetadataId isVisible position createdAt updatedAt } } }"""
+        views = (await meta(c, listing, {"o": fake2.object_by_name("person")["id"]}))["data"]["getViews"]
+        (index,) = [v for v in views if v["key"] == "INDEX"]
+        fields = sorted(index["viewFields"], key=lambda f: f["position"])
+        new_id = field_of(fake2, "person", "whopUserId")["id"]
+        assert fields[-1]["fieldMetadataId"] == new_id
+        assert fields[-1]["isVisible"] is False
+        assert fields[-1]["createdAt"] == fields[-1]["updatedAt"]
+        update = """mutation($i: UpdateViewFieldInput!) { updateViewField(input: $i) { isVisible updatedAt } }"""
+        shown = await meta(c, update, {"i": {"id": fields[-1]["id"], "update": {"isVisible": True}}})
+    changed = shown["data"]["updateViewField"]
+    assert changed["isVisible"] is True and changed["updatedAt"] > fields[-1]["createdAt"], "a change shows"
+
+
 async def test_an_added_option_gets_a_column_on_2x_kanbans_but_not_on_1x(
     client: httpx.AsyncClient, fake: FakeTwenty
 ) -> None:
@@ -922,9 +941,9 @@ async def test_rate_limit_is_a_token_bucket_on_the_data_api_only(fake: FakeTwent
             assert (await c.get("/rest/people")).status_code == 200
         refused = await c.get("/rest/people")
         assert refused.status_code == 429
-        assert refused.json() == {
+        assert refused.json() == {  # as a real 2.21 answered
             "statusCode": 429,
-            "error": "Too Many Requests",
+            "error": "HttpException",
             "messages": ["Limit reached (3 tokens per 60000 ms)"],
         }
         assert "retry-after" not in refused.headers and not any(h.startswith("x-ratelimit") for h in refused.headers)
@@ -934,8 +953,9 @@ async def test_rate_limit_is_a_token_bucket_on_the_data_api_only(fake: FakeTwent
                 {
                     "message": "Limit reached (3 tokens per 60000 ms)",
                     "extensions": {
-                        "code": "BAD_USER_INPUT",
+                        "subCode": "LIMIT_REACHED",
                         "userFriendlyMessage": "Rate limit reached. Please try again later.",
+                        "code": "BAD_USER_INPUT",
                     },
                 }
             ]

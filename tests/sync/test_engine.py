@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
+from bridge.runtime import Runtime, Transports
 from bridge.services import run_sync
 from bridge.sync.mapping import person_key, status_value
 
@@ -348,3 +351,45 @@ async def test_a_record_with_money_twenty_cannot_hold_is_reported_alone_and_neve
     after = {o["whopMembershipId"]: o for o in world.opportunities()}
     assert after[victim.id] == before, "left as Twenty has it: not half-written, not marked deleted"
     assert after[other.id]["whopMembershipStatus"] == "PAST_DUE", "the rest of the page is written"
+
+
+async def test_the_whop_walks_for_revenue_start_before_twentys_start_up_reads_are_answered(tmp_path: Any) -> None:
+    """Twenty's first data call of the run (what people deleted) is held until Whop is asked for
+    payments: held long, unless the run reads the revenue facts without waiting on Twenty."""
+    world = await make_world(tmp_path, "2.x")
+    whop_asked = asyncio.Event()
+    held: list[bool] = []
+
+    async def whop(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"].endswith("/payments"):
+            whop_asked.set()
+        await world.whop(scope, receive, send)
+
+    async def twenty(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["path"] == "/graphql" and not held:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(whop_asked.wait(), 10)
+            held.append(whop_asked.is_set())
+        await world.twenty(scope, receive, send)
+
+    transports = Transports(twenty=httpx.ASGITransport(app=twenty), whop=httpx.ASGITransport(app=whop))
+    async with await Runtime.open(world.settings, transports=transports) as runtime:
+        result = await run_sync(runtime, kind="full")
+    assert result.status == "succeeded"
+    assert held == [True], "Whop was asked for payments while Twenty's first read was still unanswered"
+
+
+async def test_a_backfill_reads_twenty_once_for_several_batches_of_new_records(tmp_path: Any) -> None:
+    world = await make_world(tmp_path, "2.x", members=100, memberships=120, TWENTY_BATCH_SIZE=20)
+
+    result = await run_sync(world.runtime, kind="full")
+
+    assert result.status == "succeeded"
+    ops = world.twenty.stats.operations
+    upserts = {name: n for name, n in ops.items() if name.startswith("create")}
+    assert upserts["createPeople"] >= 5 and upserts["createOpportunities"] >= 6
+    reads = {name: n for name, n in ops.items() if name in ("people", "opportunities", "whopPayments")}
+    for plural, n in reads.items():
+        writes = upserts["create" + plural[0].upper() + plural[1:]]
+        assert n <= writes // 2 + 1, f"{plural}: {n} reads for {writes} upserts"
+    assert len(world.people()) == 100 and len(world.opportunities()) == 120, "every record once"

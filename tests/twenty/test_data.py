@@ -194,3 +194,34 @@ async def test_twentys_cache_flush_is_retried_once_and_the_write_goes_through() 
         answer = await twenty.upsert(TASK, [{"title": "Call Ann"}])
     assert [r["title"] for r in answer] == ["Call Ann"]
     assert len(sleeps) == 1 and twenty.stats.retries == 1
+
+
+async def test_a_read_ahead_answers_later_keyed_reads_until_an_upsert_changes_their_records() -> None:
+    fake = FakeTwenty(dialect="2.x", api_key=KEY)
+    transport = httpx.ASGITransport(app=fake)
+    async with MetadataClient("http://twenty.test", KEY, transport=transport) as meta:
+        await provision(meta, load_data_model(), "http://bridge.test")
+    async with TwentyDataClient("http://twenty.test", KEY, transport=transport, requests_per_minute=10_000) as twenty:
+        await twenty.upsert(PERSON, [{"whopUserId": "user_old", "emails": {"primaryEmail": "ann@example.com"}}])
+        fake.reset_stats()
+        keys = [f"user_{i}" for i in range(10)]
+        await twenty.read_ahead(PERSON, ["user_old", *keys], emails=["ann@example.com", "bob@example.com"])
+        assert fake.stats.data_reads == 1
+
+        first = await twenty.find_by_keys(PERSON, keys[:5], emails=["ann@example.com"])
+        second = await twenty.find_by_keys(PERSON, keys[5:], emails=["bob@example.com"])
+        assert fake.stats.data_reads == 1, "both answered from the read ahead"
+        assert [r["whopUserId"] for r in first] == ["user_old"], "the e-mail's owner, as a read would find"
+        assert second == []
+
+        # The first batch is written, user_0 with ann's e-mail (2.x then re-keys ann's Person).
+        await twenty.upsert(PERSON, [{"whopUserId": "user_0", "emails": {"primaryEmail": "ann@example.com"}}])
+        again = await twenty.find_by_keys(PERSON, keys[5:], emails=["ann@example.com"])
+        assert fake.stats.data_reads == 2, "an e-mail that upsert gave is read from Twenty again"
+        assert [r["whopUserId"] for r in again] == ["user_0"], "what Twenty holds now"
+        untouched = await twenty.find_by_keys(PERSON, keys[6:])
+        assert untouched == [] and fake.stats.data_reads == 2, "keys the upsert did not touch are still known"
+
+        twenty.forget_reads(PERSON)
+        await twenty.find_by_keys(PERSON, keys[6:])
+        assert fake.stats.data_reads == 3, "forgotten: read again"

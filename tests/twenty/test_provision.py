@@ -342,7 +342,8 @@ async def test_the_standard_lists_get_whop_columns_after_the_ones_people_arrange
 
     after = shown(fake_twenty, people, visible_only=False)
     added = ["whopMemberStatus", "whopLifetimeValue", "whopActiveMemberships", "whopLastPurchaseAt"]
-    assert after == before + added, "existing columns keep their order; the Whop ones come after"
+    assert after[: len(before)] == before, "existing columns keep their order; the Whop ones come after"
+    assert after[-len(added) :] == added
     assert shown(fake_twenty, people) == before_visible + added, "the hidden column stays hidden"
     opportunities = shown(fake_twenty, list_view(fake_twenty, "opportunity"))
     assert opportunities[:2] == ["name", "amount"]
@@ -354,6 +355,23 @@ async def test_the_standard_lists_get_whop_columns_after_the_ones_people_arrange
         "whopRenewalDate",
         "whopLastPaymentStatus",
     ]
+
+
+async def test_each_list_shows_the_declared_columns_twenty_added_hidden_when_it_created_the_fields(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
+    """Twenty 2.21 puts every new field in its object's list view, hidden: "All Whop Payments"
+    showed none of the payment fields until provisioning showed the declared ones."""
+    model = load_data_model()
+    await provision(meta, model, PUBLIC_URL)
+    for columns in model.columns:
+        listed = shown(fake_twenty, list_view(fake_twenty, columns.object))
+        assert listed[-len(columns.fields) :] == list(columns.fields), columns.object
+    payments = shown(fake_twenty, list_view(fake_twenty, "whopPayment"))
+    assert "declineReason" not in payments, "only the declared columns are shown"
+
+    again = await provision(meta, model, PUBLIC_URL)
+    assert again.mutations == 0
 
 
 async def test_a_whop_column_a_person_hid_stays_hidden(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:

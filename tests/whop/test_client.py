@@ -457,6 +457,37 @@ async def test_the_limiter_paces_requests(router: respx.MockRouter, time: FakeTi
     assert time.sleeps == pytest.approx([0.5, 0.5])
 
 
+async def test_each_whop_operation_has_its_own_pace_so_two_walks_go_side_by_side(
+    router: respx.MockRouter, time: FakeTime
+) -> None:
+    # Whop limits each operation per credential: at 1 request a second each, a product read
+    # does not wait behind plan reads, while a second plan read waits its second.
+    whop = WhopClient(BASE, StaticToken(KEY), COMPANY, requests_per_second=1, sleep=time.sleep, clock=time.clock)
+    router.get("/api/v1/variants/plan_1").mock(return_value=ok({"id": "plan_1"}))
+    router.get("/api/v1/products/prod_1").mock(return_value=ok({"id": "prod_1"}))
+    await whop.get_plan("plan_1")
+    await whop.get_product("prod_1")
+    assert time.sleeps == []
+    await whop.get_plan("plan_1")
+    assert time.sleeps == pytest.approx([1.0])
+    assert whop.limiter_for("GET", "/memberships") is whop.limiter_for("GET", "/memberships/mem_1")
+    assert whop.limiter_for("GET", "/memberships") is not whop.limiter_for("GET", "/payments")
+
+
+async def test_a_429_slows_every_operation_of_the_client(router: respx.MockRouter, time: FakeTime) -> None:
+    whop = WhopClient(
+        BASE, StaticToken(KEY), COMPANY, requests_per_second=100, sleep=time.sleep, clock=time.clock, max_retries=0
+    )
+    router.get("/api/v1/products/prod_1").mock(return_value=ok({"id": "prod_1"}))
+    throttled = httpx.Response(429, headers={"Retry-After": "3"}, json={"message": "You are being rate limited"})
+    router.get("/api/v1/variants/plan_1").mock(return_value=throttled)
+    await whop.get_product("prod_1")  # this operation's bucket exists before the 429
+    with pytest.raises(RateLimited):
+        await whop.get_plan("plan_1")
+    await whop.get_product("prod_1")
+    assert time.sleeps == pytest.approx([3.0]), "the product read waited out the 429 too"
+
+
 # Authentication and errors ---------------------------------------------------------------------------
 
 

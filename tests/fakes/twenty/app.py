@@ -325,12 +325,14 @@ class FakeTwenty:
             self.stats.throttled += 1
             message = self._bucket.message
             if graphql:
+                # As 2.21 answers: HTTP 200, a BAD_USER_INPUT error with subCode LIMIT_REACHED.
                 extensions = {
-                    "code": "BAD_USER_INPUT",
+                    "subCode": "LIMIT_REACHED",
                     "userFriendlyMessage": "Rate limit reached. Please try again later.",
+                    "code": "BAD_USER_INPUT",
                 }
                 return JSONResponse({"errors": [{"message": message, "extensions": extensions}]})
-            body = {"statusCode": 429, "error": "Too Many Requests", "messages": [message]}
+            body = {"statusCode": 429, "error": "HttpException", "messages": [message]}  # as 2.21 says it
             return JSONResponse(body, status_code=429)
         return None
 

@@ -6,8 +6,10 @@
   that view's field groups are the page's sections, "System" last.
 * 2.x side effects: a new field gets a view field in each FIELDS widget's view, in the last
   section (twenty-server `computeFlatViewFieldsFromFieldsWidgets`; observed: the Whop fields
-  land under "System"); options added to a SELECT get a Kanban column in every view grouped by
-  it, and removed options lose theirs (`recomputeViewGroupsOnFlatFieldMetadataOptionsUpdate`).
+  land under "System"), and a hidden one at the end of its object's list view (observed on
+  2.21: the bridge's columns were there, hidden, before it added any); options added to a
+  SELECT get a Kanban column in every view grouped by it, and removed options lose theirs
+  (`recomputeViewGroupsOnFlatFieldMetadataOptionsUpdate`).
   1.x does neither: its API leaves views as they are.
 """
 
@@ -170,6 +172,22 @@ def file_new_fields(ws: Workspace, fields: list[Meta]) -> None:
             data: dict[str, Any] = {"viewId": view_id, "fieldMetadataId": field["id"], "viewFieldGroupId": last}
             data |= {"position": max(siblings, default=-1) + 1, "isVisible": config["newFieldDefaultVisibility"]}
             ws.create_view_field(data)
+
+
+def list_new_fields(ws: Workspace, fields: list[Meta]) -> None:
+    """2.x (observed on 2.21): each new field gets a view field at the end of its object's
+    standard list view, hidden (`isVisible: false`), as Twenty made it: never updated since."""
+    if ws.dialect != "2.x":
+        return
+    for field in fields:
+        for view in ws.views:
+            if view["objectMetadataId"] != field["objectMetadataId"] or view.get("key") != "INDEX":
+                continue
+            if any(f["viewId"] == view["id"] and f["fieldMetadataId"] == field["id"] for f in ws.view_fields):
+                continue
+            positions = [f["position"] for f in ws.view_fields if f["viewId"] == view["id"]]
+            data = {"viewId": view["id"], "fieldMetadataId": field["id"], "isVisible": False}
+            ws.create_view_field(data | {"position": max(positions, default=-1) + 1, "size": 180})
 
 
 def recompute_columns(ws: Workspace, field: Meta, before: list[Meta]) -> None:

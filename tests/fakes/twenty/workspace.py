@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import TwentyError, metadata_invalid, not_found
@@ -25,7 +25,7 @@ from .rules import (
     unquote_default,
 )
 from .table import RecordTable, path_value
-from .views import file_new_fields, recompute_columns, seed_standard_views
+from .views import file_new_fields, list_new_fields, recompute_columns, seed_standard_views
 
 Record = dict[str, Any]
 Meta = dict[str, Any]
@@ -34,6 +34,16 @@ Meta = dict[str, Any]
 def now_iso() -> str:
     """Timestamps as Twenty's API prints them: millisecond ISO-8601 in UTC with a Z."""
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+def later_than(stamp: str) -> str:
+    """Now, or a millisecond after `stamp` if now prints the same: a change a person makes
+    always shows in `updatedAt` (the bridge tells Twenty's untouched defaults by it)."""
+    now = now_iso()
+    if now > stamp:
+        return now
+    moment = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC) + timedelta(milliseconds=1)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
 
 
 def new_id() -> str:
@@ -566,6 +576,7 @@ class Workspace:
             source = self._create_relation_field(obj, name, label, data, common)
             target = self.relation_target(source)
             file_new_fields(self, [source, *([target[1]] if target else [])])
+            list_new_fields(self, [source, *([target[1]] if target else [])])
             return source
         options = None
         if ftype in ("SELECT", "MULTI_SELECT"):
@@ -587,6 +598,7 @@ class Workspace:
         if data.get("isActive") is False:
             field["isActive"] = False
         file_new_fields(self, [field])
+        list_new_fields(self, [field])
         return field
 
     def _checked_options(self, options: Any, *, require_ids: bool) -> list[dict[str, Any]]:
@@ -881,7 +893,7 @@ class Workspace:
         for key in ("isVisible", "size", "position", "aggregateOperation", "viewFieldGroupId"):
             if key in update and (update[key] is not None or key in ("aggregateOperation", "viewFieldGroupId")):
                 view_field[key] = update[key]
-        view_field["updatedAt"] = now_iso()
+        view_field["updatedAt"] = later_than(view_field["createdAt"])
         return view_field
 
     def create_view_field_group(self, data: dict[str, Any]) -> Meta:
