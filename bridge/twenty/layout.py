@@ -35,6 +35,34 @@ def appended(view: LiveView, fields: list[Wanted]) -> list[NewViewField]:
     return [NewViewField(str(w.field_id), start + 1 + i) for i, w in enumerate(known)]
 
 
+def placed(view: LiveView, count: int, after_field_id: str | None) -> list[float]:
+    """`count` positions right after the column of `after_field_id` (default: the view's first
+    visible column, the record's name) and before the next one: the new columns show on the
+    first screen, and no column there moves (their positions stay as they are)."""
+    shown = sorted((f for f in view.fields if f.visible), key=lambda f: f.position)
+    anchor = next((f for f in shown if f.field_id == after_field_id), None) or (shown[0] if shown else None)
+    if anchor is None:
+        return appended_positions(view, count)
+    later = [f.position for f in view.fields if f.position > anchor.position]
+    if not later:
+        return [anchor.position + 1 + i for i in range(count)]
+    step = (min(later) - anchor.position) / (count + 1)
+    return [anchor.position + step * (i + 1) for i in range(count)]
+
+
+def appended_positions(view: LiveView, count: int) -> list[float]:
+    start = max((f.position for f in view.fields), default=-1.0)
+    return [start + 1 + i for i in range(count)]
+
+
+def hidden_by_twenty(view: LiveView | None, wanted: list[Wanted]) -> list[tuple[LiveViewField, str]]:
+    """Wanted columns the view has, hidden, exactly as Twenty made them (nobody showed, hid or
+    moved them since): Twenty 2.x files a custom object's new fields hidden in its list."""
+    by_field = {f.field_id: f for f in view.fields} if view else {}
+    found = [(by_field.get(str(w.field_id)), w.name) for w in wanted if w.field_id]
+    return [(f, name) for f, name in found if f is not None and not f.visible and f.untouched]
+
+
 def index_view(views: list[LiveView]) -> LiveView | None:
     """The object's standard list view ("All …"): Twenty marks it with key INDEX."""
     return next((v for v in views if v.key == "INDEX" and v.type == "TABLE"), None)

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -64,6 +65,8 @@ class LiveField:
     options: tuple[dict[str, Any], ...]
     relation_type: str | None = None
     relation_target: str | None = None  # nameSingular of the target object
+    relation_target_field: str | None = None  # the target's field pointing back
+    description: str | None = None
 
     @classmethod
     def from_node(cls, node: dict[str, Any]) -> LiveField:
@@ -79,6 +82,8 @@ class LiveField:
             options=tuple(node.get("options") or ()),
             relation_type=relation.get("type"),
             relation_target=target.get("nameSingular"),
+            relation_target_field=(relation.get("targetFieldMetadata") or {}).get("name"),
+            description=node.get("description"),
         )
 
 
@@ -108,6 +113,9 @@ class LiveViewField:
     visible: bool
     position: float
     group_id: str | None = None  # the record-page section (2.x view field group) it sits in
+    size: float = 0.0
+    # Whether anyone changed it since it was made (Twenty stamps updatedAt on every change).
+    untouched: bool = False
 
     @classmethod
     def from_node(cls, node: dict[str, Any]) -> LiveViewField:
@@ -117,7 +125,25 @@ class LiveViewField:
             visible=node.get("isVisible") is not False,
             position=float(node.get("position") or 0),
             group_id=node.get("viewFieldGroupId"),
+            size=float(node.get("size") or 0),
+            untouched=unchanged_since_made(node, slack=0.0),
         )
+
+
+def unchanged_since_made(node: dict[str, Any], slack: float = 2.0) -> bool:
+    """Whether a metadata item's updatedAt is its createdAt (within `slack` seconds: Twenty
+    stamps the two separately when it makes one)."""
+    made, changed = parse_time(node.get("createdAt")), parse_time(node.get("updatedAt"))
+    return made is not None and changed is not None and (changed - made).total_seconds() <= slack
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -140,6 +166,8 @@ class LiveView:
     column_values: tuple[str, ...] = ()  # a Kanban's columns (view groups), by option value
     last_column_position: float = -1.0
     field_groups: tuple[LiveFieldGroup, ...] = ()
+    kanban_aggregate: str | None = None  # a Kanban's column aggregate (SUM, COUNT, …)
+    kanban_aggregate_field_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -147,6 +175,7 @@ class NewViewField:
     field_id: str
     position: float
     group_id: str | None = None
+    size: int | None = None  # None: COLUMN_SIZE
 
 
 # Twenty's frontend gives a new column this width; 1.x's API default (0) would hide it.
@@ -340,6 +369,15 @@ class MetadataClient:
         )
         return LiveField.from_node(data["createOneField"])
 
+    async def update_label(self, field_id: str, label: str, description: str | None, *, name: str) -> None:
+        """A field's label (and description); its name stays, so no record or query changes."""
+        update: dict[str, Any] = {"label": label}
+        if description is not None:
+            update["description"] = description
+        await self.execute(
+            docs.UPDATE_FIELD, {"input": {"id": field_id, "update": update}}, operation=f"relabel {name}"
+        )
+
     async def update_options(self, field_id: str, options: list[dict[str, Any]], *, name: str) -> None:
         await self.execute(
             docs.UPDATE_FIELD,
@@ -373,6 +411,8 @@ class MetadataClient:
                     fields=tuple(LiveViewField.from_node(f) for f in fields.get("getCoreViewFields") or []),
                     column_values=tuple(str(g["fieldValue"]) for g in groups),
                     last_column_position=_last_position(groups),
+                    kanban_aggregate=node.get("kanbanAggregateOperation"),
+                    kanban_aggregate_field_id=node.get("kanbanAggregateOperationFieldMetadataId"),
                 )
             )
         return views
@@ -388,7 +428,7 @@ class MetadataClient:
                 "fieldMetadataId": f.field_id,
                 "isVisible": True,
                 "position": f.position,
-                "size": COLUMN_SIZE,
+                "size": f.size or COLUMN_SIZE,
             }
             if f.group_id:
                 one["viewFieldGroupId"] = f.group_id
@@ -428,18 +468,34 @@ class MetadataClient:
     @property
     def supports_record_page_sections(self) -> bool:
         mutations = self.schema.mutation_type.fields if self.schema.mutation_type else {}
-        return "createViewFieldGroup" in mutations and "getPageLayouts" in (
-            self.schema.query_type.fields if self.schema.query_type else {}
+        return "createViewFieldGroup" in mutations and self.supports_page_layouts
+
+    @property
+    def supports_page_layouts(self) -> bool:
+        """Record-page tabs and dashboards (2.x page layouts)."""
+        queries = self.schema.query_type.fields if self.schema.query_type else {}
+        mutations = self.schema.mutation_type.fields if self.schema.mutation_type else {}
+        return "getPageLayouts" in queries and "createPageLayoutWidget" in mutations
+
+    def input_fields(self, type_name: str) -> set[str]:
+        """The fields of one of the server's input types (empty when it has none by that name)."""
+        found = self.schema.type_map.get(type_name)
+        return set(getattr(found, "fields", {}) or {})
+
+    async def page_layouts(self, *, object_id: str | None, layout_type: str) -> list[dict[str, Any]]:
+        """The page layouts of this type (of this object), with their tabs and widgets (2.x)."""
+        data = await self.execute(
+            docs.LIST_PAGE_LAYOUTS,
+            {"objectMetadataId": object_id, "pageLayoutType": layout_type},
+            operation=f"list {layout_type.lower().replace('_', ' ')} layouts",
         )
+        return list(data.get("getPageLayouts") or [])
 
     async def record_page_view_ids(self, object_id: str) -> list[str]:
         """The views behind the FIELDS widgets of the object's record page (2.x), in tab order:
         their field groups are the page's sections."""
-        data = await self.execute(
-            docs.LIST_RECORD_PAGE_LAYOUTS, {"objectMetadataId": object_id}, operation="list record page layouts"
-        )
         ids: list[str] = []
-        for layout in data.get("getPageLayouts") or []:
+        for layout in await self.page_layouts(object_id=object_id, layout_type="RECORD_PAGE"):
             for tab in layout.get("tabs") or []:
                 for widget in tab.get("widgets") or []:
                     view_id = (widget.get("configuration") or {}).get("viewId")
@@ -467,6 +523,25 @@ class MetadataClient:
             docs.UPDATE_VIEW_FIELD_GROUP,
             {"input": {"id": group_id, "update": {"position": position}}},
             operation=f"place record page section {name}",
+        )
+
+    async def set_kanban_aggregate(self, view_id: str, operation: str, field_id: str, *, name: str) -> None:
+        """What a Kanban's column headers show (e.g. the SUM of a currency field)."""
+        data = {"kanbanAggregateOperation": operation, "kanbanAggregateOperationFieldMetadataId": field_id}
+        await self.execute(
+            docs.UPDATE_VIEW[self.dialect], {"id": view_id, "input": data}, operation=f"set the column sums of {name}"
+        )
+
+    async def show_view_field(self, view_field_id: str, position: float, *, name: str) -> None:
+        """Show a column Twenty made hidden, at this position."""
+        update = {"isVisible": True, "position": position}
+        if self.dialect is Dialect.V1:
+            await self.execute(
+                docs.UPDATE_VIEW_FIELD_V1, {"id": view_field_id, "input": update}, operation=f"show {name}"
+            )
+            return
+        await self.execute(
+            docs.UPDATE_VIEW_FIELD, {"input": {"id": view_field_id, "update": update}}, operation=f"show {name}"
         )
 
     async def move_view_field(self, view_field_id: str, group_id: str, position: float, *, name: str) -> None:
@@ -526,6 +601,8 @@ def _view_v2(node: dict[str, Any]) -> LiveView:
         field_groups=tuple(
             LiveFieldGroup(g["id"], g["name"], float(g.get("position") or 0)) for g in node.get("viewFieldGroups") or []
         ),
+        kanban_aggregate=node.get("kanbanAggregateOperation"),
+        kanban_aggregate_field_id=node.get("kanbanAggregateOperationFieldMetadataId"),
     )
 
 

@@ -33,7 +33,8 @@ def test_the_two_dialects_really_differ_where_the_bridge_branches() -> None:
     assert validate(schema(Dialect.V2), parse(v1_view)), "createCoreView must not exist on 2.x"
 
 
-def test_card_fields_and_record_page_sections_are_2x_documents_that_1x_would_refuse() -> None:
-    for name in ("CreateViewFields", "CreateViewFieldGroup", "UpdateViewField", "ListRecordPageLayouts"):
+def test_card_fields_record_page_sections_and_dashboards_are_2x_documents_that_1x_would_refuse() -> None:
+    two_only = ("CreateViewFields", "CreateViewFieldGroup", "UpdateViewField", "ListPageLayouts", "CreatePageLayout")
+    for name in (*two_only, "CreatePageLayoutTab", "CreatePageLayoutWidget", "CreateViewSort", "CreateViewFilter"):
         assert validate(schema(Dialect.V1), parse(documents(Dialect.V2)[name])), f"{name} must not exist on 1.x"
     assert validate(schema(Dialect.V2), parse(documents(Dialect.V1)["CreateViewField"])), "1.x's is createCoreViewField"

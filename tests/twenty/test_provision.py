@@ -327,7 +327,7 @@ async def test_payment_and_product_lists_show_useful_columns(fake_twenty: FakeTw
     ]
 
 
-async def test_the_standard_lists_get_whop_columns_after_the_ones_people_arranged(
+async def test_the_standard_lists_show_the_whop_columns_first_without_moving_the_ones_people_arranged(
     fake_twenty: FakeTwenty, meta: MetadataClient
 ) -> None:
     people = list_view(fake_twenty, "person")
@@ -336,23 +336,27 @@ async def test_the_standard_lists_get_whop_columns_after_the_ones_people_arrange
     ws.update_view_field(city["id"], {"isVisible": False})  # a person hid a column
     before = shown(fake_twenty, people, visible_only=False)
     before_visible = shown(fake_twenty, people)
+    positions = {f["id"]: f["position"] for f in ws.view_fields if f["viewId"] == people["id"]}
 
     await provision(meta, load_data_model(), PUBLIC_URL)
 
     after = shown(fake_twenty, people, visible_only=False)
     added = ["whopMemberStatus", "whopLifetimeValue", "whopActiveMemberships", "whopLastPurchaseAt"]
-    assert after == before + added, "existing columns keep their order; the Whop ones come after"
-    assert shown(fake_twenty, people) == before_visible + added, "the hidden column stays hidden"
+    assert after == before[:2] + added + before[2:], "name, e-mails, then the Whop columns, then the rest"
+    assert shown(fake_twenty, people) == before_visible[:2] + added + before_visible[2:], "the hidden one stays"
+    now = {f["id"]: f["position"] for f in ws.view_fields if f["viewId"] == people["id"]}
+    assert all(now[i] == p for i, p in positions.items()), "no existing column moved"
     opportunities = shown(fake_twenty, list_view(fake_twenty, "opportunity"))
-    assert opportunities[:2] == ["name", "amount"]
-    assert opportunities[-6:] == [
+    assert opportunities[:7] == [
+        "name",
         "whopMembershipStatus",
         "whopProduct",
-        "whopPlanTitle",
         "whopMrr",
         "whopRenewalDate",
         "whopLastPaymentStatus",
+        "whopPlanTitle",
     ]
+    assert opportunities[7] == "amount"
 
 
 async def test_a_whop_column_a_person_hid_stays_hidden(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:

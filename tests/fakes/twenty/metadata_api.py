@@ -40,6 +40,7 @@ from graphql import (
 )
 from graphql.language import FieldNode
 
+from . import layouts
 from .errors import TwentyError
 from .rules import is_uuid
 from .workspace import Meta, Workspace
@@ -217,6 +218,21 @@ def _field_groups(ws: Workspace, view_id: str) -> list[Meta]:
     )
 
 
+def _live(layouts_: list[Meta]) -> list[Meta]:
+    """Page layouts as the API answers them: deleted tabs and widgets left out."""
+    out = []
+    for layout in layouts_:
+        if layout["deletedAt"] is not None:
+            continue
+        tabs = [
+            {**t, "widgets": [w for w in t["widgets"] if w["deletedAt"] is None]}
+            for t in layout["tabs"]
+            if t["deletedAt"] is None
+        ]
+        out.append({**layout, "tabs": tabs})
+    return out
+
+
 def _find(items: list[Meta], item_id: str) -> Meta | None:
     return next((i for i in items if i["id"] == item_id), None)
 
@@ -257,11 +273,11 @@ def _query_resolvers(dialect: str) -> dict[str, Resolver]:
             "getViewFieldGroup": lambda _s, info, id: _find(_ws(info).view_field_groups, id),
             "getPageLayouts": lambda _s, info, objectMetadataId=None, pageLayoutType=None: [
                 layout
-                for layout in _ws(info).page_layouts
+                for layout in _live(_ws(info).page_layouts)
                 if (objectMetadataId is None or layout["objectMetadataId"] == objectMetadataId)
                 and (pageLayoutType is None or layout["type"] == pageLayoutType)
             ],
-            "getPageLayout": lambda _s, info, id: _find(_ws(info).page_layouts, id),
+            "getPageLayout": lambda _s, info, id: _find(_live(_ws(info).page_layouts), id),
             "navigationMenuItems": lambda _s, info: list(_ws(info).nav_items),
             "navigationMenuItem": lambda _s, info, id: _find(_ws(info).nav_items, id),
         }
@@ -285,6 +301,7 @@ def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
             "createCoreViewGroup": lambda _s, info, input: _ws(info).create_view_group(input),
             "createCoreViewField": lambda _s, info, input: _ws(info).create_view_field(input),
             "updateCoreViewField": lambda _s, info, id, input: _ws(info).update_view_field(id, input),
+            "updateCoreView": lambda _s, info, id, input: layouts.update_view(_ws(info), id, input),
         }
     else:
         resolvers |= {
@@ -303,6 +320,15 @@ def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
             "updateViewFieldGroup": lambda _s, info, input: _ws(info).update_view_field_group(
                 input["id"], input["update"]
             ),
+            "createPageLayout": lambda _s, info, input: layouts.create_page_layout(_ws(info), input),
+            "createPageLayoutTab": lambda _s, info, input: layouts.create_tab(_ws(info), input),
+            "createPageLayoutWidget": lambda _s, info, input: layouts.create_widget(_ws(info), input),
+            "updatePageLayoutWithTabsAndWidgets": lambda _s, info, id, input: layouts.update_with_tabs(
+                _ws(info), id, input
+            ),
+            "createViewSort": lambda _s, info, input: layouts.create_view_sort(_ws(info), input),
+            "createViewFilter": lambda _s, info, input: layouts.create_view_filter(_ws(info), input),
+            "updateView": lambda _s, info, id, input: layouts.update_view(_ws(info), id, input),
             "createNavigationMenuItem": lambda _s, info, input: _ws(info).create_nav_item(input),
             "createManyNavigationMenuItems": lambda _s, info, inputs: [_ws(info).create_nav_item(i) for i in inputs],
             "deleteNavigationMenuItem": lambda _s, info, id: _ws(info).delete_nav_item(id),
@@ -327,6 +353,8 @@ def _type_resolvers(dialect: str) -> dict[tuple[str, str], Resolver]:
             ("View", "viewGroups"): lambda v, info: [g for g in _ws(info).view_groups if g["viewId"] == v["id"]],
             ("View", "viewFields"): lambda v, info: [f for f in _ws(info).view_fields if f["viewId"] == v["id"]],
             ("View", "viewFieldGroups"): lambda v, info: _field_groups(_ws(info), v["id"]),
+            ("View", "viewSorts"): lambda v, info: [x for x in _ws(info).view_sorts if x["viewId"] == v["id"]],
+            ("View", "viewFilters"): lambda v, info: [x for x in _ws(info).view_filters if x["viewId"] == v["id"]],
             ("ViewFieldGroup", "viewFields"): lambda g, info: [
                 f for f in _ws(info).view_fields if f["viewFieldGroupId"] == g["id"]
             ],

@@ -128,15 +128,27 @@ def _layout(ws: Workspace, obj: Meta, view: Meta) -> Meta:
         },
         "isActive": True,
     }
-    tab = {"id": tab_id, **common, "title": "Home", "position": 0, "pageLayoutId": layout_id, "widgets": [widget]}
+    tab = {"id": tab_id, **common, "title": "Home", "position": 10, "pageLayoutId": layout_id, "widgets": [widget]}
     tab |= {"icon": "IconHome", "layoutMode": "VERTICAL_LIST", "isActive": True}
+    tabs = [tab]
+    # Twenty's other standard tabs (TAB_PROPS), each one widget of its own kind.
+    for position, title in ((20, "Timeline"), (30, "Tasks"), (40, "Notes"), (50, "Files"), (60, "Emails")):
+        other_id = new_id()
+        kind = title.upper()
+        only = {"id": new_id(), **common, "pageLayoutTabId": other_id, "title": title, "type": kind}
+        only |= {"objectMetadataId": None, "position": None, "isActive": True}
+        only["configuration"] = {"__typename": f"{title}Configuration", "configurationType": kind}
+        tabs.append(
+            {"id": other_id, **common, "title": title, "position": position, "pageLayoutId": layout_id}
+            | {"widgets": [only], "icon": None, "layoutMode": "CANVAS", "isActive": True}
+        )
     return {
         "id": layout_id,
         **common,
         "name": f"Default {obj['labelSingular']} Layout",
         "type": "RECORD_PAGE",
         "objectMetadataId": obj["id"],
-        "tabs": [tab],
+        "tabs": tabs,
         "defaultTabToFocusOnMobileAndSidePanelId": None,
         "isFirstTabPinned": False,
     }

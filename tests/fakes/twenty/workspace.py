@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .errors import TwentyError, metadata_invalid, not_found
+from .layouts import seed_first_dashboard
 from .rules import (
     NOT_CREATABLE_TYPES,
     UNIQUE_CAPABLE_TYPES,
@@ -74,7 +75,9 @@ class Workspace:
         self.view_groups: list[Meta] = []
         self.view_fields: list[Meta] = []
         self.view_field_groups: list[Meta] = []  # 2.x record-page sections
-        self.page_layouts: list[Meta] = []  # 2.x record pages (tabs and widgets nested)
+        self.page_layouts: list[Meta] = []  # 2.x record pages and dashboards (tabs and widgets nested)
+        self.view_sorts: list[Meta] = []
+        self.view_filters: list[Meta] = []
         self.nav_items: list[Meta] = []
         self._positions: dict[str, int] = {}
         _seed_standard_objects(self)
@@ -1106,10 +1109,19 @@ def _seed_standard_objects(ws: Workspace) -> None:
         rel(task_target, target["nameSingular"], target["labelSingular"], target, "taskTargets", "Tasks")
         rel(note_target, target["nameSingular"], target["labelSingular"], target, "noteTargets", "Notes")
 
+    if two:  # Dashboards (2.x): each record names a DASHBOARD page layout
+        dashboard = ws._new_object("dashboard", "dashboards", "Dashboard", "Dashboards", icon="IconLayoutDashboard")
+        dashboard["fieldsList"].remove(ws.field(dashboard, "name"))
+        title = ws._new_field(dashboard, "title", "TEXT", "Title", icon="IconNotes", **std)
+        dashboard["labelIdentifierFieldMetadataId"] = title["id"]
+        ws._new_field(dashboard, "pageLayoutId", "UUID", "Page layout id", icon="IconLayout", **std)
+
     for obj in ws.objects:
         if not obj["isSystem"]:
             ws._index_view(obj)
     seed_standard_views(ws)
+    if two:
+        seed_first_dashboard(ws)
 
     # One workspace member, so the UI and actor fields have someone to point at.
     tim = ws.blank_record(member)
