@@ -532,9 +532,9 @@ class MetadataClient:
             docs.UPDATE_VIEW[self.dialect], {"id": view_id, "input": data}, operation=f"set the column sums of {name}"
         )
 
-    async def show_view_field(self, view_field_id: str, position: float, *, name: str) -> None:
-        """Show a column Twenty made hidden, at this position."""
-        update = {"isVisible": True, "position": position}
+    async def show_view_field(self, view_field_id: str, position: float, *, name: str, size: int) -> None:
+        """Show a column Twenty made hidden, at this position and width."""
+        update = {"isVisible": True, "position": position, "size": size}
         if self.dialect is Dialect.V1:
             await self.execute(
                 docs.UPDATE_VIEW_FIELD_V1, {"id": view_field_id, "input": update}, operation=f"show {name}"

@@ -376,10 +376,9 @@ def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveOb
 def _hidden_by_twenty(
     model: DataModel, obj: str, view: LiveView | None, wanted: list[Wanted | str]
 ) -> list[tuple[LiveViewField, str]]:
-    """On the bridge's own objects only: the declared columns Twenty filed hidden and nobody
-    touched since (a person's arrangement of a standard object's list is never changed)."""
-    if not model.object(obj).custom:
-        return []
+    """The declared columns Twenty filed hidden when it made their fields (2.21 adds every new
+    field to the object's list, hidden) and nobody touched since: a column a person hid, showed
+    or moved has a later `updatedAt` and stays as they left it."""
     return layout.hidden_by_twenty(view, _split(wanted)[0])
 
 
@@ -767,7 +766,9 @@ class _Run:
             position = next(positions)
             shown = next((f for f, n in hidden.items() if n == w.name), None)
             if shown is not None:
-                await self.meta.show_view_field(shown.id, position, name=f"{obj}.{w.name} in {target.name}")
+                await self.meta.show_view_field(
+                    shown.id, position, name=f"{obj}.{w.name} in {target.name}", size=LIST_COLUMN_SIZE
+                )
             else:
                 added.append(NewViewField(str(w.field_id), position, size=LIST_COLUMN_SIZE))
         await self.meta.create_view_fields(target.id, added, name=f"view {target.name}")

@@ -165,9 +165,19 @@ def fields_widgets(ws: Workspace, object_id: str) -> list[Meta]:
 
 
 def file_new_fields(ws: Workspace, fields: list[Meta]) -> None:
-    """2.x: each new field gets a view field in the last section of each FIELDS widget's view."""
+    """2.x: each new field gets a view field in the last section of each FIELDS widget's view,
+    and a hidden column at the end of its object's standard list (twenty-server 2.21
+    `computeFlatViewFieldsFromFieldsWidgets`: INDEX views get `isVisible: false`)."""
     if ws.dialect != "2.x":
         return
+    for field in fields:
+        for view in ws.views:
+            if view["key"] == "INDEX" and view["objectMetadataId"] == field["objectMetadataId"]:
+                last = max((f["position"] for f in ws.view_fields if f["viewId"] == view["id"]), default=-1)
+                ws.create_view_field(
+                    {"viewId": view["id"], "fieldMetadataId": field["id"], "position": last + 1}
+                    | {"isVisible": False, "size": 180}
+                )
     for field in fields:
         for widget in fields_widgets(ws, field["objectMetadataId"]):
             config = widget["configuration"]

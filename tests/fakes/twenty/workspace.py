@@ -497,9 +497,14 @@ class Workspace:
                     target_icon=data.get("icon") or "IconBox",
                 )
         self._index_view(obj)
-        name_field = self.field(obj, "name")
-        if name_field is not None:  # the new list view shows the record's name
-            self.create_view_field({"viewId": self.views[-1]["id"], "fieldMetadataId": name_field["id"]})
+        # The new list view shows the record's name; 2.21 also its system columns (observed).
+        shown = ["name", *(["createdAt", "createdBy", "updatedAt", "updatedBy"] if self.dialect == "2.x" else [])]
+        for position, name in enumerate(shown):
+            found = self.field(obj, name)
+            if found is not None:
+                self.create_view_field(
+                    {"viewId": self.views[-1]["id"], "fieldMetadataId": found["id"], "position": position, "size": 180}
+                )
         return obj
 
     def update_object(self, object_id: str, update: dict[str, Any]) -> Meta:
