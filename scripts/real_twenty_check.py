@@ -134,10 +134,18 @@ def main() -> int:
     return 0
 
 
+def all_views(url: str, key: str) -> list[dict[str, Any]]:
+    """Every view (2.x `getViews`, 1.x `getCoreViews`)."""
+    fields = "id name key kanbanAggregateOperation"
+    try:
+        return list(twenty(url, key, f"{{ getViews {{ {fields} }} }}", path="/metadata")["getViews"])
+    except SystemExit:
+        return list(twenty(url, key, f"{{ getCoreViews {{ {fields} }} }}", path="/metadata")["getCoreViews"])
+
+
 def board(url: str, key: str, when: str) -> None:
     """What the memberships Kanban's column headers show, as Twenty reports it."""
-    views = twenty(url, key, "{ getViews { name kanbanAggregateOperation } }", path="/metadata")["getViews"]
-    found = [v["kanbanAggregateOperation"] for v in views if v["name"] == "Whop memberships"]
+    found = [v["kanbanAggregateOperation"] for v in all_views(url, key) if v["name"] == "Whop memberships"]
     print(f"Kanban column aggregate {when}: {found}")
 
 
@@ -188,21 +196,21 @@ def screenshot_ids(url: str, key: str, events: list[dict[str, str]]) -> dict[str
     data = twenty(
         url,
         key,
-        "query($ids: [String]) { opportunities(filter: {whopMembershipId: {in: $ids}}) "
+        "query($f: OpportunityFilterInput) { opportunities(filter: $f) "
         "{ edges { node { id whopMembershipId pointOfContactId } } } }",
-        {"ids": memberships},
+        {"f": {"whopMembershipId": {"in": memberships}}},  # a filter variable: 1.x and 2.x type `in` apart
     )
     opportunities = {e["node"]["whopMembershipId"]: e["node"] for e in data["opportunities"]["edges"]}
     out: dict[str, Any] = {"events": events, "opportunities": opportunities}
     renewed = opportunities.get(memberships[0]) or {}
     out["person"] = renewed.get("pointOfContactId")
     out["opportunity"] = renewed.get("id")
-    views = twenty(url, key, "{ getViews { id name key objectMetadataId } }", path="/metadata")["getViews"]
-    out["kanban"] = next((v["id"] for v in views if v["name"] == "Whop memberships"), None)
-    boards = twenty(url, key, "{ dashboards(first: 20) { edges { node { id title } } } }")
-    out["dashboard"] = next(
-        (e["node"]["id"] for e in boards["dashboards"]["edges"] if e["node"]["title"] == "Whop"), None
-    )
+    out["kanban"] = next((v["id"] for v in all_views(url, key) if v["name"] == "Whop memberships"), None)
+    try:
+        boards = twenty(url, key, "{ dashboards(first: 20) { edges { node { id title } } } }")["dashboards"]["edges"]
+    except SystemExit:  # 1.x has no dashboards
+        boards = []
+    out["dashboard"] = next((e["node"]["id"] for e in boards if e["node"]["title"] == "Whop"), None)
     return out
 
 

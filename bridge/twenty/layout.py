@@ -35,10 +35,14 @@ def appended(view: LiveView, fields: list[Wanted]) -> list[NewViewField]:
     return [NewViewField(str(w.field_id), start + 1 + i) for i, w in enumerate(known)]
 
 
-def placed(view: LiveView, count: int, after_field_id: str | None) -> list[float]:
+def placed(view: LiveView, count: int, after_field_id: str | None, *, whole: bool = False) -> list[float]:
     """`count` positions right after the column of `after_field_id` (default: the view's first
     visible column, the record's name) and before the next one: the new columns show on the
-    first screen, and no column there moves (their positions stay as they are)."""
+    first screen, and no column there moves (their positions stay as they are).
+
+    `whole`: the server stores positions as integers (1.x), so there is no room between two
+    columns; the new ones go before all the others, and Twenty shows the record's name first
+    whatever its position, so they come right after it."""
     shown = sorted((f for f in view.fields if f.visible), key=lambda f: f.position)
     anchor = next((f for f in shown if f.field_id == after_field_id), None) or (shown[0] if shown else None)
     if anchor is None:
@@ -46,6 +50,11 @@ def placed(view: LiveView, count: int, after_field_id: str | None) -> list[float
     later = [f.position for f in view.fields if f.position > anchor.position]
     if not later:
         return [anchor.position + 1 + i for i in range(count)]
+    if whole:
+        if min(later) - anchor.position > count:
+            return [anchor.position + 1 + i for i in range(count)]
+        first = min(f.position for f in view.fields) - count
+        return [float(int(first) + i) for i in range(count)]
     step = (min(later) - anchor.position) / (count + 1)
     return [anchor.position + step * (i + 1) for i in range(count)]
 
@@ -63,9 +72,11 @@ def hidden_by_twenty(view: LiveView | None, wanted: list[Wanted]) -> list[tuple[
     return [(f, name) for f, name in found if f is not None and not f.visible and f.untouched]
 
 
-def index_view(views: list[LiveView]) -> LiveView | None:
-    """The object's standard list view ("All …"): Twenty marks it with key INDEX."""
-    return next((v for v in views if v.key == "INDEX" and v.type == "TABLE"), None)
+def index_view(views: list[LiveView], *, not_named: frozenset[str] = frozenset()) -> LiveView | None:
+    """The object's standard list view ("All …"): Twenty marks it with key INDEX. `not_named`:
+    the bridge's own views, never taken for it (1.x gives every view it creates key INDEX, and
+    answers a Kanban made through `createCoreView` as a TABLE: observed)."""
+    return next((v for v in views if v.key == "INDEX" and v.type == "TABLE" and v.name not in not_named), None)
 
 
 def missing_columns(view: LiveView, values: list[str]) -> list[tuple[str, float]]:

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bridge.twenty import labels, layout, pages
+from bridge.twenty.documents import Dialect
 from bridge.twenty.layout import Wanted
 from bridge.twenty.metadata import (
     AlreadyExists,
@@ -175,7 +176,17 @@ def _plan_labels(model: DataModel, live: dict[str, LiveObject], plan: Plan) -> l
     changes = labels.relabels(model, live, planned=bool(creating))
     for obj in dict.fromkeys(c.obj for c in changes):
         mine = [c for c in changes if c.obj == obj]
-        items.append(PlanItem("labels", f"labels {obj}", "update", "shorten " + labels.describe(mine), object=obj))
+        item = PlanItem("labels", f"labels {obj}", "update", "shorten " + labels.describe(mine), object=obj)
+        if plan.dialect == "1.x":
+            # Observed on 1.x: after a label change its record API loses fields of the object
+            # ("Property … was not found") until Twenty restarts. New fields get the short
+            # labels when they are made; existing ones keep theirs.
+            item.status = "unsupported"
+            item.detail = (
+                "this Twenty version's record API breaks when a label changes, so the bridge leaves these "
+                f"labels as they are ({labels.describe(mine)}); nothing to do"
+            )
+        items.append(item)
     return items
 
 
@@ -353,7 +364,7 @@ def _plan_cards(view: ViewSpec, model: DataModel, live: dict[str, LiveObject], l
 
 def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout) -> PlanItem:
     name = f"columns {columns.object}"
-    listing = layout.index_view(layout_.views.get(columns.object, []))
+    listing = layout.index_view(layout_.views.get(columns.object, []), not_named=_own_views(model))
     if listing is None and columns.object in live:
         return PlanItem(
             "view_fields",
@@ -371,6 +382,10 @@ def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveOb
         item.status = "create"
         item.detail = "; ".join(p for p in (item.detail, "show: " + ", ".join(n for _, n in hidden)) if p)
     return item
+
+
+def _own_views(model: DataModel) -> frozenset[str]:
+    return frozenset(v.name for v in model.views)
 
 
 def _hidden_by_twenty(
@@ -740,7 +755,7 @@ class _Run:
             target = next((v for v in views if v.name == spec.name), None)
             names = spec.fields
         else:
-            return await self.add_columns(item.object, layout.index_view(views))
+            return await self.add_columns(item.object, layout.index_view(views, not_named=_own_views(self.model)))
         if target is None:
             log.warning("%s: the view is not in the workspace; provisioning again will say what to do", item.name)
             return
@@ -760,7 +775,8 @@ class _Run:
         missing = {w.name for w in layout.missing_fields(target, wanted)}
         moving = [w for w in wanted if w.name in missing or any(n == w.name for n in hidden.values())]
         after = self.live[obj].fields.get(spec.after) if spec.after else None
-        positions = iter(layout.placed(target, len(moving), after.id if after else None))
+        whole = self.meta.dialect is Dialect.V1  # 1.x stores a view field's position as an integer
+        positions = iter(layout.placed(target, len(moving), after.id if after else None, whole=whole))
         added: list[NewViewField] = []
         for w in moving:
             position = next(positions)

@@ -240,10 +240,12 @@ def list_view(fake: FakeTwenty, obj: str) -> dict[str, Any]:
 
 
 def shown(fake: FakeTwenty, view: dict[str, Any], *, visible_only: bool = True) -> list[str]:
-    """The view's fields by name, in their order."""
+    """The view's fields by name, in the order Twenty shows them: by position, the record's name
+    first whatever its position (both versions' front ends move it there)."""
     names = {f["id"]: f["name"] for o in fake.workspace.objects for f in o["fieldsList"]}
     fields = sorted((f for f in fake.workspace.view_fields if f["viewId"] == view["id"]), key=lambda f: f["position"])
-    return [names[f["fieldMetadataId"]] for f in fields if f["isVisible"] or not visible_only]
+    out = [names[f["fieldMetadataId"]] for f in fields if f["isVisible"] or not visible_only]
+    return sorted(out, key=lambda name: name != "name")  # stable: only the name moves
 
 
 def record_page(fake: FakeTwenty, obj: str) -> list[tuple[str, list[str]]]:
@@ -349,9 +351,11 @@ async def test_the_standard_lists_show_the_whop_columns_first_without_moving_the
 
     after = shown(fake_twenty, people, visible_only=False)
     added = ["whopMemberStatus", "whopLifetimeValue", "whopActiveMemberships", "whopLastPurchaseAt"]
-    mine = before[:2] + added + before[2:]
-    assert after[: len(mine)] == mine, "name, e-mails, then the Whop columns, then the rest"
-    assert shown(fake_twenty, people) == before_visible[:2] + added + before_visible[2:], "the hidden one stays"
+    # 2.x: right after the e-mails; 1.x keeps positions as integers, so right after the name.
+    cut = 2 if fake_twenty.dialect == "2.x" else 1
+    mine = before[:cut] + added + before[cut:]
+    assert after[: len(mine)] == mine, "name (e-mails), then the Whop columns, then the rest"
+    assert shown(fake_twenty, people) == before_visible[:cut] + added + before_visible[cut:], "the hidden one stays"
     now = {f["id"]: f["position"] for f in ws.view_fields if f["viewId"] == people["id"]}
     assert all(now[i] == p for i, p in positions.items()), "no existing column moved"
     opportunities = shown(fake_twenty, list_view(fake_twenty, "opportunity"))

@@ -164,13 +164,15 @@ def create_widget(ws: Workspace, data: dict[str, Any]) -> Meta:
 
 
 def _grid_of(position: Any) -> dict[str, Any] | None:
+    """2.43 takes the grid inside `position`; 2.21 takes `gridPosition` (Floats) as well."""
     if isinstance(position, dict) and position.get("layoutMode") == "GRID":
         return {k: position.get(k) for k in ("row", "column", "rowSpan", "columnSpan")}
     return None
 
 
 def _check_grid(title: str, grid: Any) -> None:
-    if not isinstance(grid, dict) or any(not isinstance(grid.get(k), int) for k in ("row", "column", "rowSpan")):
+    keys = ("row", "column", "rowSpan", "columnSpan")
+    if not isinstance(grid, dict) or any(not isinstance(grid.get(k), int | float) for k in keys):
         raise _invalid(f"Widget {title}: a grid position (row, column, rowSpan, columnSpan) is required")
     if grid["column"] + grid["columnSpan"] > GRID_COLUMNS or grid["row"] >= GRID_ROWS:
         raise _invalid(f"Widget {title}: widget extends beyond grid width")

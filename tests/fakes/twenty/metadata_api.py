@@ -47,6 +47,8 @@ from .workspace import Meta, Workspace
 
 SDL_DIR = Path(__file__).parent / "sdl"
 SDL_FILES = {"1.x": "metadata-1.x.graphql", "2.x": "metadata-2.43.graphql"}
+# A 2.x release whose metadata API differs (2.21: a widget's `gridPosition` is required).
+RELEASE_SDL_FILES = {"2.21": "metadata-2.21.graphql"}
 FORBIDDEN_MESSAGE = "Entity does not have permission to access this feature"
 _NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _MISSING = object()
@@ -295,7 +297,8 @@ def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
     }
     if dialect == "1.x":
         resolvers |= {
-            "createCoreView": lambda _s, info, input: _ws(info).create_view(input),
+            # 1.x's CreateViewInput defaults `key` to "INDEX" (its SDL): every view made so has it.
+            "createCoreView": lambda _s, info, input: _ws(info).create_view({"key": "INDEX", **input}),
             "deleteCoreView": lambda _s, info, id: _ws(info).delete_view(id),
             "destroyCoreView": lambda _s, info, id: _ws(info).delete_view(id),
             "createCoreViewGroup": lambda _s, info, input: _ws(info).create_view_group(input),
@@ -428,9 +431,11 @@ def _parse_uuid_literal(node: ValueNode, _variables: Any = None) -> str:
 
 
 @functools.cache
-def metadata_schema(dialect: str) -> GraphQLSchema:
-    """The dialect's metadata schema with the fake's resolvers, built once per process."""
-    schema = build_schema((SDL_DIR / SDL_FILES[dialect]).read_text(encoding="utf-8"))
+def metadata_schema(dialect: str, release: str | None = None) -> GraphQLSchema:
+    """The dialect's metadata schema (or a 2.x release's) with the fake's resolvers, built once
+    per process."""
+    sdl = RELEASE_SDL_FILES[release] if release else SDL_FILES[dialect]
+    schema = build_schema((SDL_DIR / sdl).read_text(encoding="utf-8"))
     uuid_type = schema.type_map.get("UUID")
     if isinstance(uuid_type, GraphQLScalarType):
         uuid_type.parse_value = _parse_uuid_value  # type: ignore[method-assign]
@@ -476,7 +481,7 @@ def execute_metadata(
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         error = {"message": "Must provide query string.", "extensions": {"code": "BAD_REQUEST"}}
         return {"errors": [error]}, outcome
-    schema = metadata_schema(ws.dialect)
+    schema = metadata_schema(ws.dialect, ws.release)
     query: str = body["query"]
     variables = body.get("variables") or {}
     operation_name = body.get("operationName")
@@ -495,7 +500,7 @@ def execute_metadata(
     outcome.root_fields = _root_names(operation)
     # Introspection does not depend on the workspace; the bridge's gql client asks for it often.
     introspection_only = outcome.root_fields and all(n.startswith("__") for n in outcome.root_fields)
-    cache_key = (ws.dialect, query, json.dumps(variables, sort_keys=True), operation_name)
+    cache_key = (f"{ws.dialect}/{ws.release}", query, json.dumps(variables, sort_keys=True), operation_name)
     if introspection_only and cache_key in _introspection_cache:
         return _introspection_cache[cache_key], outcome
     result: ExecutionResult = execute_sync(

@@ -60,8 +60,9 @@ class UniqueKey:
 
 
 class Workspace:
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, release: str | None = None) -> None:
         self.dialect = dialect
+        self.release = release  # a 2.x release whose metadata SDL the fake speaks (None: 2.43)
         # Records one create-many/upsert may carry: 200 on 2.x (observed 2.3), none on 1.x
         # (observed #18); a test may lower it, as a Cloud plan might.
         self.max_upsert: int | None = 200 if dialect == "2.x" else None
@@ -839,7 +840,14 @@ class Workspace:
         self.view_groups.append(group)
         return group
 
+    def _check_position(self, position: Any) -> None:
+        """1.x keeps a view field's position in an integer column (observed: a fraction is
+        refused with Postgres's error as a 500)."""
+        if self.dialect == "1.x" and isinstance(position, float) and not position.is_integer():
+            raise TwentyError(f'invalid input syntax for type integer: "{position}"', "INTERNAL_SERVER_ERROR")
+
     def create_view_field(self, data: dict[str, Any]) -> Meta:
+        self._check_position(data.get("position"))
         view = self.require_view(str(data.get("viewId")))
         field = self.require_field(str(data.get("fieldMetadataId")))
         if field["objectMetadataId"] != view["objectMetadataId"]:
@@ -881,6 +889,7 @@ class Workspace:
             raise
 
     def update_view_field(self, view_field_id: str, update: dict[str, Any]) -> Meta:
+        self._check_position(update.get("position"))
         view_field = next((f for f in self.view_fields if f["id"] == view_field_id), None)
         if view_field is None:
             raise not_found(f"View field {view_field_id} not found")
