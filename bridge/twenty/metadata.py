@@ -534,14 +534,19 @@ class MetadataClient:
 
     async def show_view_field(self, view_field_id: str, position: float, *, name: str, size: int) -> None:
         """Show a column Twenty made hidden, at this position and width."""
-        update = {"isVisible": True, "position": position, "size": size}
+        await self._update_view_field(
+            view_field_id, {"isVisible": True, "position": position, "size": size}, f"show {name}"
+        )
+
+    async def resize_view_field(self, view_field_id: str, size: int, *, name: str) -> None:
+        await self._update_view_field(view_field_id, {"size": size}, f"widen {name}")
+
+    async def _update_view_field(self, view_field_id: str, update: dict[str, Any], operation: str) -> None:
         if self.dialect is Dialect.V1:
-            await self.execute(
-                docs.UPDATE_VIEW_FIELD_V1, {"id": view_field_id, "input": update}, operation=f"show {name}"
-            )
+            await self.execute(docs.UPDATE_VIEW_FIELD_V1, {"id": view_field_id, "input": update}, operation=operation)
             return
         await self.execute(
-            docs.UPDATE_VIEW_FIELD, {"input": {"id": view_field_id, "update": update}}, operation=f"show {name}"
+            docs.UPDATE_VIEW_FIELD, {"input": {"id": view_field_id, "update": update}}, operation=operation
         )
 
     async def move_view_field(self, view_field_id: str, group_id: str, position: float, *, name: str) -> None:

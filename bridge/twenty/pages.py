@@ -25,7 +25,10 @@ from bridge.twenty.widgets import FieldIds, PageSpec, WidgetSpec, filter_value, 
 log = logging.getLogger(__name__)
 
 SLACK_SECONDS = 2.0  # Twenty stamps createdAt and updatedAt apart when it makes an item
-TABLE_COLUMN_SIZE = 160
+# A table widget's columns: the record's name wide enough to read (a payment's name is
+# "2026-08-31 · $49.00 · Succeeded · Signals Pro"), the others narrow, so most fit a record tab.
+TABLE_NAME_SIZE = 260
+TABLE_COLUMN_SIZE = 130
 
 
 # What the workspace has ----------------------------------------------------------------------
@@ -384,7 +387,9 @@ class PageMaker:
         )
         view_id = str(data["createView"]["id"])
         fields = [
-            NewViewField(self.ids.id(obj, name), float(i), size=TABLE_COLUMN_SIZE)
+            NewViewField(
+                self.ids.id(obj, name), float(i), size=TABLE_NAME_SIZE if name == "name" else TABLE_COLUMN_SIZE
+            )
             for i, name in enumerate(w.columns)
             if self.ids.has(obj, name)
         ]

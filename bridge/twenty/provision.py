@@ -381,7 +381,22 @@ def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveOb
     if hidden:
         item.status = "create"
         item.detail = "; ".join(p for p in (item.detail, "show: " + ", ".join(n for _, n in hidden)) if p)
+    if _name_to_widen(columns, model, live, listing) is not None:
+        item.status = "create"
+        item.detail = "; ".join(p for p in (item.detail, f"widen the name to {columns.nameSize} px") if p)
     return item
+
+
+def _name_to_widen(
+    columns: ColumnsSpec, model: DataModel, live: dict[str, LiveObject], view: LiveView | None
+) -> LiveViewField | None:
+    """The name column of one of the bridge's own objects' lists, as Twenty made it, when it is
+    not yet as wide as schema/ asks (a column anyone touched keeps its width)."""
+    name = live[columns.object].fields.get("name") if columns.object in live else None
+    if not columns.nameSize or view is None or name is None or not model.object(columns.object).custom:
+        return None
+    found = next((f for f in view.fields if f.field_id == name.id), None)
+    return found if found is not None and found.untouched and found.size != columns.nameSize else None
 
 
 def _own_views(model: DataModel) -> frozenset[str]:
@@ -788,6 +803,9 @@ class _Run:
             else:
                 added.append(NewViewField(str(w.field_id), position, size=LIST_COLUMN_SIZE))
         await self.meta.create_view_fields(target.id, added, name=f"view {target.name}")
+        wide = _name_to_widen(spec, self.model, self.live, target)
+        if wide is not None and spec.nameSize:
+            await self.meta.resize_view_field(wide.id, spec.nameSize, name=f"the name column of {target.name}")
 
     def known(self, obj: str, names: tuple[str, ...]) -> list[Wanted]:
         """The fields by these names that exist in the workspace now."""

@@ -259,6 +259,8 @@ class ColumnsSpec(BaseModel):
     fields: tuple[str, ...] = Field(min_length=1)
     # The columns go right after this one (default: the view's first column, the name).
     after: str | None = None
+    # The name column's width, on the bridge's own objects, while it is as Twenty made it.
+    nameSize: int | None = None
 
     @model_validator(mode="after")
     def _names(self) -> ColumnsSpec:

@@ -334,6 +334,14 @@ async def test_payment_and_product_lists_open_on_their_useful_columns(
         "whopCompanyName",
         *twentys_own,
     ]
+    name = field_of(fake_twenty, "whopPayment", "name")
+    assert name is not None
+    (column,) = [
+        f
+        for f in fake_twenty.workspace.view_fields
+        if f["viewId"] == payments["id"] and f["fieldMetadataId"] == name["id"]
+    ]
+    assert column["size"] == 320, "a payment's name reads whole in the list"
 
 
 async def test_the_standard_lists_show_the_whop_columns_first_without_moving_the_ones_people_arranged(
