@@ -173,6 +173,14 @@ class Runtime:
             selections=self.read_selections,
         )
 
+    def twenty_for_provisioning(self) -> TwentyDataClient:
+        """A data client with a bucket of its own, for provisioning's record or two (the one
+        listing its dashboard): it never opens the store, which a dry run must not."""
+        url, key = self._twenty_config()
+        return TwentyDataClient(
+            url, key, transport=self.transports.twenty, timeout=self.settings.twenty_timeout_seconds
+        )
+
     @functools.cached_property
     def read_selections(self) -> dict[str, str]:
         """Keyed reads select every field the bridge owns (from `schema/`), so the writer can

@@ -6,7 +6,9 @@ Twenty budget and the clients, does one job and records it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import AsyncIterator
 
 from bridge.errors import BridgeError, RetryableError
 from bridge.runtime import Credentials, Runtime
@@ -15,6 +17,7 @@ from bridge.store import runs as run_store
 from bridge.store.leases import LeaseBusy
 from bridge.sync.engine import Progress, SyncEngine, SyncOptions, SyncResult
 from bridge.sync.options import OptionGuard
+from bridge.twenty.dashboard_records import DashboardRecordsApi
 from bridge.twenty.provision import ApplyResult, provision
 from bridge.twenty.schema import load_data_model
 
@@ -27,13 +30,13 @@ async def provision_workspace(runtime: Runtime, *, dry_run: bool = False) -> App
     assert settings.twenty_url is not None
     model = load_data_model(settings.bridge_schema_dir)
     if dry_run:  # a plan writes nothing, not even its own record (the store is not touched)
-        async with runtime.metadata() as meta:
-            return await provision(meta, model, settings.bridge_public_url, dry_run=True)
+        async with runtime.metadata() as meta, _dashboard_records(runtime) as records:
+            return await provision(meta, model, settings.bridge_public_url, dry_run=True, records=records)
     engine = runtime.store
     run_id = await provisioning_runs.start(engine, settings.twenty_url, dry_run)
     try:
-        async with runtime.metadata() as meta:
-            result = await provision(meta, model, settings.bridge_public_url, dry_run=dry_run)
+        async with runtime.metadata() as meta, _dashboard_records(runtime) as records:
+            result = await provision(meta, model, settings.bridge_public_url, dry_run=dry_run, records=records)
         status = "conflict" if result.plan.conflicts else "succeeded"
         await provisioning_runs.finish(
             engine, run_id, status, result.plan.dialect, result.plan.to_dict(), result.mutations, None
@@ -42,6 +45,13 @@ async def provision_workspace(runtime: Runtime, *, dry_run: bool = False) -> App
     except BridgeError as exc:
         await provisioning_runs.finish(engine, run_id, "failed", None, None, 0, str(exc))
         raise
+
+
+@contextlib.asynccontextmanager
+async def _dashboard_records(runtime: Runtime) -> AsyncIterator[DashboardRecordsApi]:
+    """The data-API side of provisioning: the records listing its dashboards."""
+    async with runtime.twenty_for_provisioning() as data:
+        yield DashboardRecordsApi(data)
 
 
 # Sync ------------------------------------------------------------------------------------------

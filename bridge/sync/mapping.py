@@ -718,13 +718,9 @@ def payment_record(
     Twenty UUIDs (None: not linked yet; the link is left as it is)."""
     outcome = payment_outcome(p)
     failed = outcome == "FAILED"
-    when = p.paid_at or p.last_payment_attempt_at or p.created_at
-    what = _clean(product_title) or _clean(p.product_title) or p.product_id or "Whop"
     record: dict[str, Any] = {
         "whopPaymentId": p.id,
-        "name": f"{_format_money(p.total)} {EN_DASH} {what} {EN_DASH} {(iso_utc(when) or '')[:10]}".strip(
-            " " + EN_DASH
-        ),
+        "name": payment_name(p, outcome, product_title),
         "paymentStatus": outcome,
         "amount": money_to_currency(p.total),
         "netAmount": money_to_currency(_net(p)),
@@ -742,6 +738,40 @@ def payment_record(
     if opportunity_id is not None:
         record["opportunityId"] = opportunity_id
     return record
+
+
+# How a payment's outcome reads in its name (the labels of the paymentStatus options).
+_OUTCOME_WORDS = {
+    "SUCCEEDED": "Succeeded",
+    "PENDING": "Pending",
+    "FAILED": "Failed",
+    "REFUNDED": "Refunded",
+    "PARTIALLY_REFUNDED": "Partially refunded",
+    "DISPUTED": "Disputed",
+    "DISPUTE_WON": "Dispute won",
+    "DISPUTE_LOST": "Dispute lost",
+    "CANCELED": "Canceled",
+}
+_CURRENCY_SIGNS = {"USD": "$", "EUR": "€", "GBP": "£", "CAD": "CA$", "AUD": "A$"}
+MIDDLE_DOT = "\u00b7"
+
+
+def payment_name(p: Payment, outcome: str | None, product_title: str | None) -> str:
+    """ "2026-08-31 · $49.00 · Succeeded · Signals Pro": the date first, so a list reads (and
+    sorts) by month, then what, how it went and for which product."""
+    when = (iso_utc(p.paid_at or p.last_payment_attempt_at or p.created_at) or "")[:10]
+    how = _OUTCOME_WORDS.get(outcome or "") or (outcome or "").replace("_", " ").capitalize()
+    what = _clean(product_title) or _clean(p.product_title) or p.product_id or ""
+    return f" {MIDDLE_DOT} ".join(part for part in (when, _money_label(p.total), how, what) if part) or p.id
+
+
+def _money_label(m: Money | None) -> str:
+    if m is None:
+        return ""
+    currency = (m.currency or "").upper()
+    amount = f"{m.amount:,.2f}"
+    sign = _CURRENCY_SIGNS.get(currency)
+    return f"{sign}{amount}" if sign else f"{amount} {currency}".strip()
 
 
 def payment_fields(p: Payment) -> dict[str, Any]:

@@ -222,15 +222,20 @@ class CompanyItems:
         people = await get_shadows(self.store, self.company.id, "person", [k for p in payments if (k := _payer(p))])
         memberships = [p.membership_id for p in payments if p.membership_id]
         opportunities = await get_shadows(self.store, self.company.id, "opportunity", memberships)
+        products = await get_shadows(
+            self.store, self.company.id, "whopProduct", [p.product_id for p in payments if p.product_id]
+        )
         items = []
         for p in payments:
             person = people.get(_payer(p) or "")
             opportunity = opportunities.get(p.membership_id or "")
+            product = products.get(p.product_id or "")
             record = mapping.payment_record(
                 p,
                 person_id=person.twenty_id if person else None,
                 opportunity_id=opportunity.twenty_id if opportunity else None,
                 company=self.company,
+                product_title=_label(product.written) if product else None,  # its name, not prod_…
             )
             items.append(Item(p.id, record, _fixed(record), p.updated_at, label=record["name"]))
         return items

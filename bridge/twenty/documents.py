@@ -1,8 +1,8 @@
 """The GraphQL documents the bridge sends to Twenty's metadata API, per dialect.
 
 Twenty 1.x and 2.x differ in a few names (`createCoreView` vs `createView`, one
-`createCoreViewField` per field vs `createManyViewFields`); navigation items and record-page
-sections (page layouts, view field groups) exist only on 2.x. Every document is kept to fields
+`createCoreViewField` per field vs `createManyViewFields`); navigation items, record-page
+sections and tabs, and dashboards (page layouts, view field groups) exist only on 2.x. Every document is kept to fields
 present in the dialect's schema; a test validates each one against `metadata-1.x.graphql` and
 `metadata-2.43.graphql`, and at run time gql validates it again against the schema the server
 itself reports.
@@ -63,7 +63,7 @@ mutation CreateField($input: CreateOneFieldMetadataInput!) {
 
 UPDATE_FIELD = """
 mutation UpdateField($input: UpdateOneFieldMetadataInput!) {
-  updateOneField(input: $input) { id name type options }
+  updateOneField(input: $input) { id name type label description options }
 }
 """
 
@@ -71,7 +71,8 @@ mutation UpdateField($input: UpdateOneFieldMetadataInput!) {
 # 1.x has no nested selections on CoreView, so its fields and groups are read per view.
 _VIEW_V2 = """
     id name type key objectMetadataId mainGroupByFieldMetadataId
-    viewFields { id fieldMetadataId isVisible position viewFieldGroupId createdAt updatedAt }
+    kanbanAggregateOperation kanbanAggregateOperationFieldMetadataId
+    viewFields { id fieldMetadataId isVisible position size viewFieldGroupId createdAt updatedAt }
     viewGroups { id fieldValue position }
     viewFieldGroups { id name position }
 """
@@ -86,7 +87,9 @@ query ListViews($objectMetadataId: String) {
 """,
     Dialect.V1: """
 query ListViews($objectMetadataId: String) {
-  getCoreViews(objectMetadataId: $objectMetadataId) { id name type key objectMetadataId }
+  getCoreViews(objectMetadataId: $objectMetadataId) {
+    id name type key objectMetadataId kanbanAggregateOperation kanbanAggregateOperationFieldMetadataId
+  }
 }
 """,
 }
@@ -125,13 +128,19 @@ mutation CreateViewGroup($input: CreateViewGroupInput!) {
 # 1.x only: a view's fields and Kanban columns.
 LIST_VIEW_FIELDS_V1 = """
 query ListViewFields($viewId: String!) {
-  getCoreViewFields(viewId: $viewId) { id fieldMetadataId isVisible position createdAt updatedAt }
+  getCoreViewFields(viewId: $viewId) { id fieldMetadataId isVisible position size createdAt updatedAt }
 }
 """
 
 LIST_VIEW_GROUPS_V1 = """
 query ListViewGroups($viewId: String) {
   getCoreViewGroups(viewId: $viewId) { id fieldMetadataId fieldValue position }
+}
+"""
+
+UPDATE_VIEW_FIELD_V1 = """
+mutation UpdateViewField($id: String!, $input: UpdateViewFieldInput!) {
+  updateCoreViewField(id: $id, input: $input) { id isVisible position }
 }
 """
 
@@ -156,16 +165,81 @@ mutation CreateViewGroups($inputs: [CreateViewGroupInput!]!) {
 }
 """
 
-# 2.x only: the record page is a page layout whose FIELDS widgets each show one view; that
-# view's field groups are the page's sections ("General", …, "System").
-LIST_RECORD_PAGE_LAYOUTS = """
-query ListRecordPageLayouts($objectMetadataId: String) {
-  getPageLayouts(objectMetadataId: $objectMetadataId, pageLayoutType: RECORD_PAGE) {
-    id
-    tabs { id widgets { id type configuration { ... on FieldsConfiguration { viewId } } } }
-  }
+# 2.x only: page layouts. A record page is a RECORD_PAGE layout whose FIELDS widgets each show
+# one view (that view's field groups are the page's sections: "General", …, "System"); a
+# dashboard is a DASHBOARD layout. Tabs and widgets carry their times: the bridge adds to one it
+# made only while nobody has changed it since.
+_PAGE_LAYOUT = """
+    id name type objectMetadataId createdAt updatedAt
+    tabs {
+      id title position layoutMode createdAt updatedAt
+      widgets {
+        id title type createdAt updatedAt
+        configuration {
+          ... on FieldsConfiguration { viewId }
+          ... on FieldConfiguration { viewId }
+          ... on RecordTableConfiguration { viewId }
+        }
+      }
+    }
+"""
+
+LIST_PAGE_LAYOUTS = (
+    """
+query ListPageLayouts($objectMetadataId: String, $pageLayoutType: PageLayoutType) {
+  getPageLayouts(objectMetadataId: $objectMetadataId, pageLayoutType: $pageLayoutType) {"""
+    + _PAGE_LAYOUT
+    + """  }
 }
 """
+)
+
+CREATE_PAGE_LAYOUT = """
+mutation CreatePageLayout($input: CreatePageLayoutInput!) {
+  createPageLayout(input: $input) { id name type createdAt updatedAt }
+}
+"""
+
+CREATE_PAGE_LAYOUT_TAB = """
+mutation CreatePageLayoutTab($input: CreatePageLayoutTabInput!) {
+  createPageLayoutTab(input: $input) { id title position layoutMode createdAt updatedAt }
+}
+"""
+
+# The input differs between 2.x releases (2.21 requires `gridPosition`; later ones take
+# `position` only): the client fills it from the server's own schema.
+CREATE_PAGE_LAYOUT_WIDGET = """
+mutation CreatePageLayoutWidget($input: CreatePageLayoutWidgetInput!) {
+  createPageLayoutWidget(input: $input) { id title type createdAt updatedAt }
+}
+"""
+
+# 2.x only: the sort and filters of a table widget's own view.
+CREATE_VIEW_SORT = """
+mutation CreateViewSort($input: CreateViewSortInput!) {
+  createViewSort(input: $input) { id fieldMetadataId direction }
+}
+"""
+
+CREATE_VIEW_FILTER = """
+mutation CreateViewFilter($input: CreateViewFilterInput!) {
+  createViewFilter(input: $input) { id fieldMetadataId operand value }
+}
+"""
+
+# A view's own settings: a Kanban's column aggregate.
+UPDATE_VIEW = {
+    Dialect.V2: """
+mutation UpdateView($id: String!, $input: UpdateViewInput!) {
+  updateView(id: $id, input: $input) { id kanbanAggregateOperation kanbanAggregateOperationFieldMetadataId }
+}
+""",
+    Dialect.V1: """
+mutation UpdateView($id: String!, $input: UpdateViewInput!) {
+  updateCoreView(id: $id, input: $input) { id kanbanAggregateOperation kanbanAggregateOperationFieldMetadataId }
+}
+""",
+}
 
 CREATE_VIEW_FIELD_GROUP = """
 mutation CreateViewFieldGroup($input: CreateViewFieldGroupInput!) {
@@ -214,6 +288,7 @@ def documents(dialect: Dialect) -> dict[str, str]:
         "UpdateField": UPDATE_FIELD,
         "ListViews": LIST_VIEWS[dialect],
         "CreateView": CREATE_VIEW[dialect],
+        "UpdateView": UPDATE_VIEW[dialect],
     }
     if dialect is Dialect.V1:
         docs["CreateViewGroup"] = CREATE_VIEW_GROUP_V1
@@ -226,7 +301,12 @@ def documents(dialect: Dialect) -> dict[str, str]:
         docs["CreateNavigationItem"] = CREATE_NAVIGATION_ITEM
         docs["CreateViewFields"] = CREATE_VIEW_FIELDS_V2
         docs["CreateViewGroups"] = CREATE_VIEW_GROUPS_V2
-        docs["ListRecordPageLayouts"] = LIST_RECORD_PAGE_LAYOUTS
+        docs["ListPageLayouts"] = LIST_PAGE_LAYOUTS
+        docs["CreatePageLayout"] = CREATE_PAGE_LAYOUT
+        docs["CreatePageLayoutTab"] = CREATE_PAGE_LAYOUT_TAB
+        docs["CreatePageLayoutWidget"] = CREATE_PAGE_LAYOUT_WIDGET
+        docs["CreateViewSort"] = CREATE_VIEW_SORT
+        docs["CreateViewFilter"] = CREATE_VIEW_FILTER
         docs["GetView"] = GET_VIEW_V2
         docs["CreateViewFieldGroup"] = CREATE_VIEW_FIELD_GROUP
         docs["UpdateViewFieldGroup"] = UPDATE_VIEW_FIELD_GROUP

@@ -30,7 +30,7 @@ def missing_fields(view: LiveView | None, wanted: list[Wanted]) -> list[Wanted]:
     return [w for w in wanted if w.field_id is None or w.field_id not in have]
 
 
-def hidden_by_twenty(view: LiveView | None, wanted: list[Wanted]) -> list[tuple[Wanted, LiveViewField]]:
+def hidden_as_made(view: LiveView | None, wanted: list[Wanted]) -> list[tuple[Wanted, LiveViewField]]:
     """The wanted fields the view holds hidden as Twenty made them (never changed since): Twenty
     2.21 adds each new field to the object's list view, hidden. One a person hid, or moved or
     resized, has changed since, and stays as it is."""
@@ -52,9 +52,48 @@ def appended(view: LiveView, fields: list[Wanted]) -> list[NewViewField]:
     return [NewViewField(str(w.field_id), start + 1 + i) for i, w in enumerate(known)]
 
 
-def index_view(views: list[LiveView]) -> LiveView | None:
-    """The object's standard list view ("All …"): Twenty marks it with key INDEX."""
-    return next((v for v in views if v.key == "INDEX" and v.type == "TABLE"), None)
+def placed(view: LiveView, count: int, after_field_id: str | None, *, whole: bool = False) -> list[float]:
+    """`count` positions right after the column of `after_field_id` (default: the view's first
+    visible column, the record's name) and before the next one: the new columns show on the
+    first screen, and no column there moves (their positions stay as they are).
+
+    `whole`: the server stores positions as integers (1.x), so there is no room between two
+    columns; the new ones go before all the others, and Twenty shows the record's name first
+    whatever its position, so they come right after it."""
+    shown = sorted((f for f in view.fields if f.visible), key=lambda f: f.position)
+    anchor = next((f for f in shown if f.field_id == after_field_id), None) or (shown[0] if shown else None)
+    if anchor is None:
+        return appended_positions(view, count)
+    later = [f.position for f in view.fields if f.position > anchor.position]
+    if not later:
+        return [anchor.position + 1 + i for i in range(count)]
+    if whole:
+        if min(later) - anchor.position > count:
+            return [anchor.position + 1 + i for i in range(count)]
+        first = min(f.position for f in view.fields) - count
+        return [float(int(first) + i) for i in range(count)]
+    step = (min(later) - anchor.position) / (count + 1)
+    return [anchor.position + step * (i + 1) for i in range(count)]
+
+
+def appended_positions(view: LiveView, count: int) -> list[float]:
+    start = max((f.position for f in view.fields), default=-1.0)
+    return [start + 1 + i for i in range(count)]
+
+
+def hidden_by_twenty(view: LiveView | None, wanted: list[Wanted]) -> list[tuple[LiveViewField, str]]:
+    """Wanted columns the view has, hidden, exactly as Twenty made them (nobody showed, hid or
+    moved them since): Twenty 2.x files a custom object's new fields hidden in its list."""
+    by_field = {f.field_id: f for f in view.fields} if view else {}
+    found = [(by_field.get(str(w.field_id)), w.name) for w in wanted if w.field_id]
+    return [(f, name) for f, name in found if f is not None and not f.visible and f.untouched]
+
+
+def index_view(views: list[LiveView], *, not_named: frozenset[str] = frozenset()) -> LiveView | None:
+    """The object's standard list view ("All …"): Twenty marks it with key INDEX. `not_named`:
+    the bridge's own views, never taken for it (1.x gives every view it creates key INDEX, and
+    answers a Kanban made through `createCoreView` as a TABLE: observed)."""
+    return next((v for v in views if v.key == "INDEX" and v.type == "TABLE" and v.name not in not_named), None)
 
 
 def missing_columns(view: LiveView, values: list[str]) -> list[tuple[str, float]]:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from types import TracebackType
 from typing import Any, Self
 
@@ -51,6 +52,8 @@ class LiveField:
     options: tuple[dict[str, Any], ...]
     relation_type: str | None = None
     relation_target: str | None = None  # nameSingular of the target object
+    relation_target_field: str | None = None  # the target's field pointing back
+    description: str | None = None
 
     @classmethod
     def from_node(cls, node: dict[str, Any]) -> LiveField:
@@ -66,6 +69,8 @@ class LiveField:
             options=tuple(node.get("options") or ()),
             relation_type=relation.get("type"),
             relation_target=target.get("nameSingular"),
+            relation_target_field=(relation.get("targetFieldMetadata") or {}).get("name"),
+            description=node.get("description"),
         )
 
 
@@ -95,21 +100,38 @@ class LiveViewField:
     visible: bool
     position: float
     group_id: str | None = None  # the record-page section (2.x view field group) it sits in
+    size: float = 0.0
     # Never changed since it was made: a hidden one is as Twenty made it when its field was
     # created (2.21 adds every new field to the object's list view, hidden), not a person's choice.
     untouched: bool = False
 
     @classmethod
     def from_node(cls, node: dict[str, Any]) -> LiveViewField:
-        created, updated = node.get("createdAt"), node.get("updatedAt")
         return cls(
             id=node["id"],
             field_id=node["fieldMetadataId"],
             visible=node.get("isVisible") is not False,
             position=float(node.get("position") or 0),
             group_id=node.get("viewFieldGroupId"),
-            untouched=bool(created) and created == updated,
+            size=float(node.get("size") or 0),
+            untouched=unchanged_since_made(node, slack=0.0),
         )
+
+
+def unchanged_since_made(node: dict[str, Any], slack: float = 2.0) -> bool:
+    """Whether a metadata item's updatedAt is its createdAt (within `slack` seconds: Twenty
+    stamps the two separately when it makes one)."""
+    made, changed = parse_time(node.get("createdAt")), parse_time(node.get("updatedAt"))
+    return made is not None and changed is not None and (changed - made).total_seconds() <= slack
+
+
+def parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True)
@@ -132,6 +154,8 @@ class LiveView:
     column_values: tuple[str, ...] = ()  # a Kanban's columns (view groups), by option value
     last_column_position: float = -1.0
     field_groups: tuple[LiveFieldGroup, ...] = ()
+    kanban_aggregate: str | None = None  # a Kanban's column aggregate (SUM, COUNT, …)
+    kanban_aggregate_field_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -139,6 +163,7 @@ class NewViewField:
     field_id: str
     position: float
     group_id: str | None = None
+    size: int | None = None  # None: COLUMN_SIZE
 
 
 # Twenty's frontend gives a new column this width; 1.x's API default (0) would hide it.
@@ -309,6 +334,15 @@ class MetadataClient:
         )
         return LiveField.from_node(data["createOneField"])
 
+    async def update_label(self, field_id: str, label: str, description: str | None, *, name: str) -> None:
+        """A field's label (and description); its name stays, so no record or query changes."""
+        update: dict[str, Any] = {"label": label}
+        if description is not None:
+            update["description"] = description
+        await self.execute(
+            docs.UPDATE_FIELD, {"input": {"id": field_id, "update": update}}, operation=f"relabel {name}"
+        )
+
     async def update_options(self, field_id: str, options: list[dict[str, Any]], *, name: str) -> None:
         await self.execute(
             docs.UPDATE_FIELD,
@@ -342,6 +376,8 @@ class MetadataClient:
                     fields=tuple(LiveViewField.from_node(f) for f in fields.get("getCoreViewFields") or []),
                     column_values=tuple(str(g["fieldValue"]) for g in groups),
                     last_column_position=_last_position(groups),
+                    kanban_aggregate=node.get("kanbanAggregateOperation"),
+                    kanban_aggregate_field_id=node.get("kanbanAggregateOperationFieldMetadataId"),
                 )
             )
         return views
@@ -357,7 +393,7 @@ class MetadataClient:
                 "fieldMetadataId": f.field_id,
                 "isVisible": True,
                 "position": f.position,
-                "size": COLUMN_SIZE,
+                "size": f.size or COLUMN_SIZE,
             }
             if f.group_id:
                 one["viewFieldGroupId"] = f.group_id
@@ -409,18 +445,34 @@ class MetadataClient:
     @property
     def supports_record_page_sections(self) -> bool:
         mutations = self.schema.mutation_type.fields if self.schema.mutation_type else {}
-        return "createViewFieldGroup" in mutations and "getPageLayouts" in (
-            self.schema.query_type.fields if self.schema.query_type else {}
+        return "createViewFieldGroup" in mutations and self.supports_page_layouts
+
+    @property
+    def supports_page_layouts(self) -> bool:
+        """Record-page tabs and dashboards (2.x page layouts)."""
+        queries = self.schema.query_type.fields if self.schema.query_type else {}
+        mutations = self.schema.mutation_type.fields if self.schema.mutation_type else {}
+        return "getPageLayouts" in queries and "createPageLayoutWidget" in mutations
+
+    def input_fields(self, type_name: str) -> set[str]:
+        """The fields of one of the server's input types (empty when it has none by that name)."""
+        found = self.schema.type_map.get(type_name)
+        return set(getattr(found, "fields", {}) or {})
+
+    async def page_layouts(self, *, object_id: str | None, layout_type: str) -> list[dict[str, Any]]:
+        """The page layouts of this type (of this object), with their tabs and widgets (2.x)."""
+        data = await self.execute(
+            docs.LIST_PAGE_LAYOUTS,
+            {"objectMetadataId": object_id, "pageLayoutType": layout_type},
+            operation=f"list {layout_type.lower().replace('_', ' ')} layouts",
         )
+        return list(data.get("getPageLayouts") or [])
 
     async def record_page_view_ids(self, object_id: str) -> list[str]:
         """The views behind the FIELDS widgets of the object's record page (2.x), in tab order:
         their field groups are the page's sections."""
-        data = await self.execute(
-            docs.LIST_RECORD_PAGE_LAYOUTS, {"objectMetadataId": object_id}, operation="list record page layouts"
-        )
         ids: list[str] = []
-        for layout in data.get("getPageLayouts") or []:
+        for layout in await self.page_layouts(object_id=object_id, layout_type="RECORD_PAGE"):
             for tab in layout.get("tabs") or []:
                 for widget in tab.get("widgets") or []:
                     view_id = (widget.get("configuration") or {}).get("viewId")
@@ -448,6 +500,30 @@ class MetadataClient:
             docs.UPDATE_VIEW_FIELD_GROUP,
             {"input": {"id": group_id, "update": {"position": position}}},
             operation=f"place record page section {name}",
+        )
+
+    async def set_kanban_aggregate(self, view_id: str, operation: str, field_id: str, *, name: str) -> None:
+        """What a Kanban's column headers show (e.g. the SUM of a currency field)."""
+        data = {"kanbanAggregateOperation": operation, "kanbanAggregateOperationFieldMetadataId": field_id}
+        await self.execute(
+            docs.UPDATE_VIEW[self.dialect], {"id": view_id, "input": data}, operation=f"set the column sums of {name}"
+        )
+
+    async def show_view_field(self, view_field_id: str, position: float, *, name: str, size: int) -> None:
+        """Show a column Twenty made hidden, at this position and width."""
+        await self._update_view_field(
+            view_field_id, {"isVisible": True, "position": position, "size": size}, f"show {name}"
+        )
+
+    async def resize_view_field(self, view_field_id: str, size: int, *, name: str) -> None:
+        await self._update_view_field(view_field_id, {"size": size}, f"widen {name}")
+
+    async def _update_view_field(self, view_field_id: str, update: dict[str, Any], operation: str) -> None:
+        if self.dialect is Dialect.V1:
+            await self.execute(docs.UPDATE_VIEW_FIELD_V1, {"id": view_field_id, "input": update}, operation=operation)
+            return
+        await self.execute(
+            docs.UPDATE_VIEW_FIELD, {"input": {"id": view_field_id, "update": update}}, operation=operation
         )
 
     async def move_view_field(self, view_field_id: str, group_id: str, position: float, *, name: str) -> None:
@@ -507,6 +583,8 @@ def _view_v2(node: dict[str, Any]) -> LiveView:
         field_groups=tuple(
             LiveFieldGroup(g["id"], g["name"], float(g.get("position") or 0)) for g in node.get("viewFieldGroups") or []
         ),
+        kanban_aggregate=node.get("kanbanAggregateOperation"),
+        kanban_aggregate_field_id=node.get("kanbanAggregateOperationFieldMetadataId"),
     )
 
 

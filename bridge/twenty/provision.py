@@ -22,9 +22,19 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-from bridge.twenty import layout
+from bridge.twenty import labels, layout, pages
+from bridge.twenty.documents import Dialect
 from bridge.twenty.layout import Wanted
-from bridge.twenty.metadata import AlreadyExists, LiveField, LiveObject, LiveView, MetadataClient, NewViewField
+from bridge.twenty.metadata import (
+    AlreadyExists,
+    LiveField,
+    LiveObject,
+    LiveView,
+    LiveViewField,
+    MetadataClient,
+    NewViewField,
+)
+from bridge.twenty.pages import DashboardRecords, LivePages, PageMaker
 from bridge.twenty.schema import (
     ColumnsSpec,
     DataModel,
@@ -35,14 +45,34 @@ from bridge.twenty.schema import (
     ViewSpec,
     section_fields,
 )
+from bridge.twenty.widgets import FieldIds, PageSpec
 
 log = logging.getLogger(__name__)
 
-# "unsupported": this Twenty version has no such thing (1.x record-page sections); nothing to do.
-Status = Literal["create", "add_options", "present", "conflict", "blocked", "manual", "unsupported"]
+# A list column the bridge adds is this wide, so People and Opportunities show the bridge's
+# columns on the first screen of a 1440-px display (Twenty's own default is 180).
+LIST_COLUMN_SIZE = 150
+
+# "unsupported": this Twenty version has no such thing (1.x record-page sections, dashboards);
+# nothing to do. "update": labels to shorten, a Kanban's column sums to set.
+Status = Literal["create", "add_options", "update", "present", "conflict", "blocked", "manual", "unsupported"]
+PENDING = ("create", "add_options", "update")
 # view_fields: a Kanban's card fields or a list's columns; view_groups: a Kanban's columns;
-# section: a record-page section.
-Kind = Literal["object", "field", "view", "view_groups", "view_fields", "section", "link"]
+# section: a record-page section; labels: an object's field labels; view_settings: a Kanban's
+# column sums; tab: a record-page tab; dashboard: a dashboard.
+Kind = Literal[
+    "object",
+    "field",
+    "labels",
+    "view",
+    "view_groups",
+    "view_fields",
+    "view_settings",
+    "section",
+    "tab",
+    "dashboard",
+    "link",
+]
 
 
 @dataclass
@@ -67,7 +97,7 @@ class Plan:
 
     @property
     def pending(self) -> list[PlanItem]:
-        return [i for i in self.items if i.status in ("create", "add_options")]
+        return [i for i in self.items if i.status in PENDING]
 
     @property
     def up_to_date(self) -> bool:
@@ -96,6 +126,8 @@ class LiveLayout:
     # The views behind each object's record-page FIELDS widgets; None where Twenty has no
     # record-page sections (1.x).
     record_pages: dict[str, list[LiveView]] | None = None
+    # Dashboards and record-page layouts; None where Twenty has no page layouts (1.x).
+    pages: LivePages | None = None
 
 
 def make_plan(
@@ -122,10 +154,85 @@ def make_plan(
         plan.items.append(_plan_columns(columns, model, live, live_views))
     for section in model.sections:
         plan.items.append(_plan_section(section, model, live, live_views))
+    plan.items.extend(_plan_labels(model, live, plan))
+    for view in model.views:
+        if view.kanbanSum:
+            plan.items.append(_plan_kanban_sum(view, live_views))
+    planned = _planned_fields(model, plan)
+    for tab in model.tabs:
+        plan.items.append(_plan_page("tab", tab, model, live, live_views.pages, planned))
+    for board in model.dashboards:
+        plan.items.append(_plan_page("dashboard", board, model, live, live_views.pages, planned))
     for link in model.links:
         plan.items.append(_plan_link(link, links_supported, live_links, public_url))
     _block_dependents(plan)
     return plan
+
+
+def _plan_labels(model: DataModel, live: dict[str, LiveObject], plan: Plan) -> list[PlanItem]:
+    """One item per object whose labels the bridge shortens (its earlier labels only)."""
+    creating = {i.name for i in plan.items if i.kind == "field" and i.status == "create"}
+    items: list[PlanItem] = []
+    changes = labels.relabels(model, live, planned=bool(creating))
+    for obj in dict.fromkeys(c.obj for c in changes):
+        mine = [c for c in changes if c.obj == obj]
+        item = PlanItem("labels", f"labels {obj}", "update", "shorten " + labels.describe(mine), object=obj)
+        if plan.dialect == "1.x":
+            # Observed on 1.x: after a label change its record API loses fields of the object
+            # ("Property … was not found") until Twenty restarts. New fields get the short
+            # labels when they are made; existing ones keep theirs.
+            item.status = "unsupported"
+            item.detail = (
+                "this Twenty version's record API breaks when a label changes, so the bridge leaves these "
+                f"labels as they are ({labels.describe(mine)}); nothing to do"
+            )
+        items.append(item)
+    return items
+
+
+def _plan_kanban_sum(view: ViewSpec, layout_: LiveLayout) -> PlanItem:
+    item = PlanItem("view_settings", f"column sums {view.name}", "update", object=view.object)
+    item.detail = f"each column sums {view.kanbanSum}"
+    live_view = _named_view(view, layout_)
+    if live_view is not None and live_view.kanban_aggregate is not None:
+        item.status = "present"
+        mine = live_view.kanban_aggregate == "SUM" and live_view.kanban_aggregate_field_id
+        item.detail = "" if mine else "a person chose what the columns show: left as it is"
+    return item
+
+
+def _planned_fields(model: DataModel, plan: Plan) -> dict[str, set[str]]:
+    """The fields provisioning makes this run, by object (with the inverse relation sides)."""
+    out: dict[str, set[str]] = {}
+    for item in plan.items:
+        if item.kind == "field" and item.status == "create":
+            obj, name = item.name.split(".", 1)
+            out.setdefault(obj, set()).add(name)
+            rel = model.object(obj).field(name).relation
+            if rel:
+                out.setdefault(rel.target, set()).add(rel.target_field_name)
+        elif item.kind == "object" and item.status == "create":
+            out.setdefault(item.name, set()).update({"id", "name", "createdAt", "updatedAt"})
+    return out
+
+
+def _plan_page(
+    kind: Kind,
+    spec: PageSpec,
+    model: DataModel,
+    live: dict[str, LiveObject],
+    live_pages: LivePages | None,
+    planned: dict[str, set[str]],
+) -> PlanItem:
+    unavailable = pages.unavailable_widgets(model, spec, live, planned)
+    found = (
+        pages.plan_dashboard(spec, live_pages, unavailable)
+        if kind == "dashboard"
+        else pages.plan_tab(spec, live_pages, unavailable)
+    )
+    name = f"dashboard {spec.title}" if kind == "dashboard" else f"tab {spec.object} {spec.title}"
+    objects = tuple(dict.fromkeys(w.object for w in spec.widgets))
+    return PlanItem(kind, name, found.status, found.detail, object=spec.object, depends_on=objects)  # type: ignore[arg-type]
 
 
 def _plan_object(plan: Plan, spec: ObjectSpec, live: LiveObject | None) -> None:
@@ -240,7 +347,7 @@ def _fields_item(
 ) -> PlanItem:
     known, absent = _split(wanted)
     missing = layout.missing_fields(view, known)
-    hidden = layout.hidden_by_twenty(view, known)
+    hidden = layout.hidden_as_made(view, known)
     item = PlanItem(kind, name, "create" if missing or hidden else "present", object=obj)
     notes = [f"add to {where}: " + ", ".join(w.name for w in missing)] if missing else []
     if hidden:
@@ -260,7 +367,7 @@ def _plan_cards(view: ViewSpec, model: DataModel, live: dict[str, LiveObject], l
 
 def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout) -> PlanItem:
     name = f"columns {columns.object}"
-    listing = layout.index_view(layout_.views.get(columns.object, []))
+    listing = layout.index_view(layout_.views.get(columns.object, []), not_named=_own_views(model))
     if listing is None and columns.object in live:
         return PlanItem(
             "view_fields",
@@ -272,7 +379,40 @@ def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveOb
         )
     wanted = _wanted(model, live, columns.object, columns.fields)
     where = f"{listing.name!r}" if listing else "its standard list view"
-    return _fields_item("view_fields", name, columns.object, listing, wanted, where=where)
+    item = _fields_item("view_fields", name, columns.object, listing, wanted, where=where)
+    hidden = _hidden_by_twenty(model, columns.object, listing, wanted)
+    if hidden:
+        item.status = "create"
+        item.detail = "; ".join(p for p in (item.detail, "show: " + ", ".join(n for _, n in hidden)) if p)
+    if _name_to_widen(columns, model, live, listing) is not None:
+        item.status = "create"
+        item.detail = "; ".join(p for p in (item.detail, f"widen the name to {columns.nameSize} px") if p)
+    return item
+
+
+def _name_to_widen(
+    columns: ColumnsSpec, model: DataModel, live: dict[str, LiveObject], view: LiveView | None
+) -> LiveViewField | None:
+    """The name column of one of the bridge's own objects' lists, as Twenty made it, when it is
+    not yet as wide as schema/ asks (a column anyone touched keeps its width)."""
+    name = live[columns.object].fields.get("name") if columns.object in live else None
+    if not columns.nameSize or view is None or name is None or not model.object(columns.object).custom:
+        return None
+    found = next((f for f in view.fields if f.field_id == name.id), None)
+    return found if found is not None and found.untouched and found.size != columns.nameSize else None
+
+
+def _own_views(model: DataModel) -> frozenset[str]:
+    return frozenset(v.name for v in model.views)
+
+
+def _hidden_by_twenty(
+    model: DataModel, obj: str, view: LiveView | None, wanted: list[Wanted | str]
+) -> list[tuple[LiveViewField, str]]:
+    """The declared columns Twenty filed hidden when it made their fields (2.21 adds every new
+    field to the object's list, hidden) and nobody touched since: a column a person hid, showed
+    or moved has a later `updatedAt` and stays as they left it."""
+    return layout.hidden_by_twenty(view, _split(wanted)[0])
 
 
 def _kanban_values(
@@ -376,9 +516,7 @@ def _block_dependents(plan: Plan) -> None:
     while changed:  # propagate through relations until nothing new is blocked
         changed = False
         for item in plan.items:
-            if item.status in ("create", "add_options") and (
-                item.object in blocked or any(d in blocked for d in item.depends_on)
-            ):
+            if item.status in PENDING and (item.object in blocked or any(d in blocked for d in item.depends_on)):
                 item.status = "blocked"
                 item.detail = f"blocked by a conflict on {item.object if item.object in blocked else item.depends_on}"
                 if item.object and item.object not in blocked:
@@ -389,16 +527,18 @@ def _block_dependents(plan: Plan) -> None:
 # Applying -------------------------------------------------------------------------------------
 
 
-async def plan_workspace(meta: MetadataClient, model: DataModel, public_url: str) -> Plan:
-    plan, _, _ = await _plan_with_live(meta, model, public_url)
+async def plan_workspace(
+    meta: MetadataClient, model: DataModel, public_url: str, records: DashboardRecords | None = None
+) -> Plan:
+    plan, _, _ = await _plan_with_live(meta, model, public_url, records)
     return plan
 
 
 async def _plan_with_live(
-    meta: MetadataClient, model: DataModel, public_url: str
+    meta: MetadataClient, model: DataModel, public_url: str, records: DashboardRecords | None
 ) -> tuple[Plan, dict[str, LiveObject], LiveLayout]:
     live = await meta.list_objects()
-    layout_ = await _read_layout(meta, model, live)
+    layout_ = await _read_layout(meta, model, live, records)
     links_supported = meta.supports_navigation_links
     live_links = await meta.list_navigation_links() if links_supported and model.links else []
     plan = make_plan(
@@ -413,7 +553,9 @@ async def _plan_with_live(
     return plan, live, layout_
 
 
-async def _read_layout(meta: MetadataClient, model: DataModel, live: dict[str, LiveObject]) -> LiveLayout:
+async def _read_layout(
+    meta: MetadataClient, model: DataModel, live: dict[str, LiveObject], records: DashboardRecords | None
+) -> LiveLayout:
     shown = {v.object for v in model.views} | {c.object for c in model.columns} | {s.object for s in model.sections}
     # Objects with declared options too: their Kanbans may lack columns for options added later.
     shown |= {o.nameSingular for o in model.objects if any(f.options for f in o.fields)}
@@ -421,12 +563,48 @@ async def _read_layout(meta: MetadataClient, model: DataModel, live: dict[str, L
     for name in sorted(shown):
         if name in live:
             result.views[name] = await meta.list_views(live[name].id)
-    if result.record_pages is not None:
+    if meta.supports_page_layouts:
+        result.pages = await _read_pages(meta, model, live, records)
+    if result.record_pages is not None and result.pages is not None:
         for section in model.sections:
             if section.object in live:
-                ids = await meta.record_page_view_ids(live[section.object].id)
+                ids = _fields_view_ids(result.pages.record_pages.get(section.object, []))
                 result.record_pages[section.object] = await _views_by_id(meta, ids, result.views[section.object])
     return result
+
+
+async def _read_pages(
+    meta: MetadataClient, model: DataModel, live: dict[str, LiveObject], records: DashboardRecords | None
+) -> LivePages:
+    """Each object's record page (for its sections and tabs) and, when schema/ declares a
+    dashboard, the DASHBOARD layouts with the records that list them."""
+    result = LivePages()
+    for name in sorted({s.object for s in model.sections} | {str(t.object) for t in model.tabs}):
+        if name in live:
+            nodes = await meta.page_layouts(object_id=live[name].id, layout_type="RECORD_PAGE")
+            result.record_pages[name] = [pages.parse_page(n) for n in nodes]
+    if model.dashboards:
+        nodes = await meta.page_layouts(object_id=None, layout_type="DASHBOARD")
+        result.dashboards = [pages.parse_page(n) for n in nodes]
+        keys = {d.key for d in model.dashboards}
+        ours = [p.id for p in result.dashboards if p.name in keys]
+        if ours and records is not None:
+            result.records = await records.by_layout(ours)
+        elif ours:  # no way to read the records: take them as there (nothing is made twice)
+            result.records = dict.fromkeys(ours, "live")
+    return result
+
+
+def _fields_view_ids(layouts: list[pages.LivePage]) -> list[str]:
+    """The views behind the record page's FIELDS widgets, in tab order: their field groups are
+    the page's sections."""
+    ids: list[str] = []
+    for page in layouts:
+        for tab in page.tabs:
+            for widget in tab.widgets:
+                if widget.type == "FIELDS" and widget.view_id and widget.view_id not in ids:
+                    ids.append(widget.view_id)
+    return ids
 
 
 async def _views_by_id(meta: MetadataClient, ids: list[str], listed: list[LiveView]) -> list[LiveView]:
@@ -447,13 +625,16 @@ async def provision(
     *,
     dry_run: bool = False,
     on_step: Callable[[PlanItem], None] | None = None,
+    records: DashboardRecords | None = None,
 ) -> ApplyResult:
-    plan, live, layout_ = await _plan_with_live(meta, model, public_url)
+    """`records`: the `dashboard` records (data API) that list dashboards in Twenty; without
+    it a dashboard's layout is made but not listed (tests of the metadata side)."""
+    plan, live, layout_ = await _plan_with_live(meta, model, public_url, records)
     start = meta.mutations
     result = ApplyResult(plan=plan, mutations=0)
     if dry_run or not plan.pending:
         return result
-    run = _Run(meta, model, live, layout_)
+    run = _Run(meta, model, live, layout_, records)
     try:
         # Sections first, placed last on the page: Twenty files each field created next into
         # the page's last section, so the bridge's fields land in its own without a move each.
@@ -461,7 +642,7 @@ async def provision(
             if item.kind == "section" and item.status == "create":
                 await run.open_section(_section(model, item))
         for item in plan.items:
-            if item.status not in ("create", "add_options"):
+            if item.status not in PENDING:
                 continue
             await run.apply(item, public_url)
             result.applied.append(item.name)
@@ -472,7 +653,7 @@ async def provision(
         # would file people's new fields.
         with contextlib.suppress(Exception):
             await run.settle_sections()
-        result.mutations = meta.mutations - start
+        result.mutations = meta.mutations - start + run.record_writes
     return result
 
 
@@ -481,10 +662,20 @@ class _Run:
     exist (each later step changes a different view, so one reading serves them all, and it
     shows what Twenty made meanwhile, e.g. 2.x Kanban columns for new options)."""
 
-    def __init__(self, meta: MetadataClient, model: DataModel, live: dict[str, LiveObject], plan: LiveLayout) -> None:
+    def __init__(
+        self,
+        meta: MetadataClient,
+        model: DataModel,
+        live: dict[str, LiveObject],
+        plan: LiveLayout,
+        records: DashboardRecords | None,
+    ) -> None:
         self.meta, self.model, self.live, self.plan_layout = meta, model, live, plan
+        self.records = records
+        self.record_writes = 0  # data-API writes (a dashboard's record)
         self._views: dict[str, list[LiveView]] = {}
         self.opened: dict[str, tuple[SectionSpec, str]] = {}  # section made this run: its spec, view
+        self._fresh_objects = False  # whether self.live was listed after the fields were made
 
     async def apply(self, item: PlanItem, public_url: str) -> None:
         meta, model = self.meta, self.model
@@ -507,6 +698,57 @@ class _Run:
         elif item.kind == "link":
             link = next(lk for lk in model.links if f"link {lk.name}" == item.name)
             await meta.create_navigation_link(name=link.name, url=link.resolved_url(public_url), icon=link.icon)
+        elif item.kind == "labels":
+            await self.relabel(str(item.object))
+        elif item.kind == "view_settings":
+            await self.set_kanban_sum(item)
+        elif item.kind in ("tab", "dashboard"):
+            await self.make_page(item)
+
+    async def objects(self) -> dict[str, LiveObject]:
+        """The objects as they are now that fields were made (inverse relation sides included)."""
+        if not self._fresh_objects:
+            self.live = await self.meta.list_objects()
+            self._fresh_objects = True
+        return self.live
+
+    async def relabel(self, obj: str) -> None:
+        for change in labels.relabels(self.model, await self.objects(), planned=False):
+            if change.obj == obj:
+                field_id = self.live[obj].fields[change.field].id
+                await self.meta.update_label(field_id, change.new, change.description, name=f"{obj}.{change.field}")
+
+    async def set_kanban_sum(self, item: PlanItem) -> None:
+        spec = next(v for v in self.model.views if f"column sums {v.name}" == item.name)
+        view = next((v for v in await self.views(spec.object) if v.name == spec.name), None)
+        summed = self.live[spec.object].fields.get(str(spec.kanbanSum))
+        if view is None or summed is None or view.kanban_aggregate is not None:
+            return
+        await self.meta.set_kanban_aggregate(view.id, "SUM", summed.id, name=f"view {view.name}")
+
+    async def make_page(self, item: PlanItem) -> None:
+        live = await self.objects()
+        ids = FieldIds(
+            {name: {f.name: f.id for f in obj.fields.values()} for name, obj in live.items()},
+            {f.id: f.type for obj in live.values() for f in obj.fields.values()},
+        )
+        relations = {
+            (name, f.name): (f.relation_target, f.relation_target_field)
+            for name, obj in live.items()
+            for f in obj.fields.values()
+            if f.relation_target and f.relation_target_field
+        }
+        maker = PageMaker(self.meta, ids, {name: obj.id for name, obj in live.items()}, relations)
+        planned = _planned_fields(self.model, Plan(dialect=self.meta.dialect.value))
+        pages_now = self.plan_layout.pages or LivePages()
+        if item.kind == "dashboard":
+            spec = next(d for d in self.model.dashboards if f"dashboard {d.title}" == item.name)
+            found = pages.plan_dashboard(spec, pages_now, pages.unavailable_widgets(self.model, spec, live, planned))
+            self.record_writes += await maker.dashboard(spec, pages_now, found, self.records)
+        else:
+            spec = next(t for t in self.model.tabs if f"tab {t.object} {t.title}" == item.name)
+            found = pages.plan_tab(spec, pages_now, pages.unavailable_widgets(self.model, spec, live, planned))
+            await maker.tab(spec, pages_now, found)
 
     async def views(self, obj: str) -> list[LiveView]:
         if obj not in self._views:
@@ -531,8 +773,7 @@ class _Run:
             target = next((v for v in views if v.name == spec.name), None)
             names = spec.fields
         else:
-            target = layout.index_view(views)
-            names = next(c for c in self.model.columns if c.object == item.object).fields
+            return await self.add_columns(item.object, layout.index_view(views, not_named=_own_views(self.model)))
         if target is None:
             log.warning("%s: the view is not in the workspace; provisioning again will say what to do", item.name)
             return
@@ -540,8 +781,37 @@ class _Run:
         added = layout.appended(target, layout.missing_fields(target, wanted))
         await self.meta.create_view_fields(target.id, added, name=f"view {target.name}")
         # Fields created this run are in the view already on 2.21, hidden: shown after the added.
-        hidden = layout.hidden_by_twenty(target, wanted)
+        hidden = layout.hidden_as_made(target, wanted)
         await self.meta.show_view_fields(layout.shown_at_end(target, hidden, len(added)), name=f"view {target.name}")
+
+    async def add_columns(self, obj: str, target: LiveView | None) -> None:
+        """The declared columns the list lacks, and those Twenty filed hidden on the bridge's
+        own objects, right after the `after` column so they show on the first screen."""
+        if target is None:
+            log.warning("columns %s: the list view is not in the workspace; provision again", obj)
+            return
+        spec = next(c for c in self.model.columns if c.object == obj)
+        wanted = self.known(obj, spec.fields)
+        hidden = dict(_hidden_by_twenty(self.model, obj, target, list(wanted)))
+        missing = {w.name for w in layout.missing_fields(target, wanted)}
+        moving = [w for w in wanted if w.name in missing or any(n == w.name for n in hidden.values())]
+        after = self.live[obj].fields.get(spec.after) if spec.after else None
+        whole = self.meta.dialect is Dialect.V1  # 1.x stores a view field's position as an integer
+        positions = iter(layout.placed(target, len(moving), after.id if after else None, whole=whole))
+        added: list[NewViewField] = []
+        for w in moving:
+            position = next(positions)
+            shown = next((f for f, n in hidden.items() if n == w.name), None)
+            if shown is not None:
+                await self.meta.show_view_field(
+                    shown.id, position, name=f"{obj}.{w.name} in {target.name}", size=LIST_COLUMN_SIZE
+                )
+            else:
+                added.append(NewViewField(str(w.field_id), position, size=LIST_COLUMN_SIZE))
+        await self.meta.create_view_fields(target.id, added, name=f"view {target.name}")
+        wide = _name_to_widen(spec, self.model, self.live, target)
+        if wide is not None and spec.nameSize:
+            await self.meta.resize_view_field(wide.id, spec.nameSize, name=f"the name column of {target.name}")
 
     def known(self, obj: str, names: tuple[str, ...]) -> list[Wanted]:
         """The fields by these names that exist in the workspace now."""
@@ -654,7 +924,7 @@ def field_payload(spec: FieldSpec, object_id: str, live: dict[str, LiveObject]) 
         payload["relationCreationPayload"] = {
             "type": spec.relation.type,
             "targetObjectMetadataId": live[spec.relation.target].id,
-            "targetFieldLabel": spec.relation.targetFieldLabel,
+            "targetFieldLabel": spec.relation.creation_label,
             "targetFieldIcon": spec.relation.targetFieldIcon,
         }
     return payload

@@ -15,6 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bridge.errors import FatalError
+from bridge.twenty.widgets import PageSpec, WidgetSpec
 
 FieldType = Literal[
     "TEXT",
@@ -108,12 +109,28 @@ class RelationSpec(BaseModel):
     target: str
     targetFieldLabel: str
     targetFieldIcon: str = "IconLink"
+    # The inverse field's name when it is not the camelCase of its label (a label shortened
+    # later: the field keeps its name); its earlier labels, which the bridge may replace.
+    targetFieldName: str | None = None
+    targetFieldFormerLabels: tuple[str, ...] = ()
 
     @property
     def target_field_name(self) -> str:
         """Twenty names the inverse field after the camelCase of its label."""
-        words: list[str] = re.findall(r"[A-Za-z0-9]+", self.targetFieldLabel)
-        return words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
+        return self.targetFieldName or camel_case(self.targetFieldLabel)
+
+    @property
+    def creation_label(self) -> str:
+        """The label to create the inverse field with, so that Twenty names it
+        `target_field_name`; provisioning then gives it `targetFieldLabel`."""
+        if camel_case(self.targetFieldLabel) == self.target_field_name:
+            return self.targetFieldLabel
+        return " ".join(re.findall(r"[A-Z]?[a-z0-9]+|[A-Z]+(?![a-z])", self.target_field_name)).capitalize()
+
+
+def camel_case(label: str) -> str:
+    words: list[str] = re.findall(r"[A-Za-z0-9]+", label)
+    return words[0].lower() + "".join(w[:1].upper() + w[1:] for w in words[1:])
 
 
 class FieldSpec(BaseModel):
@@ -132,6 +149,9 @@ class FieldSpec(BaseModel):
     # A field Twenty ships (e.g. Opportunity `stage`): never created, only given the declared
     # options it lacks; the options it has are left as they are.
     standard: bool = False
+    # Labels the bridge gave this field before: a live field still labelled so gets `label`
+    # (and `description`); any other label is a person's and stays.
+    formerLabels: tuple[str, ...] = ()
 
     @field_validator("name")
     @classmethod
@@ -215,6 +235,8 @@ class ViewSpec(BaseModel):
     # A Kanban's card fields (a table's columns), in order. Twenty makes a new Kanban's
     # columns but no card fields, so a card shows only the record's name until these exist.
     fields: tuple[str, ...] = ()
+    # A Kanban's column headers show the sum of this field (set while the view has no aggregate).
+    kanbanSum: str | None = None
 
     @model_validator(mode="after")
     def _kanban_needs_group(self) -> ViewSpec:
@@ -235,6 +257,10 @@ class ColumnsSpec(BaseModel):
 
     object: str
     fields: tuple[str, ...] = Field(min_length=1)
+    # The columns go right after this one (default: the view's first column, the name).
+    after: str | None = None
+    # The name column's width, on the bridge's own objects, while it is as Twenty made it.
+    nameSize: int | None = None
 
     @model_validator(mode="after")
     def _names(self) -> ColumnsSpec:
@@ -283,6 +309,8 @@ class DataModel(BaseModel):
     columns: tuple[ColumnsSpec, ...] = ()
     sections: tuple[SectionSpec, ...] = ()
     links: tuple[LinkSpec, ...] = Field(default=())
+    dashboards: tuple[PageSpec, ...] = ()
+    tabs: tuple[PageSpec, ...] = ()  # record-page tabs
 
     @model_validator(mode="after")
     def _references(self) -> DataModel:
@@ -318,13 +346,52 @@ class DataModel(BaseModel):
         ):
             if len(set(objects)) != len(objects):
                 raise ValueError(f"two {kind} entries for the same object")
+        self._check_pages(by_name)
         return self
+
+    def _check_pages(self, by_name: dict[str, ObjectSpec]) -> None:
+        for view in self.views:
+            if view.kanbanSum:
+                _check_shown(by_name[view.object], (view.kanbanSum,), f"view {view.name!r}")
+        keys = [d.key for d in self.dashboards]
+        if len(set(keys)) != len(keys):
+            raise ValueError("two dashboards have the same key")
+        tabs = [(t.object, t.title) for t in self.tabs]
+        if len(set(tabs)) != len(tabs):
+            raise ValueError("two record-page tabs of one object have the same title")
+        for page in (*self.dashboards, *self.tabs):
+            for widget in page.widgets:
+                self._check_widget(by_name, widget)
+
+    def _check_widget(self, by_name: dict[str, ObjectSpec], widget: WidgetSpec) -> None:
+        where = f"widget {widget.title!r}"
+        if widget.object not in by_name:
+            raise ValueError(f"{where}: unknown object {widget.object!r}")
+        _check_shown(by_name[widget.object], tuple(n for n in widget.field_names() if n != "id"), where)
+        if widget.chart == "RELATION_TABLE":
+            target = relation_target(self, widget.object, str(widget.relation))
+            if target is not None:
+                _check_shown(by_name[target], (*widget.columns, *([widget.sort[0]] if widget.sort else [])), where)
 
     def object(self, name: str) -> ObjectSpec:
         for o in self.objects:
             if o.nameSingular == name:
                 return o
         raise KeyError(name)
+
+
+def relation_target(model: DataModel, obj: str, field: str) -> str | None:
+    """The object a declared relation field of `obj` (or an inverse side Twenty makes for a
+    relation declared on another object) points to; None for a field schema/ does not declare."""
+    for o in model.objects:
+        for f in o.fields:
+            if f.relation is None:
+                continue
+            if o.nameSingular == obj and f.name == field:
+                return f.relation.target
+            if f.relation.target == obj and f.relation.target_field_name == field:
+                return o.nameSingular
+    return None
 
 
 def section_fields(model: DataModel, section: SectionSpec) -> tuple[str, ...]:
@@ -375,6 +442,7 @@ def load_data_model(directory: Path | None = None) -> DataModel:
         if isinstance(name, str):
             by_name[name] = obj
     extra = _read(directory / "views.toml") if (directory / "views.toml").exists() else {}
+    boards = _read(directory / "dashboards.toml") if (directory / "dashboards.toml").exists() else {}
     # Relations point at objects: create custom objects before the objects that reference them.
     objects.sort(key=lambda o: (not o.get("custom", False), o.get("nameSingular", "")))
     try:
@@ -384,6 +452,8 @@ def load_data_model(directory: Path | None = None) -> DataModel:
             columns=extra.get("columns", []),
             sections=extra.get("sections", []),
             links=extra.get("links", []),
+            tabs=extra.get("tabs", []),
+            dashboards=boards.get("dashboards", []),
         )
     except ValidationError as exc:
         first = exc.errors()[0]

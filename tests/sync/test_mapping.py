@@ -1050,6 +1050,46 @@ def test_a_failed_payment_record_carries_the_decline_reason_and_next_retry() -> 
     assert succeeded["declineReason"] is None and succeeded["nextRetryAt"] is None
 
 
+@pytest.mark.parametrize(
+    ("changes", "product_title", "expected"),
+    [
+        pytest.param(
+            {"status": "paid", "substatus": "succeeded", "paid_at": "2026-08-31T12:00:00Z"},
+            "Signals Pro",
+            "2026-08-31 · $49.00 · Succeeded · Signals Pro",
+            id="paid",
+        ),
+        pytest.param(
+            {
+                "status": "open",
+                "substatus": "failed",
+                "paid_at": None,
+                "last_payment_attempt_at": "2026-09-30T08:00:00Z",
+            },
+            "Signals Pro",
+            "2026-09-30 · $49.00 · Failed · Signals Pro",
+            id="failed-on-its-attempt-date",
+        ),
+        pytest.param(
+            {"substatus": "dispute_lost", "total": {"amount": "1200", "currency": "eur"}},
+            "Course Vault",
+            None,
+            id="euros-and-a-dispute",
+        ),
+    ],
+)
+def test_a_payment_is_named_by_date_amount_outcome_and_product_name(
+    changes: dict[str, Any], product_title: str, expected: str | None
+) -> None:
+    p = payment(**({"total": {"amount": "49.00", "currency": "usd"}} | changes))
+    name = mapping.payment_record(p, person_id=None, opportunity_id=None, product_title=product_title)["name"]
+    if expected is not None:
+        assert name == expected
+    else:
+        assert name.split(" · ")[1:] == ["€1,200.00", "Dispute lost", "Course Vault"]
+    assert "prod_" not in name, "the product's name, never its id"
+
+
 # Revenue on the Person (issue 11) ------------------------------------------------------------------------
 
 

@@ -241,10 +241,12 @@ def list_view(fake: FakeTwenty, obj: str) -> dict[str, Any]:
 
 
 def shown(fake: FakeTwenty, view: dict[str, Any], *, visible_only: bool = True) -> list[str]:
-    """The view's fields by name, in their order."""
+    """The view's fields by name, in the order Twenty shows them: by position, the record's name
+    first whatever its position (both versions' front ends move it there)."""
     names = {f["id"]: f["name"] for o in fake.workspace.objects for f in o["fieldsList"]}
     fields = sorted((f for f in fake.workspace.view_fields if f["viewId"] == view["id"]), key=lambda f: f["position"])
-    return [names[f["fieldMetadataId"]] for f in fields if f["isVisible"] or not visible_only]
+    out = [names[f["fieldMetadataId"]] for f in fields if f["isVisible"] or not visible_only]
+    return sorted(out, key=lambda name: name != "name")  # stable: only the name moves
 
 
 def record_page(fake: FakeTwenty, obj: str) -> list[tuple[str, list[str]]]:
@@ -305,9 +307,14 @@ async def test_a_kanban_an_earlier_version_made_without_card_fields_gets_them_an
     assert "whopLastPaymentStatus" in shown(fake_twenty, view_named(fake_twenty, "opportunity", "Whop memberships"))
 
 
-async def test_payment_and_product_lists_show_useful_columns(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
+async def test_payment_and_product_lists_open_on_their_useful_columns(
+    fake_twenty: FakeTwenty, meta: MetadataClient
+) -> None:
     await provision(meta, load_data_model(), PUBLIC_URL)
 
+    # Twenty 2.21 shows a new object's system columns and files each new field hidden: the
+    # bridge's columns come right after the name, Twenty's own after them.
+    twentys_own = ["createdAt", "createdBy", "updatedAt", "updatedBy"] if fake_twenty.dialect == "2.x" else []
     payments = list_view(fake_twenty, "whopPayment")
     assert payments["name"] == "All Whop Payments"
     assert shown(fake_twenty, payments) == [
@@ -319,16 +326,26 @@ async def test_payment_and_product_lists_show_useful_columns(fake_twenty: FakeTw
         "person",
         "opportunity",
         "whopCompanyName",
+        *twentys_own,
     ]
     assert shown(fake_twenty, list_view(fake_twenty, "whopProduct")) == [
         "name",
         "memberCount",
         "visibility",
         "whopCompanyName",
+        *twentys_own,
     ]
+    name = field_of(fake_twenty, "whopPayment", "name")
+    assert name is not None
+    (column,) = [
+        f
+        for f in fake_twenty.workspace.view_fields
+        if f["viewId"] == payments["id"] and f["fieldMetadataId"] == name["id"]
+    ]
+    assert column["size"] == 320, "a payment's name reads whole in the list"
 
 
-async def test_the_standard_lists_get_whop_columns_after_the_ones_people_arranged(
+async def test_the_standard_lists_show_the_whop_columns_first_without_moving_the_ones_people_arranged(
     fake_twenty: FakeTwenty, meta: MetadataClient
 ) -> None:
     people = list_view(fake_twenty, "person")
@@ -337,24 +354,30 @@ async def test_the_standard_lists_get_whop_columns_after_the_ones_people_arrange
     ws.update_view_field(city["id"], {"isVisible": False})  # a person hid a column
     before = shown(fake_twenty, people, visible_only=False)
     before_visible = shown(fake_twenty, people)
+    positions = {f["id"]: f["position"] for f in ws.view_fields if f["viewId"] == people["id"]}
 
     await provision(meta, load_data_model(), PUBLIC_URL)
 
     after = shown(fake_twenty, people, visible_only=False)
     added = ["whopMemberStatus", "whopLifetimeValue", "whopActiveMemberships", "whopLastPurchaseAt"]
-    assert after[: len(before)] == before, "existing columns keep their order; the Whop ones come after"
-    assert after[-len(added) :] == added
-    assert shown(fake_twenty, people) == before_visible + added, "the hidden column stays hidden"
+    # 2.x: right after the e-mails; 1.x keeps positions as integers, so right after the name.
+    cut = 2 if fake_twenty.dialect == "2.x" else 1
+    mine = before[:cut] + added + before[cut:]
+    assert after[: len(mine)] == mine, "name (e-mails), then the Whop columns, then the rest"
+    assert shown(fake_twenty, people) == before_visible[:cut] + added + before_visible[cut:], "the hidden one stays"
+    now = {f["id"]: f["position"] for f in ws.view_fields if f["viewId"] == people["id"]}
+    assert all(now[i] == p for i, p in positions.items()), "no existing column moved"
     opportunities = shown(fake_twenty, list_view(fake_twenty, "opportunity"))
-    assert opportunities[:2] == ["name", "amount"]
-    assert opportunities[-6:] == [
+    assert opportunities[:7] == [
+        "name",
         "whopMembershipStatus",
         "whopProduct",
-        "whopPlanTitle",
         "whopMrr",
         "whopRenewalDate",
         "whopLastPaymentStatus",
+        "whopPlanTitle",
     ]
+    assert opportunities[7] == "amount"
 
 
 async def test_each_list_shows_the_declared_columns_twenty_added_hidden_when_it_created_the_fields(

@@ -144,7 +144,9 @@ class FakeTwenty:
         clock: Callable[[], float] = time.monotonic,
         timing: Timing | None = None,
         max_upsert: int | None = None,
+        release: str | None = None,
     ) -> None:
+        """`release`: "2.21" for that release's metadata API (with `dialect="2.x"`)."""
         if dialect not in DIALECTS:
             raise ValueError(f"dialect must be one of {DIALECTS}, got {dialect!r}")
         self.dialect = dialect
@@ -154,7 +156,7 @@ class FakeTwenty:
         self.stats = FakeTwentyStats()
         self.data_model_permission = True
         self.down = False
-        self.workspace = Workspace(dialect)
+        self.workspace = Workspace(dialect, release)
         if max_upsert is not None:
             self.workspace.max_upsert = max_upsert
         self.timing = timing

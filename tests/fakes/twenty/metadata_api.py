@@ -40,12 +40,15 @@ from graphql import (
 )
 from graphql.language import FieldNode
 
+from . import layouts
 from .errors import TwentyError
 from .rules import is_uuid
 from .workspace import Meta, Workspace
 
 SDL_DIR = Path(__file__).parent / "sdl"
 SDL_FILES = {"1.x": "metadata-1.x.graphql", "2.x": "metadata-2.43.graphql"}
+# A 2.x release whose metadata API differs (2.21: a widget's `gridPosition` is required).
+RELEASE_SDL_FILES = {"2.21": "metadata-2.21.graphql"}
 FORBIDDEN_MESSAGE = "Entity does not have permission to access this feature"
 _NIL_UUID = "00000000-0000-0000-0000-000000000000"
 _MISSING = object()
@@ -217,6 +220,21 @@ def _field_groups(ws: Workspace, view_id: str) -> list[Meta]:
     )
 
 
+def _live(layouts_: list[Meta]) -> list[Meta]:
+    """Page layouts as the API answers them: deleted tabs and widgets left out."""
+    out = []
+    for layout in layouts_:
+        if layout["deletedAt"] is not None:
+            continue
+        tabs = [
+            {**t, "widgets": [w for w in t["widgets"] if w["deletedAt"] is None]}
+            for t in layout["tabs"]
+            if t["deletedAt"] is None
+        ]
+        out.append({**layout, "tabs": tabs})
+    return out
+
+
 def _find(items: list[Meta], item_id: str) -> Meta | None:
     return next((i for i in items if i["id"] == item_id), None)
 
@@ -257,11 +275,11 @@ def _query_resolvers(dialect: str) -> dict[str, Resolver]:
             "getViewFieldGroup": lambda _s, info, id: _find(_ws(info).view_field_groups, id),
             "getPageLayouts": lambda _s, info, objectMetadataId=None, pageLayoutType=None: [
                 layout
-                for layout in _ws(info).page_layouts
+                for layout in _live(_ws(info).page_layouts)
                 if (objectMetadataId is None or layout["objectMetadataId"] == objectMetadataId)
                 and (pageLayoutType is None or layout["type"] == pageLayoutType)
             ],
-            "getPageLayout": lambda _s, info, id: _find(_ws(info).page_layouts, id),
+            "getPageLayout": lambda _s, info, id: _find(_live(_ws(info).page_layouts), id),
             "navigationMenuItems": lambda _s, info: list(_ws(info).nav_items),
             "navigationMenuItem": lambda _s, info, id: _find(_ws(info).nav_items, id),
         }
@@ -279,12 +297,14 @@ def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
     }
     if dialect == "1.x":
         resolvers |= {
-            "createCoreView": lambda _s, info, input: _ws(info).create_view(input),
+            # 1.x's CreateViewInput defaults `key` to "INDEX" (its SDL): every view made so has it.
+            "createCoreView": lambda _s, info, input: _ws(info).create_view({"key": "INDEX", **input}),
             "deleteCoreView": lambda _s, info, id: _ws(info).delete_view(id),
             "destroyCoreView": lambda _s, info, id: _ws(info).delete_view(id),
             "createCoreViewGroup": lambda _s, info, input: _ws(info).create_view_group(input),
             "createCoreViewField": lambda _s, info, input: _ws(info).create_view_field(input),
             "updateCoreViewField": lambda _s, info, id, input: _ws(info).update_view_field(id, input),
+            "updateCoreView": lambda _s, info, id, input: layouts.update_view(_ws(info), id, input),
         }
     else:
         resolvers |= {
@@ -303,6 +323,15 @@ def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
             "updateViewFieldGroup": lambda _s, info, input: _ws(info).update_view_field_group(
                 input["id"], input["update"]
             ),
+            "createPageLayout": lambda _s, info, input: layouts.create_page_layout(_ws(info), input),
+            "createPageLayoutTab": lambda _s, info, input: layouts.create_tab(_ws(info), input),
+            "createPageLayoutWidget": lambda _s, info, input: layouts.create_widget(_ws(info), input),
+            "updatePageLayoutWithTabsAndWidgets": lambda _s, info, id, input: layouts.update_with_tabs(
+                _ws(info), id, input
+            ),
+            "createViewSort": lambda _s, info, input: layouts.create_view_sort(_ws(info), input),
+            "createViewFilter": lambda _s, info, input: layouts.create_view_filter(_ws(info), input),
+            "updateView": lambda _s, info, id, input: layouts.update_view(_ws(info), id, input),
             "createNavigationMenuItem": lambda _s, info, input: _ws(info).create_nav_item(input),
             "createManyNavigationMenuItems": lambda _s, info, inputs: [_ws(info).create_nav_item(i) for i in inputs],
             "deleteNavigationMenuItem": lambda _s, info, id: _ws(info).delete_nav_item(id),
@@ -327,6 +356,8 @@ def _type_resolvers(dialect: str) -> dict[tuple[str, str], Resolver]:
             ("View", "viewGroups"): lambda v, info: [g for g in _ws(info).view_groups if g["viewId"] == v["id"]],
             ("View", "viewFields"): lambda v, info: [f for f in _ws(info).view_fields if f["viewId"] == v["id"]],
             ("View", "viewFieldGroups"): lambda v, info: _field_groups(_ws(info), v["id"]),
+            ("View", "viewSorts"): lambda v, info: [x for x in _ws(info).view_sorts if x["viewId"] == v["id"]],
+            ("View", "viewFilters"): lambda v, info: [x for x in _ws(info).view_filters if x["viewId"] == v["id"]],
             ("ViewFieldGroup", "viewFields"): lambda g, info: [
                 f for f in _ws(info).view_fields if f["viewFieldGroupId"] == g["id"]
             ],
@@ -400,9 +431,11 @@ def _parse_uuid_literal(node: ValueNode, _variables: Any = None) -> str:
 
 
 @functools.cache
-def metadata_schema(dialect: str) -> GraphQLSchema:
-    """The dialect's metadata schema with the fake's resolvers, built once per process."""
-    schema = build_schema((SDL_DIR / SDL_FILES[dialect]).read_text(encoding="utf-8"))
+def metadata_schema(dialect: str, release: str | None = None) -> GraphQLSchema:
+    """The dialect's metadata schema (or a 2.x release's) with the fake's resolvers, built once
+    per process."""
+    sdl = RELEASE_SDL_FILES[release] if release else SDL_FILES[dialect]
+    schema = build_schema((SDL_DIR / sdl).read_text(encoding="utf-8"))
     uuid_type = schema.type_map.get("UUID")
     if isinstance(uuid_type, GraphQLScalarType):
         uuid_type.parse_value = _parse_uuid_value  # type: ignore[method-assign]
@@ -448,7 +481,7 @@ def execute_metadata(
     if not isinstance(body, dict) or not isinstance(body.get("query"), str):
         error = {"message": "Must provide query string.", "extensions": {"code": "BAD_REQUEST"}}
         return {"errors": [error]}, outcome
-    schema = metadata_schema(ws.dialect)
+    schema = metadata_schema(ws.dialect, ws.release)
     query: str = body["query"]
     variables = body.get("variables") or {}
     operation_name = body.get("operationName")
@@ -467,7 +500,7 @@ def execute_metadata(
     outcome.root_fields = _root_names(operation)
     # Introspection does not depend on the workspace; the bridge's gql client asks for it often.
     introspection_only = outcome.root_fields and all(n.startswith("__") for n in outcome.root_fields)
-    cache_key = (ws.dialect, query, json.dumps(variables, sort_keys=True), operation_name)
+    cache_key = (f"{ws.dialect}/{ws.release}", query, json.dumps(variables, sort_keys=True), operation_name)
     if introspection_only and cache_key in _introspection_cache:
         return _introspection_cache[cache_key], outcome
     result: ExecutionResult = execute_sync(

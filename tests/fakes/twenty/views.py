@@ -130,15 +130,27 @@ def _layout(ws: Workspace, obj: Meta, view: Meta) -> Meta:
         },
         "isActive": True,
     }
-    tab = {"id": tab_id, **common, "title": "Home", "position": 0, "pageLayoutId": layout_id, "widgets": [widget]}
+    tab = {"id": tab_id, **common, "title": "Home", "position": 10, "pageLayoutId": layout_id, "widgets": [widget]}
     tab |= {"icon": "IconHome", "layoutMode": "VERTICAL_LIST", "isActive": True}
+    tabs = [tab]
+    # Twenty's other standard tabs (TAB_PROPS), each one widget of its own kind.
+    for position, title in ((20, "Timeline"), (30, "Tasks"), (40, "Notes"), (50, "Files"), (60, "Emails")):
+        other_id = new_id()
+        kind = title.upper()
+        only = {"id": new_id(), **common, "pageLayoutTabId": other_id, "title": title, "type": kind}
+        only |= {"objectMetadataId": None, "position": None, "isActive": True}
+        only["configuration"] = {"__typename": f"{title}Configuration", "configurationType": kind}
+        tabs.append(
+            {"id": other_id, **common, "title": title, "position": position, "pageLayoutId": layout_id}
+            | {"widgets": [only], "icon": None, "layoutMode": "CANVAS", "isActive": True}
+        )
     return {
         "id": layout_id,
         **common,
         "name": f"Default {obj['labelSingular']} Layout",
         "type": "RECORD_PAGE",
         "objectMetadataId": obj["id"],
-        "tabs": [tab],
+        "tabs": tabs,
         "defaultTabToFocusOnMobileAndSidePanelId": None,
         "isFirstTabPinned": False,
     }
@@ -155,9 +167,19 @@ def fields_widgets(ws: Workspace, object_id: str) -> list[Meta]:
 
 
 def file_new_fields(ws: Workspace, fields: list[Meta]) -> None:
-    """2.x: each new field gets a view field in the last section of each FIELDS widget's view."""
+    """2.x: each new field gets a view field in the last section of each FIELDS widget's view,
+    and a hidden column at the end of its object's standard list (twenty-server 2.21
+    `computeFlatViewFieldsFromFieldsWidgets`: INDEX views get `isVisible: false`)."""
     if ws.dialect != "2.x":
         return
+    for field in fields:
+        for view in ws.views:
+            if view["key"] == "INDEX" and view["objectMetadataId"] == field["objectMetadataId"]:
+                last = max((f["position"] for f in ws.view_fields if f["viewId"] == view["id"]), default=-1)
+                ws.create_view_field(
+                    {"viewId": view["id"], "fieldMetadataId": field["id"], "position": last + 1}
+                    | {"isVisible": False, "size": 180}
+                )
     for field in fields:
         for widget in fields_widgets(ws, field["objectMetadataId"]):
             config = widget["configuration"]

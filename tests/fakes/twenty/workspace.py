@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from .errors import TwentyError, metadata_invalid, not_found
+from .layouts import seed_first_dashboard
 from .rules import (
     NOT_CREATABLE_TYPES,
     UNIQUE_CAPABLE_TYPES,
@@ -69,8 +70,9 @@ class UniqueKey:
 
 
 class Workspace:
-    def __init__(self, dialect: str) -> None:
+    def __init__(self, dialect: str, release: str | None = None) -> None:
         self.dialect = dialect
+        self.release = release  # a 2.x release whose metadata SDL the fake speaks (None: 2.43)
         # Records one create-many/upsert may carry: 200 on 2.x (observed 2.3), none on 1.x
         # (observed #18); a test may lower it, as a Cloud plan might.
         self.max_upsert: int | None = 200 if dialect == "2.x" else None
@@ -84,7 +86,9 @@ class Workspace:
         self.view_groups: list[Meta] = []
         self.view_fields: list[Meta] = []
         self.view_field_groups: list[Meta] = []  # 2.x record-page sections
-        self.page_layouts: list[Meta] = []  # 2.x record pages (tabs and widgets nested)
+        self.page_layouts: list[Meta] = []  # 2.x record pages and dashboards (tabs and widgets nested)
+        self.view_sorts: list[Meta] = []
+        self.view_filters: list[Meta] = []
         self.nav_items: list[Meta] = []
         self._positions: dict[str, int] = {}
         _seed_standard_objects(self)
@@ -504,9 +508,14 @@ class Workspace:
                     target_icon=data.get("icon") or "IconBox",
                 )
         self._index_view(obj)
-        name_field = self.field(obj, "name")
-        if name_field is not None:  # the new list view shows the record's name
-            self.create_view_field({"viewId": self.views[-1]["id"], "fieldMetadataId": name_field["id"]})
+        # The new list view shows the record's name; 2.21 also its system columns (observed).
+        shown = ["name", *(["createdAt", "createdBy", "updatedAt", "updatedBy"] if self.dialect == "2.x" else [])]
+        for position, name in enumerate(shown):
+            found = self.field(obj, name)
+            if found is not None:
+                self.create_view_field(
+                    {"viewId": self.views[-1]["id"], "fieldMetadataId": found["id"], "position": position, "size": 180}
+                )
         return obj
 
     def update_object(self, object_id: str, update: dict[str, Any]) -> Meta:
@@ -843,7 +852,14 @@ class Workspace:
         self.view_groups.append(group)
         return group
 
+    def _check_position(self, position: Any) -> None:
+        """1.x keeps a view field's position in an integer column (observed: a fraction is
+        refused with Postgres's error as a 500)."""
+        if self.dialect == "1.x" and isinstance(position, float) and not position.is_integer():
+            raise TwentyError(f'invalid input syntax for type integer: "{position}"', "INTERNAL_SERVER_ERROR")
+
     def create_view_field(self, data: dict[str, Any]) -> Meta:
+        self._check_position(data.get("position"))
         view = self.require_view(str(data.get("viewId")))
         field = self.require_field(str(data.get("fieldMetadataId")))
         if field["objectMetadataId"] != view["objectMetadataId"]:
@@ -885,6 +901,7 @@ class Workspace:
             raise
 
     def update_view_field(self, view_field_id: str, update: dict[str, Any]) -> Meta:
+        self._check_position(update.get("position"))
         view_field = next((f for f in self.view_fields if f["id"] == view_field_id), None)
         if view_field is None:
             raise not_found(f"View field {view_field_id} not found")
@@ -1118,10 +1135,19 @@ def _seed_standard_objects(ws: Workspace) -> None:
         rel(task_target, target["nameSingular"], target["labelSingular"], target, "taskTargets", "Tasks")
         rel(note_target, target["nameSingular"], target["labelSingular"], target, "noteTargets", "Notes")
 
+    if two:  # Dashboards (2.x): each record names a DASHBOARD page layout
+        dashboard = ws._new_object("dashboard", "dashboards", "Dashboard", "Dashboards", icon="IconLayoutDashboard")
+        dashboard["fieldsList"].remove(ws.field(dashboard, "name"))
+        title = ws._new_field(dashboard, "title", "TEXT", "Title", icon="IconNotes", **std)
+        dashboard["labelIdentifierFieldMetadataId"] = title["id"]
+        ws._new_field(dashboard, "pageLayoutId", "UUID", "Page layout id", icon="IconLayout", **std)
+
     for obj in ws.objects:
         if not obj["isSystem"]:
             ws._index_view(obj)
     seed_standard_views(ws)
+    if two:
+        seed_first_dashboard(ws)
 
     # One workspace member, so the UI and actor fields have someone to point at.
     tim = ws.blank_record(member)
