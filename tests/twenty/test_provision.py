@@ -389,7 +389,8 @@ async def test_each_list_shows_the_declared_columns_twenty_added_hidden_when_it_
     await provision(meta, model, PUBLIC_URL)
     for columns in model.columns:
         listed = shown(fake_twenty, list_view(fake_twenty, columns.object))
-        assert listed[-len(columns.fields) :] == list(columns.fields), columns.object
+        # Where they go (the first screen) is test_the_standard_lists_show_…'s concern.
+        assert [f for f in listed if f in columns.fields] == list(columns.fields), columns.object
     payments = shown(fake_twenty, list_view(fake_twenty, "whopPayment"))
     assert "declineReason" not in payments, "only the declared columns are shown"
 
