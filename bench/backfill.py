@@ -5,10 +5,12 @@
     .venv/bin/python bench/backfill.py --members 800 --memberships 1000 --products 5   # a quick look
 
 The fake Twenty and fake Whop run as separate uvicorn processes on loopback (so the RSS printed
-is the bridge's own), the bridge at its default settings. By default the fake Twenty answers as
-slowly as a real Twenty 2.x did (`--timing real`: creates ≈ 300 records/s, updates ≈ 45/s, a
-200-id read ≈ 0.25 s) and allows 100 requests a minute, so the times predict what a user sees;
-each run prints the floor those limits set beside the time it took.
+is the bridge's own), the bridge at its default settings (but Whop at 50 requests a second;
+`--whop-rps 8` is the bridge's own default). By default the fake Twenty answers as slowly as a
+real Twenty 2.21 did on this machine (`--timing real`, fitted by `bench/live_backfill.py
+--calibrate`: creates ≈ 9 ms a record, updates ≈ 28 ms, a keyed read ≈ 0.06 s, one call at a
+time) and allows 100 requests a minute, so the times predict what a user sees; each run prints
+the floor those limits set beside the time it took.
 
 1. the backfill, with the bridge's RSS at 10%, 50% and 100% of the records;
 2. a reconciliation with nothing changed (goal: zero Twenty writes);
@@ -41,8 +43,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bridge.config import Settings, load_settings  # noqa: E402
-from bridge.runtime import Runtime  # noqa: E402
+from bridge.runtime import Runtime, Transports  # noqa: E402
 from bridge.services import provision_workspace, run_sync  # noqa: E402
+from bridge.sync.engine import READ_AHEAD_BATCHES  # noqa: E402
 from bridge.whop.auth import StaticToken  # noqa: E402
 from bridge.whop.client import WhopClient  # noqa: E402
 
@@ -99,6 +102,7 @@ def peak_rss_mb() -> float:
 
 def bridge_settings(twenty_url: str, whop_url: str, db: str, **extra: Any) -> Settings:
     """The bridge at its defaults (batch 200, 100 requests a minute), pointed at the stand-ins."""
+    values: dict[str, Any] = {"WHOP_REQUESTS_PER_SECOND": 50, **extra}
     return load_settings(
         TWENTY_URL=twenty_url,
         TWENTY_API_KEY=TWENTY_KEY,
@@ -106,8 +110,7 @@ def bridge_settings(twenty_url: str, whop_url: str, db: str, **extra: Any) -> Se
         WHOP_API_KEY=WHOP_KEY,
         WHOP_COMPANY_ID=COMPANY,
         DATABASE_URL=f"sqlite:///{db}",
-        WHOP_REQUESTS_PER_SECOND=50,
-        **extra,
+        **values,
     )
 
 
@@ -139,8 +142,16 @@ async def one_run(settings: Settings, *, kind: str = "full") -> dict[str, Any]:
     assert settings.twenty_url is not None
     overrun = twenty_stats(settings.twenty_url)["model_overrun_seconds"]
     modelled = twenty_modelled(settings.twenty_url)
+    from bench.live_backfill import Recorded, Recorder
+
+    recorded = Recorded()
+    transports = Transports(
+        twenty=Recorder(httpx.AsyncHTTPTransport(), "twenty", recorded),
+        whop=Recorder(httpx.AsyncHTTPTransport(), "whop", recorded),
+    )
     started, cpu = time.perf_counter(), time.process_time()
-    async with await Runtime.open(settings) as runtime:
+    async with await Runtime.open(settings, transports=transports) as runtime:
+        recorded.t0 = started
         result = await run_sync(runtime, kind=kind, progress=marks.progress)
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     records = {
@@ -158,16 +169,20 @@ async def one_run(settings: Settings, *, kind: str = "full") -> dict[str, Any]:
         "rss": marks.marks(),
         "overrun": overrun,
         "modelled": modelled,
+        "recorded": recorded,
     }
 
 
 def minimum_calls(written: dict[str, int], batch: int) -> int:
-    """New records: one read (by key, so people's edits and e-mails are respected) and one upsert
-    per batch, per object."""
-    return sum(2 * math.ceil(n / batch) for n in written.values() if n)
+    """New records: one upsert per batch and one read (by key, so people's edits and e-mails
+    are respected) per `READ_AHEAD_BATCHES + 1` batches, per object."""
+    ahead = READ_AHEAD_BATCHES + 1
+    return sum(math.ceil(n / batch) + math.ceil(n / (batch * ahead)) for n in written.values() if n)
 
 
-def predicted_floor(reads: int, writes: int, modelled: dict[str, Any], rpm: int | None) -> float:
+def predicted_floor(
+    reads: int, writes: int, modelled: dict[str, Any], rpm: int | None, *, serial: bool = True
+) -> float:
     """The least wall time Twenty's limits allow for these calls.
 
     - No call starts before the rate limit lets it: Twenty's bucket holds `TWENTY_BURST`
@@ -175,8 +190,9 @@ def predicted_floor(reads: int, writes: int, modelled: dict[str, Any], rpm: int 
     - Each call takes the server's time (the fake's timing model: what it charged, on average,
       for a read and for a write in this run; nothing with `--timing none`).
     - Upserts go one at a time: one writer per object, and an object's records wait for the
-      records they link to. A batch's keyed read must be answered before its upsert starts,
-      but may run while the previous upsert is in flight.
+      records they link to. A batch's keyed read must be answered before its upsert starts;
+      it may run while the previous upsert is in flight, unless the server answers one call
+      at a time (`serial`, as a real Twenty does), when it waits for that upsert.
     """
     read_time = modelled["read_seconds"] / modelled["reads"] if modelled.get("reads") else 0.0
     write_time = modelled["write_seconds"] / modelled["writes"] if modelled.get("writes") else 0.0
@@ -189,7 +205,8 @@ def predicted_floor(reads: int, writes: int, modelled: dict[str, Any], rpm: int 
     for batch in range(writes):
         read_done = 0.0
         if batch < reads:
-            start = max(allowed(call), previous_start)  # asked once the upsert before it is on its way
+            # Asked once the upsert before it is on its way; served after it by a serial server.
+            start = max(allowed(call), end if serial else previous_start)
             read_done = start + read_time
             call += 1
         previous_start = max(allowed(call), end, read_done)
@@ -213,7 +230,7 @@ def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None) -> N
     reads = r.twenty_calls - r.twenty_writes
     print(f"\n## {title}")
     print(f"records: {run['records']}  written: {run['written']}  status: {r.status}  problems: {len(r.problems)}")
-    over = f"  (+{(r.twenty_calls / minimum - 1) * 100:.1f}%)" if minimum else ""
+    over = f"  ({(r.twenty_calls / minimum - 1) * 100:+.1f}%)" if minimum else ""
     print(f"Twenty calls: {r.twenty_calls} ({r.twenty_writes} writes, {reads} reads)  minimum: {minimum}{over}")
     print(f"Whop calls: {r.whop_calls}")
     modelled = run["modelled"]
@@ -231,6 +248,10 @@ def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None) -> N
         # Not the bridge's time: the stand-in's own work beyond the model (its CPU is this host's).
         print(f"  the fake Twenty's own work ran {run['overrun']:.1f} s past its timing model")
     print(f"bridge CPU time: {run['cpu']:.1f} s (the rest is waiting on Twenty, Whop and the rate limit)")
+    if r.twenty_writes:
+        from bench.live_backfill import where_the_time_went
+
+        where_the_time_went(run["wall"], run["recorded"])
     if run["rss"]:
         marks = ", ".join(f"{m}%: {mb:.0f} MB" for m, mb in sorted(run["rss"].items()))
         print(f"bridge RSS at {marks}; peak so far {peak_rss_mb():.0f} MB")
@@ -318,6 +339,12 @@ async def main() -> None:
     parser.add_argument("--products", type=int, default=20)
     parser.add_argument("--timing", choices=["real", "none"], default="real", help="the fake Twenty's timing model")
     parser.add_argument("--rpm", type=int, default=100, help="Twenty's limit (the bridge's budget matches it)")
+    parser.add_argument(
+        "--whop-rps",
+        type=float,
+        default=50,
+        help="the bridge's WHOP_REQUESTS_PER_SECOND (default 50, as the README's figures; the bridge's own is 8)",
+    )
     parser.add_argument("--kill-half", action="store_true", help="also kill a backfill half way and resume it")
     parser.add_argument("--naive", action="store_true", help="also one record per call, on a 10%% sample")
     parser.add_argument("--only-kill-half", action="store_true", help="just the killed-and-resumed backfill")
@@ -340,7 +367,9 @@ async def main() -> None:
         with server("tests.fakes.twenty", *twenty_args) as twenty_url:
             db = os.path.join(tmp, "bench.db")
             await provision(twenty_url, db)
-            settings = bridge_settings(twenty_url, whop_url, db, TWENTY_REQUESTS_PER_MINUTE=args.rpm)
+            settings = bridge_settings(
+                twenty_url, whop_url, db, TWENTY_REQUESTS_PER_MINUTE=args.rpm, WHOP_REQUESTS_PER_SECOND=args.whop_rps
+            )
             first = await one_run(settings)
             report("backfill", first, batch=batch, rpm=args.rpm)
             second = await one_run(settings, kind="reconcile")

@@ -382,6 +382,13 @@ async def main() -> None:
     parser.add_argument("--whop-latency", type=float, default=0.0, help="seconds the fake Whop adds to each call")
     parser.add_argument("--calibrate", action="store_true", help="also fit the fake Twenty's timing model")
     parser.add_argument("--json", help="also write the figures and the call timeline here")
+    parser.add_argument(
+        "--part",
+        choices=["both", "bridge", "floor"],
+        default="both",
+        help="bridge: only the bridge's run (saved with --upserts); floor: only the floor, from that file",
+    )
+    parser.add_argument("--upserts", help="where the bridge's run is saved for a later --part floor")
     args = parser.parse_args()
     key = Path(args.key_file).read_text().strip() if args.key_file else os.environ.get("TWENTY_API_KEY", "")
     if not key:
@@ -400,43 +407,61 @@ async def main() -> None:
         f"# backfill on a real Twenty ({args.url}): {args.members} members, {args.memberships} memberships,"
         f" {args.products} products; the bridge at its defaults"
     )
-    with tempfile.TemporaryDirectory() as tmp, server("tests.fakes.whop", *whop_args) as whop_url:
-        settings = settings_for(args.url, key, whop_url, os.path.join(tmp, "bridge.db"))
+    saved = Path(args.upserts) if args.upserts else None
+    with tempfile.TemporaryDirectory() as tmp:
+        if args.part in ("bridge", "both"):
+            with server("tests.fakes.whop", *whop_args) as whop_url:
+                settings = settings_for(args.url, key, whop_url, os.path.join(tmp, "bridge.db"))
+                reset(args.reset)
+                await provision(settings)
+                wall, result, recorded = await bridge_run(settings)
+            run = bridge_figures(wall, result, recorded)
+            if saved is not None:
+                saved.write_text(json.dumps({"run": run, "upserts": recorded.upserts}))
+            if args.part == "bridge":
+                print_bridge(run, recorded)
+                return
+        else:
+            if saved is None:
+                raise SystemExit("--part floor needs --upserts FILE from a --part bridge run")
+            kept = json.loads(saved.read_text())
+            run = kept["run"]
+            recorded = Recorded(calls=[Call(**c) for c in run["calls"]], upserts=[tuple(u) for u in kept["upserts"]])
         reset(args.reset)
-        await provision(settings)
-        wall, result, recorded = await bridge_run(settings)
-        reset(args.reset)
-        await provision(settings_for(args.url, key, whop_url, os.path.join(tmp, "floor.db")))
+        await provision(settings_for(args.url, key, "http://127.0.0.1:9", os.path.join(tmp, "floor.db")))
         floor_s, floor_calls, floor_each = await floor_run(args.url, key, recorded.upserts)
         model = await calibrate(args.url, key, floor_each) if args.calibrate else None
 
-    records = {obj: c.get("created", 0) + c.get("updated", 0) for obj, c in result.counts.items() if obj != "payment"}
-    reads = result.twenty_calls - result.twenty_writes
-    total = sum(records.values())
-    print(f"\nrecords written: {records} ({total}); status {result.status}; problems {len(result.problems)}")
-    print(f"bridge: {wall:.1f} s, {result.twenty_calls} Twenty calls ({result.twenty_writes} writes, {reads} reads),")
-    print(f"        {result.whop_calls} Whop calls")
+    print_bridge(run, recorded)
     print(f"floor:  {floor_s:.1f} s, {floor_calls} Twenty calls (the same {len(recorded.upserts)} upserts, no reads)")
-    print(f"ratio:  {wall / floor_s:.2f}x")
-    where_the_time_went(wall, recorded)
+    print(f"ratio:  {run['wall'] / floor_s:.2f}x")
     if args.json:
-        Path(args.json).write_text(
-            json.dumps(
-                {
-                    "args": vars(args),
-                    "wall": wall,
-                    "floor": floor_s,
-                    "floor_calls": floor_calls,
-                    "records": records,
-                    "twenty_calls": result.twenty_calls,
-                    "twenty_writes": result.twenty_writes,
-                    "whop_calls": result.whop_calls,
-                    "model": model,
-                    "calls": [c.__dict__ for c in recorded.calls],
-                },
-                indent=1,
-            )
-        )
+        Path(args.json).write_text(json.dumps({**run, "args": vars(args), "floor": floor_s, "floor_calls": floor_calls,
+                                               "model": model}, indent=1))  # fmt: skip
+
+
+def bridge_figures(wall: float, result: Any, recorded: Recorded) -> dict[str, Any]:
+    records = {obj: c.get("created", 0) + c.get("updated", 0) for obj, c in result.counts.items() if obj != "payment"}
+    return {
+        "wall": wall,
+        "records": records,
+        "status": result.status,
+        "problems": len(result.problems),
+        "twenty_calls": result.twenty_calls,
+        "twenty_writes": result.twenty_writes,
+        "whop_calls": result.whop_calls,
+        "calls": [c.__dict__ for c in recorded.calls],
+    }
+
+
+def print_bridge(run: dict[str, Any], recorded: Recorded) -> None:
+    records = run["records"]
+    reads = run["twenty_calls"] - run["twenty_writes"]
+    print(f"\nrecords written: {records} ({sum(records.values())}); status {run['status']}; problems {run['problems']}")
+    calls, writes = run["twenty_calls"], run["twenty_writes"]
+    print(f"bridge: {run['wall']:.1f} s, {calls} Twenty calls ({writes} writes, {reads} reads),")
+    print(f"        {run['whop_calls']} Whop calls")
+    where_the_time_went(run["wall"], recorded)
 
 
 if __name__ == "__main__":

@@ -1052,3 +1052,42 @@ async def test_serves_on_loopback_with_uvicorn(fake2: FakeTwenty) -> None:
     finally:
         server.should_exit = True
         await task
+
+
+# -- the timing model (bench/backfill.py) ---------------------------------------------------------
+
+
+def test_the_timing_model_charges_what_a_real_2_21_took() -> None:
+    from tests.fakes.twenty.app import REAL_TIMING
+
+    upsert = REAL_TIMING.seconds({"data": {"createPeople": [{}] * 200}}, created=200, updated=0)
+    update = REAL_TIMING.seconds({"data": {"createPeople": [{}] * 200}}, created=0, updated=200)
+    read = REAL_TIMING.seconds({"data": {"people": {"edges": [{}] * 200}}}, created=0, updated=0)
+    empty = REAL_TIMING.seconds({"data": {"people": {"edges": []}}}, created=0, updated=0)
+    assert upsert == pytest.approx(1.9)  # 200 new records: 0.1 s + 9 ms each
+    assert update == pytest.approx(5.7)  # 200 updated: 28 ms each
+    assert read == pytest.approx(0.12) and empty == pytest.approx(0.06)
+    assert REAL_TIMING.serial
+
+
+async def test_with_a_serial_timing_model_a_read_sent_during_an_upsert_is_answered_after_it() -> None:
+    from tests.fakes.twenty.app import Timing
+
+    slow = Timing(per_call=0.3, per_created=0.0, read_call=0.0, per_read_record=0.0, serial=True)
+    fake = FakeTwenty(dialect="2.x", api_key=KEY, timing=slow)
+    done: list[str] = []
+    async with client_for(fake) as c:
+        await provision(c, fake)
+
+        async def write() -> None:
+            await upsert_people(c, [{"whopUserId": "user_1"}])
+            done.append("upsert")
+
+        async def read() -> None:
+            while fake.modelled.writes == 0:  # the upsert is being answered
+                await asyncio.sleep(0)
+            await data(c, "{ people { totalCount } }")
+            done.append("read")
+
+        await asyncio.gather(read(), write())
+    assert done == ["upsert", "read"]

@@ -63,24 +63,27 @@ class FakeTwentyStats:
 
 @dataclass(frozen=True)
 class Timing:
-    """How long a real Twenty 2.x took to answer (research/twenty-observed.md, same 2-core host):
-    creates ≈ 300 records/s, updates ≈ 45 records/s, a 200-id read ≈ 0.25 s. Off by default;
-    the backfill benchmark turns it on so that its times predict a real server's."""
+    """How long a real Twenty 2.21 took to answer, as `bench/live_backfill.py --calibrate` fitted
+    it on this project's 2-core machine (2026-12-07, the machine shared with other work, load
+    6-9): creating records ≈ 9 ms each in batches of 200 (a 200-record upsert ≈ 1.9 s), updating
+    ≈ 28 ms each, a keyed read ≈ 0.06 s + 0.3 ms a record found. Twenty answers one call at a
+    time (`serial`: one Node process; a read sent during an upsert was answered after it).
+    Off by default; the backfill benchmark turns it on so that its times predict a real server's.
+    (The 2.x server of 2026-12-01 was 3× faster at creating: 300 records a second.)"""
 
-    per_call: float = 0.05
-    per_created: float = 1 / 300
-    per_updated: float = 1 / 45
-    per_read_record: float = 0.001  # 0.05 + 200 × 0.001 = 0.25 s for a 200-id read
+    per_call: float = 0.1
+    per_created: float = 0.009
+    per_updated: float = 0.028
+    per_read_record: float = 0.0003
+    read_call: float = 0.06
+    serial: bool = True
 
     def seconds(self, response: dict[str, Any], created: int, updated: int) -> float:
         data = response.get("data") or {}
         read = sum(len(v.get("edges") or ()) for v in data.values() if isinstance(v, dict))
-        return (
-            self.per_call
-            + created * self.per_created
-            + max(0, updated) * self.per_updated
-            + read * self.per_read_record
-        )
+        if not created and not updated:
+            return self.read_call + read * self.per_read_record
+        return self.per_call + created * self.per_created + max(0, updated) * self.per_updated
 
 
 REAL_TIMING = Timing()
@@ -160,6 +163,7 @@ class FakeTwenty:
         if max_upsert is not None:
             self.workspace.max_upsert = max_upsert
         self.timing = timing
+        self._serving = asyncio.Lock()  # the timing model's one server (`Timing.serial`)
         self.modelled = ModelledTime()
         self._fail_remaining = 0
         self._fail_status = 500
@@ -365,7 +369,11 @@ class FakeTwenty:
             else:
                 self.modelled.reads += 1
                 self.modelled.read_seconds += modelled
-            await asyncio.sleep(max(0.0, modelled - spent))
+            if self.timing.serial:
+                async with self._serving:  # one call at a time, each its whole modelled time
+                    await asyncio.sleep(max(0.0, modelled - spent))
+            else:
+                await asyncio.sleep(max(0.0, modelled - spent))
         self.stats.data_reads += outcome.reads
         self.stats.data_writes += outcome.writes
         self.stats.records_written += outcome.records_written
