@@ -14,14 +14,19 @@ is live without the bridge. Kinds:
 from __future__ import annotations
 
 import json
+import re
+import uuid
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 Chart = Literal["NUMBER", "BAR", "LINE", "PIE", "TABLE", "RELATION_TABLE"]
 Aggregate = Literal["COUNT", "SUM", "AVG", "MIN", "MAX", "COUNT_EMPTY", "COUNT_NOT_EMPTY", "COUNT_UNIQUE_VALUES"]
+# Twenty's operands, and IN_LAST ("30_DAY": the last 30 days and today). Twenty's own
+# PAST_30_DAY ends where today starts (twenty-shared resolveRelativeDateTimeFilter), so a
+# refund made this morning would wait until tomorrow; IN_LAST is PAST_n OR THIS_1, one group.
 Operand = Literal[
-    "IS", "IS_NOT", "GREATER_THAN_OR_EQUAL", "LESS_THAN_OR_EQUAL", "IS_RELATIVE", "IS_EMPTY", "IS_NOT_EMPTY"
+    "IS", "IS_NOT", "GREATER_THAN_OR_EQUAL", "LESS_THAN_OR_EQUAL", "IS_RELATIVE", "IS_EMPTY", "IS_NOT_EMPTY", "IN_LAST"
 ]
 OrderBy = Literal["FIELD_ASC", "FIELD_DESC", "FIELD_POSITION_ASC", "FIELD_POSITION_DESC", "VALUE_ASC", "VALUE_DESC"]
 Granularity = Literal["DAY", "WEEK", "MONTH", "QUARTER", "YEAR"]
@@ -33,6 +38,7 @@ TIMEZONE = "UTC"
 MONDAY = 1  # CalendarStartDay.MONDAY
 # A relative date filter's value: DIRECTION_AMOUNT_UNIT;;timezone;;first day of the week;;
 _RELATIVE_SUFFIX = ";;UTC;;MONDAY;;"
+_PERIOD = re.compile(r"^\d+_(DAY|WEEK|MONTH|QUARTER|YEAR|HOUR)$")
 
 
 class WidgetFilter(BaseModel):
@@ -53,6 +59,8 @@ class WidgetFilter(BaseModel):
         wants_value = self.op not in ("IS_EMPTY", "IS_NOT_EMPTY")
         if wants_value != (self.value is not None):
             raise ValueError(f"filter on {self.field}: {self.op} {'needs' if wants_value else 'takes no'} value")
+        if self.op == "IN_LAST" and not (isinstance(self.value, str) and _PERIOD.match(self.value)):
+            raise ValueError(f'filter on {self.field}: IN_LAST takes a period such as "30_DAY"')
         return self
 
 
@@ -106,6 +114,9 @@ class WidgetSpec(BaseModel):
             raise ValueError(f"widget {self.title!r}: only a BAR chart stacks")
         if self.aggregate != "COUNT" and self.field == "id":
             raise ValueError(f"widget {self.title!r}: {self.aggregate} needs the field it aggregates")
+        recent = [f for f in self.filters if f.op == "IN_LAST"]
+        if len(recent) > 1 or (recent and self.chart in ("TABLE", "RELATION_TABLE")):
+            raise ValueError(f"widget {self.title!r}: one IN_LAST filter, on a chart only")
         return self
 
     @property
@@ -222,20 +233,25 @@ def _group(w: WidgetSpec, ids: FieldIds, name: str) -> tuple[str, str | None]:
 
 
 def chart_filter(w: WidgetSpec, ids: FieldIds) -> dict[str, Any]:
-    """Twenty's chart filter: top-level record filters, all required (no filter groups)."""
-    filters = []
+    """Twenty's chart filter: top-level record filters, all required; an IN_LAST filter is an
+    OR group of two relative filters (Twenty reads one outermost group beside them)."""
+    filters: list[dict[str, Any]] = []
+    groups: list[dict[str, Any]] = []
     for f in w.filters:
         field_id = ids.id(w.object, f.field)
-        filters.append(
-            {
-                "fieldMetadataId": field_id,
-                "operand": f.op,
-                "value": filter_value(f, ids.types.get(field_id, "")),
-                "type": ids.types.get(field_id, ""),
-                "recordFilterGroupId": None,
-            }
-        )
-    return {"recordFilters": filters, "recordFilterGroups": []}
+        kind = ids.types.get(field_id, "")
+        one = {"fieldMetadataId": field_id, "type": kind, "recordFilterGroupId": None}
+        if f.op != "IN_LAST":
+            filters.append(one | {"operand": f.op, "value": filter_value(f, kind)})
+            continue
+        group = str(uuid.uuid5(uuid.NAMESPACE_URL, f"whop-twenty-bridge:{w.title}:{f.field}"))
+        groups.append({"id": group, "logicalOperator": "OR", "parentRecordFilterGroupId": None})
+        unit = str(f.value).split("_", 1)[1]
+        for period in (f"PAST_{f.value}", f"THIS_1_{unit}"):
+            filters.append(
+                one | {"operand": "IS_RELATIVE", "value": period + _RELATIVE_SUFFIX, "recordFilterGroupId": group}
+            )
+    return {"recordFilters": filters, "recordFilterGroups": groups}
 
 
 def filter_value(f: WidgetFilter, field_type: str) -> str:

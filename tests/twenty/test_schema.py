@@ -156,3 +156,17 @@ def test_a_standard_field_is_declared_only_to_add_options(tmp_path: Path) -> Non
     product.write_text(product.read_text().replace('name = "headline"', 'name = "headline"\nstandard = true', 1))
     with pytest.raises(SchemaFileError, match="standard field"):
         load_data_model(schema)
+
+
+def test_the_payments_relation_keeps_its_name_whop_payments_while_it_shows_as_payments() -> None:
+    relation = load_data_model().object("whopPayment").field("person").relation
+    assert relation is not None
+    assert relation.target_field_name == "whopPayments", "queries and records keep the name"
+    assert relation.creation_label == "Whop payments", "Twenty names a new inverse field after this label"
+    assert relation.targetFieldLabel == "Payments"
+
+
+def test_short_labels_remember_the_bridges_earlier_ones() -> None:
+    person = load_data_model().object("person")
+    assert person.field("whopUserId").label == "User ID"
+    assert "Whop User ID" in person.field("whopUserId").formerLabels
