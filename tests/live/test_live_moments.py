@@ -5,6 +5,7 @@ through the bridge's endpoint, inbox and worker. Run it on a freshly reset works
 
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
 from typing import Any
@@ -13,6 +14,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 
+from bridge.config import load_settings
 from bridge.runtime import Runtime, Transports
 from bridge.services import provision_workspace, run_sync
 from bridge.store.db import utcnow
@@ -21,7 +23,20 @@ from bridge.twenty.data import OPPORTUNITY, TASK, TASK_TARGET, TwentyDataClient
 from bridge.webhooks import WebhookReceiver
 from bridge.worker import Worker
 from tests.fakes.whop import FakeWhop, seed_company
-from tests.live.test_live import LIVE_KEY, LIVE_URL, _settings
+
+LIVE_URL = os.environ.get("TWENTY_LIVE_URL")
+LIVE_KEY = os.environ.get("TWENTY_LIVE_API_KEY")
+
+
+def _settings(tmp_path: Any, **extra: Any) -> Any:
+    return load_settings(
+        TWENTY_URL=LIVE_URL,
+        TWENTY_API_KEY=LIVE_KEY,
+        DATABASE_URL=f"sqlite:///{tmp_path}/live.db",
+        BRIDGE_PUBLIC_URL="http://127.0.0.1:8000",
+        **extra,
+    )
+
 
 pytestmark = [
     pytest.mark.live,
