@@ -599,8 +599,9 @@ class SyncEngine:
         if self.options.dry_run:
             return
         done = await self._attribution.run(page_size=self.options.page_size)
-        self._record("person", done.people)
-        self._record("opportunity", done.opportunities)
+        # Counted apart: a second pass over records this run wrote, not changes Whop made to them.
+        self._record("personAttribution", done.people)
+        self._record("opportunityAttribution", done.opportunities)
         self.problems.extend(done.problems)
 
     async def _phase_reviews(self, live: dict[str, Any] | None) -> None:
