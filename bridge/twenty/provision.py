@@ -174,8 +174,26 @@ def _plan_labels(model: DataModel, live: dict[str, LiveObject], plan: Plan) -> l
     creating = {i.name for i in plan.items if i.kind == "field" and i.status == "create"}
     items: list[PlanItem] = []
     changes = labels.relabels(model, live, planned=bool(creating))
-    for obj in dict.fromkeys(c.obj for c in changes):
+    # Every object whose labels the bridge may shorten has its item, "present" once done, so a
+    # plan lists the same items on every run.
+    own = [
+        name
+        for spec in model.objects
+        for f in spec.fields
+        for name in (
+            *([spec.nameSingular] if f.formerLabels else []),
+            *(
+                [f.relation.target]
+                if f.relation is not None and f.relation.creation_label != f.relation.targetFieldLabel
+                else []
+            ),
+        )
+    ]
+    for obj in dict.fromkeys([*own, *(c.obj for c in changes)]):
         mine = [c for c in changes if c.obj == obj]
+        if not mine:
+            items.append(PlanItem("labels", f"labels {obj}", "present", object=obj))
+            continue
         item = PlanItem("labels", f"labels {obj}", "update", "shorten " + labels.describe(mine), object=obj)
         if plan.dialect == "1.x":
             # Observed on 1.x: after a label change its record API loses fields of the object
