@@ -129,8 +129,9 @@ async def test_a_reconciliation_brings_missed_signups_and_conversions_once(b: Br
     assert (opp["id"], opp["whopMembershipId"], opp["stage"]) == (lead["id"], membership.id, "CUSTOMER")
     assert result.counts["opportunity"]["converted"] == 1
     b.world.twenty.reset_stats()
-    await run_sync(b.world.runtime, kind="reconcile")
+    again = await run_sync(b.world.runtime, kind="reconcile")
     assert b.world.twenty.stats["data_writes"] == 0
+    assert again.counts.get("opportunity", {}).get("converted", 0) == 0, "a conversion is counted once"
 
 
 async def test_another_companys_signup_is_never_written(b: Bridge) -> None:

@@ -207,8 +207,8 @@ class Waitlist:
         waiting: list[WaitlistEntry] = []
         for entry in latest:
             if entry.membership_id:
-                await self.convert(entry, rows.get(entry.id))
-                done.converted[entry.id] = entry.membership_id
+                if await self.convert(entry, rows.get(entry.id)):
+                    done.converted[entry.id] = entry.membership_id
             elif converted_into(rows.get(entry.id)) is None:
                 waiting.append(entry)
         if not waiting:
@@ -255,18 +255,19 @@ class Waitlist:
                 adopted.append(entry.membership_id)
         return adopted
 
-    async def convert(self, entry: WaitlistEntry, row: Shadow | None) -> None:
-        """The signup's Opportunity becomes its membership's, once."""
+    async def convert(self, entry: WaitlistEntry, row: Shadow | None) -> bool:
+        """The signup's Opportunity becomes its membership's, once: True only the first time, so a
+        re-sync or a replayed event does not count the conversion again."""
         membership_id = entry.membership_id
         assert membership_id is not None
         if converted_into(row) == membership_id:
-            return
+            return False
         name = f"write:{self.company_id}:{OPPORTUNITY.singular}"
         async with self.leases.hold(name, ttl=WRITE_LEASE_TTL, wait=WRITE_LEASE_WAIT):
             # Read again under the lock: a writer of the membership may have been just before.
             row = (await get_shadows(self.store, self.company_id, WAITLIST_SHADOW, [entry.id])).get(entry.id)
             if converted_into(row) == membership_id:
-                return
+                return False
             opp = (await get_shadows(self.store, self.company_id, "opportunity", [membership_id])).get(membership_id)
             lead = row.twenty_id if row is not None and row.gone_at is None else None
             if lead and entry.id in await deleted.held(self.store, OPPORTUNITY.singular, [entry.id]):
@@ -299,6 +300,7 @@ class Waitlist:
                 WAITLIST_SHADOW,
                 [ShadowWrite(entry.id, digest, lead, entry.updated_at, mark)],
             )
+            return True
 
     @staticmethod
     def _origin(entry: WaitlistEntry) -> dict[str, Any]:

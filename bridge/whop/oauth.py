@@ -62,6 +62,12 @@ DEFAULT_SCOPES: tuple[str, ...] = (
     "access_pass:basic:read",
     "plan:basic:read",
     "payment:basic:read",
+    # Moments and attribution (issue 23): overdue invoices, waitlist signups, promo codes. Reviews
+    # and buyer figures are left out: the SDK names no permission for them, and an unknown scope
+    # could fail the whole approval; without one their phase reports it and the rest goes on.
+    "invoice:basic:read",
+    "plan:waitlist:read",
+    "promo_code:basic:read",
     # The bridge registers, watches and replays the company's webhook itself (research §4.4).
     # Whop may not grant it to an OAuth app; then the page says how to add the webhook by hand.
     "developer:manage_webhook",
