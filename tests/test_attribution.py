@@ -13,7 +13,7 @@ import pytest
 from bridge.services import run_sync
 from bridge.sync.attribution import Seen, opportunity_fields, source_text
 from bridge.whop.models import Source
-from tests.sync.conftest import COMPANY
+from tests.sync.conftest import COMPANY, make_world
 from tests.test_worker import Bridge, _bridge, _memberships
 
 
@@ -131,3 +131,38 @@ async def test_a_new_membership_delivered_by_webhook_says_where_it_came_from(b: 
     )
     person = next(p for p in b.world.people() if p.get("whopUserId") == member.user_id)
     assert (person["whopFirstSourceType"], person["whopFirstSource"]) == ("UTM", "utm:podcast")
+
+
+@pytest.mark.parametrize("dialect", ["2.x", "1.x"])
+async def test_a_backfill_writes_each_person_and_opportunity_once_with_its_attribution(
+    tmp_path: Any, dialect: str
+) -> None:
+    world = await make_world(tmp_path, dialect, members=6, memberships=8)
+    try:
+        whop = world.whop
+        buyers = {p.user_id for p in whop.people.values() if p.company_id == COMPANY and p.purchase_count}
+        memberships = [m for m in (await world.whop_lists())["memberships"] if m.user_id in buyers]
+        assert len(memberships) >= 3
+        promo = whop.add_promo_code(COMPANY, "LAUNCH")
+        for ms in memberships:
+            whop.update_membership(ms.id, promo_code_id=promo.id)
+            whop.set_sources(COMPANY, str(ms.user_id), first={"type": "referrer", "domain": "x.com"})
+
+        result = await run_sync(world.runtime, kind="full")
+
+        for obj in ("personAttribution", "opportunityAttribution"):
+            written = {k: v for k, v in result.counts.get(obj, {}).items() if k in ("created", "updated")}
+            assert written == {}, f"{obj}: a second write of records the backfill had just created"
+        people = {p["whopUserId"]: p for p in world.people() if p.get("whopUserId")}
+        opps = {o["whopMembershipId"]: o for o in world.twenty.records("opportunity") if o.get("whopMembershipId")}
+        for ms in memberships:
+            assert people[ms.user_id]["whopFirstSource"] == "referrer:x.com"
+            assert (opps[ms.id]["whopPromoCodeName"], opps[ms.id]["whopSource"]) == ("LAUNCH", "referrer:x.com")
+        upserts = world.twenty.stats["operations"]
+        assert upserts["createPeople"] == 1 and upserts["createOpportunities"] == 1, upserts
+
+        world.twenty.reset_stats()
+        await run_sync(world.runtime, kind="reconcile")
+        assert world.twenty.stats["data_writes"] == 0
+    finally:
+        await world.runtime.aclose()

@@ -10,19 +10,25 @@ the buyers the bridge wrote, and the memberships its pages saw. It is written ap
 member and membership fields (shadows "personSource" and "opportunitySource"): a record changes
 only when its attribution does, one with none costs nothing, and only records the bridge already
 wrote are updated (an attribution never creates a Person or an Opportunity).
+
+In a backfill the records are new, and a second pass would write every Person and Opportunity
+twice. So a sync reads the profiles first (`prefetch`, Whop only, beside the revenue facts), and
+the members and memberships phases send a record the bridge never wrote with its attribution
+(`attach_people`, `attach_opportunities`). The pass then finds Twenty already holding those
+values as written (`_adopt`) and writes only what changed since.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import AuthError, NeedsReconnect, SkippableError
-from bridge.store.shadows import get_shadows
+from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
 from bridge.sync import mapping
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, ObjectApi
@@ -119,6 +125,17 @@ def _clean(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def _with_first(item: Item, fields: dict[str, Any]) -> Item:
+    """`item`, sending `fields` as well when the bridge has never written its record."""
+    build = item.build
+
+    def first(current: dict[str, Any] | None, last: dict[str, Any] | None) -> dict[str, Any]:
+        record = build(current, last)
+        return record if last is not None else {**fields, **record}
+
+    return replace(item, build=first)
+
+
 def _item(key_field: str, key: str, fields: dict[str, Any]) -> Item:
     record = {key_field: key, **fields}
 
@@ -151,14 +168,69 @@ class AttributionSweep:
         self.writer = writer
         self.seen: dict[str, Seen] = {}
         self._names: dict[str, str | None] = {}  # promo code or affiliate user id -> what to show
+        # What `prefetch` read: each buyer's Person fields and first source, by user id.
+        self._profiles: dict[str, dict[str, Any]] | None = None
+        self._sources: dict[str, Source] = {}
+        self._early_problems: list[Problem] = []
 
     def see(self, memberships: list[Membership]) -> None:
         for ms in memberships:
             self.seen[ms.id] = Seen.of(ms)
 
+    async def prefetch(self, page_size: int = 100) -> None:
+        """A sync's first step (Whop only): every buyer's profile, kept for the run, so the
+        Persons and Opportunities it creates carry their attribution from their first write."""
+        profiles: dict[str, dict[str, Any]] = {}
+        try:
+            async for page in self.whop.list_people(has_purchased="true", page_size=page_size):
+                for p in page.data:
+                    if p.user_id:
+                        profiles[str(p.user_id)] = person_fields(p)
+                        if p.first_source is not None:
+                            self._sources[str(p.user_id)] = p.first_source
+        except NeedsReconnect:
+            raise
+        except (AuthError, SkippableError) as exc:  # no people:read, say: the memberships still go
+            self._early_problems.append(Problem("person", "-", f"buyer sources not read from Whop: {exc}"))
+        self._profiles = profiles
+
+    def attach_people(self, items: list[Item]) -> list[Item]:
+        """Person items that, when the bridge never wrote the Person, send its attribution too.
+        The item's basis (its hash) stays the member's: the attribution keeps its own shadow."""
+        if not self._profiles:
+            return items
+        return [_with_first(item, found) if (found := self._profiles.get(item.key)) else item for item in items]
+
+    async def attach_opportunities(self, memberships: list[Membership], items: list[Item]) -> list[Item]:
+        """Opportunity items that, when the bridge never wrote the Opportunity, send its
+        attribution too (its promo code and affiliate names read from Whop, once a run each)."""
+        if self._profiles is None:
+            return items
+        held = await get_shadows(self.store, self.company_id, "opportunity", [ms.id for ms in memberships])
+        extra: dict[str, dict[str, Any]] = {}
+        for ms in memberships:
+            if ms.id in held:
+                continue
+            fields = await self._opportunity_fields(Seen.of(ms), self._sources, self._early_problems)
+            if fields is not None:
+                extra[ms.id] = fields
+        return [_with_first(item, found) if (found := extra.get(item.key)) else item for item in items]
+
     async def run(self, page_size: int = 100) -> Attributed:
-        """A sync's: every buyer's profile, then the memberships its pages showed."""
-        return await self._run(self.whop.list_people(has_purchased="true", page_size=page_size))
+        """A sync's: every buyer's profile (as `prefetch` read it, if it did), then the
+        memberships its pages showed."""
+        if self._profiles is None:
+            return await self._run(self.whop.list_people(has_purchased="true", page_size=page_size))
+        done = Attributed(problems=self._early_problems)
+        self._early_problems = []
+        held = await get_shadows(self.store, self.company_id, "person", list(self._profiles))
+        items = [_item("whopUserId", key, fields) for key, fields in self._profiles.items() if key in held]
+        if items:
+            await self._adopt(PERSON_SHADOW, "person", items)
+            done.people = await write_read_ahead(self.writer(PERSON, PERSON_SHADOW), items)
+        done.opportunities = await self._opportunities(self._sources, done.problems)
+        self.seen = {}
+        return done
 
     async def new_memberships(self, memberships: list[Membership]) -> Attributed:
         """The worker's, for memberships new to the bridge read from Whop (a webhook's payload has
@@ -215,13 +287,42 @@ class AttributionSweep:
         for s in wanted:
             if s.membership_id not in held:
                 continue  # never written (or not yet): an attribution does not make an Opportunity
-            promo = await self._name(s.promo_code_id, self._promo_code, problems)
-            affiliate = await self._name(s.affiliate_user_id, self._username, problems)
-            fields = opportunity_fields(
-                s, promo_code=promo, affiliate=affiliate, first_source=sources.get(s.person_key or "")
-            )
-            items.append(_item(OPPORTUNITY.key, s.membership_id, fields))
+            fields = await self._opportunity_fields(s, sources, problems)
+            if fields is not None:
+                items.append(_item(OPPORTUNITY.key, s.membership_id, fields))
+        await self._adopt(OPPORTUNITY_SHADOW, "opportunity", items)
         return await write_read_ahead(self.writer(OPPORTUNITY, OPPORTUNITY_SHADOW), items)
+
+    async def _opportunity_fields(
+        self, seen: Seen, sources: dict[str, Source], problems: list[Problem]
+    ) -> dict[str, Any] | None:
+        """A membership's attribution fields, or None when it has none to tell."""
+        first_source = sources.get(seen.person_key or "")
+        if not (seen.promo_code_id or seen.affiliate_user_id or first_source):
+            return None
+        promo = await self._name(seen.promo_code_id, self._promo_code, problems)
+        affiliate = await self._name(seen.affiliate_user_id, self._username, problems)
+        return opportunity_fields(seen, promo_code=promo, affiliate=affiliate, first_source=first_source)
+
+    async def _adopt(self, shadow_name: str, record_shadow: str, items: list[Item]) -> None:
+        """Records whose attribution went out with their first write (`attach_*`): their
+        attribution shadow is stored from what the record's own shadow says was sent, so the pass
+        does not send it again. Only values Twenty was sent exactly are adopted."""
+        if not items:
+            return
+        keys = [i.key for i in items]
+        mine = await get_shadows(self.store, self.company_id, shadow_name, keys)
+        records = await get_shadows(self.store, self.company_id, record_shadow, keys)
+        rows = []
+        for item in items:
+            record = records.get(item.key)
+            if item.key in mine or record is None or not record.twenty_id or record.gone_at is not None:
+                continue
+            sent = record.written if isinstance(record.written, dict) else {}
+            if all(k in sent and sent[k] == v for k, v in item.basis.items()):
+                rows.append(ShadowWrite(item.key, mapping.record_hash(item.basis), record.twenty_id, None, item.basis))
+        if rows:
+            await put_shadows(self.store, self.company_id, shadow_name, rows)
 
     async def _name(
         self, key: str | None, read: Callable[[str], Awaitable[str | None]], problems: list[Problem]

@@ -225,8 +225,12 @@ class SyncEngine:
         return SyncResult(self.run_id, status, self._counts(), self._problems(), resumed, self.planned)
 
     def _revenue_facts(self) -> asyncio.Future[Any]:
-        """The payments fold and the membership-facts walk, started (Whop calls only)."""
-        return asyncio.ensure_future(asyncio.gather(self._phase_payments(), self._phase_membership_facts()))
+        """The payments fold, the membership-facts walk and the buyers' profiles (attribution),
+        started (Whop calls only)."""
+        walks = [self._phase_payments(), self._phase_membership_facts()]
+        if not self.options.dry_run:
+            walks.append(self._attribution.prefetch(page_size=self.options.page_size))
+        return asyncio.ensure_future(asyncio.gather(*walks))
 
     async def _twenty_state(self) -> dict[str, LiveObject] | None:
         """The live metadata (SELECT options, write rules), and what people deleted in Twenty:
@@ -347,7 +351,7 @@ class SyncEngine:
         items = await self._company_items()
 
         async def people(page: list[Member]) -> list[Item]:
-            return await items.people(page)
+            return self._attribution.attach_people(await items.people(page))
 
         await self._drain("members", self.whop.list_members, people, PERSON, "person")
 
@@ -673,10 +677,11 @@ class SyncEngine:
             plans=self._plans,
             facts=await self._company_items(),
         )
-        if not self.options.dry_run:
-            await (await self._moment_sweep()).see(memberships)
-            self._attribution.see(memberships)
-        return await build(memberships)
+        if self.options.dry_run:
+            return await build(memberships)
+        await (await self._moment_sweep()).see(memberships)
+        self._attribution.see(memberships)
+        return await self._attribution.attach_opportunities(memberships, await build(memberships))
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:
         """A membership whose member was not listed (left, or listed after this page): fetch it."""
