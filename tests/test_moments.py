@@ -218,6 +218,27 @@ async def test_a_reconciliation_opens_what_webhooks_missed_once_and_then_writes_
     assert the_task(b, "invoice past due")["status"] == "DONE"
 
 
+async def test_many_moments_a_reconciliation_finds_open_their_tasks_in_one_call_with_their_links(b: Bridge) -> None:
+    before = len(tasks(b, SAVE))
+    canceling = [m for m in await _memberships(b) if m.user_id and not m.cancel_at_period_end][:3]
+    assert len(canceling) == 3
+    for ms in canceling:  # no webhook came for any of them
+        b.world.whop.update_membership(
+            ms.id, status="active", cancel_at_period_end=True, current_period_end=utcnow() + timedelta(days=21)
+        )
+    b.world.twenty.reset_stats()
+
+    await run_sync(b.world.runtime, kind="reconcile")
+
+    saves = tasks(b, SAVE)
+    assert len(saves) == before + 3
+    for task in saves:
+        people, opportunities = linked(b, task)
+        assert len(people) == 1 and len(opportunities) == 1, task["title"]
+    calls = b.world.twenty.stats["operations"]
+    assert (calls["createTasks"], calls["createTaskTargets"]) == (1, 1), calls
+
+
 async def test_an_invoice_of_another_company_opens_nothing(b: Bridge) -> None:
     theirs = next(m for m in b.world.whop.memberships.values() if m.company_id != COMPANY)
     invoice = b.world.whop.add_invoice(theirs.id, status="past_due")

@@ -40,7 +40,7 @@ from bridge.errors import NeedsReconnect, SkippableError
 from bridge.store.db import utcnow
 from bridge.store.shadows import Shadow, ShadowWrite, all_shadows, get_shadows, put_shadows
 from bridge.sync.mapping import iso_utc, record_hash, status_value
-from bridge.sync.tasks import read_task, send_task, task_id
+from bridge.sync.tasks import TASK_BATCH, Outgoing, read_task, send_task, send_tasks, task_id
 from bridge.twenty.data import TwentyDataClient
 from bridge.whop.models import Invoice, Membership
 
@@ -274,7 +274,15 @@ class Moments:
         done = Settled()
         latest = {w.key: w for w in wants}  # the last word on each moment
         rows = await get_shadows(self.store, self.company_id, MOMENT_SHADOW, list(latest))
+        # Moments without a Task yet are opened together: a first reconciliation may find many.
+        fresh = [
+            (w, row) for k, w in latest.items() if w.open and w.may_open and (row := Row.of(rows.get(k))).state is None
+        ]
+        await self._open_many(fresh, done)
+        opened = {w.key for w, _ in fresh}
         for key, want in latest.items():
+            if key in opened:
+                continue
             try:
                 outcome = await self._one(want, rows.get(key))
             except NeedsReconnect:
@@ -321,6 +329,31 @@ class Moments:
         await self._save(want, row, None, task)
         log.info("opened the %s Task of %s", want.kind, want.subject)
         return "opened"
+
+    async def _open_many(self, wants: Sequence[tuple[Want, Row]], done: Settled) -> None:
+        """`_open` for moments that never had a Task, in calls of up to `TASK_BATCH` Tasks; a
+        failed call leaves its moments to the next pass, the others go on."""
+        for start in range(0, len(wants), TASK_BATCH):
+            chunk = wants[start : start + TASK_BATCH]
+            ready: list[tuple[Want, Row, dict[str, Any]]] = []
+            out: list[Outgoing] = []
+            for want, held in chunk:
+                row = Row(held.round + 1, "open", want.at or self.clock(), want.membership_id)
+                task = await self._task(want, row)
+                person_id, opportunity_id = await self._links(want)
+                out.append(Outgoing({**task, "id": self._tid(want, row), "status": "TODO"}, person_id, opportunity_id))
+                ready.append((want, row, task))
+            try:
+                await send_tasks(self.twenty, out)
+            except NeedsReconnect:
+                raise
+            except Exception as exc:  # these moments retry; the others go on
+                done.failed.update((want.key, exc) for want, _ in chunk)
+                continue
+            for want, row, task in ready:
+                await self._save(want, row, None, task)
+                log.info("opened the %s Task of %s", want.kind, want.subject)
+                done.count("opened")
 
     async def _refresh(self, want: Want, row: Row, shadow: Shadow | None) -> str | None:
         task = await self._task(want, row)

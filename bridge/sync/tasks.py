@@ -9,6 +9,8 @@ id) holds what was written, so an unchanged Task costs no call.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -58,28 +60,57 @@ async def upsert_task(
     return True
 
 
+# Tasks (and their links) sent in one call: Twenty's most records a call.
+TASK_BATCH = 200
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """A Task to upsert (`record` holds its id) and the Person and Opportunity it links to."""
+
+    record: dict[str, Any]
+    person_id: str | None = None
+    opportunity_id: str | None = None
+
+
 async def send_task(
     twenty: TwentyDataClient, record: dict[str, Any], *, person_id: str | None = None, opportunity_id: str | None = None
 ) -> None:
     """Upsert one Task (`record` holds its id) and link it to a Person and an Opportunity (Twenty
     ids); the links have ids derived from the Task's, so sending them again adds none."""
-    tid = str(record["id"])
-    try:
-        await twenty.upsert(TASK, [record])
-    except SkippableError:
-        if "bodyV2" not in record:
-            raise
-        # Older servers have no rich-text body; the title alone still tells the story.
-        await twenty.upsert(TASK, [{k: v for k, v in record.items() if k != "bodyV2"}])
-    wanted = [(kind, target) for kind, target in (("person", person_id), ("opportunity", opportunity_id)) if target]
-    if not wanted:
-        return
+    await send_tasks(twenty, [Outgoing(record, person_id, opportunity_id)])
+
+
+async def send_tasks(twenty: TwentyDataClient, tasks: Sequence[Outgoing]) -> None:
+    """`send_task` for many: the Tasks in calls of up to `TASK_BATCH`, then their links likewise
+    (a reconciliation's first pass may open a Task for each of many memberships at once)."""
+    for start in range(0, len(tasks), TASK_BATCH):
+        chunk = tasks[start : start + TASK_BATCH]
+        records = [t.record for t in chunk]
+        try:
+            await twenty.upsert(TASK, records)
+        except SkippableError:
+            if not any("bodyV2" in r for r in records):
+                raise
+            # Older servers have no rich-text body; the title alone still tells the story.
+            await twenty.upsert(TASK, [{k: v for k, v in r.items() if k != "bodyV2"} for r in records])
+        targets = await _targets(twenty, chunk)
+        if targets:
+            await twenty.upsert(TASK_TARGET, targets)
+
+
+async def _targets(twenty: TwentyDataClient, tasks: Sequence[Outgoing]) -> list[dict[str, Any]]:
+    if not any(t.person_id or t.opportunity_id for t in tasks):
+        return []
     known = (await twenty.write_rules()).known_fields.get(TASK_TARGET.singular, frozenset())
-    targets = [
-        {"id": str(uuid.uuid5(TASK_NAMESPACE, f"{tid}:{kind}")), "taskId": tid, target_field(known, kind): target}
-        for kind, target in wanted
-    ]
-    await twenty.upsert(TASK_TARGET, targets)
+    out = []
+    for t in tasks:
+        tid = str(t.record["id"])
+        for kind, target in (("person", t.person_id), ("opportunity", t.opportunity_id)):
+            if target:
+                link = {"id": str(uuid.uuid5(TASK_NAMESPACE, f"{tid}:{kind}")), "taskId": tid}
+                out.append({**link, target_field(known, kind): target})
+    return out
 
 
 def target_field(known: frozenset[str], kind: str) -> str:
