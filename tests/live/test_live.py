@@ -22,13 +22,17 @@ from starlette.applications import Starlette
 from bridge.runtime import Runtime
 from bridge.services import run_sync
 from bridge.store import inbox
+from bridge.twenty.dashboard_records import DASHBOARD
 from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, ObjectApi, TwentyDataClient
 from bridge.twenty.layout import index_view
+from bridge.twenty.pages import parse_page
 from bridge.twenty.schema import load_data_model, section_fields
 from bridge.webhooks import WebhookReceiver
 from bridge.worker import Worker
 from tests.live.conftest import (
     CONFIGURED,
+    LIVE_KEY,
+    LIVE_URL,
     MAIN,
     SHOP_A,
     SHOP_B,
@@ -281,14 +285,37 @@ async def test_on_2x_the_record_pages_hold_a_whop_section_with_the_bridges_field
             assert not outside, f"{spec.object} fields not in the {spec.name!r} section: {outside}"
 
 
-def test_a_dashboard_and_the_timeline_show_whop_activity(live: LiveWorld) -> None:
+async def test_the_whop_dashboard_is_listed_with_every_declared_widget_over_the_synced_records(
+    live: LiveWorld,
+) -> None:
     model = load_data_model()
-    if not getattr(model, "dashboards", ()):
-        pytest.skip(
-            "the bridge does not provision a dashboard or timeline widgets yet (schema/views.toml declares none)"
-            + ("" if live.dialect == "2.x" else f"; Twenty {live.dialect} has no page layouts for them")
-        )
-    raise AssertionError("schema/views.toml declares dashboards: this test must check them on the real server")
+    assert model.dashboards, "schema/dashboards.toml declares the Whop dashboard"
+    async with live.runtime() as runtime, runtime.metadata() as meta:
+        if not meta.supports_page_layouts:
+            pytest.skip(f"Twenty {live.dialect} has no page layouts, so no dashboards (the plan says so)")
+        layouts = [parse_page(n) for n in await meta.page_layouts(object_id=None, layout_type="DASHBOARD")]
+        objects = await meta.list_objects()
+    twenty = TwentyDataClient(LIVE_URL or "", LIVE_KEY or "")
+    try:
+        for spec in model.dashboards:
+            mine = [p for p in layouts if p.name == spec.key]
+            assert len(mine) == 1, f"one layout named {spec.key!r}: {[p.name for p in layouts]}"
+            (page,) = mine
+            (tab,) = page.tabs
+            titles = [w.title for w in tab.widgets]
+            missing = [w.title for w in spec.widgets if w.title not in titles]
+            assert not missing, f"widgets the dashboard lacks: {missing}"
+            assert len(titles) == len(set(titles)), f"a widget made twice: {titles}"
+            # Listed under Dashboards (the record people open it by), once, with its title.
+            listed = await twenty.find(DASHBOARD, {"pageLayoutId": {"eq": page.id}})
+            assert [d["title"] for d in listed] == [spec.title]
+            # Each widget aggregates fields the real workspace has (Twenty would show it empty).
+            for w in spec.widgets:
+                fields = objects[w.object].fields
+                used = [w.field, *(g.split(".")[0] for g in (w.groupBy, w.stackBy) if g)]
+                assert all(f == "id" or f in fields for f in used), f"{w.title}: {used} on {w.object}"
+    finally:
+        await twenty.aclose()
 
 
 # Processes ---------------------------------------------------------------------------------------

@@ -99,8 +99,9 @@ async def test_waitlist_conversion_and_a_save_task_on_a_real_twenty(tmp_path: An
         await deliver(cancel["type"], cancel["data"], cancel["id"])
         await deliver(cancel["type"], cancel["data"], f"msg_live_{time.time_ns()}")
         await drain()
+        # Only this subscriber's: the workspace may hold other tests' Tasks (a suite resets once).
         saves = await twenty.find(
-            TASK, {"title": {"like": "%cancels at period end%"}}, selection="id title status dueAt"
+            TASK, {"title": {"like": "%Wanda Waitlist%cancels at period end%"}}, selection="id title status dueAt"
         )
         assert len(saves) == 1 and saves[0]["status"] == "TODO", saves
         known = (await twenty.write_rules()).known_fields["taskTarget"]
