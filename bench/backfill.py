@@ -25,6 +25,7 @@ import argparse
 import asyncio
 import math
 import os
+import re
 import resource
 import signal
 import socket
@@ -32,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -230,6 +232,13 @@ def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None) -> N
     reads = r.twenty_calls - r.twenty_writes
     print(f"\n## {title}")
     print(f"records: {run['records']}  written: {run['written']}  status: {r.status}  problems: {len(r.problems)}")
+    # Grouped by what went wrong, not by which record (e-mail addresses and Whop ids left out).
+    kinds = Counter(
+        f"{p['object']} {p['kind']}: " + re.sub(r"\S+@\S+|\b[a-z]+_[A-Za-z0-9]{6,}\b", "…", p["reason"])[:70]
+        for p in r.problems
+    )
+    for what, n in kinds.most_common(5):
+        print(f"  {n} × {what}")
     over = f"  ({(r.twenty_calls / minimum - 1) * 100:+.1f}%)" if minimum else ""
     print(f"Twenty calls: {r.twenty_calls} ({r.twenty_writes} writes, {reads} reads)  minimum: {minimum}{over}")
     print(f"Whop calls: {r.whop_calls}")
