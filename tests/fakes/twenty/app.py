@@ -64,18 +64,19 @@ class FakeTwentyStats:
 @dataclass(frozen=True)
 class Timing:
     """How long a real Twenty 2.21 took to answer, as `bench/live_backfill.py --calibrate` fitted
-    it on this project's 2-core machine (2026-12-07, the machine shared with other work, load
-    6-9): creating records ≈ 9 ms each in batches of 200 (a 200-record upsert ≈ 1.9 s), updating
-    ≈ 28 ms each, a keyed read ≈ 0.06 s + 0.3 ms a record found. Twenty answers one call at a
-    time (`serial`: one Node process; a read sent during an upsert was answered after it).
-    Off by default; the backfill benchmark turns it on so that its times predict a real server's.
-    (The 2.x server of 2026-12-01 was 3× faster at creating: 300 records a second.)"""
+    it on this project's 2-core machine (2026-12-07 06:15, load 5-6 from other work): a create
+    upsert ≈ 0.39 s a call + 2.3 ms a record (200 records ≈ 0.86 s), an update ≈ 7.9 ms a record,
+    a keyed read ≈ 0.024 s + 0.09 ms a record found. Twenty answers one call at a time
+    (`serial`: one Node process; a read sent during an upsert was answered after it). Off by
+    default; the backfill benchmark turns it on so that its times predict a real server's.
+    (Fitted at load 6-9 earlier that day: 0.1 s a call + 9 ms a created record, 28 ms an updated
+    one: the server's speed follows the machine's load, so compare runs made side by side.)"""
 
-    per_call: float = 0.1
-    per_created: float = 0.009
-    per_updated: float = 0.028
-    per_read_record: float = 0.0003
-    read_call: float = 0.06
+    per_call: float = 0.39
+    per_created: float = 0.0023
+    per_updated: float = 0.0079
+    per_read_record: float = 0.00009
+    read_call: float = 0.024
     serial: bool = True
 
     def seconds(self, response: dict[str, Any], created: int, updated: int) -> float:
