@@ -321,21 +321,6 @@ class WebhookReceiver:
         self.buffered = 0  # bytes of bodies being read right now (one event loop: no lock)
         self.on_stored = on_stored
         self.tolerance = tolerance
-        # Counters for a metrics endpoint: every request, and how each one ended.
-        self.received = 0
-        self.accepted = 0
-        self.duplicates = 0
-        self.rejected = 0  # 401, 413 and 400 together
-        self.store_errors = 0
-
-    def counters(self) -> dict[str, int]:
-        return {
-            "received": self.received,
-            "accepted": self.accepted,
-            "duplicates": self.duplicates,
-            "rejected": self.rejected,
-            "store_errors": self.store_errors,
-        }
 
     def secrets(self) -> Sequence[str]:
         # A callable lets a rotated secret take effect without a restart.
@@ -403,23 +388,19 @@ class WebhookReceiver:
             verify(request.headers, body, fresh, now=now, tolerance=self.tolerance)
 
     async def handle(self, request: Request) -> Response:
-        self.received += 1
         metrics.WEBHOOKS.labels("received").inc()
         try:
             body = await self._read_body(request)
         except _TooLarge:
-            self.rejected += 1
             metrics.WEBHOOKS.labels("rejected").inc()
             log.warning("webhook rejected: body larger than %d bytes", self.max_body)
             # Closed after the answer: the rest of the body is not read, even to be dropped.
             return _json(413, {"error": "payload too large"}, {"Connection": "close"})
         except _Busy:
-            self.rejected += 1
             metrics.WEBHOOKS.labels("rejected").inc()
             log.warning("webhook refused for now: %d bytes of bodies already being read", self.buffered)
             return _json(503, {"error": "busy"}, {"Retry-After": "5", "Connection": "close"})
         except (ValueError, ClientDisconnect):
-            self.rejected += 1
             metrics.WEBHOOKS.labels("rejected").inc()
             return _json(400, {"error": "bad request"})
 
@@ -429,12 +410,10 @@ class WebhookReceiver:
         try:
             await self._verify(request, body, company_id, now)
         except _SecretsUnavailable:
-            self.store_errors += 1
             metrics.WEBHOOKS.labels("store_error").inc()
             log.exception("the company webhook secrets could not be read; Whop will deliver again")
             return _json(503, {"error": "store unavailable"}, {"Retry-After": "5"})
         except WebhookVerificationError as exc:
-            self.rejected += 1
             metrics.WEBHOOKS.labels("rejected").inc()
             # Untrusted header: repr() and a length cap keep the log line honest.
             log_fn = log.error if exc.reason == "no webhook secret configured" else log.warning
@@ -459,18 +438,14 @@ class WebhookReceiver:
                 }
             )
         except Exception:  # any store failure: answer 5xx so Whop delivers again
-            self.store_errors += 1
             metrics.WEBHOOKS.labels("store_error").inc()
             log.exception("webhook %s could not be stored", msg_id)
             return _json(503, {"error": "store unavailable"}, {"Retry-After": "5"})
 
         if not is_new:
-            self.duplicates += 1
             metrics.WEBHOOKS.labels("duplicate").inc()
             log.info("webhook %s is a duplicate; already stored", msg_id)
             return _json(200, {"status": "duplicate"})
-
-        self.accepted += 1
 
         metrics.WEBHOOKS.labels("accepted").inc()
         log.info("webhook %s stored (%s, company %s)", msg_id, event_type, company_id)

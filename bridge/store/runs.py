@@ -120,11 +120,6 @@ async def save_checkpoint(
         await conn.execute(stmt)
 
 
-async def heartbeat(engine: AsyncEngine, run_id: int) -> None:
-    async with engine.begin() as conn:
-        await conn.execute(sa.update(sync_runs).where(sync_runs.c.id == run_id).values(heartbeat_at=utcnow()))
-
-
 async def finish_run(
     engine: AsyncEngine,
     run_id: int,

@@ -170,10 +170,8 @@ def _primary_email(record: dict[str, Any]) -> str | None:
 class CallStats:
     reads: int = 0
     writes: int = 0
-    records_sent: int = 0
     throttled: int = 0
     retries: int = 0
-    by_operation: dict[str, int] = field(default_factory=dict)
 
     @property
     def calls(self) -> int:
@@ -281,7 +279,6 @@ class TwentyDataClient:
                 self.stats.writes += 1
             else:
                 self.stats.reads += 1
-            self.stats.by_operation[operation] = self.stats.by_operation.get(operation, 0) + 1
             metrics.API_CALLS.labels("twenty", "write" if write else "read").inc()
             with metrics.API_SECONDS.labels("twenty").time():
                 return await self._attempt(body, operation)
@@ -449,7 +446,6 @@ class TwentyDataClient:
             # Read before the workspace was provisioned (a long-running worker): read them again,
             # at most so often, since a field that really is missing is refused by Twenty anyway.
             rules = await self.write_rules(refresh=True)
-        self.stats.records_sent += len(records)
         if (ahead := self._ahead.get(obj.singular)) is not None:
             ahead.changed(records)  # before it is sent: a read meanwhile asks Twenty again
         data = await self.graphql(
