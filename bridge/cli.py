@@ -23,6 +23,7 @@ from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.runtime import Runtime
 from bridge.store.db import store_unavailable
+from bridge.store.runs import RunKind
 
 T = TypeVar("T")
 
@@ -143,7 +144,7 @@ def sync(full: bool, deep: bool, dry_run: bool, company_id: str | None) -> None:
 
     if full and deep:
         raise click.UsageError("--full and --deep are alternatives")
-    kind = "full" if full else "deep" if deep else "reconcile"
+    kind: RunKind = "full" if full else "deep" if deep else "reconcile"
 
     async def go(runtime: Runtime) -> list[tuple[str | None, Any]]:
         targets: list[str | None] = [company_id] if company_id else [*await runtime.companies()]

@@ -68,9 +68,9 @@ class SyncBusy(RetryableError):
 async def run_sync(
     runtime: Runtime,
     *,
-    kind: str = "full",
+    kind: run_store.RunKind = "full",
     dry_run: bool = False,
-    trigger: str = "cli",
+    trigger: run_store.Trigger = "cli",
     progress: Progress | None = None,
     company_id: str | None = None,
 ) -> SyncResult:

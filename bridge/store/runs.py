@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,12 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.store.db import as_utc, as_utc_or_none, utcnow
 from bridge.store.tables import sync_runs
 
-KINDS = frozenset({"full", "reconcile", "deep"})
-TRIGGERS = frozenset({"cli", "admin", "schedule", "connect"})
-RUNNING = "running"
-INTERRUPTED = "interrupted"
-SUCCEEDED = "succeeded"
-FINISHED_STATUSES = frozenset({SUCCEEDED, "failed", INTERRUPTED, "skipped"})
+RunKind = Literal["full", "reconcile", "deep"]
+Trigger = Literal["cli", "admin", "schedule", "connect"]
+RunStatus = Literal["running", "succeeded", "failed", "interrupted", "skipped"]
+KINDS: frozenset[str] = frozenset(get_args(RunKind))
+TRIGGERS: frozenset[str] = frozenset(get_args(Trigger))
+RUNNING: RunStatus = "running"
+INTERRUPTED: RunStatus = "interrupted"
+SUCCEEDED: RunStatus = "succeeded"
+FINISHED_STATUSES: frozenset[str] = frozenset({SUCCEEDED, "failed", INTERRUPTED, "skipped"})
 
 # A running run whose heartbeat is older than this is presumed dead (its process was killed).
 # Runs heartbeat at every checkpoint, i.e. every page, which is far more often than this.

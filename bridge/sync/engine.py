@@ -87,12 +87,12 @@ Progress = Callable[[str, dict[str, dict[str, int]]], None]
 
 @dataclass
 class SyncOptions:
-    kind: str = "full"  # full | reconcile
+    kind: run_store.RunKind = "full"
     dry_run: bool = False
     batch_size: int = 200
     page_size: int = 100
     stage_policy: str = "advance"
-    trigger: str = "cli"
+    trigger: run_store.Trigger = "cli"
     restore_deleted: bool = False
     schema_dir: Path | None = None
 
@@ -100,7 +100,7 @@ class SyncOptions:
 @dataclass
 class SyncResult:
     run_id: int
-    status: str
+    status: run_store.RunStatus
     counts: dict[str, dict[str, int]]
     problems: list[dict[str, str]]
     resumed_from: dict[str, Any] | None = None
@@ -220,9 +220,8 @@ class SyncEngine:
                 self.store, self.run_id, "failed", self._counts(), self._problems(), reason=str(exc)
             )
             raise
-        status = "succeeded"
-        await run_store.finish_run(self.store, self.run_id, status, self._counts(), self._problems())
-        return SyncResult(self.run_id, status, self._counts(), self._problems(), resumed, self.planned)
+        await run_store.finish_run(self.store, self.run_id, run_store.SUCCEEDED, self._counts(), self._problems())
+        return SyncResult(self.run_id, run_store.SUCCEEDED, self._counts(), self._problems(), resumed, self.planned)
 
     def _revenue_facts(self) -> asyncio.Future[Any]:
         """The payments fold, the membership-facts walk and the buyers' profiles (attribution),

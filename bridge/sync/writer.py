@@ -23,7 +23,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -59,12 +59,17 @@ class Item:
 Pending = tuple[Item, dict[str, Any], dict[str, Any] | None]
 
 
+# refused: another company's record; deleted_in_twenty: a person's deletion the bridge keeps;
+# restored / repaired: a deep check brought back what was deleted or changed in Twenty.
+ProblemKind = Literal["skipped", "conflict", "failed", "refused", "deleted_in_twenty", "restored", "repaired"]
+
+
 @dataclass
 class Problem:
     object: str
     key: str
     reason: str
-    kind: str = "skipped"  # skipped | conflict | failed | refused (another company's record)
+    kind: ProblemKind = "skipped"
 
     def as_dict(self) -> dict[str, str]:
         return {"object": self.object, "key": self.key, "reason": self.reason, "kind": self.kind}
@@ -413,7 +418,7 @@ class ObjectWriter:
         except SkippableError as exc:
             if len(records) == 1:
                 item = records[0][0]
-                kind = "conflict" if isinstance(exc, RecordConflict) else "failed"
+                kind: ProblemKind = "conflict" if isinstance(exc, RecordConflict) else "failed"
                 report.problems.append(Problem(self.obj.singular, item.key, str(exc), kind=kind))
                 report.counts["failed"] += 1
                 log.warning("twenty refused %s %s: %s", self.obj.singular, item.key, exc)

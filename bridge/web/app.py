@@ -35,6 +35,7 @@ from bridge.crypto import TokenBox
 from bridge.errors import BridgeError
 from bridge.runtime import Runtime
 from bridge.store import connections
+from bridge.store.runs import RunKind
 from bridge.web import connect, ops, security, views
 from bridge.web.jobs import Busy, JobRunner
 from bridge.webhooks import WebhookReceiver
@@ -418,9 +419,10 @@ async def provision(request: Request, form: FormData) -> Response:
 
 @checked_post(admin=True)
 async def sync(request: Request, form: FormData) -> Response:
-    kind = form.get("kind")
-    if kind not in ("reconcile", "full"):
+    asked = form.get("kind")
+    if asked not in ("reconcile", "full"):
         return message_page(request, "Unknown sync", "Choose Sync now or Full resync.", 400)
+    kind: RunKind = "full" if asked == "full" else "reconcile"
     if (missing := _twenty_missing(request)) is not None:
         return missing
     ctx = _ctx(request)
@@ -429,7 +431,7 @@ async def sync(request: Request, form: FormData) -> Response:
         security.flash(request, "Connect Whop first: a sync reads your Whop company.", "warn")
         return RedirectResponse("/", status_code=303)
     try:
-        await _ctx(request).jobs.sync(str(kind))
+        await _ctx(request).jobs.sync(kind)
     except Busy as exc:
         security.flash(request, str(exc), "warn")
     return RedirectResponse("/", status_code=303)

@@ -21,6 +21,7 @@ from bridge import services
 from bridge.errors import BridgeError
 from bridge.runtime import Runtime
 from bridge.store.db import utcnow
+from bridge.store.runs import RunKind, Trigger
 
 log = logging.getLogger(__name__)
 
@@ -149,7 +150,7 @@ class JobRunner:
     async def provision(self) -> Job:
         return await self._submit("provision", "Provision the Twenty data model", [PROVISION_STEP], self._provision)
 
-    async def sync(self, kind: str, trigger: str = "admin") -> Job:
+    async def sync(self, kind: RunKind, trigger: Trigger = "admin") -> Job:
         title = "Full resync" if kind == "full" else "Sync now (reconcile)"
 
         async def body(job: Job) -> None:
@@ -216,7 +217,9 @@ class JobRunner:
         if conflicts and job.kind == "provision":
             job.status, job.error = "failed", f"{conflicts} conflict(s) in the Twenty workspace; see the plan"
 
-    async def _sync(self, job: Job, kind: str, trigger: str, *, first_step: int, company_id: str | None = None) -> None:
+    async def _sync(
+        self, job: Job, kind: RunKind, trigger: Trigger, *, first_step: int, company_id: str | None = None
+    ) -> None:
         """One company, or each active company in turn (their counts add up on the job)."""
         targets: list[str | None] = [company_id] if company_id else [*await self.runtime.companies()]
         totals: dict[str, dict[str, int]] = {}
@@ -226,8 +229,8 @@ class JobRunner:
     async def _sync_one(
         self,
         job: Job,
-        kind: str,
-        trigger: str,
+        kind: RunKind,
+        trigger: Trigger,
         *,
         first_step: int,
         company_id: str | None,
