@@ -52,6 +52,7 @@ from bridge.sync.records import (
     payment_time,
 )
 from bridge.sync.tasks import has_task, upsert_task
+from bridge.sync.timeline import Timeline
 from bridge.sync.writer import Item, ObjectWriter, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, ObjectApi, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient, is_whop_id
@@ -467,6 +468,9 @@ class Applier:
         await self._guard(outcome, {k: v for k, v in wanted["payment"].items() if k in self.paid}, self._history)
         await self._case_tasks(outcome)
         await self._guard(outcome, self._revenue_keys(memberships), self._revenue)
+        # The timeline last: its lines point at the Person, the Opportunity and the WhopPayment.
+        paid = {k: v for k, v in wanted["payment"].items() if k in self.paid}
+        await self._guard(outcome, {**memberships, **paid}, self._timeline)
 
     @staticmethod
     def _read(body: dict[str, Any]) -> tuple[str, str, WebhookEnvelope] | str:
@@ -716,6 +720,23 @@ class Applier:
         settled = await self._moments().settle(wants)
         for key, exc in settled.failed.items():
             outcome.fail(ids.get(key.split(":", 1)[0], []), exc)
+
+    async def _timeline(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
+        """A line on the Person's and the Opportunity's timeline for each event these states
+        tell (bridge/sync/timeline.py); one already written is not sent again."""
+        timeline = Timeline(
+            self.worker.twenty, self.worker.store, self.company_id, batch_size=self.worker.settings.twenty_batch_size
+        )
+        if await timeline.unsupported():
+            return
+        failed = set(outcome.failed)
+        memberships = {ms.id: ms for ms in self.membership_items.seen if ms.id in ids and not set(ids[ms.id]) & failed}
+        payments = [p for key, p in self.paid.items() if key in ids and not set(ids[key]) & failed]
+        written = await timeline.write(await timeline.new_lines(memberships.values(), payments))
+        for result, n in written.counts.items():
+            metrics.RECORDS.labels("timeline", result).inc(n)
+        for problem in written.problems:
+            log.warning("%s %s: %s", problem.object, problem.key, problem.reason)
 
     async def _invoices(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         """A Task while an invoice is past due, closed once it is paid; the invoice is always read

@@ -73,6 +73,8 @@ WHOP_PAYMENT = ObjectApi("whopPayment", "whopPayments", "whopPaymentId", "id who
 WHOP_REVIEW = ObjectApi("whopReview", "whopReviews", "whopReviewId", "id whopReviewId name personId productId")
 TASK = ObjectApi("task", "tasks", "id", "id title")
 TASK_TARGET = ObjectApi("taskTarget", "taskTargets", "id", "id")
+# A line on a record page's timeline (bridge/sync/timeline.py); its id is derived from the event.
+TIMELINE_ACTIVITY = ObjectApi("timelineActivity", "timelineActivities", "id", "id")
 OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT, WHOP_PAYMENT, WHOP_REVIEW)}
 # The smallest read of the record API: a standard object every workspace has.
 PROBE_QUERY = "query Probe { opportunities(first: 1) { edges { node { id } } } }"
@@ -85,6 +87,8 @@ class WriteRules:
     dialect: Dialect
     text_fields: dict[str, frozenset[str]]  # object nameSingular -> its TEXT fields
     known_fields: dict[str, frozenset[str]] = field(default_factory=dict)  # every writable name
+    # object nameSingular -> its metadata id (what a timeline activity names its linked record's object by)
+    object_ids: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_live(cls, dialect: Dialect, objects: dict[str, LiveObject]) -> WriteRules:
@@ -100,7 +104,7 @@ class WriteRules:
                 if f.type == "MORPH_RELATION":
                     joins |= {f"{f.name}{other[:1].upper()}{other[1:]}Id" for other in objects}
             known[name] = frozenset({"id", *obj.fields, *joins})
-        return cls(dialect, texts, known)
+        return cls(dialect, texts, known, {name: obj.id for name, obj in objects.items()})
 
     def knows(self, obj: str, record: dict[str, Any]) -> bool:
         """Every field of `record` was in the metadata these rules were read from."""
