@@ -8,9 +8,12 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.fakes.test_fake_twenty import client_for, data
+from bridge.twenty.data import WriteRules
+from bridge.twenty.metadata import MetadataClient
+from tests.fakes.test_fake_twenty import BASE, client_for, data, meta
 from tests.fakes.twenty import FakeTwenty
 
 KEY = "twenty-test-key"
@@ -54,6 +57,35 @@ async def test_a_timeline_activity_is_a_system_object_with_its_targets_per_diale
         assert {"person", "opportunity"} <= names and "targetPerson" not in names
     people = fake.object_by_name("person")
     assert "timelineActivities" in {f["name"] for f in people["fieldsList"]}
+
+
+async def test_the_metadata_api_lists_the_morph_target_once_as_2_21_does(fake: FakeTwenty) -> None:
+    # Observed on 2.21: `fieldsList` names the morph relation once ("target"), `fields` each of its
+    # sides ("targetPerson", MORPH_RELATION); the data API takes `targetPersonId`…
+    async with client_for(fake) as c:
+        listed = await meta(
+            c, "{ objects(paging: {first: 100}) { edges { node { nameSingular fieldsList { name type } } } } }"
+        )
+        each = await meta(
+            c,
+            "{ objects(paging: {first: 100}) { edges { node { nameSingular"
+            " fields(paging: {first: 1000}) { edges { node { name type } } } } } } }",
+        )
+    listed_by = {e["node"]["nameSingular"]: e["node"]["fieldsList"] for e in listed["data"]["objects"]["edges"]}
+    each_by = {e["node"]["nameSingular"]: e["node"]["fields"]["edges"] for e in each["data"]["objects"]["edges"]}
+    relations = {(f["name"], f["type"]) for f in listed_by["timelineActivity"] if "RELATION" in f["type"]}
+    sides = {
+        (e["node"]["name"], e["node"]["type"]) for e in each_by["timelineActivity"] if "RELATION" in e["node"]["type"]
+    }
+    if fake.workspace.dialect == "2.x":
+        assert relations == {("workspaceMember", "RELATION"), ("target", "MORPH_RELATION")}
+        assert {("targetPerson", "MORPH_RELATION"), ("targetOpportunity", "MORPH_RELATION")} <= sides
+    else:
+        assert {("person", "RELATION"), ("opportunity", "RELATION")} <= relations == sides
+    async with MetadataClient(BASE, KEY, transport=httpx.ASGITransport(app=fake)) as client:
+        rules = WriteRules.from_live(client.dialect, await client.list_objects())
+    known = rules.known_fields["timelineActivity"]
+    assert {target(fake.workspace.dialect, "person"), target(fake.workspace.dialect, "opportunity")} <= known
 
 
 async def test_an_activity_written_through_the_data_api_keeps_its_date_and_links(fake: FakeTwenty) -> None:

@@ -1160,7 +1160,7 @@ def _seed_standard_objects(ws: Workspace) -> None:
     rel(timeline, "workspaceMember", "Workspace Member", member, "timelineActivities", "Events", icon="IconCircleUser")
     for target in (person, company, opportunity, note, task):
         singular = target["nameSingular"]
-        rel(
+        side, _ = rel(
             timeline,
             f"target{singular[:1].upper()}{singular[1:]}" if two else singular,
             target["labelSingular"],
@@ -1170,6 +1170,9 @@ def _seed_standard_objects(ws: Workspace) -> None:
             icon=target["icon"],
             target_icon="IconTimelineEvent",
         )
+        if two:
+            # One morph relation: the metadata API lists it once, as `target` (observed on 2.21).
+            side["morphGroup"] = "target"
 
     if two:  # Dashboards (2.x): each record names a DASHBOARD page layout
         dashboard = ws._new_object("dashboard", "dashboards", "Dashboard", "Dashboards", icon="IconLayoutDashboard")
