@@ -37,10 +37,17 @@ from bridge.store.shadows import Shadow, get_shadows
 from bridge.store.timeline import held_lines, record_lines
 from bridge.sync.mapping import iso_utc
 from bridge.sync.story import MEMBERSHIP, Line, membership_lines, payment_lines
-from bridge.sync.tasks import target_field
 from bridge.sync.writer import Problem
-from bridge.twenty.data import OPPORTUNITY, PERSON, TIMELINE_ACTIVITY, WHOP_PAYMENT, TwentyDataClient, WriteRules
-from bridge.twenty.documents import Dialect
+from bridge.twenty.data import (
+    OPPORTUNITY,
+    PERSON,
+    TIMELINE_ACTIVITY,
+    WHOP_PAYMENT,
+    TwentyDataClient,
+    WriteRules,
+    target_column,
+    timeline_unsupported,
+)
 from bridge.whop.models import Membership, Payment
 
 log = logging.getLogger(__name__)
@@ -57,14 +64,7 @@ def activity_id(company_id: str, key: str) -> str:
 
 def unsupported(rules: WriteRules) -> str | None:
     """Why this Twenty cannot show the bridge's lines, or None when it can."""
-    if rules.dialect is Dialect.V1:
-        return "this Twenty version (1.x) shows only its own kinds of timeline entries"
-    known = rules.known_fields.get(TIMELINE_ACTIVITY.singular)
-    if not known or "linkedObjectMetadataId" not in known:
-        return "this Twenty has no timeline activities the data API can write"
-    if not {target_field(known, "person"), target_field(known, "opportunity")} <= known:
-        return "this Twenty's timeline activities cannot point at a Person and an Opportunity"
-    return None
+    return timeline_unsupported(rules)
 
 
 @dataclass
@@ -149,7 +149,7 @@ class Timeline:
         payments = await self._shadows(WHOP_PAYMENT.singular, (line.payment_id for line in lines))
         products = await self._shadows("whopProduct", (line.product_id for line in lines))
         known = rules.known_fields[TIMELINE_ACTIVITY.singular]
-        to_person, to_opportunity = target_field(known, "person"), target_field(known, "opportunity")
+        to_person, to_opportunity = target_column(known, "person"), target_column(known, "opportunity")
         now = utcnow()
         records: list[tuple[Line, dict[str, Any]]] = []
         waiting: list[Line] = []

@@ -121,6 +121,30 @@ class WriteRules:
         return {name: "" if value is None and name in texts else value for name, value in record.items()}
 
 
+def target_column(known: frozenset[str], kind: str) -> str:
+    """The column pointing a task target or a timeline activity at a `kind` record: `personId`
+    (1.x, and 2.x before morph relations), or `targetPersonId` where the target is a morph
+    relation (2.21: observed, "Object taskTarget doesn't have any personId field")."""
+    morph = f"target{kind[:1].upper()}{kind[1:]}Id"
+    return morph if morph in known and f"{kind}Id" not in known else f"{kind}Id"
+
+
+def timeline_unsupported(rules: WriteRules) -> str | None:
+    """Why this Twenty cannot show lines the bridge writes on its timelines, or None when it can.
+
+    2.x shows an activity that links a record as "Twenty linked a <object> <its text>". 1.x shows
+    only its own kinds (a record created or updated, a note, a task, an e-mail, an event): an
+    activity linking another object renders there as an empty row (its front, `da560afb`)."""
+    if rules.dialect is Dialect.V1:
+        return "this Twenty version (1.x) shows only its own kinds of timeline entries"
+    known = rules.known_fields.get(TIMELINE_ACTIVITY.singular)
+    if not known or not {"linkedObjectMetadataId", "linkedRecordId", "linkedRecordCachedName"} <= known:
+        return "this Twenty has no timeline activities the data API can write"
+    if not {target_column(known, "person"), target_column(known, "opportunity")} <= known:
+        return "this Twenty's timeline activities cannot point at a Person and an Opportunity"
+    return None
+
+
 @dataclass
 class ReadAhead:
     """What one keyed read found for keys and e-mails a writer is about to write: later reads
