@@ -210,11 +210,12 @@ class SyncEngine:
                 await self._phase_members()
                 await self._phase_waitlist()
                 await self._phase_memberships()
-                await self._write_timeline()  # the memberships' lines, now their Opportunities are
                 await self._phase_moments()
                 await self._phase_attribution()
                 await self._phase_payment_records(live)
-                await self._write_timeline()  # the payments' lines, now their WhopPayments are
+                # The lines the membership and payment pages told, now their records are written:
+                # all in one go, so a backfill sends them in full batches.
+                await self._write_timeline()
                 await self._phase_reviews(live)
             finally:
                 await _stop(facts)  # ended early: the facts' walks stop with the run
