@@ -274,6 +274,19 @@ class TimelineOutage(httpx.AsyncBaseTransport):
         return await self.inner.handle_async_request(request)
 
 
+async def test_a_buyer_whose_membership_ended_and_who_buys_again_came_back(b: Bridge) -> None:
+    whop = b.world.whop
+    ended = next(m for m in await _memberships(b) if m.status in ("canceled", "expired"))
+    again = whop.add_membership(ended.member_id, ended.plan_id, status="active", created_at=utcnow())
+    await apply(
+        b, ("membership.activated", again.id, "msg_back_buy"), ("membership.activated", again.id, "msg_back_buy")
+    )
+    story = told(b, again.id)
+    assert len(story) == 1 and story[0].startswith("Came back · ") and product_title(b, again) in story[0], story
+    line = next(a for a in lines(b) if a["properties"]["whop"].get("membership") == again.id)
+    assert line["targetPersonId"] == person_of(b, ended.user_id or ended.member_id)["id"]
+
+
 async def test_while_twenty_refuses_the_timeline_the_events_retry_and_then_tell_it_once(b: Bridge) -> None:
     whop = b.world.whop
     ms = await live_membership(b)

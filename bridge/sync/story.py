@@ -79,13 +79,14 @@ class Line:
 # Memberships ------------------------------------------------------------------------------------
 
 
-def membership_lines(ms: Membership, held: Sequence[HeldLine] = ()) -> list[Line]:
-    """The lines Whop's state of a membership tells, given those already written for it."""
+def membership_lines(ms: Membership, held: Sequence[HeldLine] = (), *, ended_before: bool = False) -> list[Line]:
+    """The lines Whop's state of a membership tells, given those already written for it;
+    `ended_before`: its buyer had a membership here that ended before this one began."""
     status = status_value(ms.status) or ""
     if status not in LIVE | ENDED:
         return []  # drafted, completed (one-time), unresolved…: nothing a timeline tells
     price = _price(ms)
-    lines = [_started(ms, status, price)]
+    lines = [_started(ms, status, price, returning=ended_before)]
     period = _stamp(ms.current_period_end)
     if status == "PAST_DUE":
         lines.append(
@@ -120,11 +121,14 @@ def membership_lines(ms: Membership, held: Sequence[HeldLine] = ()) -> list[Line
     return lines
 
 
-def _started(ms: Membership, status: str, price: str) -> Line:
-    """Once per membership: a trial when first seen trialing, else a start."""
+def _started(ms: Membership, status: str, price: str, *, returning: bool) -> Line:
+    """Once per membership: a trial when first seen trialing, else a start; a buyer whose
+    earlier membership ended comes back with it."""
     if status == "TRIALING":
-        return _line(ms, "started", "trial", "Trial started", ms.created_at, f"then {price}" if price else "")
-    return _line(ms, "started", "started", "Membership started", ms.created_at, price)
+        what = "Came back for a trial" if returning else "Trial started"
+        return _line(ms, "started", "trial", what, ms.created_at, f"then {price}" if price else "")
+    what, kind = ("Came back", "returned") if returning else ("Membership started", "started")
+    return _line(ms, "started", kind, what, ms.created_at, price)
 
 
 def _answer(

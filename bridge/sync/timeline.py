@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import SkippableError
 from bridge.store.db import utcnow
+from bridge.store.revenue import membership_ends
 from bridge.store.shadows import Shadow, get_shadows
 from bridge.store.timeline import held_lines, record_lines
 from bridge.sync.mapping import iso_utc
@@ -99,9 +100,14 @@ class Timeline:
         """The lines these states tell that are not on the timeline yet."""
         memberships, payments = list(memberships), list(payments)
         held = await held_lines(self.store, self.company_id, [m.id for m in memberships] + [p.id for p in payments])
+        ends = await membership_ends(self.store, self.company_id, [_buyer(ms) or "" for ms in memberships])
         told: dict[str, Line] = {}
         for ms in memberships:
-            told.update((line.key, line) for line in membership_lines(ms, held.get(ms.id, ())))
+            before = any(
+                mid != ms.id and ms.created_at is not None and ended < ms.created_at
+                for mid, ended in ends.get(_buyer(ms) or "", ())
+            )
+            told.update((line.key, line) for line in membership_lines(ms, held.get(ms.id, ()), ended_before=before))
         for p in payments:
             told.update((line.key, line) for line in payment_lines(p))
         written = {h.key for lines in held.values() for h in lines}
@@ -186,6 +192,10 @@ class Timeline:
 
     async def _shadows(self, obj: str, keys: Iterable[str | None]) -> dict[str, Shadow]:
         return await get_shadows(self.store, self.company_id, obj, [k for k in keys if k])
+
+
+def _buyer(ms: Membership) -> str | None:
+    return ms.user_id or ms.member_id
 
 
 def _id(shadows: dict[str, Shadow], key: str | None) -> str | None:

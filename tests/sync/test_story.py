@@ -261,3 +261,12 @@ def test_the_product_is_named_by_what_twenty_holds_then_by_whop() -> None:
     assert line.text("Pro Signals (annual)") == "Membership started · $49.00/month · Pro Signals (annual)"
     bare = membership_lines(membership(product="prod_A"))[0]
     assert bare.text(None) == "Membership started · $49.00/month · prod_A"
+
+
+def test_a_new_membership_of_a_buyer_whose_earlier_one_ended_is_a_return() -> None:
+    assert told(membership_lines(membership(), ended_before=True)) == {
+        "returned": "Came back · $49.00/month · Pro Signals"
+    }
+    trial = membership_lines(membership(status="trialing"), ended_before=True)
+    assert told(trial) == {"trial": "Came back for a trial · then $49.00/month · Pro Signals"}
+    assert {line.key for line in trial} == {"mem_A:started"}, "still the membership's one start"
