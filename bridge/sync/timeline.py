@@ -123,7 +123,8 @@ class Timeline:
             done.counts["unsupported"] += len(lines)
             return done
         records, waiting = await self._records(lines, rules)
-        done.counts["waiting"] += len(waiting)
+        if waiting:  # their records are not written yet: told again the next time
+            done.counts["waiting"] += len(waiting)
         for start in range(0, len(records), self.batch_size):
             await self._send(records[start : start + self.batch_size], done)
         return done
