@@ -160,6 +160,7 @@ async def one_run(settings: Settings, *, kind: str = "full") -> dict[str, Any]:
         obj: sum(v for k, v in c.items() if k in DONE_OUTCOMES) for obj, c in result.counts.items() if obj != "payment"
     }
     written = {obj: c.get("created", 0) + c.get("updated", 0) for obj, c in result.counts.items() if obj != "payment"}
+    written["timeline"] = result.counts.get("timeline", {}).get("written", 0)  # lines: upserts only
     overrun = twenty_stats(settings.twenty_url)["model_overrun_seconds"] - overrun
     modelled = {k: v - modelled[k] for k, v in twenty_modelled(settings.twenty_url).items()}
     return {
@@ -177,9 +178,14 @@ async def one_run(settings: Settings, *, kind: str = "full") -> dict[str, Any]:
 
 def minimum_calls(written: dict[str, int], batch: int) -> int:
     """New records: one upsert per batch and one read (by key, so people's edits and e-mails
-    are respected) per `READ_AHEAD_BATCHES + 1` batches, per object."""
+    are respected) per `READ_AHEAD_BATCHES + 1` batches, per object. Timeline lines need no
+    read (their ids are derived): one upsert per batch."""
     ahead = READ_AHEAD_BATCHES + 1
-    return sum(math.ceil(n / batch) + math.ceil(n / (batch * ahead)) for n in written.values() if n)
+    lines = written.get("timeline", 0)
+    records = sum(
+        math.ceil(n / batch) + math.ceil(n / (batch * ahead)) for o, n in written.items() if n and o != "timeline"
+    )
+    return records + math.ceil(lines / batch)
 
 
 def predicted_floor(
@@ -242,6 +248,11 @@ def report(title: str, run: dict[str, Any], *, batch: int, rpm: int | None) -> N
     over = f"  ({(r.twenty_calls / minimum - 1) * 100:+.1f}%)" if minimum else ""
     print(f"Twenty calls: {r.twenty_calls} ({r.twenty_writes} writes, {reads} reads)  minimum: {minimum}{over}")
     print(f"Whop calls: {r.whop_calls}")
+    recorded = run["recorded"]
+    timeline_calls = sum(1 for c in recorded.calls if c.service == "twenty" and c.what == "createTimelineActivities")
+    lines = run["written"].get("timeline", 0)
+    share = f", {timeline_calls / r.twenty_calls * 100:.1f}% of the run's Twenty calls" if r.twenty_calls else ""
+    print(f"timeline lines written: {lines} in {timeline_calls} calls{share}")
     modelled = run["modelled"]
     floor = predicted_floor(reads, r.twenty_writes, modelled, rpm)
     vs = f" ({run['wall'] / floor * 100 - 100:+.1f}%)" if floor >= 1 else ""

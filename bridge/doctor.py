@@ -510,6 +510,10 @@ class Doctor:
             )
         manual = [i for i in plan.items if i.status == "manual"]
         note = f"; {len(manual)} item(s) to add by hand (provision --dry-run lists them)" if manual else ""
+        # What this Twenty version cannot have (1.x: dashboards, record-page tabs, timeline lines).
+        missing = list(dict.fromkeys(_unsupported_what(i) for i in plan.items if i.status == "unsupported"))
+        if missing:
+            note += f"; not on this Twenty version: {', '.join(missing)}"
         return Outcome(OK, f"provisioned: every object, field and view is present{note}")
 
     async def _twenty_permission(self) -> Outcome:
@@ -887,6 +891,13 @@ class _OwnedWhopClient:
     async def __aexit__(self, *exc: object) -> None:
         await self.client.close()
         await self.http.aclose()
+
+
+def _unsupported_what(item: PlanItem) -> str:
+    """What an item this Twenty cannot have is, in a word or two ("timeline lines", "dashboard")."""
+    return {"timeline": "timeline lines", "tab": "record-page tabs", "section": "record-page sections"}.get(
+        item.kind, item.kind.replace("_", " ")
+    )
 
 
 def _pending(plan: Plan) -> tuple[list[PlanItem], list[PlanItem]]:

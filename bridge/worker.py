@@ -52,6 +52,7 @@ from bridge.sync.records import (
     payment_time,
 )
 from bridge.sync.tasks import has_task, upsert_task
+from bridge.sync.timeline import Timeline
 from bridge.sync.writer import Item, ObjectWriter, WriteReport
 from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, ObjectApi, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient, is_whop_id
@@ -400,6 +401,9 @@ class Applier:
         self.deleted_products: set[str] = set()
         self.cases: list[tuple[str, str, dict[str, Any]]] = []  # (event id, type, dispute or case)
         self.announced: dict[str, set[str]] = {}  # Whop id -> the moments its events announced
+        # Payloads no newer than what Twenty holds (not written again), with their events: the
+        # timeline may still lack the lines they tell.
+        self.settled: dict[str, tuple[Any, list[str]]] = {}
 
     async def _items(self) -> CompanyItems:
         if self.items is None:
@@ -467,6 +471,10 @@ class Applier:
         await self._guard(outcome, {k: v for k, v in wanted["payment"].items() if k in self.paid}, self._history)
         await self._case_tasks(outcome)
         await self._guard(outcome, self._revenue_keys(memberships), self._revenue)
+        # The timeline last: its lines point at the Person, the Opportunity and the WhopPayment.
+        paid = {k: v for k, v in wanted["payment"].items() if k in self.paid}
+        settled = {k: event_ids for k, (_, event_ids) in self.settled.items()}
+        await self._guard(outcome, {**settled, **memberships, **paid}, self._timeline)
 
     @staticmethod
     def _read(body: dict[str, Any]) -> tuple[str, str, WebhookEnvelope] | str:
@@ -583,8 +591,12 @@ class Applier:
             if shadow is None:
                 self.hints[(what, object_id)] = None
             elif shadow.whop_updated_at and hint.updated_at <= shadow.whop_updated_at:
-                for event_id in ids.pop(object_id):
+                event_ids = ids.pop(object_id)
+                for event_id in event_ids:
                     outcome.ignored[event_id] = "Twenty already has this version or a newer one"
+                # Still Whop's word on what happened: the timeline writes a line it lacks (a
+                # retry after the line failed, a late delivery of an event it never heard of).
+                self.settled[object_id] = (hint, event_ids)
 
     def _settle(self, report: WriteReport, ids: dict[str, list[str]], key_of: dict[str, str], outcome: Outcome) -> None:
         """Events whose record failed to write are retried, those whose record belongs to another
@@ -716,6 +728,26 @@ class Applier:
         settled = await self._moments().settle(wants)
         for key, exc in settled.failed.items():
             outcome.fail(ids.get(key.split(":", 1)[0], []), exc)
+
+    async def _timeline(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
+        """A line on the Person's and the Opportunity's timeline for each event these states
+        tell (bridge/sync/timeline.py); one already written is not sent again."""
+        timeline = Timeline(
+            self.worker.twenty, self.worker.store, self.company_id, batch_size=self.worker.settings.twenty_batch_size
+        )
+        if await timeline.unsupported():
+            return
+        failed = set(outcome.failed)
+        settled = [hint for key, (hint, _) in self.settled.items() if key in ids]
+        seen = [*(h for h in settled if isinstance(h, Membership)), *self.membership_items.seen]
+        memberships = {ms.id: ms for ms in seen if ms.id in ids and not set(ids[ms.id]) & failed}
+        paid = [*(h for h in settled if isinstance(h, Payment)), *self.paid.values()]
+        payments = {p.id: p for p in paid if p.id in ids and not set(ids[p.id]) & failed}.values()
+        written = await timeline.write(await timeline.new_lines(memberships.values(), payments))
+        for result, n in written.counts.items():
+            metrics.RECORDS.labels("timeline", result).inc(n)
+        for problem in written.problems:
+            log.warning("%s %s: %s", problem.object, problem.key, problem.reason)
 
     async def _invoices(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         """A Task while an invoice is past due, closed once it is paid; the invoice is always read

@@ -117,8 +117,10 @@ async def test_duplicate_deliveries_have_one_effect(bridge: Bridge) -> None:
     assert bridge.opportunity(ms.id)["whopMembershipStatus"] == "CANCELED"
     ops = bridge.world.twenty.stats.operations
     assert ops["createOpportunities"] == 1, "both events for one record cost one upsert"
-    # The buyer's active memberships and churn moved with it: one more upsert, of the Person.
-    assert bridge.world.twenty.stats["data_writes"] == 2 and ops["createPeople"] == 1
+    # The buyer's active memberships and churn moved with it: one more upsert, of the Person;
+    # and one for the "Canceled" line on their timelines.
+    assert ops["createPeople"] == 1 and ops["createTimelineActivities"] == 1
+    assert bridge.world.twenty.stats["data_writes"] == 3
     counts = await inbox.counts(bridge.store)
     assert counts["applied"] == 2 and counts["failed"] == 0
 
@@ -301,7 +303,10 @@ async def test_a_status_change_costs_one_upsert_without_a_read_and_keeps_a_perso
     assert after["whopMembershipStatus"] == new_status.upper()
     assert after["name"] == "Renewal call booked", "the person's edit stands"
     stats = bridge.world.twenty.stats
-    assert (stats["data_reads"], stats["data_writes"]) == (0, 1), "the bridge knew the id and had no curated news"
+    assert stats["data_reads"] == 0, "the bridge knew the id and had no curated news"
+    # One upsert of the Opportunity, and one of the "Past due" line on its timeline.
+    assert stats.operations["createOpportunities"] == 1 and stats.operations["createTimelineActivities"] == 1
+    assert stats["data_writes"] == 2
 
 
 async def test_a_whop_status_twenty_does_not_list_is_added_as_an_option_by_the_worker(bridge: Bridge) -> None:

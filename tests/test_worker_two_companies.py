@@ -27,7 +27,7 @@ from tests.sync.conftest import COMPANY, World, make_world
 from tests.test_worker import SECRET, Bridge
 
 OTHER = "biz_othercompany"  # seeded by make_world; connected here with its own API key
-OBJECTS = ("whopPayments", "whopProducts", "opportunities", "people", "tasks")
+OBJECTS = ("whopPayments", "whopProducts", "opportunities", "people", "tasks", "timelineActivities")
 
 
 @pytest.fixture(params=["2.x", "1.x"])
@@ -131,3 +131,23 @@ async def test_a_record_twenty_holds_for_another_company_is_refused_even_without
     assert [p["key"] for p in refused] == [product.id]
     assert OTHER in refused[0]["reason"]
     assert snapshot(bridge.world)["whopProducts"] == before["whopProducts"]
+
+
+async def test_each_companys_timeline_lines_point_only_at_its_own_records(bridge: Bridge) -> None:
+    twenty, whop = bridge.world.twenty, bridge.world.whop
+    lines = [a for a in twenty.records("timelineActivities") if str(a["name"]).startswith("whop")]
+    if twenty.workspace.dialect == "1.x":
+        assert lines == []  # its timeline shows no lines of the bridge's
+        return
+    opportunities = {o["id"]: o for o in twenty.records("opportunities")}
+    payments = {p["id"]: p for p in twenty.records("whopPayments")}
+    companies = set()
+    for line in lines:
+        about = line["properties"]["whop"]
+        company = whop.memberships[about["membership"]].company_id
+        companies.add(company)
+        opportunity = opportunities[line["targetOpportunityId"]]
+        assert (opportunity["whopMembershipId"], opportunity["whopCompanyId"]) == (about["membership"], company)
+        if "payment" in about:
+            assert payments[line["linkedRecordId"]]["whopCompanyId"] == company
+    assert companies == {COMPANY, OTHER}

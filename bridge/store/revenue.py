@@ -4,6 +4,7 @@ which a Person's revenue is folded across memberships and companies (by `mapping
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -132,3 +133,25 @@ async def person_facts(
                 m = r._mapping
                 mems.setdefault(m["person_key"], []).append(MembershipFact(m["active"], as_utc_or_none(m["ended_at"])))
     return {k: (pays.get(k, []), mems.get(k, [])) for k in unique if k in pays or k in mems}
+
+
+async def membership_ends(
+    engine: AsyncEngine, company_id: str, keys: Sequence[str]
+) -> dict[str, list[tuple[str, datetime]]]:
+    """`(membership id, when it ended)` of each person key's ended memberships at this company
+    (what tells a new membership of theirs apart as a return)."""
+    found: dict[str, list[tuple[str, datetime]]] = {}
+    unique = list(dict.fromkeys(k for k in keys if k))
+    async with engine.connect() as conn:
+        for start in range(0, len(unique), _CHUNK):
+            stmt = sa.select(membership_facts).where(
+                membership_facts.c.company_id == company_id,
+                membership_facts.c.person_key.in_(unique[start : start + _CHUNK]),
+                membership_facts.c.ended_at.is_not(None),
+            )
+            for r in await conn.execute(stmt):
+                m = r._mapping
+                ended = as_utc_or_none(m["ended_at"])
+                if ended is not None:
+                    found.setdefault(m["person_key"], []).append((m["membership_id"], ended))
+    return found

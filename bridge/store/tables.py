@@ -257,3 +257,23 @@ membership_facts = sa.Table(
     sa.Column("ended_at", TS, nullable=True),
     sa.Index("ix_membership_facts_person", "person_key"),
 )
+
+# The lines the bridge wrote on Twenty's timelines (issue 22): one per Whop event, keyed by what
+# the event is ("mem_…:canceled:<when>", "pay_…:refund:<amount>"), so a re-sync, a replayed or
+# a duplicated delivery finds its line here and writes nothing. `subject` is the membership or
+# payment it is about (what a membership's later lines are judged against: a withdrawn cancel,
+# a return); `observed_at` is Whop's `updated_at` of the state that told it. The line's Twenty
+# id is derived from the company and the key, so a row lost here still rewrites the same one.
+timeline_lines = sa.Table(
+    "timeline_lines",
+    metadata,
+    sa.Column("company_id", sa.String(64), primary_key=True),
+    sa.Column("line_key", sa.String(191), primary_key=True),
+    sa.Column("subject", sa.String(64), nullable=False),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("happened_at", TS, nullable=True),
+    sa.Column("observed_at", TS, nullable=True),
+    sa.Column("activity_id", sa.String(64), nullable=True),
+    sa.Column("written_at", TS, nullable=False),
+    sa.Index("ix_timeline_lines_subject", "company_id", "subject"),
+)

@@ -17,7 +17,7 @@ import contextlib
 import functools
 import logging
 from collections import Counter, deque
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -50,7 +50,9 @@ from bridge.sync.records import (
     payment_time,
 )
 from bridge.sync.reviews import sync_reviews
+from bridge.sync.story import Line
 from bridge.sync.tasks import has_task, upsert_task
+from bridge.sync.timeline import TIMELINE, Timeline
 from bridge.sync.waitlist import Applied, Waitlist, read_entries
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
 from bridge.twenty.data import (
@@ -147,6 +149,9 @@ class SyncEngine:
         self._payments: dict[str, LastPayment] = {}  # a dry run's last payment per membership
         self._reported: set[tuple[str, str]] = set()  # unreadable Whop records reported this run
         self._sweep: MomentSweep | None = None  # moments seen in the membership pages
+        self._timeline = Timeline(twenty, store, company_id, batch_size=options.batch_size)
+        self._told: list[Line] = []  # timeline lines the pages told, written once their records are
+        self._timeline_on: bool | None = None  # whether this Twenty shows the bridge's lines
         self._attribution = AttributionSweep(
             whop=whop,
             store=store,
@@ -208,6 +213,9 @@ class SyncEngine:
                 await self._phase_moments()
                 await self._phase_attribution()
                 await self._phase_payment_records(live)
+                # The lines the membership and payment pages told, now their records are written:
+                # all in one go, so a backfill sends them in full batches.
+                await self._write_timeline()
                 await self._phase_reviews(live)
             finally:
                 await _stop(facts)  # ended early: the facts' walks stop with the run
@@ -489,6 +497,7 @@ class SyncEngine:
         async def payments(page: list[Payment]) -> list[Item]:
             if not self.options.dry_run and since is not None:
                 await self._failed_payment_tasks(page, since)
+            await self._tell(payments=page)
             return await items.payments(page)
 
         await self._drain("payment_records", self.whop.list_payments, payments, WHOP_PAYMENT, "whopPayment")
@@ -680,7 +689,31 @@ class SyncEngine:
             return await build(memberships)
         await (await self._moment_sweep()).see(memberships)
         self._attribution.see(memberships)
+        await self._tell(memberships=memberships)
         return await self._attribution.attach_opportunities(memberships, await build(memberships))
+
+    # The timeline ----------------------------------------------------------------------------
+
+    async def _tell(self, *, memberships: Sequence[Membership] = (), payments: Sequence[Payment] = ()) -> None:
+        """Keep the timeline lines these pages tell that are not written yet (none on a dry run,
+        or where this Twenty shows no lines of the bridge's)."""
+        if self.options.dry_run:
+            return
+        if self._timeline_on is None:
+            reason = await self._timeline.unsupported()
+            self._timeline_on = reason is None
+            if reason is not None:
+                log.info("timeline lines not written: %s", reason)
+        if self._timeline_on:
+            self._told += await self._timeline.new_lines(memberships, payments)
+
+    async def _write_timeline(self) -> None:
+        """Write the lines kept so far: the records they point at are written by now."""
+        lines, self._told = self._told, []
+        if not lines:
+            return
+        written = await self._timeline.write(lines)
+        self._record(TIMELINE, WriteReport(counts=written.counts, problems=written.problems))
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:
         """A membership whose member was not listed (left, or listed after this page): fetch it."""

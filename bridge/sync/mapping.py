@@ -43,6 +43,7 @@ __all__ = [
     "member_display_name",
     "member_fact",
     "membership_fact",
+    "money_label",
     "money_to_currency",
     "opportunity_record",
     "opportunity_stage",
@@ -762,10 +763,10 @@ def payment_name(p: Payment, outcome: str | None, product_title: str | None) -> 
     when = (iso_utc(p.paid_at or p.last_payment_attempt_at or p.created_at) or "")[:10]
     how = _OUTCOME_WORDS.get(outcome or "") or (outcome or "").replace("_", " ").capitalize()
     what = _clean(product_title) or _clean(p.product_title) or p.product_id or ""
-    return f" {MIDDLE_DOT} ".join(part for part in (when, _money_label(p.total), how, what) if part) or p.id
+    return f" {MIDDLE_DOT} ".join(part for part in (when, money_label(p.total), how, what) if part) or p.id
 
 
-def _money_label(m: Money | None) -> str:
+def money_label(m: Money | None) -> str:
     if m is None:
         return ""
     currency = (m.currency or "").upper()

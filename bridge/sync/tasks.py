@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.errors import SkippableError
 from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
 from bridge.sync import mapping
-from bridge.twenty.data import TASK, TASK_TARGET, TwentyDataClient
+from bridge.twenty.data import TASK, TASK_TARGET, TwentyDataClient, target_column
 
 # Deterministic Twenty ids for tasks: a retried event upserts the same Task, never a second one.
 TASK_NAMESPACE = uuid.UUID("6f1f3c1e-4a0b-4d8e-9a57-1c0f2b7e9d11")
@@ -114,11 +114,8 @@ async def _targets(twenty: TwentyDataClient, tasks: Sequence[Outgoing]) -> list[
 
 
 def target_field(known: frozenset[str], kind: str) -> str:
-    """The taskTarget field linking a Task to a `kind` record: `personId` (1.x, and 2.x before
-    morph relations), or `targetPersonId` where the target is a morph relation (2.21: observed,
-    "Object taskTarget doesn't have any personId field")."""
-    morph = f"target{kind[:1].upper()}{kind[1:]}Id"
-    return morph if morph in known and f"{kind}Id" not in known else f"{kind}Id"
+    """The taskTarget field linking a Task to a `kind` record (`twenty/data.py` `target_column`)."""
+    return target_column(known, kind)
 
 
 async def read_task(twenty: TwentyDataClient, tid: str) -> dict[str, Any] | None:

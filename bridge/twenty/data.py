@@ -73,6 +73,8 @@ WHOP_PAYMENT = ObjectApi("whopPayment", "whopPayments", "whopPaymentId", "id who
 WHOP_REVIEW = ObjectApi("whopReview", "whopReviews", "whopReviewId", "id whopReviewId name personId productId")
 TASK = ObjectApi("task", "tasks", "id", "id title")
 TASK_TARGET = ObjectApi("taskTarget", "taskTargets", "id", "id")
+# A line on a record page's timeline (bridge/sync/timeline.py); its id is derived from the event.
+TIMELINE_ACTIVITY = ObjectApi("timelineActivity", "timelineActivities", "id", "id")
 OBJECTS = {o.singular: o for o in (PERSON, OPPORTUNITY, WHOP_PRODUCT, WHOP_PAYMENT, WHOP_REVIEW)}
 # The smallest read of the record API: a standard object every workspace has.
 PROBE_QUERY = "query Probe { opportunities(first: 1) { edges { node { id } } } }"
@@ -85,6 +87,8 @@ class WriteRules:
     dialect: Dialect
     text_fields: dict[str, frozenset[str]]  # object nameSingular -> its TEXT fields
     known_fields: dict[str, frozenset[str]] = field(default_factory=dict)  # every writable name
+    # object nameSingular -> its metadata id (what a timeline activity names its linked record's object by)
+    object_ids: dict[str, str] = field(default_factory=dict)
 
     @classmethod
     def from_live(cls, dialect: Dialect, objects: dict[str, LiveObject]) -> WriteRules:
@@ -100,7 +104,7 @@ class WriteRules:
                 if f.type == "MORPH_RELATION":
                     joins |= {f"{f.name}{other[:1].upper()}{other[1:]}Id" for other in objects}
             known[name] = frozenset({"id", *obj.fields, *joins})
-        return cls(dialect, texts, known)
+        return cls(dialect, texts, known, {name: obj.id for name, obj in objects.items()})
 
     def knows(self, obj: str, record: dict[str, Any]) -> bool:
         """Every field of `record` was in the metadata these rules were read from."""
@@ -115,6 +119,30 @@ class WriteRules:
         if not any(value is None and name in texts for name, value in record.items()):
             return record
         return {name: "" if value is None and name in texts else value for name, value in record.items()}
+
+
+def target_column(known: frozenset[str], kind: str) -> str:
+    """The column pointing a task target or a timeline activity at a `kind` record: `personId`
+    (1.x, and 2.x before morph relations), or `targetPersonId` where the target is a morph
+    relation (2.21: observed, "Object taskTarget doesn't have any personId field")."""
+    morph = f"target{kind[:1].upper()}{kind[1:]}Id"
+    return morph if morph in known and f"{kind}Id" not in known else f"{kind}Id"
+
+
+def timeline_unsupported(rules: WriteRules) -> str | None:
+    """Why this Twenty cannot show lines the bridge writes on its timelines, or None when it can.
+
+    2.x shows an activity that links a record as "Twenty linked a <object> <its text>". 1.x shows
+    only its own kinds (a record created or updated, a note, a task, an e-mail, an event): an
+    activity linking another object renders there as an empty row (its front, `da560afb`)."""
+    if rules.dialect is Dialect.V1:
+        return "this Twenty version (1.x) shows only its own kinds of timeline entries"
+    known = rules.known_fields.get(TIMELINE_ACTIVITY.singular)
+    if not known or not {"linkedObjectMetadataId", "linkedRecordId", "linkedRecordCachedName"} <= known:
+        return "this Twenty has no timeline activities the data API can write"
+    if not {target_column(known, "person"), target_column(known, "opportunity")} <= known:
+        return "this Twenty's timeline activities cannot point at a Person and an Opportunity"
+    return None
 
 
 @dataclass

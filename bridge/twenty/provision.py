@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
 from bridge.twenty import labels, layout, pages
+from bridge.twenty.data import WriteRules, timeline_unsupported
 from bridge.twenty.documents import Dialect
 from bridge.twenty.layout import Wanted
 from bridge.twenty.metadata import (
@@ -72,6 +73,7 @@ Kind = Literal[
     "tab",
     "dashboard",
     "link",
+    "timeline",
 ]
 
 
@@ -165,8 +167,22 @@ def make_plan(
         plan.items.append(_plan_page("dashboard", board, model, live, live_views.pages, planned))
     for link in model.links:
         plan.items.append(_plan_link(link, links_supported, live_links, public_url))
+    plan.items.append(_plan_timeline(live, dialect))
     _block_dependents(plan)
     return plan
+
+
+def _plan_timeline(live: dict[str, LiveObject], dialect: str) -> PlanItem:
+    """Lines on the Person's and the Opportunity's timeline (bridge/sync/timeline.py): nothing
+    to make, as Twenty has its timeline; said so the plan tells what this Twenty will show."""
+    item = PlanItem("timeline", "timeline lines", "present", object="timelineActivity")
+    reason = timeline_unsupported(WriteRules.from_live(Dialect(dialect), live))
+    if reason is None:
+        item.detail = "a line per Whop event on the Person's and the Opportunity's timeline"
+    else:
+        item.status = "unsupported"
+        item.detail = f"{reason}: the bridge writes no timeline lines there"
+    return item
 
 
 def _plan_labels(model: DataModel, live: dict[str, LiveObject], plan: Plan) -> list[PlanItem]:

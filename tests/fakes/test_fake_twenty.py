@@ -190,9 +190,10 @@ async def test_invalid_documents_fail_validation_on_the_server(client: httpx.Asy
 
 async def test_objects_connection_pages_by_ten_by_default(client: httpx.AsyncClient) -> None:
     body = await meta(client, "{ objects { pageInfo { hasNextPage endCursor } edges { node { id } } } }")
-    # A fresh workspace's objects: 8 on 1.x, and on 2.x "dashboard" too (the records listing them).
+    # A fresh workspace's objects: 9 on 1.x (timelineActivity among them), and on 2.x
+    # "dashboard" too (the records listing them).
     total = len(body["data"]["objects"]["edges"])
-    assert total in (8, 9) and not body["data"]["objects"]["pageInfo"]["hasNextPage"]
+    assert total in (9, 10) and not body["data"]["objects"]["pageInfo"]["hasNextPage"]
     first = await meta(
         client, "{ objects(paging: {first: 3}) { pageInfo { hasNextPage endCursor } edges { node { id } } } }"
     )

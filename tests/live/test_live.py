@@ -23,7 +23,15 @@ from bridge.runtime import Runtime
 from bridge.services import run_sync
 from bridge.store import inbox
 from bridge.twenty.dashboard_records import DASHBOARD
-from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, ObjectApi, TwentyDataClient
+from bridge.twenty.data import (
+    OPPORTUNITY,
+    PERSON,
+    TIMELINE_ACTIVITY,
+    WHOP_PAYMENT,
+    WHOP_PRODUCT,
+    ObjectApi,
+    TwentyDataClient,
+)
 from bridge.twenty.layout import index_view
 from bridge.twenty.pages import parse_page
 from bridge.twenty.schema import load_data_model, section_fields
@@ -316,6 +324,68 @@ async def test_the_whop_dashboard_is_listed_with_every_declared_widget_over_the_
                 assert all(f == "id" or f in fields for f in used), f"{w.title}: {used} on {w.object}"
     finally:
         await twenty.aclose()
+
+
+# The timeline ------------------------------------------------------------------------------------
+
+LINE = "id name createdAt linkedRecordCachedName linkedRecordId targetPersonId targetOpportunityId"
+
+
+async def _lines(twenty: TwentyDataClient, opportunity_id: str) -> list[dict[str, Any]]:
+    """The bridge's lines on an Opportunity's timeline (Twenty's own entries left out)."""
+    found = await twenty.find(TIMELINE_ACTIVITY, {"targetOpportunityId": {"eq": opportunity_id}}, selection=LINE)
+    return sorted((a for a in found if str(a["name"]).startswith("whop")), key=lambda a: (a["createdAt"], a["name"]))
+
+
+async def test_the_timeline_tells_a_memberships_story_once_through_syncs_and_webhooks(live: LiveWorld) -> None:
+    ms = _pick(live, "active", 4)
+    whop = live.whop
+    title = whop.products[ms.product_id].title
+    async with live.runtime() as runtime, runtime.twenty() as twenty:
+        opp = await _one(twenty, OPPORTUNITY, ms.id)
+        person = await _one(twenty, PERSON, person_key(whop, ms.member_id))
+        if live.dialect != "2.x":
+            assert await twenty.find(TIMELINE_ACTIVITY, {"name": {"like": "whop%"}}, selection="id") == []
+            pytest.skip(f"Twenty {live.dialect} shows no lines of the bridge's: none written (checked)")
+        history = await _lines(twenty, opp["id"])
+        started = [a for a in history if a["name"] == "whopMembership.started"]
+        assert len(started) == 1 and title in started[0]["linkedRecordCachedName"], history
+        assert started[0]["targetPersonId"] == person["id"] and started[0]["linkedRecordId"] == opp["id"]
+        assert started[0]["createdAt"][:19] == whop.render(ms.id)["created_at"][:19], "dated when it began"
+
+        # A renewal, its refund and a cancellation, each delivered twice (a retry, a replay).
+        renewal = whop.add_payment(ms.id, billing_reason="subscription_cycle")
+        deliveries: list[tuple[str, Any]] = [("payment.succeeded", renewal.id)] * 2
+        async with _endpoint(runtime) as endpoint:
+            for event_type, data in deliveries:
+                await _deliver(live, endpoint, event_type, data, MAIN)
+            while await Worker(runtime).run_once():
+                pass
+            whop.update_payment(renewal.id, substatus="refunded", refunded_amount=renewal.total)
+            refund = {"id": "rfnd_LiveTimeline01", "payment": {"id": renewal.id}}
+            whop.update_membership(ms.id, cancel_at_period_end=True, cancel_option="too_expensive")
+            for event_type, data in [("refund.created", refund)] * 2 + [
+                ("membership.cancel_at_period_end_changed", ms.id)
+            ] * 2:
+                await _deliver(live, endpoint, event_type, data, MAIN)
+            while await Worker(runtime).run_once():
+                pass
+            whop.update_membership(ms.id, status="canceled")
+            for _ in range(2):
+                await _deliver(live, endpoint, "membership.deactivated", ms.id, MAIN)
+            while await Worker(runtime).run_once():
+                pass
+        told = await _lines(twenty, opp["id"])
+        again = await run_sync(runtime, kind="reconcile", company_id=MAIN)
+        after = await _lines(twenty, opp["id"])
+    names = [a["name"] for a in told if a["id"] not in {h["id"] for h in history}]
+    assert sorted(names) == sorted(
+        ["whopPayment.renewed", "whopPayment.refunded", "whopMembership.cancel_scheduled", "whopMembership.canceled"]
+    ), told
+    for line in told:
+        assert line["targetPersonId"] == person["id"], "on the buyer's timeline too"
+        assert title in line["linkedRecordCachedName"]
+    assert again.status == "succeeded" and after == told, "a reconciliation adds nothing"
 
 
 # Processes ---------------------------------------------------------------------------------------

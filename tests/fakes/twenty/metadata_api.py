@@ -156,7 +156,34 @@ def _connection(items: list[dict[str, Any]], paging: dict[str, Any] | None) -> d
 
 
 def _all_fields(ws: Workspace) -> list[Meta]:
-    return [f for obj in ws.objects for f in obj["fieldsList"]]
+    return [_presented(f) for obj in ws.objects for f in obj["fieldsList"]]
+
+
+def _presented(field_meta: Meta) -> Meta:
+    """A field as the metadata API shows it: one side of a morph relation (kept as a plain
+    relation for the records) is a MORPH_RELATION field of its own name ("targetPerson")."""
+    if not field_meta.get("morphGroup"):
+        return field_meta
+    return {**field_meta, "type": "MORPH_RELATION", "morphId": field_meta["morphGroup"]}
+
+
+def _listed(ws: Workspace, obj: Meta) -> list[Meta]:
+    """An object's `fieldsList`: as `fields`, but a morph relation once, under its own name
+    (2.21: timelineActivity's "target", with `targetPersonId`… as its join columns)."""
+    out: list[Meta] = []
+    seen: set[str] = set()
+    for f in obj["fieldsList"]:
+        group = f.get("morphGroup")
+        if not group:
+            out.append(f)
+            continue
+        if group in seen:
+            continue
+        seen.add(group)
+        members = [m for m in obj["fieldsList"] if m.get("morphGroup") == group]
+        relations = [r for m in members if (r := _relation_of(ws, m)) is not None]
+        out.append({**_presented(f), "name": group, "label": "Target", "morphRelations": relations})
+    return out
 
 
 def _indexes(ws: Workspace, obj: Meta) -> list[dict[str, Any]]:
@@ -189,9 +216,12 @@ def _indexes(ws: Workspace, obj: Meta) -> list[dict[str, Any]]:
 
 
 def _relation(field_meta: Meta, info: GraphQLResolveInfo[MetadataContext]) -> dict[str, Any] | None:
-    ws = _ws(info)
     if field_meta.get("type") != "RELATION":
         return None
+    return _relation_of(_ws(info), field_meta)
+
+
+def _relation_of(ws: Workspace, field_meta: Meta) -> dict[str, Any] | None:
     target = ws.relation_target(field_meta)
     source = ws.object(field_meta["objectMetadataId"])
     if target is None or source is None:
@@ -342,8 +372,9 @@ def _mutation_resolvers(dialect: str) -> dict[str, Resolver]:
 def _type_resolvers(dialect: str) -> dict[tuple[str, str], Resolver]:
     resolvers: dict[tuple[str, str], Resolver] = {
         ("Object", "fields"): lambda obj, _info, paging=None, filter=None: _connection(
-            [f for f in obj["fieldsList"] if _nest_match(f, filter)], paging
+            [_presented(f) for f in obj["fieldsList"] if _nest_match(f, filter)], paging
         ),
+        ("Object", "fieldsList"): lambda obj, info: _listed(_ws(info), obj),
         ("Object", "indexMetadataList"): lambda obj, info: _indexes(_ws(info), obj),
         ("Object", "indexMetadatas"): lambda obj, info, paging=None, filter=None: _connection(
             _indexes(_ws(info), obj), paging

@@ -306,6 +306,9 @@ def stamp_insert(ws: Workspace, obj: Meta, record: Record, values: Record) -> Re
     record.update(values)
     record["id"] = values.get("id") or new_id()
     record["createdAt"] = values.get("createdAt") or stamp
+    for field in obj["fieldsList"]:  # e.g. a timeline activity's `happensAt`
+        if field["type"] == "DATE_TIME" and field.get("defaultValue") == "now" and record.get(field["name"]) is None:
+            record[field["name"]] = stamp
     record["updatedAt"] = stamp
     record.setdefault("deletedAt", None)
     record["createdBy"] = dict(API_ACTOR)

@@ -1103,6 +1103,29 @@ def _seed_standard_objects(ws: Workspace) -> None:
     ws._new_field(member, "avatarUrl", "TEXT", "Avatar Url", icon="IconFileUpload", default="''", **std)
     ws._new_field(member, "userId", "UUID", "User Id", icon="IconCircleUsers", **std)
 
+    # The timeline of a record page: Twenty's own entries ("person.created", "opportunity.updated"
+    # with `properties.diff`) and what an API writes, linking a record by its object's metadata
+    # id (observed on 2.21). 1.x points at its targets through `personId`…; 2.x through the morph
+    # relation's join columns `targetPersonId`…
+    timeline = ws._new_object(
+        "timelineActivity",
+        "timelineActivities",
+        "Timeline Activity",
+        "Timeline Activities",
+        icon="IconTimelineEvent",
+        system=True,
+        name_field=None,
+    )
+    ws._new_field(timeline, "happensAt", "DATE_TIME", "Creation date", icon="IconCalendar", default="now", **std)
+    event_name = ws._new_field(timeline, "name", "TEXT", "Event name", icon="IconAbc", default="''", **std)
+    timeline["labelIdentifierFieldMetadataId"] = event_name["id"]
+    ws._new_field(timeline, "properties", "RAW_JSON", "Event details", icon="IconListDetails", **std)
+    ws._new_field(
+        timeline, "linkedRecordCachedName", "TEXT", "Linked Record cached name", icon="IconAbc", default="''", **std
+    )
+    ws._new_field(timeline, "linkedRecordId", "UUID", "Linked Record id", icon="IconAbc", **std)
+    ws._new_field(timeline, "linkedObjectMetadataId", "UUID", "Linked Object Metadata Id", icon="IconAbc", **std)
+
     rel = ws._new_relation
     rel(
         person,
@@ -1134,6 +1157,22 @@ def _seed_standard_objects(ws: Workspace) -> None:
     for target in (person, company, opportunity):
         rel(task_target, target["nameSingular"], target["labelSingular"], target, "taskTargets", "Tasks")
         rel(note_target, target["nameSingular"], target["labelSingular"], target, "noteTargets", "Notes")
+    rel(timeline, "workspaceMember", "Workspace Member", member, "timelineActivities", "Events", icon="IconCircleUser")
+    for target in (person, company, opportunity, note, task):
+        singular = target["nameSingular"]
+        side, _ = rel(
+            timeline,
+            f"target{singular[:1].upper()}{singular[1:]}" if two else singular,
+            target["labelSingular"],
+            target,
+            "timelineActivities",
+            "Timeline Activities",
+            icon=target["icon"],
+            target_icon="IconTimelineEvent",
+        )
+        if two:
+            # One morph relation: the metadata API lists it once, as `target` (observed on 2.21).
+            side["morphGroup"] = "target"
 
     if two:  # Dashboards (2.x): each record names a DASHBOARD page layout
         dashboard = ws._new_object("dashboard", "dashboards", "Dashboard", "Dashboards", icon="IconLayoutDashboard")
