@@ -18,12 +18,13 @@ import sqlalchemy as sa
 from bridge.services import run_sync
 from bridge.store import inbox, tables
 from bridge.store.db import utcnow
+from bridge.sync import engine
 from bridge.twenty.data import TwentyDataClient
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import plan_workspace
 from bridge.twenty.schema import load_data_model
 from bridge.worker import Worker
-from tests.sync.conftest import COMPANY, TWENTY_KEY
+from tests.sync.conftest import COMPANY, TWENTY_KEY, make_world
 from tests.test_worker import Bridge, _bridge, _memberships, _no_sleep
 
 
@@ -342,3 +343,23 @@ async def test_on_2x_the_plan_says_the_timeline_is_there(b: Bridge) -> None:
         plan = await plan_workspace(meta, load_data_model(), "http://bridge.test")
     item = next(i for i in plan.items if i.kind == "timeline")
     assert item.status == "present" and plan.up_to_date
+
+
+async def test_a_large_backfill_writes_its_lines_as_it_goes_in_full_batches(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A company whose lines exceed what a sync keeps in memory: the ready ones go in full
+    # batches while the run goes on, and none is lost or doubled.
+    monkeypatch.setattr(engine, "TIMELINE_FLUSH_LINES", 8)
+    world = await make_world(tmp_path, "2.x", members=8, memberships=10, TWENTY_BATCH_SIZE=5)
+    try:
+        result = await run_sync(world.runtime, kind="full")
+        assert result.status == "succeeded", result.problems
+        written = [a for a in world.twenty.records("timelineActivities") if str(a["name"]).startswith("whop")]
+        assert result.counts["timeline"]["written"] == len(written) > 8
+        assert "waiting" not in result.counts["timeline"]
+        calls = world.twenty.stats.operations["createTimelineActivities"]
+        assert calls <= math.ceil(len(written) / 5) + 1, "full batches on the way, the rest at the end"
+        assert len({a["id"] for a in written}) == len(written)
+    finally:
+        await world.runtime.aclose()

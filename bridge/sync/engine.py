@@ -80,6 +80,9 @@ PHASE_OBJECTS = {
     "membership_facts": "opportunity",
     "memberships": "opportunity",
 }
+# Timeline lines a sync keeps before it writes the ready ones (in full batches): a backfill's
+# memory stays bounded, whatever the company's size.
+TIMELINE_FLUSH_LINES = 2000
 # Batches of changed records read from Whop, and read from Twenty, ahead of the one being
 # written: a backfill makes one keyed read of up to (1 + this) batches.
 READ_AHEAD_BATCHES = 4
@@ -152,6 +155,7 @@ class SyncEngine:
         self._timeline = Timeline(twenty, store, company_id, batch_size=options.batch_size)
         self._told: list[Line] = []  # timeline lines the pages told, written once their records are
         self._timeline_on: bool | None = None  # whether this Twenty shows the bridge's lines
+        self._flush_at = TIMELINE_FLUSH_LINES  # lines kept before the ready ones are written
         self._attribution = AttributionSweep(
             whop=whop,
             store=store,
@@ -706,13 +710,19 @@ class SyncEngine:
                 log.info("timeline lines not written: %s", reason)
         if self._timeline_on:
             self._told += await self._timeline.new_lines(memberships, payments)
+            if len(self._told) >= self._flush_at:
+                await self._write_timeline(final=False)
 
-    async def _write_timeline(self) -> None:
-        """Write the lines kept so far: the records they point at are written by now."""
+    async def _write_timeline(self, *, final: bool = True) -> None:
+        """Write the lines kept so far whose records are written. On the way (not `final`) only
+        full batches go, and the rest is kept, so memory stays bounded and calls few; at the end
+        of the run everything ready goes, and a line still waiting is told by the next run."""
         lines, self._told = self._told, []
         if not lines:
             return
-        written = await self._timeline.write(lines)
+        written = await self._timeline.write(lines, full_batches=not final)
+        self._told = [] if final else written.kept
+        self._flush_at = len(self._told) + TIMELINE_FLUSH_LINES
         self._record(TIMELINE, WriteReport(counts=written.counts, problems=written.problems))
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:

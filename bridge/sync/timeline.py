@@ -74,6 +74,7 @@ class Written:
 
     counts: Counter[str] = field(default_factory=Counter)
     problems: list[Problem] = field(default_factory=list)
+    kept: list[Line] = field(default_factory=list)  # not sent: their records are not written yet, or held back
 
 
 class Timeline:
@@ -113,8 +114,11 @@ class Timeline:
         written = {h.key for lines in held.values() for h in lines}
         return [line for key, line in told.items() if key not in written]
 
-    async def write(self, lines: Sequence[Line]) -> Written:
-        """Write `lines` (new ones, from `new_lines`) and remember them."""
+    async def write(self, lines: Sequence[Line], *, full_batches: bool = False) -> Written:
+        """Write `lines` (new ones, from `new_lines`) and remember them. The lines whose records
+        are not written yet are kept, and with `full_batches` so are the ready ones that would
+        make a short batch (a sync's backfill writes as it goes, in full batches, and keeps the
+        rest for later)."""
         done = Written()
         if not lines:
             return done
@@ -123,8 +127,12 @@ class Timeline:
             done.counts["unsupported"] += len(lines)
             return done
         records, waiting = await self._records(lines, rules)
-        if waiting:  # their records are not written yet: told again the next time
+        done.kept = waiting
+        if waiting and not full_batches:  # their records are not written yet: told again the next time
             done.counts["waiting"] += len(waiting)
+        if full_batches and (short := len(records) % self.batch_size):
+            done.kept += [line for line, _ in records[-short:]]
+            records = records[:-short]
         for start in range(0, len(records), self.batch_size):
             await self._send(records[start : start + self.batch_size], done)
         return done

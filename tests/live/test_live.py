@@ -353,7 +353,9 @@ async def test_the_timeline_tells_a_memberships_story_once_through_syncs_and_web
         assert started[0]["targetPersonId"] == person["id"] and started[0]["linkedRecordId"] == opp["id"]
         assert started[0]["createdAt"][:19] == whop.render(ms.id)["created_at"][:19], "dated when it began"
 
-        # A renewal, its refund and a cancellation, each delivered twice (a retry, a replay).
+        # A renewal, its refund and a cancellation, each delivered twice (a retry, a replay); the
+        # period renews in three weeks (the seed's may be over already).
+        whop.update_membership(ms.id, current_period_end=time.time() + 21 * 86_400)
         renewal = whop.add_payment(ms.id, billing_reason="subscription_cycle")
         deliveries: list[tuple[str, Any]] = [("payment.succeeded", renewal.id)] * 2
         async with _endpoint(runtime) as endpoint:
