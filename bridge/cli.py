@@ -121,7 +121,7 @@ def provision(dry_run: bool) -> None:
     if dry_run:
         console.print(f"dry run: {len(result.plan.pending)} change(s) would be made, nothing was changed")
     else:
-        console.print(f"applied {len(result.applied)} change(s) with {result.mutations} metadata mutation(s)")
+        console.print(f"applied {len(result.applied)} change(s) with {result.mutations} write(s) to Twenty")
     if conflicts:
         err_console.print(
             f"[red]error:[/red] {len(conflicts)} conflict(s) in the Twenty workspace; "

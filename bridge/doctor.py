@@ -49,9 +49,11 @@ from bridge.store import connections
 from bridge.store.connections import Connection
 from bridge.store.migrate import alembic_config, current_revision, head_revision
 from bridge.twenty.data import TwentyDataClient
+from bridge.twenty.documents import Dialect
 from bridge.twenty.metadata import MetadataClient, MetadataError
 from bridge.twenty.provision import Plan, PlanItem, plan_workspace
 from bridge.twenty.schema import load_data_model
+from bridge.twenty.view_records import ViewRecordsApi
 from bridge.whop.client import WhopClient
 from bridge.whop.oauth import DEFAULT_SCOPES
 
@@ -480,8 +482,22 @@ class Doctor:
     async def _twenty_model(self) -> Outcome:
         assert self._meta is not None
         try:
+            views = None
+            if self._meta.dialect is Dialect.V1:  # 1.x's screens show the views kept as records
+                data = TwentyDataClient(
+                    self._twenty_url,
+                    self._twenty_key_value,
+                    requests_per_minute=self.settings.twenty_requests_per_minute,
+                    transport=self.transports.twenty,
+                    timeout=self.timeout,
+                    max_attempts=1,
+                )
+                views = ViewRecordsApi(await self._resources.enter_async_context(data))
             self._plan = await plan_workspace(
-                self._meta, load_data_model(self.settings.bridge_schema_dir), self._public_url_value
+                self._meta,
+                load_data_model(self.settings.bridge_schema_dir),
+                self._public_url_value,
+                view_records=views,
             )
         except Exception as exc:
             return Outcome(FAIL, f"cannot compare the data model: {describe(exc)}")

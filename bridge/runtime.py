@@ -174,8 +174,9 @@ class Runtime:
         )
 
     def twenty_for_provisioning(self) -> TwentyDataClient:
-        """A data client with a bucket of its own, for provisioning's record or two (the one
-        listing its dashboard): it never opens the store, which a dry run must not."""
+        """A data client with a bucket of its own, for provisioning's records (the one listing
+        its dashboard on 2.x; on 1.x the views, which are records there: a few dozen calls): it
+        never opens the store, which a dry run must not."""
         url, key = self._twenty_config()
         return TwentyDataClient(
             url, key, transport=self.transports.twenty, timeout=self.settings.twenty_timeout_seconds

@@ -20,6 +20,7 @@ from bridge.sync.options import OptionGuard
 from bridge.twenty.dashboard_records import DashboardRecordsApi
 from bridge.twenty.provision import ApplyResult, provision
 from bridge.twenty.schema import load_data_model
+from bridge.twenty.view_records import ViewRecordsApi
 
 log = logging.getLogger(__name__)
 
@@ -30,13 +31,17 @@ async def provision_workspace(runtime: Runtime, *, dry_run: bool = False) -> App
     assert settings.twenty_url is not None
     model = load_data_model(settings.bridge_schema_dir)
     if dry_run:  # a plan writes nothing, not even its own record (the store is not touched)
-        async with runtime.metadata() as meta, _dashboard_records(runtime) as records:
-            return await provision(meta, model, settings.bridge_public_url, dry_run=True, records=records)
+        async with runtime.metadata() as meta, _data_side(runtime) as (records, views):
+            return await provision(
+                meta, model, settings.bridge_public_url, dry_run=True, records=records, view_records=views
+            )
     engine = runtime.store
     run_id = await provisioning_runs.start(engine, settings.twenty_url, dry_run)
     try:
-        async with runtime.metadata() as meta, _dashboard_records(runtime) as records:
-            result = await provision(meta, model, settings.bridge_public_url, dry_run=dry_run, records=records)
+        async with runtime.metadata() as meta, _data_side(runtime) as (records, views):
+            result = await provision(
+                meta, model, settings.bridge_public_url, dry_run=dry_run, records=records, view_records=views
+            )
         status = "conflict" if result.plan.conflicts else "succeeded"
         await provisioning_runs.finish(
             engine, run_id, status, result.plan.dialect, result.plan.to_dict(), result.mutations, None
@@ -48,10 +53,11 @@ async def provision_workspace(runtime: Runtime, *, dry_run: bool = False) -> App
 
 
 @contextlib.asynccontextmanager
-async def _dashboard_records(runtime: Runtime) -> AsyncIterator[DashboardRecordsApi]:
-    """The data-API side of provisioning: the records listing its dashboards."""
+async def _data_side(runtime: Runtime) -> AsyncIterator[tuple[DashboardRecordsApi, ViewRecordsApi]]:
+    """The data-API side of provisioning: the records listing its dashboards (2.x), and the
+    workspace's views (1.x's screens show those records)."""
     async with runtime.twenty_for_provisioning() as data:
-        yield DashboardRecordsApi(data)
+        yield DashboardRecordsApi(data), ViewRecordsApi(data)
 
 
 # Sync ------------------------------------------------------------------------------------------

@@ -14,9 +14,11 @@ import copy
 
 import httpx
 
+from bridge.twenty.data import TwentyDataClient
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model
+from bridge.twenty.view_records import ViewRecordsApi
 from tests.fakes.twenty import FakeTwenty
 from tests.fakes.twenty.workspace import Workspace
 
@@ -28,8 +30,13 @@ async def _template(dialect: str, public_url: str) -> Workspace:
     found = _templates.get((dialect, public_url))
     if found is None:
         fresh = FakeTwenty(dialect=dialect, api_key=_KEY)
-        async with MetadataClient("http://twenty.test", _KEY, transport=httpx.ASGITransport(app=fresh)) as meta:
-            await provision(meta, load_data_model(), public_url)
+        transport = httpx.ASGITransport(app=fresh)
+        async with (
+            MetadataClient("http://twenty.test", _KEY, transport=transport) as meta,
+            TwentyDataClient("http://twenty.test", _KEY, transport=transport) as data,
+        ):
+            # As `services.provision_workspace` does: with the view records 1.x's screens show.
+            await provision(meta, load_data_model(), public_url, view_records=ViewRecordsApi(data))
         # Two tests on two event loops may both get here; either workspace is as good.
         found = _templates.setdefault((dialect, public_url), fresh.workspace)
     return found

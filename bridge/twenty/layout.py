@@ -89,6 +89,27 @@ def hidden_by_twenty(view: LiveView | None, wanted: list[Wanted]) -> list[tuple[
     return [(f, name) for f, name in found if f is not None and not f.visible and f.untouched]
 
 
+def filed_late(view: LiveView, wanted: list[Wanted], after_field_id: str | None) -> list[tuple[LiveViewField, str]]:
+    """Wanted columns the view shows as Twenty made them (nobody showed, hid, moved or resized
+    them since) with another column between them and the anchor (`after_field_id`, default the
+    first visible column): 1.x shows every new field at the end of its object's list, past the
+    first screen. Columns placed by the bridge or arranged by a person are not among them."""
+    shown = sorted((f for f in view.fields if f.visible), key=lambda f: f.position)
+    anchor = next((f for f in shown if f.field_id == after_field_id), None) or (shown[0] if shown else None)
+    if anchor is None:
+        return []
+    ours = {w.field_id for w in wanted if w.field_id}
+    by_field = {f.field_id: f for f in shown}
+    late: list[tuple[LiveViewField, str]] = []
+    for w in wanted:
+        found = by_field.get(w.field_id or "")
+        if found is None or not found.untouched or found.position <= anchor.position:
+            continue
+        if any(anchor.position < f.position < found.position and f.field_id not in ours for f in shown):
+            late.append((found, w.name))
+    return late
+
+
 def index_view(views: list[LiveView], *, not_named: frozenset[str] = frozenset()) -> LiveView | None:
     """The object's standard list view ("All …"): Twenty marks it with key INDEX. `not_named`:
     the bridge's own views, never taken for it (1.x gives every view it creates key INDEX, and

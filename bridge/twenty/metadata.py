@@ -54,6 +54,7 @@ class LiveField:
     relation_target: str | None = None  # nameSingular of the target object
     relation_target_field: str | None = None  # the target's field pointing back
     description: str | None = None
+    is_nullable: bool = True
 
     @classmethod
     def from_node(cls, node: dict[str, Any]) -> LiveField:
@@ -71,6 +72,7 @@ class LiveField:
             relation_target=target.get("nameSingular"),
             relation_target_field=(relation.get("targetFieldMetadata") or {}).get("name"),
             description=node.get("description"),
+            is_nullable=node.get("isNullable") is not False,
         )
 
 
@@ -156,6 +158,7 @@ class LiveView:
     field_groups: tuple[LiveFieldGroup, ...] = ()
     kanban_aggregate: str | None = None  # a Kanban's column aggregate (SUM, COUNT, …)
     kanban_aggregate_field_id: str | None = None
+    position: float = 0.0  # where the view picker lists it among the object's views
 
 
 @dataclass(frozen=True)
@@ -441,6 +444,14 @@ class MetadataClient:
                 },
                 operation=f"create view column {value}",
             )
+
+    @property
+    def integer_positions(self) -> bool:
+        """1.x core views keep a view field's position in an integer column (observed)."""
+        return self.dialect is Dialect.V1
+
+    # 2.x files a new field in its object's list hidden (2.21, observed), never shown.
+    files_new_fields_shown = False
 
     @property
     def supports_record_page_sections(self) -> bool:

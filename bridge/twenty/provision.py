@@ -11,6 +11,9 @@ How the data reads (`schema/views.toml`) is only ever added to, never taken away
 card fields and a list's columns are added when missing, Kanban columns for new options, and
 on 2.x a record-page section for the bridge's fields (`layout.py` says what is missing). A
 standard field declared `standard = true` (Opportunity `stage`) only gets the options it lacks.
+
+Views live in the metadata API on 2.x, and on 1.x in the workspace's view records (data API,
+`view_records.py`): 1.x's screens show those, not its core views.
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from bridge.twenty.schema import (
     ViewSpec,
     section_fields,
 )
+from bridge.twenty.view_records import ViewRecordsApi, Views
 from bridge.twenty.widgets import FieldIds, PageSpec
 
 log = logging.getLogger(__name__)
@@ -112,7 +116,7 @@ class Plan:
 @dataclass
 class ApplyResult:
     plan: Plan
-    mutations: int
+    mutations: int  # writes to Twenty: metadata mutations, and the records of dashboards and 1.x views
     applied: list[str] = field(default_factory=list)
 
 
@@ -125,6 +129,10 @@ class LiveLayout:
     """The workspace's views as provisioning reads them."""
 
     views: dict[str, list[LiveView]] = field(default_factory=dict)  # by object name
+    # Why the views could not be read (1.x without its view records): their items are by hand.
+    views_unreadable: str | None = None
+    # Twenty shows each new field at the end of its object's list (1.x), rather than hidden.
+    files_new_fields_shown: bool = False
     # The views behind each object's record-page FIELDS widgets; None where Twenty has no
     # record-page sections (1.x).
     record_pages: dict[str, list[LiveView]] | None = None
@@ -148,7 +156,7 @@ def make_plan(
         _plan_object(plan, obj, live.get(obj.nameSingular))
     for view in model.views:
         plan.items.append(_plan_view(view, model, live, live_views))
-    plan.items.extend(_plan_kanban_columns(model, live, live_views, plan, dialect))
+    plan.items.extend(_plan_kanban_columns(model, live, live_views))
     for view in model.views:
         if view.fields:
             plan.items.append(_plan_cards(view, model, live, live_views))
@@ -160,6 +168,8 @@ def make_plan(
     for view in model.views:
         if view.kanbanSum:
             plan.items.append(_plan_kanban_sum(view, live_views))
+    if live_views.views_unreadable:
+        _by_hand(plan, live_views.views_unreadable)
     planned = _planned_fields(model, plan)
     for tab in model.tabs:
         plan.items.append(_plan_page("tab", tab, model, live, live_views.pages, planned))
@@ -183,6 +193,14 @@ def _plan_timeline(live: dict[str, LiveObject], dialect: str) -> PlanItem:
         item.status = "unsupported"
         item.detail = f"{reason}: the bridge writes no timeline lines there"
     return item
+
+
+def _by_hand(plan: Plan, reason: str) -> None:
+    """Views that could not be read: what provisioning would do to them is asked for by hand."""
+    for item in plan.items:
+        if item.kind in ("view", "view_groups", "view_fields", "view_settings") and item.status in PENDING:
+            item.status = "manual"
+            item.detail = f"{reason}: {item.detail or item.name}, by hand"
 
 
 def _plan_labels(model: DataModel, live: dict[str, LiveObject], plan: Plan) -> list[PlanItem]:
@@ -402,7 +420,7 @@ def _plan_cards(view: ViewSpec, model: DataModel, live: dict[str, LiveObject], l
 def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout) -> PlanItem:
     name = f"columns {columns.object}"
     listing = layout.index_view(layout_.views.get(columns.object, []), not_named=_own_views(model))
-    if listing is None and columns.object in live:
+    if listing is None and columns.object in live and not layout_.views_unreadable:
         return PlanItem(
             "view_fields",
             name,
@@ -418,6 +436,12 @@ def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveOb
     if hidden:
         item.status = "create"
         item.detail = "; ".join(p for p in (item.detail, "show: " + ", ".join(n for _, n in hidden)) if p)
+    late = _filed_late(columns, live, listing, wanted, layout_)
+    if late:
+        item.status = "create"
+        after = columns.after or "the name"
+        note = f"move after {after} (Twenty added them at the end): " + ", ".join(n for _, n in late)
+        item.detail = "; ".join(p for p in (item.detail, note) if p)
     if _name_to_widen(columns, model, live, listing) is not None:
         item.status = "create"
         item.detail = "; ".join(p for p in (item.detail, f"widen the name to {columns.nameSize} px") if p)
@@ -436,6 +460,27 @@ def _name_to_widen(
     return found if found is not None and found.untouched and found.size != columns.nameSize else None
 
 
+def _filed_late(
+    columns: ColumnsSpec,
+    live: dict[str, LiveObject],
+    view: LiveView | None,
+    wanted: list[Wanted | str],
+    layout_: LiveLayout,
+) -> list[tuple[LiveViewField, str]]:
+    """Where Twenty shows every new field at the end of the list (1.x), the declared columns it
+    put there and nobody touched since, past other columns: they go where the bridge would have
+    added them, on the first screen."""
+    if not layout_.files_new_fields_shown or view is None:
+        return []
+    return layout.filed_late(view, _split(wanted)[0], _anchor_id(columns, live))
+
+
+def _anchor_id(columns: ColumnsSpec, live: dict[str, LiveObject]) -> str | None:
+    """The field of the column the declared ones follow (None: the view's first, the name)."""
+    found = live[columns.object].fields.get(columns.after) if columns.after and columns.object in live else None
+    return found.id if found else None
+
+
 def _own_views(model: DataModel) -> frozenset[str]:
     return frozenset(v.name for v in model.views)
 
@@ -449,11 +494,10 @@ def _hidden_by_twenty(
     return layout.hidden_by_twenty(view, _split(wanted)[0])
 
 
-def _kanban_values(
-    model: DataModel, obj: LiveObject, view: LiveView, pending: dict[str, tuple[str, ...]], dialect: str
-) -> tuple[str, list[str]] | None:
+def _kanban_values(model: DataModel, obj: LiveObject, view: LiveView) -> tuple[str, list[str]] | None:
     """(field name, option values the Kanban should have a column for), for a Kanban grouped by
-    a SELECT field schema/ declares options for."""
+    a SELECT field schema/ declares options for. Options added this run are not counted: Twenty
+    makes their columns itself (2.x; 1.x on the view records its screens show, observed)."""
     group = next((f for f in obj.fields.values() if f.id == view.group_field_id), None)
     if view.type != "KANBAN" or group is None:
         return None
@@ -464,23 +508,17 @@ def _kanban_values(
     if not spec.options:
         return None
     have = {str(o.get("value")) for o in group.options}
-    # Options this run adds: 2.x makes their columns itself, 1.x leaves it to the bridge.
-    if dialect == "1.x":
-        have |= set(pending.get(_field_key(obj.name_singular, group.name), ()))
     return group.name, [v for v in spec.option_values() if v in have]
 
 
-def _plan_kanban_columns(
-    model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout, plan: Plan, dialect: str
-) -> list[PlanItem]:
-    pending = {i.name: i.new_options for i in plan.items if i.status == "add_options"}
+def _plan_kanban_columns(model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout) -> list[PlanItem]:
     items: list[PlanItem] = []
     for spec in model.objects:
         obj = live.get(spec.nameSingular)
         if obj is None:
             continue
         for view in layout_.views.get(spec.nameSingular, []):
-            found = _kanban_values(model, obj, view, pending, dialect)
+            found = _kanban_values(model, obj, view)
             if found is None:
                 continue
             missing = layout.missing_columns(view, found[1])
@@ -562,17 +600,27 @@ def _block_dependents(plan: Plan) -> None:
 
 
 async def plan_workspace(
-    meta: MetadataClient, model: DataModel, public_url: str, records: DashboardRecords | None = None
+    meta: MetadataClient,
+    model: DataModel,
+    public_url: str,
+    records: DashboardRecords | None = None,
+    view_records: ViewRecordsApi | None = None,
 ) -> Plan:
-    plan, _, _ = await _plan_with_live(meta, model, public_url, records)
+    plan, _, _ = await _plan_with_live(meta, views_of(meta, view_records), model, public_url, records)
     return plan
 
 
+def views_of(meta: MetadataClient, view_records: ViewRecordsApi | None) -> Views | None:
+    """Where this server keeps the views its screens show: 2.x's metadata API, 1.x's view
+    records (data API; None when provisioning was given no data client)."""
+    return meta if meta.dialect is Dialect.V2 else view_records
+
+
 async def _plan_with_live(
-    meta: MetadataClient, model: DataModel, public_url: str, records: DashboardRecords | None
+    meta: MetadataClient, views: Views | None, model: DataModel, public_url: str, records: DashboardRecords | None
 ) -> tuple[Plan, dict[str, LiveObject], LiveLayout]:
     live = await meta.list_objects()
-    layout_ = await _read_layout(meta, model, live, records)
+    layout_ = await _read_layout(meta, views, model, live, records)
     links_supported = meta.supports_navigation_links
     live_links = await meta.list_navigation_links() if links_supported and model.links else []
     plan = make_plan(
@@ -588,15 +636,26 @@ async def _plan_with_live(
 
 
 async def _read_layout(
-    meta: MetadataClient, model: DataModel, live: dict[str, LiveObject], records: DashboardRecords | None
+    meta: MetadataClient,
+    views: Views | None,
+    model: DataModel,
+    live: dict[str, LiveObject],
+    records: DashboardRecords | None,
 ) -> LiveLayout:
     shown = {v.object for v in model.views} | {c.object for c in model.columns} | {s.object for s in model.sections}
     # Objects with declared options too: their Kanbans may lack columns for options added later.
     shown |= {o.nameSingular for o in model.objects if any(f.options for f in o.fields)}
     result = LiveLayout(record_pages={} if meta.supports_record_page_sections else None)
+    if views is None:
+        result.views_unreadable = (
+            "this Twenty version's screens show views kept as records (data API), and provisioning had no "
+            "data client to reach them"
+        )
+        return result
+    result.files_new_fields_shown = views.files_new_fields_shown
     for name in sorted(shown):
         if name in live:
-            result.views[name] = await meta.list_views(live[name].id)
+            result.views[name] = await views.list_views(live[name].id)
     if meta.supports_page_layouts:
         result.pages = await _read_pages(meta, model, live, records)
     if result.record_pages is not None and result.pages is not None:
@@ -660,15 +719,20 @@ async def provision(
     dry_run: bool = False,
     on_step: Callable[[PlanItem], None] | None = None,
     records: DashboardRecords | None = None,
+    view_records: ViewRecordsApi | None = None,
 ) -> ApplyResult:
     """`records`: the `dashboard` records (data API) that list dashboards in Twenty; without
-    it a dashboard's layout is made but not listed (tests of the metadata side)."""
-    plan, live, layout_ = await _plan_with_live(meta, model, public_url, records)
+    it a dashboard's layout is made but not listed (tests of the metadata side).
+    `view_records`: the workspace's views (data API), which 1.x's screens show; without it, on
+    1.x the plan asks for the views by hand."""
+    views = views_of(meta, view_records)
+    plan, live, layout_ = await _plan_with_live(meta, views, model, public_url, records)
     start = meta.mutations
+    view_writes = view_records.writes if view_records is not None else 0
     result = ApplyResult(plan=plan, mutations=0)
     if dry_run or not plan.pending:
         return result
-    run = _Run(meta, model, live, layout_, records)
+    run = _Run(meta, views, model, live, layout_, records)
     try:
         # Sections first, placed last on the page: Twenty files each field created next into
         # the page's last section, so the bridge's fields land in its own without a move each.
@@ -687,7 +751,8 @@ async def provision(
         # would file people's new fields.
         with contextlib.suppress(Exception):
             await run.settle_sections()
-        result.mutations = meta.mutations - start + run.record_writes
+        written = (view_records.writes if view_records is not None else 0) - view_writes
+        result.mutations = meta.mutations - start + run.record_writes + written
     return result
 
 
@@ -699,12 +764,14 @@ class _Run:
     def __init__(
         self,
         meta: MetadataClient,
+        views: Views | None,
         model: DataModel,
         live: dict[str, LiveObject],
         plan: LiveLayout,
         records: DashboardRecords | None,
     ) -> None:
         self.meta, self.model, self.live, self.plan_layout = meta, model, live, plan
+        self._view_api = views
         self.records = records
         self.record_writes = 0  # data-API writes (a dashboard's record)
         self._views: dict[str, list[LiveView]] = {}
@@ -721,7 +788,7 @@ class _Run:
             self.live = await _apply_field(meta, self.live, obj_name, spec, item)
         elif item.kind == "view":
             view = next(v for v in model.views if f"view {v.name}" == item.name)
-            await _create_view(meta, self.live, view, model)
+            await _create_view(self.view_api, self.live, view)
             self._views.pop(view.object, None)
         elif item.kind == "view_groups":
             await self.add_kanban_columns(item)
@@ -752,13 +819,18 @@ class _Run:
                 field_id = self.live[obj].fields[change.field].id
                 await self.meta.update_label(field_id, change.new, change.description, name=f"{obj}.{change.field}")
 
+    @property
+    def view_api(self) -> Views:
+        assert self._view_api is not None, "a view item is pending only when the views could be read"
+        return self._view_api
+
     async def set_kanban_sum(self, item: PlanItem) -> None:
         spec = next(v for v in self.model.views if f"column sums {v.name}" == item.name)
         view = next((v for v in await self.views(spec.object) if v.name == spec.name), None)
         summed = self.live[spec.object].fields.get(str(spec.kanbanSum))
         if view is None or summed is None or view.kanban_aggregate is not None:
             return
-        await self.meta.set_kanban_aggregate(view.id, "SUM", summed.id, name=f"view {view.name}")
+        await self.view_api.set_kanban_aggregate(view.id, "SUM", summed.id, name=f"view {view.name}")
 
     async def make_page(self, item: PlanItem) -> None:
         live = await self.objects()
@@ -786,18 +858,18 @@ class _Run:
 
     async def views(self, obj: str) -> list[LiveView]:
         if obj not in self._views:
-            self._views[obj] = await self.meta.list_views(self.live[obj].id)
+            self._views[obj] = await self.view_api.list_views(self.live[obj].id)
         return self._views[obj]
 
     async def add_kanban_columns(self, item: PlanItem) -> None:
         assert item.object is not None
         obj = self.live[item.object]
         for view in await self.views(item.object):
-            found = _kanban_values(self.model, obj, view, {}, self.meta.dialect.value)
+            found = _kanban_values(self.model, obj, view)
             if view.name != item.name.removeprefix("kanban columns ") or found is None or not view.group_field_id:
                 continue
             missing = layout.missing_columns(view, found[1])
-            await self.meta.create_view_columns(view.id, view.group_field_id, missing, name=f"view {view.name}")
+            await self.view_api.create_view_columns(view.id, view.group_field_id, missing, name=f"view {view.name}")
 
     async def add_view_fields(self, item: PlanItem) -> None:
         assert item.object is not None
@@ -813,39 +885,43 @@ class _Run:
             return
         wanted = self.known(item.object, names)
         added = layout.appended(target, layout.missing_fields(target, wanted))
-        await self.meta.create_view_fields(target.id, added, name=f"view {target.name}")
+        await self.view_api.create_view_fields(target.id, added, name=f"view {target.name}")
         # Fields created this run are in the view already on 2.21, hidden: shown after the added.
         hidden = layout.hidden_as_made(target, wanted)
-        await self.meta.show_view_fields(layout.shown_at_end(target, hidden, len(added)), name=f"view {target.name}")
+        await self.view_api.show_view_fields(
+            layout.shown_at_end(target, hidden, len(added)), name=f"view {target.name}"
+        )
 
     async def add_columns(self, obj: str, target: LiveView | None) -> None:
-        """The declared columns the list lacks, and those Twenty filed hidden on the bridge's
-        own objects, right after the `after` column so they show on the first screen."""
+        """The declared columns the list lacks, those Twenty filed hidden on the bridge's own
+        objects (2.x) and those it filed at the end (1.x), right after the `after` column so they
+        show on the first screen."""
         if target is None:
             log.warning("columns %s: the list view is not in the workspace; provision again", obj)
             return
         spec = next(c for c in self.model.columns if c.object == obj)
         wanted = self.known(obj, spec.fields)
-        hidden = dict(_hidden_by_twenty(self.model, obj, target, list(wanted)))
+        filed = dict(_hidden_by_twenty(self.model, obj, target, list(wanted)))
+        filed |= dict(_filed_late(spec, self.live, target, list(wanted), self.plan_layout))
         missing = {w.name for w in layout.missing_fields(target, wanted)}
-        moving = [w for w in wanted if w.name in missing or any(n == w.name for n in hidden.values())]
-        after = self.live[obj].fields.get(spec.after) if spec.after else None
-        whole = self.meta.dialect is Dialect.V1  # 1.x stores a view field's position as an integer
-        positions = iter(layout.placed(target, len(moving), after.id if after else None, whole=whole))
+        moving = [w for w in wanted if w.name in missing or any(n == w.name for n in filed.values())]
+        positions = iter(
+            layout.placed(target, len(moving), _anchor_id(spec, self.live), whole=self.view_api.integer_positions)
+        )
         added: list[NewViewField] = []
         for w in moving:
             position = next(positions)
-            shown = next((f for f, n in hidden.items() if n == w.name), None)
+            shown = next((f for f, n in filed.items() if n == w.name), None)
             if shown is not None:
-                await self.meta.show_view_field(
+                await self.view_api.show_view_field(
                     shown.id, position, name=f"{obj}.{w.name} in {target.name}", size=LIST_COLUMN_SIZE
                 )
             else:
                 added.append(NewViewField(str(w.field_id), position, size=LIST_COLUMN_SIZE))
-        await self.meta.create_view_fields(target.id, added, name=f"view {target.name}")
+        await self.view_api.create_view_fields(target.id, added, name=f"view {target.name}")
         wide = _name_to_widen(spec, self.model, self.live, target)
         if wide is not None and spec.nameSize:
-            await self.meta.resize_view_field(wide.id, spec.nameSize, name=f"the name column of {target.name}")
+            await self.view_api.resize_view_field(wide.id, spec.nameSize, name=f"the name column of {target.name}")
 
     def known(self, obj: str, names: tuple[str, ...]) -> list[Wanted]:
         """The fields by these names that exist in the workspace now."""
@@ -985,13 +1061,15 @@ def merge_option_values(
     return options
 
 
-async def _create_view(meta: MetadataClient, live: dict[str, LiveObject], view: ViewSpec, model: DataModel) -> None:
+async def _create_view(views: Views, live: dict[str, LiveObject], view: ViewSpec) -> None:
     obj = live[view.object]
     group_field = obj.fields[view.groupBy] if view.groupBy else None
     if group_field is None:
         raise AlreadyExists(f"view {view.name}: group-by field {view.groupBy} is not in the workspace")
     values = [str(o.get("value")) for o in sorted(group_field.options, key=lambda o: float(o.get("position") or 0))]
-    await meta.create_kanban_view(
+    if group_field.is_nullable:
+        values.append("")  # the column of records with no value, last, as Twenty makes it
+    await views.create_kanban_view(
         object_id=obj.id, name=view.name, icon=view.icon, group_field_id=group_field.id, group_values=values
     )
 

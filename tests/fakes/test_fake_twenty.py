@@ -189,11 +189,15 @@ async def test_invalid_documents_fail_validation_on_the_server(client: httpx.Asy
 
 
 async def test_objects_connection_pages_by_ten_by_default(client: httpx.AsyncClient) -> None:
+    everything = await meta(client, "{ objects(paging: {first: 1000}) { edges { node { id } } } }")
+    # A fresh workspace's objects: 9 (timelineActivity among them), and on 2.x "dashboard" (the
+    # records listing dashboards), on 1.x "view", "viewField" and "viewGroup" (the views its
+    # screens show).
+    total = len(everything["data"]["objects"]["edges"])
+    assert total in (10, 12)
     body = await meta(client, "{ objects { pageInfo { hasNextPage endCursor } edges { node { id } } } }")
-    # A fresh workspace's objects: 9 on 1.x (timelineActivity among them), and on 2.x
-    # "dashboard" too (the records listing them).
-    total = len(body["data"]["objects"]["edges"])
-    assert total in (9, 10) and not body["data"]["objects"]["pageInfo"]["hasNextPage"]
+    assert len(body["data"]["objects"]["edges"]) == min(total, 10)
+    assert body["data"]["objects"]["pageInfo"]["hasNextPage"] is (total > 10)
     first = await meta(
         client, "{ objects(paging: {first: 3}) { pageInfo { hasNextPage endCursor } edges { node { id } } } }"
     )
@@ -437,8 +441,9 @@ async def test_a_new_kanban_has_columns_but_no_card_fields_until_they_are_added(
     assert "errors" in await meta(client, add, {"v": view["id"], "f": amount_id})
 
 
-async def test_standard_list_views_and_the_stage_board_come_with_twentys_own_fields(fake: FakeTwenty) -> None:
-    ws = fake.workspace
+async def test_standard_list_views_and_the_stage_board_come_with_twentys_own_fields(fake2: FakeTwenty) -> None:
+    ws = fake2.workspace
+    fake = fake2
     people = next(v for v in ws.views if v["name"] == "All People")
     assert people["key"] == "INDEX"
     names = {f["id"]: f["name"] for f in fake.object_by_name("person")["fieldsList"]}
@@ -488,17 +493,164 @@ async def test_a_new_field_is_added_hidden_at_the_end_of_its_list_view_on_2x(fak
     assert changed["isVisible"] is True and changed["updatedAt"] > fields[-1]["createdAt"], "a change shows"
 
 
-async def test_an_added_option_gets_a_column_on_2x_kanbans_but_not_on_1x(
+async def test_an_added_option_gets_a_column_on_the_kanbans_grouped_by_it(
     client: httpx.AsyncClient, fake: FakeTwenty
 ) -> None:
+    """2.x: the core views; 1.x: the view records its screens show (observed: "By Stage" got
+    CHURNED at 4, beside CUSTOMER at 4)."""
     stage = field_of(fake, "opportunity", "stage")
     options = [{k: o[k] for k in ("id", "value", "label", "color", "position")} for o in stage["options"]]
     options.append({"id": str(uuid.uuid4()), "value": "CHURNED", "label": "Churned", "color": "gray", "position": 9})
     update = """mutation($i: UpdateOneFieldMetadataInput!) { updateOneField(input: $i) { id } }"""
     assert "errors" not in await meta(client, update, {"i": {"id": stage["id"], "update": {"options": options}}})
-    board = next(v for v in fake.workspace.views if v["name"] == "By Stage")
-    columns = [g["fieldValue"] for g in fake.workspace.view_groups if g["viewId"] == board["id"]]
-    assert ("CHURNED" in columns) is (fake.dialect == "2.x")
+    if fake.dialect == "2.x":
+        board = next(v for v in fake.workspace.views if v["name"] == "By Stage")
+        columns = [g["fieldValue"] for g in fake.workspace.view_groups if g["viewId"] == board["id"]]
+        assert columns[-1] == "CHURNED"
+        return
+    board = next(v for v in await view_records(client, fake, "opportunity") if v["name"] == "By Stage")
+    groups = sorted((g["position"], g["fieldValue"]) for g in board["viewGroups"])
+    assert groups[-2:] == [(4, "CHURNED"), (4, "CUSTOMER")], "not nullable: no 'no value' column"
+
+
+# -- 1.x: views are records of the workspace (data API) ------------------------------------------
+
+VIEWS = """query($o: UUIDFilter) { views(filter: {objectMetadataId: $o}) { edges { node {
+  id name type key icon position kanbanFieldMetadataId kanbanAggregateOperation
+  kanbanAggregateOperationFieldMetadataId createdAt updatedAt
+  viewFields(first: 200) { edges { node { id fieldMetadataId isVisible position size createdAt updatedAt } } }
+  viewGroups(first: 200) { edges { node { id fieldMetadataId fieldValue isVisible position } } } } } } }"""
+
+
+async def view_records(c: httpx.AsyncClient, fake: FakeTwenty, obj: str) -> list[dict[str, Any]]:
+    """The object's views as 1.x's screens read them, columns and Kanban columns by position."""
+    body = await data(c, VIEWS, {"o": {"eq": fake.object_by_name(obj)["id"]}})
+    assert "errors" not in body, body
+    out = []
+    for edge in body["data"]["views"]["edges"]:
+        view = edge["node"]
+        for part in ("viewFields", "viewGroups"):
+            view[part] = sorted((e["node"] for e in view[part]["edges"]), key=lambda n: n["position"])
+        out.append(view)
+    return out
+
+
+def names_of(fake: FakeTwenty, obj: str, view: dict[str, Any], *, visible_only: bool = True) -> list[str]:
+    names = {f["id"]: f["name"] for f in fake.object_by_name(obj)["fieldsList"]}
+    return [names[f["fieldMetadataId"]] for f in view["viewFields"] if f["isVisible"] or not visible_only]
+
+
+async def test_on_1x_the_lists_and_the_stage_board_are_view_records_and_there_are_no_core_views(
+    fake1: FakeTwenty,
+) -> None:
+    async with client_for(fake1) as c:
+        for obj in ("person", "company", "opportunity", "task", "note"):
+            core = await meta(
+                c,
+                "query($o: String) { getCoreViews(objectMetadataId: $o) { id } }",
+                {"o": fake1.object_by_name(obj)["id"]},
+            )
+            assert core["data"]["getCoreViews"] == [], "1.x's screens show view records, not core views"
+        people = await view_records(c, fake1, "person")
+        opportunities = {v["name"]: v for v in await view_records(c, fake1, "opportunity")}
+    ((listing),) = people
+    assert (listing["name"], listing["type"], listing["key"]) == ("All People", "table", "INDEX")
+    assert names_of(fake1, "person", listing)[:2] == ["name", "emails"]
+    assert set(opportunities) == {"All Opportunities", "By Stage"}
+    board = opportunities["By Stage"]
+    assert (board["type"], board["key"]) == ("kanban", None)
+    assert board["kanbanFieldMetadataId"] == field_of(fake1, "opportunity", "stage")["id"]
+    assert [g["fieldValue"] for g in board["viewGroups"]] == ["NEW", "SCREENING", "MEETING", "PROPOSAL", "CUSTOMER"]
+    assert names_of(fake1, "opportunity", board) == [
+        "name",
+        "amount",
+        "createdBy",
+        "closeDate",
+        "company",
+        "pointOfContact",
+    ]
+    assert all(f["createdAt"] == f["updatedAt"] for f in board["viewFields"]), "as Twenty made them"
+
+
+async def test_on_1x_a_view_record_is_made_through_the_data_api_and_keys_index_unless_told_otherwise(
+    fake1: FakeTwenty,
+) -> None:
+    create = """mutation($d: ViewCreateInput!) { createView(data: $d) { id type key kanbanAggregateOperation } }"""
+    opp_id = fake1.object_by_name("opportunity")["id"]
+    stage_id = field_of(fake1, "opportunity", "stage")["id"]
+    base = {"objectMetadataId": opp_id, "type": "kanban", "icon": "IconLayoutKanban", "kanbanFieldMetadataId": stage_id}
+    async with client_for(fake1) as c:
+        keyed = (await data(c, create, {"d": {"name": "No key", **base}}))["data"]["createView"]
+        board = (await data(c, create, {"d": {"name": "Board", "key": None, "position": 3, **base}}))["data"][
+            "createView"
+        ]
+        assert (keyed["key"], board["key"]) == ("INDEX", None), "the key's default is INDEX"
+        assert board["kanbanAggregateOperation"] == "COUNT"
+        fields = """mutation($d: [ViewFieldCreateInput!]) { createViewFields(data: $d) { id position } }"""
+        amount = field_of(fake1, "opportunity", "amount")["id"]
+        one = {"viewId": board["id"], "fieldMetadataId": amount, "position": 0.5, "size": 180, "isVisible": True}
+        assert (await data(c, fields, {"d": [one]}))["data"]["createViewFields"][0]["position"] == 0.5
+        again = await data(c, fields, {"d": [one]})
+        assert code(again) == "BAD_USER_INPUT"
+        assert again["errors"][0]["message"].startswith("A duplicate entry was detected")
+        groups = """mutation($d: [ViewGroupCreateInput!]) { createViewGroups(data: $d) { fieldValue } }"""
+        column = {"viewId": board["id"], "fieldMetadataId": stage_id, "fieldValue": "NEW", "position": 0}
+        assert "errors" not in await data(c, groups, {"d": [column]})
+        made = {v["name"]: v for v in await view_records(c, fake1, "opportunity")}["Board"]
+    assert [g["fieldValue"] for g in made["viewGroups"]] == ["NEW"]
+    assert names_of(fake1, "opportunity", made) == ["amount"]
+
+
+async def test_on_1x_a_new_field_is_shown_at_the_end_of_its_objects_first_view_until_it_has_30(
+    fake1: FakeTwenty,
+) -> None:
+    async with client_for(fake1) as c:
+        for i in range(25):
+            await add_field(c, fake1, "opportunity", type="TEXT", name=f"extra{i}", label=f"Extra {i}")
+        views = {v["name"]: v for v in await view_records(c, fake1, "opportunity")}
+    listing = views["All Opportunities"]
+    shown, hidden = names_of(fake1, "opportunity", listing), names_of(fake1, "opportunity", listing, visible_only=False)
+    assert shown[6:] == [f"extra{i}" for i in range(24)], "shown while the view had fewer than 30"
+    assert hidden[-1] == "extra24" and "extra24" not in shown
+    assert [f["size"] for f in listing["viewFields"][6:]] == [180] * 25
+    assert "extra0" not in names_of(fake1, "opportunity", views["By Stage"], visible_only=False), "only the first view"
+
+
+async def test_on_1x_a_new_object_gets_its_all_list_as_a_view_record(fake1: FakeTwenty) -> None:
+    async with client_for(fake1) as c:
+        await provision(c, fake1)
+        (listing,) = await view_records(c, fake1, "whopProduct")
+    assert (listing["name"], listing["type"], listing["key"]) == ("All Whop Products", "table", "INDEX")
+    shown = names_of(fake1, "whopProduct", listing)
+    assert shown[0] == "name" and "whopProductId" in shown and "opportunities" in shown
+
+
+async def test_on_1x_a_nullable_selects_new_option_brings_a_no_value_column_too(fake1: FakeTwenty) -> None:
+    async with client_for(fake1) as c:
+        await provision(c, fake1)
+        status = field_of(fake1, "opportunity", "whopMembershipStatus")
+        create = """mutation($d: ViewCreateInput!) { createView(data: $d) { id } }"""
+        opp_id = fake1.object_by_name("opportunity")["id"]
+        view = {"name": "Board", "objectMetadataId": opp_id, "type": "kanban", "key": None}
+        board = (await data(c, create, {"d": {**view, "kanbanFieldMetadataId": status["id"]}}))["data"]["createView"]
+        groups = """mutation($d: [ViewGroupCreateInput!]) { createViewGroups(data: $d) { id } }"""
+        columns = [
+            {"viewId": board["id"], "fieldMetadataId": status["id"], "fieldValue": o["value"], "position": i}
+            for i, o in enumerate(status["options"])
+        ]
+        await data(c, groups, {"d": columns})
+        options = [{k: o[k] for k in ("id", "value", "label", "color", "position")} for o in status["options"]]
+        options.append({"id": str(uuid.uuid4()), "value": "EXPIRED", "label": "Expired", "color": "red", "position": 2})
+        update = """mutation($i: UpdateOneFieldMetadataInput!) { updateOneField(input: $i) { id } }"""
+        assert "errors" not in await meta(c, update, {"i": {"id": status["id"], "update": {"options": options}}})
+        made = {v["name"]: v for v in await view_records(c, fake1, "opportunity")}["Board"]
+    # Observed with a probe SELECT: A 0, B 1, then C at 1 and '' at 2.
+    assert sorted((g["position"], g["fieldValue"]) for g in made["viewGroups"]) == [
+        (0, "ACTIVE"),
+        (1, "CANCELED"),
+        (1, "EXPIRED"),
+        (2, ""),
+    ]
 
 
 async def test_without_data_model_permission_mutations_are_forbidden(

@@ -34,7 +34,9 @@ from bridge.twenty.data import (
 )
 from bridge.twenty.layout import index_view
 from bridge.twenty.pages import parse_page
+from bridge.twenty.provision import views_of
 from bridge.twenty.schema import load_data_model, section_fields
+from bridge.twenty.view_records import ViewRecordsApi
 from bridge.webhooks import WebhookReceiver
 from bridge.worker import Worker
 from tests.live.conftest import (
@@ -228,48 +230,66 @@ async def test_a_record_deleted_in_twenty_stays_deleted_through_webhooks_and_syn
 
 
 async def test_the_kanban_is_grouped_by_status_and_its_cards_show_the_declared_fields(live: LiveWorld) -> None:
+    """Read where a person's screens read it: 2.x's views (metadata API), 1.x's view records
+    (data API; a core view made through 1.x's metadata API was shown nowhere, observed)."""
     model = load_data_model()
-    async with live.runtime() as runtime, runtime.metadata() as meta:
+    async with live.runtime() as runtime, runtime.metadata() as meta, runtime.twenty() as twenty:
+        views = views_of(meta, ViewRecordsApi(twenty))
+        assert views is not None
         objects = await meta.list_objects()
         for spec in model.views:
             obj = objects[spec.object]
-            view = next((v for v in await meta.list_views(obj.id) if v.name == spec.name), None)
-            assert view is not None, f"view {spec.name!r} on {spec.object}"
+            named = [v for v in await views.list_views(obj.id) if v.name == spec.name]
+            assert len(named) == 1, f"one view {spec.name!r} on {spec.object}, not {len(named)}"
+            (view,) = named
             assert view.type == spec.type
+            assert view.key is None, "not keyed INDEX: the object's standard list stays Twenty's"
             if spec.groupBy:
-                wanted = {str(o["value"]) for o in objects[spec.object].fields[spec.groupBy].options}
+                group = objects[spec.object].fields[spec.groupBy]
+                assert view.group_field_id == group.id, f"grouped by {spec.groupBy}"
+                wanted = {str(o["value"]) for o in group.options}
                 assert wanted <= set(view.column_values), f"a column per {spec.groupBy} option"
             shown = {f.field_id for f in view.fields if f.visible}
             missing = [name for name in spec.fields if obj.fields[name].id not in shown]
             assert not missing, f"card fields not shown on {spec.name!r}: {missing}"
+            if spec.kanbanSum:
+                assert view.kanban_aggregate == "SUM"
+                assert view.kanban_aggregate_field_id == obj.fields[spec.kanbanSum].id
 
 
-async def test_each_standard_list_shows_the_columns_views_toml_adds_or_the_plan_asks_for_them(
+async def test_each_standard_list_shows_the_columns_views_toml_declares_on_its_first_screen(
     live: LiveWorld,
 ) -> None:
-    """On 2.x every declared column is shown. A list the metadata API cannot reach (1.x keeps its
-    standard views as workspace records, not core views) is named in the plan, to add by hand."""
+    """Every declared column is shown, right after the name (or the column named by `after`):
+    2.x files new fields hidden, 1.x shows them at the end of the list (observed); the bridge
+    places the declared ones on the first screen. Read where the screens read (1.x: the view
+    records of the data API)."""
     model = load_data_model()
     plan = {item.name: item for item in live.provisioned[1].plan.items}
     hidden: dict[str, list[str]] = {}
-    by_hand: dict[str, str] = {}
-    async with live.runtime() as runtime, runtime.metadata() as meta:
+    late: dict[str, list[str]] = {}
+    async with live.runtime() as runtime, runtime.metadata() as meta, runtime.twenty() as twenty:
+        views = views_of(meta, ViewRecordsApi(twenty))
+        assert views is not None
         objects = await meta.list_objects()
         for spec in model.columns:
-            item = plan.get(f"columns {spec.object}")
-            if item is not None and item.status == "manual":
-                assert all(name in item.detail for name in spec.fields), item.detail
-                by_hand[spec.object] = item.detail
-                continue
+            assert plan[f"columns {spec.object}"].status == "present", plan[f"columns {spec.object}"].detail
             obj = objects[spec.object]
-            index = index_view(await meta.list_views(obj.id))
+            index = index_view(await views.list_views(obj.id))
             assert index is not None, f"{spec.object} has its standard list view"
             shown = {f.field_id for f in index.fields if f.visible}
             missing = [name for name in spec.fields if obj.fields[name].id not in shown]
             if missing:
                 hidden[f"{index.name} ({spec.object})"] = missing
+            # The screen shows the name first, then the columns by position.
+            names = {f.id: n for n, f in obj.fields.items()}
+            order = [names.get(f.field_id) for f in sorted(index.fields, key=lambda f: f.position) if f.visible]
+            order = sorted(order, key=lambda n: n != "name")
+            first = order[: len(spec.fields) + (2 if spec.after else 1)]
+            if [n for n in spec.fields if n not in first]:
+                late[f"{index.name} ({spec.object})"] = order[: len(first) + 3]
     assert not hidden, f"columns not shown: {hidden}"
-    assert not by_hand or live.dialect == "1.x", f"on {live.dialect} the bridge adds every column: {by_hand}"
+    assert not late, f"declared columns not right after the name: {late}"
 
 
 async def test_on_2x_the_record_pages_hold_a_whop_section_with_the_bridges_fields(live: LiveWorld) -> None:

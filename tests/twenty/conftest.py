@@ -37,3 +37,13 @@ async def meta(twenty_transport: httpx.AsyncBaseTransport) -> AsyncIterator[obje
 
     async with MetadataClient("http://twenty.test", TWENTY_KEY, transport=twenty_transport) as client:
         yield client
+
+
+@pytest.fixture
+async def views(twenty_transport: httpx.AsyncBaseTransport) -> AsyncIterator[object]:
+    """The workspace's view records (data API): the views 1.x's screens show."""
+    from bridge.twenty.data import TwentyDataClient
+    from bridge.twenty.view_records import ViewRecordsApi
+
+    async with TwentyDataClient("http://twenty.test", TWENTY_KEY, transport=twenty_transport) as data:
+        yield ViewRecordsApi(data)

@@ -14,10 +14,11 @@ from bridge.twenty.data import TwentyDataClient
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import DataModel, load_data_model
+from bridge.twenty.view_records import ViewRecordsApi
 from tests.fakes.twenty import FakeTwenty, layouts
 
 from .conftest import TWENTY_KEY
-from .test_provision import field_of, view_named
+from .test_provision import a_person_changes, field_of, view_named
 
 PUBLIC_URL = "http://bridge.test"
 KEY = "whop-twenty-bridge: Whop"
@@ -286,16 +287,17 @@ async def test_a_fresh_workspace_gets_the_short_labels_and_the_inverse_names_it_
 
 
 async def test_the_memberships_kanban_sums_mrr_in_each_column_on_both_dialects(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     model = load_data_model()
-    await provision(meta, model, PUBLIC_URL)
+    await provision(meta, model, PUBLIC_URL, view_records=views)
 
     board = view_named(fake_twenty, "opportunity", "Whop memberships")
     assert board["kanbanAggregateOperation"] == "SUM"
     assert board["kanbanAggregateOperationFieldMetadataId"] == field_of(fake_twenty, "opportunity", "whopMrr")["id"]  # type: ignore[index]
-    board["kanbanAggregateOperation"] = "COUNT"  # a person prefers a count
-    again = await provision(meta, model, PUBLIC_URL)
+    # A person prefers a count (on 1.x, the count every view starts with: chosen, it stays).
+    a_person_changes(fake_twenty, board, kanbanAggregateOperation="COUNT", kanbanAggregateOperationFieldMetadataId=None)
+    again = await provision(meta, model, PUBLIC_URL, view_records=views)
     assert again.mutations == 0 and board["kanbanAggregateOperation"] == "COUNT"
 
 

@@ -13,10 +13,13 @@ from bridge.errors import AuthError
 from bridge.runtime import Runtime, Transports
 from bridge.services import provision_workspace
 from bridge.store.provisioning_runs import last as last_provisioning
+from bridge.twenty.data import TwentyDataClient
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model
-from tests.fakes.twenty import FakeTwenty
+from bridge.twenty.view_records import ViewRecordsApi
+from tests.fakes.twenty import FakeTwenty, view_records
+from tests.fakes.twenty.workspace import later_than
 
 from .conftest import TWENTY_KEY
 
@@ -30,9 +33,11 @@ def field_of(fake: FakeTwenty, obj: str, name: str) -> dict[str, Any] | None:
     return None
 
 
-async def test_a_fresh_workspace_gets_the_whole_data_model(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
+async def test_a_fresh_workspace_gets_the_whole_data_model(
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
+) -> None:
     model = load_data_model()
-    result = await provision(meta, model, PUBLIC_URL)
+    result = await provision(meta, model, PUBLIC_URL, view_records=views)
 
     assert not result.plan.conflicts
     product = fake_twenty.object_by_name("whopProduct")
@@ -49,9 +54,12 @@ async def test_a_fresh_workspace_gets_the_whole_data_model(fake_twenty: FakeTwen
     assert [o["value"] for o in status["options"]][:2] == ["TRIALING", "ACTIVE"]
     # The relation made both sides.
     assert field_of(fake_twenty, "whopProduct", "opportunities") is not None
-    # The Kanban view exists on either dialect; the sidebar link only where Twenty has the API.
-    views = await meta.list_views(fake_twenty.object_by_name("opportunity")["id"])
-    assert any(v.name == "Whop memberships" for v in views)
+    # The Kanban view exists on either dialect (where its screens show views: 1.x's view
+    # records); the sidebar link only where Twenty has the API.
+    listed = await (meta if fake_twenty.dialect == "2.x" else views).list_views(
+        fake_twenty.object_by_name("opportunity")["id"]
+    )
+    assert any(v.name == "Whop memberships" and v.type == "KANBAN" for v in listed)
     link = next(i for i in result.plan.items if i.kind == "link")
     if fake_twenty.dialect == "2.x":
         assert link.status == "create"
@@ -60,21 +68,25 @@ async def test_a_fresh_workspace_gets_the_whole_data_model(fake_twenty: FakeTwen
         assert link.status == "manual" and PUBLIC_URL in link.detail
 
 
-async def test_a_second_run_makes_zero_mutations(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
+async def test_a_second_run_makes_zero_mutations(
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
+) -> None:
     model = load_data_model()
-    first = await provision(meta, model, PUBLIC_URL)
+    first = await provision(meta, model, PUBLIC_URL, view_records=views)
     assert first.mutations > 0
     before = fake_twenty.stats["metadata_mutations"]
 
-    second = await provision(meta, model, PUBLIC_URL)
+    second = await provision(meta, model, PUBLIC_URL, view_records=views)
 
     assert second.mutations == 0
     assert fake_twenty.stats["metadata_mutations"] == before
     assert {i.status for i in second.plan.items} <= {"present", "manual", "unsupported"}
 
 
-async def test_dry_run_plans_everything_and_changes_nothing(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
-    result = await provision(meta, load_data_model(), PUBLIC_URL, dry_run=True)
+async def test_dry_run_plans_everything_and_changes_nothing(
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
+) -> None:
+    result = await provision(meta, load_data_model(), PUBLIC_URL, dry_run=True, view_records=views)
     assert result.mutations == 0 and fake_twenty.stats["metadata_mutations"] == 0
     statuses = {i.name: i.status for i in result.plan.items}
     assert statuses["whopProduct"] == "create"
@@ -83,7 +95,7 @@ async def test_dry_run_plans_everything_and_changes_nothing(fake_twenty: FakeTwe
 
 
 async def test_only_the_gap_is_filled_in_a_partly_provisioned_workspace(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     person_id = fake_twenty.object_by_name("person")["id"]
     opp_id = fake_twenty.object_by_name("opportunity")["id"]
@@ -112,7 +124,7 @@ async def test_only_the_gap_is_filled_in_a_partly_provisioned_workspace(
     assert original is not None
     active_id = original["options"][0]["id"]
 
-    result = await provision(meta, load_data_model(), PUBLIC_URL)
+    result = await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
 
     statuses = {i.name: i.status for i in result.plan.items}
     assert statuses["whopProduct"] == "present"
@@ -124,11 +136,11 @@ async def test_only_the_gap_is_filled_in_a_partly_provisioned_workspace(
     by_value = {o["value"]: o for o in updated["options"]}
     assert by_value["ACTIVE"]["id"] == active_id, "existing option ids are kept"
     assert {"TRIALING", "PAST_DUE", "CANCELING"} <= set(by_value)
-    assert (await provision(meta, load_data_model(), PUBLIC_URL)).mutations == 0
+    assert (await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)).mutations == 0
 
 
 async def test_a_field_with_another_type_is_a_conflict_and_its_object_is_left_alone(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     opp_id = fake_twenty.object_by_name("opportunity")["id"]
     await meta.create_field(
@@ -136,7 +148,7 @@ async def test_a_field_with_another_type_is_a_conflict_and_its_object_is_left_al
     )
     fields_before = {f["name"] for f in fake_twenty.object_by_name("opportunity")["fieldsList"]}
 
-    result = await provision(meta, load_data_model(), PUBLIC_URL)
+    result = await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
 
     conflicts = result.plan.conflicts
     assert [c.name for c in conflicts] == ["opportunity.whopMembershipStatus"]
@@ -177,11 +189,11 @@ async def test_a_wrong_api_key_is_a_clear_auth_error(fake_twenty: FakeTwenty) ->
 
 
 async def test_a_key_without_the_data_model_permission_is_told_what_to_fix(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     fake_twenty.data_model_permission = False
     with pytest.raises(AuthError, match="data-model permission"):
-        await provision(meta, load_data_model(), PUBLIC_URL)
+        await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
 
 
 async def test_the_provisioning_run_is_recorded_in_the_store(
@@ -197,7 +209,7 @@ async def test_the_provisioning_run_is_recorded_in_the_store(
 
 
 async def test_a_name_taken_between_plan_and_apply_is_resolved_by_listing_again(
-    fake_twenty: FakeTwenty, meta: MetadataClient, monkeypatch: pytest.MonkeyPatch
+    fake_twenty: FakeTwenty, meta: MetadataClient, monkeypatch: pytest.MonkeyPatch, views: ViewRecordsApi
 ) -> None:
     """Another process creates the object and a field just before this one does."""
     original_create_object, original_create_field = meta.create_object, meta.create_field
@@ -216,36 +228,69 @@ async def test_a_name_taken_between_plan_and_apply_is_resolved_by_listing_again(
 
     monkeypatch.setattr(meta, "create_object", create_object_after_a_rival)
     monkeypatch.setattr(meta, "create_field", create_field_after_a_rival)
-    result = await provision(meta, load_data_model(), PUBLIC_URL)
+    result = await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
 
     assert raced == ["whopPayment", "whopProduct", "whopReview", "whopUserId"]  # each custom object, then the field
     assert not result.plan.conflicts
     assert [f["name"] for f in fake_twenty.object_by_name("person")["fieldsList"]].count("whopUserId") == 1
     monkeypatch.undo()
-    assert (await provision(meta, load_data_model(), PUBLIC_URL)).mutations == 0
+    assert (await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)).mutations == 0
 
 
 # How the data reads: card fields, list columns, record-page sections, stage columns ---------
 
 
-def view_named(fake: FakeTwenty, obj: str, name: str) -> dict[str, Any]:
+def views_of(fake: FakeTwenty, obj: str) -> list[dict[str, Any]]:
+    """The object's views as its screens show them: 2.x's (metadata), 1.x's view records (data
+    API; 1.x's core views are shown nowhere). The dicts are the workspace's own."""
     object_id = fake.object_by_name(obj)["id"]
-    found = [v for v in fake.workspace.views if v["objectMetadataId"] == object_id and v["name"] == name]
+    if fake.dialect == "1.x":
+        return view_records.views_of(fake.workspace, object_id)
+    return [v for v in fake.workspace.views if v["objectMetadataId"] == object_id]
+
+
+def view_named(fake: FakeTwenty, obj: str, name: str) -> dict[str, Any]:
+    found = [v for v in views_of(fake, obj) if v["name"] == name]
     assert len(found) == 1, f"{len(found)} views named {name!r} on {obj}"
     return found[0]
 
 
 def list_view(fake: FakeTwenty, obj: str) -> dict[str, Any]:
-    object_id = fake.object_by_name(obj)["id"]
-    return next(v for v in fake.workspace.views if v["objectMetadataId"] == object_id and v["key"] == "INDEX")
+    return next(v for v in views_of(fake, obj) if v["key"] == "INDEX")
+
+
+def view_fields(fake: FakeTwenty, view: dict[str, Any]) -> list[dict[str, Any]]:
+    """The view's columns (or card fields), the workspace's own dicts, by position."""
+    if fake.dialect == "1.x":
+        found = view_records.fields_of(fake.workspace, view["id"])
+    else:
+        found = [f for f in fake.workspace.view_fields if f["viewId"] == view["id"]]
+    return sorted(found, key=lambda f: f["position"])
+
+
+def kanban_columns(fake: FakeTwenty, view: dict[str, Any]) -> list[str]:
+    """A Kanban's columns (option values; "" is the one of records with none), by position."""
+    if fake.dialect == "1.x":
+        found = view_records.groups_of(fake.workspace, view["id"])
+    else:
+        found = [g for g in fake.workspace.view_groups if g["viewId"] == view["id"]]
+    return [g["fieldValue"] for g in sorted(found, key=lambda g: g["position"])]
+
+
+def a_person_changes(fake: FakeTwenty, item: dict[str, Any], **changes: Any) -> None:
+    """A change made in Twenty's screens to a view or a view field: its updatedAt moves on."""
+    if fake.dialect == "2.x" and "viewId" in item:
+        fake.workspace.update_view_field(item["id"], changes)
+        return
+    item.update(changes)
+    item["updatedAt"] = later_than(item["createdAt"])
 
 
 def shown(fake: FakeTwenty, view: dict[str, Any], *, visible_only: bool = True) -> list[str]:
     """The view's fields by name, in the order Twenty shows them: by position, the record's name
     first whatever its position (both versions' front ends move it there)."""
     names = {f["id"]: f["name"] for o in fake.workspace.objects for f in o["fieldsList"]}
-    fields = sorted((f for f in fake.workspace.view_fields if f["viewId"] == view["id"]), key=lambda f: f["position"])
-    out = [names[f["fieldMetadataId"]] for f in fields if f["isVisible"] or not visible_only]
+    out = [names[f["fieldMetadataId"]] for f in view_fields(fake, view) if f["isVisible"] or not visible_only]
     return sorted(out, key=lambda name: name != "name")  # stable: only the name moves
 
 
@@ -266,9 +311,9 @@ def record_page(fake: FakeTwenty, obj: str) -> list[tuple[str, list[str]]]:
 
 
 async def test_each_membership_card_shows_product_plan_amount_renewal_and_last_payment(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
-    await provision(meta, load_data_model(), PUBLIC_URL)
+    await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
 
     board = view_named(fake_twenty, "opportunity", "Whop memberships")
     assert shown(fake_twenty, board) == [
@@ -278,19 +323,26 @@ async def test_each_membership_card_shows_product_plan_amount_renewal_and_last_p
         "whopRenewalDate",
         "whopLastPaymentStatus",
     ]
-    columns = [g["fieldValue"] for g in fake_twenty.workspace.view_groups if g["viewId"] == board["id"]]
+    columns = kanban_columns(fake_twenty, board)
     assert {"ACTIVE", "TRIALING", "CANCELED", "EXPIRED"} <= set(columns)
+    if fake_twenty.dialect == "1.x":  # the board 1.x's screens show, not a core view
+        assert (board["type"], board["key"]) == ("kanban", None)
+        assert board["kanbanFieldMetadataId"] == field_of(fake_twenty, "opportunity", "whopMembershipStatus")["id"]  # type: ignore[index]
+        assert columns[-1] == "", "the status is nullable: a column for memberships with none, last, as Twenty makes"
+        assert fake_twenty.views == [], "no core view"
 
 
 async def test_a_kanban_an_earlier_version_made_without_card_fields_gets_them_and_is_not_duplicated(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     model = load_data_model()
-    await provision(meta, model.model_copy(update={"views": (), "columns": (), "sections": ()}), PUBLIC_URL)
+    await provision(
+        meta, model.model_copy(update={"views": (), "columns": (), "sections": ()}), PUBLIC_URL, view_records=views
+    )
     opportunity = fake_twenty.object_by_name("opportunity")
     status = field_of(fake_twenty, "opportunity", "whopMembershipStatus")
     assert status is not None
-    await meta.create_kanban_view(
+    await (meta if fake_twenty.dialect == "2.x" else views).create_kanban_view(
         object_id=opportunity["id"],
         name="Whop memberships",
         icon="IconLayoutKanban",
@@ -299,7 +351,7 @@ async def test_a_kanban_an_earlier_version_made_without_card_fields_gets_them_an
     )
     assert shown(fake_twenty, view_named(fake_twenty, "opportunity", "Whop memberships")) == []
 
-    result = await provision(meta, model, PUBLIC_URL)
+    result = await provision(meta, model, PUBLIC_URL, view_records=views)
 
     statuses = {i.name: i.status for i in result.plan.items}
     assert statuses["view Whop memberships"] == "present"
@@ -308,64 +360,52 @@ async def test_a_kanban_an_earlier_version_made_without_card_fields_gets_them_an
 
 
 async def test_payment_and_product_lists_open_on_their_useful_columns(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
-    await provision(meta, load_data_model(), PUBLIC_URL)
+    await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
 
-    # Twenty 2.21 shows a new object's system columns and files each new field hidden: the
-    # bridge's columns come right after the name, Twenty's own after them.
-    twentys_own = ["createdAt", "createdBy", "updatedAt", "updatedBy"] if fake_twenty.dialect == "2.x" else []
+    # Twenty 2.21 shows a new object's system columns and files each new field hidden; 1.x shows
+    # them (observed: createdAt, updatedAt, createdBy, position) and every new field after them.
+    # The bridge's columns come right after the name, Twenty's own after them.
+    twentys_own = ["createdAt", "createdBy", "updatedAt", "updatedBy"]
+    if fake_twenty.dialect == "1.x":
+        twentys_own = ["createdAt", "updatedAt", "createdBy", "position"]
     payments = list_view(fake_twenty, "whopPayment")
     assert payments["name"] == "All Whop Payments"
-    assert shown(fake_twenty, payments) == [
-        "name",
-        "paymentStatus",
-        "amount",
-        "netAmount",
-        "paidAt",
-        "person",
-        "opportunity",
-        "whopCompanyName",
-        *twentys_own,
-    ]
-    assert shown(fake_twenty, list_view(fake_twenty, "whopProduct")) == [
-        "name",
-        "memberCount",
-        "visibility",
-        "whopCompanyName",
-        *twentys_own,
-    ]
+    declared = ["name", "paymentStatus", "amount", "netAmount", "paidAt", "person", "opportunity", "whopCompanyName"]
+    listed = shown(fake_twenty, payments)
+    assert listed[: len(declared) + 4] == [*declared, *twentys_own]
+    products = shown(fake_twenty, list_view(fake_twenty, "whopProduct"))
+    assert products[:8] == ["name", "memberCount", "visibility", "whopCompanyName", *twentys_own]
+    if fake_twenty.dialect == "2.x":  # 1.x shows every field it filed; the bridge hides nothing
+        assert len(listed) == len(declared) + 4 and len(products) == 8
     name = field_of(fake_twenty, "whopPayment", "name")
     assert name is not None
-    (column,) = [
-        f
-        for f in fake_twenty.workspace.view_fields
-        if f["viewId"] == payments["id"] and f["fieldMetadataId"] == name["id"]
-    ]
+    (column,) = [f for f in view_fields(fake_twenty, payments) if f["fieldMetadataId"] == name["id"]]
     assert column["size"] == 320, "a payment's name reads whole in the list"
 
 
 async def test_the_standard_lists_show_the_whop_columns_first_without_moving_the_ones_people_arranged(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     people = list_view(fake_twenty, "person")
-    ws = fake_twenty.workspace
-    city = next(f for f in ws.view_fields if f["viewId"] == people["id"] and f["isVisible"] and f["position"] == 5)
-    ws.update_view_field(city["id"], {"isVisible": False})  # a person hid a column
+    fifth = next(f for f in view_fields(fake_twenty, people) if f["isVisible"] and f["position"] == 5)
+    a_person_changes(fake_twenty, fifth, isVisible=False)  # a person hid a column
     before = shown(fake_twenty, people, visible_only=False)
     before_visible = shown(fake_twenty, people)
-    positions = {f["id"]: f["position"] for f in ws.view_fields if f["viewId"] == people["id"]}
+    positions = {f["id"]: f["position"] for f in view_fields(fake_twenty, people)}
 
-    await provision(meta, load_data_model(), PUBLIC_URL)
+    await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
 
     after = shown(fake_twenty, people, visible_only=False)
     added = ["whopMemberStatus", "whopLifetimeValue", "whopActiveMemberships", "whopLastPurchaseAt"]
-    # 2.x: right after the e-mails; 1.x keeps positions as integers, so right after the name.
-    cut = 2 if fake_twenty.dialect == "2.x" else 1
-    mine = before[:cut] + added + before[cut:]
-    assert after[: len(mine)] == mine, "name (e-mails), then the Whop columns, then the rest"
-    assert shown(fake_twenty, people) == before_visible[:cut] + added + before_visible[cut:], "the hidden one stays"
-    now = {f["id"]: f["position"] for f in ws.view_fields if f["viewId"] == people["id"]}
+    # Right after the e-mails (2.x files the new fields hidden, 1.x shows them at the end: the
+    # declared ones move up, the others stay where Twenty put them, after the rest).
+    mine = before[:2] + added + before[2:]
+    assert after[: len(mine)] == mine, "name, e-mails, then the Whop columns, then the rest"
+    visible = shown(fake_twenty, people)
+    assert visible[: len(before_visible) + 4] == before_visible[:2] + added + before_visible[2:], "the hidden one stays"
+    now = {f["id"]: f["position"] for f in view_fields(fake_twenty, people)}
     assert all(now[i] == p for i, p in positions.items()), "no existing column moved"
     opportunities = shown(fake_twenty, list_view(fake_twenty, "opportunity"))
     assert opportunities[:7] == [
@@ -381,43 +421,47 @@ async def test_the_standard_lists_show_the_whop_columns_first_without_moving_the
 
 
 async def test_each_list_shows_the_declared_columns_twenty_added_hidden_when_it_created_the_fields(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     """Twenty 2.21 puts every new field in its object's list view, hidden: "All Whop Payments"
     showed none of the payment fields until provisioning showed the declared ones."""
     model = load_data_model()
-    await provision(meta, model, PUBLIC_URL)
+    await provision(meta, model, PUBLIC_URL, view_records=views)
     for columns in model.columns:
         listed = shown(fake_twenty, list_view(fake_twenty, columns.object))
         # Where they go (the first screen) is test_the_standard_lists_show_…'s concern.
         assert [f for f in listed if f in columns.fields] == list(columns.fields), columns.object
     payments = shown(fake_twenty, list_view(fake_twenty, "whopPayment"))
-    assert "declineReason" not in payments, "only the declared columns are shown"
+    if fake_twenty.dialect == "2.x":  # 1.x shows every field it filed; the bridge hides nothing
+        assert "declineReason" not in payments, "only the declared columns are shown"
 
-    again = await provision(meta, model, PUBLIC_URL)
+    again = await provision(meta, model, PUBLIC_URL, view_records=views)
     assert again.mutations == 0
 
 
-async def test_a_whop_column_a_person_hid_stays_hidden(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
+async def test_a_whop_column_a_person_hid_stays_hidden(
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
+) -> None:
     model = load_data_model()
-    await provision(meta, model, PUBLIC_URL)
+    await provision(meta, model, PUBLIC_URL, view_records=views)
     people = list_view(fake_twenty, "person")
     ltv = field_of(fake_twenty, "person", "whopLifetimeValue")
     assert ltv is not None
-    ws = fake_twenty.workspace
-    column = next(f for f in ws.view_fields if f["viewId"] == people["id"] and f["fieldMetadataId"] == ltv["id"])
-    ws.update_view_field(column["id"], {"isVisible": False})
+    column = next(f for f in view_fields(fake_twenty, people) if f["fieldMetadataId"] == ltv["id"])
+    a_person_changes(fake_twenty, column, isVisible=False)
 
-    again = await provision(meta, model, PUBLIC_URL)
+    again = await provision(meta, model, PUBLIC_URL, view_records=views)
 
     assert again.mutations == 0
     assert "whopLifetimeValue" not in shown(fake_twenty, people)
     assert "whopLifetimeValue" in shown(fake_twenty, people, visible_only=False)
 
 
-async def test_the_record_pages_get_a_whop_section_before_system(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
+async def test_the_record_pages_get_a_whop_section_before_system(
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
+) -> None:
     model = load_data_model()
-    result = await provision(meta, model, PUBLIC_URL)
+    result = await provision(meta, model, PUBLIC_URL, view_records=views)
 
     items = {i.name: i for i in result.plan.items}
     if fake_twenty.dialect == "1.x":
@@ -438,12 +482,14 @@ async def test_the_record_pages_get_a_whop_section_before_system(fake_twenty: Fa
 
 
 async def test_an_older_install_gets_its_whop_fields_moved_out_of_system(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     if fake_twenty.dialect == "1.x":
         pytest.skip("1.x record pages have no sections")
     model = load_data_model()
-    await provision(meta, model.model_copy(update={"sections": ()}), PUBLIC_URL)  # before sections existed
+    await provision(
+        meta, model.model_copy(update={"sections": ()}), PUBLIC_URL, view_records=views
+    )  # before sections existed
     assert "whopUserId" in dict(record_page(fake_twenty, "person"))["System"], "Twenty parks new fields there"
     # A person moved one Whop field to General by hand; it stays where they put it.
     ws = fake_twenty.workspace
@@ -455,7 +501,7 @@ async def test_an_older_install_gets_its_whop_fields_moved_out_of_system(
     moved = next(f for f in ws.view_fields if f["viewId"] == view_id and f["fieldMetadataId"] == username["id"])
     ws.update_view_field(moved["id"], {"viewFieldGroupId": general["id"]})
 
-    result = await provision(meta, model, PUBLIC_URL)
+    result = await provision(meta, model, PUBLIC_URL, view_records=views)
 
     assert {i.name: i.status for i in result.plan.items}["section person Whop"] == "create"
     sections = dict(record_page(fake_twenty, "person"))
@@ -463,15 +509,15 @@ async def test_an_older_install_gets_its_whop_fields_moved_out_of_system(
     assert "whopUserId" in sections["Whop"] and "whopChurnedAt" in sections["Whop"]
     assert sections["System"] == ["createdAt", "updatedAt", "createdBy"]
     assert [name for name, _ in record_page(fake_twenty, "person")][-2:] == ["Whop", "System"]
-    assert (await provision(meta, model, PUBLIC_URL)).mutations == 0
+    assert (await provision(meta, model, PUBLIC_URL, view_records=views)).mutations == 0
 
 
 async def test_a_field_a_person_adds_later_lands_under_system_not_whop(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     if fake_twenty.dialect == "1.x":
         pytest.skip("1.x record pages have no sections")
-    await provision(meta, load_data_model(), PUBLIC_URL)
+    await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
     person_id = fake_twenty.object_by_name("person")["id"]
     await meta.create_field({"objectMetadataId": person_id, "type": "TEXT", "name": "shoeSize", "label": "Shoe size"})
 
@@ -480,13 +526,13 @@ async def test_a_field_a_person_adds_later_lands_under_system_not_whop(
 
 
 async def test_ended_memberships_have_a_churned_stage_and_a_column_for_it(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     before = field_of(fake_twenty, "opportunity", "stage")
     assert before is not None
     kept = {o["value"]: o for o in before["options"]}
 
-    result = await provision(meta, load_data_model(), PUBLIC_URL)
+    result = await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
 
     assert {i.name: i.status for i in result.plan.items}["opportunity.stage"] == "add_options"
     after = field_of(fake_twenty, "opportunity", "stage")
@@ -498,17 +544,17 @@ async def test_ended_memberships_have_a_churned_stage_and_a_column_for_it(
             k: option[k] for k in ("id", "label", "color", "position")
         }
     assert after["type"] == "SELECT" and not after["isCustom"], "the standard field, not a new one"
-    # Twenty's "By Stage" board gets a Churned column (2.x makes it, 1.x needs the bridge to).
+    # Twenty's "By Stage" board gets a Churned column: Twenty makes it (1.x on its view records).
     board = view_named(fake_twenty, "opportunity", "By Stage")
-    columns = [g["fieldValue"] for g in fake_twenty.workspace.view_groups if g["viewId"] == board["id"]]
+    columns = kanban_columns(fake_twenty, board)
     assert columns.count("CHURNED") == 1 and columns[: len(kept)] == [
         o["value"] for o in sorted(kept.values(), key=lambda o: o["position"])
     ]
-    assert (await provision(meta, load_data_model(), PUBLIC_URL)).mutations == 0
+    assert (await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)).mutations == 0
 
 
 async def test_a_kanban_gets_a_column_for_a_status_option_added_later(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     model = load_data_model()
     status = model.object("opportunity").field("whopMembershipStatus")
@@ -528,24 +574,22 @@ async def test_a_kanban_gets_a_column_for_a_status_option_added_later(
             )
         }
     )
-    await provision(meta, older, PUBLIC_URL)
+    await provision(meta, older, PUBLIC_URL, view_records=views)
     newest = status.options[-1].value
 
-    result = await provision(meta, model, PUBLIC_URL)
+    result = await provision(meta, model, PUBLIC_URL, view_records=views)
 
     board = view_named(fake_twenty, "opportunity", "Whop memberships")
-    columns = [g["fieldValue"] for g in fake_twenty.workspace.view_groups if g["viewId"] == board["id"]]
-    assert columns.count(newest) == 1
-    kanban_items = [i for i in result.plan.items if i.kind == "view_groups"]
-    if fake_twenty.dialect == "1.x":
-        assert [i.name for i in kanban_items] == ["kanban columns Whop memberships"]
-    else:  # 2.x makes the column itself when the option is added
-        assert kanban_items == []
-    assert (await provision(meta, model, PUBLIC_URL)).mutations == 0
+    assert kanban_columns(fake_twenty, board).count(newest) == 1
+    # Twenty makes the column itself when the option is added (1.x on its view records too).
+    assert [i for i in result.plan.items if i.kind == "view_groups"] == []
+    assert (await provision(meta, model, PUBLIC_URL, view_records=views)).mutations == 0
 
 
-async def test_the_dry_run_lists_what_the_views_will_get(fake_twenty: FakeTwenty, meta: MetadataClient) -> None:
-    result = await provision(meta, load_data_model(), PUBLIC_URL, dry_run=True)
+async def test_the_dry_run_lists_what_the_views_will_get(
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
+) -> None:
+    result = await provision(meta, load_data_model(), PUBLIC_URL, dry_run=True, view_records=views)
 
     assert fake_twenty.stats["metadata_mutations"] == 0
     items = {i.name: i for i in result.plan.items}
@@ -561,18 +605,183 @@ async def test_the_dry_run_lists_what_the_views_will_get(fake_twenty: FakeTwenty
 
 
 async def test_a_conflict_on_opportunity_blocks_its_view_items_too(
-    fake_twenty: FakeTwenty, meta: MetadataClient
+    fake_twenty: FakeTwenty, meta: MetadataClient, views: ViewRecordsApi
 ) -> None:
     opp_id = fake_twenty.object_by_name("opportunity")["id"]
     await meta.create_field({"objectMetadataId": opp_id, "type": "TEXT", "name": "whopMrr", "label": "MRR (text)"})
-    views_before = len(fake_twenty.workspace.view_fields)
 
-    result = await provision(meta, load_data_model(), PUBLIC_URL)
+    def opportunity_view_fields() -> dict[str, dict[str, Any]]:
+        return {f["id"]: f for v in views_of(fake_twenty, "opportunity") for f in view_fields(fake_twenty, v)}
+
+    before = {i: dict(f) for i, f in opportunity_view_fields().items()}
+
+    result = await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
 
     statuses = {i.name: i.status for i in result.plan.items}
     assert statuses["cards Whop memberships"] == "blocked"
     assert statuses["columns opportunity"] == "blocked"
     assert statuses["columns person"] == "create"
-    opportunity_views = {v["id"] for v in fake_twenty.workspace.views if v["objectMetadataId"] == opp_id}
-    added = fake_twenty.workspace.view_fields[views_before:]
-    assert not [f for f in added if f["viewId"] in opportunity_views and "whop" in str(f)], "nothing on opportunity"
+    assert opportunity_view_fields() == before, "nothing on opportunity"
+
+
+# Twenty 1.x: its screens show the view records (data API), not its core views ----------------
+
+
+@pytest.fixture
+def fake1() -> FakeTwenty:
+    return FakeTwenty(dialect="1.x", api_key=TWENTY_KEY)
+
+
+async def test_on_1x_the_kanban_is_a_view_record_its_screens_show_with_a_column_per_status_and_its_cards(
+    fake1: FakeTwenty,
+) -> None:
+    transport = httpx.ASGITransport(app=fake1)
+    async with (
+        MetadataClient("http://twenty.test", TWENTY_KEY, transport=transport) as meta,
+        TwentyDataClient("http://twenty.test", TWENTY_KEY, transport=transport) as data,
+    ):
+        views = ViewRecordsApi(data)
+        plan = await provision(meta, load_data_model(), PUBLIC_URL, dry_run=True, view_records=views)
+        items = {i.name: i for i in plan.plan.items}
+        assert (items["view Whop memberships"].status, items["view Whop memberships"].detail) == (
+            "create",
+            "KANBAN of opportunity grouped by whopMembershipStatus",
+        ), "the plan shows it as on 2.x"
+        assert items["cards Whop memberships"].status == "create"
+        assert items["column sums Whop memberships"].status == "update"
+
+        first = await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
+        writes = data.stats.writes
+        second = await provision(meta, load_data_model(), PUBLIC_URL, view_records=views)
+
+    assert not first.plan.conflicts
+    board = view_named(fake1, "opportunity", "Whop memberships")
+    status = field_of(fake1, "opportunity", "whopMembershipStatus")
+    assert status is not None
+    assert (board["type"], board["key"], board["icon"]) == ("kanban", None, "IconLayoutKanban")
+    assert board["kanbanFieldMetadataId"] == status["id"]
+    by_stage = view_named(fake1, "opportunity", "By Stage")
+    assert board["position"] > by_stage["position"], "listed after Twenty's own views"
+    assert kanban_columns(fake1, board) == [o["value"] for o in status["options"]] + [""]
+    assert shown(fake1, board) == ["whopProduct", "whopPlanTitle", "amount", "whopRenewalDate", "whopLastPaymentStatus"]
+    assert fake1.views == [], "no core view: 1.x's screens would not show it"
+    assert second.mutations == 0 and data.stats.writes == writes, "a second run writes nothing"
+    assert {i.status for i in second.plan.items} <= {"present", "manual", "unsupported"}
+
+
+async def test_on_1x_a_core_view_an_earlier_version_made_is_left_alone_and_the_shown_kanban_is_made(
+    fake1: FakeTwenty,
+) -> None:
+    transport = httpx.ASGITransport(app=fake1)
+    async with (
+        MetadataClient("http://twenty.test", TWENTY_KEY, transport=transport) as meta,
+        TwentyDataClient("http://twenty.test", TWENTY_KEY, transport=transport) as data,
+    ):
+        model = load_data_model()
+        await provision(meta, model.model_copy(update={"views": ()}), PUBLIC_URL, view_records=ViewRecordsApi(data))
+        status = field_of(fake1, "opportunity", "whopMembershipStatus")
+        assert status is not None
+        opportunity = fake1.object_by_name("opportunity")
+        core = await meta.create_kanban_view(  # what the bridge made on 1.x before
+            object_id=opportunity["id"],
+            name="Whop memberships",
+            icon="IconLayoutKanban",
+            group_field_id=status["id"],
+            group_values=[o["value"] for o in status["options"]],
+        )
+        before = fake1.views
+
+        result = await provision(meta, model, PUBLIC_URL, view_records=ViewRecordsApi(data))
+
+    assert {i.name: i.status for i in result.plan.items}["view Whop memberships"] == "create"
+    assert fake1.views == before, "the core view is as it was"
+    assert not [f for f in fake1.workspace.view_fields if f["viewId"] == core["id"]], "nothing added to it"
+    assert "whopProduct" in shown(fake1, view_named(fake1, "opportunity", "Whop memberships"))
+
+
+async def test_on_1x_a_view_a_person_made_or_changed_is_left_as_they_left_it(fake1: FakeTwenty) -> None:
+    transport = httpx.ASGITransport(app=fake1)
+    async with (
+        MetadataClient("http://twenty.test", TWENTY_KEY, transport=transport) as meta,
+        TwentyDataClient("http://twenty.test", TWENTY_KEY, transport=transport) as data,
+    ):
+        views = ViewRecordsApi(data)
+        model = load_data_model()
+        await provision(meta, model, PUBLIC_URL, view_records=views)
+        board = view_named(fake1, "opportunity", "Whop memberships")
+        plan_title = field_of(fake1, "opportunity", "whopPlanTitle")
+        assert plan_title is not None
+        plan_card = next(f for f in view_fields(fake1, board) if f["fieldMetadataId"] == plan_title["id"])
+        a_person_changes(fake1, board, name="Memberships by status")  # renamed: theirs now
+        a_person_changes(fake1, plan_card, isVisible=False)
+        mine = view_records.add_view(fake1.workspace, fake1.object_by_name("opportunity"), "My board", type="kanban")
+        snapshot = [dict(v) for v in views_of(fake1, "opportunity")]
+        fields_before = {v["id"]: [dict(f) for f in view_fields(fake1, v)] for v in snapshot}
+
+        again = await provision(meta, model, PUBLIC_URL, view_records=views)
+
+    # The renamed board is a person's: the bridge makes its own again, and touches neither.
+    assert {i.name: i.status for i in again.plan.items}["view Whop memberships"] == "create"
+    for view in snapshot:
+        now = next(v for v in views_of(fake1, "opportunity") if v["id"] == view["id"])
+        assert now == view, f"{view['name']} unchanged"
+        assert [dict(f) for f in view_fields(fake1, now)] == fields_before[view["id"]], f"{view['name']}'s fields"
+    assert mine["id"] in {v["id"] for v in snapshot}
+
+
+async def test_on_1x_the_declared_columns_twenty_put_at_the_end_come_after_the_name_unless_a_person_moved_them(
+    fake1: FakeTwenty,
+) -> None:
+    """1.x shows every new field at the end of its object's first list: after provisioning,
+    "All Opportunities" showed 24 Whop columns after Twenty's six, the declared ones past the
+    first screen (observed)."""
+    transport = httpx.ASGITransport(app=fake1)
+    async with (
+        MetadataClient("http://twenty.test", TWENTY_KEY, transport=transport) as meta,
+        TwentyDataClient("http://twenty.test", TWENTY_KEY, transport=transport) as data,
+    ):
+        views = ViewRecordsApi(data)
+        model = load_data_model()
+        await provision(meta, model.model_copy(update={"columns": ()}), PUBLIC_URL, view_records=views)
+        listing = list_view(fake1, "opportunity")
+        assert shown(fake1, listing)[:7] == [
+            "name",
+            "amount",
+            "createdBy",
+            "closeDate",
+            "company",
+            "pointOfContact",
+            "whopPayments",
+        ]
+        mrr = field_of(fake1, "opportunity", "whopMrr")
+        assert mrr is not None
+        moved = next(f for f in view_fields(fake1, listing) if f["fieldMetadataId"] == mrr["id"])
+        a_person_changes(fake1, moved, position=2.5)  # a person put MRR after "Created by"
+        others = {f["id"]: f["position"] for f in view_fields(fake1, listing) if f["fieldMetadataId"] != mrr["id"]}
+
+        plan = await provision(meta, model, PUBLIC_URL, dry_run=True, view_records=views)
+        item = next(i for i in plan.plan.items if i.name == "columns opportunity")
+        assert item.status == "create" and "move after the name (Twenty added them at the end)" in item.detail
+        await provision(meta, model, PUBLIC_URL, view_records=views)
+        again = await provision(meta, model, PUBLIC_URL, view_records=views)
+
+    listed = shown(fake1, listing)
+    declared = ["whopMembershipStatus", "whopProduct", "whopRenewalDate", "whopLastPaymentStatus", "whopPlanTitle"]
+    assert listed[:6] == ["name", *declared], "on the first screen, in schema/ order"
+    assert listed[6:10] == ["amount", "createdBy", "whopMrr", "closeDate"], "where the person put it"
+    now = {f["id"]: f["position"] for f in view_fields(fake1, listing)}
+    moved_ids = {f["id"] for f in view_fields(fake1, listing) if f["updatedAt"] != f["createdAt"]}
+    assert all(now[i] == p for i, p in others.items() if i not in moved_ids), "no other column moved"
+    assert again.mutations == 0
+
+
+async def test_on_1x_without_the_view_records_the_plan_asks_for_the_views_by_hand(
+    fake1: FakeTwenty,
+) -> None:
+    async with MetadataClient("http://twenty.test", TWENTY_KEY, transport=httpx.ASGITransport(app=fake1)) as meta:
+        result = await provision(meta, load_data_model(), PUBLIC_URL)
+    items = {i.name: i for i in result.plan.items}
+    for name in ("view Whop memberships", "cards Whop memberships", "columns person"):
+        assert items[name].status == "manual", name
+        assert "data API" in items[name].detail and "by hand" in items[name].detail
+    assert fake1.views == [] and not result.plan.conflicts

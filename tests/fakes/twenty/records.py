@@ -298,6 +298,14 @@ class _Txn:
                 if owner is not None and owner != record_id:
                     raise duplicate_error(self.ws, self.obj, key, value)
                 claimed[norm] = record_id
+        for columns, message in self.ws.unique_together.get(self.obj["id"], ()):
+            holders: dict[tuple[Any, ...], list[str]] = {}
+            for record_id, record in {**self.rows, **self.changed}.items():
+                values = tuple(record.get(c) for c in columns)
+                if not is_deleted(record) and None not in values:
+                    holders.setdefault(values, []).append(record_id)
+            if any(len(ids) > 1 and any(i in self.changed for i in ids) for ids in holders.values()):
+                raise _bad(message)
         self.rows.update(self.changed)
 
 

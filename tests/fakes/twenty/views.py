@@ -1,7 +1,8 @@
-"""The fake workspace's views as a fresh Twenty workspace has them, and their side effects.
+"""The fake 2.x workspace's views as a fresh Twenty workspace has them, and their side effects.
+(1.x keeps its views as records of the workspace: view_records.py.)
 
 * Standard list views ("All …", key INDEX) with Twenty's own columns, and a "By Stage" Kanban
-  of opportunities with its card fields, on both dialects.
+  of opportunities with its card fields.
 * 2.x record pages: a RECORD_PAGE page layout whose FIELDS widget shows a FIELDS_WIDGET view;
   that view's field groups are the page's sections, "System" last.
 * 2.x side effects: a new field gets a view field in each FIELDS widget's view, in the last
@@ -10,7 +11,6 @@
   2.21: the bridge's columns were there, hidden, before it added any); options added to a
   SELECT get a Kanban column in every view grouped by it, and removed options lose theirs
   (`recomputeViewGroupsOnFlatFieldMetadataOptionsUpdate`).
-  1.x does neither: its API leaves views as they are.
 """
 
 from __future__ import annotations
@@ -61,21 +61,12 @@ def seed_standard_views(ws: Workspace) -> None:
     stage = ws.field(opportunity, "stage")
     assert stage is not None
     board: dict[str, Any] = {"name": "By Stage", "objectMetadataId": opportunity["id"], "type": "KANBAN"}
-    board |= {"icon": "IconLayoutKanban", "position": 1}
-    if ws.dialect == "2.x":
-        board["mainGroupByFieldMetadataId"] = stage["id"]
+    board |= {"icon": "IconLayoutKanban", "position": 1, "mainGroupByFieldMetadataId": stage["id"]}
     view = ws.create_view(board)
     view["isCustom"] = False
-    if ws.dialect == "1.x":  # 1.x's seed makes the columns itself, naming the field on each
-        for option in sorted(stage["options"], key=lambda o: o["position"]):
-            ws.create_view_group(
-                {"viewId": view["id"], "fieldMetadataId": stage["id"], "fieldValue": option["value"]}
-                | {"position": option["position"]}
-            )
     _show(ws, view, BY_STAGE_CARDS)
-    if ws.dialect == "2.x":
-        for name, sections in RECORD_PAGE_SECTIONS.items():
-            _record_page(ws, name, sections)
+    for name, sections in RECORD_PAGE_SECTIONS.items():
+        _record_page(ws, name, sections)
 
 
 def _show(ws: Workspace, view: Meta, names: list[str], group_id: str | None = None) -> None:

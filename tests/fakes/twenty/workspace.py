@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import view_records
 from .errors import TwentyError, metadata_invalid, not_found
 from .layouts import seed_first_dashboard
 from .rules import (
@@ -90,6 +91,8 @@ class Workspace:
         self.view_sorts: list[Meta] = []
         self.view_filters: list[Meta] = []
         self.nav_items: list[Meta] = []
+        # Unique indexes over several columns, by object id: (columns, the refusal's message).
+        self.unique_together: dict[str, list[tuple[tuple[str, ...], str]]] = {}
         self._positions: dict[str, int] = {}
         _seed_standard_objects(self)
 
@@ -507,9 +510,12 @@ class Workspace:
                     icon="IconCheckbox" if target_name == "taskTarget" else "IconNotes",
                     target_icon=data.get("icon") or "IconBox",
                 )
+        if self.dialect == "1.x":  # its list is a record of the workspace's views
+            view_records.list_new_object(self, obj)
+            return obj
         self._index_view(obj)
         # The new list view shows the record's name; 2.21 also its system columns (observed).
-        shown = ["name", *(["createdAt", "createdBy", "updatedAt", "updatedBy"] if self.dialect == "2.x" else [])]
+        shown = ["name", "createdAt", "createdBy", "updatedAt", "updatedBy"]
         for position, name in enumerate(shown):
             found = self.field(obj, name)
             if found is not None:
@@ -554,6 +560,7 @@ class Workspace:
             self._fields_by_id.pop(field["id"], None)
         self.store.pop(obj["id"], None)
         self.views = [v for v in self.views if v["objectMetadataId"] != obj["id"]]
+        view_records.forget_object(self, obj)
         return obj
 
     def create_field(self, data: dict[str, Any]) -> Meta:
@@ -584,8 +591,10 @@ class Workspace:
         if ftype == "RELATION":
             source = self._create_relation_field(obj, name, label, data, common)
             target = self.relation_target(source)
-            file_new_fields(self, [source, *([target[1]] if target else [])])
-            list_new_fields(self, [source, *([target[1]] if target else [])])
+            both = [source, *([target[1]] if target else [])]
+            file_new_fields(self, both)
+            list_new_fields(self, both)
+            view_records.list_new_fields(self, both)
             return source
         options = None
         if ftype in ("SELECT", "MULTI_SELECT"):
@@ -608,6 +617,7 @@ class Workspace:
             field["isActive"] = False
         file_new_fields(self, [field])
         list_new_fields(self, [field])
+        view_records.list_new_fields(self, [field])
         return field
 
     def _checked_options(self, options: Any, *, require_ids: bool) -> list[dict[str, Any]]:
@@ -699,6 +709,7 @@ class Workspace:
             before = field["options"] or []
             field["options"] = options
             recompute_columns(self, field, before)
+            view_records.follow_options(self, field, before)
             # Rows holding a removed option lose it, as Twenty's enum migration does.
             for record in records:
                 current = record.get(field["name"])
@@ -1181,12 +1192,15 @@ def _seed_standard_objects(ws: Workspace) -> None:
         dashboard["labelIdentifierFieldMetadataId"] = title["id"]
         ws._new_field(dashboard, "pageLayoutId", "UUID", "Page layout id", icon="IconLayout", **std)
 
-    for obj in ws.objects:
-        if not obj["isSystem"]:
-            ws._index_view(obj)
-    seed_standard_views(ws)
     if two:
+        for obj in ws.objects:
+            if not obj["isSystem"]:
+                ws._index_view(obj)
+        seed_standard_views(ws)
         seed_first_dashboard(ws)
+    else:  # 1.x: the lists and the board are records of the workspace's views, no core views
+        view_records.seed_view_objects(ws)
+        view_records.seed_view_records(ws)
 
     # One workspace member, so the UI and actor fields have someone to point at.
     tim = ws.blank_record(member)
