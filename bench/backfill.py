@@ -377,14 +377,14 @@ async def main() -> None:
         f"# backfill: {args.memberships} memberships, {args.members} members, {args.products} products;"
         f" bridge defaults (batch {batch}, {args.rpm} requests/min); fake Twenty timing: {args.timing}"
     )
-    with tempfile.TemporaryDirectory() as tmp, server("tests.fakes.whop", *whop_args) as whop_url:
+    with tempfile.TemporaryDirectory() as tmp, server("fakes.whop", *whop_args) as whop_url:
         if args.only_kill_half:
-            with server("tests.fakes.twenty", *twenty_args) as twenty_url:
+            with server("fakes.twenty", *twenty_args) as twenty_url:
                 db = os.path.join(tmp, "killed.db")
                 await provision(twenty_url, db)
                 kill_half_and_resume(twenty_url, whop_url, db, await whop_records(whop_url), args.rpm)
             return
-        with server("tests.fakes.twenty", *twenty_args) as twenty_url:
+        with server("fakes.twenty", *twenty_args) as twenty_url:
             db = os.path.join(tmp, "bench.db")
             await provision(twenty_url, db)
             settings = bridge_settings(
@@ -395,7 +395,7 @@ async def main() -> None:
             second = await one_run(settings, kind="reconcile")
             report("reconciliation, nothing changed", second, batch=batch, rpm=args.rpm)
         if args.kill_half:
-            with server("tests.fakes.twenty", *twenty_args) as twenty_url:
+            with server("fakes.twenty", *twenty_args) as twenty_url:
                 db = os.path.join(tmp, "killed.db")
                 await provision(twenty_url, db)
                 kill_half_and_resume(twenty_url, whop_url, db, sum(first["records"].values()), args.rpm)
@@ -413,8 +413,8 @@ async def naive(args: argparse.Namespace, twenty_args: list[str], batch: int, ba
     fast[fast.index("--rate-limit") + 1] = "100000"
     with (
         tempfile.TemporaryDirectory() as tmp,
-        server("tests.fakes.whop", *sample) as whop_url,
-        server("tests.fakes.twenty", *fast) as twenty_url,
+        server("fakes.whop", *sample) as whop_url,
+        server("fakes.twenty", *fast) as twenty_url,
     ):
         db = os.path.join(tmp, "naive.db")
         await provision(twenty_url, db)

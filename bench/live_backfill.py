@@ -299,7 +299,7 @@ async def calibrate(url: str, key: str, floor_upserts: list[Timed]) -> dict[str,
     if reads:
         read_call, per_read = _fit(reads)
         model.update(read_call=read_call, per_read_record=per_read)
-    print("\ncalibration (for tests/fakes/twenty Timing):")
+    print("\ncalibration (for fakes/twenty Timing):")
     print(f"  creates: {len(floor_upserts)} upserts: {per_call:.3f} s a call + {per_created * 1000:.2f} ms a record")
     if updates:
         print(f"  updates: {len(updates)} upserts of existing records: {model['per_updated'] * 1000:.2f} ms a record")
@@ -410,7 +410,7 @@ async def main() -> None:
     saved = Path(args.upserts) if args.upserts else None
     with tempfile.TemporaryDirectory() as tmp:
         if args.part in ("bridge", "both"):
-            with server("tests.fakes.whop", *whop_args) as whop_url:
+            with server("fakes.whop", *whop_args) as whop_url:
                 settings = settings_for(args.url, key, whop_url, os.path.join(tmp, "bridge.db"))
                 reset(args.reset)
                 await provision(settings)

@@ -52,8 +52,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.backfill import COMPANY, TWENTY_KEY, WHOP_KEY, bridge_env, free_port, server  # noqa: E402
-from tests.fakes.twenty import FakeTwenty  # noqa: E402
-from tests.signer import signed_headers  # noqa: E402
+from fakes.twenty import FakeTwenty  # noqa: E402
+from fakes.whop.signer import signed_headers  # noqa: E402
 
 SECRET = "ws_bench_" + secrets.token_hex(12)
 WHOP_HEADERS = {"Authorization": f"Bearer {WHOP_KEY}", "Api-Version-Date": "2026-10-15-1"}
@@ -218,7 +218,7 @@ async def run(args: argparse.Namespace) -> None:
     whop_args = ["--members", str(args.events), "--memberships", str(args.events), "--products", "5"]
     whop_args += ["--company-id", COMPANY, "--api-key", WHOP_KEY, "--seed", "13"]
     with (
-        server("tests.fakes.whop", *whop_args) as whop_url,
+        server("fakes.whop", *whop_args) as whop_url,
         twenty_on_a_thread(twenty) as twenty_url,
         tempfile.TemporaryDirectory() as tmp,
     ):

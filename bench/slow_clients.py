@@ -54,7 +54,7 @@ from cryptography.fernet import Fernet
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from tests.signer import signed_headers  # noqa: E402  (the tests' Standard Webhooks signer)
+from fakes.whop.signer import signed_headers  # noqa: E402  (the tests' Standard Webhooks signer)
 
 SECRET = "ws_bench_slow_clients_0123456789"
 PASSWORD = "bench-admin-password-long"

@@ -35,7 +35,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.backfill import COMPANY, TWENTY_KEY, WHOP_KEY, bridge_env, free_port, server  # noqa: E402
-from tests.signer import signed_headers  # noqa: E402
+from fakes.whop.signer import signed_headers  # noqa: E402
 
 SECRET = "ws_bench_" + secrets.token_hex(12)
 PG_ADMIN = os.environ.get("BRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
@@ -324,8 +324,8 @@ async def main() -> None:
 
 async def run_sqlite(whop_args: list[str], args: argparse.Namespace) -> None:
     with (
-        server("tests.fakes.whop", *whop_args) as whop_url,
-        server("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x") as twenty_url,
+        server("fakes.whop", *whop_args) as whop_url,
+        server("fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x") as twenty_url,
         tempfile.TemporaryDirectory() as tmp,
     ):
         await run_one("SQLite", f"sqlite:///{tmp}/bench.db", twenty_url, whop_url, args)
@@ -335,8 +335,8 @@ async def run_postgres(whop_args: list[str], args: argparse.Namespace) -> None:
     pg = postgres_database()
     try:
         with (
-            server("tests.fakes.whop", *whop_args) as whop_url,
-            server("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x") as twenty_url,
+            server("fakes.whop", *whop_args) as whop_url,
+            server("fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x") as twenty_url,
         ):
             await run_one("PostgreSQL", pg, twenty_url, whop_url, args)
     finally:

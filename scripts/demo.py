@@ -4,7 +4,7 @@
     scripts/demo webhook         cancel a membership at the stand-in Whop and send its signed webhook
     scripts/demo --check         the same, driven headless (provision, sync, a signed webhook), then exit
 
-The stand-ins are the test fakes under tests/fakes: a Twenty that speaks the 2.x API and shows
+The stand-ins are the fakes under fakes/ (the ones the tests use): a Twenty that speaks the 2.x API and shows
 its records at /, and a Whop with a seeded company, an OAuth consent page and signed webhooks.
 Everything listens on 127.0.0.1. The demo keeps its state in .demo/ (DEMO_STATE names another
 folder) and starts a fresh bridge database there each time. `--check` uses a new temporary
@@ -247,7 +247,7 @@ def serve_demo(state: Path, ports: dict[str, int], members: int, *, check: bool)
     try:
         say(f"  starting the stand-in Twenty (2.x API) on {urls['twenty']}")
         twenty_args = ["--port", str(ports["twenty"]), "--api-key", TWENTY_KEY, "--dialect", "2.x"]
-        procs.append(twenty := start("twenty", ["-m", "tests.fakes.twenty", *twenty_args], env, state))
+        procs.append(twenty := start("twenty", ["-m", "fakes.twenty", *twenty_args], env, state))
         say(f"  starting the stand-in Whop ({members} members) on {urls['whop']}")
         whop_args = [
             *("--port", str(ports["whop"]), "--members", str(members), "--company-id", COMPANY),
@@ -256,7 +256,7 @@ def serve_demo(state: Path, ports: dict[str, int], members: int, *, check: bool)
             f"--client-secret={client_secret}",
             *("--redirect-uri", f"{urls['bridge']}/oauth/callback"),
         ]
-        procs.append(whop := start("whop", ["-m", "tests.fakes.whop", *whop_args], env, state))
+        procs.append(whop := start("whop", ["-m", "fakes.whop", *whop_args], env, state))
         wait_http(urls["twenty"] + "/healthz", "twenty", twenty, state)
         wait_http(urls["whop"] + "/_fake", "whop", whop, state)
         say(f"  starting the bridge on {urls['bridge']} (SQLite at {display(database)})")

@@ -31,7 +31,7 @@ from cryptography.fernet import Fernet
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from tests.fakes.whop import FakeWhop, seed_company  # noqa: E402
+from fakes.whop import FakeWhop, seed_company  # noqa: E402
 
 COMPANY = "biz_demo"
 WHOP_KEY = "whop-demo-key"

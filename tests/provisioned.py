@@ -19,8 +19,8 @@ from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model
 from bridge.twenty.view_records import ViewRecordsApi
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.twenty.workspace import Workspace
+from fakes.twenty import FakeTwenty
+from fakes.twenty.workspace import Workspace
 
 _KEY = "provisioning-key"
 _templates: dict[tuple[str, str], Workspace] = {}

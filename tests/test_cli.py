@@ -18,7 +18,7 @@ from rich.console import Console
 
 from bridge import cli
 from bridge.sync.engine import SyncResult
-from tests.fakes.twenty import FakeTwenty
+from fakes.twenty import FakeTwenty
 from tests.loopback import free_port, serve
 
 TWENTY_KEY = "cli-twenty-key"

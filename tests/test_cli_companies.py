@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.whop import FakeWhop, seed_company
+from fakes.twenty import FakeTwenty
+from fakes.whop import FakeWhop, seed_company
 from tests.loopback import serve
 
 TWENTY_KEY = "cli-companies-twenty-key"

@@ -58,8 +58,8 @@ from bridge.store.db import create_engine
 from bridge.store.migrate import migrate
 from bridge.store.tables import connections as connections_table
 from bridge.whop.oauth import WhopOAuth, code_challenge, new_code_verifier
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.whop import FakeWhop, seed_company
+from fakes.twenty import FakeTwenty
+from fakes.whop import FakeWhop, seed_company
 from tests.provisioned import provisioned_twenty
 from tests.web.conftest import BRIDGE_URL as CALLBACK_BASE
 from tests.web.conftest import authorization_code

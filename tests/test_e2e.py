@@ -59,18 +59,18 @@ def _serve(module: str, *args: str, command: tuple[str, ...] = (), env: dict[str
 @pytest.fixture
 def twenty_url() -> Iterator[str]:
     # 40 ms per call makes the backfill slow enough to be killed half-way.
-    yield from _serve("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x", "--latency", "0.04")
+    yield from _serve("fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x", "--latency", "0.04")
 
 
 @pytest.fixture
 def twenty_1x_url() -> Iterator[str]:
-    yield from _serve("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "1.x")
+    yield from _serve("fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "1.x")
 
 
 @pytest.fixture
 def whop_url() -> Iterator[str]:
     yield from _serve(
-        "tests.fakes.whop",
+        "fakes.whop",
         "--members",
         "300",
         "--memberships",
@@ -182,12 +182,12 @@ def test_two_serve_processes_and_a_sync_on_one_postgresql_stay_within_twentys_ra
     import psycopg
     from cryptography.fernet import Fernet
 
-    from tests.signer import signed_headers
+    from fakes.whop.signer import signed_headers
 
     secret = "ws_" + uuid.uuid4().hex
     with contextlib.ExitStack() as stack:
         twenty_url = stack.enter_context(
-            contextlib.contextmanager(_serve)("tests.fakes.twenty", "--api-key", TWENTY_KEY, "--rate-limit", "100")
+            contextlib.contextmanager(_serve)("fakes.twenty", "--api-key", TWENTY_KEY, "--rate-limit", "100")
         )
         env = _env(
             twenty_url,

@@ -21,8 +21,8 @@ import httpx
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.whop import FakeWhop, seed_company
+from fakes.twenty import FakeTwenty
+from fakes.whop import FakeWhop, seed_company
 from tests.loopback import free_port, serve
 
 pytestmark = pytest.mark.slow

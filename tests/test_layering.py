@@ -57,3 +57,19 @@ def test_no_whop_or_twenty_client_reads_the_database() -> None:
         for path in [*_modules("whop"), *_modules("twenty")]
     }
     assert {k: v for k, v in offending.items() if v} == {}
+
+
+def test_the_bridge_runs_without_the_fakes_and_the_fakes_without_the_tests() -> None:
+    # The image ships bridge/ alone; the demo and bench/ run fakes/ from a checkout without tests/.
+    fakes = BRIDGE.parent / "fakes"
+    offending = {
+        **{
+            str(p.relative_to(BRIDGE.parent)): sorted(m for m in _imports(p) if m.startswith(("fakes", "tests")))
+            for p in _modules()
+        },
+        **{
+            str(p.relative_to(BRIDGE.parent)): sorted(m for m in _imports(p) if m.startswith("tests"))
+            for p in sorted(fakes.rglob("*.py"))
+        },
+    }
+    assert {k: v for k, v in offending.items() if v} == {}

@@ -22,8 +22,8 @@ from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model
 from bridge.webhooks import WebhookReceiver
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.whop import FakeWhop, seed_company
+from fakes.twenty import FakeTwenty
+from fakes.whop import FakeWhop, seed_company
 from tests.loopback import serve
 from tests.sync.conftest import COMPANY, TWENTY_KEY, WHOP_KEY, make_world
 

@@ -13,7 +13,7 @@ import pytest
 
 from bridge.services import run_sync
 from bridge.sync.tasks import task_id
-from tests.fakes.twenty.records import update_record
+from fakes.twenty.records import update_record
 from tests.sync.conftest import COMPANY
 from tests.test_worker import Bridge, _bridge
 

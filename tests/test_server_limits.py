@@ -30,8 +30,8 @@ from bridge.errors import ConfigError
 from bridge.server import Limits, client_of, make_room
 from bridge.store.db import create_engine
 from bridge.webhooks import WebhookReceiver
+from fakes.whop.signer import signed_headers
 from tests.loopback import free_port
-from tests.signer import signed_headers
 
 SECRET = "ws_limits_test_0123456789abcdef"
 MAX_CONNECTIONS = 8

@@ -20,8 +20,8 @@ from bridge.store import connections
 from bridge.tokens import OAuthTokens
 from bridge.whop.client import WhopClient
 from bridge.whop.oauth import WhopOAuth, code_challenge, new_code_verifier
+from fakes.whop import FakeWhop, seed_company
 from tests.conftest import open_store
-from tests.fakes.whop import FakeWhop, seed_company
 from tests.web.conftest import (
     BRIDGE_URL,
     CLIENT_ID,

@@ -27,7 +27,7 @@ from bridge.errors import AuthError
 from bridge.store import db, inbox, tables
 from bridge.store.connections import SecretCache
 from bridge.webhooks import MAX_BODY, WebhookReceiver, WebhookVerificationError, verify
-from tests.fakes.whop import fixtures
+from fakes.whop import fixtures
 
 SECRET = "ws_test_4f1c9e2d7a6b5c3d8e0f1a2b3c4d5e6f"
 OTHER_SECRET = "ws_other_0a1b2c3d4e5f60718293a4b5c6d7e8f9"

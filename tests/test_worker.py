@@ -21,7 +21,7 @@ from bridge.store.db import create_engine, utcnow
 from bridge.twenty.data import TwentyDataClient
 from bridge.webhooks import WebhookReceiver
 from bridge.worker import Worker
-from tests import signer
+from fakes.whop import signer
 from tests.sync.conftest import COMPANY, TWENTY_KEY, World, make_world
 
 SECRET = "ws_worker_test_secret_0123456789"

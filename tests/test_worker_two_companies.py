@@ -22,7 +22,7 @@ from bridge.companies import connect_api_key
 from bridge.services import run_sync
 from bridge.store import inbox
 from bridge.webhooks import WebhookReceiver
-from tests import signer
+from fakes.whop import signer
 from tests.sync.conftest import COMPANY, World, make_world
 from tests.test_worker import SECRET, Bridge
 

@@ -19,7 +19,7 @@ from gql import Client, gql
 from gql.transport.httpx import HTTPXAsyncTransport
 from graphql import GraphQLError
 
-from tests.fakes.twenty import FakeTwenty, TwentyError
+from fakes.twenty import FakeTwenty, TwentyError
 
 KEY = "twenty-test-key"
 BASE = "http://twenty.test"
@@ -1211,7 +1211,7 @@ async def test_serves_on_loopback_with_uvicorn(fake2: FakeTwenty) -> None:
 
 
 def test_the_timing_model_charges_what_a_real_2_21_took() -> None:
-    from tests.fakes.twenty.app import REAL_TIMING
+    from fakes.twenty.app import REAL_TIMING
 
     upsert = REAL_TIMING.seconds({"data": {"createPeople": [{}] * 200}}, created=200, updated=0)
     update = REAL_TIMING.seconds({"data": {"createPeople": [{}] * 200}}, created=0, updated=200)
@@ -1227,7 +1227,7 @@ def test_the_timing_model_charges_what_a_real_2_21_took() -> None:
 
 
 async def test_with_a_serial_timing_model_a_read_sent_during_an_upsert_is_answered_after_it() -> None:
-    from tests.fakes.twenty.app import Timing
+    from fakes.twenty.app import Timing
 
     slow = Timing(per_call=0.3, per_created=0.0, read_call=0.0, per_read_record=0.0, serial=True)
     fake = FakeTwenty(dialect="2.x", api_key=KEY, timing=slow)

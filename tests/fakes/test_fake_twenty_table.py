@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
+from fakes.twenty import FakeTwenty
+from fakes.twenty.records import compile_filter, is_deleted, mentions_deleted_at, select
+from fakes.twenty.table import RecordTable
 from tests.fakes.test_fake_twenty import add_field, client_for, data, meta, provision, upsert_people
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.twenty.records import compile_filter, is_deleted, mentions_deleted_at, select
-from tests.fakes.twenty.table import RecordTable
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import pytest
 
 from bridge.twenty.data import WriteRules
 from bridge.twenty.metadata import MetadataClient
+from fakes.twenty import FakeTwenty
 from tests.fakes.test_fake_twenty import BASE, client_for, data, meta
-from tests.fakes.twenty import FakeTwenty
 
 KEY = "twenty-test-key"
 

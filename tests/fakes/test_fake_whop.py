@@ -20,8 +20,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests import signer
-from tests.fakes.whop import (
+from fakes.whop import (
     MEMBERSHIP_STATUSES,
     NATIVE_VERSION,
     OWNER_USER_ID,
@@ -31,6 +30,7 @@ from tests.fakes.whop import (
     s256,
     seed_company,
     seed_fixtures,
+    signer,
 )
 
 REDIRECT = "http://127.0.0.1:8000/oauth/callback"

@@ -10,7 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.fakes.whop import NATIVE_VERSION, OWNER_USER_ID, FakeWhop, SeededCompany, seed_company
+from fakes.whop import NATIVE_VERSION, OWNER_USER_ID, FakeWhop, SeededCompany, seed_company
 
 # Field names of PY26 `types/invoice.py`, `invoice_list_item.py`, `waitlist_entry.py`, `entry.py`.
 INVOICE_KEYS = {

@@ -18,10 +18,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from fakes.whop import NATIVE_VERSION, FakeWhop, SeededCompany, seed_company
+from fakes.whop._util import iso
 from tests import loopback
 from tests.fakes.test_fake_whop import REDIRECT, Clock, connect
-from tests.fakes.whop import NATIVE_VERSION, FakeWhop, SeededCompany, seed_company
-from tests.fakes.whop._util import iso
 
 NATIVE = {"Api-Version-Date": NATIVE_VERSION}
 DAY = 86_400

@@ -36,7 +36,7 @@ from bridge.services import provision_workspace, run_sync
 from bridge.sync.engine import SyncResult
 from bridge.twenty.data import ObjectApi, TwentyDataClient
 from bridge.twenty.provision import ApplyResult
-from tests.fakes.whop import FakeWhop, SeededCompany, seed_company
+from fakes.whop import FakeWhop, SeededCompany, seed_company
 
 LIVE_URL = os.environ.get("TWENTY_LIVE_URL", "").rstrip("/")
 LIVE_KEY = os.environ.get("TWENTY_LIVE_API_KEY", "")

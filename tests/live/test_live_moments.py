@@ -22,7 +22,7 @@ from bridge.sync.tasks import target_field
 from bridge.twenty.data import OPPORTUNITY, TASK, TASK_TARGET, TwentyDataClient
 from bridge.webhooks import WebhookReceiver
 from bridge.worker import Worker
-from tests.fakes.whop import FakeWhop, seed_company
+from fakes.whop import FakeWhop, seed_company
 
 LIVE_URL = os.environ.get("TWENTY_LIVE_URL")
 LIVE_KEY = os.environ.get("TWENTY_LIVE_API_KEY")

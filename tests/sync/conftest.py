@@ -14,8 +14,8 @@ from bridge.config import Settings, load_settings
 from bridge.runtime import Runtime, Transports
 from bridge.whop.auth import StaticToken
 from bridge.whop.client import WhopClient
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.whop import FakeWhop, seed_company
+from fakes.twenty import FakeTwenty
+from fakes.whop import FakeWhop, seed_company
 from tests.provisioned import provisioned_twenty
 
 TWENTY_KEY = "twenty-test-key"

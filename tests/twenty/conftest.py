@@ -6,7 +6,7 @@ import httpx
 import pytest
 
 from bridge.config import Settings, load_settings
-from tests.fakes.twenty import FakeTwenty
+from fakes.twenty import FakeTwenty
 
 TWENTY_KEY = "twenty-test-key"
 

@@ -15,7 +15,7 @@ from bridge.twenty.documents import Dialect
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model
-from tests.fakes.twenty import FakeTwenty
+from fakes.twenty import FakeTwenty
 
 KEY = "data-test-key"
 TEXTS = {"person": frozenset({"whopUsername", "whopMemberId", "jobTitle"})}

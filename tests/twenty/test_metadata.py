@@ -13,7 +13,7 @@ from bridge.errors import RetryableError, SkippableError
 from bridge.twenty.metadata import MetadataClient, MetadataError
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model
-from tests.fakes.twenty import FakeTwenty
+from fakes.twenty import FakeTwenty
 from tests.twenty.conftest import TWENTY_KEY
 
 

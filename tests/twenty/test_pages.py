@@ -15,7 +15,7 @@ from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import DataModel, load_data_model
 from bridge.twenty.view_records import ViewRecordsApi
-from tests.fakes.twenty import FakeTwenty, layouts
+from fakes.twenty import FakeTwenty, layouts
 
 from .conftest import TWENTY_KEY
 from .test_provision import a_person_changes, field_of, view_named

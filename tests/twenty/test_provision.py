@@ -18,8 +18,8 @@ from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
 from bridge.twenty.schema import load_data_model
 from bridge.twenty.view_records import ViewRecordsApi
-from tests.fakes.twenty import FakeTwenty, view_records
-from tests.fakes.twenty.workspace import later_than
+from fakes.twenty import FakeTwenty, view_records
+from fakes.twenty.workspace import later_than
 
 from .conftest import TWENTY_KEY
 

@@ -16,9 +16,9 @@ from starlette.applications import Starlette
 from bridge.config import Settings, load_settings
 from bridge.runtime import Runtime, Transports
 from bridge.web.app import create_app
+from fakes.twenty import FakeTwenty
+from fakes.whop import FakeWhop, seed_company
 from tests.conftest import open_store
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.whop import FakeWhop, seed_company
 
 BRIDGE_URL = "http://bridge.test"
 WHOP_URL = "http://whop.test"

@@ -21,8 +21,8 @@ from bridge.store import connections
 from bridge.store import runs as run_store
 from bridge.sync.engine import SyncResult
 from bridge.web.app import create_app
+from fakes.whop import OWNER_NAME, FakeWhop
 from tests.conftest import open_store
-from tests.fakes.whop import OWNER_NAME, FakeWhop
 from tests.web.conftest import (
     BRIDGE_URL,
     COMPANY_ID,
@@ -247,7 +247,7 @@ async def test_the_app_opens_its_own_store_in_its_lifespan(settings: Settings, t
 async def test_signed_webhooks_reach_the_inbox_and_the_page_counts_them(
     settings: Settings, engine: AsyncEngine, transports: Transports
 ) -> None:
-    from tests import signer
+    from fakes.whop import signer
 
     secret = "ws_" + "a1" * 16
     app = create_app(
@@ -369,7 +369,7 @@ async def hooks(settings: Settings, engine: AsyncEngine, transports: Transports)
 
 
 async def deliver(c: httpx.AsyncClient, secret: str, webhook_id: str, event_type: str = "membership.activated") -> int:
-    from tests import signer
+    from fakes.whop import signer
 
     envelope = {"id": webhook_id, "type": event_type, "account_id": COMPANY_ID, "data": {"id": "mem_1"}}
     body, headers = signer.delivery(secret, envelope)

@@ -20,9 +20,8 @@ from bridge import services
 from bridge.config import load_settings
 from bridge.runtime import Runtime
 from bridge.web.app import create_app
-from tests import signer
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.whop import OWNER_NAME, FakeWhop, seed_company
+from fakes.twenty import FakeTwenty
+from fakes.whop import OWNER_NAME, FakeWhop, seed_company, signer
 from tests.loopback import free_port, serve
 from tests.web.conftest import CLIENT_ID, CLIENT_SECRET, COMPANY_ID, COMPANY_TITLE, PASSWORD, TWENTY_KEY
 

@@ -23,8 +23,8 @@ from bridge.services import run_sync
 from bridge.store import connections, inbox
 from bridge.whop.models import Member
 from bridge.worker import Worker
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.whop import FakeWhop, seed_company
+from fakes.twenty import FakeTwenty
+from fakes.whop import FakeWhop, seed_company
 from tests.web.conftest import BRIDGE_URL, COMPANY_ID, COMPANY_TITLE, connect_flow, login, page_csrf
 
 SECOND = "biz_second"

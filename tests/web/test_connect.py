@@ -18,8 +18,8 @@ from bridge.store import runs as run_store
 from bridge.store.db import utcnow
 from bridge.store.tables import oauth_states
 from bridge.whop.oauth import DEFAULT_SCOPES, new_code_verifier
-from tests.fakes.twenty import FakeTwenty
-from tests.fakes.whop import OWNER_USER_ID, FakeWhop, s256, seed_company
+from fakes.twenty import FakeTwenty
+from fakes.whop import OWNER_USER_ID, FakeWhop, s256, seed_company
 from tests.web.conftest import (
     BRIDGE_URL,
     CLIENT_ID,

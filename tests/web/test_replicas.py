@@ -25,7 +25,7 @@ from bridge.store import inbox
 from bridge.store.connections import SecretCache
 from bridge.store.db import utcnow
 from bridge.web.app import create_app
-from tests.fakes.whop import FakeWhop, seed_company
+from fakes.whop import FakeWhop, seed_company
 from tests.web.conftest import (
     BRIDGE_URL,
     CLIENT_ID,

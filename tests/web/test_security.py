@@ -21,8 +21,8 @@ from bridge.runtime import Runtime, Transports
 from bridge.store import connections
 from bridge.store.tables import oauth_states
 from bridge.web.app import create_app
+from fakes.whop import FakeWhop
 from tests.conftest import open_store
-from tests.fakes.whop import FakeWhop
 from tests.web.conftest import (
     BRIDGE_URL,
     CLIENT_SECRET,

@@ -13,7 +13,7 @@ import copy
 import json
 from typing import Any
 
-from tests.fakes.whop import fixtures
+from fakes.whop import fixtures
 
 MEMBERSHIP_NATIVE_JSON = json.dumps(fixtures.load("membership_native"))
 

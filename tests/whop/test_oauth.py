@@ -25,7 +25,7 @@ from bridge.whop.oauth import (
     new_state,
     redirect_uri,
 )
-from tests.fakes.whop import FakeWhop, s256, seed_company
+from fakes.whop import FakeWhop, s256, seed_company
 from tests.web.conftest import (
     BRIDGE_URL,
     CLIENT_ID,

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from tests.fakes.whop._util import (
+from fakes.whop._util import (
     MONEY_FIELDS,
     TIME_FIELDS,
     IdFactory,

@@ -1,7 +1,7 @@
 """`FakeWhop`: the store + OAuth + REST API + webhooks as one ASGI app, with test controls.
 
 In-process: `httpx.AsyncClient(transport=httpx.ASGITransport(app=fake), base_url="http://whop.test")`.
-On loopback: `with fake.serve() as url: ...` (uvicorn in a thread) or `python -m tests.fakes.whop`.
+On loopback: `with fake.serve() as url: ...` (uvicorn in a thread) or `python -m fakes.whop`.
 Company webhooks (`fake.add_webhook`, `fake.emit`, replay, health) are described in `webhooks.py`;
 `deliver()`/`redeliver()` below stay for one-off deliveries to an explicit URL and secret.
 """
@@ -25,13 +25,12 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
-from tests import signer
-from tests.fakes.whop import shapes
-from tests.fakes.whop._util import TimeInput, iso, to_ms
-from tests.fakes.whop.api import RestApi
-from tests.fakes.whop.oauth import OAuthConfig, OAuthProvider
-from tests.fakes.whop.stats import FakeWhopStats, RecordedRequest
-from tests.fakes.whop.store import (
+from fakes.whop import shapes, signer
+from fakes.whop._util import TimeInput, iso, to_ms
+from fakes.whop.api import RestApi
+from fakes.whop.oauth import OAuthConfig, OAuthProvider
+from fakes.whop.stats import FakeWhopStats, RecordedRequest
+from fakes.whop.store import (
     Company,
     Invoice,
     Member,
@@ -45,8 +44,8 @@ from tests.fakes.whop.store import (
     WaitlistEntry,
     WhopStore,
 )
-from tests.fakes.whop.webhook_api import WebhookRoutes, delivery_json, webhook_json
-from tests.fakes.whop.webhooks import PERMISSION, Webhook, WebhookDelivery, WebhookHub
+from fakes.whop.webhook_api import WebhookRoutes, delivery_json, webhook_json
+from fakes.whop.webhooks import PERMISSION, Webhook, WebhookDelivery, WebhookHub
 
 _DEFAULT: Any = object()
 

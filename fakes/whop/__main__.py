@@ -1,4 +1,4 @@
-"""Run a seeded fake Whop on uvicorn: `python -m tests.fakes.whop --port 8100 --members 50`."""
+"""Run a seeded fake Whop on uvicorn: `python -m fakes.whop --port 8100 --members 50`."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import time
 
 import uvicorn
 
-from tests.fakes.whop import FakeWhop, seed_company, seed_fixtures
+from fakes.whop import FakeWhop, seed_company, seed_fixtures
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.fakes.whop", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m fakes.whop", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8100)
     parser.add_argument("--members", type=int, default=50)

@@ -1,6 +1,6 @@
 """Serve the fake Twenty on uvicorn for end-to-end tests and the local demo.
 
-python -m tests.fakes.twenty --host 127.0.0.1 --port 3000 --dialect 2.x --api-key KEY
+python -m fakes.twenty --host 127.0.0.1 --port 3000 --dialect 2.x --api-key KEY
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from .app import REAL_TIMING
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.fakes.twenty", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="python -m fakes.twenty", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=3000)

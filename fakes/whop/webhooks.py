@@ -59,14 +59,13 @@ from urllib.parse import urlsplit
 import anyio
 import httpx
 
-from tests import signer
-from tests.fakes.whop import shapes
-from tests.fakes.whop._util import TimeInput, to_ms
-from tests.fakes.whop.api import SUPPORTED_VERSIONS, ApiError
-from tests.fakes.whop.store import Company, Record
+from fakes.whop import shapes, signer
+from fakes.whop._util import TimeInput, to_ms
+from fakes.whop.api import SUPPORTED_VERSIONS, ApiError
+from fakes.whop.store import Company, Record
 
 if TYPE_CHECKING:
-    from tests.fakes.whop.app import FakeWhop
+    from fakes.whop.app import FakeWhop
 
 DAY_MS = 86_400_000
 RETENTION_MS = 30 * DAY_MS  # deliveries are kept (and replayable) for 30 days

@@ -24,8 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 
-from tests.fakes.whop.stats import FakeWhopStats
-from tests.fakes.whop.store import OWNER_USER_ID, WhopStore
+from fakes.whop.stats import FakeWhopStats
+from fakes.whop.store import OWNER_USER_ID, WhopStore
 
 _PKCE_RE = re.compile(r"^[A-Za-z0-9\-._~]{43,128}$")  # RFC 7636 verifier alphabet and length
 _CHALLENGE_RE = re.compile(r"^[A-Za-z0-9\-_]{43}$")  # base64url(sha256) without padding

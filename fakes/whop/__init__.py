@@ -1,6 +1,6 @@
 """A faithful fake of Whop's API, OAuth and webhooks, for tests, e2e runs and the demo.
 
-    from tests.fakes.whop import FakeWhop, seed_company
+    from fakes.whop import FakeWhop, seed_company
     fake = FakeWhop(clock=clock)
     company = seed_company(fake, company_id="biz_test", members=50)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=fake), base_url="http://whop.test") as c: ...
@@ -12,14 +12,14 @@ them under /api/v1/webhooks) and `fixtures/` for the fact sheet's §7 objects.
 
 from __future__ import annotations
 
-from tests.fakes.whop import fixtures
-from tests.fakes.whop.api import SUPPORTED_VERSIONS, ApiError, Credential
-from tests.fakes.whop.app import DeliveryRecord, FakeWhop
-from tests.fakes.whop.oauth import s256
-from tests.fakes.whop.seed import ANCHOR, SeededCompany, seed_company, seed_fixtures
-from tests.fakes.whop.shapes import LEGACY_VERSION, NATIVE_VERSION
-from tests.fakes.whop.stats import FakeWhopStats, RecordedRequest
-from tests.fakes.whop.store import (
+from fakes.whop import fixtures
+from fakes.whop.api import SUPPORTED_VERSIONS, ApiError, Credential
+from fakes.whop.app import DeliveryRecord, FakeWhop
+from fakes.whop.oauth import s256
+from fakes.whop.seed import ANCHOR, SeededCompany, seed_company, seed_fixtures
+from fakes.whop.shapes import LEGACY_VERSION, NATIVE_VERSION
+from fakes.whop.stats import FakeWhopStats, RecordedRequest
+from fakes.whop.store import (
     ACCESS_STATUSES,
     MEMBERSHIP_STATUSES,
     OWNER_EMAIL,
@@ -33,7 +33,7 @@ from tests.fakes.whop.store import (
     Product,
     User,
 )
-from tests.fakes.whop.webhooks import EVENT_TYPES, Webhook, WebhookDelivery, WebhookHub
+from fakes.whop.webhooks import EVENT_TYPES, Webhook, WebhookDelivery, WebhookHub
 
 __all__ = [
     "ACCESS_STATUSES",

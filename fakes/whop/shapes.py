@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.fakes.whop._util import formatted, iso, legacy_number, money, period_label
-from tests.fakes.whop.store import (
+from fakes.whop._util import formatted, iso, legacy_number, money, period_label
+from fakes.whop.store import (
     Company,
     Invoice,
     Member,

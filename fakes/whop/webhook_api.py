@@ -28,9 +28,9 @@ from typing import Any, TypeVar
 from starlette.datastructures import QueryParams
 from starlette.requests import Request
 
-from tests.fakes.whop._util import iso, to_ms
-from tests.fakes.whop.api import ApiError, Credential, decode_cursor, encode_cursor, page_size, require
-from tests.fakes.whop.webhooks import PERMISSION, Webhook, WebhookDelivery, WebhookHub
+from fakes.whop._util import iso, to_ms
+from fakes.whop.api import ApiError, Credential, decode_cursor, encode_cursor, page_size, require
+from fakes.whop.webhooks import PERMISSION, Webhook, WebhookDelivery, WebhookHub
 
 DEFAULT_PAGE = 10
 _T = TypeVar("_T", Webhook, WebhookDelivery)

@@ -22,10 +22,10 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from tests.fakes.whop import shapes
-from tests.fakes.whop._util import to_ms
-from tests.fakes.whop.oauth import OAuthProvider
-from tests.fakes.whop.store import ACCESS_STATUSES, MEMBERSHIP_STATUSES, WhopStore
+from fakes.whop import shapes
+from fakes.whop._util import to_ms
+from fakes.whop.oauth import OAuthProvider
+from fakes.whop.store import ACCESS_STATUSES, MEMBERSHIP_STATUSES, WhopStore
 
 NATIVE = shapes.NATIVE_VERSION
 SUPPORTED_VERSIONS = (shapes.LEGACY_VERSION, NATIVE)

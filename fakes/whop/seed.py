@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from tests.fakes.whop._util import TIME_FIELDS, IdFactory, TimeInput, slugify, to_ms
-from tests.fakes.whop.store import ACCESS_STATUSES, MEMBERSHIP_STATUSES, OWNER_USER_ID, Plan
+from fakes.whop._util import TIME_FIELDS, IdFactory, TimeInput, slugify, to_ms
+from fakes.whop.store import ACCESS_STATUSES, MEMBERSHIP_STATUSES, OWNER_USER_ID, Plan
 
 if TYPE_CHECKING:
-    from tests.fakes.whop.app import FakeWhop
+    from fakes.whop.app import FakeWhop
 
 ANCHOR = "2026-10-20T12:00:00Z"  # "now" of the generated data: the §7.4 delivery time
 DAY = 86_400_000
