@@ -357,6 +357,10 @@ async def _lines(twenty: TwentyDataClient, opportunity_id: str) -> list[dict[str
     return sorted((a for a in found if str(a["name"]).startswith("whop")), key=lambda a: (a["createdAt"], a["name"]))
 
 
+# What Twenty itself names its timeline activities after (`<object>.<action>`).
+TWENTYS_OWN_ACTIONS = frozenset({"created", "updated", "deleted", "restored", "destroyed"})
+
+
 async def test_the_timeline_tells_a_memberships_story_once_through_syncs_and_webhooks(live: LiveWorld) -> None:
     ms = _pick(live, "active", 4)
     whop = live.whop
@@ -365,7 +369,9 @@ async def test_the_timeline_tells_a_memberships_story_once_through_syncs_and_web
         opp = await _one(twenty, OPPORTUNITY, ms.id)
         person = await _one(twenty, PERSON, person_key(whop, ms.member_id))
         if live.dialect != "2.x":
-            assert await twenty.find(TIMELINE_ACTIVITY, {"name": {"like": "whop%"}}, selection="id") == []
+            # Twenty 1.x writes its own "whopPayment.created"… for the custom objects; none of the bridge's.
+            found = await twenty.find(TIMELINE_ACTIVITY, {"name": {"like": "whop%"}}, selection="id name")
+            assert [a for a in found if a["name"].rsplit(".", 1)[-1] not in TWENTYS_OWN_ACTIONS] == []
             pytest.skip(f"Twenty {live.dialect} shows no lines of the bridge's: none written (checked)")
         history = await _lines(twenty, opp["id"])
         started = [a for a in history if a["name"] == "whopMembership.started"]
