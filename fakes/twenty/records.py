@@ -366,6 +366,7 @@ def create_records(ws: Workspace, obj: Meta, inputs: Any, *, upsert: bool) -> li
 
     txn = _Txn(ws, obj)
     results: list[Record | None] = []
+    inserted: list[Record] = []
     for values in values_list:
         # Matched against the rows as they were before this call (the txn applies on commit).
         target_id = _match(ws, keys, txn.rows, values) if upsert else None
@@ -373,6 +374,7 @@ def create_records(ws: Workspace, obj: Meta, inputs: Any, *, upsert: bool) -> li
             record = stamp_insert(ws, obj, ws.blank_record(obj), values)
             txn.put(record)
             results.append(record)
+            inserted.append(record)
             continue
         existing = txn.get(target_id)
         assert existing is not None
@@ -385,6 +387,7 @@ def create_records(ws: Workspace, obj: Meta, inputs: Any, *, upsert: bool) -> li
         txn.put(record)
         results.append(record)
     txn.commit()
+    ws.note_created(obj, inserted)
     return [copy.deepcopy(r) if r is not None else None for r in results]
 
 

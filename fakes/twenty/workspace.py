@@ -141,6 +141,43 @@ class Workspace:
             return str(settings.get("joinColumnName") or f"{field['name']}Id")
         return None
 
+    def note_created(self, obj: Meta, records: list[Record]) -> None:
+        """Twenty's own "<object>.created" timeline entry for each record an API created (its
+        worker writes one on both 1.x and 2.21, observed 2026-12-07), on the record's timeline."""
+        timeline = self.object("timelineActivity")
+        if timeline is None or obj is timeline or not records:
+            return
+        column = next(
+            (
+                self.join_column(f)
+                for f in timeline["fieldsList"]
+                if (t := self.relation_target(f)) is not None and t[0] is obj and self.join_column(f)
+            ),
+            None,
+        )
+        if column is None:
+            return
+        rows = self.records_of(timeline)
+        name = f"{obj['nameSingular']}.created"
+        for record in records:
+            entry = self.blank_record(timeline)
+            entry.update(
+                id=new_id(),
+                name=name,
+                happensAt=record.get("createdAt"),
+                createdAt=record.get("createdAt"),
+                updatedAt=record.get("createdAt"),
+                deletedAt=None,
+                properties={"after": {"id": record["id"]}},
+                linkedRecordId=None,
+                linkedRecordCachedName="",
+                linkedObjectMetadataId=None,
+                workspaceMemberId=None,
+                position=self.next_position(timeline),
+            )
+            entry[column] = record["id"]
+            rows[entry["id"]] = entry
+
     def relation_target(self, field: Meta) -> tuple[Meta, Meta] | None:
         """(target object, inverse field) of a RELATION field."""
         target_obj = self._objects_by_id.get(field.get("relationTargetObjectMetadataId") or "")

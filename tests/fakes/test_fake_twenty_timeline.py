@@ -130,3 +130,22 @@ async def test_the_other_dialects_target_column_is_refused(fake: FakeTwenty) -> 
     async with client_for(fake) as c:
         body = await data(c, UPSERT, {"data": [activity]})
     assert body["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+
+
+async def test_twenty_writes_its_own_created_entry_for_each_record_an_api_creates_not_for_updates(
+    fake: FakeTwenty,
+) -> None:
+    # Observed on the real 1.x and 2.21 (2026-12-07): "person.created", "opportunity.created"…
+    # beside whatever an API writes; a test that looks for an API's own lines must leave them out.
+    create = """mutation($data: [PersonCreateInput!]!) { createPeople(data: $data, upsert: true) { id } }"""
+    people = [{"name": {"firstName": "Ann", "lastName": "Lee"}}, {"name": {"firstName": "Bo", "lastName": "Ray"}}]
+    async with client_for(fake) as c:
+        created = await data(c, create, {"data": people})
+        ids = [p["id"] for p in created["data"]["createPeople"]]
+        again = [{"id": ids[0], "name": {"firstName": "Ann", "lastName": "Lee-Ray"}}]
+        await data(c, create, {"data": again})
+        column = target(fake.workspace.dialect, "person")
+        found = await data(c, FIND % column, {"filter": {"name": {"like": "person.%"}}})
+    entries = [e["node"] for e in found["data"]["timelineActivities"]["edges"]]
+    assert sorted((e["name"], e[column]) for e in entries) == sorted(("person.created", i) for i in ids)
+    assert all(e["linkedRecordId"] is None for e in entries), "Twenty's own entries link no other record"
