@@ -2,11 +2,17 @@
 
 Twenty limits requests per workspace (100 a minute by default, then HTTP 429 without a
 Retry-After), not per process: the web app, the worker and every replica must draw from one
-budget. Each call takes its token in one short transaction: an UPDATE that refills the row from
-the clock and takes the token, possibly driving the balance negative (a debt, i.e. a
-reservation), then a SELECT of the result; the caller sleeps outside the transaction until its
-debt is paid. The UPDATE comes first so SQLite takes its write lock at once and PostgreSQL locks
-the row: concurrent callers, in any process or event loop, are serialized by the database.
+budget. The row counts as Twenty 2.21's own bucket does (its ThrottlerService, read in its source
+and seen on the server): an accepted call adds the *whole* tokens earned since the previous one
+and restarts the refill clock, so calls closer than a token's time apart earn nothing. A bucket
+that refilled continuously let two calls in flight at once drain Twenty's and meet 429s.
+
+Each call takes its turn in one short transaction: an UPDATE that locks the row (SQLite takes its
+write lock at once, PostgreSQL locks the row), a SELECT, then an UPDATE with the caller's send
+time and the balance after it. Concurrent callers, in any process or event loop, are serialized
+by the database; each sleeps outside the transaction until its send time. A caller that finds
+the bucket empty goes `SPACING` token-times after the previous call, not one: slack for calls
+that reach Twenty a little out of step.
 
 Time is Unix time (every replica's clock, kept by NTP), so the bucket means the same to all.
 """
@@ -14,6 +20,7 @@ Time is Unix time (every replica's clock, kept by NTP), so the bucket means the 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -25,6 +32,19 @@ from bridge.store.tables import rate_budgets as _T
 
 Clock = Callable[[], float]
 Sleep = Callable[[float], Awaitable[object]]
+
+# An empty bucket's next call waits this many token-times (1.1: ~60 ms of slack at 100 a minute).
+SPACING = 1.1
+
+
+def grant(tokens: float, last: float, now: float, *, rate: float, capacity: float) -> tuple[float, float]:
+    """When a call asked for at `now` may go, and the balance right after it, given the balance
+    `tokens` right after the previous call, sent at `last` (as Twenty counts: whole tokens only)."""
+    at = max(now, last)
+    available = min(capacity, tokens + math.floor((at - last) * rate + 1e-9))
+    if available >= 1:
+        return at, available - 1
+    return last + SPACING / rate, 0.0
 
 
 class SharedBucket:
@@ -52,63 +72,56 @@ class SharedBucket:
         self._created = False
 
     async def acquire(self, tokens: float = 1) -> None:
-        """Wait until `tokens` may be spent; callers are served in the order the database saw them."""
-        if tokens <= 0:
-            raise ValueError("tokens must be positive")
+        """Wait until a call may be sent; callers are served in the order the database saw them."""
+        if tokens != 1:
+            raise ValueError("Twenty counts one token a call")
         now = self._clock()
         await self._create(now)
+        row = _T.c.name == self.name
         async with self._store().begin() as conn:
-            await conn.execute(self._take(now, tokens))
-            row = (await conn.execute(sa.select(_T.c.tokens, _T.c.updated_at).where(_T.c.name == self.name))).one()
-        ready_at = float(row.updated_at) + max(0.0, -float(row.tokens)) / self.rate
-        if ready_at > now:
-            await self._sleep(ready_at - now)
-        await self._wait_out_pause(ready_at)
+            await conn.execute(sa.update(_T).where(row).values(name=_T.c.name))  # lock the row first
+            held = (await conn.execute(sa.select(_T.c.tokens, _T.c.updated_at).where(row))).one()
+            at, left = grant(float(held.tokens), float(held.updated_at), now, rate=self.rate, capacity=self.capacity)
+            await conn.execute(sa.update(_T).where(row).values(tokens=left, updated_at=at))
+        if at > now:
+            await self._sleep(at - now)
+        await self._wait_out_pause(at)
 
     async def pause(self, seconds: float) -> None:
-        """Hold everyone back for `seconds` from now (Twenty answered 429): the time base moves
+        """Hold everyone back for `seconds` from now (Twenty answered 429): the refill clock moves
         past the pause and any saved-up burst beyond one call is dropped, so traffic resumes gently."""
         if seconds <= 0:
             return
         now = self._clock()
         until = now + seconds
-        refilled = self._refilled(now)
         await self._create(now)
+        row = _T.c.name == self.name
         async with self._store().begin() as conn:
-            await conn.execute(
-                sa.update(_T)
-                .where(_T.c.name == self.name)
-                .values(
-                    tokens=sa.case((refilled > 1.0, 1.0), else_=refilled),
-                    updated_at=sa.case((_T.c.updated_at < until, until), else_=_T.c.updated_at),
-                    paused_until=sa.case((_T.c.paused_until < until, until), else_=_T.c.paused_until),
+            await conn.execute(sa.update(_T).where(row).values(name=_T.c.name))
+            held = (await conn.execute(sa.select(_T.c.tokens, _T.c.updated_at, _T.c.paused_until).where(row))).one()
+            if float(held.updated_at) < until:
+                await conn.execute(
+                    sa.update(_T)
+                    .where(row)
+                    .values(
+                        tokens=min(1.0, self._balance(held.tokens, held.updated_at, now)),
+                        updated_at=until,
+                        paused_until=max(until, float(held.paused_until)),
+                    )
                 )
-            )
 
     async def available(self) -> float:
-        """Tokens available now (negative while callers wait); for metrics and tests."""
+        """Whole tokens available now (0 while callers wait their turn); for metrics and tests."""
         async with self._store().connect() as conn:
-            row = (await conn.execute(sa.select(_T.c.tokens, _T.c.updated_at).where(_T.c.name == self.name))).first()
-        if row is None:
+            held = (await conn.execute(sa.select(_T.c.tokens, _T.c.updated_at).where(_T.c.name == self.name))).first()
+        if held is None:
             return self.capacity
-        elapsed = max(0.0, self._clock() - float(row.updated_at))
-        return min(self.capacity, float(row.tokens) + elapsed * self.rate)
+        return self._balance(held.tokens, held.updated_at, self._clock())
 
-    def _refilled(self, now: float) -> sa.ColumnElement[float]:
-        """The row's balance at `now`, as SQL over its stored values."""
-        gained = sa.case((_T.c.updated_at < now, (now - _T.c.updated_at) * self.rate), else_=0.0)
-        total = _T.c.tokens + gained
-        return sa.case((total > self.capacity, self.capacity), else_=total)
-
-    def _take(self, now: float, tokens: float) -> sa.Update:
-        return (
-            sa.update(_T)
-            .where(_T.c.name == self.name)
-            .values(
-                tokens=self._refilled(now) - tokens,
-                updated_at=sa.case((_T.c.updated_at < now, now), else_=_T.c.updated_at),
-            )
-        )
+    def _balance(self, tokens: float, last: float, now: float) -> float:
+        if now <= float(last):
+            return float(tokens)
+        return float(min(self.capacity, float(tokens) + math.floor((now - float(last)) * self.rate + 1e-9)))
 
     async def _create(self, now: float) -> None:
         """Make the row once (committed before any caller updates it; a no-op if it exists)."""

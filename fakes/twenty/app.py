@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import json
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -111,17 +112,33 @@ class ModelledTime:
 
 
 class TokenBucket:
-    """Capacity N, refilled continuously at N per 60 s, on an injectable monotonic clock."""
+    """Capacity N, refilled at N per 60 s, on an injectable monotonic clock.
 
-    def __init__(self, capacity: int, clock: Callable[[], float]) -> None:
+    `whole_tokens` is 2.21's ThrottlerService (observed in its source and on the server,
+    2026-12-07): an accepted call adds `floor(elapsed × rate)` and restarts the refill clock, so the
+    fraction of a token earned since the last call is lost; a refused call changes nothing. Calls
+    less than 60/N s apart earn nothing, and a client sending two at once drains the bucket even
+    below N a minute. Without it (1.x), the refill is continuous.
+    """
+
+    def __init__(self, capacity: int, clock: Callable[[], float], *, whole_tokens: bool = False) -> None:
         self.capacity = capacity
         self.clock = clock
+        self.whole_tokens = whole_tokens
         self.tokens = float(capacity)
         self.updated = clock()
 
     def take(self) -> bool:
         now = self.clock()
         elapsed = max(0.0, now - self.updated)
+        if self.whole_tokens:
+            # Twenty computes in milliseconds: floor(elapsedMs * maxTokens / timeWindowMs).
+            gained = math.floor(round(elapsed * 1000) * self.capacity / (WINDOW_SECONDS * 1000))
+            available = min(float(self.capacity), self.tokens + gained)
+            if available < 1:
+                return False
+            self.tokens, self.updated = available - 1, now
+            return True
         self.updated = now
         self.tokens = min(float(self.capacity), self.tokens + elapsed * self.capacity / WINDOW_SECONDS)
         if self.tokens >= 1.0 - 1e-9:
@@ -203,7 +220,7 @@ class FakeTwenty:
         """Requests per 60 s per workspace on /graphql and /rest/* (None = off); starts full."""
         if per_minute is not None and per_minute < 1:
             raise ValueError("rate limit must be at least 1 request per minute, or None")
-        self._bucket = TokenBucket(per_minute, self.clock) if per_minute else None
+        self._bucket = TokenBucket(per_minute, self.clock, whole_tokens=self.dialect == "2.x") if per_minute else None
 
     def fail_next(self, n: int, status: int = 500) -> None:
         """The next `n` data-API calls answer `status` (Twenty restarting, a 5xx), then normal."""

@@ -1124,6 +1124,22 @@ async def test_rate_limit_is_a_token_bucket_on_the_data_api_only(fake: FakeTwent
     assert limited.stats.throttled == 3 and limited.stats.data_calls == 8 and limited.stats.data_reads == 5
 
 
+async def test_on_2x_a_call_earns_only_whole_tokens_and_restarts_the_refill_as_2_21_does(fake: FakeTwenty) -> None:
+    # 2.21's ThrottlerService: an accepted call adds floor(elapsed × rate) and sets lastRefillAt to
+    # now, so calls closer than 60/N s apart earn nothing (observed 2026-12-07).
+    now = [1000.0]
+    limited = FakeTwenty(dialect=fake.dialect, api_key=KEY, rate_limit_per_minute=3, clock=lambda: now[0])
+    answers = []
+    async with client_for(limited) as c:
+        for at in (0.0, 10.0, 20.0, 30.0, 39.9, 40.0):  # one token per 20 s
+            now[0] = 1000.0 + at
+            answers.append((at, (await c.get("/rest/people")).status_code))
+    if fake.dialect == "2.x":  # half a token lost at 10 s and at 20 s: nothing left at 30 s
+        assert answers == [(0.0, 200), (10.0, 200), (20.0, 200), (30.0, 429), (39.9, 429), (40.0, 200)]
+    else:  # a continuous refill: 1.5 tokens at 30 s
+        assert answers == [(0.0, 200), (10.0, 200), (20.0, 200), (30.0, 200), (39.9, 429), (40.0, 200)]
+
+
 async def test_wrong_or_missing_key(fake: FakeTwenty) -> None:
     for headers in ({}, {"Authorization": "Bearer nope"}):
         async with client_for(fake, headers) as c:
