@@ -74,6 +74,7 @@ class Workspace:
     def __init__(self, dialect: str, release: str | None = None) -> None:
         self.dialect = dialect
         self.release = release  # a 2.x release whose metadata SDL the fake speaks (None: 2.43)
+        self.own_entries = 0  # Twenty's own "<object>.created" timeline entries written (note_created)
         # Records one create-many/upsert may carry: 200 on 2.x (observed 2.3), none on 1.x
         # (observed #18); a test may lower it, as a Cloud plan might.
         self.max_upsert: int | None = 200 if dialect == "2.x" else None
@@ -158,6 +159,7 @@ class Workspace:
         if column is None:
             return
         rows = self.records_of(timeline)
+        self.own_entries += len(records)
         name = f"{obj['nameSingular']}.created"
         for record in records:
             entry = self.blank_record(timeline)

@@ -1239,7 +1239,22 @@ def test_the_timing_model_charges_what_a_real_2_21_took() -> None:
     assert grown == pytest.approx(1.21)  # …into one of 40,000 records: 2.1 ms + 0.05 µs × 40,000 each
     assert update == pytest.approx(1.97)  # 200 updated: 0.39 s + 7.9 ms each
     assert read == pytest.approx(0.042) and empty == pytest.approx(0.024)
-    assert REAL_TIMING.serial
+    # Two upserts in flight each took ~1.3× as long as one alone (the real 20k backfill).
+    assert not REAL_TIMING.serial and REAL_TIMING.shared(1.0, 2) == pytest.approx(1.33, abs=0.01)
+    assert REAL_TIMING.shared(1.0, 1) == 1.0
+
+
+async def test_twentys_own_timeline_entries_cost_the_caller_nothing() -> None:
+    from fakes.twenty.app import Timing
+
+    model = Timing(per_call=0.0, per_created=0.01, per_created_per_held=0.0, read_call=0.0, capacity=1.5)
+    fake = FakeTwenty(dialect="2.x", api_key=KEY, timing=model)
+    async with client_for(fake) as c:
+        await provision(c, fake)
+        await upsert_people(c, [{"whopUserId": f"user_{i}"} for i in range(10)])
+    # 10 People created (0.1 s); their 10 "person.created" entries are Twenty's worker's, not charged.
+    assert fake.modelled.write_seconds == pytest.approx(0.1)
+    assert fake.workspace.own_entries == 10
 
 
 async def test_with_a_serial_timing_model_a_read_sent_during_an_upsert_is_answered_after_it() -> None:
