@@ -69,9 +69,10 @@ class Timing:
     upsert ≈ 0.39 s a call + 2.3 ms a record (200 records ≈ 0.86 s), an update ≈ 7.9 ms a record,
     a keyed read ≈ 0.024 s + 0.09 ms a record found. Off by default; the backfill benchmark turns
     it on so that its times predict a real server's.
-    A created record costs more the more records the workspace holds: the 20,000-member floor
-    (390 upserts into a workspace growing to 78k records) averaged 1.21 s a call, the 4k one
-    0.85 s, so creating is 2.1 ms + 0.05 µs per record already held.
+    A created record costs no more in a fuller workspace, when the load is the same: at load 8
+    (third session) the 4k backfill's upserts averaged 1.10 s and the 20k one's 1.06 s. (An
+    earlier fit, 2.1 ms + 0.05 µs per record held, came from a 4k and a 20k run made at different
+    loads, and put the 20k backfill with its timeline at 1,043 s against the real 697 s.)
     Calls at once share the server (`capacity`): two upserts in flight each took ~1.3× as long as
     one alone, so two at once go ~1.5× as fast as one after the other (the 20k backfill of
     2026-12-07, third session: 230 s with two upserts in flight). `serial` serves one call at a
@@ -81,7 +82,7 @@ class Timing:
 
     per_call: float = 0.39
     per_created: float = 0.0021
-    per_created_per_held: float = 0.00000005
+    per_created_per_held: float = 0.0
     per_updated: float = 0.0079
     per_read_record: float = 0.00009
     read_call: float = 0.024
