@@ -479,20 +479,23 @@ class Doctor:
         except Exception as exc:
             return Outcome(FAIL, f"the metadata API failed: {describe(exc)}", "check TWENTY_URL and Twenty's logs")
 
+    def _data_client(self) -> TwentyDataClient:
+        """A data API client that tries once: the doctor reports, it does not wait things out."""
+        return TwentyDataClient(
+            self._twenty_url,
+            self._twenty_key_value,
+            requests_per_minute=self.settings.twenty_requests_per_minute,
+            transport=self.transports.twenty,
+            timeout=self.timeout,
+            max_attempts=1,
+        )
+
     async def _twenty_model(self) -> Outcome:
         assert self._meta is not None
         try:
             views = None
             if self._meta.dialect is Dialect.V1:  # 1.x's screens show the views kept as records
-                data = TwentyDataClient(
-                    self._twenty_url,
-                    self._twenty_key_value,
-                    requests_per_minute=self.settings.twenty_requests_per_minute,
-                    transport=self.transports.twenty,
-                    timeout=self.timeout,
-                    max_attempts=1,
-                )
-                views = ViewRecordsApi(await self._resources.enter_async_context(data))
+                views = ViewRecordsApi(await self._resources.enter_async_context(self._data_client()))
             self._plan = await plan_workspace(
                 self._meta,
                 load_data_model(self.settings.bridge_schema_dir),
@@ -568,14 +571,7 @@ class Doctor:
         if plan is not None and not any(i.kind == "object" and i.name == "whopProduct" for i in plan.pending):
             plurals.append("whopProducts")
         try:
-            async with TwentyDataClient(
-                self._twenty_url,
-                self._twenty_key_value,
-                requests_per_minute=self.settings.twenty_requests_per_minute,
-                transport=self.transports.twenty,
-                timeout=self.timeout,
-                max_attempts=1,
-            ) as data:
+            async with self._data_client() as data:
                 for plural in plurals:
                     await data.graphql(
                         f"query DoctorRead {{ {plural}(first: 1) {{ edges {{ node {{ id }} }} }} }}",
