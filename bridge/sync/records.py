@@ -25,7 +25,7 @@ from bridge.store.connections import get_connection
 from bridge.store.facts import get_facts, put_facts
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows
 from bridge.sync import mapping
-from bridge.sync.writer import Item, Problem
+from bridge.sync.writer import Item, Problem, fixed
 from bridge.whop.models import Invoice, Member, Membership, Payment, Plan, Product, WaitlistEntry
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ class CompanyItems:
                 company=self.company,
                 product_title=_label(product.written) if product else None,  # its name, not prod_…
             )
-            items.append(Item(p.id, record, _fixed(record), p.updated_at, label=record["name"]))
+            items.append(Item(p.id, record, fixed(record), p.updated_at, label=record["name"]))
         return items
 
     async def people(self, members: Sequence[Member]) -> list[Item]:
@@ -294,11 +294,6 @@ def _revenue_item(key: str, fields: dict[str, Any]) -> Item:
         return {**kept, **record}
 
     return Item(key, record, build, None)
-
-
-def _fixed(record: dict[str, Any]) -> Callable[[Any, Any], dict[str, Any]]:
-    """A build function for a record the bridge owns whole (nothing curated to merge)."""
-    return lambda _current, _last: dict(record)
 
 
 def _payer(p: Payment) -> str | None:

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -53,6 +54,11 @@ class Item:
     whop_updated_at: datetime | None = None
     email: str | None = None  # people: the e-mail that may match an existing Person
     label: str | None = None  # display name kept in the shadow (for Opportunity names)
+
+
+def fixed(record: dict[str, Any]) -> Builder:
+    """A build function for a record the bridge owns whole (nothing curated to merge)."""
+    return lambda _current, _last: dict(record)
 
 
 # (item, record to send, the Twenty record it updates or None)
@@ -112,6 +118,50 @@ class Prepared:
     def target_ids(self) -> set[str]:
         """The Twenty records this batch writes to (updates, and Persons it links by e-mail)."""
         return {str(existing["id"]) for _, _, existing in self.send + self.there if existing and existing.get("id")}
+
+
+class Guard(Protocol):
+    """What runs before a write: `OptionGuard` adds the SELECT options a batch's values lack."""
+
+    async def ensure(self, obj: str, records: list[dict[str, Any]]) -> None: ...
+
+
+class WriterFor(Protocol):
+    """Makes the writer of a Twenty object, under its own shadows or a second view's."""
+
+    def __call__(self, obj: ObjectApi, shadow: str | None = None, /) -> ObjectWriter: ...
+
+
+@dataclass
+class Writers:
+    """The one writer factory: the sync and the worker make every `ObjectWriter` here, each
+    writing through the option guard, so a new Whop status is added whichever path meets it.
+    A sync sets `run_id` once its run is started (shadows remember which run saw them)."""
+
+    store: AsyncEngine
+    twenty: TwentyDataClient
+    company_id: str
+    guard: Guard
+    batch_size: int
+    leases: Leases | None = None
+    restore_deleted: bool = False
+    dry_run: bool = False
+    run_id: int | None = None
+
+    def __call__(self, obj: ObjectApi, shadow: str | None = None, /) -> ObjectWriter:
+        return ObjectWriter(
+            store=self.store,
+            twenty=self.twenty,
+            company_id=self.company_id,
+            obj=obj,
+            batch_size=self.batch_size,
+            dry_run=self.dry_run,
+            run_id=self.run_id,
+            before_write=functools.partial(self.guard.ensure, obj.singular),
+            leases=self.leases,
+            restore_deleted=self.restore_deleted,
+            shadow_name=shadow,
+        )
 
 
 class ObjectWriter:
