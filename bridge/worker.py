@@ -434,7 +434,7 @@ class Applier:
 
         # Order matters only for links: products and people first, then memberships and payments.
         await self._guard(outcome, wanted["product"], self._products)
-        await self._guard(outcome, wanted["member"], self._members)
+        await self._guard(outcome, wanted["member"], self._plain(PEOPLE))
         payment_memberships = await self._guard(outcome, wanted["payment"], self._payments)
         # Waitlist signups before memberships: one approved becomes its membership's Opportunity.
         entry_memberships = await self._guard(outcome, wanted["entry"], self._entries)
@@ -604,8 +604,14 @@ class Applier:
         report = await self.writers(WHOP_PRODUCT).write(items)
         self._settle(report, ids, {}, outcome)
 
-    async def _members(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
-        await self._write(PEOPLE, await self._fetch(PEOPLE, ids, outcome), ids, outcome)
+    def _plain(self, obj: SyncedObject[Any]) -> Callable[[dict[str, list[str]], Outcome], Awaitable[None]]:
+        """The step of an object its declaration says all of: read (or take from the payloads),
+        build, write; the events of a record that failed fail."""
+
+        async def step(ids: dict[str, list[str]], outcome: Outcome) -> None:
+            await self._write(obj, await self._fetch(obj, ids, outcome), ids, outcome)
+
+        return step
 
     async def _write(
         self, obj: SyncedObject[R], records: Sequence[R], ids: dict[str, list[str]], outcome: Outcome

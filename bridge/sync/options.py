@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from bridge.errors import AuthError
-from bridge.sync.objects import SELECT_FIELDS  # each object module declares its own
+from bridge.sync.objects import SELECT_FIELDS as SELECT_FIELDS  # each object module declares its own
 from bridge.twenty.metadata import LiveObject, MetadataClient
 from bridge.twenty.provision import merge_option_values
 

@@ -13,7 +13,7 @@ from bridge.errors import RecordConflict, SkippableError
 from bridge.store.shadows import Shadow, ShadowWrite
 from bridge.sync import writer as writer_module
 from bridge.sync.mapping import record_hash
-from bridge.sync.writer import Item, ObjectWriter, WriteReport
+from bridge.sync.writer import Item, ObjectWriter, WriteReport, Writers
 from bridge.twenty.data import OPPORTUNITY, PERSON, ObjectApi, TwentyDataClient, WriteRules
 from bridge.twenty.documents import Dialect
 
@@ -336,3 +336,36 @@ async def test_a_record_twenty_holds_for_another_company_is_never_overwritten() 
     assert [(p.key, p.kind) for p in report.problems] == [("mem_theirs", "refused")]
     assert "biz_other" in report.problems[0].reason and report.counts["refused"] == 1
     assert twenty.rows[0] == theirs
+
+
+# The one writer factory -----------------------------------------------------------------------
+
+
+async def test_every_writer_the_factory_makes_writes_through_the_option_guard(stored: list[ShadowWrite]) -> None:
+    class Guard:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, list[dict[str, Any]]]] = []
+
+        async def ensure(self, obj: str, records: list[dict[str, Any]]) -> None:
+            self.seen.append((obj, records))
+
+    guard = Guard()
+    twenty = StubTwenty()
+    writers = Writers(
+        store=cast(AsyncEngine, None),
+        twenty=cast(TwentyDataClient, twenty),
+        company_id="biz_test",
+        guard=guard,
+        batch_size=60,
+        restore_deleted=True,
+        run_id=7,
+    )
+    people, revenue = writers(PERSON), writers(PERSON, "personRevenue")
+    assert (people.shadow_name, revenue.shadow_name) == ("person", "personRevenue")
+    assert (people.company_id, people.batch_size, people.run_id, people.dry_run) == ("biz_test", 60, 7, False)
+    assert people.restore_deleted and people.obj is PERSON
+    await people._write_batch([person_item("user_a")], {})
+    opportunities = writers(OPPORTUNITY)
+    assert opportunities.before_write is not None
+    await opportunities.before_write([{"stage": "NEW"}])
+    assert [(obj, len(records)) for obj, records in guard.seen] == [("person", 1), ("opportunity", 1)]
