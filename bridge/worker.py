@@ -628,7 +628,6 @@ class Applier:
         # New to the bridge and read from Whop (a payload has no affiliate): where they came from.
         known = await get_shadows(self.worker.store, self.company_id, OPPORTUNITY.singular, [m.id for m in memberships])
         new = [m for m in memberships if m.id not in known and self.hints.get(("membership", m.id)) is None]
-        self.membership_items.company = (await self._items()).company
         self.membership_items.facts = await self._items()
         items = await self.membership_items(memberships)
         report = await self.writers(OPPORTUNITY).write(items)

@@ -621,7 +621,6 @@ class SyncEngine:
             stage_policy=self.options.stage_policy,
             payments=self._payments,
             fetch_people=None if self.options.dry_run else self._fetch_missing_people,
-            company=(await self._company_items()).company,
             plans=self._plans,
             facts=await self._company_items(),
         )

@@ -327,15 +327,13 @@ class MembershipItems:
         stage_policy: str,
         payments: Mapping[str, LastPayment] | None = None,
         fetch_people: FetchPeople | None = None,
-        company: mapping.CompanyRef | None = None,
         plans: Plans = _no_plans,
         facts: CompanyItems | None = None,
     ) -> None:
         self.store = store
         self.company_id = company_id
-        self.company = company
         self.plans = plans
-        self.facts = facts  # where each membership's revenue facts are kept (None: nowhere)
+        self.facts = facts  # the company, and where each membership's revenue facts are kept (None: nowhere)
         self.seen: list[Membership] = []  # every membership built into an item, in order
         self.stage_policy = stage_policy
         self.payments: Mapping[str, LastPayment] = payments if payments is not None else {}
@@ -365,7 +363,7 @@ class MembershipItems:
                     product_id=product.twenty_id if product else None,
                     payment=last.fields if last else None,
                     stage_policy=self.stage_policy,
-                    company=self.company,
+                    company=self.facts.company if self.facts is not None else None,
                     plan=plans.get(ms.plan_id or ""),
                 )
             )

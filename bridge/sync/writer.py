@@ -149,51 +149,26 @@ class Writers:
     run_id: int | None = None
 
     def __call__(self, obj: ObjectApi, shadow: str | None = None, /) -> ObjectWriter:
-        return ObjectWriter(
-            store=self.store,
-            twenty=self.twenty,
-            company_id=self.company_id,
-            obj=obj,
-            batch_size=self.batch_size,
-            dry_run=self.dry_run,
-            run_id=self.run_id,
-            before_write=functools.partial(self.guard.ensure, obj.singular),
-            leases=self.leases,
-            restore_deleted=self.restore_deleted,
-            shadow_name=shadow,
-        )
+        return ObjectWriter(self, obj, shadow)
 
 
 class ObjectWriter:
-    def __init__(
-        self,
-        *,
-        store: AsyncEngine,
-        twenty: TwentyDataClient,
-        company_id: str,
-        obj: ObjectApi,
-        batch_size: int,
-        dry_run: bool = False,
-        run_id: int | None = None,
-        before_write: Callable[[list[dict[str, Any]]], Any] | None = None,
-        leases: Leases | None = None,
-        restore_deleted: bool = False,
-        shadow_name: str | None = None,
-    ) -> None:
-        self.store = store
-        self.twenty = twenty
-        self.company_id = company_id
+    """Writes one Twenty object for one company, with the settings of the `Writers` that made it."""
+
+    def __init__(self, settings: Writers, obj: ObjectApi, shadow_name: str | None = None) -> None:
+        self.store, self.twenty, self.company_id = settings.store, settings.twenty, settings.company_id
         self.obj = obj
-        self.batch_size = batch_size
-        self.dry_run = dry_run
-        self.run_id = run_id
-        self.before_write = before_write  # e.g. add unknown SELECT options first
-        self.restore_deleted = restore_deleted  # else a record a person deleted in Twenty stays deleted
+        self.batch_size, self.dry_run, self.run_id = settings.batch_size, settings.dry_run, settings.run_id
+        # First, the guard adds the SELECT options the batch's values lack.
+        self.before_write: Callable[[list[dict[str, Any]]], Any] | None = functools.partial(
+            settings.guard.ensure, obj.singular
+        )
+        self.restore_deleted = settings.restore_deleted  # else a record a person deleted in Twenty stays deleted
         # Shadows are kept under the object's name, or another for a second view of the same records
         # (a Person's revenue fields are written apart from its member fields).
         self.shadow_name = shadow_name or obj.singular
         # The process's lease helper (the runtime's); a writer on its own gets one of its own.
-        self.leases = leases or Leases(lambda: store)
+        self.leases = settings.leases or Leases(lambda: settings.store)
 
     async def write(self, items: Sequence[Item]) -> WriteReport:
         changed, report = await self.triage(items)

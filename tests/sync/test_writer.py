@@ -13,6 +13,7 @@ from bridge.errors import RecordConflict, SkippableError
 from bridge.store.shadows import Shadow, ShadowWrite
 from bridge.sync import writer as writer_module
 from bridge.sync.mapping import record_hash
+from bridge.sync.options import OptionGuard
 from bridge.sync.writer import Item, ObjectWriter, WriteReport, Writers
 from bridge.twenty.data import OPPORTUNITY, PERSON, ObjectApi, TwentyDataClient, WriteRules
 from bridge.twenty.documents import Dialect
@@ -84,16 +85,18 @@ def person_item(key: str, email: str | None = None, **basis: Any) -> Item:
 def make_writer(
     twenty: StubTwenty, obj: ObjectApi = PERSON, *, dry_run: bool = False, before_write: Any = None
 ) -> ObjectWriter:
-    return ObjectWriter(
+    writers = Writers(
         store=cast(AsyncEngine, None),
         twenty=cast(TwentyDataClient, twenty),
         company_id="biz_test",
-        obj=obj,
+        guard=OptionGuard(None),
         batch_size=60,
         dry_run=dry_run,
         run_id=7,
-        before_write=before_write,
     )
+    writer = writers(obj)
+    writer.before_write = before_write
+    return writer
 
 
 @pytest.fixture
