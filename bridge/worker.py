@@ -62,7 +62,7 @@ from bridge.sync.records import (
 from bridge.sync.tasks import upsert_task
 from bridge.sync.timeline import Timeline
 from bridge.sync.writer import WriteReport, Writers
-from bridge.twenty.data import OPPORTUNITY, WHOP_PAYMENT, WHOP_PRODUCT, TwentyDataClient
+from bridge.twenty.data import OPPORTUNITY, WHOP_PRODUCT, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient, is_whop_id
 from bridge.whop.models import Membership, Payment, WebhookEnvelope
 
@@ -679,8 +679,9 @@ class Applier:
         """The WhopPayment records of the payments these events named (refunds, disputes and
         retries change the payment, so each event rewrites it)."""
         rules = await self.worker.twenty.write_rules()
-        if WHOP_PAYMENT.singular not in rules.known_fields:
-            log.info("payment history skipped: the WhopPayment object is not provisioned (run `provision`)")
+        skipped = PAYMENTS.unprovisioned(rules.known_fields)
+        if skipped is not None:
+            log.info("%s", skipped)
             return
         await self._write(PAYMENTS, [self.paid[k] for k in ids], ids, outcome)
 

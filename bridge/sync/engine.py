@@ -37,7 +37,7 @@ from bridge.store.shadows import get_shadows, mark_gone, mark_seen, unseen_since
 from bridge.sync import deletions, mapping
 from bridge.sync.attribution import AttributionSweep
 from bridge.sync.moments import Moments, MomentSweep
-from bridge.sync.objects import MEMBERSHIPS, PAYMENTS, PEOPLE, PHASE_OBJECTS, PRODUCTS, SyncedObject, payments
+from bridge.sync.objects import MEMBERSHIPS, PAYMENTS, PEOPLE, PHASE_OBJECTS, PRODUCTS, REVIEWS, SyncedObject, payments
 from bridge.sync.objects.people import fetch_missing_people
 from bridge.sync.objects.tasks import failed_payment_task
 from bridge.sync.options import OptionGuard
@@ -47,7 +47,7 @@ from bridge.sync.story import Line
 from bridge.sync.timeline import TIMELINE, Timeline
 from bridge.sync.waitlist import Applied, Waitlist, read_entries
 from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport, Writers
-from bridge.twenty.data import OPPORTUNITY, WHOP_PAYMENT, WHOP_REVIEW, TwentyDataClient, WriteRules
+from bridge.twenty.data import OPPORTUNITY, TwentyDataClient, WriteRules
 from bridge.twenty.metadata import LiveObject
 from bridge.whop.client import WhopClient
 from bridge.whop.models import Membership, Page, Payment
@@ -450,14 +450,19 @@ class SyncEngine:
         """The payment history: a WhopPayment per Whop payment, linked to the Person and the
         Opportunity the phases before wrote. A workspace provisioned before the object existed
         is told to provision again rather than failing the run."""
-        if live is not None and WHOP_PAYMENT.singular not in live:
-            self.problems.append(
-                Problem("whopPayment", "-", "payment history skipped: run `provision` to add the WhopPayment object")
-            )
+        if self._unprovisioned(PAYMENTS, live):
             return
         row = await get_connection(self.store, self.company_id)
         self._connected_at = row.connected_at if row else None
         await self._phase(PAYMENTS)
+
+    def _unprovisioned(self, obj: SyncedObject[Any], live: dict[str, Any] | None) -> bool:
+        """A workspace provisioned before the object existed is told to provision again, and the
+        run goes on without it."""
+        reason = obj.unprovisioned(live)
+        if reason is not None:
+            self.problems.append(Problem(obj.twenty.singular, "-", reason))
+        return reason is not None
 
     async def _payment_page(self, page: list[Payment]) -> None:
         """A Task for each failed payment a webhook did not bring: only failures after the
@@ -561,10 +566,7 @@ class SyncEngine:
         them; a workspace provisioned before the object existed is told to provision again."""
         if self.options.dry_run:
             return
-        if live is not None and WHOP_REVIEW.singular not in live:
-            self.problems.append(
-                Problem("whopReview", "-", "reviews skipped: run `provision` to add the WhopReview object")
-            )
+        if self._unprovisioned(REVIEWS, live):
             return
         try:
             done = await sync_reviews(

@@ -10,7 +10,7 @@ them, both writing with one `Writers` factory (`bridge/sync/writer.py`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -45,6 +45,9 @@ class SyncedObject(Generic[R]):
     get_one: Callable[[WhopClient], Getter] | None = None  # and by id
     build: Build[R] | None = None  # Whop records -> writer items (linked by the shadows)
     key: Callable[[R], str] | None = None  # the Twenty key of a record, when it is not its Whop id
+    # What is skipped in a workspace provisioned before the Twenty object existed (None: every
+    # provisioned workspace has it).
+    added_later: str | None = None
 
     @property
     def shadow_name(self) -> str:
@@ -53,6 +56,13 @@ class SyncedObject(Generic[R]):
     @property
     def phases(self) -> tuple[str, ...]:
         return (self.phase, *self.reads) if self.phase else self.reads
+
+    def unprovisioned(self, objects: Container[str] | None) -> str | None:
+        """Why this object is not written to a workspace whose objects are `objects` (None: it
+        is, or they are not known): one provisioned before the object existed."""
+        if self.added_later is None or objects is None or self.twenty.singular in objects:
+            return None
+        return f"{self.added_later} skipped: run `provision` to add the {self.twenty.type_prefix} object"
 
     def deleted_item(self, key: str) -> Item:
         """A record deleted at Whop: only its status changes (the rest stays as last written)."""

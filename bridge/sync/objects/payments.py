@@ -37,6 +37,7 @@ PAYMENTS = SyncedObject[Payment](
     list_page=lambda whop: whop.list_payments,
     get_one=lambda whop: whop.get_payment,
     build=build,
+    added_later="payment history",
 )
 
 

@@ -15,4 +15,5 @@ REVIEWS = SyncedObject[Review](
     twenty=WHOP_REVIEW,
     deleted=(("reviewStatus", "DELETED"),),
     get_one=lambda whop: whop.get_review,
+    added_later="reviews",
 )

@@ -184,3 +184,20 @@ def shadow(written: Any) -> Shadow:
 )
 def test_a_shadow_label_is_the_name_the_writer_kept_or_none(found: Shadow | None, label: str | None) -> None:
     assert shadow_label(found) == label
+
+
+@pytest.mark.parametrize(
+    ("obj", "objects", "reason"),
+    [
+        (PAYMENTS, {"person", "opportunity"}, "payment history skipped: run `provision` to add the WhopPayment object"),
+        (REVIEWS, {"person"}, "reviews skipped: run `provision` to add the WhopReview object"),
+        (PAYMENTS, {"whopPayment"}, None),
+        (PAYMENTS, None, None),  # the live objects not known: written, and the write says what is wrong
+        (PEOPLE, set(), None),  # every provisioned workspace has People
+        (PRODUCTS, set(), None),
+    ],
+)
+def test_an_object_added_later_is_skipped_where_it_is_not_provisioned(
+    obj: SyncedObject[Any], objects: set[str] | None, reason: str | None
+) -> None:
+    assert obj.unprovisioned(objects) == reason
