@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import ValidationError
 
@@ -37,46 +37,43 @@ from bridge.runtime import Runtime
 from bridge.store import connections, inbox, leases
 from bridge.store.db import utcnow
 from bridge.store.inbox import InboxEvent
-from bridge.store.shadows import Shadow, get_shadows, put_shadows
+from bridge.store.shadows import get_shadows
 from bridge.sync import attribution, mapping, moments, waitlist
+from bridge.sync.objects import (
+    BY_KIND,
+    INVOICES,
+    MEMBERSHIPS,
+    PAYMENTS,
+    PEOPLE,
+    PRODUCTS,
+    REVENUE,
+    SyncedObject,
+    event_kind,
+)
+from bridge.sync.objects.payments import fold
+from bridge.sync.objects.people import fetch_missing_people
+from bridge.sync.objects.tasks import failed_payment_task, payment_links, shadow_label
 from bridge.sync.options import OptionGuard
 from bridge.sync.records import (
-    PAYMENT_SHADOW,
-    REVENUE_SHADOW,
     CompanyItems,
     MembershipItems,
-    fetch_members,
-    fold_payments,
     foreign_company,
-    held_payments,
-    payment_time,
 )
-from bridge.sync.tasks import has_task, upsert_task
+from bridge.sync.tasks import upsert_task
 from bridge.sync.timeline import Timeline
-from bridge.sync.writer import Item, ObjectWriter, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, WHOP_PAYMENT, WHOP_PRODUCT, ObjectApi, TwentyDataClient
+from bridge.sync.writer import WriteReport, Writers
+from bridge.twenty.data import OPPORTUNITY, WHOP_PRODUCT, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient, is_whop_id
-from bridge.whop.models import Membership, Payment, Product, WebhookEnvelope
+from bridge.whop.models import Membership, Payment, WebhookEnvelope
 
 log = logging.getLogger(__name__)
 
+R = TypeVar("R")
 FETCH_CONCURRENCY = 8
 YIELD_EVERY = 5
-# Kinds whose payload is the record itself, with an `updated_at` to order it by.
-HINT_MODELS: dict[str, Any] = {"membership": Membership, "product": Product, "payment": Payment}
 _UNSEEN = object()
-# Where the bridge keeps what it wrote of each kind for a company: a payload may stand in for a
-# Whop read only for a record the bridge already wrote for that company (see `_vet_hints`).
-SHADOW_OBJECTS = {"membership": "opportunity", "product": "whopProduct", "payment": "whopPayment"}
-# The id an event of each kind names: its Whop type prefix.
-ID_PREFIXES = {
-    "membership": "mem_",
-    "member": "mber_",
-    "payment": "pay_",
-    "product": "prod_",
-    "invoice": "inv_",
-    "entry": "entry_",
-}
+# The id an event of each kind names: its Whop type prefix (declared by `bridge/sync/objects/`).
+ID_PREFIXES = {kind: obj.id_prefix for kind, obj in BY_KIND.items()}
 # Ids a usable payload may carry: each becomes a key or a Whop path later.
 HINT_IDS = ("id", "company_id", "membership_id", "member_id", "user_id", "product_id", "plan_id")
 ERROR_CHARS = 300  # an error names the problem; it does not quote a hostile payload
@@ -133,22 +130,6 @@ def describe(exc: BaseException) -> str:
 def _shown(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:40] + "…"
-
-
-def _kind(event_type: str | None) -> str:
-    prefix = (event_type or "").split(".", 1)[0]
-    return {
-        "membership": "membership",
-        "member": "member",
-        "payment": "payment",
-        "refund": "payment",
-        "dispute": "payment",
-        "dispute_alert": "payment",
-        "resolution_center_case": "payment",  # it names its payment, as a dispute does
-        "invoice": "invoice",  # a Task while past due (bridge/sync/moments.py)
-        "entry": "entry",  # a waitlist signup (bridge/sync/waitlist.py)
-        "product": "product",
-    }.get(prefix, "")
 
 
 def _object_id(kind: str, data: Any) -> Any:
@@ -390,6 +371,15 @@ class Applier:
         self.company_id = company_id
         self.connection_id = connection_id
         self.items: CompanyItems | None = None
+        self.writers = Writers(
+            store=worker.store,
+            twenty=worker.twenty,
+            company_id=company_id,
+            guard=worker.options,  # a Whop status Twenty does not list yet is added, as the sync does
+            batch_size=worker.settings.twenty_batch_size,
+            leases=worker.leases,
+            restore_deleted=worker.settings.restore_deleted,
+        )
         self.membership_items = MembershipItems(
             worker.store,
             company_id,
@@ -409,19 +399,6 @@ class Applier:
         if self.items is None:
             self.items = await CompanyItems.of(self.worker.store, self.company_id)
         return self.items
-
-    def _writer(self, obj: ObjectApi, *, shadow_name: str | None = None) -> ObjectWriter:
-        return ObjectWriter(
-            store=self.worker.store,
-            twenty=self.worker.twenty,
-            company_id=self.company_id,
-            obj=obj,
-            batch_size=self.worker.settings.twenty_batch_size,
-            leases=self.worker.leases,
-            restore_deleted=self.worker.settings.restore_deleted,
-            shadow_name=shadow_name,
-            before_write=functools.partial(self.worker.options.ensure, obj.singular),
-        )
 
     async def apply(self, events: list[InboxEvent], outcome: Outcome) -> None:
         wanted: dict[str, dict[str, list[str]]] = {k: {} for k in ID_PREFIXES}
@@ -457,7 +434,7 @@ class Applier:
 
         # Order matters only for links: products and people first, then memberships and payments.
         await self._guard(outcome, wanted["product"], self._products)
-        await self._guard(outcome, wanted["member"], self._members)
+        await self._guard(outcome, wanted["member"], self._plain(PEOPLE))
         payment_memberships = await self._guard(outcome, wanted["payment"], self._payments)
         # Waitlist signups before memberships: one approved becomes its membership's Opportunity.
         entry_memberships = await self._guard(outcome, wanted["entry"], self._entries)
@@ -481,7 +458,7 @@ class Applier:
         """(kind, object id, envelope) of an event to apply, or why it is ignored; raises for a
         delivery the bridge cannot read."""
         envelope = WebhookEnvelope.model_validate(body)
-        kind = _kind(envelope.type)
+        kind = event_kind(envelope.type)
         if not kind:
             return f"event type {envelope.type!r} is not synced"
         object_id = _object_id(kind, envelope.data)
@@ -500,7 +477,7 @@ class Applier:
         the models cannot read, an id not shaped like Whop's, another company named, a refund
         pointing at its payment) and the record is re-read from Whop instead.
         """
-        model = HINT_MODELS.get(kind)
+        model = BY_KIND[kind].hint
         parsed: Any = None
         if model is not None:
             try:
@@ -546,12 +523,13 @@ class Applier:
             second = await self._guard(outcome, {k: ids[k] for k in keys[half:]}, step)
             return _merged(first, second)
 
-    async def _fetch(
-        self, getter: Callable[[str], Awaitable[Any]], ids: dict[str, list[str]], outcome: Outcome, what: str
-    ) -> list[Any]:
+    async def _fetch(self, obj: SyncedObject[Any], ids: dict[str, list[str]], outcome: Outcome) -> list[Any]:
         """The records: from the events' payloads when usable, else re-read from Whop, a few at a
         time (the client's limiter sets the pace)."""
         gate = asyncio.Semaphore(FETCH_CONCURRENCY)
+        what = obj.kind
+        assert obj.get_one is not None
+        getter = obj.get_one(self.whop)
 
         async def one(object_id: str) -> Any:
             record = self.hints.get((what, object_id))
@@ -572,19 +550,19 @@ class Applier:
                 return None
             return record
 
-        await self._vet_hints(ids, outcome, what)
+        await self._vet_hints(ids, outcome, obj)
         found = await asyncio.gather(*(one(object_id) for object_id in list(ids)))
         return [record for record in found if record is not None]
 
-    async def _vet_hints(self, ids: dict[str, list[str]], outcome: Outcome, what: str) -> None:
+    async def _vet_hints(self, ids: dict[str, list[str]], outcome: Outcome, obj: SyncedObject[Any]) -> None:
         """Payloads stand in for a Whop read only for records the bridge already wrote for this
         company (a payload can name any id; Whop says whose a new one is), and only when newer:
         a payload no newer than what the bridge wrote is that version or an older one, skipped."""
-        shadow_object = SHADOW_OBJECTS.get(what)
+        what = obj.kind
         hinted = [i for i in ids if self.hints.get((what, i)) is not None]
-        if shadow_object is None or not hinted:
+        if obj.hint is None or not hinted:
             return
-        shadows = await get_shadows(self.worker.store, self.company_id, shadow_object, hinted)
+        shadows = await get_shadows(self.worker.store, self.company_id, obj.shadow_name, hinted)
         for object_id in hinted:
             shadow = shadows.get(object_id)
             hint = self.hints[(what, object_id)]
@@ -610,7 +588,7 @@ class Applier:
     async def _products(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         gone = {k: v for k, v in ids.items() if k in self.deleted_products}
         live = {k: v for k, v in ids.items() if k not in gone}
-        products = await self._fetch(self.whop.get_product, live, outcome, "product") if live else []
+        products = await self._fetch(PRODUCTS, live, outcome) if live else []
         items = (await self._items()).products(products)
         # Deleted at Whop: marked, not re-read (Whop no longer has it) nor written back as live.
         # Whop cannot say whose a deleted product was, so only one the bridge wrote for this
@@ -622,32 +600,44 @@ class Applier:
                     outcome.ignored[event_id] = (
                         f"product {key} was never written for {self.company_id}: nothing to mark"
                     )
-        items += [deleted_product_item(key) for key in gone if key in ours]
-        report = await self._writer(WHOP_PRODUCT).write(items)
+        items += [PRODUCTS.deleted_item(key) for key in gone if key in ours]
+        report = await self.writers(WHOP_PRODUCT).write(items)
         self._settle(report, ids, {}, outcome)
 
-    async def _members(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
-        members = await self._fetch(self.whop.get_member, ids, outcome, "member")
-        report = await self._writer(PERSON).write(await (await self._items()).people(members))
-        self._settle(report, ids, {m.id: mapping.person_key(m) for m in members}, outcome)
+    def _plain(self, obj: SyncedObject[Any]) -> Callable[[dict[str, list[str]], Outcome], Awaitable[None]]:
+        """The step of an object its declaration says all of: read (or take from the payloads),
+        build, write; the events of a record that failed fail."""
+
+        async def step(ids: dict[str, list[str]], outcome: Outcome) -> None:
+            await self._write(obj, await self._fetch(obj, ids, outcome), ids, outcome)
+
+        return step
+
+    async def _write(
+        self, obj: SyncedObject[R], records: Sequence[R], ids: dict[str, list[str]], outcome: Outcome
+    ) -> None:
+        """Write records as their declaration builds them; the events of one that failed fail."""
+        assert obj.build is not None
+        report = await self.writers(obj.twenty, obj.shadow).write(await obj.build(await self._items(), records))
+        keys = {getattr(r, "id", ""): obj.key(r) for r in records} if obj.key is not None else {}
+        self._settle(report, ids, keys, outcome)
 
     async def _memberships(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
-        memberships = await self._fetch(self.whop.get_membership, ids, outcome, "membership")
+        memberships = await self._fetch(MEMBERSHIPS, ids, outcome)
         await (await self._waitlist()).adopt(memberships)  # one made from a signup takes its lead
         # New to the bridge and read from Whop (a payload has no affiliate): where they came from.
         known = await get_shadows(self.worker.store, self.company_id, OPPORTUNITY.singular, [m.id for m in memberships])
         new = [m for m in memberships if m.id not in known and self.hints.get(("membership", m.id)) is None]
-        self.membership_items.company = (await self._items()).company
         self.membership_items.facts = await self._items()
         items = await self.membership_items(memberships)
-        report = await self._writer(OPPORTUNITY).write(items)
+        report = await self.writers(OPPORTUNITY).write(items)
         self._settle(report, ids, {}, outcome)
         if new:
             sweep = attribution.AttributionSweep(
                 whop=self.whop,
                 store=self.worker.store,
                 company_id=self.company_id,
-                writer=lambda obj, shadow: self._writer(obj, shadow_name=shadow),
+                writer=self.writers,
             )
             done = await sweep.new_memberships(new)
             for problem in done.problems:
@@ -655,17 +645,15 @@ class Applier:
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:
         """A membership whose Person the bridge has not written yet: read its member and write it."""
-        members, problems = await fetch_members(self.whop.get_member, memberships)
+        report, problems = await fetch_missing_people(self.whop, await self._items(), self.writers, memberships)
         for problem in problems:
             log.warning("cannot link membership to its person: %s", problem.reason)
-        if members:
-            report = await self._writer(PERSON).write(await (await self._items()).people(members))
-            for outcome, n in report.counts.items():
-                metrics.RECORDS.labels("person", outcome).inc(n)
+        for outcome, n in (report.counts if report else {}).items():
+            metrics.RECORDS.labels("person", outcome).inc(n)
 
     async def _payments(self, ids: dict[str, list[str]], outcome: Outcome) -> dict[str, list[str]]:
         """Fold each payment into its membership's last-payment fields; a failed one gets a Task."""
-        payments: list[Payment] = await self._fetch(self.whop.get_payment, ids, outcome, "payment")
+        payments: list[Payment] = await self._fetch(PAYMENTS, ids, outcome)
         self.paid.update((p.id, p) for p in payments)
         await (await self._items()).record_payments(payments)
         by_membership: dict[str, list[str]] = {}
@@ -676,10 +664,7 @@ class Applier:
                     outcome.ignored[event_id] = f"payment {p.id} belongs to no membership"
                 continue
             by_membership.setdefault(p.membership_id, []).extend(event_ids)
-        held = await held_payments(self.worker.store, self.company_id, list(by_membership))
-        changed = fold_payments(payments, held)
-        rows = [last.shadow_row() for last in changed.values()]
-        await put_shadows(self.worker.store, self.company_id, PAYMENT_SHADOW, rows)
+        await fold(self.worker.store, self.company_id, payments)
         for p in payments:
             if p.membership_id and mapping.payment_is_failure(p):
                 try:
@@ -694,12 +679,11 @@ class Applier:
         """The WhopPayment records of the payments these events named (refunds, disputes and
         retries change the payment, so each event rewrites it)."""
         rules = await self.worker.twenty.write_rules()
-        if WHOP_PAYMENT.singular not in rules.known_fields:
-            log.info("payment history skipped: the WhopPayment object is not provisioned (run `provision`)")
+        skipped = PAYMENTS.unprovisioned(rules.known_fields)
+        if skipped is not None:
+            log.info("%s", skipped)
             return
-        items = await (await self._items()).payments([self.paid[k] for k in ids])
-        report = await self._writer(WHOP_PAYMENT).write(items)
-        self._settle(report, ids, {}, outcome)
+        await self._write(PAYMENTS, [self.paid[k] for k in ids], ids, outcome)
 
     def _revenue_keys(self, memberships: dict[str, list[str]]) -> dict[str, list[str]]:
         """The buyers whose revenue facts this pass changed, with the events that changed them."""
@@ -712,9 +696,7 @@ class Applier:
         return keys
 
     async def _revenue(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
-        items = await (await self._items()).revenue_items(list(ids))
-        report = await self._writer(PERSON, shadow_name=REVENUE_SHADOW).write(items)
-        self._settle(report, ids, {}, outcome)
+        await self._write(REVENUE, list(ids), ids, outcome)
 
     async def _membership_moments(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         """Tasks for the moments these memberships are in: set to cancel, trial ending."""
@@ -752,7 +734,7 @@ class Applier:
     async def _invoices(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         """A Task while an invoice is past due, closed once it is paid; the invoice is always read
         from Whop with this company's credentials (a payload names no membership anyway)."""
-        invoices = await self._fetch(self.whop.get_invoice, ids, outcome, "invoice")
+        invoices = await self._fetch(INVOICES, ids, outcome)
         wants = []
         for inv in invoices:
             membership_id = None
@@ -799,7 +781,7 @@ class Applier:
             twenty=self.worker.twenty,
             whop=self.whop,
             items=await self._items(),
-            writer=lambda obj, shadow: self._writer(obj, shadow_name=shadow),
+            writer=self.writers,
             leases=self.worker.leases,
             stage_policy=self.worker.settings.stage_policy,
         )
@@ -823,11 +805,11 @@ class Applier:
                 if event_id not in outcome.failed:
                     outcome.ignored[event_id] = f"the case's payment is not one of {self.company_id}'s at Whop"
                 continue
-            person, opportunity = await self._links(p)
+            person, opportunity = await payment_links(self.worker.store, self.company_id, p)
             task = mapping.case_task(
                 event_type,
                 data,
-                person_name=_label(person),
+                person_name=shadow_label(person),
                 product_title=p.product_title if p else None,
             )
             try:
@@ -846,48 +828,20 @@ class Applier:
             except Exception as exc:  # this case's event retries; the others go on
                 outcome.fail([event_id], exc)
 
-    async def _links(self, p: Payment | None) -> tuple[Shadow | None, Shadow | None]:
-        """The Person and Opportunity shadows of a payment's buyer and membership."""
-        if p is None:
-            return None, None
-        store = self.worker.store
-        payer = p.user_id or p.member_id or ""
-        person = (await get_shadows(store, self.company_id, "person", [payer])).get(payer)
-        mid = p.membership_id or ""
-        opportunity = (await get_shadows(store, self.company_id, "opportunity", [mid])).get(mid)
-        return person, opportunity
-
     async def _failed_payment_task(self, p: Payment) -> None:
-        """Once per failed payment: a Task that a person closes; a retry never reopens it."""
-        if await has_task(self.worker.store, self.company_id, p.id):
-            return
-        assert p.membership_id is not None
-        membership = await self.whop.get_membership(p.membership_id)
-        await self._writer(OPPORTUNITY).write(await self.membership_items([membership]))
-        person, opportunity = await self._links(p)
-        task = mapping.failed_payment_task(p, person_name=_label(person), product_title=membership.product_title)
-        await upsert_task(
-            self.worker.twenty,
-            self.worker.store,
-            self.company_id,
-            p.id,
-            task,
-            person_id=person.twenty_id if person else None,
-            opportunity_id=opportunity.twenty_id if opportunity else None,
-            when=payment_time(p),
-            update=False,
+        """Once per failed payment: a Task that a person closes; a retry never reopens it. Its
+        membership is read and its Opportunity written first, so the Task links it."""
+        membership_id = p.membership_id
+        assert membership_id is not None
+
+        async def opportunity_first() -> str | None:
+            membership = await self.whop.get_membership(membership_id)
+            await self.writers(OPPORTUNITY).write(await self.membership_items([membership]))
+            return membership.product_title
+
+        await failed_payment_task(
+            self.worker.twenty, self.worker.store, self.company_id, p, product_title=None, first=opportunity_first
         )
-
-
-def _label(shadow: Shadow | None) -> str | None:
-    written = shadow.written if shadow else None
-    return written.get("_label") if isinstance(written, dict) else None
-
-
-def deleted_product_item(key: str) -> Item:
-    """A product deleted at Whop: only its status changes (the rest stays as last written)."""
-    record = {"whopProductId": key, "visibility": "DELETED"}
-    return Item(key, record, lambda _c, _l: dict(record), None)
 
 
 def _merged(first: Any, second: Any) -> Any:

@@ -30,8 +30,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.errors import AuthError, NeedsReconnect, SkippableError
 from bridge.store.shadows import ShadowWrite, get_shadows, put_shadows
 from bridge.sync import mapping
-from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, ObjectApi
+from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport, WriterFor
+from bridge.twenty.data import OPPORTUNITY, PERSON
 from bridge.whop.client import WhopClient
 from bridge.whop.models import Membership, Money, Page, Source, WhopPerson
 
@@ -39,9 +39,6 @@ log = logging.getLogger(__name__)
 
 PERSON_SHADOW = "personSource"
 OPPORTUNITY_SHADOW = "opportunitySource"
-
-WriterFor = Callable[[ObjectApi, str], ObjectWriter]
-
 
 # Whop → fields (pure) ---------------------------------------------------------------------------
 

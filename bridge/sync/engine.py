@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -33,53 +33,29 @@ from bridge.store import runs as run_store
 from bridge.store.connections import get_connection
 from bridge.store.db import utcnow
 from bridge.store.leases import Leases
-from bridge.store.shadows import get_shadows, mark_gone, mark_seen, put_shadows, unseen_since
+from bridge.store.shadows import get_shadows, mark_gone, mark_seen, unseen_since
 from bridge.sync import deletions, mapping
 from bridge.sync.attribution import AttributionSweep
 from bridge.sync.moments import Moments, MomentSweep
+from bridge.sync.objects import MEMBERSHIPS, PAYMENTS, PEOPLE, PHASE_OBJECTS, PRODUCTS, REVIEWS, SyncedObject, payments
+from bridge.sync.objects.people import fetch_missing_people
+from bridge.sync.objects.tasks import failed_payment_task
 from bridge.sync.options import OptionGuard
-from bridge.sync.records import (
-    PAYMENT_SHADOW,
-    CompanyItems,
-    LastPayment,
-    MembershipItems,
-    PlanBook,
-    fetch_members,
-    fold_payments,
-    held_payments,
-    payment_time,
-)
+from bridge.sync.records import CompanyItems, LastPayment, MembershipItems, PlanBook, payment_time
 from bridge.sync.reviews import sync_reviews
 from bridge.sync.story import Line
-from bridge.sync.tasks import has_task, upsert_task
 from bridge.sync.timeline import TIMELINE, Timeline
 from bridge.sync.waitlist import Applied, Waitlist, read_entries
-from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
-from bridge.twenty.data import (
-    OPPORTUNITY,
-    PERSON,
-    WHOP_PAYMENT,
-    WHOP_PRODUCT,
-    WHOP_REVIEW,
-    TwentyDataClient,
-    WriteRules,
-)
+from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport, Writers
+from bridge.twenty.data import OPPORTUNITY, TwentyDataClient, WriteRules
 from bridge.twenty.metadata import LiveObject
 from bridge.whop.client import WhopClient
-from bridge.whop.models import Member, Membership, Page, Payment, Product
+from bridge.whop.models import Membership, Page, Payment
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 M = TypeVar("M", bound=BaseModel)
-# The Twenty object each phase's Whop records become (for reporting a record by its object).
-PHASE_OBJECTS = {
-    "products": "whopProduct",
-    "members": "person",
-    "payments": "whopPayment",
-    "membership_facts": "opportunity",
-    "memberships": "opportunity",
-}
 # Timeline lines a sync keeps before it writes the ready ones (in full batches): a backfill's
 # memory stays bounded, whatever the company's size.
 TIMELINE_FLUSH_LINES = 2000
@@ -150,20 +126,25 @@ class SyncEngine:
         self._checkpoint: dict[str, Any] = {"done": [], "cursors": {}}
         self._checkpoint_lock = asyncio.Lock()
         self._payments: dict[str, LastPayment] = {}  # a dry run's last payment per membership
+        self._connected_at: datetime | None = None  # failed payments before it get no Task
         self._reported: set[tuple[str, str]] = set()  # unreadable Whop records reported this run
         self._sweep: MomentSweep | None = None  # moments seen in the membership pages
         self._timeline = Timeline(twenty, store, company_id, batch_size=options.batch_size)
         self._told: list[Line] = []  # timeline lines the pages told, written once their records are
         self._timeline_on: bool | None = None  # whether this Twenty shows the bridge's lines
         self._flush_at = TIMELINE_FLUSH_LINES  # lines kept before the ready ones are written
-        self._attribution = AttributionSweep(
-            whop=whop,
+        # Every writer of the run, each through the option guard; the run's id is set once known.
+        self.writers = Writers(
             store=store,
+            twenty=twenty,
             company_id=company_id,
-            writer=lambda obj, shadow: self._writer(
-                obj, lambda r: self.guard.ensure(obj.singular, r), shadow_name=shadow
-            ),
+            guard=self.guard,
+            batch_size=options.batch_size,
+            leases=self.leases,
+            restore_deleted=options.restore_deleted,
+            dry_run=options.dry_run,
         )
+        self._attribution = AttributionSweep(whop=whop, store=store, company_id=company_id, writer=self.writers)
 
     # Run lifecycle --------------------------------------------------------------------------
 
@@ -191,6 +172,7 @@ class SyncEngine:
                 dry_run=self.options.dry_run,
                 connection_id=self.connection_id,
             )
+        self.writers.run_id = self.run_id or None
         with bound(run_id=self.run_id, company_id=self.company_id, kind=self.options.kind):
             return await self._run(resumed)
 
@@ -208,10 +190,10 @@ class SyncEngine:
                 if deep:
                     await self._deep_check()
                     facts = self._revenue_facts()
-                await self._phase_products()
+                await self._phase(PRODUCTS)
                 assert facts is not None
                 await facts
-                await self._phase_members()
+                await self._phase(PEOPLE)
                 await self._phase_waitlist()
                 await self._phase_memberships()
                 await self._phase_moments()
@@ -304,27 +286,6 @@ class SyncEngine:
                 self._checkpoint["done"].append(phase)
             await run_store.save_checkpoint(self.store, self.run_id, self._checkpoint, self._counts())
 
-    def _writer(
-        self,
-        obj: Any,
-        before: Callable[[list[dict[str, Any]]], Awaitable[None]] | None,
-        *,
-        shadow_name: str | None = None,
-    ) -> ObjectWriter:
-        return ObjectWriter(
-            store=self.store,
-            twenty=self.twenty,
-            company_id=self.company_id,
-            obj=obj,
-            batch_size=self.options.batch_size,
-            dry_run=self.options.dry_run,
-            run_id=self.run_id or None,
-            before_write=before,
-            leases=self.leases,
-            restore_deleted=self.options.restore_deleted,
-            shadow_name=shadow_name,
-        )
-
     async def _pages(self, phase: str, lister: Callable[..., AsyncIterator[Page[M]]]) -> AsyncIterator[Page[M]]:
         """Pages of one phase from its checkpoint on, one page fetched ahead. The caller marks
         the phase done once everything it took from them is written."""
@@ -350,39 +311,38 @@ class SyncEngine:
 
     # Phases ---------------------------------------------------------------------------------
 
-    async def _phase_products(self) -> None:
+    async def _phase(self, obj: SyncedObject[M]) -> None:
+        """Write an object's pages as its declaration builds them (`bridge/sync/objects/`), with
+        what this run adds to its pages (`_extras`)."""
         items = await self._company_items()
+        build = obj.build
+        assert build is not None
 
-        async def products(page: list[Product]) -> list[Item]:
-            return items.products(page)
+        async def page_items(page: list[M]) -> list[Item]:
+            return await self._extras(obj, page, await build(items, page))
 
-        await self._drain("products", self.whop.list_products, products, WHOP_PRODUCT, "whopProduct")
+        await self._drain(obj, page_items)
 
-    async def _phase_members(self) -> None:
-        items = await self._company_items()
-
-        async def people(page: list[Member]) -> list[Item]:
-            return self._attribution.attach_people(await items.people(page))
-
-        await self._drain("members", self.whop.list_members, people, PERSON, "person")
+    async def _extras(self, obj: SyncedObject[M], page: list[M], items: list[Item]) -> list[Item]:
+        """What a run adds to a page: where the buyers came from (People), the failed payments'
+        Tasks and the lines payments tell (WhopPayments)."""
+        if obj is PEOPLE:
+            return self._attribution.attach_people(items)
+        if obj is PAYMENTS:
+            await self._payment_page(cast(list[Payment], page))
+        return items
 
     async def _phase_membership_facts(self) -> None:
         """What each membership says about its buyer's revenue (active, ended), before the Persons
         are written; the memberships phase reads them from Whop again to write the Opportunities."""
         items = await self._company_items()
-        async for page in self._pages("membership_facts", self.whop.list_memberships):
+        assert MEMBERSHIPS.list_page is not None
+        async for page in self._pages("membership_facts", MEMBERSHIPS.list_page(self.whop)):
             await items.record_memberships(page.data)
             await self._save_cursor("membership_facts", page.end_cursor)
         await self._save_cursor("membership_facts", None, done=True)
 
-    async def _drain(
-        self,
-        phase: str,
-        lister: Callable[..., AsyncIterator[Page[M]]],
-        make_items: Callable[[list[M]], Awaitable[list[Item]]],
-        obj: Any,
-        name: str,
-    ) -> None:
+    async def _drain(self, declared: SyncedObject[M], make_items: Callable[[list[M]], Awaitable[list[Item]]]) -> None:
         """Write a phase's changed records in full batches that may span Whop pages.
 
         Whop pages hold 100 records and a Twenty batch up to 200: changed records are buffered
@@ -394,9 +354,12 @@ class SyncEngine:
         moves past pages whose records are all written and stored: each save is queued behind
         the batches submitted before it.
         """
+        phase, name, obj = declared.phase, declared.twenty.singular, declared.twenty
+        assert phase is not None and declared.list_page is not None
+        lister = declared.list_page(self.whop)
         if phase in self._checkpoint["done"]:
             return
-        writer = self._writer(obj, lambda r: self.guard.ensure(name, r))
+        writer = self.writers(obj, declared.shadow)
         batch = self.options.batch_size
         room = asyncio.Condition()  # guards `buffer`, `cursors` and `finished`
         buffer: deque[tuple[Item, int]] = deque()  # (item, index of the page it came from)
@@ -418,7 +381,7 @@ class SyncEngine:
                     if not self.options.dry_run and triaged.twenty_ids:
                         # Unchanged records were seen at Whop too (written ones are marked when stored).
                         ids = list(triaged.twenty_ids)
-                        await mark_seen(self.store, self.company_id, obj.singular, ids, self.run_id)
+                        await mark_seen(self.store, self.company_id, name, ids, self.run_id)
                     async with room:
                         await room.wait_for(lambda: len(buffer) < batch * (1 + READ_AHEAD_BATCHES))
                         # The page and its records together: an empty buffer means every page
@@ -470,16 +433,14 @@ class SyncEngine:
 
     async def _phase_payments(self) -> None:
         """Keep the last payment per membership (shadow object "payment", keyed by membership)."""
-        async for page in self._pages("payments", self.whop.list_payments):
-            held = await held_payments(self.store, self.company_id, [p.membership_id for p in page.data])
-            changed = fold_payments(page.data, held, self._payments)
-            if self.options.dry_run:
-                self._payments.update(changed)  # a dry run stores nothing, so it remembers here
-            else:
-                # Stored at once and read back by the memberships phase: memory stays flat
-                # however many memberships the company has.
-                rows = [last.shadow_row() for last in changed.values()]
-                await put_shadows(self.store, self.company_id, PAYMENT_SHADOW, rows)
+        assert PAYMENTS.list_page is not None
+        async for page in self._pages("payments", PAYMENTS.list_page(self.whop)):
+            # Stored at once and read back by the memberships phase: memory stays flat however
+            # many memberships the company has (a dry run stores nothing: it remembers here).
+            await payments.fold(
+                self.store, self.company_id, page.data, self._payments if self.options.dry_run else None
+            )
+            if not self.options.dry_run:
                 await (await self._company_items()).record_payments(page.data)
             self.counts.setdefault("payment", Counter())["seen"] += len(page.data)
             await self._save_cursor("payments", page.end_cursor)
@@ -489,55 +450,39 @@ class SyncEngine:
         """The payment history: a WhopPayment per Whop payment, linked to the Person and the
         Opportunity the phases before wrote. A workspace provisioned before the object existed
         is told to provision again rather than failing the run."""
-        if live is not None and WHOP_PAYMENT.singular not in live:
-            self.problems.append(
-                Problem("whopPayment", "-", "payment history skipped: run `provision` to add the WhopPayment object")
-            )
+        if self._unprovisioned(PAYMENTS, live):
             return
-        items = await self._company_items()
         row = await get_connection(self.store, self.company_id)
-        since = row.connected_at if row else None
+        self._connected_at = row.connected_at if row else None
+        await self._phase(PAYMENTS)
 
-        async def payments(page: list[Payment]) -> list[Item]:
-            if not self.options.dry_run and since is not None:
-                await self._failed_payment_tasks(page, since)
-            await self._tell(payments=page)
-            return await items.payments(page)
+    def _unprovisioned(self, obj: SyncedObject[Any], live: dict[str, Any] | None) -> bool:
+        """A workspace provisioned before the object existed is told to provision again, and the
+        run goes on without it."""
+        reason = obj.unprovisioned(live)
+        if reason is not None:
+            self.problems.append(Problem(obj.twenty.singular, "-", reason))
+        return reason is not None
 
-        await self._drain("payment_records", self.whop.list_payments, payments, WHOP_PAYMENT, "whopPayment")
-
-    async def _failed_payment_tasks(self, page: list[Payment], since: datetime) -> None:
+    async def _payment_page(self, page: list[Payment]) -> None:
         """A Task for each failed payment a webhook did not bring: only failures after the
-        company was connected (its history is not news), once each (a closed Task stays closed)."""
-        for p in page:
-            when = payment_time(p)
-            if not (mapping.payment_is_failure(p) and p.membership_id and when and when > since):
-                continue
-            if await has_task(self.store, self.company_id, p.id):
-                continue
-            payer = p.user_id or p.member_id or ""
-            person = (await get_shadows(self.store, self.company_id, "person", [payer])).get(payer)
-            opp = (await get_shadows(self.store, self.company_id, "opportunity", [p.membership_id])).get(
-                p.membership_id
-            )
-            label = person.written.get("_label") if person and isinstance(person.written, dict) else None
-            task = mapping.failed_payment_task(p, person_name=label, product_title=p.product_title)
-            await upsert_task(
-                self.twenty,
-                self.store,
-                self.company_id,
-                p.id,
-                task,
-                person_id=person.twenty_id if person else None,
-                opportunity_id=opp.twenty_id if opp else None,
-                when=when,
-                update=False,
-            )
-            self.counts.setdefault("task", Counter())["created"] += 1
+        company was connected (its history is not news), once each (a closed Task stays closed);
+        and the lines the payments tell."""
+        since = self._connected_at
+        if not self.options.dry_run and since is not None:
+            for p in page:
+                when = payment_time(p)
+                if not (mapping.payment_is_failure(p) and p.membership_id and when and when > since):
+                    continue
+                if await failed_payment_task(
+                    self.twenty, self.store, self.company_id, p, product_title=p.product_title
+                ):
+                    self.counts.setdefault("task", Counter())["created"] += 1
+        await self._tell(payments=page)
 
     async def _phase_memberships(self) -> None:
         walked = "memberships" not in self._checkpoint["done"]
-        await self._drain("memberships", self.whop.list_memberships, self.membership_items, OPPORTUNITY, "opportunity")
+        await self._drain(MEMBERSHIPS, self.membership_items)
         if walked:
             await self._mark_disappeared()
 
@@ -560,9 +505,7 @@ class SyncEngine:
         if self.options.dry_run:
             self.planned.setdefault("opportunity", {}).setdefault("gone", []).extend(gone)
             return
-        writer = self._writer(OPPORTUNITY, lambda r: self.guard.ensure("opportunity", r))
-        items = [_deleted_item(key) for key in gone]
-        report = await writer.write_changed(items)
+        report = await self.writers(OPPORTUNITY).write_changed([MEMBERSHIPS.deleted_item(key) for key in gone])
         report.counts.pop("updated", None)  # counted as "gone" above
         self._record("opportunity", report)
         await mark_gone(self.store, self.company_id, "opportunity", gone)
@@ -579,9 +522,7 @@ class SyncEngine:
             twenty=self.twenty,
             whop=self.whop,
             items=await self._company_items(),
-            writer=lambda obj, shadow: self._writer(
-                obj, lambda r: self.guard.ensure(obj.singular, r), shadow_name=shadow
-            ),
+            writer=self.writers,
             leases=self.leases,
             stage_policy=self.options.stage_policy,
         )
@@ -625,17 +566,14 @@ class SyncEngine:
         them; a workspace provisioned before the object existed is told to provision again."""
         if self.options.dry_run:
             return
-        if live is not None and WHOP_REVIEW.singular not in live:
-            self.problems.append(
-                Problem("whopReview", "-", "reviews skipped: run `provision` to add the WhopReview object")
-            )
+        if self._unprovisioned(REVIEWS, live):
             return
         try:
             done = await sync_reviews(
                 whop=self.whop,
                 store=self.store,
                 company=(await self._company_items()).company,
-                writer=lambda: self._writer(WHOP_REVIEW, lambda r: self.guard.ensure(WHOP_REVIEW.singular, r)),
+                writers=self.writers,
                 page_size=self.options.page_size,
             )
         except NeedsReconnect:
@@ -685,7 +623,6 @@ class SyncEngine:
             stage_policy=self.options.stage_policy,
             payments=self._payments,
             fetch_people=None if self.options.dry_run else self._fetch_missing_people,
-            company=(await self._company_items()).company,
             plans=self._plans,
             facts=await self._company_items(),
         )
@@ -727,11 +664,10 @@ class SyncEngine:
 
     async def _fetch_missing_people(self, memberships: list[Membership]) -> None:
         """A membership whose member was not listed (left, or listed after this page): fetch it."""
-        members, problems = await fetch_members(self.whop.get_member, memberships)
+        report, problems = await fetch_missing_people(self.whop, await self._company_items(), self.writers, memberships)
         self.problems.extend(problems)
-        if members:
-            people = self._writer(PERSON, lambda r: self.guard.ensure("person", r))
-            self._record("person", await people.write(await (await self._company_items()).people(members)))
+        if report is not None:
+            self._record("person", report)
 
 
 async def _stop(task: asyncio.Future[Any] | None) -> None:
@@ -743,14 +679,6 @@ async def _stop(task: asyncio.Future[Any] | None) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError, Exception):
         await task
-
-
-# Items ------------------------------------------------------------------------------------------
-
-
-def _deleted_item(key: str) -> Item:
-    record = {"whopMembershipId": key, "whopMembershipStatus": "DELETED"}
-    return Item(key, record, lambda _c, _l: dict(record))
 
 
 async def prefetch(source: AsyncIterator[T], depth: int = 2) -> AsyncIterator[T]:

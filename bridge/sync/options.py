@@ -1,7 +1,8 @@
 """SELECT options a write needs: a Whop status Twenty does not list yet is added, not refused.
 
-The sync and the worker write through one guard each (`ObjectWriter.before_write`), so a new Whop
-status is added the moment either meets it. Options are only ever added: before an update, the
+The sync and the worker write through one guard each (every writer `Writers` makes calls it
+first), so a new Whop status is added the moment either meets it. The fields watched are the
+ones each object module (`bridge/sync/objects/`) declares. Options are only ever added: before an update, the
 field's options are read again, so an option another process added since is never dropped.
 """
 
@@ -14,19 +15,11 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from bridge.errors import AuthError
+from bridge.sync.objects import SELECT_FIELDS as SELECT_FIELDS  # each object module declares its own
 from bridge.twenty.metadata import LiveObject, MetadataClient
 from bridge.twenty.provision import merge_option_values
 
 log = logging.getLogger(__name__)
-
-# SELECT fields whose values come from Whop enums; an unknown value adds an option.
-SELECT_FIELDS = {
-    "whopProduct": ("visibility",),
-    "person": ("whopMemberStatus",),
-    # `stage` too: CHURNED is the bridge's own stage, added if a workspace lacks it.
-    "opportunity": ("whopMembershipStatus", "whopLastPaymentStatus", "whopPlanType", "whopMostRecentAction", "stage"),
-    "whopPayment": ("paymentStatus", "billingReason"),
-}
 
 
 class OptionGuard:

@@ -25,7 +25,7 @@ from bridge.store.connections import get_connection
 from bridge.store.facts import get_facts, put_facts
 from bridge.store.shadows import Shadow, ShadowWrite, get_shadows
 from bridge.sync import mapping
-from bridge.sync.writer import Item, Problem
+from bridge.sync.writer import Item, Problem, fixed
 from bridge.whop.models import Invoice, Member, Membership, Payment, Plan, Product, WaitlistEntry
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ class CompanyItems:
                 company=self.company,
                 product_title=_label(product.written) if product else None,  # its name, not prod_…
             )
-            items.append(Item(p.id, record, _fixed(record), p.updated_at, label=record["name"]))
+            items.append(Item(p.id, record, fixed(record), p.updated_at, label=record["name"]))
         return items
 
     async def people(self, members: Sequence[Member]) -> list[Item]:
@@ -296,11 +296,6 @@ def _revenue_item(key: str, fields: dict[str, Any]) -> Item:
     return Item(key, record, build, None)
 
 
-def _fixed(record: dict[str, Any]) -> Callable[[Any, Any], dict[str, Any]]:
-    """A build function for a record the bridge owns whole (nothing curated to merge)."""
-    return lambda _current, _last: dict(record)
-
-
 def _payer(p: Payment) -> str | None:
     """The Person key of a payment's buyer: the user, or the member of a buyer with no user."""
     return p.user_id or (p.user.id if p.user else None) or p.member_id
@@ -332,15 +327,13 @@ class MembershipItems:
         stage_policy: str,
         payments: Mapping[str, LastPayment] | None = None,
         fetch_people: FetchPeople | None = None,
-        company: mapping.CompanyRef | None = None,
         plans: Plans = _no_plans,
         facts: CompanyItems | None = None,
     ) -> None:
         self.store = store
         self.company_id = company_id
-        self.company = company
         self.plans = plans
-        self.facts = facts  # where each membership's revenue facts are kept (None: nowhere)
+        self.facts = facts  # the company, and where each membership's revenue facts are kept (None: nowhere)
         self.seen: list[Membership] = []  # every membership built into an item, in order
         self.stage_policy = stage_policy
         self.payments: Mapping[str, LastPayment] = payments if payments is not None else {}
@@ -370,7 +363,7 @@ class MembershipItems:
                     product_id=product.twenty_id if product else None,
                     payment=last.fields if last else None,
                     stage_policy=self.stage_policy,
-                    company=self.company,
+                    company=self.facts.company if self.facts is not None else None,
                     plan=plans.get(ms.plan_id or ""),
                 )
             )

@@ -10,16 +10,17 @@ pending or removed) or marked DELETED when Whop no longer has it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.errors import NeedsReconnect, SkippableError
-from bridge.store.shadows import Shadow, all_shadows, get_shadows
+from bridge.store.shadows import all_shadows, get_shadows
 from bridge.sync import mapping
-from bridge.sync.writer import Item, ObjectWriter, Problem, WriteReport
+from bridge.sync.objects.reviews import REVIEWS
+from bridge.sync.objects.tasks import shadow_label
+from bridge.sync.writer import Item, Problem, WriteReport, WriterFor, fixed
 from bridge.twenty.data import WHOP_REVIEW
 from bridge.whop.client import NotFound, WhopClient
 from bridge.whop.models import Review
@@ -66,23 +67,8 @@ def review_record(
     return record
 
 
-def deleted_review_item(key: str) -> Item:
-    record = {"whopReviewId": key, "reviewStatus": "DELETED"}
-    return Item(key, record, lambda _c, _l: dict(record), None)
-
-
-def _fixed(record: dict[str, Any]) -> Callable[[Any, Any], dict[str, Any]]:
-    """A build function for a record the bridge owns whole (nothing curated to merge)."""
-    return lambda _current, _last: dict(record)
-
-
 def _clean(text: str | None) -> str:
     return " ".join((text or "").split())
-
-
-def _label(shadow: Shadow | None) -> str | None:
-    written = shadow.written if shadow else None
-    return written.get("_label") if isinstance(written, dict) else None
 
 
 @dataclass
@@ -96,7 +82,7 @@ async def sync_reviews(
     whop: WhopClient,
     store: AsyncEngine,
     company: mapping.CompanyRef,
-    writer: Callable[[], ObjectWriter],
+    writers: WriterFor,
     page_size: int = 100,
 ) -> Reviewed:
     """Write the company's reviews: those listed per product, and those held and no longer listed."""
@@ -130,7 +116,7 @@ async def sync_reviews(
             continue
         found[r.id] = r
     items = await _items(store, company, list(found.values()))
-    report = await writer().write([*items, *(deleted_review_item(k) for k in gone)])
+    report = await writers(WHOP_REVIEW).write([*items, *(REVIEWS.deleted_item(k) for k in gone)])
     done.report.merge(report)
     return done
 
@@ -146,8 +132,8 @@ async def _items(store: AsyncEngine, company: mapping.CompanyRef, reviews: list[
             r,
             person_id=person.twenty_id if person else None,
             product_id=product.twenty_id if product else None,
-            person_name=_label(person),
+            person_name=shadow_label(person),
             company=company,
         )
-        items.append(Item(r.id, record, _fixed(record), r.updated_at, label=record["name"]))
+        items.append(Item(r.id, record, fixed(record), r.updated_at, label=record["name"]))
     return items

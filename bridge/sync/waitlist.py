@@ -25,7 +25,7 @@ no account, no membership and no `updated_at`, so a payload never stands in for 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,21 +36,18 @@ from bridge.store import deleted
 from bridge.store.leases import Leases
 from bridge.store.shadows import Shadow, ShadowWrite, all_shadows, get_shadows, put_shadows
 from bridge.sync import mapping
+from bridge.sync.objects.waitlist import WAITLIST, WAITLIST_SHADOW
 from bridge.sync.records import CompanyItems
-from bridge.sync.writer import WRITE_LEASE_TTL, WRITE_LEASE_WAIT, Item, ObjectWriter, Problem, WriteReport
-from bridge.twenty.data import OPPORTUNITY, PERSON, ObjectApi, TwentyDataClient
+from bridge.sync.writer import WRITE_LEASE_TTL, WRITE_LEASE_WAIT, Item, Problem, WriteReport, WriterFor
+from bridge.twenty.data import OPPORTUNITY, PERSON, TwentyDataClient
 from bridge.whop.client import NotFound, WhopClient
 from bridge.whop.models import Member, Membership, WaitlistEntry, WhopUser
 
 log = logging.getLogger(__name__)
 
-WAITLIST_SHADOW = "waitlistEntry"  # a signup's Opportunity, keyed by its entry id
 BUYER_SHADOW = "waitlistBuyer"  # user id -> the signups the bridge holds for them
 WAITLISTED = "WAITLISTED"
 CONVERTED = "_convertedInto"  # in a signup's shadow: the membership its Opportunity became
-
-WriterFor = Callable[[ObjectApi, str | None], ObjectWriter]
-
 
 # Records (pure) -------------------------------------------------------------------------------
 
@@ -112,12 +109,6 @@ def lead_person_item(user: WhopUser) -> Item:
         return record
 
     return Item(user.id, build(None, None), build, None, label=who or user.id)
-
-
-def deleted_entry_item(key: str) -> Item:
-    """A signup deleted at Whop: only its status changes (the rest stays as last written)."""
-    record = {"whopMembershipId": key, "whopWaitlistStatus": "DELETED"}
-    return Item(key, record, lambda _c, _l: dict(record), None)
 
 
 def _clean(text: str | None) -> str:
@@ -225,7 +216,7 @@ class Waitlist:
         delivery can name any id) say so; a converted one is the membership's now, left alone."""
         rows = await get_shadows(self.store, self.company_id, WAITLIST_SHADOW, list(entry_ids))
         keys = [k for k, row in rows.items() if converted_into(row) is None and row.twenty_id]
-        return await self.writer(OPPORTUNITY, WAITLIST_SHADOW).write_changed([deleted_entry_item(k) for k in keys])
+        return await self.writer(OPPORTUNITY, WAITLIST_SHADOW).write_changed([WAITLIST.deleted_item(k) for k in keys])
 
     async def held(self) -> set[str]:
         """Signups whose lead the bridge holds, not converted (a sync reads those it did not list)."""

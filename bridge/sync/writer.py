@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -53,6 +54,11 @@ class Item:
     whop_updated_at: datetime | None = None
     email: str | None = None  # people: the e-mail that may match an existing Person
     label: str | None = None  # display name kept in the shadow (for Opportunity names)
+
+
+def fixed(record: dict[str, Any]) -> Builder:
+    """A build function for a record the bridge owns whole (nothing curated to merge)."""
+    return lambda _current, _last: dict(record)
 
 
 # (item, record to send, the Twenty record it updates or None)
@@ -114,36 +120,55 @@ class Prepared:
         return {str(existing["id"]) for _, _, existing in self.send + self.there if existing and existing.get("id")}
 
 
+class Guard(Protocol):
+    """What runs before a write: `OptionGuard` adds the SELECT options a batch's values lack."""
+
+    async def ensure(self, obj: str, records: list[dict[str, Any]]) -> None: ...
+
+
+class WriterFor(Protocol):
+    """Makes the writer of a Twenty object, under its own shadows or a second view's."""
+
+    def __call__(self, obj: ObjectApi, shadow: str | None = None, /) -> ObjectWriter: ...
+
+
+@dataclass
+class Writers:
+    """The one writer factory: the sync and the worker make every `ObjectWriter` here, each
+    writing through the option guard, so a new Whop status is added whichever path meets it.
+    A sync sets `run_id` once its run is started (shadows remember which run saw them)."""
+
+    store: AsyncEngine
+    twenty: TwentyDataClient
+    company_id: str
+    guard: Guard
+    batch_size: int
+    leases: Leases | None = None
+    restore_deleted: bool = False
+    dry_run: bool = False
+    run_id: int | None = None
+
+    def __call__(self, obj: ObjectApi, shadow: str | None = None, /) -> ObjectWriter:
+        return ObjectWriter(self, obj, shadow)
+
+
 class ObjectWriter:
-    def __init__(
-        self,
-        *,
-        store: AsyncEngine,
-        twenty: TwentyDataClient,
-        company_id: str,
-        obj: ObjectApi,
-        batch_size: int,
-        dry_run: bool = False,
-        run_id: int | None = None,
-        before_write: Callable[[list[dict[str, Any]]], Any] | None = None,
-        leases: Leases | None = None,
-        restore_deleted: bool = False,
-        shadow_name: str | None = None,
-    ) -> None:
-        self.store = store
-        self.twenty = twenty
-        self.company_id = company_id
+    """Writes one Twenty object for one company, with the settings of the `Writers` that made it."""
+
+    def __init__(self, settings: Writers, obj: ObjectApi, shadow_name: str | None = None) -> None:
+        self.store, self.twenty, self.company_id = settings.store, settings.twenty, settings.company_id
         self.obj = obj
-        self.batch_size = batch_size
-        self.dry_run = dry_run
-        self.run_id = run_id
-        self.before_write = before_write  # e.g. add unknown SELECT options first
-        self.restore_deleted = restore_deleted  # else a record a person deleted in Twenty stays deleted
+        self.batch_size, self.dry_run, self.run_id = settings.batch_size, settings.dry_run, settings.run_id
+        # First, the guard adds the SELECT options the batch's values lack.
+        self.before_write: Callable[[list[dict[str, Any]]], Any] | None = functools.partial(
+            settings.guard.ensure, obj.singular
+        )
+        self.restore_deleted = settings.restore_deleted  # else a record a person deleted in Twenty stays deleted
         # Shadows are kept under the object's name, or another for a second view of the same records
         # (a Person's revenue fields are written apart from its member fields).
         self.shadow_name = shadow_name or obj.singular
         # The process's lease helper (the runtime's); a writer on its own gets one of its own.
-        self.leases = leases or Leases(lambda: store)
+        self.leases = settings.leases or Leases(lambda: settings.store)
 
     async def write(self, items: Sequence[Item]) -> WriteReport:
         changed, report = await self.triage(items)

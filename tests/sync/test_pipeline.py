@@ -18,7 +18,8 @@ from bridge.errors import FatalError
 from bridge.store.leases import LeaseBusy, Leases
 from bridge.store.shadows import get_shadows
 from bridge.sync import writer as writer_module
-from bridge.sync.writer import Item, ObjectWriter, WriteReport
+from bridge.sync.options import OptionGuard
+from bridge.sync.writer import Item, ObjectWriter, WriteReport, Writers
 from bridge.twenty.data import PERSON, TwentyDataClient
 
 from .conftest import COMPANY, World, make_world
@@ -131,14 +132,15 @@ def transport(world: World) -> httpx.AsyncBaseTransport:
 
 
 def writer_for(world: World, twenty: Any = None) -> ObjectWriter:
-    return ObjectWriter(
+    writers = Writers(
         store=world.runtime.store,
         twenty=twenty or world.runtime.twenty(),
         company_id=COMPANY,
-        obj=PERSON,
+        guard=OptionGuard(None),
         batch_size=2,
         leases=world.runtime.leases,
     )
+    return writers(PERSON)
 
 
 def people(world: World) -> dict[str, dict[str, Any]]:

@@ -13,7 +13,8 @@ from bridge.errors import RecordConflict, SkippableError
 from bridge.store.shadows import Shadow, ShadowWrite
 from bridge.sync import writer as writer_module
 from bridge.sync.mapping import record_hash
-from bridge.sync.writer import Item, ObjectWriter, WriteReport
+from bridge.sync.options import OptionGuard
+from bridge.sync.writer import Item, ObjectWriter, WriteReport, Writers
 from bridge.twenty.data import OPPORTUNITY, PERSON, ObjectApi, TwentyDataClient, WriteRules
 from bridge.twenty.documents import Dialect
 
@@ -84,16 +85,18 @@ def person_item(key: str, email: str | None = None, **basis: Any) -> Item:
 def make_writer(
     twenty: StubTwenty, obj: ObjectApi = PERSON, *, dry_run: bool = False, before_write: Any = None
 ) -> ObjectWriter:
-    return ObjectWriter(
+    writers = Writers(
         store=cast(AsyncEngine, None),
         twenty=cast(TwentyDataClient, twenty),
         company_id="biz_test",
-        obj=obj,
+        guard=OptionGuard(None),
         batch_size=60,
         dry_run=dry_run,
         run_id=7,
-        before_write=before_write,
     )
+    writer = writers(obj)
+    writer.before_write = before_write
+    return writer
 
 
 @pytest.fixture
@@ -336,3 +339,36 @@ async def test_a_record_twenty_holds_for_another_company_is_never_overwritten() 
     assert [(p.key, p.kind) for p in report.problems] == [("mem_theirs", "refused")]
     assert "biz_other" in report.problems[0].reason and report.counts["refused"] == 1
     assert twenty.rows[0] == theirs
+
+
+# The one writer factory -----------------------------------------------------------------------
+
+
+async def test_every_writer_the_factory_makes_writes_through_the_option_guard(stored: list[ShadowWrite]) -> None:
+    class Guard:
+        def __init__(self) -> None:
+            self.seen: list[tuple[str, list[dict[str, Any]]]] = []
+
+        async def ensure(self, obj: str, records: list[dict[str, Any]]) -> None:
+            self.seen.append((obj, records))
+
+    guard = Guard()
+    twenty = StubTwenty()
+    writers = Writers(
+        store=cast(AsyncEngine, None),
+        twenty=cast(TwentyDataClient, twenty),
+        company_id="biz_test",
+        guard=guard,
+        batch_size=60,
+        restore_deleted=True,
+        run_id=7,
+    )
+    people, revenue = writers(PERSON), writers(PERSON, "personRevenue")
+    assert (people.shadow_name, revenue.shadow_name) == ("person", "personRevenue")
+    assert (people.company_id, people.batch_size, people.run_id, people.dry_run) == ("biz_test", 60, 7, False)
+    assert people.restore_deleted and people.obj is PERSON
+    await people._write_batch([person_item("user_a")], {})
+    opportunities = writers(OPPORTUNITY)
+    assert opportunities.before_write is not None
+    await opportunities.before_write([{"stage": "NEW"}])
+    assert [(obj, len(records)) for obj, records in guard.seen] == [("person", 1), ("opportunity", 1)]
