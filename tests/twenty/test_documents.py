@@ -10,7 +10,7 @@ from graphql import GraphQLSchema, build_schema, parse, validate
 
 from bridge.twenty.documents import Dialect, documents
 
-SDL_DIR = Path(__file__).resolve().parents[1] / "fakes" / "twenty" / "sdl"
+SDL_DIR = Path(__file__).resolve().parents[2] / "fakes" / "twenty" / "sdl"
 SDL = {Dialect.V1: "metadata-1.x.graphql", Dialect.V2: "metadata-2.43.graphql"}
 
 
