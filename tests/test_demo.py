@@ -58,6 +58,13 @@ class Output:
             time.sleep(0.1)
 
 
+def as_a_terminal_starts_it() -> None:
+    """In the child before it runs: Ctrl-C (SIGINT) does what it does for a command typed in a
+    terminal, even when this suite was started where SIGINT is ignored (a shell's background job
+    passes SIG_IGN on, and a Python started so never raises KeyboardInterrupt)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def demo_env(state: Path, **extra: str) -> dict[str, str]:
     return {**os.environ, "DEMO_STATE": str(state), **extra}
 
@@ -102,6 +109,7 @@ class Demo:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             text=True,
+            preexec_fn=as_a_terminal_starts_it,
         )
         self.proc = proc
         self.output = Output(proc)
@@ -314,10 +322,12 @@ def test_an_interrupted_check_fails_and_keeps_its_logs(tmp_path: Path) -> None:
     held = tmp_path / "held"
     held.mkdir()
     (held / "sitecustomize.py").write_text(
-        "import pathlib, time\n"
+        "import os, pathlib, time\n"
         "if b'provision' in pathlib.Path('/proc/self/cmdline').read_bytes().split(b'\\0'):\n"
-        "    while True:\n"
-        "        time.sleep(1)\n"
+        "    parent = os.getppid()\n"
+        "    while os.getppid() == parent:  # and never outlives the check\n"
+        "        time.sleep(0.5)\n"
+        "    os._exit(1)\n"
     )
     path = os.pathsep.join(p for p in (str(held), os.environ.get("PYTHONPATH", "")) if p)
     proc = subprocess.Popen(
@@ -328,11 +338,17 @@ def test_an_interrupted_check_fails_and_keeps_its_logs(tmp_path: Path) -> None:
         stderr=subprocess.STDOUT,
         stdin=subprocess.DEVNULL,
         text=True,
+        preexec_fn=as_a_terminal_starts_it,
     )
     output = Output(proc)
-    output.wait_for("bridge ready")
-    proc.send_signal(signal.SIGINT)
-    assert proc.wait(120) == 130  # the wait only against a hang: it gives each process 10 s to stop
+    try:
+        output.wait_for("bridge ready")
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(120) == 130  # the wait only against a hang: it gives each process 10 s to stop
+    finally:
+        if proc.poll() is None:
+            proc.terminate()  # it stops what it started
+            proc.wait(60)
     output.wait_for("the check's logs are in")
     folder = re.search(r"the check's logs are in (\S+)", output.text)
     assert folder and (Path(folder.group(1)) / "bridge.log").exists()
