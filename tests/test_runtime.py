@@ -17,6 +17,7 @@ from bridge.background import Background
 from bridge.runtime import Runtime
 from bridge.services import SyncBusy, run_sync
 from bridge.store import inbox
+from bridge.store import leases as leases_module
 from bridge.store import runs as run_store
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import provision
@@ -25,6 +26,7 @@ from bridge.webhooks import WebhookReceiver
 from fakes.twenty import FakeTwenty
 from fakes.whop import FakeWhop, seed_company
 from tests.loopback import serve
+from tests.store.test_leases import LeaseClock, Renewals
 from tests.sync.conftest import COMPANY, TWENTY_KEY, WHOP_KEY, make_world
 
 SECRET = "ws_runtime_test_secret_0123456789"
@@ -114,16 +116,33 @@ async def test_an_admin_sync_during_a_webhook_burst_for_the_same_records_loses_n
 async def test_a_sync_longer_than_its_lease_ttl_keeps_the_lease_and_no_second_run_starts(
     tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Judged on the clock leases are stamped by, which the test moves, while Twenty holds the
+    run's calls: however slow the machine, the run lasts as many TTLs as the test says."""
     monkeypatch.setattr(services, "SYNC_LOCK_TTL", 0.6)
+    clock, renewals = LeaseClock(), Renewals(monkeypatch)
+    monkeypatch.setattr(leases_module, "utcnow", clock)
     world = await make_world(tmp_path, "2.x", members=30, memberships=40, TWENTY_BATCH_SIZE=5)
-    world.twenty.latency = 0.1  # 30 calls, reads overlapping writes: the run lasts several TTLs
+    twenty = world.transports.twenty
+    assert isinstance(twenty, httpx.ASGITransport)
+    answering, fake_twenty = asyncio.Event(), twenty.app
+
+    async def held_twenty(scope: Any, receive: Any, send: Any) -> None:
+        await answering.wait()
+        await fake_twenty(scope, receive, send)
+
+    twenty.app = held_twenty
     first = asyncio.create_task(run_sync(world.runtime, kind="full"))
-    await asyncio.sleep(1.5)  # two TTLs and more
+    await renewals.next()  # the run holds its lease, and its keeper renewed it
+    for _ in range(5):  # two TTLs and more pass, the keeper renewing as it goes
+        clock.advance(0.25)
+        renewals.once()
+        await renewals.next()
     assert not first.done(), "the run should still be going"
 
     other_process = Runtime(world.settings, transports=world.transports)
     with pytest.raises(SyncBusy, match="already running"):
         await run_sync(other_process, kind="full")
+    answering.set()
     result = await first
 
     assert result.status == "succeeded"

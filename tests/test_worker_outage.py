@@ -7,14 +7,15 @@ probes Twenty instead of claiming more; a claim stays the worker's for as long a
 from __future__ import annotations
 
 import asyncio
-import functools
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 
 from bridge.store import inbox
+from bridge.store.db import utcnow
 from tests.test_worker import Bridge, _bridge
 
 
@@ -58,12 +59,21 @@ class HeldTwenty(httpx.AsyncBaseTransport):
 async def test_a_claim_stays_the_workers_while_one_twenty_call_takes_longer_than_the_lease(
     bridge: Bridge, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A three-second claim, and a Twenty call that is answered only after four renewals (about
-    # 4 s): the pass outlives the claim. Just before each renewal, when the claim is at its
-    # oldest, another worker asks for due events; the last time is past the first expiry.
+    # A three-second claim, and a Twenty call that is answered only after four renewals: the
+    # pass outlives the claim. The claims are stamped and judged on a clock the test moves, two
+    # seconds before each renewal: just before it, when the claim is at its oldest, another
+    # worker asks for due events; the last time is past the first expiry. However late a busy
+    # machine makes a renewal, no claim runs out on its own.
     lease = 3.0
-    monkeypatch.setattr(inbox, "claim", functools.partial(inbox.claim, lease_seconds=lease))
+    clock = [utcnow()]
+    real_claim, renew = inbox.claim, inbox.extend
+
+    async def claim(*args: Any, **kwargs: Any) -> Any:
+        return await real_claim(*args, **{**kwargs, "lease_seconds": lease, "now": clock[0]})
+
+    monkeypatch.setattr(inbox, "claim", claim)
     await _deliver_changes(bridge, 1)
+    clock[0] = utcnow() + timedelta(seconds=1)  # the delivered event is due
     held = HeldTwenty(bridge.world.transports.twenty)  # type: ignore[arg-type]
     bridge.world.transports.twenty, real = held, bridge.world.transports.twenty
     slow = bridge.worker()
@@ -72,11 +82,11 @@ async def test_a_claim_stays_the_workers_while_one_twenty_call_takes_longer_than
     slow.lease_seconds = other.lease_seconds = lease
     stolen: list[Any] = []
     renewals = asyncio.Queue[None]()
-    renew = inbox.extend
 
     async def extend(*args: Any, **kwargs: Any) -> Any:
-        stolen.extend(await inbox.claim(bridge.store, other.worker_id, limit=10))
-        renewed = await renew(*args, **kwargs)
+        clock[0] += timedelta(seconds=2)
+        stolen.extend(await claim(bridge.store, other.worker_id, limit=10))
+        renewed = await renew(*args, **{**kwargs, "now": clock[0]})
         renewals.put_nowait(None)
         return renewed
 

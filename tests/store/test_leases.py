@@ -143,6 +143,26 @@ async def test_the_keeper_renews_a_held_lease_past_its_ttl(
 # The lease helper ----------------------------------------------------------------------------
 
 
+class Waits(list[float]):
+    """The sleeps the lease helper waited out (a keeper's sleep cancelled at the end is none):
+    what the helper chose to wait, which a busy machine does not change."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        super().__init__()
+        waits = self
+
+        class Noting:
+            def __getattr__(self, name: str) -> Any:
+                return getattr(asyncio, name)
+
+            @staticmethod
+            async def sleep(seconds: float) -> None:
+                await asyncio.sleep(seconds)
+                waits.append(seconds)
+
+        monkeypatch.setattr(leases_module, "asyncio", Noting())
+
+
 def _in_thread_loop(coro_fn: Callable[[], Any]) -> threading.Thread:
     """Run `coro_fn()` on a fresh event loop in a thread, as `serve`'s worker thread does."""
     thread = threading.Thread(target=lambda: asyncio.run(coro_fn()), daemon=True)
@@ -230,15 +250,17 @@ async def test_a_lease_held_longer_than_its_ttl_is_kept(
 
 
 async def test_a_bounded_wait_gives_up_naming_the_holder(
-    engine: AsyncEngine, make_engine: Callable[[], AsyncEngine]
+    engine: AsyncEngine, make_engine: Callable[[], AsyncEngine], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mine, other_process = Leases(lambda: engine), Leases(one_engine(make_engine))
     async with mine.hold("oauth-refresh:biz_1", ttl=30) as held:
-        start = time.monotonic()
+        waits = Waits(monkeypatch)
+        start = time.monotonic()  # before the helper reads the clock for its deadline
         with pytest.raises(LeaseBusy) as busy:
             async with other_process.hold("oauth-refresh:biz_1", ttl=30, wait=0.3):
                 pass
-        assert 0.25 <= time.monotonic() - start < 2
+        assert time.monotonic() - start >= 0.25  # not before the wait was up (a slow machine only adds)
+        assert sum(waits) <= 0.3  # and it waited no more than it was told to
         assert busy.value.holder == held.owner and "oauth-refresh:biz_1" in str(busy.value)
 
 
@@ -260,9 +282,12 @@ async def test_a_waiter_gets_the_lease_when_the_other_process_lets_go(
         assert first.done()
 
 
-async def test_a_lease_left_by_a_dead_process_on_this_host_is_taken_at_once(engine: AsyncEngine) -> None:
+async def test_a_lease_left_by_a_dead_process_on_this_host_is_taken_at_once(
+    engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
     dead = f"{socket.gethostname()}:{2**22 + 12345}:deadbeef"  # a pid no process has
     assert await acquire(engine, "write:biz_1:opportunity", dead, 600)
-    start = time.monotonic()
+    waits = Waits(monkeypatch)
+    # No `wait`: a lease still held would fail at once with LeaseBusy; none of its 600 s is waited.
     async with Leases(lambda: engine).hold("write:biz_1:opportunity", ttl=30):
-        assert time.monotonic() - start < 1
+        assert waits == []
