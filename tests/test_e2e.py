@@ -133,14 +133,19 @@ def test_a_sync_killed_with_sigkill_resumes_and_creates_no_duplicate(
     cli = [sys.executable, "-m", "bridge.cli"]
     subprocess.run([*cli, "provision"], env=env, cwd=ROOT, check=True, capture_output=True, timeout=120)
 
+    # The stand-in holds every write once 60 more records are written: the kill lands part-way,
+    # however fast or slow the machine.
+    already = httpx.get(f"{twenty_url}/_fake/stats").json()["records_written"]
+    httpx.post(f"{twenty_url}/_fake/hold", json={"after_records": already + 60})
     first = subprocess.Popen(
         [*cli, "sync", "--full"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
-    deadline = time.time() + 120
-    while time.time() < deadline and len(_people(twenty_url)) < 60:
+    deadline = time.time() + 120  # a hang guard only
+    while time.time() < deadline and httpx.get(f"{twenty_url}/_fake/stats").json()["held"] == 0:
         time.sleep(0.1)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
+    httpx.post(f"{twenty_url}/_fake/hold", json={"release": True})
     written_before = len(_people(twenty_url))
     assert 0 < written_before < 300, "killed part-way through the people"
 

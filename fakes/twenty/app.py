@@ -39,6 +39,7 @@ class FakeTwentyStats:
     data_writes: int = 0  # executed calls with a mutation / POST / PATCH / PUT / DELETE
     records_written: int = 0  # rows created, updated, deleted or restored by executed calls
     throttled: int = 0  # calls refused by the rate limit
+    held: int = 0  # writes held by `/_fake/hold` (a test stops a client mid-run deterministically)
     metadata_queries: int = 0  # /metadata query documents (introspection included)
     metadata_mutations: int = 0  # /metadata mutation root fields, failed or forbidden ones included
     # With a timing model: seconds this fake's own work took beyond the modelled time (an
@@ -204,6 +205,8 @@ class FakeTwenty:
         self._cache_flushed = False
         self._bucket: TokenBucket | None = None
         self.set_rate_limit(rate_limit_per_minute)
+        self._hold_after: int | None = None  # records written after which writes wait (`/_fake/hold`)
+        self._released = asyncio.Event()
         self._app = Starlette(
             routes=[
                 Route("/metadata", self._metadata, methods=["POST"]),
@@ -212,6 +215,7 @@ class FakeTwenty:
                 Route("/healthz", self._healthz, methods=["GET"]),
                 Route("/_fake/stats", self._stats, methods=["GET"]),
                 Route("/_fake/timing", self._modelled, methods=["GET"]),
+                Route("/_fake/hold", self._hold, methods=["POST"]),
                 Route("/", self._ui_index, methods=["GET"]),
                 Route("/ui/{plural}", self._ui_object, methods=["GET"]),
             ]
@@ -387,6 +391,9 @@ class FakeTwenty:
             return JSONResponse(
                 {"errors": [{"message": "Invalid JSON body", "extensions": {"code": "BAD_REQUEST"}}]}, 400
             )
+        if self._hold_after is not None and self.stats.records_written >= self._hold_after and _is_mutation(body):
+            self.stats.held += 1
+            await self._released.wait()
         before = self._record_count() if self.timing else 0
         own_before = self.workspace.own_entries
         response, outcome = execute_data(self.workspace, body)
@@ -450,6 +457,18 @@ class FakeTwenty:
     def _record_count(self) -> int:
         return sum(len(self.workspace.records_of(obj)) for obj in self.workspace.objects)
 
+    async def _hold(self, request: Request) -> Response:
+        """Not a Twenty route: `{"after_records": N}` holds every data API write once N records were
+        written, until `{"release": true}`, so a test can stop a client part-way, whatever the speed."""
+        body = await request.json()
+        if body.get("release"):
+            self._hold_after = None
+            self._released.set()
+        else:
+            self._hold_after = int(body["after_records"])
+            self._released = asyncio.Event()
+        return JSONResponse({"held": self.stats.held, "records_written": self.stats.records_written})
+
     async def _stats(self, _request: Request) -> Response:
         """The counters, for tests that run the fake in another process (not a Twenty route)."""
         return JSONResponse(self.stats.as_dict())
@@ -472,3 +491,8 @@ class FakeTwenty:
             return HTMLResponse("<h1>No such object</h1><p><a href='/'>back</a></p>", status_code=404)
         show_deleted = request.query_params.get("deleted") in ("1", "true")
         return HTMLResponse(object_page(self.workspace, obj, show_deleted=show_deleted))
+
+
+def _is_mutation(body: Any) -> bool:
+    documents = body if isinstance(body, list) else [body]
+    return any(isinstance(d, dict) and str(d.get("query") or "").lstrip().startswith("mutation") for d in documents)

@@ -1278,3 +1278,19 @@ async def test_with_a_serial_timing_model_a_read_sent_during_an_upsert_is_answer
 
         await asyncio.gather(read(), write())
     assert done == ["upsert", "read"]
+
+
+async def test_a_hold_keeps_every_write_waiting_once_so_many_records_were_written_until_released() -> None:
+    fake = FakeTwenty(dialect="2.x", api_key=KEY)
+    async with client_for(fake) as c:
+        await provision(c, fake)
+        await c.post("/_fake/hold", json={"after_records": fake.stats.records_written + 1})
+        await upsert_people(c, [{"whopUserId": "user_1"}])
+        second = asyncio.create_task(upsert_people(c, [{"whopUserId": "user_2"}]))
+        while fake.stats.held == 0:
+            await asyncio.sleep(0)
+        assert not second.done() and len(fake.records("person")) == 1
+        assert (await c.get("/rest/people")).status_code == 200, "reads are not held"
+        await c.post("/_fake/hold", json={"release": True})
+        await second
+    assert {p.get("whopUserId") for p in fake.records("person")} >= {"user_1", "user_2"}
