@@ -1176,6 +1176,7 @@ async def test_fail_next_down_and_latency(client: httpx.AsyncClient, fake: FakeT
         "data_writes": 0,
         "records_written": 0,
         "throttled": 0,
+        "held": 0,
         "metadata_queries": 0,
         "metadata_mutations": 0,
         "model_overrun_seconds": 0,
