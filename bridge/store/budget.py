@@ -37,11 +37,18 @@ Sleep = Callable[[float], Awaitable[object]]
 SPACING = 1.1
 
 
+def balance(tokens: float, last: float, at: float, *, rate: float, capacity: float) -> float:
+    """The whole tokens held at `at`, given the balance `tokens` right after a call at `last`."""
+    if at <= last:
+        return float(tokens)
+    return float(min(capacity, tokens + math.floor((at - last) * rate + 1e-9)))
+
+
 def grant(tokens: float, last: float, now: float, *, rate: float, capacity: float) -> tuple[float, float]:
     """When a call asked for at `now` may go, and the balance right after it, given the balance
     `tokens` right after the previous call, sent at `last` (as Twenty counts: whole tokens only)."""
     at = max(now, last)
-    available = min(capacity, tokens + math.floor((at - last) * rate + 1e-9))
+    available = balance(tokens, last, at, rate=rate, capacity=capacity)
     if available >= 1:
         return at, available - 1
     return last + SPACING / rate, 0.0
@@ -119,9 +126,7 @@ class SharedBucket:
         return self._balance(held.tokens, held.updated_at, self._clock())
 
     def _balance(self, tokens: float, last: float, now: float) -> float:
-        if now <= float(last):
-            return float(tokens)
-        return float(min(self.capacity, float(tokens) + math.floor((now - float(last)) * self.rate + 1e-9)))
+        return balance(float(tokens), float(last), now, rate=self.rate, capacity=self.capacity)
 
     async def _create(self, now: float) -> None:
         """Make the row once (committed before any caller updates it; a no-op if it exists)."""
