@@ -19,8 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bridge.crypto import TokenBox, UndecryptableToken
 from bridge.errors import FatalError
 from bridge.store.db import (
-    as_utc,
-    as_utc_or_none,
     dialect_name,
     excluded,
     to_db_time,
@@ -28,6 +26,7 @@ from bridge.store.db import (
     upsert_stmt,
     utcnow,
 )
+from bridge.store.rows import row_reader
 from bridge.store.tables import connections
 
 STATUS_CONNECTED = "connected"
@@ -93,32 +92,7 @@ class Connection:
         return self.mode == "api_key" and self.access_token_enc is not None
 
 
-def _row_to_connection(row: sa.Row[Any]) -> Connection:
-    m = row._mapping
-    return Connection(
-        id=m["id"],
-        company_id=m["company_id"],
-        company_title=m["company_title"],
-        mode=m["mode"],
-        status=m["status"],
-        token_expires_at=as_utc_or_none(m["token_expires_at"]),
-        scopes=m["scopes"],
-        whop_user_id=m["whop_user_id"],
-        connected_at=as_utc(m["connected_at"]),
-        updated_at=as_utc(m["updated_at"]),
-        last_error=m["last_error"],
-        whop_user_name=m["whop_user_name"],
-        webhook_id=m["webhook_id"],
-        webhook_url=m["webhook_url"],
-        webhook_health=json.loads(m["webhook_health_json"]) if m["webhook_health_json"] else None,
-        webhook_checked_at=as_utc_or_none(m["webhook_checked_at"]),
-        webhook_error=m["webhook_error"],
-        replay_requested_at=as_utc_or_none(m["replay_requested_at"]),
-        replay_sent_after=as_utc_or_none(m["replay_sent_after"]),
-        access_token_enc=m["access_token_enc"],
-        refresh_token_enc=m["refresh_token_enc"],
-        webhook_secret_enc=m["webhook_secret_enc"],
-    )
+_row_to_connection = row_reader(Connection, connections)
 
 
 def _enc(box: TokenBox, value: str | None) -> str | None:

@@ -32,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store import db, tables
+from bridge.store.rows import row_reader
 
 __all__ = [
     "STATUSES",
@@ -88,20 +89,7 @@ _EVENT_COLUMNS = (
 )
 
 
-def _event(row: Any) -> InboxEvent:
-    m = row._mapping
-    return InboxEvent(
-        webhook_id=m["webhook_id"],
-        event_type=m["event_type"],
-        company_id=m["company_id"],
-        body=m["body"],
-        status=m["status"],
-        attempts=m["attempts"],
-        next_attempt_at=db.as_utc(m["next_attempt_at"]),
-        last_error=m["last_error"],
-        received_at=db.as_utc(m["received_at"]),
-        processed_at=db.as_utc_or_none(m["processed_at"]),
-    )
+_event = row_reader(InboxEvent, _T)
 
 
 def _now(now: datetime | None) -> datetime:

@@ -13,13 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store import tables
-from bridge.store.db import as_utc, utcnow
+from bridge.store.db import utcnow
+from bridge.store.rows import row_reader
 
 __all__ = ["KEEP", "WINDOW", "Rejection", "RejectionLog", "latest", "recent", "record", "summary"]
 
@@ -73,16 +73,7 @@ async def record(
         await conn.execute(sa.delete(_T).where(_T.c.id <= newest - KEEP))
 
 
-def _row(row: sa.Row[Any]) -> Rejection:
-    m = row._mapping
-    return Rejection(
-        id=m["id"],
-        reason=m["reason"],
-        webhook_id=m["webhook_id"],
-        company_id=m["company_id"],
-        received_at=as_utc(m["received_at"]),
-        repeats=m["repeats"],
-    )
+_row = row_reader(Rejection, _T)
 
 
 async def recent(engine: AsyncEngine, *, limit: int = 50) -> list[Rejection]:

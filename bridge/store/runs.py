@@ -11,7 +11,8 @@ from typing import Any, Literal, get_args
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.store.db import as_utc, as_utc_or_none, utcnow
+from bridge.store.db import utcnow
+from bridge.store.rows import row_reader
 from bridge.store.tables import sync_runs
 
 RunKind = Literal["full", "reconcile", "deep"]
@@ -56,25 +57,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, default=str)
 
 
-def _row_to_run(row: sa.Row[Any]) -> SyncRun:
-    m = row._mapping
-    checkpoint = m["checkpoint_json"]
-    return SyncRun(
-        id=m["id"],
-        connection_id=m["connection_id"],
-        company_id=m["company_id"],
-        kind=m["kind"],
-        trigger=m["trigger"],
-        dry_run=bool(m["dry_run"]),
-        status=m["status"],
-        counts=json.loads(m["counts_json"] or "{}"),
-        errors=json.loads(m["errors_json"] or "[]"),
-        checkpoint=None if checkpoint is None else json.loads(checkpoint),
-        reason=m["reason"],
-        started_at=as_utc(m["started_at"]),
-        heartbeat_at=as_utc_or_none(m["heartbeat_at"]),
-        finished_at=as_utc_or_none(m["finished_at"]),
-    )
+_row_to_run = row_reader(SyncRun, sync_runs)
 
 
 async def start_run(

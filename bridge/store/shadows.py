@@ -17,14 +17,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.store.db import (
-    as_utc,
-    as_utc_or_none,
     dialect_name,
     excluded,
     to_db_time_or_none,
     upsert_stmt,
     utcnow,
 )
+from bridge.store.rows import row_reader
 from bridge.store.tables import record_shadows, sync_runs
 
 # Bound parameters per statement stay far below SQLite's limit (32,766) and PostgreSQL's (65,535).
@@ -63,21 +62,7 @@ def _chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
         yield items[start : start + size]
 
 
-def _row_to_shadow(row: sa.Row[Any]) -> Shadow:
-    m = row._mapping
-    written = m["written_json"]
-    return Shadow(
-        company_id=m["company_id"],
-        object=m["object"],
-        whop_id=m["whop_id"],
-        twenty_id=m["twenty_id"],
-        hash=m["hash"],
-        whop_updated_at=as_utc_or_none(m["whop_updated_at"]),
-        written=None if written is None else json.loads(written),
-        written_at=as_utc(m["written_at"]),
-        seen_run_id=m["seen_run_id"],
-        gone_at=as_utc_or_none(m["gone_at"]),
-    )
+_row_to_shadow = row_reader(Shadow, record_shadows)
 
 
 def _key(company_id: str, object: str) -> sa.ColumnElement[bool]:

@@ -1,0 +1,71 @@
+"""Rows read back as the store's dataclasses: one reading rule for every table.
+
+A dataclass field takes the column of its name, or `<name>_json` decoded; a timestamp comes back
+as aware UTC (SQLite keeps no zone), a boolean as `bool` (SQLite returns 0 or 1). The plan is made
+once, when a module declares its reader, so a field without a column fails at import, not on a
+row.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import sqlalchemy as sa
+
+from bridge.store.db import as_utc
+
+_T = TypeVar("_T")
+Convert = Callable[[Any], Any]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _utc(value: Any) -> Any:
+    return None if value is None else as_utc(value)
+
+
+def _boolean(value: Any) -> Any:
+    return None if value is None else bool(value)
+
+
+def _decoder(column: sa.Column[Any]) -> Convert:
+    # A missing or empty document reads as the column's default document ("{}", "[]"), else None.
+    clause = column.server_default
+    default = clause.arg if isinstance(clause, sa.DefaultClause) and isinstance(clause.arg, str) else None
+
+    def decode(value: Any) -> Any:
+        raw = value or default
+        return None if raw is None else json.loads(raw)
+
+    return decode
+
+
+def _convert(column: sa.Column[Any]) -> Convert:
+    if isinstance(column.type, sa.DateTime):
+        return _utc
+    if isinstance(column.type, sa.Boolean):
+        return _boolean
+    return _same
+
+
+def row_reader(cls: type[_T], table: sa.Table) -> Callable[[Any], _T]:
+    """A function from a row of `table` (or a SELECT of the columns `cls` needs) to `cls`."""
+    plan: list[tuple[str, str, Convert]] = []
+    for field in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if field.name in table.c:
+            plan.append((field.name, field.name, _convert(table.c[field.name])))
+        elif f"{field.name}_json" in table.c:
+            plan.append((field.name, f"{field.name}_json", _decoder(table.c[f"{field.name}_json"])))
+        else:
+            raise TypeError(f"{cls.__name__}.{field.name} has no column in {table.name}")
+
+    def read(row: Any) -> _T:
+        m = row._mapping
+        return cls(**{name: convert(m[column]) for name, column, convert in plan})
+
+    return read
