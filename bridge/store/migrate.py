@@ -27,6 +27,10 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # (Two 32-bit halves of pg_advisory_lock's bigint key space; spells "whop2twt".)
 ADVISORY_LOCK_KEY = 0x77686F7032747774
 
+# The development revisions squashed into 0010 (see versions/0010_baseline.py): a database at
+# one of them is taken as unmigrated, and 0010's upgrade adds what it lacks, keeping its rows.
+RETIRED = frozenset(f"{n:04d}" for n in range(1, 10))
+
 # How long a SQLite migrator waits for another one to finish (seconds).
 _SQLITE_LOCK_WAIT = 60.0
 
@@ -91,6 +95,7 @@ def upgrade(url: str, revision: str = "head") -> None:
             try:
                 # One transaction for the whole upgrade; Alembic sees it and does not open its own.
                 with conn.begin():
+                    _forget_retired(conn)
                     config.attributes["connection"] = conn
                     command.upgrade(config, revision)
             finally:
@@ -99,6 +104,11 @@ def upgrade(url: str, revision: str = "head") -> None:
                     conn.commit()
     finally:
         engine.dispose()
+
+
+def _forget_retired(conn: sa.Connection) -> None:
+    if MigrationContext.configure(conn).get_current_revision() in RETIRED:
+        conn.execute(sa.text("DELETE FROM alembic_version"))
 
 
 async def migrate(url: str, revision: str = "head") -> None:

@@ -1,7 +1,10 @@
 from __future__ import annotations
 
 import threading
+from datetime import UTC, datetime
+from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
@@ -78,4 +81,65 @@ def test_replicas_starting_together_do_not_race(fresh_url: str) -> None:
 
 async def test_async_migrate(fresh_url: str) -> None:
     await migrate(fresh_url)
+    assert current_revision(fresh_url) == head_revision()
+
+
+FIXTURES = Path(__file__).parent / "fixtures"
+
+
+def _load_retired_store(url: str, revision: str) -> None:
+    """A store exactly as a squashed development revision left it, with a connection and an event."""
+    sync_url = normalize_url(url)[1]
+    engine = sa.create_engine(sync_url, poolclass=sa.NullPool)
+    script = (FIXTURES / f"store-{revision}.{engine.dialect.name}.sql").read_text()
+    try:
+        raw = engine.raw_connection()
+        try:
+            if engine.dialect.name == "sqlite":
+                raw.driver_connection.executescript(script)  # type: ignore[union-attr]
+            else:
+                raw.cursor().execute(script)
+            raw.commit()
+        finally:
+            raw.close()
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO connections (company_id, mode, status, access_token_enc, connected_at, updated_at)"
+                    " VALUES ('biz_kept', 'oauth', 'connected', 'ciphertext', :t, :t)"
+                ),
+                {"t": datetime(2026, 12, 5, tzinfo=UTC)},
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO webhook_inbox (webhook_id, body, status, attempts, next_attempt_at, received_at)"
+                    " VALUES ('msg_kept', '{}', 'failed', 2, :t, :t)"
+                ),
+                {"t": datetime(2026, 12, 5, tzinfo=UTC)},
+            )
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("revision", ["0001", "0009"])
+def test_a_store_made_by_a_squashed_revision_is_brought_up_to_date_keeping_its_rows(
+    fresh_url: str, revision: str
+) -> None:
+    _load_retired_store(fresh_url, revision)
+    assert current_revision(fresh_url) == revision
+
+    upgrade(fresh_url)
+
+    assert current_revision(fresh_url) == head_revision()
+    assert _diffs(fresh_url, metadata) == []  # the same tables, columns and indexes as a new store
+    engine = sa.create_engine(normalize_url(fresh_url)[1], poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            kept = conn.execute(sa.text("SELECT company_id, access_token_enc, webhook_id FROM connections")).all()
+            event = conn.execute(sa.text("SELECT webhook_id, attempts, lost_claims FROM webhook_inbox")).all()
+    finally:
+        engine.dispose()
+    assert [tuple(r) for r in kept] == [("biz_kept", "ciphertext", None)]
+    assert [tuple(r) for r in event] == [("msg_kept", 2, 0)]
+    upgrade(fresh_url)  # and the next start has nothing to do
     assert current_revision(fresh_url) == head_revision()
