@@ -51,18 +51,7 @@ async def connect_api_key(runtime: Runtime, api_key: str) -> Connected:
             "to use an API key instead"
         )
     title = account.get("title")
-    row = await connections.upsert_connection(
-        runtime.store,
-        box,
-        company_id=company_id,
-        company_title=str(title) if title else None,
-        mode="api_key",
-        access_token=key,
-        refresh_token=None,
-        expires_at=None,
-        scopes=None,
-        whop_user_id=None,
-    )
+    row = await connections.save_api_key(runtime.store, box, company_id, str(title) if title else None, key)
     log.info("connected a Whop company by API key", extra={"company_id": company_id})
     return Connected(row, await after_connect(runtime, company_id))
 

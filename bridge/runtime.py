@@ -294,16 +294,5 @@ class Runtime:
 
     async def _api_key_credentials(self, company_id: str, title: str | None) -> Credentials:
         assert self.settings.whop_api_key is not None
-        connection = await connections.upsert_connection(
-            self.store,
-            self.box(),
-            company_id=company_id,
-            company_title=title,
-            mode="api_key",
-            access_token=None,
-            refresh_token=None,
-            expires_at=None,
-            scopes=None,
-            whop_user_id=None,
-        )
+        connection = await connections.save_api_key(self.store, self.box(), company_id, title, None)
         return Credentials(StaticToken(self.settings.whop_api_key.get_secret_value()), company_id, connection.id)

@@ -171,6 +171,25 @@ async def upsert_connection(
     return _row_to_connection(row)
 
 
+async def save_api_key(
+    engine: AsyncEngine, box: TokenBox, company_id: str, title: str | None, key: str | None
+) -> Connection:
+    """A company connected by a Whop API key: the key itself (None: the process's WHOP_API_KEY,
+    kept out of the database), and no refresh token, expiry, scopes or approving user."""
+    return await upsert_connection(
+        engine,
+        box,
+        company_id=company_id,
+        company_title=title,
+        mode="api_key",
+        access_token=key,
+        refresh_token=None,
+        expires_at=None,
+        scopes=None,
+        whop_user_id=None,
+    )
+
+
 async def save_tokens(
     engine: AsyncEngine,
     box: TokenBox,

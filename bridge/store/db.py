@@ -6,17 +6,17 @@ knows which database it talks to is `upsert_stmt`, which picks the dialect's ON 
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy import event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.sql.dml import Insert
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.sql.dml import Insert, Update
 
 from bridge.errors import ConfigError, FatalError
 
@@ -257,3 +257,24 @@ async def ping(engine: AsyncEngine) -> None:
     """One round trip to the database; raises what the driver raises when it cannot answer."""
     async with engine.connect() as conn:
         await conn.execute(sa.text("SELECT 1"))
+
+
+# Keys in one `IN (...)`: far below every database's bound-parameter limit.
+CHUNK = 500
+_K = TypeVar("_K")
+
+
+def slices(items: Sequence[_K], size: int = CHUNK) -> Iterator[Sequence[_K]]:
+    """`items` in slices of `size`, for statements that name each one."""
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+async def update_in_slices(
+    conn: AsyncConnection, keys: Sequence[str], statement: Callable[[Sequence[str]], Update]
+) -> int:
+    """`statement(slice)` for each slice of the distinct `keys`; the rows it touched in all."""
+    touched = 0
+    for chunk in slices(list(dict.fromkeys(keys))):
+        touched += int((await conn.execute(statement(chunk))).rowcount)
+    return touched

@@ -10,7 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.facts import MemberFact
 from bridge.money import Money
-from bridge.store.db import as_utc_or_none, dialect_name, to_db_time_or_none, upsert_stmt, utcnow
+from bridge.store.db import dialect_name, slices, to_db_time_or_none, upsert_stmt, utcnow
+from bridge.store.rows import row_reader
 from bridge.store.tables import member_facts
 
 # Whop's `usd_total_spent` is in US dollars; the currency is stored with the amount anyway.
@@ -57,23 +58,15 @@ async def put_facts(engine: AsyncEngine, user_facts: Sequence[tuple[str, MemberF
         await conn.execute(stmt, list(rows.values()))
 
 
+_fact = row_reader(MemberFact, member_facts, convert={"total_spent": _money})
+
+
 async def get_facts(engine: AsyncEngine, keys: Sequence[str]) -> dict[str, list[MemberFact]]:
     """Every company's fact for each person key (keys with none are absent)."""
     found: dict[str, list[MemberFact]] = {}
-    unique = list(dict.fromkeys(keys))
     async with engine.connect() as conn:
-        for start in range(0, len(unique), 500):  # under every database's bound-parameter limit
-            chunk = unique[start : start + 500]
+        for chunk in slices(list(dict.fromkeys(keys))):
             rows = await conn.execute(sa.select(member_facts).where(member_facts.c.whop_user_id.in_(chunk)))
             for r in rows:
-                m = r._mapping
-                found.setdefault(m["whop_user_id"], []).append(
-                    MemberFact(
-                        company_id=m["company_id"],
-                        member_id=m["member_id"],
-                        total_spent=_money(m["total_spent"]),
-                        joined_at=as_utc_or_none(m["joined_at"]),
-                        status=m["status"],
-                    )
-                )
+                found.setdefault(r._mapping["whop_user_id"], []).append(_fact(r))
     return found

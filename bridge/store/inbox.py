@@ -30,8 +30,10 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Update
 
 from bridge.store import db, tables
+from bridge.store.db import update_in_slices
 from bridge.store.rows import row_reader
 
 __all__ = [
@@ -294,44 +296,30 @@ async def extend(
     """Keep `worker_id`'s claims on these events for `lease_seconds` from now (its pass is still
     running); returns how many it still holds."""
     until = _now(now) + timedelta(seconds=lease_seconds)
-    held = 0
     async with engine.begin() as conn:
-        for chunk in _chunks(webhook_ids):
-            stmt = (
-                sa.update(_T)
-                .where(_T.c.webhook_id.in_(chunk), _T.c.claimed_by == worker_id, _T.c.status == "processing")
-                .values(claimed_until=until)
-            )
-            held += int((await conn.execute(stmt)).rowcount)
-    return held
+        return await update_in_slices(conn, webhook_ids, lambda ids: _held(ids, worker_id).values(claimed_until=until))
 
 
 async def release(engine: AsyncEngine, worker_id: str, webhook_ids: Sequence[str], reason: str) -> int:
     """Give back events `worker_id` holds without spending an attempt: the cause was not the
     event (Twenty was down). They keep their due time, hence their place in the queue, and
     `reason` as their last error so a person can see why they wait. Returns how many."""
-    released = 0
+    values = {
+        "status": sa.case((_T.c.attempts > 1, "failed"), else_="pending"),
+        "attempts": sa.case((_T.c.attempts > 0, _T.c.attempts - 1), else_=0),
+        "last_error": _error_text(reason),
+        "claimed_by": None,
+        "claimed_until": None,
+    }
     async with engine.begin() as conn:
-        for chunk in _chunks(webhook_ids):
-            stmt = (
-                sa.update(_T)
-                .where(_T.c.webhook_id.in_(chunk), _T.c.claimed_by == worker_id, _T.c.status == "processing")
-                .values(
-                    status=sa.case((_T.c.attempts > 1, "failed"), else_="pending"),
-                    attempts=sa.case((_T.c.attempts > 0, _T.c.attempts - 1), else_=0),
-                    last_error=_error_text(reason),
-                    claimed_by=None,
-                    claimed_until=None,
-                )
-            )
-            released += int((await conn.execute(stmt)).rowcount)
-    return released
+        return await update_in_slices(conn, webhook_ids, lambda ids: _held(ids, worker_id).values(values))
 
 
-def _chunks(ids: Sequence[str], size: int = 500) -> list[list[str]]:
-    """Distinct ids in slices that stay far below bind-parameter limits."""
-    unique = list(dict.fromkeys(ids))
-    return [unique[start : start + size] for start in range(0, len(unique), size)]
+def _held(webhook_ids: Sequence[str], worker_id: str) -> Update:
+    """The events among `webhook_ids` that `worker_id` holds."""
+    return sa.update(_T).where(
+        _T.c.webhook_id.in_(webhook_ids), _T.c.claimed_by == worker_id, _T.c.status == "processing"
+    )
 
 
 def _owned(webhook_id: str, worker_id: str) -> sa.ColumnElement[bool]:
@@ -482,8 +470,7 @@ async def replay(
         if ids is None:
             total = (await conn.execute(base)).rowcount
         else:
-            for chunk in _chunks(ids):
-                total += (await conn.execute(base.where(_T.c.webhook_id.in_(chunk)))).rowcount
+            total = await update_in_slices(conn, ids, lambda chunk: base.where(_T.c.webhook_id.in_(chunk)))
     return int(total)
 
 

@@ -13,10 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bridge.facts import MembershipFact, PaymentFact
 from bridge.money import Money
-from bridge.store.db import as_utc_or_none, dialect_name, to_db_time_or_none, upsert_stmt
+from bridge.store.db import as_utc_or_none, dialect_name, slices, to_db_time_or_none, upsert_stmt
 from bridge.store.tables import membership_facts, payment_facts
-
-_CHUNK = 500  # under every database's bound-parameter limit
 
 
 def _amount(money: Money | None) -> str | None:
@@ -44,8 +42,7 @@ async def _put(
     cols = [c for c in rows[0] if c not in ("company_id", id_col)]
     changed: set[str] = set()
     async with engine.begin() as conn:
-        for start in range(0, len(rows), _CHUNK):
-            chunk = rows[start : start + _CHUNK]
+        for chunk in slices(rows):
             held = {
                 r._mapping[id_col]: r._mapping
                 for r in await conn.execute(
@@ -123,8 +120,7 @@ async def person_facts(
     mems: dict[str, list[MembershipFact]] = {}
     unique = list(dict.fromkeys(k for k in keys if k))
     async with engine.connect() as conn:
-        for start in range(0, len(unique), _CHUNK):
-            chunk = unique[start : start + _CHUNK]
+        for chunk in slices(unique):
             for r in await conn.execute(sa.select(payment_facts).where(payment_facts.c.person_key.in_(chunk))):
                 m = r._mapping
                 fact = PaymentFact(_money(m["net"], m["currency"]), as_utc_or_none(m["paid_at"]))
@@ -143,10 +139,10 @@ async def membership_ends(
     found: dict[str, list[tuple[str, datetime]]] = {}
     unique = list(dict.fromkeys(k for k in keys if k))
     async with engine.connect() as conn:
-        for start in range(0, len(unique), _CHUNK):
+        for chunk in slices(unique):
             stmt = sa.select(membership_facts).where(
                 membership_facts.c.company_id == company_id,
-                membership_facts.c.person_key.in_(unique[start : start + _CHUNK]),
+                membership_facts.c.person_key.in_(chunk),
                 membership_facts.c.ended_at.is_not(None),
             )
             for r in await conn.execute(stmt):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
@@ -53,19 +53,30 @@ def _convert(column: sa.Column[Any]) -> Convert:
     return _same
 
 
-def row_reader(cls: type[_T], table: sa.Table) -> Callable[[Any], _T]:
-    """A function from a row of `table` (or a SELECT of the columns `cls` needs) to `cls`."""
+def row_reader(
+    cls: type[_T],
+    table: sa.Table,
+    *,
+    columns: Mapping[str, str] | None = None,
+    convert: Mapping[str, Convert] | None = None,
+) -> Callable[[Any], _T]:
+    """A function from a row of `table` (or a SELECT of the columns `cls` needs) to `cls`.
+    `columns` names a field's column where the names differ; `convert` reads a field its own way."""
+    renamed, own = columns or {}, convert or {}
     plan: list[tuple[str, str, Convert]] = []
     for field in dataclasses.fields(cls):  # type: ignore[arg-type]
-        if field.name in table.c:
-            plan.append((field.name, field.name, _convert(table.c[field.name])))
-        elif f"{field.name}_json" in table.c:
-            plan.append((field.name, f"{field.name}_json", _decoder(table.c[f"{field.name}_json"])))
+        column = renamed.get(field.name, field.name)
+        if field.name in own and column in table.c:
+            plan.append((field.name, column, own[field.name]))
+        elif column in table.c:
+            plan.append((field.name, column, _convert(table.c[column])))
+        elif f"{column}_json" in table.c:
+            plan.append((field.name, f"{column}_json", _decoder(table.c[f"{column}_json"])))
         else:
             raise TypeError(f"{cls.__name__}.{field.name} has no column in {table.name}")
 
     def read(row: Any) -> _T:
         m = row._mapping
-        return cls(**{name: convert(m[column]) for name, column, convert in plan})
+        return cls(**{name: read_value(m[column]) for name, column, read_value in plan})
 
     return read

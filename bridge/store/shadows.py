@@ -8,26 +8,26 @@ disappeared at Whop.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.sql.dml import Update
 
 from bridge.store.db import (
     dialect_name,
     excluded,
+    slices,
     to_db_time_or_none,
+    update_in_slices,
     upsert_stmt,
     utcnow,
 )
 from bridge.store.rows import row_reader
 from bridge.store.tables import record_shadows, sync_runs
-
-# Bound parameters per statement stay far below SQLite's limit (32,766) and PostgreSQL's (65,535).
-CHUNK = 500
 
 _T = TypeVar("_T")
 
@@ -57,16 +57,15 @@ class ShadowWrite:
     written: Any = None
 
 
-def _chunks(items: Sequence[_T], size: int = CHUNK) -> Iterator[Sequence[_T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
-
-
 _row_to_shadow = row_reader(Shadow, record_shadows)
 
 
 def _key(company_id: str, object: str) -> sa.ColumnElement[bool]:
     return sa.and_(record_shadows.c.company_id == company_id, record_shadows.c.object == object)
+
+
+def _update(company_id: str, object: str, whop_ids: Sequence[str]) -> Update:
+    return sa.update(record_shadows).where(_key(company_id, object), record_shadows.c.whop_id.in_(whop_ids))
 
 
 async def get_shadows(engine: AsyncEngine, company_id: str, object: str, whop_ids: Sequence[str]) -> dict[str, Shadow]:
@@ -76,7 +75,7 @@ async def get_shadows(engine: AsyncEngine, company_id: str, object: str, whop_id
     if not ids:
         return found
     async with engine.connect() as conn:
-        for chunk in _chunks(ids):
+        for chunk in slices(ids):
             stmt = sa.select(record_shadows).where(_key(company_id, object), record_shadows.c.whop_id.in_(chunk))
             for row in (await conn.execute(stmt)).all():
                 shadow = _row_to_shadow(row)
@@ -147,17 +146,10 @@ async def put_shadows(
 
 async def mark_seen(engine: AsyncEngine, company_id: str, object: str, whop_ids: Sequence[str], run_id: int) -> int:
     """A reconcile saw these records at Whop (and so they are not gone). Returns rows touched."""
-    ids = list(dict.fromkeys(whop_ids))
-    touched = 0
     async with engine.begin() as conn:
-        for chunk in _chunks(ids):
-            stmt = (
-                sa.update(record_shadows)
-                .where(_key(company_id, object), record_shadows.c.whop_id.in_(chunk))
-                .values(seen_run_id=run_id, gone_at=None)
-            )
-            touched += (await conn.execute(stmt)).rowcount
-    return touched
+        return await update_in_slices(
+            conn, whop_ids, lambda ids: _update(company_id, object, ids).values(seen_run_id=run_id, gone_at=None)
+        )
 
 
 async def unseen_since(engine: AsyncEngine, company_id: str, object: str, run_id: int) -> list[Shadow]:
@@ -188,17 +180,8 @@ async def mark_gone(
 ) -> int:
     """Record that these records no longer exist at Whop. Returns rows touched."""
     when = to_db_time_or_none(at) or utcnow()
-    ids = list(dict.fromkeys(whop_ids))
-    touched = 0
     async with engine.begin() as conn:
-        for chunk in _chunks(ids):
-            stmt = (
-                sa.update(record_shadows)
-                .where(_key(company_id, object), record_shadows.c.whop_id.in_(chunk))
-                .values(gone_at=when)
-            )
-            touched += (await conn.execute(stmt)).rowcount
-    return touched
+        return await update_in_slices(conn, whop_ids, lambda ids: _update(company_id, object, ids).values(gone_at=when))
 
 
 async def count_shadows(
@@ -237,12 +220,7 @@ async def forget_hashes(engine: AsyncEngine, company_id: str, object: str, whop_
     if not whop_ids:
         return
     async with engine.begin() as conn:
-        for chunk in _chunks(whop_ids):
-            await conn.execute(
-                sa.update(record_shadows)
-                .where(_key(company_id, object), record_shadows.c.whop_id.in_(chunk))
-                .values(hash="")
-            )
+        await update_in_slices(conn, whop_ids, lambda ids: _update(company_id, object, ids).values(hash=""))
 
 
 def _loads(raw: Any) -> dict[str, Any]:

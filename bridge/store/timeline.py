@@ -10,10 +10,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from bridge.store.db import as_utc_or_none, dialect_name, to_db_time_or_none, upsert_stmt, utcnow
+from bridge.store.db import dialect_name, slices, to_db_time_or_none, upsert_stmt, utcnow
+from bridge.store.rows import row_reader
 from bridge.store.tables import timeline_lines
-
-CHUNK = 500  # bound parameters per statement stay far below every database's limit
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,28 +27,19 @@ class HeldLine:
     activity_id: str | None
 
 
+_line = row_reader(HeldLine, timeline_lines, columns={"key": "line_key"})
+
+
 async def held_lines(engine: AsyncEngine, company_id: str, subjects: Sequence[str]) -> dict[str, list[HeldLine]]:
     """The lines written for each of these memberships or payments (subjects with none are absent)."""
     found: dict[str, list[HeldLine]] = {}
-    unique = list(dict.fromkeys(subjects))
     async with engine.connect() as conn:
-        for start in range(0, len(unique), CHUNK):
-            chunk = unique[start : start + CHUNK]
+        for chunk in slices(list(dict.fromkeys(subjects))):
             stmt = sa.select(timeline_lines).where(
                 timeline_lines.c.company_id == company_id, timeline_lines.c.subject.in_(chunk)
             )
             for row in (await conn.execute(stmt)).all():
-                m = row._mapping
-                found.setdefault(m["subject"], []).append(
-                    HeldLine(
-                        key=m["line_key"],
-                        subject=m["subject"],
-                        kind=m["kind"],
-                        happened_at=as_utc_or_none(m["happened_at"]),
-                        observed_at=as_utc_or_none(m["observed_at"]),
-                        activity_id=m["activity_id"],
-                    )
-                )
+                found.setdefault(row._mapping["subject"], []).append(_line(row))
     return found
 
 
