@@ -29,13 +29,14 @@ import random
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bridge.errors import BridgeError, Unreachable
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+A = TypeVar("A")
 Sleep = Callable[[float], Awaitable[object]]
 
 
@@ -63,6 +64,23 @@ class Failure:
     retry_after: float | None = None  # what the server asked for, in seconds
     floor: float = 0.0  # the least wait that can help, before the jitter
     retries: int | None = None  # at most this many retries for this answer (a first contact)
+
+
+@dataclass(frozen=True)
+class Row(Generic[A]):
+    """One line of a service's table: which answers it takes, what they mean, and the error to
+    raise, in words made from the answer. The first row that matches wins."""
+
+    name: str
+    matches: Callable[[A], bool]
+    action: Action
+    raises: type[BridgeError]
+    says: Callable[[A], str]
+    retries: Callable[[A], int | None] = lambda a: None  # fewer retries than the policy's
+
+
+def first_row(table: tuple[Row[A], ...], answer: A) -> Row[A]:
+    return next(row for row in table if row.matches(answer))
 
 
 def _utc_now() -> datetime:

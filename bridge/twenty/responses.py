@@ -42,7 +42,7 @@ from bridge.errors import (
     Unreachable,
 )
 from bridge.reach import Network
-from bridge.retry import Action, Failure
+from bridge.retry import Action, Failure, Row, first_row
 
 # Sub-codes inside METADATA_VALIDATION_FAILED meaning "someone created it first".
 ALREADY_EXISTS_CODES = frozenset({"OBJECT_ALREADY_EXISTS", "NOT_AVAILABLE", "FIELD_ALREADY_EXISTS"})
@@ -103,16 +103,6 @@ def _http(answer: Answer) -> bool:
     return answer.code is None and answer.status is not None
 
 
-@dataclass(frozen=True)
-class Row:
-    name: str
-    matches: Callable[[Answer], bool]
-    action: Action
-    raises: type[BridgeError]
-    says: Callable[[Answer], str]
-    retries: int | None = None  # fewer retries than the policy's for this row
-
-
 def _forbidden(a: Answer) -> str:
     if a.api is Api.METADATA:
         return (
@@ -127,14 +117,14 @@ def _leftover_index(a: Answer) -> bool:
 
 
 # First match wins. The table tests give every row an example.
-TABLE: tuple[Row, ...] = (
+TABLE: tuple[Row[Answer], ...] = (
     Row(
         "never answered: connection refused or host not found",
         lambda a: a.network is Network.REFUSED and a.first_contact,
         Action.RETRY,
         Unreachable,
         lambda a: "",
-        retries=reach.FIRST_CONTACT_RETRIES,
+        retries=lambda a: reach.FIRST_CONTACT_RETRIES,
     ),
     Row(
         "never answered: no connection within the connect timeout",
@@ -142,7 +132,7 @@ TABLE: tuple[Row, ...] = (
         Action.RETRY,
         Unreachable,
         lambda a: "",
-        retries=0,  # it already waited CONNECT_TIMEOUT
+        retries=lambda a: 0,  # it already waited CONNECT_TIMEOUT
     ),
     Row(
         "no answer (a timeout, a dropped connection) from a Twenty that answered before",
@@ -260,8 +250,8 @@ TABLE: tuple[Row, ...] = (
 )
 
 
-def row_for(answer: Answer) -> Row:
-    return next(row for row in TABLE if row.matches(answer))
+def row_for(answer: Answer) -> Row[Answer]:
+    return first_row(TABLE, answer)
 
 
 def classify(answer: Answer, *, throttle_floor: float = 0.0) -> Failure:
@@ -273,11 +263,11 @@ def classify(answer: Answer, *, throttle_floor: float = 0.0) -> Failure:
         _error(row, answer),
         row=row.name,
         floor=throttle_floor if row.action is Action.THROTTLE else 0.0,
-        retries=row.retries,
+        retries=row.retries(answer),
     )
 
 
-def _error(row: Row, answer: Answer) -> BridgeError:
+def _error(row: Row[Answer], answer: Answer) -> BridgeError:
     if row.raises is Unreachable:
         assert answer.cause is not None
         return reach.unreachable("Twenty", answer.url, "TWENTY_URL", answer.cause)

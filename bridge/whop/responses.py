@@ -37,7 +37,7 @@ from bridge.errors import (
     Unreachable,
 )
 from bridge.reach import Network
-from bridge.retry import Action, Failure
+from bridge.retry import Action, Failure, Row, first_row
 
 
 class NotFound(SkippableError):
@@ -63,16 +63,6 @@ class Answer:
     cause: BaseException | None = None
 
 
-@dataclass(frozen=True)
-class Row:
-    name: str
-    matches: Callable[[Answer], bool]
-    action: Action
-    raises: type[BridgeError]
-    says: Callable[[Answer], str]
-    retries: Callable[[Answer], int | None] = lambda a: None
-
-
 def _once_unless_idempotent(answer: Answer) -> int | None:
     return None if answer.idempotent else 0
 
@@ -94,7 +84,7 @@ def _forbidden(a: Answer) -> str:
 
 
 # First match wins. The table tests give every row an example.
-TABLE: tuple[Row, ...] = (
+TABLE: tuple[Row[Answer], ...] = (
     Row(
         "never answered: connection refused or host not found",
         lambda a: a.network is Network.REFUSED and a.first_contact,
@@ -187,8 +177,8 @@ TABLE: tuple[Row, ...] = (
 )
 
 
-def row_for(answer: Answer) -> Row:
-    return next(row for row in TABLE if row.matches(answer))
+def row_for(answer: Answer) -> Row[Answer]:
+    return first_row(TABLE, answer)
 
 
 def classify(answer: Answer) -> Failure:
@@ -204,7 +194,7 @@ def classify(answer: Answer) -> Failure:
     )
 
 
-def _error(row: Row, answer: Answer) -> BridgeError:
+def _error(row: Row[Answer], answer: Answer) -> BridgeError:
     if row.raises is Unreachable:
         assert answer.cause is not None
         return reach.unreachable("Whop", answer.url, "WHOP_API_URL", answer.cause)
