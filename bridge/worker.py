@@ -304,15 +304,7 @@ class Worker:
     async def _record(self, group: list[InboxEvent], outcome: Outcome) -> None:
         """Store how each event of one company's group ended."""
         failed = [ev.webhook_id for ev in group if ev.webhook_id in outcome.failed]
-        waiting = [i for i in failed if i in outcome.retryable]
-        if waiting and await self.breaker.twenty_down():
-            # Not these events' fault: back to the inbox, keeping their place, no attempt spent.
-            by_reason: dict[str, list[str]] = {}
-            for webhook_id in waiting:
-                by_reason.setdefault(f"waiting for Twenty: {outcome.failed[webhook_id]}", []).append(webhook_id)
-            for reason, ids in by_reason.items():
-                await inbox.release(self.store, self.worker_id, ids, reason)
-            failed = [i for i in failed if i not in outcome.retryable]
+        failed = await self._release_waiting(failed, outcome)
         for webhook_id in failed:
             self.failed += 1
             metrics.WEBHOOKS.labels("failed").inc()
@@ -330,6 +322,19 @@ class Worker:
         self.applied += len(applied)
         metrics.WEBHOOKS.labels("applied").inc(len(applied))
         metrics.WEBHOOKS.labels("ignored").inc(len(ignored))
+
+    async def _release_waiting(self, failed: list[str], outcome: Outcome) -> list[str]:
+        """While Twenty is down, the events that failed for it go back to the inbox, keeping their
+        place, no attempt spent (not their fault); the failures left to record."""
+        waiting = [i for i in failed if i in outcome.retryable]
+        if not waiting or not await self.breaker.twenty_down():
+            return failed
+        by_reason: dict[str, list[str]] = {}
+        for webhook_id in waiting:
+            by_reason.setdefault(f"waiting for Twenty: {outcome.failed[webhook_id]}", []).append(webhook_id)
+        for reason, ids in by_reason.items():
+            await inbox.release(self.store, self.worker_id, ids, reason)
+        return [i for i in failed if i not in outcome.retryable]
 
     async def _apply_company(self, company_id: str | None, events: list[InboxEvent]) -> Outcome:
         outcome = Outcome()
@@ -401,6 +406,11 @@ class Applier:
         return self.items
 
     async def apply(self, events: list[InboxEvent], outcome: Outcome) -> None:
+        await self._in_order(outcome, await self._wanted(events, outcome))
+
+    async def _wanted(self, events: list[InboxEvent], outcome: Outcome) -> dict[str, dict[str, list[str]]]:
+        """The records the events name, by kind: {object id: the events naming it}. An event
+        that cannot be read is failed or ignored here, alone."""
         wanted: dict[str, dict[str, list[str]]] = {k: {} for k in ID_PREFIXES}
         for n, ev in enumerate(events):
             if n % YIELD_EVERY == 0:
@@ -423,15 +433,21 @@ class Applier:
             kind, object_id, envelope = read
             wanted[kind].setdefault(object_id, []).append(ev.webhook_id)
             self._hint(kind, object_id, envelope)
-            event_type = envelope.type or ""
-            if event_type == "product.deleted":
-                self.deleted_products.add(object_id)
-            elif event_type.startswith(CASE_EVENTS) and isinstance(envelope.data, dict):
-                self.cases.append((ev.webhook_id, event_type, envelope.data))
-            if event_type in moments.ANNOUNCING:  # read from Whop, so the moment is judged on its state
-                self.hints[(kind, object_id)] = None
-                self.announced.setdefault(object_id, set()).add(moments.ANNOUNCING[event_type])
+            self._note(ev.webhook_id, kind, object_id, envelope)
+        return wanted
 
+    def _note(self, webhook_id: str, kind: str, object_id: str, envelope: WebhookEnvelope) -> None:
+        """What an event says beyond its record: a product deleted, a case opened, a moment."""
+        event_type = envelope.type or ""
+        if event_type == "product.deleted":
+            self.deleted_products.add(object_id)
+        elif event_type.startswith(CASE_EVENTS) and isinstance(envelope.data, dict):
+            self.cases.append((webhook_id, event_type, envelope.data))
+        if event_type in moments.ANNOUNCING:  # read from Whop, so the moment is judged on its state
+            self.hints[(kind, object_id)] = None
+            self.announced.setdefault(object_id, set()).add(moments.ANNOUNCING[event_type])
+
+    async def _in_order(self, outcome: Outcome, wanted: dict[str, dict[str, list[str]]]) -> None:
         # Order matters only for links: products and people first, then memberships and payments.
         await self._guard(outcome, wanted["product"], self._products)
         await self._guard(outcome, wanted["member"], self._plain(PEOPLE))
