@@ -735,17 +735,23 @@ class Applier:
         )
         if await timeline.unsupported():
             return
+        memberships, payments = self._told_states(ids, outcome)
+        written = await timeline.write(await timeline.new_lines(memberships, payments))
+        for result, n in written.counts.items():
+            metrics.RECORDS.labels("timeline", result).inc(n)
+        for problem in written.problems:
+            log.warning("%s %s: %s", problem.object, problem.key, problem.reason)
+
+    def _told_states(self, ids: dict[str, list[str]], outcome: Outcome) -> tuple[list[Membership], list[Payment]]:
+        """The memberships and payments whose events are in `ids` and did not fail in this pass
+        (settled hints first, then the states read), one of each id, for their timeline lines."""
         failed = set(outcome.failed)
         settled = [hint for key, (hint, _) in self.settled.items() if key in ids]
         seen = [*(h for h in settled if isinstance(h, Membership)), *self.membership_items.seen]
         memberships = {ms.id: ms for ms in seen if ms.id in ids and not set(ids[ms.id]) & failed}
         paid = [*(h for h in settled if isinstance(h, Payment)), *self.paid.values()]
-        payments = {p.id: p for p in paid if p.id in ids and not set(ids[p.id]) & failed}.values()
-        written = await timeline.write(await timeline.new_lines(memberships.values(), payments))
-        for result, n in written.counts.items():
-            metrics.RECORDS.labels("timeline", result).inc(n)
-        for problem in written.problems:
-            log.warning("%s %s: %s", problem.object, problem.key, problem.reason)
+        payments = {p.id: p for p in paid if p.id in ids and not set(ids[p.id]) & failed}
+        return list(memberships.values()), list(payments.values())
 
     async def _invoices(self, ids: dict[str, list[str]], outcome: Outcome) -> None:
         """A Task while an invoice is past due, closed once it is paid; the invoice is always read

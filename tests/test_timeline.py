@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -19,10 +19,12 @@ from bridge.services import run_sync
 from bridge.store import inbox, tables
 from bridge.store.db import utcnow
 from bridge.sync import engine
+from bridge.sync.timeline import _ended_before
 from bridge.twenty.data import TwentyDataClient
 from bridge.twenty.metadata import MetadataClient
 from bridge.twenty.provision import plan_workspace
 from bridge.twenty.schema import load_data_model
+from bridge.whop.models import Membership
 from bridge.worker import Worker
 from tests.sync.conftest import COMPANY, TWENTY_KEY, make_world
 from tests.test_worker import Bridge, _bridge, _memberships, _no_sleep
@@ -363,3 +365,24 @@ async def test_a_large_backfill_writes_its_lines_as_it_goes_in_full_batches(
         assert len({a["id"] for a in written}) == len(written)
     finally:
         await world.runtime.aclose()
+
+
+_T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)  # Whop's times are read as aware
+
+
+@pytest.mark.parametrize(
+    ("created_at", "ends", "returning"),
+    [
+        (_T0, [("mem_old", _T0 - timedelta(days=1))], True),  # came back after another one ended
+        (_T0, [("mem_old", _T0 + timedelta(days=1))], False),  # that one ended after this began
+        (_T0, [("mem_old", _T0)], False),  # ended the moment this one began: not before
+        (_T0, [("mem_new", _T0 - timedelta(days=1))], False),  # its own end does not count
+        (None, [("mem_old", _T0 - timedelta(days=1))], False),  # no start known: never "returning"
+        (_T0, [], False),  # no membership of theirs ended
+    ],
+)
+def test_a_membership_is_told_as_a_return_only_when_another_of_the_buyers_ended_before_it_began(
+    created_at: datetime | None, ends: list[tuple[str, datetime]], returning: bool
+) -> None:
+    ms = Membership(id="mem_new", user_id="user_1", created_at=created_at)
+    assert _ended_before(ms, ends) is returning

@@ -12,6 +12,8 @@ import pytest
 
 from bridge.services import run_sync
 from bridge.store import inbox
+from bridge.sync.waitlist import entry_record
+from bridge.whop.models import WaitlistEntry
 from tests.sync.conftest import COMPANY
 from tests.test_worker import Bridge, _bridge
 
@@ -143,3 +145,30 @@ async def test_another_companys_signup_is_never_written(b: Bridge) -> None:
     assert records_of(b, theirs) == []
     event = await inbox.get_event(b.store, "msg_theirs")
     assert event is not None and event.status != "applied"
+
+
+@pytest.mark.parametrize(
+    ("person_name", "product_title", "fields", "expected"),
+    [
+        ("Ada  Lovelace", "Pro Signals", {"user_name": "ada", "product_title": "Pro"}, "Ada Lovelace – Pro Signals"),
+        (" ", None, {"user_name": "Ada L", "username": "ada", "product_title": "Pro"}, "Ada L – Pro"),
+        (None, None, {"username": "ada", "product_id": "prod_1", "plan_id": "plan_1"}, "ada – prod_1"),
+        (None, None, {"user_id": "user_1", "plan_id": "plan_1"}, "user_1 – plan_1"),
+        (None, None, {}, "entry_1 – a waitlist"),
+    ],
+)
+def test_a_lead_is_named_by_who_signed_up_and_for_what_best_name_first(
+    person_name: str | None, product_title: str | None, fields: dict[str, Any], expected: str
+) -> None:
+    entry = WaitlistEntry(id="entry_1", **fields)
+    record = entry_record(
+        entry,
+        person_name=person_name,
+        product_title=product_title,
+        person_id=None,
+        product_id=None,
+        company=None,
+        current=None,
+        last_written=None,
+    )
+    assert record["name"] == expected

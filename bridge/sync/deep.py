@@ -11,7 +11,9 @@ BRIDGE_RESTORE_DELETED allows.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -48,34 +50,9 @@ async def deep_check(
         by_id = {str(r["id"]): r for r in live}
         rows = await written_records(store, company_id, obj_name)
         fields = [f.name for f in owned_fields(model, obj_name)]
-        stale: list[str] = []
-        for whop_id, twenty_id, written in rows:
-            record = by_id.get(str(twenty_id))
-            if record is None:
-                report.deleted.setdefault(obj_name, []).append(whop_id)
-                continue
-            changed = [f for f in fields if f in written and not same(written[f], record.get(f))]
-            if changed:
-                stale.append(whop_id)
-                report.repaired.setdefault(obj_name, []).append(whop_id)
-                report.problems.append(
-                    Problem(obj_name, whop_id, "changed in Twenty: " + ", ".join(changed), kind="repaired")
-                )
+        stale = _compare(report, obj_name, rows, by_id, fields)
         deleted = report.deleted.get(obj_name, [])
-        for whop_id in deleted:
-            report.problems.append(
-                Problem(
-                    obj_name,
-                    whop_id,
-                    "deleted in Twenty"
-                    + (
-                        "; restored"
-                        if restore_deleted
-                        else "; left deleted (set BRIDGE_RESTORE_DELETED=true to restore)"
-                    ),
-                    kind="restored" if restore_deleted else "deleted_in_twenty",
-                )
-            )
+        report.problems.extend(_deleted_problem(obj_name, whop_id, restore_deleted) for whop_id in deleted)
         if dry_run:
             continue
         if restore_deleted and deleted:
@@ -86,6 +63,43 @@ async def deep_check(
             stale.extend(deleted)
         await forget_hashes(store, company_id, obj_name, stale)
     return report
+
+
+def _compare(
+    report: DeepReport,
+    obj_name: str,
+    rows: Sequence[tuple[str, str, dict[str, Any]]],
+    by_id: dict[str, dict[str, Any]],
+    fields: list[str],
+) -> list[str]:
+    """Note in `report` the written records gone from Twenty and those whose bridge-owned
+    fields a person changed; return the changed ones (their hashes are to be forgotten)."""
+    stale: list[str] = []
+    for whop_id, twenty_id, written in rows:
+        record = by_id.get(str(twenty_id))
+        if record is None:
+            report.deleted.setdefault(obj_name, []).append(whop_id)
+            continue
+        changed = [f for f in fields if f in written and not same(written[f], record.get(f))]
+        if changed:
+            stale.append(whop_id)
+            report.repaired.setdefault(obj_name, []).append(whop_id)
+            report.problems.append(
+                Problem(obj_name, whop_id, "changed in Twenty: " + ", ".join(changed), kind="repaired")
+            )
+    return stale
+
+
+def _deleted_problem(obj_name: str, whop_id: str, restore_deleted: bool) -> Problem:
+    """How a record deleted in Twenty is reported: restored, or left deleted and why."""
+    if restore_deleted:
+        return Problem(obj_name, whop_id, "deleted in Twenty; restored", kind="restored")
+    return Problem(
+        obj_name,
+        whop_id,
+        "deleted in Twenty; left deleted (set BRIDGE_RESTORE_DELETED=true to restore)",
+        kind="deleted_in_twenty",
+    )
 
 
 __all__ = ["DeepReport", "deep_check"]

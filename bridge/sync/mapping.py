@@ -324,21 +324,31 @@ def fold_member_facts(facts: Sequence[MemberFact]) -> dict[str, Any]:
     flip with whichever company wrote last.
     """
     ordered = sorted(facts, key=lambda f: f.company_id)
-    spent = [f.total_spent for f in ordered if f.total_spent is not None and f.total_spent.amount.is_finite()]
-    total = (
-        Money(amount=sum((m.amount for m in spent), Decimal(0)), currency=next((m.currency for m in spent), None))
-        if spent
-        else None
-    )
-    joined = [f.joined_at if f.joined_at.tzinfo else f.joined_at.replace(tzinfo=UTC) for f in ordered if f.joined_at]
-    statuses = [status_value(f.status) for f in ordered]
-    status = _JOINED if _JOINED in statuses else next((s for s in statuses if s), None)
     return {
         "whopMemberId": ", ".join(dict.fromkeys(f.member_id for f in ordered)),
-        "whopJoinedAt": iso_utc(min(joined)) if joined else None,
-        "whopTotalSpent": money_to_currency(total),
-        "whopMemberStatus": status,
+        "whopJoinedAt": _earliest_joined(ordered),
+        "whopTotalSpent": money_to_currency(_total_spent(ordered)),
+        "whopMemberStatus": _member_status(ordered),
     }
+
+
+def _total_spent(ordered: Sequence[MemberFact]) -> Money | None:
+    """The sum of the finite amounts, in the first one's currency; None when there is none."""
+    spent = [f.total_spent for f in ordered if f.total_spent is not None and f.total_spent.amount.is_finite()]
+    if not spent:
+        return None
+    return Money(amount=sum((m.amount for m in spent), Decimal(0)), currency=next((m.currency for m in spent), None))
+
+
+def _earliest_joined(ordered: Sequence[MemberFact]) -> str | None:
+    joined = [f.joined_at if f.joined_at.tzinfo else f.joined_at.replace(tzinfo=UTC) for f in ordered if f.joined_at]
+    return iso_utc(min(joined)) if joined else None
+
+
+def _member_status(ordered: Sequence[MemberFact]) -> str | None:
+    """JOINED while any company says so, else the first status any company has."""
+    statuses = [status_value(f.status) for f in ordered]
+    return _JOINED if _JOINED in statuses else next((s for s in statuses if s), None)
 
 
 # Statuses that grant access (research: active/trialing grant it, past_due is grace, canceling
@@ -363,19 +373,29 @@ def person_revenue(payments: Sequence[PaymentFact], memberships: Sequence[Member
     payments, in the currency most of them are in), first and last purchase, active memberships,
     and when the last active one ended (empty while one is active)."""
     paid = [f for f in payments if f.net is not None and f.net.amount > 0]
-    currencies = [f.net.currency for f in paid if f.net is not None]
-    main = max(sorted(set(currencies), key=str), key=currencies.count) if currencies else None  # ties: by name
-    total = sum((f.net.amount for f in paid if f.net is not None and f.net.currency == main), Decimal(0))
     times = sorted(_aware(f.paid_at) for f in paid if f.paid_at is not None)
     active = sum(1 for f in memberships if f.active)
-    ended = [_aware(f.ended_at) for f in memberships if f.ended_at is not None]
     return {
-        "whopLifetimeValue": money_to_currency(Money(amount=total, currency=main or "usd")),
+        "whopLifetimeValue": money_to_currency(_lifetime_value(paid)),
         "whopFirstPurchaseAt": iso_utc(times[0]) if times else None,
         "whopLastPurchaseAt": iso_utc(times[-1]) if times else None,
         "whopActiveMemberships": active,
-        "whopChurnedAt": iso_utc(max(ended)) if ended and not active else None,
+        "whopChurnedAt": None if active else _last_ended(memberships),
     }
+
+
+def _lifetime_value(paid: Sequence[PaymentFact]) -> Money:
+    """The sum of the nets in the currency most of them are in (ties: by name); other
+    currencies are left out rather than added across an exchange rate."""
+    currencies = [f.net.currency for f in paid if f.net is not None]
+    main = max(sorted(set(currencies), key=str), key=currencies.count) if currencies else None
+    total = sum((f.net.amount for f in paid if f.net is not None and f.net.currency == main), Decimal(0))
+    return Money(amount=total, currency=main or "usd")
+
+
+def _last_ended(memberships: Sequence[MembershipFact]) -> str | None:
+    ended = [_aware(f.ended_at) for f in memberships if f.ended_at is not None]
+    return iso_utc(max(ended)) if ended else None
 
 
 def _aware(value: datetime) -> datetime:
@@ -861,8 +881,20 @@ def failed_payment_task(p: Payment, *, person_name: str | None, product_title: s
     blocknote form itself.
     """
     product = _clean(product_title) or _clean(p.product_title) or p.product_id or "a Whop product"
+    return {
+        "title": f"Failed Whop payment: {product} {EN_DASH} {_failed_payment_customer(p, person_name)}",
+        "bodyV2": {"markdown": "\n".join(_failed_payment_lines(p, product))},
+        "status": "TODO",
+    }
+
+
+def _failed_payment_customer(p: Payment, person_name: str | None) -> str:
+    """Who the task names: the Person's name, else whatever Whop knows the buyer by."""
     person = _clean(person_name) or _clean(p.user.name if p.user else None)
-    person = person or p.customer_email or p.user_id or p.member_id or "unknown customer"
+    return person or p.customer_email or p.user_id or p.member_id or "unknown customer"
+
+
+def _failed_payment_lines(p: Payment, product: str) -> list[str]:
     lines = [
         f"A Whop payment for {product} failed.",
         "",
@@ -876,11 +908,7 @@ def failed_payment_task(p: Payment, *, person_name: str | None, product_title: s
         lines.append(f"- Membership: {p.membership_id}")
     if p.customer_email:
         lines.append(f"- Customer email: {p.customer_email}")
-    return {
-        "title": f"Failed Whop payment: {product} {EN_DASH} {person}",
-        "bodyV2": {"markdown": "\n".join(lines)},
-        "status": "TODO",
-    }
+    return lines
 
 
 # Change detection -------------------------------------------------------------------------------

@@ -99,43 +99,62 @@ def membership_wants(
         Want, subject=ms.id, person_key=ms.user_id or ms.member_id, membership_id=ms.id, product_title=ms.product_title
     )
     if status in _LIVE:
-        facts = [
-            ("Period ends", iso_utc(ms.current_period_end) or "unknown"),
-            ("Reason given", _reason(ms) or "none yet"),
-            ("Membership", ms.id),
-        ]
-        if ms.manage_url:
-            facts.append(("Manage", ms.manage_url))
-        canceling = ms.cancel_at_period_end or status == "CANCELING"
-        wants.append(
-            of(
-                kind=CANCEL,
-                open=canceling,
-                may_open=canceling and (CANCEL in announced or _newer(ms.updated_at, since)),
-                at=ms.updated_at,
-                anchor=ms.current_period_end,
-                facts=tuple(facts),
-            )
-        )
+        wants.append(_cancel_want(ms, of, status, announced, since))
+    trial = _trial_want(ms, of, status, announced, now=now, since=since)
+    if trial is not None:
+        wants.append(trial)
+    return wants
+
+
+def _cancel_want(
+    ms: Membership, of: Callable[..., Want], status: str, announced: set[str], since: datetime | None
+) -> Want:
+    """A live membership's cancel moment: open while it is set to cancel."""
+    facts = [
+        ("Period ends", iso_utc(ms.current_period_end) or "unknown"),
+        ("Reason given", _reason(ms) or "none yet"),
+        ("Membership", ms.id),
+    ]
+    if ms.manage_url:
+        facts.append(("Manage", ms.manage_url))
+    canceling = ms.cancel_at_period_end or status == "CANCELING"
+    return of(
+        kind=CANCEL,
+        open=canceling,
+        may_open=canceling and (CANCEL in announced or _newer(ms.updated_at, since)),
+        at=ms.updated_at,
+        anchor=ms.current_period_end,
+        facts=tuple(facts),
+    )
+
+
+def _trial_want(
+    ms: Membership,
+    of: Callable[..., Want],
+    status: str,
+    announced: set[str],
+    *,
+    now: datetime,
+    since: datetime | None,
+) -> Want | None:
+    """A trial ending soon (open), a trial that converted (over), or nothing to say."""
     trial_end = _trial_end(ms)
     if status == "TRIALING" and not ms.cancel_at_period_end:
         # Ending soon: Whop announced it, or a reconciliation sees the end within the window. A
         # trial further off says nothing (a Task opened by the announcement stays as it is).
         soon = trial_end is not None and trial_end - now <= TRIAL_WINDOW
         if TRIAL in announced or soon:
-            wants.append(
-                of(
-                    kind=TRIAL,
-                    open=True,
-                    may_open=TRIAL in announced or _newer(trial_end, since),
-                    at=ms.updated_at,
-                    anchor=trial_end,
-                    facts=(("Trial ends", iso_utc(trial_end) or "unknown"), ("Membership", ms.id)),
-                )
+            return of(
+                kind=TRIAL,
+                open=True,
+                may_open=TRIAL in announced or _newer(trial_end, since),
+                at=ms.updated_at,
+                anchor=trial_end,
+                facts=(("Trial ends", iso_utc(trial_end) or "unknown"), ("Membership", ms.id)),
             )
     elif status in _PAYING:
-        wants.append(of(kind=TRIAL, open=False, may_open=False, at=ms.updated_at))
-    return wants
+        return of(kind=TRIAL, open=False, may_open=False, at=ms.updated_at)
+    return None
 
 
 def invoice_want(

@@ -232,10 +232,10 @@ class CompanyItems:
             product = products.get(p.product_id or "")
             record = mapping.payment_record(
                 p,
-                person_id=person.twenty_id if person else None,
-                opportunity_id=opportunity.twenty_id if opportunity else None,
+                person_id=_twenty_id(person),
+                opportunity_id=_twenty_id(opportunity),
                 company=self.company,
-                product_title=_label(product.written) if product else None,  # its name, not prod_…
+                product_title=_shadow_label(product),  # its name, not prod_…
             )
             items.append(Item(p.id, record, fixed(record), p.updated_at, label=record["name"]))
         return items
@@ -357,10 +357,10 @@ class MembershipItems:
             items.append(
                 opportunity_item(
                     ms,
-                    person_name=_label(person.written) if person else None,
-                    product_title=_label(product.written) if product else None,
-                    person_id=person.twenty_id if person else None,
-                    product_id=product.twenty_id if product else None,
+                    person_name=_shadow_label(person),
+                    product_title=_shadow_label(product),
+                    person_id=_twenty_id(person),
+                    product_id=_twenty_id(product),
                     payment=last.fields if last else None,
                     stage_policy=self.stage_policy,
                     company=self.facts.company if self.facts is not None else None,
@@ -417,8 +417,15 @@ def foreign_company(
     return None
 
 
-def _label(written: Any) -> str | None:
+def _shadow_label(shadow: Shadow | None) -> str | None:
+    """The name the writer stored with a record (None: not written yet)."""
+    written = shadow.written if shadow else None
     return written.get("_label") if isinstance(written, dict) else None
+
+
+def _twenty_id(shadow: Shadow | None) -> str | None:
+    """A written record's Twenty id, to link to (None: not written yet)."""
+    return shadow.twenty_id if shadow else None
 
 
 def _strip(written: dict[str, Any] | None) -> dict[str, Any] | None:

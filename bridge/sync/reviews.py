@@ -88,6 +88,17 @@ async def sync_reviews(
     """Write the company's reviews: those listed per product, and those held and no longer listed."""
     done = Reviewed()
     products = [s.whop_id for s in await all_shadows(store, company.id, "whopProduct") if s.gone_at is None]
+    found = await _listed(whop, products, page_size, done)
+    held = {s.whop_id for s in await all_shadows(store, company.id, WHOP_REVIEW.singular) if s.gone_at is None}
+    gone = await _read_unlisted(whop, sorted(held - set(found)), company, found, done)
+    items = await _items(store, company, list(found.values()))
+    report = await writers(WHOP_REVIEW).write([*items, *(REVIEWS.deleted_item(k) for k in gone)])
+    done.report.merge(report)
+    return done
+
+
+async def _listed(whop: WhopClient, products: list[str], page_size: int, done: Reviewed) -> dict[str, Review]:
+    """The published reviews Whop lists for each product, each naming its product."""
     found: dict[str, Review] = {}
     for product_id in products:
         try:
@@ -98,9 +109,16 @@ async def sync_reviews(
             raise
         except SkippableError as exc:  # a product gone since: its reviews are read on their own below
             done.problems.append(Problem("whopReview", product_id, f"reviews of {product_id} not read: {exc}"))
-    held = {s.whop_id for s in await all_shadows(store, company.id, WHOP_REVIEW.singular) if s.gone_at is None}
+    return found
+
+
+async def _read_unlisted(
+    whop: WhopClient, review_ids: list[str], company: mapping.CompanyRef, found: dict[str, Review], done: Reviewed
+) -> list[str]:
+    """Read each held review no longer listed on its own into `found` (pending or removed now);
+    return those Whop no longer has."""
     gone: list[str] = []
-    for review_id in sorted(held - set(found)):
+    for review_id in review_ids:
         try:
             r = await whop.get_review(review_id)
         except NotFound:
@@ -115,10 +133,7 @@ async def sync_reviews(
             done.problems.append(Problem("whopReview", review_id, f"review belongs to {r.company_id}", kind="refused"))
             continue
         found[r.id] = r
-    items = await _items(store, company, list(found.values()))
-    report = await writers(WHOP_REVIEW).write([*items, *(REVIEWS.deleted_item(k) for k in gone)])
-    done.report.merge(report)
-    return done
+    return gone
 
 
 async def _items(store: AsyncEngine, company: mapping.CompanyRef, reviews: list[Review]) -> list[Item]:

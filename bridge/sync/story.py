@@ -86,13 +86,22 @@ def membership_lines(ms: Membership, held: Sequence[HeldLine] = (), *, ended_bef
     if status not in LIVE | ENDED:
         return []  # drafted, completed (one-time), unresolved…: nothing a timeline tells
     price = _price(ms)
+    canceling = status in LIVE and (ms.cancel_at_period_end or status == "CANCELING")
     lines = [_started(ms, status, price, returning=ended_before)]
+    lines += _state_lines(ms, status, price, canceling=canceling)
+    if status in LIVE:
+        lines += _answer_lines(ms, held, price, canceling=canceling)
+    return lines
+
+
+def _state_lines(ms: Membership, status: str, price: str, *, canceling: bool) -> list[Line]:
+    """The lines this state tells by itself: past due, set to cancel, canceled or expired."""
+    lines: list[Line] = []
     period = _stamp(ms.current_period_end)
     if status == "PAST_DUE":
         lines.append(
             _line(ms, f"past_due:{period}", "past_due", "Past due", ms.updated_at, money_label(ms.renewal_price))
         )
-    canceling = status in LIVE and (ms.cancel_at_period_end or status == "CANCELING")
     if canceling:
         ends = (iso_utc(ms.current_period_end) or "")[:10]
         what = f"Set to cancel on {ends}" if ends else "Set to cancel at period end"
@@ -100,24 +109,32 @@ def membership_lines(ms: Membership, held: Sequence[HeldLine] = (), *, ended_bef
             _line(ms, f"cancel:{period}", "cancel_scheduled", what, ms.canceled_at or ms.updated_at, price, _reason(ms))
         )
     if status == "CANCELED":
-        # Set to cancel at period end: access ended with the period (`canceled_at` is when they asked).
-        at_end = ms.current_period_end if ms.cancel_at_period_end else None
-        when = at_end or ms.canceled_at or ms.expires_at or ms.current_period_end
-        lines.append(
-            _line(ms, f"canceled:{_stamp(when)}", "canceled", "Canceled", when or ms.updated_at, price, _reason(ms))
-        )
+        lines.append(_canceled(ms, price))
     elif status == "EXPIRED":
         when = ms.expires_at or ms.current_period_end
         lines.append(_line(ms, f"expired:{_stamp(when)}", "expired", "Expired", when or ms.updated_at, price))
+    return lines
+
+
+def _canceled(ms: Membership, price: str) -> Line:
+    # Set to cancel at period end: access ended with the period (`canceled_at` is when they asked).
+    at_end = ms.current_period_end if ms.cancel_at_period_end else None
+    when = at_end or ms.canceled_at or ms.expires_at or ms.current_period_end
+    return _line(ms, f"canceled:{_stamp(when)}", "canceled", "Canceled", when or ms.updated_at, price, _reason(ms))
+
+
+def _answer_lines(ms: Membership, held: Sequence[HeldLine], price: str, *, canceling: bool) -> list[Line]:
+    """The lines a live membership's state tells against those held: a cancellation withdrawn
+    (unless it is set to cancel still), a return after an end."""
+    lines: list[Line] = []
     keys = {h.key for h in held}
-    if status in LIVE and not canceling:
+    if not canceling:
         withdrawn = _answer(ms, held, keys, ("cancel_scheduled",), "uncancel", ends_too=True)
         if withdrawn is not None:
             lines.append(_line(ms, withdrawn, "cancel_withdrawn", "Cancellation withdrawn", ms.updated_at, price))
-    if status in LIVE:
-        back = _answer(ms, held, keys, ("canceled", "expired"), "returned")
-        if back is not None:
-            lines.append(_line(ms, back, "returned", "Came back", ms.updated_at, price))
+    back = _answer(ms, held, keys, ("canceled", "expired"), "returned")
+    if back is not None:
+        lines.append(_line(ms, back, "returned", "Came back", ms.updated_at, price))
     return lines
 
 
@@ -208,29 +225,48 @@ def payment_lines(p: Payment) -> list[Line]:
     a dispute and how it ended."""
     outcome = payment_outcome(p) or ""
     total = money_label(p.total)
-    lines: list[Line] = []
-    if outcome in _PAID:
-        renewal = (status_value(p.billing_reason) or "") in _RENEWALS
-        kind, what = ("renewed", "Renewed") if renewal else ("paid", "Paid")
-        lines.append(_pay(p, "paid", kind, what, p.paid_at or p.created_at, total))
-    if outcome == "FAILED":
-        when = p.last_payment_attempt_at or p.created_at
-        reason = _clean(p.failure_message) or _clean(p.decline_code).replace("_", " ")
-        lines.append(_pay(p, f"failed:{_stamp(when)}", "failed", "Payment failed", when, total, reason))
+    told = (_paid(p, outcome, total), _failed(p, outcome, total), _refunded(p, total))
+    return [line for line in told if line is not None] + _dispute_lines(p, outcome, total)
+
+
+def _paid(p: Payment, outcome: str, total: str) -> Line | None:
+    if outcome not in _PAID:
+        return None
+    renewal = (status_value(p.billing_reason) or "") in _RENEWALS
+    kind, what = ("renewed", "Renewed") if renewal else ("paid", "Paid")
+    return _pay(p, "paid", kind, what, p.paid_at or p.created_at, total)
+
+
+def _failed(p: Payment, outcome: str, total: str) -> Line | None:
+    if outcome != "FAILED":
+        return None
+    when = p.last_payment_attempt_at or p.created_at
+    reason = _clean(p.failure_message) or _clean(p.decline_code).replace("_", " ")
+    return _pay(p, f"failed:{_stamp(when)}", "failed", "Payment failed", when, total, reason)
+
+
+def _refunded(p: Payment, total: str) -> Line | None:
+    """One line per refunded amount: a later, larger refund is a new line."""
     refunded = p.refunded_amount
-    if refunded is not None and refunded.amount > 0:
-        whole = p.total is None or refunded.amount >= p.total.amount
-        amount = money_label(refunded) if whole else f"{money_label(refunded)} of {total}"
-        what = "Refunded" if whole else "Partially refunded"
-        lines.append(
-            _pay(p, f"refund:{_amount_key(refunded)}", "refunded", what, p.refunded_at or p.updated_at, amount)
-        )
-    if outcome in _DISPUTED:
-        lines.append(_pay(p, "disputed", "disputed", "Disputed", p.dispute_alerted_at or p.updated_at, total))
-    if outcome == "DISPUTE_WON":
-        lines.append(_pay(p, "dispute_won", "dispute_won", "Dispute won", p.updated_at, total))
-    elif outcome == "DISPUTE_LOST":
-        lines.append(_pay(p, "dispute_lost", "dispute_lost", "Dispute lost", p.updated_at, total))
+    if refunded is None or refunded.amount <= 0:
+        return None
+    whole = p.total is None or refunded.amount >= p.total.amount
+    amount = money_label(refunded) if whole else f"{money_label(refunded)} of {total}"
+    what = "Refunded" if whole else "Partially refunded"
+    return _pay(p, f"refund:{_amount_key(refunded)}", "refunded", what, p.refunded_at or p.updated_at, amount)
+
+
+# How a dispute ended: the line's kind and text.
+_DISPUTE_ENDS = {"DISPUTE_WON": ("dispute_won", "Dispute won"), "DISPUTE_LOST": ("dispute_lost", "Dispute lost")}
+
+
+def _dispute_lines(p: Payment, outcome: str, total: str) -> list[Line]:
+    if outcome not in _DISPUTED:
+        return []
+    lines = [_pay(p, "disputed", "disputed", "Disputed", p.dispute_alerted_at or p.updated_at, total)]
+    if outcome in _DISPUTE_ENDS:
+        kind, what = _DISPUTE_ENDS[outcome]
+        lines.append(_pay(p, kind, kind, what, p.updated_at, total))
     return lines
 
 

@@ -27,6 +27,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -104,10 +105,7 @@ class Timeline:
         ends = await membership_ends(self.store, self.company_id, [_buyer(ms) or "" for ms in memberships])
         told: dict[str, Line] = {}
         for ms in memberships:
-            before = any(
-                mid != ms.id and ms.created_at is not None and ended < ms.created_at
-                for mid, ended in ends.get(_buyer(ms) or "", ())
-            )
+            before = _ended_before(ms, ends.get(_buyer(ms) or "", ()))
             told.update((line.key, line) for line in membership_lines(ms, held.get(ms.id, ()), ended_before=before))
         for p in payments:
             told.update((line.key, line) for line in payment_lines(p))
@@ -171,16 +169,13 @@ class Timeline:
         for line in lines:
             person = _id(people, line.person_key)
             opportunity = _id(opportunities, line.membership_id)
-            if line.obj == MEMBERSHIP:
-                linked, linked_object = opportunity, OPPORTUNITY.singular
-            else:
-                linked, linked_object = _id(payments, line.payment_id), WHOP_PAYMENT.singular
+            linked, linked_object = _linked(line, opportunity, payments)
             object_id = rules.object_ids.get(linked_object)
             if linked is None or object_id is None or (person is None and opportunity is None):
                 waiting.append(line)
                 continue
             product = products.get(line.product_id or "")
-            when = iso_utc(min(line.at, now)) if line.at is not None else None
+            when = _when(line, now)
             record: dict[str, Any] = {
                 "id": activity_id(self.company_id, line.key),
                 "name": line.event,
@@ -205,6 +200,24 @@ class Timeline:
 
 def _buyer(ms: Membership) -> str | None:
     return ms.user_id or ms.member_id
+
+
+def _ended_before(ms: Membership, ends: Iterable[tuple[str, datetime]]) -> bool:
+    """Another membership of the buyer's (`ends`: its id and end) ended before this one began."""
+    return any(mid != ms.id and ms.created_at is not None and ended < ms.created_at for mid, ended in ends)
+
+
+def _linked(line: Line, opportunity: str | None, payments: dict[str, Shadow]) -> tuple[str | None, str]:
+    """The record a line links (its Twenty id, if written) and that record's object: the
+    Opportunity of a membership line, the WhopPayment of a payment line."""
+    if line.obj == MEMBERSHIP:
+        return opportunity, OPPORTUNITY.singular
+    return _id(payments, line.payment_id), WHOP_PAYMENT.singular
+
+
+def _when(line: Line, now: datetime) -> str | None:
+    """When the line's event happened, never later than now (it is dated and ordered by it)."""
+    return iso_utc(min(line.at, now)) if line.at is not None else None
 
 
 def _id(shadows: dict[str, Shadow], key: str | None) -> str | None:

@@ -86,14 +86,20 @@ def entry_record(
         record["pointOfContactId"] = person_id
     if product_id is not None:
         record["whopProductId"] = product_id  # the WhopProduct's Twenty id (the relation's join column)
-    who = _clean(person_name) or _clean(entry.user_name) or _clean(entry.username) or entry.user_id or entry.id
-    what = _clean(product_title) or _clean(entry.product_title) or entry.product_id or entry.plan_id or "a waitlist"
-    name = f"{who} {mapping.EN_DASH} {what}"
+    name = _lead_name(entry, person_name=person_name, product_title=product_title)
     if mapping.curated(name, (current or {}).get("name"), (last_written or {}).get("name")):
         record["name"] = name
     if current is None and stage_policy != "off":
         record["stage"] = WAITLISTED
     return record
+
+
+def _lead_name(entry: WaitlistEntry, *, person_name: str | None, product_title: str | None) -> str:
+    """ "Ada Lovelace – Pro Signals": who signed up and for what, each by the best name known,
+    the bridge's Person and WhopProduct first (their names are the ones shown in Twenty)."""
+    who = _clean(person_name) or _clean(entry.user_name) or _clean(entry.username) or entry.user_id or entry.id
+    what = _clean(product_title) or _clean(entry.product_title) or entry.product_id or entry.plan_id or "a waitlist"
+    return f"{who} {mapping.EN_DASH} {what}"
 
 
 def lead_person_item(user: WhopUser) -> Item:
@@ -115,6 +121,11 @@ def _clean(text: str | None) -> str:
     return " ".join((text or "").split())
 
 
+def _written(shadow: Shadow | None) -> dict[str, Any]:
+    """The fields a shadow says were last written ({} when it holds none)."""
+    return shadow.written if shadow is not None and isinstance(shadow.written, dict) else {}
+
+
 def _label(shadow: Shadow | None) -> str | None:
     written = shadow.written if shadow else None
     return written.get("_label") if isinstance(written, dict) else None
@@ -124,6 +135,12 @@ def converted_into(shadow: Shadow | None) -> str | None:
     written = shadow.written if shadow else None
     value = written.get(CONVERTED) if isinstance(written, dict) else None
     return value if isinstance(value, str) else None
+
+
+def _converted_row(entry: WaitlistEntry, membership_id: str, row: Shadow | None, lead: str | None) -> ShadowWrite:
+    """The signup's shadow, marked as the membership's: later events of it write nothing."""
+    digest = row.hash if row is not None else ""
+    return ShadowWrite(entry.id, digest, lead, entry.updated_at, {**_written(row), CONVERTED: membership_id})
 
 
 # Reading signups from Whop --------------------------------------------------------------------
@@ -226,25 +243,31 @@ class Waitlist:
     async def adopt(self, memberships: Sequence[Membership]) -> list[str]:
         """Before memberships new to the bridge are written: a signup of their user that made one
         of them gives it its Opportunity. Returns the membership ids that adopted a lead."""
-        fresh = [ms for ms in memberships if ms.user_id]
-        if not fresh:
-            return []
-        known = await get_shadows(self.store, self.company_id, "opportunity", [ms.id for ms in fresh])
-        fresh = [ms for ms in fresh if ms.id not in known]
-        index = await get_shadows(self.store, self.company_id, BUYER_SHADOW, [str(ms.user_id) for ms in fresh])
-        wanted = {str(ms.user_id): ms.id for ms in fresh if str(ms.user_id) in index}
+        wanted, candidates = await self._new_with_signups(memberships)
         if not wanted:
             return []
-        candidates = [e for user in wanted for e in (index[user].written or {}).get("entries", [])]
         rows = await get_shadows(self.store, self.company_id, WAITLIST_SHADOW, candidates)
         pending = [e for e in candidates if e in rows and converted_into(rows[e]) is None]
         read = await read_entries(self.whop, self.company_id, pending)
         adopted = []
         for entry in read.entries:
-            if entry.membership_id and entry.membership_id in wanted.values():
+            if entry.membership_id and entry.membership_id in wanted:
                 await self.convert(entry, rows.get(entry.id))
                 adopted.append(entry.membership_id)
         return adopted
+
+    async def _new_with_signups(self, memberships: Sequence[Membership]) -> tuple[list[str], list[str]]:
+        """The memberships new to the bridge whose user has signups it holds (one per user), and
+        the ids of those signups."""
+        fresh = [ms for ms in memberships if ms.user_id]
+        if not fresh:
+            return [], []
+        known = await get_shadows(self.store, self.company_id, "opportunity", [ms.id for ms in fresh])
+        fresh = [ms for ms in fresh if ms.id not in known]
+        index = await get_shadows(self.store, self.company_id, BUYER_SHADOW, [str(ms.user_id) for ms in fresh])
+        wanted = {str(ms.user_id): ms.id for ms in fresh if str(ms.user_id) in index}
+        candidates = [e for user in wanted for e in (index[user].written or {}).get("entries", [])]
+        return list(wanted.values()), candidates
 
     async def convert(self, entry: WaitlistEntry, row: Shadow | None) -> bool:
         """The signup's Opportunity becomes its membership's, once: True only the first time, so a
@@ -260,38 +283,48 @@ class Waitlist:
             if converted_into(row) == membership_id:
                 return False
             opp = (await get_shadows(self.store, self.company_id, "opportunity", [membership_id])).get(membership_id)
-            lead = row.twenty_id if row is not None and row.gone_at is None else None
-            if lead and entry.id in await deleted.held(self.store, OPPORTUNITY.singular, [entry.id]):
-                lead = None  # a person deleted the lead: the membership gets its own record
-            if lead and opp is None:
-                fields = {"whopMembershipId": membership_id, "whopWaitlistStatus": "APPROVED"}
-                await self.twenty.upsert(OPPORTUNITY, [{"id": lead, **fields}])
-                written = {**(row.written if row is not None and isinstance(row.written, dict) else {}), **fields}
-                written.pop(CONVERTED, None)
-                # No hash: the membership's own record is written next, onto this Opportunity.
-                await put_shadows(
-                    self.store, self.company_id, "opportunity", [ShadowWrite(membership_id, "", lead, None, written)]
-                )
-                log.info("waitlist entry %s became membership %s (one Opportunity)", entry.id, membership_id)
-            elif lead and opp is not None and opp.twenty_id != lead:
-                # Written apart before the bridge knew (two passes at once): the lead says so.
-                await self.twenty.upsert(OPPORTUNITY, [{"id": lead, "whopWaitlistStatus": "APPROVED"}])
-                log.warning("waitlist entry %s and membership %s have two Opportunities", entry.id, membership_id)
-            elif lead is None and opp is not None and opp.twenty_id:
-                # Never a lead here: the membership's Opportunity tells where it came from.
-                await self.twenty.upsert(OPPORTUNITY, [{"id": opp.twenty_id, **self._origin(entry)}])
-            digest = row.hash if row is not None else ""
-            mark = {
-                **(row.written if row is not None and isinstance(row.written, dict) else {}),
-                CONVERTED: membership_id,
-            }
+            lead = await self._lead_left(entry, row)
+            await self._join(entry, membership_id, row, lead, opp)
             await put_shadows(
                 self.store,
                 self.company_id,
                 WAITLIST_SHADOW,
-                [ShadowWrite(entry.id, digest, lead, entry.updated_at, mark)],
+                [_converted_row(entry, membership_id, row, lead)],
             )
             return True
+
+    async def _lead_left(self, entry: WaitlistEntry, row: Shadow | None) -> str | None:
+        """The signup's Opportunity, unless Whop deleted the signup or a person deleted the lead."""
+        lead = row.twenty_id if row is not None and row.gone_at is None else None
+        if lead and entry.id in await deleted.held(self.store, OPPORTUNITY.singular, [entry.id]):
+            return None  # a person deleted the lead: the membership gets its own record
+        return lead
+
+    async def _join(
+        self, entry: WaitlistEntry, membership_id: str, row: Shadow | None, lead: str | None, opp: Shadow | None
+    ) -> None:
+        """One Opportunity for the signup and its membership where the bridge can still make it so."""
+        if lead and opp is None:
+            await self._hand_over(entry, membership_id, row, lead)
+        elif lead and opp is not None and opp.twenty_id != lead:
+            # Written apart before the bridge knew (two passes at once): the lead says so.
+            await self.twenty.upsert(OPPORTUNITY, [{"id": lead, "whopWaitlistStatus": "APPROVED"}])
+            log.warning("waitlist entry %s and membership %s have two Opportunities", entry.id, membership_id)
+        elif lead is None and opp is not None and opp.twenty_id:
+            # Never a lead here: the membership's Opportunity tells where it came from.
+            await self.twenty.upsert(OPPORTUNITY, [{"id": opp.twenty_id, **self._origin(entry)}])
+
+    async def _hand_over(self, entry: WaitlistEntry, membership_id: str, row: Shadow | None, lead: str) -> None:
+        """The lead becomes the membership's Opportunity: its key changes to the membership's id."""
+        fields = {"whopMembershipId": membership_id, "whopWaitlistStatus": "APPROVED"}
+        await self.twenty.upsert(OPPORTUNITY, [{"id": lead, **fields}])
+        written = {**_written(row), **fields}
+        written.pop(CONVERTED, None)
+        # No hash: the membership's own record is written next, onto this Opportunity.
+        await put_shadows(
+            self.store, self.company_id, "opportunity", [ShadowWrite(membership_id, "", lead, None, written)]
+        )
+        log.info("waitlist entry %s became membership %s (one Opportunity)", entry.id, membership_id)
 
     @staticmethod
     def _origin(entry: WaitlistEntry) -> dict[str, Any]:

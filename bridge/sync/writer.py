@@ -590,19 +590,14 @@ class WritePipeline:
     async def _submit_batch(self, batch: list[Item], on_done: Callable[[WriteReport], None] | None) -> None:
         writer = self.writer
         flight = self._flight
-        if flight is not None and (
-            flight.prepared.keys() & {i.key for i in batch}
-            or flight.prepared.emails_sent() & {_address(i.email) for i in batch if i.email}
-        ):
+        if flight is not None and _writes_what_batch_names(flight.prepared, batch):
             await self.flush()
             flight = None
         await self._hold_lease()
         if self._flight is None:
             flight = None  # the lease changed hands: everything before is finished
         prepared = await self._prepare(batch)
-        if flight is not None and (
-            prepared.seen_keys & flight.prepared.keys() or prepared.seen_ids & flight.prepared.target_ids()
-        ):
+        if flight is not None and _read_what_flight_changes(prepared, flight.prepared):
             # Read while that batch may be changing a record this one saw: read again after it.
             await self.flush()
             flight = None
@@ -613,7 +608,12 @@ class WritePipeline:
         if flight is None or flight.sent.is_set():
             self._launch(prepared, on_done)
             return
-        # The batch in flight launches this one the moment its own upsert is answered.
+        await self._launch_behind(flight, prepared, on_done)
+
+    async def _launch_behind(
+        self, flight: _Flight, prepared: Prepared, on_done: Callable[[WriteReport], None] | None
+    ) -> None:
+        """The batch in flight launches this one the moment its own upsert is answered."""
         launched: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._next = (prepared, on_done, launched)
         try:
@@ -712,6 +712,18 @@ def _written(shadow: Shadow | None) -> dict[str, Any] | None:
     if shadow is None or shadow.gone_at is not None or not shadow.written:
         return None
     return {k: v for k, v in shadow.written.items() if not k.startswith("_")}
+
+
+def _writes_what_batch_names(flying: Prepared, batch: list[Item]) -> bool:
+    """The batch in flight writes a key or an e-mail `batch` names: wait for it before reading."""
+    return bool(
+        flying.keys() & {i.key for i in batch} or flying.emails_sent() & {_address(i.email) for i in batch if i.email}
+    )
+
+
+def _read_what_flight_changes(prepared: Prepared, flying: Prepared) -> bool:
+    """`prepared` saw a key or a record the batch in flight may be changing."""
+    return bool(prepared.seen_keys & flying.keys() or prepared.seen_ids & flying.target_ids())
 
 
 def _address(email: str) -> str:

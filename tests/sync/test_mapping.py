@@ -1159,6 +1159,39 @@ def test_a_persons_revenue_across_memberships_and_companies(
     assert mapping.person_revenue(payments, memberships) == expected
 
 
+@pytest.mark.parametrize(
+    ("payments", "expected"),
+    [
+        pytest.param([], Money(amount=Decimal(0), currency="usd"), id="nothing-paid-is-zero-dollars"),
+        pytest.param(
+            [_pay("10", _D1, "usd"), _pay("20", _D2, "eur"), _pay("5", _D3, "eur")],
+            Money(amount=Decimal(25), currency="eur"),
+            id="most-payments-decide-the-currency",
+        ),
+        pytest.param(
+            [_pay("10", _D1, "usd"), _pay("20", _D2, "eur")],
+            Money(amount=Decimal(20), currency="eur"),
+            id="a-tie-goes-to-the-first-currency-by-name",
+        ),
+    ],
+)
+def test_lifetime_value_counts_only_the_main_currency(payments: list[mapping.PaymentFact], expected: Money) -> None:
+    assert mapping._lifetime_value(payments) == expected
+
+
+@pytest.mark.parametrize(
+    ("statuses", "expected"),
+    [
+        pytest.param(["left", "joined"], "JOINED", id="joined-anywhere-wins"),
+        pytest.param([None, "left", "drafted"], "LEFT", id="else-the-first-company-with-a-status"),
+        pytest.param([None, "  "], None, id="no-status-anywhere"),
+    ],
+)
+def test_member_status_is_joined_while_any_company_says_so(statuses: list[str | None], expected: str | None) -> None:
+    facts = [_fact(f"biz_{i}", f"mber_{i}", None, None, status) for i, status in enumerate(statuses)]
+    assert mapping._member_status(facts) == expected
+
+
 def test_a_payments_fact_counts_only_what_the_seller_kept() -> None:
     refunded = payment(status="paid", substatus="refunded", refunded_amount={"amount": "49.00", "currency": "usd"})
     assert mapping.payment_fact(refunded).paid_at is None
