@@ -174,18 +174,25 @@ class ReadAhead:
 
     def changed(self, records: Sequence[dict[str, Any]]) -> None:
         """Forget the records an upsert may change: by key, by id and by e-mail."""
-        keys = {str(r[self.key]) for r in records if r.get(self.key)}
-        ids = {str(r["id"]) for r in records if r.get("id")}
-        emails = {e for e in (_primary_email(r) for r in records) if e}
-        stale = [
-            r for r in self.rows if r.get(self.key) in keys or str(r.get("id")) in ids or _primary_email(r) in emails
-        ]
+        keys, ids, emails = self._identities(records)
+        stale = [r for r in self.rows if self._same_record(r, keys, ids, emails)]
         for row in stale:
             keys.add(str(row.get(self.key) or ""))
             emails.add(_primary_email(row) or "")
         self.rows = [r for r in self.rows if not any(r is s for s in stale)]
         self.keys -= keys
         self.emails -= emails
+
+    def _identities(self, records: Sequence[dict[str, Any]]) -> tuple[set[str], set[str], set[str]]:
+        """The keys, ids and e-mails the records carry (those they leave empty are not counted)."""
+        keys = {str(r[self.key]) for r in records if r.get(self.key)}
+        ids = {str(r["id"]) for r in records if r.get("id")}
+        emails = {e for e in (_primary_email(r) for r in records) if e}
+        return keys, ids, emails
+
+    def _same_record(self, row: dict[str, Any], keys: set[str], ids: set[str], emails: set[str]) -> bool:
+        """Whether a held row is one of the records written: by key, by id or by e-mail."""
+        return row.get(self.key) in keys or str(row.get("id")) in ids or _primary_email(row) in emails
 
 
 def _primary_email(record: dict[str, Any]) -> str | None:

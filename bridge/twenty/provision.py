@@ -210,20 +210,7 @@ def _plan_labels(model: DataModel, live: dict[str, LiveObject], plan: Plan) -> l
     changes = labels.relabels(model, live, planned=bool(creating))
     # Every object whose labels the bridge may shorten has its item, "present" once done, so a
     # plan lists the same items on every run.
-    own = [
-        name
-        for spec in model.objects
-        for f in spec.fields
-        for name in (
-            *([spec.nameSingular] if f.formerLabels else []),
-            *(
-                [f.relation.target]
-                if f.relation is not None and f.relation.creation_label != f.relation.targetFieldLabel
-                else []
-            ),
-        )
-    ]
-    for obj in dict.fromkeys([*own, *(c.obj for c in changes)]):
+    for obj in dict.fromkeys([*_relabelled_objects(model), *(c.obj for c in changes)]):
         mine = [c for c in changes if c.obj == obj]
         if not mine:
             items.append(PlanItem("labels", f"labels {obj}", "present", object=obj))
@@ -240,6 +227,19 @@ def _plan_labels(model: DataModel, live: dict[str, LiveObject], plan: Plan) -> l
             )
         items.append(item)
     return items
+
+
+def _relabelled_objects(model: DataModel) -> list[str]:
+    """The objects whose labels the bridge may shorten, once per field that asks: the object of
+    a field with earlier labels, the target of a relation made under another inverse label."""
+    out: list[str] = []
+    for spec in model.objects:
+        for f in spec.fields:
+            if f.formerLabels:
+                out.append(spec.nameSingular)
+            if f.relation is not None and f.relation.creation_label != f.relation.targetFieldLabel:
+                out.append(f.relation.target)
+    return out
 
 
 def _plan_kanban_sum(view: ViewSpec, layout_: LiveLayout) -> PlanItem:
@@ -315,45 +315,53 @@ def _plan_field(obj: ObjectSpec, spec: FieldSpec, live: LiveField | None) -> Pla
     key = _field_key(obj.nameSingular, spec.name)
     depends = (spec.relation.target,) if spec.relation else ()
     item = PlanItem("field", key, "create", spec.type, object=obj.nameSingular, depends_on=depends)
-    if live is None and spec.standard:
-        # Twenty's own field is missing (a trimmed workspace): the bridge never creates it.
-        item.status = "manual"
-        item.detail = f"{key} is a standard field this workspace lacks; the bridge does not create it"
-        return item
     if live is None:
-        if spec.unique:
+        if spec.standard:
+            # Twenty's own field is missing (a trimmed workspace): the bridge never creates it.
+            item.status = "manual"
+            item.detail = f"{key} is a standard field this workspace lacks; the bridge does not create it"
+        elif spec.unique:
             item.detail = f"{spec.type}, unique"
         return item
+    conflict = _field_conflict(key, spec, live)
+    if conflict is not None:
+        item.status, item.detail = "conflict", conflict
+        return item
+    missing = _missing_options(spec, live)
+    if missing:
+        item.status, item.new_options = "add_options", missing
+        item.detail = "add " + ", ".join(missing)
+        return item
+    item.status, item.detail = "present", ""
+    return item
+
+
+def _field_conflict(key: str, spec: FieldSpec, live: LiveField) -> str | None:
+    """Why the live field cannot serve as the declared one (the bridge never retypes, never
+    reactivates, never changes a relation); None when it can."""
     if live.type != spec.type:
-        item.status = "conflict"
-        item.detail = (
+        return (
             f"exists as {live.type}, schema/ declares {spec.type}; the bridge never retypes fields: "
             f"rename or remove {key} in Twenty, then provision again"
         )
-        return item
     if not live.is_active:
-        item.status, item.detail = "conflict", f"{key} is deactivated in Twenty; reactivate it"
-        return item
+        return f"{key} is deactivated in Twenty; reactivate it"
     if spec.unique and not live.is_unique:
-        item.status = "conflict"
-        item.detail = f"{key} exists but is not unique, so upserts cannot match on it; mark it unique in Twenty"
-        return item
+        return f"{key} exists but is not unique, so upserts cannot match on it; mark it unique in Twenty"
     if spec.relation and (live.relation_type != spec.relation.type or live.relation_target != spec.relation.target):
-        item.status = "conflict"
-        item.detail = (
+        return (
             f"relation {key} points to {live.relation_target} ({live.relation_type}), schema/ wants "
             f"{spec.relation.target} ({spec.relation.type})"
         )
-        return item
-    if spec.options:
-        have = {o.get("value") for o in live.options}
-        missing = tuple(v for v in spec.option_values() if v not in have)
-        if missing:
-            item.status, item.new_options = "add_options", missing
-            item.detail = "add " + ", ".join(missing)
-            return item
-    item.status, item.detail = "present", ""
-    return item
+    return None
+
+
+def _missing_options(spec: FieldSpec, live: LiveField) -> tuple[str, ...]:
+    """The declared option values the live field lacks, in schema/ order."""
+    if not spec.options:
+        return ()
+    have = {o.get("value") for o in live.options}
+    return tuple(v for v in spec.option_values() if v not in have)
 
 
 def _plan_view(view: ViewSpec, model: DataModel, live: dict[str, LiveObject], layout_: LiveLayout) -> PlanItem:
@@ -434,18 +442,20 @@ def _plan_columns(columns: ColumnsSpec, model: DataModel, live: dict[str, LiveOb
     item = _fields_item("view_fields", name, columns.object, listing, wanted, where=where)
     hidden = _hidden_by_twenty(model, columns.object, listing, wanted)
     if hidden:
-        item.status = "create"
-        item.detail = "; ".join(p for p in (item.detail, "show: " + ", ".join(n for _, n in hidden)) if p)
+        _also(item, "show: " + ", ".join(n for _, n in hidden))
     late = _filed_late(columns, live, listing, wanted, layout_)
     if late:
-        item.status = "create"
         after = columns.after or "the name"
-        note = f"move after {after} (Twenty added them at the end): " + ", ".join(n for _, n in late)
-        item.detail = "; ".join(p for p in (item.detail, note) if p)
+        _also(item, f"move after {after} (Twenty added them at the end): " + ", ".join(n for _, n in late))
     if _name_to_widen(columns, model, live, listing) is not None:
-        item.status = "create"
-        item.detail = "; ".join(p for p in (item.detail, f"widen the name to {columns.nameSize} px") if p)
+        _also(item, f"widen the name to {columns.nameSize} px")
     return item
+
+
+def _also(item: PlanItem, note: str) -> None:
+    """One more change to a list's columns: the item is pending and its detail names it last."""
+    item.status = "create"
+    item.detail = "; ".join(p for p in (item.detail, note) if p)
 
 
 def _name_to_widen(
@@ -642,9 +652,6 @@ async def _read_layout(
     live: dict[str, LiveObject],
     records: DashboardRecords | None,
 ) -> LiveLayout:
-    shown = {v.object for v in model.views} | {c.object for c in model.columns} | {s.object for s in model.sections}
-    # Objects with declared options too: their Kanbans may lack columns for options added later.
-    shown |= {o.nameSingular for o in model.objects if any(f.options for f in o.fields)}
     result = LiveLayout(record_pages={} if meta.supports_record_page_sections else None)
     if views is None:
         result.views_unreadable = (
@@ -653,17 +660,38 @@ async def _read_layout(
         )
         return result
     result.files_new_fields_shown = views.files_new_fields_shown
-    for name in sorted(shown):
+    for name in sorted(_shown_objects(model)):
         if name in live:
             result.views[name] = await views.list_views(live[name].id)
     if meta.supports_page_layouts:
         result.pages = await _read_pages(meta, model, live, records)
     if result.record_pages is not None and result.pages is not None:
-        for section in model.sections:
-            if section.object in live:
-                ids = _fields_view_ids(result.pages.record_pages.get(section.object, []))
-                result.record_pages[section.object] = await _views_by_id(meta, ids, result.views[section.object])
+        result.record_pages.update(await _sectioned_pages(meta, model, live, result.pages, result.views))
     return result
+
+
+def _shown_objects(model: DataModel) -> set[str]:
+    """The objects whose views provisioning reads: those with declared views, columns or
+    sections, and those with declared options (their Kanbans may lack columns for options
+    added later)."""
+    shown = {v.object for v in model.views} | {c.object for c in model.columns} | {s.object for s in model.sections}
+    return shown | {o.nameSingular for o in model.objects if any(f.options for f in o.fields)}
+
+
+async def _sectioned_pages(
+    meta: MetadataClient,
+    model: DataModel,
+    live: dict[str, LiveObject],
+    read: LivePages,
+    listed: dict[str, list[LiveView]],
+) -> dict[str, list[LiveView]]:
+    """By object with a declared section: the views behind its record page's FIELDS widgets."""
+    found: dict[str, list[LiveView]] = {}
+    for section in model.sections:
+        if section.object in live:
+            ids = _fields_view_ids(read.record_pages.get(section.object, []))
+            found[section.object] = await _views_by_id(meta, ids, listed[section.object])
+    return found
 
 
 async def _read_pages(
@@ -834,17 +862,7 @@ class _Run:
 
     async def make_page(self, item: PlanItem) -> None:
         live = await self.objects()
-        ids = FieldIds(
-            {name: {f.name: f.id for f in obj.fields.values()} for name, obj in live.items()},
-            {f.id: f.type for obj in live.values() for f in obj.fields.values()},
-        )
-        relations = {
-            (name, f.name): (f.relation_target, f.relation_target_field)
-            for name, obj in live.items()
-            for f in obj.fields.values()
-            if f.relation_target and f.relation_target_field
-        }
-        maker = PageMaker(self.meta, ids, {name: obj.id for name, obj in live.items()}, relations)
+        maker = PageMaker(self.meta, _field_ids(live), {name: obj.id for name, obj in live.items()}, _relations(live))
         planned = _planned_fields(self.model, Plan(dialect=self.meta.dialect.value))
         pages_now = self.plan_layout.pages or LivePages()
         if item.kind == "dashboard":
@@ -968,6 +986,24 @@ class _Run:
             position = layout.settled_section_position(view, group_id) if view else None
             if position is not None:
                 await self.meta.move_section(group_id, position, name=section.name)
+
+
+def _field_ids(live: dict[str, LiveObject]) -> FieldIds:
+    """The workspace's field ids by object and name, and each field's type by id."""
+    return FieldIds(
+        {name: {f.name: f.id for f in obj.fields.values()} for name, obj in live.items()},
+        {f.id: f.type for obj in live.values() for f in obj.fields.values()},
+    )
+
+
+def _relations(live: dict[str, LiveObject]) -> dict[tuple[str, str], tuple[str, str]]:
+    """(object, field) -> (target object, target field) for every relation field in the workspace."""
+    return {
+        (name, f.name): (f.relation_target, f.relation_target_field)
+        for name, obj in live.items()
+        for f in obj.fields.values()
+        if f.relation_target and f.relation_target_field
+    }
 
 
 async def _create_object(meta: MetadataClient, spec: ObjectSpec, live: dict[str, LiveObject]) -> dict[str, LiveObject]:

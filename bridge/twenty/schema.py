@@ -315,24 +315,24 @@ class DataModel(BaseModel):
     @model_validator(mode="after")
     def _references(self) -> DataModel:
         by_name = {o.nameSingular: o for o in self.objects}
+        self._check_relations(by_name)
+        for view in self.views:
+            _check_view(by_name, view)
+        names = [v.name for v in self.views]
+        if len(set(names)) != len(names):
+            raise ValueError("two views have the same name")
+        self._check_lists(by_name)
+        self._check_pages(by_name)
+        return self
+
+    def _check_relations(self, by_name: dict[str, ObjectSpec]) -> None:
         for obj in self.objects:
             for f in obj.fields:
                 if f.relation and f.relation.target not in by_name:
                     raise ValueError(f"{obj.nameSingular}.{f.name}: unknown target {f.relation.target!r}")
-        for view in self.views:
-            if view.object not in by_name:
-                raise ValueError(f"view {view.name!r}: unknown object {view.object!r}")
-            if view.groupBy:
-                try:
-                    group = by_name[view.object].field(view.groupBy)
-                except KeyError:
-                    raise ValueError(f"view {view.name!r}: unknown field {view.groupBy!r}") from None
-                if group.type != "SELECT":
-                    raise ValueError(f"view {view.name!r}: groupBy must be a SELECT field")
-            _check_shown(by_name[view.object], view.fields, f"view {view.name!r}")
-        names = [v.name for v in self.views]
-        if len(set(names)) != len(names):
-            raise ValueError("two views have the same name")
+
+    def _check_lists(self, by_name: dict[str, ObjectSpec]) -> None:
+        """List columns and record-page sections: known objects and fields, one entry per object."""
         for where, obj_name, fields in [
             *((f"columns of {c.object}", c.object, c.fields) for c in self.columns),
             *((f"section {s.name!r} of {s.object}", s.object, s.fields or ()) for s in self.sections),
@@ -346,8 +346,6 @@ class DataModel(BaseModel):
         ):
             if len(set(objects)) != len(objects):
                 raise ValueError(f"two {kind} entries for the same object")
-        self._check_pages(by_name)
-        return self
 
     def _check_pages(self, by_name: dict[str, ObjectSpec]) -> None:
         for view in self.views:
@@ -378,6 +376,20 @@ class DataModel(BaseModel):
             if o.nameSingular == name:
                 return o
         raise KeyError(name)
+
+
+def _check_view(by_name: dict[str, ObjectSpec], view: ViewSpec) -> None:
+    """A view's object and fields are declared, and a Kanban groups by a SELECT field."""
+    if view.object not in by_name:
+        raise ValueError(f"view {view.name!r}: unknown object {view.object!r}")
+    if view.groupBy:
+        try:
+            group = by_name[view.object].field(view.groupBy)
+        except KeyError:
+            raise ValueError(f"view {view.name!r}: unknown field {view.groupBy!r}") from None
+        if group.type != "SELECT":
+            raise ValueError(f"view {view.name!r}: groupBy must be a SELECT field")
+    _check_shown(by_name[view.object], view.fields, f"view {view.name!r}")
 
 
 def relation_target(model: DataModel, obj: str, field: str) -> str | None:

@@ -14,9 +14,9 @@ from bridge.runtime import Runtime, Transports
 from bridge.services import provision_workspace
 from bridge.store.provisioning_runs import last as last_provisioning
 from bridge.twenty.data import TwentyDataClient
-from bridge.twenty.metadata import MetadataClient
-from bridge.twenty.provision import provision
-from bridge.twenty.schema import load_data_model
+from bridge.twenty.metadata import LiveField, MetadataClient
+from bridge.twenty.provision import _field_conflict, _missing_options, provision
+from bridge.twenty.schema import FieldSpec, load_data_model
 from bridge.twenty.view_records import ViewRecordsApi
 from fakes.twenty import FakeTwenty, view_records
 from fakes.twenty.workspace import later_than
@@ -785,3 +785,47 @@ async def test_on_1x_without_the_view_records_the_plan_asks_for_the_views_by_han
         assert items[name].status == "manual", name
         assert "data API" in items[name].detail and "by hand" in items[name].detail
     assert fake1.views == [] and not result.plan.conflicts
+
+
+def _live(type_: str = "TEXT", *, active: bool = True, unique: bool = True, **more: Any) -> LiveField:
+    return LiveField("f1", "whopId", type_, "Whop ID", active, unique, (), **more)
+
+
+@pytest.mark.parametrize(
+    ("declared", "live", "says"),
+    [
+        ({"type": "TEXT"}, _live(), None),
+        ({"type": "NUMBER"}, _live(), "exists as TEXT, schema/ declares NUMBER; the bridge never retypes"),
+        ({"type": "TEXT"}, _live(active=False), "person.whopId is deactivated in Twenty; reactivate it"),
+        ({"type": "TEXT", "unique": True}, _live(unique=False), "exists but is not unique"),
+        ({"type": "TEXT"}, _live(unique=False), None),
+        (
+            {"type": "RELATION", "relation": {"type": "MANY_TO_ONE", "target": "company", "targetFieldLabel": "P"}},
+            _live("RELATION", relation_type="MANY_TO_ONE", relation_target="opportunity"),
+            "relation person.whopId points to opportunity (MANY_TO_ONE), schema/ wants company (MANY_TO_ONE)",
+        ),
+        (
+            {"type": "RELATION", "relation": {"type": "MANY_TO_ONE", "target": "company", "targetFieldLabel": "P"}},
+            _live("RELATION", relation_type="MANY_TO_ONE", relation_target="company"),
+            None,
+        ),
+    ],
+)
+def test_a_live_field_conflicts_when_its_type_state_uniqueness_or_relation_differ(
+    declared: dict[str, Any], live: LiveField, says: str | None
+) -> None:
+    spec = FieldSpec.model_validate({"name": "whopId", "label": "Whop ID", **declared})
+    found = _field_conflict("person.whopId", spec, live)
+    if says is None:
+        assert found is None
+    else:
+        assert found is not None and says in found
+
+
+def test_only_the_declared_options_the_live_field_lacks_are_added_in_schema_order() -> None:
+    options = [{"value": v, "label": v.title()} for v in ("ACTIVE", "TRIALING", "CANCELED")]
+    spec = FieldSpec.model_validate({"name": "status", "label": "Status", "type": "SELECT", "options": options})
+    live = LiveField("f1", "status", "SELECT", "Status", True, False, ({"value": "TRIALING"},))
+    assert _missing_options(spec, live) == ("ACTIVE", "CANCELED")
+    text = FieldSpec.model_validate({"name": "note", "label": "Note", "type": "TEXT"})
+    assert _missing_options(text, live) == ()
