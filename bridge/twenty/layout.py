@@ -60,20 +60,35 @@ def placed(view: LiveView, count: int, after_field_id: str | None, *, whole: boo
     `whole`: the server stores positions as integers (1.x), so there is no room between two
     columns; the new ones go before all the others, and Twenty shows the record's name first
     whatever its position, so they come right after it."""
-    shown = sorted((f for f in view.fields if f.visible), key=lambda f: f.position)
-    anchor = next((f for f in shown if f.field_id == after_field_id), None) or (shown[0] if shown else None)
+    anchor = _anchor(_shown(view), after_field_id)
     if anchor is None:
         return appended_positions(view, count)
     later = [f.position for f in view.fields if f.position > anchor.position]
     if not later:
         return [anchor.position + 1 + i for i in range(count)]
     if whole:
-        if min(later) - anchor.position > count:
-            return [anchor.position + 1 + i for i in range(count)]
-        first = min(f.position for f in view.fields) - count
-        return [float(int(first) + i) for i in range(count)]
+        return _whole_positions(view, anchor.position, min(later), count)
     step = (min(later) - anchor.position) / (count + 1)
     return [anchor.position + step * (i + 1) for i in range(count)]
+
+
+def _whole_positions(view: LiveView, anchor: float, next_position: float, count: int) -> list[float]:
+    """`placed` with integer positions: between the anchor and the next column when they fit
+    there, else before every column."""
+    if next_position - anchor > count:
+        return [anchor + 1 + i for i in range(count)]
+    first = min(f.position for f in view.fields) - count
+    return [float(int(first) + i) for i in range(count)]
+
+
+def _shown(view: LiveView) -> list[LiveViewField]:
+    """The view's visible columns, left to right."""
+    return sorted((f for f in view.fields if f.visible), key=lambda f: f.position)
+
+
+def _anchor(shown: list[LiveViewField], after_field_id: str | None) -> LiveViewField | None:
+    """The column of `after_field_id` among those shown, else the first shown (the record's name)."""
+    return next((f for f in shown if f.field_id == after_field_id), None) or (shown[0] if shown else None)
 
 
 def appended_positions(view: LiveView, count: int) -> list[float]:
@@ -94,8 +109,8 @@ def filed_late(view: LiveView, wanted: list[Wanted], after_field_id: str | None)
     them since) with another column between them and the anchor (`after_field_id`, default the
     first visible column): 1.x shows every new field at the end of its object's list, past the
     first screen. Columns placed by the bridge or arranged by a person are not among them."""
-    shown = sorted((f for f in view.fields if f.visible), key=lambda f: f.position)
-    anchor = next((f for f in shown if f.field_id == after_field_id), None) or (shown[0] if shown else None)
+    shown = _shown(view)
+    anchor = _anchor(shown, after_field_id)
     if anchor is None:
         return []
     ours = {w.field_id for w in wanted if w.field_id}
@@ -103,11 +118,17 @@ def filed_late(view: LiveView, wanted: list[Wanted], after_field_id: str | None)
     late: list[tuple[LiveViewField, str]] = []
     for w in wanted:
         found = by_field.get(w.field_id or "")
-        if found is None or not found.untouched or found.position <= anchor.position:
-            continue
-        if any(anchor.position < f.position < found.position and f.field_id not in ours for f in shown):
+        if found is not None and _pushed_back(found, anchor, shown, ours):
             late.append((found, w.name))
     return late
+
+
+def _pushed_back(found: LiveViewField, anchor: LiveViewField, shown: list[LiveViewField], ours: set[str]) -> bool:
+    """Whether a column, as Twenty made it and after the anchor, has a column not the bridge's
+    between it and the anchor."""
+    if not found.untouched or found.position <= anchor.position:
+        return False
+    return any(anchor.position < f.position < found.position and f.field_id not in ours for f in shown)
 
 
 def index_view(views: list[LiveView], *, not_named: frozenset[str] = frozenset()) -> LiveView | None:

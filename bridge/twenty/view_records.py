@@ -108,15 +108,9 @@ class Views(Protocol):
 
 
 def parse_view(node: dict[str, Any]) -> LiveView:
-    fields = [edge["node"] for edge in (node.get("viewFields") or {}).get("edges") or []]
-    groups = sorted(
-        (edge["node"] for edge in (node.get("viewGroups") or {}).get("edges") or []),
-        key=lambda g: float(g.get("position") or 0),
-    )
-    aggregate = node.get("kanbanAggregateOperation")
+    fields = _connected(node, "viewFields")
+    groups = sorted(_connected(node, "viewGroups"), key=_position)
     aggregate_field = node.get("kanbanAggregateOperationFieldMetadataId")
-    if aggregate == DEFAULT_AGGREGATE and not aggregate_field and unchanged_since_made(node, slack=0.0):
-        aggregate = None  # nobody chose: as 1.x makes every view
     return LiveView(
         id=node["id"],
         name=node.get("name") or "",
@@ -125,11 +119,29 @@ def parse_view(node: dict[str, Any]) -> LiveView:
         group_field_id=node.get("kanbanFieldMetadataId") or (groups[0]["fieldMetadataId"] if groups else None),
         fields=tuple(LiveViewField.from_node(f) for f in fields),
         column_values=tuple(str(g.get("fieldValue") or "") for g in groups),
-        last_column_position=max((float(g.get("position") or 0) for g in groups), default=-1.0),
-        kanban_aggregate=aggregate,
+        last_column_position=max((_position(g) for g in groups), default=-1.0),
+        kanban_aggregate=_chosen_aggregate(node),
         kanban_aggregate_field_id=aggregate_field,
-        position=float(node.get("position") or 0),
+        position=_position(node),
     )
+
+
+def _connected(node: dict[str, Any], connection: str) -> list[dict[str, Any]]:
+    """The records of one of the view's connections (its columns or its Kanban columns)."""
+    return [edge["node"] for edge in (node.get(connection) or {}).get("edges") or []]
+
+
+def _position(record: dict[str, Any]) -> float:
+    return float(record.get("position") or 0)
+
+
+def _chosen_aggregate(node: dict[str, Any]) -> str | None:
+    """The Kanban's aggregate, None while it is still the one 1.x gives every view it makes."""
+    aggregate: str | None = node.get("kanbanAggregateOperation")
+    chosen_field = node.get("kanbanAggregateOperationFieldMetadataId")
+    if aggregate == DEFAULT_AGGREGATE and not chosen_field and unchanged_since_made(node, slack=0.0):
+        return None  # nobody chose: as 1.x makes every view
+    return aggregate
 
 
 class ViewRecordsApi:

@@ -99,9 +99,22 @@ class WidgetSpec(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> WidgetSpec:
+        self._check_grid()
+        self._check_chart_parts()
+        if self.aggregate != "COUNT" and self.field == "id":
+            raise ValueError(f"widget {self.title!r}: {self.aggregate} needs the field it aggregates")
+        recent = [f for f in self.filters if f.op == "IN_LAST"]
+        if len(recent) > 1 or (recent and self.chart in ("TABLE", "RELATION_TABLE")):
+            raise ValueError(f"widget {self.title!r}: one IN_LAST filter, on a chart only")
+        return self
+
+    def _check_grid(self) -> None:
         _row, column, rows, columns = self.at
         if min(self.at) < 0 or rows < 1 or columns < 1 or column + columns > GRID_COLUMNS:
             raise ValueError(f"widget {self.title!r}: `at` must fit a {GRID_COLUMNS}-column grid")
+
+    def _check_chart_parts(self) -> None:
+        """Each part a kind of chart needs is there, and none another kind has."""
         if self.chart in ("BAR", "LINE", "PIE") and not self.groupBy:
             raise ValueError(f"widget {self.title!r}: a {self.chart} chart needs groupBy")
         if self.chart in ("TABLE", "RELATION_TABLE") and not self.columns:
@@ -112,12 +125,6 @@ class WidgetSpec(BaseModel):
             raise ValueError(f"widget {self.title!r}: only a NUMBER shows a ratio")
         if self.stackBy and self.chart != "BAR":
             raise ValueError(f"widget {self.title!r}: only a BAR chart stacks")
-        if self.aggregate != "COUNT" and self.field == "id":
-            raise ValueError(f"widget {self.title!r}: {self.aggregate} needs the field it aggregates")
-        recent = [f for f in self.filters if f.op == "IN_LAST"]
-        if len(recent) > 1 or (recent and self.chart in ("TABLE", "RELATION_TABLE")):
-            raise ValueError(f"widget {self.title!r}: one IN_LAST filter, on a chart only")
-        return self
 
     @property
     def widget_type(self) -> str:
@@ -182,6 +189,17 @@ class FieldIds:
 
 def graph_configuration(w: WidgetSpec, ids: FieldIds) -> dict[str, Any]:
     """The configuration of a NUMBER / BAR / LINE / PIE widget."""
+    config = _chart_basics(w, ids)
+    if w.chart == "NUMBER":
+        return config | _number_configuration(w, ids)
+    group_id, group_sub = _group(w, ids, str(w.groupBy))
+    if w.chart == "PIE":
+        return config | _pie_configuration(w, group_id, group_sub)
+    return config | _axes_configuration(w, ids, group_id, group_sub)
+
+
+def _chart_basics(w: WidgetSpec, ids: FieldIds) -> dict[str, Any]:
+    """What every chart sets: its kind, the aggregate, the filters and how it looks."""
     config: dict[str, Any] = {
         "configurationType": GRAPH_CONFIGURATION[w.chart],
         "aggregateFieldMetadataId": ids.id(w.object, w.field),
@@ -195,24 +213,35 @@ def graph_configuration(w: WidgetSpec, ids: FieldIds) -> dict[str, Any]:
         config["description"] = w.description
     if w.color:
         config["color"] = w.color
-    if w.chart == "NUMBER":
-        config |= {"displayDataLabel": False}
-        config |= {k: v for k, v in (("prefix", w.prefix), ("suffix", w.suffix)) if v is not None}
-        if w.ratio:
-            config["ratioAggregateConfig"] = {
-                "fieldMetadataId": ids.id(w.object, w.ratio[0]),
-                "optionValue": w.ratio[1],
-            }
-        return config
-    group_id, group_sub = _group(w, ids, str(w.groupBy))
-    if w.chart == "PIE":
-        config |= {"groupByFieldMetadataId": group_id, "displayLegend": True, "showCenterMetric": True}
-        config |= {"displayDataLabel": False, "hideEmptyCategory": True}
-        config |= {"orderBy": w.orderBy or "VALUE_DESC"}
-        config |= {"groupBySubFieldName": group_sub} if group_sub else {}
-        config |= {"dateGranularity": w.granularity} if w.granularity else {}
-        return config
-    config |= {"primaryAxisGroupByFieldMetadataId": group_id, "primaryAxisOrderBy": w.orderBy or "FIELD_ASC"}
+    return config
+
+
+def _number_configuration(w: WidgetSpec, ids: FieldIds) -> dict[str, Any]:
+    config: dict[str, Any] = {"displayDataLabel": False}
+    config |= {k: v for k, v in (("prefix", w.prefix), ("suffix", w.suffix)) if v is not None}
+    if w.ratio:
+        config["ratioAggregateConfig"] = {
+            "fieldMetadataId": ids.id(w.object, w.ratio[0]),
+            "optionValue": w.ratio[1],
+        }
+    return config
+
+
+def _pie_configuration(w: WidgetSpec, group_id: str, group_sub: str | None) -> dict[str, Any]:
+    config: dict[str, Any] = {"groupByFieldMetadataId": group_id, "displayLegend": True, "showCenterMetric": True}
+    config |= {"displayDataLabel": False, "hideEmptyCategory": True}
+    config |= {"orderBy": w.orderBy or "VALUE_DESC"}
+    config |= {"groupBySubFieldName": group_sub} if group_sub else {}
+    config |= {"dateGranularity": w.granularity} if w.granularity else {}
+    return config
+
+
+def _axes_configuration(w: WidgetSpec, ids: FieldIds, group_id: str, group_sub: str | None) -> dict[str, Any]:
+    """A BAR or LINE chart's axes: the grouping along the primary one, a BAR's stacking."""
+    config: dict[str, Any] = {
+        "primaryAxisGroupByFieldMetadataId": group_id,
+        "primaryAxisOrderBy": w.orderBy or "FIELD_ASC",
+    }
     config |= {"primaryAxisGroupBySubFieldName": group_sub} if group_sub else {}
     config |= {"primaryAxisDateGranularity": w.granularity} if w.granularity else {}
     config |= {"axisNameDisplay": "NONE", "displayDataLabel": w.chart == "BAR" and not w.stackBy}
