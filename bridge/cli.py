@@ -11,7 +11,7 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from functools import wraps
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import click
 from rich.console import Console
@@ -23,7 +23,10 @@ from bridge.config import Settings, load_settings
 from bridge.errors import BridgeError, ConfigError
 from bridge.runtime import Runtime
 from bridge.store.db import store_unavailable
-from bridge.store.runs import RunKind
+from bridge.store.runs import RunKind, SyncRun
+
+if TYPE_CHECKING:
+    from bridge.store.connections import Connection
 
 T = TypeVar("T")
 
@@ -512,7 +515,6 @@ def webhooks_enable(company_id: str) -> None:
 @friendly_errors
 def status() -> None:
     """Connections, the last provisioning, recent sync runs and the webhook inbox."""
-    from bridge.registration import WebhookState
     from bridge.store import connections, inbox
     from bridge.store import runs as run_store
     from bridge.store.provisioning_runs import last as last_provisioning
@@ -530,10 +532,23 @@ def status() -> None:
     if not conns:
         console.print("Whop: not connected (open the admin page and click Connect Whop, or set WHOP_API_KEY)")
     for c in conns:
-        expiry = f", token expires {c.token_expires_at:%Y-%m-%d %H:%M} UTC" if c.token_expires_at else ""
-        console.print(f"Whop: {c.company_title or c.company_id} ({c.company_id}) — {c.mode}, {c.status}{expiry}")
-        if c.status != "disconnected":
-            console.print(f"  webhook: {WebhookState.of(c).summary}", soft_wrap=True)
+        _print_connection(c)
+    _print_provisioning(prov)
+    console.print(_runs_table(runs))
+    console.print("Webhook inbox: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "empty"))
+
+
+def _print_connection(c: Connection) -> None:
+    """One connection's line, and its webhook's unless it was disconnected."""
+    from bridge.registration import WebhookState
+
+    expiry = f", token expires {c.token_expires_at:%Y-%m-%d %H:%M} UTC" if c.token_expires_at else ""
+    console.print(f"Whop: {c.company_title or c.company_id} ({c.company_id}) — {c.mode}, {c.status}{expiry}")
+    if c.status != "disconnected":
+        console.print(f"  webhook: {WebhookState.of(c).summary}", soft_wrap=True)
+
+
+def _print_provisioning(prov: dict[str, Any] | None) -> None:
     if prov:
         console.print(
             f"Provisioning: {prov['status']} at {prov['started_at']:%Y-%m-%d %H:%M} "
@@ -541,26 +556,33 @@ def status() -> None:
         )
     else:
         console.print("Provisioning: never run (whop-twenty-bridge provision)")
+
+
+def _runs_table(runs: list[SyncRun]) -> Table:
     table = Table(title="Recent sync runs")
     for col in ("run", "kind", "trigger", "status", "started", "finished", "written", "unchanged", "problems"):
         table.add_column(col)
     for r in runs:
-        counts_ = r.counts or {}
-        written = sum(c.get("created", 0) + c.get("updated", 0) for c in counts_.values())
-        unchanged = sum(c.get("unchanged", 0) for c in counts_.values())
-        table.add_row(
-            str(r.id),
-            r.kind,
-            r.trigger,
-            r.status,
-            f"{r.started_at:%m-%d %H:%M:%S}",
-            f"{r.finished_at:%m-%d %H:%M:%S}" if r.finished_at else "-",
-            str(written),
-            str(unchanged),
-            str(len(r.errors or [])),
-        )
-    console.print(table)
-    console.print("Webhook inbox: " + (", ".join(f"{k} {v}" for k, v in counts.items() if v) or "empty"))
+        table.add_row(*_run_cells(r))
+    return table
+
+
+def _run_cells(r: SyncRun) -> tuple[str, ...]:
+    """A run's row: records written (created + updated) and left unchanged, summed over kinds."""
+    counts_ = r.counts or {}
+    written = sum(c.get("created", 0) + c.get("updated", 0) for c in counts_.values())
+    unchanged = sum(c.get("unchanged", 0) for c in counts_.values())
+    return (
+        str(r.id),
+        r.kind,
+        r.trigger,
+        r.status,
+        f"{r.started_at:%m-%d %H:%M:%S}",
+        f"{r.finished_at:%m-%d %H:%M:%S}" if r.finished_at else "-",
+        str(written),
+        str(unchanged),
+        str(len(r.errors or [])),
+    )
 
 
 @main.command()

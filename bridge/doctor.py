@@ -28,7 +28,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -504,36 +504,7 @@ class Doctor:
             )
         except Exception as exc:
             return Outcome(FAIL, f"cannot compare the data model: {describe(exc)}")
-        plan = self._plan
-        essential, optional = _pending(plan)
-        if plan.conflicts:
-            names = ", ".join(i.name for i in plan.conflicts[:5])
-            return Outcome(
-                FAIL,
-                f"{len(plan.conflicts)} conflict(s) with the workspace: {names}",
-                "`whop-twenty-bridge provision --dry-run` shows each one and why",
-            )
-        if essential:
-            names = ", ".join(i.name for i in essential[:6]) + (", …" if len(essential) > 6 else "")
-            return Outcome(
-                FAIL,
-                f"not provisioned: {len(essential)} object(s)/field(s) missing ({names})",
-                "run `whop-twenty-bridge provision` (or Provision on the admin page)",
-            )
-        if optional:
-            names = ", ".join(i.name for i in optional[:4])
-            return Outcome(
-                WARN,
-                f"the objects and fields are there; {len(optional)} optional change(s) pending ({names})",
-                "run `whop-twenty-bridge provision`",
-            )
-        manual = [i for i in plan.items if i.status == "manual"]
-        note = f"; {len(manual)} item(s) to add by hand (provision --dry-run lists them)" if manual else ""
-        # What this Twenty version cannot have (1.x: dashboards, record-page tabs, timeline lines).
-        missing = list(dict.fromkeys(_unsupported_what(i) for i in plan.items if i.status == "unsupported"))
-        if missing:
-            note += f"; not on this Twenty version: {', '.join(missing)}"
-        return Outcome(OK, f"provisioned: every object, field and view is present{note}")
+        return _model_outcome(self._plan)
 
     async def _twenty_permission(self) -> Outcome:
         assert self._meta is not None
@@ -705,18 +676,7 @@ class Doctor:
                 "check the network and WHOP_API_URL (the default is https://api.whop.com)",
             )
         else:
-            found = str(account.get("id") or "")
-            title = account.get("title")
-            shown = f"{title} ({found})" if title else found
-            if company_id and found and found != company_id:
-                outcome = Outcome(
-                    WARN,
-                    f"the API key belongs to {shown}, but WHOP_COMPANY_ID is {company_id}{note}",
-                    "set WHOP_COMPANY_ID to the key's company, or remove it",
-                )
-            else:
-                outcome = Outcome(WARN if stuck else OK, f"API key of {shown}{note}")
-                company_id = company_id or found
+            outcome, company_id = _key_account(account, company_id, stuck=stuck is not None, note=note)
         self._whop = _WhopAccess(tokens, company_id, "API keys carry no scope list")
         return outcome
 
@@ -777,22 +737,7 @@ class Doctor:
                 return Outcome(FAIL, f"cannot read the stored connections: {describe(exc)}")
         if not hooks:
             return await self._webhook_secret()
-        secret_set = bool(self.settings.webhook_secrets)
-        lines = "; ".join(f"{h.company_id}: {h.summary}" for h in hooks)
-        manual = [h for h in hooks if h.webhook_id is None]
-        if manual and not secret_set:
-            return Outcome(FAIL, f"deliveries of {', '.join(h.company_id for h in manual)} cannot be verified", lines)
-        troubled = [h for h in hooks if h.webhook_id is not None and not h.ok]
-        if troubled:
-            fix = "; ".join(
-                f"whop-twenty-bridge webhooks enable {h.company_id} (or Re-enable on the admin page)"
-                if h.enabled is False
-                else f"check that Whop can reach {h.url}, then whop-twenty-bridge webhooks recover --company "
-                f"{h.company_id}"
-                for h in troubled
-            )
-            return Outcome(WARN, lines, fix)
-        return Outcome(OK, lines)
+        return _registered_webhooks(hooks, secret_set=bool(self.settings.webhook_secrets))
 
     async def _webhook_secret(self) -> Outcome:
         secrets = self.settings.webhook_secrets
@@ -912,11 +857,68 @@ def _unsupported_what(item: PlanItem) -> str:
     )
 
 
+def _model_outcome(plan: Plan) -> Outcome:
+    """The data model line from the plan: conflicts, then missing essentials, then optional changes."""
+    essential, optional = _pending(plan)
+    if plan.conflicts:
+        names = ", ".join(i.name for i in plan.conflicts[:5])
+        return Outcome(
+            FAIL,
+            f"{len(plan.conflicts)} conflict(s) with the workspace: {names}",
+            "`whop-twenty-bridge provision --dry-run` shows each one and why",
+        )
+    if essential:
+        names = ", ".join(i.name for i in essential[:6]) + (", …" if len(essential) > 6 else "")
+        return Outcome(
+            FAIL,
+            f"not provisioned: {len(essential)} object(s)/field(s) missing ({names})",
+            "run `whop-twenty-bridge provision` (or Provision on the admin page)",
+        )
+    if optional:
+        names = ", ".join(i.name for i in optional[:4])
+        return Outcome(
+            WARN,
+            f"the objects and fields are there; {len(optional)} optional change(s) pending ({names})",
+            "run `whop-twenty-bridge provision`",
+        )
+    return Outcome(OK, f"provisioned: every object, field and view is present{_provisioned_note(plan)}")
+
+
+def _provisioned_note(plan: Plan) -> str:
+    """What a provisioned workspace still lacks: items to add by hand, and what this Twenty cannot have."""
+    manual = [i for i in plan.items if i.status == "manual"]
+    note = f"; {len(manual)} item(s) to add by hand (provision --dry-run lists them)" if manual else ""
+    # What this Twenty version cannot have (1.x: dashboards, record-page tabs, timeline lines).
+    missing = list(dict.fromkeys(_unsupported_what(i) for i in plan.items if i.status == "unsupported"))
+    if missing:
+        note += f"; not on this Twenty version: {', '.join(missing)}"
+    return note
+
+
 def _pending(plan: Plan) -> tuple[list[PlanItem], list[PlanItem]]:
     # Objects and fields the sync writes are essential; options, views and links are not.
     essential = [i for i in plan.pending if i.kind in ("object", "field") and i.status == "create"]
     optional = [i for i in plan.pending if i not in essential]
     return essential, optional
+
+
+def _registered_webhooks(hooks: list[WebhookState], *, secret_set: bool) -> Outcome:
+    """The webhook line when the bridge registered (or tried to register) some: a company whose
+    registration failed needs WHOP_WEBHOOK_SECRET; a registered one Whop disabled or that fails, a fix."""
+    lines = "; ".join(f"{h.company_id}: {h.summary}" for h in hooks)
+    manual = [h for h in hooks if h.webhook_id is None]
+    if manual and not secret_set:
+        return Outcome(FAIL, f"deliveries of {', '.join(h.company_id for h in manual)} cannot be verified", lines)
+    troubled = [h for h in hooks if h.webhook_id is not None and not h.ok]
+    if troubled:
+        return Outcome(WARN, lines, "; ".join(_webhook_fix(h) for h in troubled))
+    return Outcome(OK, lines)
+
+
+def _webhook_fix(hook: WebhookState) -> str:
+    if hook.enabled is False:
+        return f"whop-twenty-bridge webhooks enable {hook.company_id} (or Re-enable on the admin page)"
+    return f"check that Whop can reach {hook.url}, then whop-twenty-bridge webhooks recover --company {hook.company_id}"
 
 
 def _no_permission(unprovisioned: bool) -> Outcome:
@@ -932,6 +934,24 @@ def _no_permission(unprovisioned: bool) -> Outcome:
         "but a new Whop status cannot be added as an option by itself",
         "give the key a role with Settings → Data model access (e.g. Admin)",
     )
+
+
+def _key_account(account: dict[str, Any], company_id: str, *, stuck: bool, note: str) -> tuple[Outcome, str]:
+    """The line for the account an API key read, and the company to check: WHOP_COMPANY_ID when it is
+    set (a key of another company is a warning), else the key's own."""
+    found = str(account.get("id") or "")
+    title = account.get("title")
+    shown = f"{title} ({found})" if title else found
+    if company_id and found and found != company_id:
+        return (
+            Outcome(
+                WARN,
+                f"the API key belongs to {shown}, but WHOP_COMPANY_ID is {company_id}{note}",
+                "set WHOP_COMPANY_ID to the key's company, or remove it",
+            ),
+            company_id,
+        )
+    return Outcome(WARN if stuck else OK, f"API key of {shown}{note}"), company_id or found
 
 
 def _company(row: Connection) -> str:

@@ -186,8 +186,7 @@ async def register(runtime: Runtime, company_id: str) -> WebhookState:
 
 
 async def _register(runtime: Runtime, whop: WhopClient, company_id: str, url: str) -> None:
-    store = runtime.store
-    row = await _row(store, company_id)
+    row = await _row(runtime.store, company_id)
     # Ours: at the bridge's URL, or the one it registered (BRIDGE_PUBLIC_URL may have changed).
     ours = [h for h in await whop.list_webhooks() if h.get("url") == url or h.get("id") == row.webhook_id]
     keep = next((h for h in ours if row.webhook_secret_enc and h.get("id") == row.webhook_id), None)
@@ -196,34 +195,47 @@ async def _register(runtime: Runtime, whop: WhopClient, company_id: str, url: st
             await whop.delete_webhook(str(hook["id"]))
             log.info("deleted webhook %s of %s at Whop (secret unknown)", hook.get("id"), company_id)
     if keep is not None:
-        if (
-            keep.get("url") != url
-            or set(keep.get("events") or ()) != set(EVENTS)
-            or keep.get("api_version_date") != WHOP_API_VERSION_DATE
-            or keep.get("enabled") is not True
-        ):
-            keep = await whop.update_webhook(
-                str(keep["id"]), url=url, events=list(EVENTS), api_version_date=WHOP_API_VERSION_DATE, enabled=True
-            )
-        await connections.save_webhook(
-            store, runtime.box(), company_id, webhook_id=str(keep["id"]), url=url, secret=None, health=health_of(keep)
+        await _reuse(runtime, whop, company_id, url, keep)
+    else:
+        await _create(runtime, whop, company_id, url)
+
+
+def _needs_update(hook: dict[str, Any], url: str) -> bool:
+    """Whether a kept webhook differs from what the bridge asks for (URL, events, version, enabled)."""
+    return (
+        hook.get("url") != url
+        or set(hook.get("events") or ()) != set(EVENTS)
+        or hook.get("api_version_date") != WHOP_API_VERSION_DATE
+        or hook.get("enabled") is not True
+    )
+
+
+async def _reuse(runtime: Runtime, whop: WhopClient, company_id: str, url: str, keep: dict[str, Any]) -> None:
+    """Keep the webhook whose secret the bridge holds, brought up to date first when it differs."""
+    if _needs_update(keep, url):
+        keep = await whop.update_webhook(
+            str(keep["id"]), url=url, events=list(EVENTS), api_version_date=WHOP_API_VERSION_DATE, enabled=True
         )
-        log.info("reusing webhook %s of %s", keep["id"], company_id)
-        return
+    await _save(runtime, runtime.box(), company_id, keep, url, secret=None)
+    log.info("reusing webhook %s of %s", keep["id"], company_id)
+
+
+async def _create(runtime: Runtime, whop: WhopClient, company_id: str, url: str) -> None:
     created = await whop.create_webhook(url, EVENTS, api_version_date=WHOP_API_VERSION_DATE)
     secret = created.get("webhook_secret")
     if not isinstance(secret, str) or not secret:
         raise BridgeError("Whop created the webhook but returned no secret; the bridge cannot verify it")
-    await connections.save_webhook(
-        store,
-        _strict_box(runtime),
-        company_id,
-        webhook_id=str(created["id"]),
-        url=url,
-        secret=secret,
-        health=health_of(created),
-    )
+    await _save(runtime, _strict_box(runtime), company_id, created, url, secret=secret)
     log.info("registered webhook %s for %s", created["id"], company_id)
+
+
+async def _save(
+    runtime: Runtime, box: TokenBox, company_id: str, hook: dict[str, Any], url: str, *, secret: str | None
+) -> None:
+    """Store the webhook Whop answered with (its id and health) on the company's connection."""
+    await connections.save_webhook(
+        runtime.store, box, company_id, webhook_id=str(hook["id"]), url=url, secret=secret, health=health_of(hook)
+    )
 
 
 def _strict_box(runtime: Runtime) -> TokenBox:

@@ -49,9 +49,11 @@ from bridge.doctor import (
     Report,
     Status,
     Step,
+    _registered_webhooks,
     render_report,
     run_doctor,
 )
+from bridge.registration import WebhookState
 from bridge.runtime import Transports
 from bridge.store import connections
 from bridge.store.db import create_engine
@@ -677,3 +679,55 @@ def test_the_command_exits_0_when_only_warnings_remain(monkeypatch: pytest.Monke
     assert result.exit_code == 0, result.output
     assert "! public URL: http" in result.output and "fix: use https" in result.output
     assert "all required checks passed, 1 warning(s)" in result.output
+
+
+def _hook(
+    company_id: str, *, webhook_id: str | None = "hook_1", enabled: bool | None = True, failures: int = 0
+) -> WebhookState:
+    return WebhookState(
+        company_id=company_id,
+        webhook_id=webhook_id,
+        url="https://bridge.example/webhooks/whop",
+        enabled=enabled if webhook_id else None,
+        disabled_reason=None,
+        failing_since=None,
+        consecutive_failures=failures,
+        checked_at=None,
+        error=None if webhook_id else "the Whop connection may not manage webhooks",
+    )
+
+
+@pytest.mark.parametrize(
+    ("hooks", "secret_set", "status", "fix"),
+    [
+        ([_hook("biz_a")], False, OK, ""),
+        # A company without a registered webhook relies on WHOP_WEBHOOK_SECRET.
+        (
+            [_hook("biz_a"), _hook("biz_b", webhook_id=None)],
+            False,
+            FAIL,
+            "biz_a: healthy; biz_b: the Whop connection may not manage webhooks",
+        ),
+        ([_hook("biz_a"), _hook("biz_b", webhook_id=None)], True, OK, ""),
+        (
+            [_hook("biz_a", enabled=False)],
+            True,
+            WARN,
+            "whop-twenty-bridge webhooks enable biz_a (or Re-enable on the admin page)",
+        ),
+        (
+            [_hook("biz_a", failures=3), _hook("biz_b", enabled=False)],
+            False,
+            WARN,
+            "check that Whop can reach https://bridge.example/webhooks/whop, then whop-twenty-bridge webhooks "
+            "recover --company biz_a; whop-twenty-bridge webhooks enable biz_b (or Re-enable on the admin page)",
+        ),
+    ],
+)
+def test_registered_webhooks_fail_unverifiable_and_say_how_to_fix_troubled_ones(
+    hooks: list[WebhookState], secret_set: bool, status: str, fix: str
+) -> None:
+    outcome = _registered_webhooks(hooks, secret_set=secret_set)
+    assert (outcome.status, outcome.fix) == (status, fix)
+    if status == FAIL:
+        assert outcome.detail == "deliveries of biz_b cannot be verified"

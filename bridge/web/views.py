@@ -87,38 +87,44 @@ async def connection_view(settings: Settings, engine: AsyncEngine) -> tuple[Conn
     gone = [c for c in rows if c.mode == "oauth" and c.status == connections.STATUS_DISCONNECTED]
     last_gone = max(gone, key=lambda c: c.updated_at).company_title if gone else None
     if oauth:
-        conn = max(oauth, key=lambda c: (c.connected_at, c.id))
-        health, left = token_health(conn, now)
-        view = ConnectionView(
-            mode="oauth",
-            company_id=conn.company_id,
-            company_title=conn.company_title,
-            status=conn.status,
-            since=conn.connected_at,
-            whop_user_id=conn.whop_user_id,
-            whop_user_name=conn.whop_user_name,
-            health=health,
-            last_error=conn.last_error if conn.status == connections.STATUS_NEEDS_RECONNECT else None,
-            expires_in=left,
-        )
-        return view, last_gone
+        return _oauth_view(max(oauth, key=lambda c: (c.connected_at, c.id)), now), last_gone
     if settings.whop_api_key is not None:
-        keyed = [c for c in rows if c.mode == "api_key"]
-        match = [c for c in keyed if c.company_id == settings.whop_company_id] or keyed
-        conn_row = max(match, key=lambda c: c.updated_at) if match else None
-        view = ConnectionView(
-            mode="api_key",
-            company_id=conn_row.company_id if conn_row else settings.whop_company_id,
-            company_title=conn_row.company_title if conn_row else None,
-            status=connections.STATUS_CONNECTED,
-            since=conn_row.connected_at if conn_row else None,
-            whop_user_id=None,
-            health=Health("API key mode", "ok", "WHOP_API_KEY is used; nothing to refresh."),
-            last_error=None,
-            expires_in=None,
-        )
-        return view, last_gone
+        return _api_key_view(settings, rows), last_gone
     return None, last_gone
+
+
+def _oauth_view(conn: connections.Connection, now: datetime) -> ConnectionView:
+    health, left = token_health(conn, now)
+    return ConnectionView(
+        mode="oauth",
+        company_id=conn.company_id,
+        company_title=conn.company_title,
+        status=conn.status,
+        since=conn.connected_at,
+        whop_user_id=conn.whop_user_id,
+        whop_user_name=conn.whop_user_name,
+        health=health,
+        last_error=conn.last_error if conn.status == connections.STATUS_NEEDS_RECONNECT else None,
+        expires_in=left,
+    )
+
+
+def _api_key_view(settings: Settings, rows: list[connections.Connection]) -> ConnectionView:
+    """WHOP_API_KEY's connection: the stored row of WHOP_COMPANY_ID (else the newest API-key row) names it."""
+    keyed = [c for c in rows if c.mode == "api_key"]
+    match = [c for c in keyed if c.company_id == settings.whop_company_id] or keyed
+    conn_row = max(match, key=lambda c: c.updated_at) if match else None
+    return ConnectionView(
+        mode="api_key",
+        company_id=conn_row.company_id if conn_row else settings.whop_company_id,
+        company_title=conn_row.company_title if conn_row else None,
+        status=connections.STATUS_CONNECTED,
+        since=conn_row.connected_at if conn_row else None,
+        whop_user_id=None,
+        health=Health("API key mode", "ok", "WHOP_API_KEY is used; nothing to refresh."),
+        last_error=None,
+        expires_in=None,
+    )
 
 
 def plan_summary(prov: dict[str, Any] | None) -> dict[str, Any] | None:
