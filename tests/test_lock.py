@@ -82,7 +82,9 @@ def test_the_image_and_ci_get_the_same_release_of_each_runtime_package() -> None
 
 def test_ci_and_the_image_install_from_the_locks_checking_hashes() -> None:
     script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
-    assert "pip install -q --require-hashes -r requirements-dev.lock" in script
+    # The whole locked closure, hashes checked, nothing resolved; then pip check on the result.
+    assert "pip install -q --require-hashes --no-deps -r requirements-dev.lock" in script
+    assert "pip check" in script
     assert "pip install -q --no-deps -e ." in script and "scripts/audit.py" in script
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "COPY requirements.lock" in dockerfile
