@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 import sqlalchemy as sa
 
-from bridge.store.db import as_utc
+from bridge.store.db import as_utc_or_none
 
 _T = TypeVar("_T")
 Convert = Callable[[Any], Any]
@@ -23,10 +23,6 @@ Convert = Callable[[Any], Any]
 
 def _same(value: Any) -> Any:
     return value
-
-
-def _utc(value: Any) -> Any:
-    return None if value is None else as_utc(value)
 
 
 def _boolean(value: Any) -> Any:
@@ -47,7 +43,7 @@ def _decoder(column: sa.Column[Any]) -> Convert:
 
 def _convert(column: sa.Column[Any]) -> Convert:
     if isinstance(column.type, sa.DateTime):
-        return _utc
+        return as_utc_or_none
     if isinstance(column.type, sa.Boolean):
         return _boolean
     return _same

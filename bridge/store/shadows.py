@@ -11,7 +11,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -28,8 +28,6 @@ from bridge.store.db import (
 )
 from bridge.store.rows import row_reader
 from bridge.store.tables import record_shadows, sync_runs
-
-_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
