@@ -1,9 +1,10 @@
 """Client for Twenty's metadata GraphQL API (`POST /metadata`), built on gql over httpx.
 
 The client introspects the server once, decides which dialect it speaks (1.x has
-`createCoreView`, 2.x has `createView`), and from then on gql validates every document against
-that schema before sending it. What an answer means is `twenty/responses.py`'s table, the same
-one the data client reads, and the retries are `bridge/retry.py`'s.
+`createCoreView`, 2.x has `createView`), and from then on validates every document against
+that schema before sending it (`introspection.py` builds it once per distinct answer). What an
+answer means is `twenty/responses.py`'s table, the same one the data client reads, and the
+retries are `bridge/retry.py`'s.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from gql.transport.exceptions import (
     TransportProtocolError,
     TransportServerError,
 )
+from gql.utilities import get_introspection_query_ast
 from graphql import GraphQLSchema
 
 from bridge import retry
@@ -32,7 +34,7 @@ from bridge.errors import BridgeError, FatalError
 from bridge.limiter import Limiter
 from bridge.retry import Action, Failure, RetryPolicy
 from bridge.twenty import documents as docs
-from bridge.twenty import responses
+from bridge.twenty import introspection, responses
 from bridge.twenty.documents import Dialect
 from bridge.twenty.responses import AlreadyExists as AlreadyExists
 from bridge.twenty.responses import Answer, Api
@@ -200,6 +202,7 @@ class MetadataClient:
         self._timeout = timeout
         self._client: Client | None = None
         self._session: AsyncClientSession | None = None
+        self._schema: GraphQLSchema | None = None
         self.dialect: Dialect = Dialect.V2
         self.mutations = 0  # how many mutations this client sent (the provisioner reports it)
 
@@ -219,26 +222,36 @@ class MetadataClient:
         }
         if self._transport is not None:
             kwargs["transport"] = self._transport
-        client = Client(
-            transport=HTTPXAsyncTransport(url=self.url, **kwargs),
-            fetch_schema_from_transport=True,
-            execute_timeout=self._timeout,
-        )
+        # No schema given to gql: the client validates documents itself (`execute`), with the
+        # schema built once per distinct introspection answer (`introspection.py`).
+        client = Client(transport=HTTPXAsyncTransport(url=self.url, **kwargs), execute_timeout=self._timeout)
+        what = f"introspection of {self.url}"
         try:
             session = await client.connect_async(reconnecting=False)  # type: ignore[no-untyped-call]
+            answer = await session.transport.execute(GraphQLRequest(get_introspection_query_ast()))
         except BridgeError:
+            await self._close_client(client)
             raise
         except Exception as exc:
-            with contextlib.suppress(Exception):  # closing a half-open transport must not hide the error
-                await client.close_async()  # type: ignore[no-untyped-call]
-            return self._failure(exc, f"introspection of {self.url}")
+            await self._close_client(client)
+            return self._failure(exc, what)
         self._answered = True
-        self._client, self._session = client, session
-        if session is None or client.schema is None:
-            await self._close()
+        if answer.errors:
+            await self._close_client(client)
+            return self._classify(responses.from_errors(Api.METADATA, what, [_as_dict(e) for e in answer.errors]))
+        if not answer.data or "__schema" not in answer.data:
+            await self._close_client(client)
             error = FatalError("Twenty did not return its metadata schema; check TWENTY_URL and TWENTY_API_KEY")
             return Failure(Action.FATAL, error, row="no schema")
-        return client.schema
+        self._client, self._session = client, session
+        self._schema = introspection.client_schema(answer.data)
+        return self._schema
+
+    @staticmethod
+    async def _close_client(client: Client) -> None:
+        # Closing a half-open transport must not hide the real error.
+        with contextlib.suppress(Exception):
+            await client.close_async()  # type: ignore[no-untyped-call]
 
     async def __aexit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
@@ -247,16 +260,14 @@ class MetadataClient:
 
     async def _close(self) -> None:
         if self._client is not None:
-            # Closing a half-open transport must not hide the real error.
-            with contextlib.suppress(Exception):
-                await self._client.close_async()  # type: ignore[no-untyped-call]
+            await self._close_client(self._client)
         self._client = None
         self._session = None
 
     @property
     def schema(self) -> GraphQLSchema:
-        assert self._client is not None and self._client.schema is not None
-        return self._client.schema
+        assert self._schema is not None, "use `async with MetadataClient(...)`"
+        return self._schema
 
     async def execute(
         self, document: str, variables: dict[str, Any] | None = None, *, operation: str
@@ -264,6 +275,9 @@ class MetadataClient:
         if self._session is None:
             raise RuntimeError("use `async with MetadataClient(...)`")
         request = GraphQLRequest(document, variable_values=variables)
+        invalid = introspection.document_errors(self.schema, request.document, document)
+        if invalid:  # refused before it is sent: sending it again changes nothing
+            raise FatalError(f"{operation} failed: {invalid[0]}")
         if document.lstrip().startswith("mutation"):
             self.mutations += 1
         session = self._session
