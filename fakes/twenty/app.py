@@ -334,6 +334,8 @@ class FakeTwenty:
             self.stats.metadata_mutations += len(outcome.root_fields)
         for name in outcome.root_fields:
             self.stats.operations[name] += 1
+        if outcome.encoded is not None:
+            return Response(outcome.encoded, media_type="application/json")
         return JSONResponse(response)
 
     async def _data_gate(self, request: Request, *, graphql: bool) -> Response | None:

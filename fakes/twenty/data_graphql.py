@@ -25,12 +25,12 @@ from graphql import (
     SelectionSetNode,
     TypeNode,
     Undefined,
-    parse,
     print_ast,
 )
 from graphql.language import ListTypeNode
 from graphql.utilities import value_from_ast_untyped
 
+from .documents import parsed
 from .errors import TwentyError, not_found
 from .records import (
     MAX_RECORDS_2X,
@@ -123,7 +123,7 @@ class _Document:
         if not isinstance(query, str):
             raise TwentyError("Must provide query string.", "BAD_REQUEST")
         try:
-            document = parse(query)
+            document = parsed(query)
         except GraphQLError as error:
             raise TwentyError(error.message, "GRAPHQL_PARSE_FAILED") from None
         operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]

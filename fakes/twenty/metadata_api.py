@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from graphql import (
-    DocumentNode,
     ExecutionResult,
     GraphQLEnumType,
     GraphQLError,
@@ -35,12 +34,12 @@ from graphql import (
     build_schema,
     execute_sync,
     get_operation_ast,
-    parse,
     validate,
 )
 from graphql.language import FieldNode
 
 from . import layouts
+from .documents import parsed
 from .errors import TwentyError
 from .rules import is_uuid
 from .workspace import Meta, Workspace
@@ -64,6 +63,7 @@ class MetadataContext:
 class MetadataOutcome:
     operation: str | None = None  # "query" | "mutation" once the document validated
     root_fields: list[str] = field(default_factory=list)
+    encoded: bytes | None = None  # the response as sent, when it was kept (introspection)
 
 
 Resolver = Callable[..., Any]
@@ -487,7 +487,16 @@ def metadata_schema(dialect: str, release: str | None = None) -> GraphQLSchema:
     return schema
 
 
-_introspection_cache: dict[tuple[str, str, str, str | None], dict[str, Any]] = {}
+# Introspection answers (about 1 MB each), as data and as the bytes sent (as Starlette's
+# JSONResponse encodes them): the bridge asks for one every time it connects.
+_introspection_cache: dict[tuple[str, str, str, str | None], tuple[dict[str, Any], bytes]] = {}
+
+
+# Each document is validated once per schema, as a server's document cache would (the answers
+# are the same, only cheaper).
+@functools.lru_cache(maxsize=512)
+def _validation_errors(dialect: str, release: str | None, query: str) -> tuple[GraphQLError, ...]:
+    return tuple(validate(metadata_schema(dialect, release), parsed(query)))
 
 
 def _root_names(operation: OperationDefinitionNode) -> list[str]:
@@ -517,10 +526,10 @@ def execute_metadata(
     variables = body.get("variables") or {}
     operation_name = body.get("operationName")
     try:
-        document: DocumentNode = parse(query)
+        document = parsed(query)
     except GraphQLError as error:
         return {"errors": [_format(error, "GRAPHQL_PARSE_FAILED")]}, outcome
-    validation_errors = validate(schema, document)
+    validation_errors = _validation_errors(ws.dialect, ws.release, query)
     if validation_errors:
         return {"errors": [_format(e, "GRAPHQL_VALIDATION_FAILED") for e in validation_errors]}, outcome
     operation = get_operation_ast(document, operation_name)
@@ -533,7 +542,8 @@ def execute_metadata(
     introspection_only = outcome.root_fields and all(n.startswith("__") for n in outcome.root_fields)
     cache_key = (f"{ws.dialect}/{ws.release}", query, json.dumps(variables, sort_keys=True), operation_name)
     if introspection_only and cache_key in _introspection_cache:
-        return _introspection_cache[cache_key], outcome
+        response, outcome.encoded = _introspection_cache[cache_key]
+        return response, outcome
     result: ExecutionResult = execute_sync(
         schema,
         document,
@@ -546,5 +556,6 @@ def execute_metadata(
     if result.errors:
         response["errors"] = [_format(e, "INTERNAL_SERVER_ERROR", executing=True) for e in result.errors]
     if introspection_only and not result.errors:
-        _introspection_cache[cache_key] = response
+        outcome.encoded = json.dumps(response, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
+        _introspection_cache[cache_key] = (response, outcome.encoded)
     return response, outcome

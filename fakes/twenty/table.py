@@ -42,6 +42,10 @@ class RecordTable(dict[str, Record]):
         self._order: dict[str, int] = {}  # id -> insertion number (an update keeps its place)
         self._inserted = 0
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Copied and pickled as its rows and their order; the indexes are rebuilt on first use.
+        return (_restore, (dict(self), self._order, self._inserted))
+
     # -- look-ups -----------------------------------------------------------------------------
 
     def lookup(self, path: Path, key: str) -> list[str]:
@@ -135,3 +139,10 @@ class RecordTable(dict[str, Record]):
         super().clear()
         self._indexes.clear()
         self._order.clear()
+
+
+def _restore(rows: dict[str, Record], order: dict[str, int], inserted: int) -> RecordTable:
+    table = RecordTable()
+    dict.update(table, rows)
+    table._order, table._inserted = dict(order), inserted
+    return table
