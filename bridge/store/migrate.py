@@ -8,12 +8,13 @@ transaction, which holds SQLite's single write lock until it commits).
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from alembic import command
 from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
@@ -44,9 +45,16 @@ def alembic_config(sync_url: str | None = None) -> Config:
     return config
 
 
+@functools.cache
+def _scripts() -> ScriptDirectory:
+    """The revisions shipped with this code, read once per process (each read executes every
+    revision file)."""
+    return ScriptDirectory.from_config(alembic_config())
+
+
 def head_revision() -> str:
     """The newest revision shipped with this code."""
-    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    head = _scripts().get_current_head()
     assert head is not None  # the package always ships at least 0001
     return head
 
@@ -96,14 +104,35 @@ def upgrade(url: str, revision: str = "head") -> None:
                 # One transaction for the whole upgrade; Alembic sees it and does not open its own.
                 with conn.begin():
                     _forget_retired(conn)
-                    config.attributes["connection"] = conn
-                    command.upgrade(config, revision)
+                    _run_upgrade(config, conn, revision)
             finally:
                 if is_pg:
                     conn.execute(sa.select(sa.func.pg_advisory_unlock(ADVISORY_LOCK_KEY)))
                     conn.commit()
     finally:
         engine.dispose()
+
+
+def _run_upgrade(config: Config, conn: sa.Connection, revision: str) -> None:
+    """What `alembic upgrade` does, with the revisions read once per process and the
+    environment of `migrations/env.py` (which stays, for running alembic by hand) applied here."""
+    from bridge.store.tables import metadata
+
+    scripts = _scripts()
+
+    def upgrade_steps(current: Any, _context: MigrationContext) -> Any:
+        return scripts._upgrade_revs(revision, current)
+
+    with EnvironmentContext(config, scripts, fn=upgrade_steps, destination_rev=revision) as env:
+        env.configure(
+            connection=conn,
+            target_metadata=metadata,
+            # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
+            render_as_batch=conn.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with env.begin_transaction():
+            env.run_migrations()
 
 
 def _forget_retired(conn: sa.Connection) -> None:
