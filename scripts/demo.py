@@ -106,15 +106,16 @@ def start(name: str, args: list[str], env: dict[str, str], state: Path) -> subpr
 
 def wait_http(url: str, name: str, proc: subprocess.Popen[bytes], state: Path, seconds: float = 60) -> None:
     started = time.monotonic()
-    while time.monotonic() - started < seconds:
-        if proc.poll() is not None:
-            raise SystemExit(f"the {name} exited while starting (code {proc.returncode}); see {state / name}.log")
-        try:
-            httpx.get(url, timeout=1)
-            say(f"  {name} ready ({time.monotonic() - started:.1f} s)")
-            return
-        except httpx.HTTPError:
-            time.sleep(0.2)
+    with httpx.Client(timeout=1) as http:  # one client: each new one costs a TLS context's CPU
+        while time.monotonic() - started < seconds:
+            if proc.poll() is not None:
+                raise SystemExit(f"the {name} exited while starting (code {proc.returncode}); see {state / name}.log")
+            try:
+                http.get(url)
+                say(f"  {name} ready ({time.monotonic() - started:.1f} s)")
+                return
+            except httpx.HTTPError:
+                time.sleep(0.2)
     raise SystemExit(f"the {name} did not answer at {url} within {seconds:.0f} s; see {state / name}.log")
 
 

@@ -269,9 +269,10 @@ def test_webhook_names_the_member_the_change_and_where_to_look(demo: Demo) -> No
     assert f"{demo.bridge}/#deliveries" in proc.stdout and opportunities in proc.stdout
     # What the printed page shows: the change, in Twenty.
     deadline = time.monotonic() + 30
-    while "CANCELED" not in httpx.get(opportunities).text:
-        assert time.monotonic() < deadline, "the opportunity was not canceled in Twenty"
-        time.sleep(0.5)
+    with httpx.Client() as http:
+        while "CANCELED" not in http.get(opportunities).text:
+            assert time.monotonic() < deadline, "the opportunity was not canceled in Twenty"
+            time.sleep(0.5)
 
 
 def test_the_wrapper_installs_only_what_the_demo_runs(tmp_path: Path) -> None:

@@ -44,12 +44,13 @@ def _serve(module: str, *args: str, command: tuple[str, ...] = (), env: dict[str
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            try:
-                httpx.get(url + "/healthz", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.1)
+        with httpx.Client(timeout=1) as http:  # one client for the polling: each new one costs CPU
+            for _ in range(300):
+                try:
+                    http.get(url + "/healthz")
+                    break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
         yield url
     finally:
         proc.terminate()
@@ -141,8 +142,9 @@ def test_a_sync_killed_with_sigkill_resumes_and_creates_no_duplicate(
         [*cli, "sync", "--full"], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
     )
     deadline = time.time() + 120  # a hang guard only
-    while time.time() < deadline and httpx.get(f"{twenty_url}/_fake/stats").json()["held"] == 0:
-        time.sleep(0.1)
+    with httpx.Client() as http:
+        while time.time() < deadline and http.get(f"{twenty_url}/_fake/stats").json()["held"] == 0:
+            time.sleep(0.1)
     first.send_signal(signal.SIGKILL)
     first.wait(10)
     httpx.post(f"{twenty_url}/_fake/hold", json={"release": True})
