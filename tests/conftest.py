@@ -2,14 +2,43 @@
 
 from __future__ import annotations
 
+import getpass
+import hashlib
 import os
+import shutil
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 POSTGRES_URL = os.environ.get("BRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
+MEMORY_TMP = Path("/dev/shm")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_configure(config: pytest.Config) -> None:
+    """Test files in memory where the machine has a tmpfs: the stores the tests open sync every
+    commit to disk (`synchronous=FULL`, as users run them), which on a disk is most of what a
+    store-heavy test waits for. Each checkout gets its own folder (so worktrees can run side by
+    side), emptied at the start of a run and removed after one that passed; `--basetemp` wins."""
+    if config.option.basetemp or hasattr(config, "workerinput") or not os.access(MEMORY_TMP, os.W_OK):
+        return
+    checkout = hashlib.sha256(str(config.rootpath).encode()).hexdigest()[:10]
+    mine = MEMORY_TMP / f"pytest-of-{getpass.getuser()}"
+    mine.mkdir(mode=0o700, exist_ok=True)
+    config.option.basetemp = str(mine / f"whop-twenty-bridge-{checkout}")
+    config.stash[_chosen_basetemp] = Path(config.option.basetemp)
+
+
+_chosen_basetemp = pytest.StashKey[Path]()
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    chosen = session.config.stash.get(_chosen_basetemp, None)
+    if chosen is not None and exitstatus == 0:
+        shutil.rmtree(chosen, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
