@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import getpass
-import hashlib
 import os
 import shutil
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,15 +21,20 @@ MEMORY_TMP = Path("/dev/shm")
 def pytest_configure(config: pytest.Config) -> None:
     """Test files in memory where the machine has a tmpfs: the stores the tests open sync every
     commit to disk (`synchronous=FULL`, as users run them), which on a disk is most of what a
-    store-heavy test waits for. Each checkout gets its own folder (so worktrees can run side by
-    side), emptied at the start of a run and removed after one that passed; `--basetemp` wins."""
+    store-heavy test waits for. Each run gets a folder of its own (runs side by side, in one
+    checkout or several, never share one), removed after a run that passed; a failed run's stays
+    for a look until the next run starts (a run still going keeps its own). `--basetemp` wins."""
     if config.option.basetemp or hasattr(config, "workerinput") or not os.access(MEMORY_TMP, os.W_OK):
         return
-    checkout = hashlib.sha256(str(config.rootpath).encode()).hexdigest()[:10]
     mine = MEMORY_TMP / f"pytest-of-{getpass.getuser()}"
     mine.mkdir(mode=0o700, exist_ok=True)
-    config.option.basetemp = str(mine / f"whop-twenty-bridge-{checkout}")
-    config.stash[_chosen_basetemp] = Path(config.option.basetemp)
+    for old in mine.glob("whop-twenty-bridge-*"):
+        pid = old.name.split("-")[3]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            shutil.rmtree(old, ignore_errors=True)
+    chosen = Path(tempfile.mkdtemp(prefix=f"whop-twenty-bridge-{os.getpid()}-", dir=mine))
+    config.option.basetemp = str(chosen)
+    config.stash[_chosen_basetemp] = chosen
 
 
 _chosen_basetemp = pytest.StashKey[Path]()
