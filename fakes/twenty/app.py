@@ -24,6 +24,7 @@ from .metadata_api import execute_metadata
 from .records import InputChecker, stamp_insert
 from .rest import handle_rest
 from .rules import DIALECTS
+from .table import json_copy
 from .ui import index_page, object_page
 from .workspace import Meta, Record, Workspace, now_iso
 
@@ -261,7 +262,7 @@ class FakeTwenty:
     def records(self, name: str) -> list[Record]:
         """Copies of every stored record of an object (by singular or plural name), soft-deleted
         ones included (their deletedAt is set), in insertion order."""
-        return [copy.deepcopy(r) for r in self.workspace.records_of(self._object(name)).values()]
+        return [json_copy(r) for r in self.workspace.records_of(self._object(name)).values()]
 
     def add_record(self, name: str, data: dict[str, Any]) -> Record:
         """Seed a record directly (no uniqueness check, no stats); returns it with its id.
@@ -273,7 +274,7 @@ class FakeTwenty:
         record = stamp_insert(self.workspace, obj, self.workspace.blank_record(obj), values)
         record["deletedAt"] = values.get("deletedAt")
         self.workspace.records_of(obj)[record["id"]] = record
-        return copy.deepcopy(record)
+        return json_copy(record)
 
     def soft_delete(self, name: str, record_id: str) -> None:
         record = self.workspace.records_of(self._object(name))[record_id]

@@ -20,7 +20,7 @@ from typing import Any
 
 from .errors import TwentyError, not_found
 from .rules import composite_subfields, is_uuid
-from .table import RecordTable, norm_key
+from .table import RecordTable, json_copy, norm_key
 from .workspace import Meta, Record, UniqueKey, Workspace, new_id, now_iso
 
 MAX_RECORDS_2X = 200  # QUERY_MAX_RECORDS
@@ -221,7 +221,7 @@ class InputChecker:
         if field["name"] in ("createdBy", "updatedBy"):
             return None  # accepted, then overwritten with the API actor
         if value is None:
-            return copy.deepcopy(sub)
+            return json_copy(sub)
         if not isinstance(value, dict):
             raise _bad(f"{where}: expected an object with {', '.join(sub)}")
         merged = self.ws.field_default(field)
@@ -381,14 +381,14 @@ def create_records(ws: Workspace, obj: Meta, inputs: Any, *, upsert: bool) -> li
         if is_deleted(existing) and ws.dialect == "1.x":
             results.append(None)  # observed #9: createPeople returned [] for it
             continue
-        record = copy.deepcopy(existing)
+        record = json_copy(existing)
         _stamp_update(record, values)
         record["deletedAt"] = None  # 2.x upsert restores a soft-deleted match
         txn.put(record)
         results.append(record)
     txn.commit()
     ws.note_created(obj, inserted)
-    return [copy.deepcopy(r) if r is not None else None for r in results]
+    return [json_copy(r) if r is not None else None for r in results]
 
 
 def _refuse_batch_duplicates(keys: list[UniqueKey], values_list: list[Record], dialect: str) -> None:
@@ -451,11 +451,11 @@ def update_record(ws: Workspace, obj: Meta, record_id: Any, data: Any) -> Record
     existing = _live(ws, obj, record_id)
     values = InputChecker(ws, obj, operation="Update").check(data)
     txn = _Txn(ws, obj)
-    record = copy.deepcopy(existing)
+    record = json_copy(existing)
     _stamp_update(record, values)
     txn.put(record)
     txn.commit()
-    return copy.deepcopy(record)
+    return json_copy(record)
 
 
 def update_records(ws: Workspace, obj: Meta, flt: Any, data: Any) -> list[Record]:
@@ -464,18 +464,18 @@ def update_records(ws: Workspace, obj: Meta, flt: Any, data: Any) -> list[Record
     txn = _Txn(ws, obj)
     updated: list[Record] = []
     for existing in select(ws, obj, flt):
-        record = copy.deepcopy(existing)
+        record = json_copy(existing)
         _stamp_update(record, values)
         txn.put(record)
         updated.append(record)
     txn.commit()
-    return [copy.deepcopy(r) for r in updated]
+    return [json_copy(r) for r in updated]
 
 
 def soft_delete_record(ws: Workspace, obj: Meta, record_id: Any) -> Record:
     record = _live(ws, obj, record_id)
     record["deletedAt"] = now_iso()
-    return copy.deepcopy(record)
+    return json_copy(record)
 
 
 def soft_delete_records(ws: Workspace, obj: Meta, flt: Any) -> list[Record]:
@@ -488,7 +488,7 @@ def restore_record(ws: Workspace, obj: Meta, record_id: Any) -> Record:
         raise not_found(f"Record {record_id} not found")
     record["deletedAt"] = None
     record["updatedAt"] = now_iso()
-    return copy.deepcopy(record)
+    return json_copy(record)
 
 
 def restore_records(ws: Workspace, obj: Meta, flt: Any) -> list[Record]:
@@ -877,7 +877,7 @@ def find_page(
         size = default_page if first is None else first
         has_next = has_next or len(rows) > size
         rows = rows[:size]
-    return Page([copy.deepcopy(r) for r in rows], specs, total, has_next, has_previous)
+    return Page([json_copy(r) for r in rows], specs, total, has_next, has_previous)
 
 
 # -- whole-record rendering (REST) ----------------------------------------------------------
@@ -888,7 +888,7 @@ def render_record(ws: Workspace, obj: Meta, record: Record, depth: int) -> Recor
     out: Record = {}
     for field in ws.active_fields(obj):
         if field["type"] != "RELATION":
-            out[field["name"]] = copy.deepcopy(record.get(field["name"]))
+            out[field["name"]] = json_copy(record.get(field["name"]))
             continue
         column = ws.join_column(field)
         target = ws.relation_target(field)

@@ -10,12 +10,29 @@ dropped, a SELECT option removed) calls `forget_indexes`.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 Record = dict[str, Any]
 Path = tuple[str, ...]
+
+
+_SCALARS = (str, int, float, bool, type(None))
+
+
+def json_copy(value: Any) -> Any:
+    """A deep copy of JSON-shaped data (plain dicts, lists, scalars), several times faster than
+    `copy.deepcopy`, in which the fake spent a tenth of its time; anything else is deep-copied."""
+    kind = type(value)
+    if kind is dict:
+        return {k: json_copy(v) for k, v in value.items()}
+    if kind is list:
+        return [json_copy(v) for v in value]
+    if kind in _SCALARS:
+        return value
+    return copy.deepcopy(value)
 
 
 def norm_key(value: Any) -> str:

@@ -6,7 +6,6 @@ resolver can read them; a few keys that no SDL exposes (relation targets) carry 
 
 from __future__ import annotations
 
-import copy
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -26,7 +25,7 @@ from .rules import (
     option_problems,
     unquote_default,
 )
-from .table import RecordTable, path_value
+from .table import RecordTable, json_copy, path_value
 from .views import file_new_fields, list_new_fields, recompute_columns, seed_standard_views
 
 Record = dict[str, Any]
@@ -225,7 +224,7 @@ class Workspace:
         default = field.get("defaultValue")
         sub = composite_subfields(self.dialect, ftype)
         if sub is not None:
-            value = copy.deepcopy(sub)
+            value = json_copy(sub)
             if isinstance(default, dict):
                 for key, item in default.items():
                     if key in value and item is not None and key != "context":

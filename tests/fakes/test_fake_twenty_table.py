@@ -7,14 +7,17 @@ destroys, seeds, renamed and dropped fields) and compares the indexed answers wi
 
 from __future__ import annotations
 
+import copy
+import pickle
 import random
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from fakes.twenty import FakeTwenty
 from fakes.twenty.records import compile_filter, is_deleted, mentions_deleted_at, select
-from fakes.twenty.table import RecordTable
+from fakes.twenty.table import RecordTable, json_copy
 from tests.fakes.test_fake_twenty import add_field, client_for, data, meta, provision, upsert_people
 
 
@@ -127,3 +130,39 @@ def test_record_table_keeps_its_indexes_through_every_dict_change() -> None:
     assert table.popitem()[0] == "e"
     table.clear()
     assert table.lookup(("k",), "y") == [] and not table
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        {"name": {"firstName": "Ada", "lastName": ""}, "emails": {"additionalEmails": ["a@b.c"]}, "n": 1.5},
+        [{"a": [1, [2, {"b": None}]]}, True, "x"],
+        {"set": {1, 2}, "nested": {"when": datetime(2026, 12, 7, tzinfo=UTC)}},
+    ],
+)
+def test_a_copied_record_equals_its_source_and_shares_nothing_mutable_with_it(value: Any) -> None:
+    copied = json_copy(value)
+    assert copied == value
+
+    def containers(v: Any) -> list[Any]:
+        if isinstance(v, dict):
+            return [v, *(c for item in v.values() for c in containers(item))]
+        if isinstance(v, list | set):
+            return [v, *(c for item in v for c in containers(item))]
+        return []
+
+    shared = {id(c) for c in containers(value)} & {id(c) for c in containers(copied)}
+    assert not shared
+
+
+def test_a_table_copied_or_pickled_keeps_its_rows_their_order_and_its_lookups() -> None:
+    table = RecordTable()
+    for n in (3, 1, 2):
+        table[f"id{n}"] = {"id": f"id{n}", "email": f"p{n}@x.io"}
+    table.lookup(("email",), "p1@x.io")  # an index built before the copy
+    for copied in (copy.deepcopy(table), pickle.loads(pickle.dumps(table))):  # noqa: S301
+        assert list(copied) == ["id3", "id1", "id2"]
+        assert copied.lookup(("email",), "p1@x.io") == ["id1"]
+        copied["id0"] = {"id": "id0", "email": "p1@x.io"}
+        assert copied.lookup(("email",), "p1@x.io") == ["id1", "id0"]
+        assert "id0" not in table
