@@ -12,6 +12,7 @@ import base64
 import binascii
 import functools
 import json
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -487,9 +488,24 @@ def metadata_schema(dialect: str, release: str | None = None) -> GraphQLSchema:
     return schema
 
 
-# Introspection answers (about 1 MB each), as data and as the bytes sent (as Starlette's
-# JSONResponse encodes them): the bridge asks for one every time it connects.
-_introspection_cache: dict[tuple[str, str, str, str | None], tuple[dict[str, Any], bytes]] = {}
+# Answers kept, as data and as the bytes sent (as Starlette's JSONResponse encodes them): the
+# introspection (about 1 MB; it does not depend on the workspace) and the list of objects (keyed
+# by everything it reads, the objects themselves as text: ~10x cheaper than executing it). The
+# bridge asks for both every time it connects; a kept answer is what executing would give.
+_KEEP = 64
+_kept: OrderedDict[tuple[str, ...], tuple[dict[str, Any], bytes]] = OrderedDict()
+
+
+def _kept_key(ws: Workspace, body: dict[str, Any], outcome: MetadataOutcome) -> tuple[str, ...] | None:
+    if outcome.operation != "query":
+        return None
+    base = (f"{ws.dialect}/{ws.release}", body["query"], json.dumps(body.get("variables") or {}, sort_keys=True))
+    base += (str(body.get("operationName")),)
+    if all(n.startswith("__") for n in outcome.root_fields):
+        return base
+    if outcome.root_fields == ["objects"]:  # reads the objects and the dialect, nothing else
+        return (*base, repr(ws.objects))
+    return None
 
 
 # Each document is validated once per schema, as a server's document cache would (the answers
@@ -538,11 +554,10 @@ def execute_metadata(
         return {"errors": [unknown]}, outcome
     outcome.operation = operation.operation.value
     outcome.root_fields = _root_names(operation)
-    # Introspection does not depend on the workspace; the bridge's gql client asks for it often.
-    introspection_only = outcome.root_fields and all(n.startswith("__") for n in outcome.root_fields)
-    cache_key = (f"{ws.dialect}/{ws.release}", query, json.dumps(variables, sort_keys=True), operation_name)
-    if introspection_only and cache_key in _introspection_cache:
-        response, outcome.encoded = _introspection_cache[cache_key]
+    kept_key = _kept_key(ws, body, outcome)
+    if kept_key is not None and kept_key in _kept:
+        _kept.move_to_end(kept_key)
+        response, outcome.encoded = _kept[kept_key]
         return response, outcome
     result: ExecutionResult = execute_sync(
         schema,
@@ -555,7 +570,9 @@ def execute_metadata(
     response: dict[str, Any] = {"data": result.data}
     if result.errors:
         response["errors"] = [_format(e, "INTERNAL_SERVER_ERROR", executing=True) for e in result.errors]
-    if introspection_only and not result.errors:
+    if kept_key is not None and not result.errors:
         outcome.encoded = json.dumps(response, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode()
-        _introspection_cache[cache_key] = (response, outcome.encoded)
+        _kept[kept_key] = (response, outcome.encoded)
+        while len(_kept) > _KEEP:
+            _kept.popitem(last=False)
     return response, outcome

@@ -1295,3 +1295,26 @@ async def test_a_hold_keeps_every_write_waiting_once_so_many_records_were_writte
         await c.post("/_fake/hold", json={"release": True})
         await second
     assert {p.get("whopUserId") for p in fake.records("person")} >= {"user_1", "user_2"}
+
+
+async def test_the_list_of_objects_answers_what_the_objects_are_now_however_they_changed(
+    fake: FakeTwenty, client: httpx.AsyncClient
+) -> None:
+    """The list of objects is kept between identical asks; a change made through the API or
+    straight to the workspace (as tests do) is in the next answer."""
+    from bridge.twenty import documents as docs
+
+    def person_fields(body: dict[str, Any]) -> set[str]:
+        nodes = [e["node"] for e in body["data"]["objects"]["edges"]]
+        person = next(n for n in nodes if n["nameSingular"] == "person")
+        return {f["name"] for f in person["fieldsList"]}
+
+    first = await meta(client, docs.LIST_OBJECTS, {"after": None})
+    assert person_fields(await meta(client, docs.LIST_OBJECTS, {"after": None})) == person_fields(first)
+    await add_field(client, fake, "person", type="TEXT", name="addedByApi", label="Added by API")
+    assert person_fields(await meta(client, docs.LIST_OBJECTS, {"after": None})) == person_fields(first) | {
+        "addedByApi"
+    }
+    person = next(o for o in fake.workspace.objects if o["nameSingular"] == "person")
+    person["fieldsList"] = [f for f in person["fieldsList"] if f["name"] != "addedByApi"]
+    assert person_fields(await meta(client, docs.LIST_OBJECTS, {"after": None})) == person_fields(first)
