@@ -40,6 +40,12 @@ def pytest_configure(config: pytest.Config) -> None:
 _chosen_basetemp = pytest.StashKey[Path]()
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The `slow` and `browser` tests first (in their order), the rest after: spread over several
+    processes, the longest ones then start at once rather than one of them ending the run alone."""
+    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in ("slow", "browser")))
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     chosen = session.config.stash.get(_chosen_basetemp, None)
     if chosen is not None and exitstatus == 0:

@@ -16,6 +16,9 @@ from fakes.twenty import FakeTwenty
 from fakes.whop import FakeWhop, seed_company
 from tests.loopback import serve
 
+# Each test runs the command line several times, as separate processes against loopback stand-ins.
+pytestmark = pytest.mark.slow
+
 TWENTY_KEY = "cli-companies-twenty-key"
 FIRST, SECOND = "biz_clifirst", "biz_clisecond"
 PUBLIC = "https://bridge.example.com"
