@@ -224,7 +224,8 @@ class MetadataClient:
             kwargs["transport"] = self._transport
         # No schema given to gql: the client validates documents itself (`execute`), with the
         # schema built once per distinct introspection answer (`introspection.py`).
-        client = Client(transport=HTTPXAsyncTransport(url=self.url, **kwargs), execute_timeout=self._timeout)
+        transport = HTTPXAsyncTransport(url=self.url, json_deserialize=introspection.decode, **kwargs)
+        client = Client(transport=transport, execute_timeout=self._timeout)
         what = f"introspection of {self.url}"
         try:
             session = await client.connect_async(reconnecting=False)  # type: ignore[no-untyped-call]

@@ -4,6 +4,7 @@ against it never reaches Twenty."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import httpx
@@ -65,3 +66,17 @@ async def test_a_document_the_schema_refuses_is_not_sent_to_twenty(dialect: str)
         assert twenty.stats.metadata_queries == sent
         objects = await meta.list_objects()
         assert objects and twenty.stats.metadata_queries > sent
+
+
+def test_an_introspection_answer_received_again_is_not_decoded_again_and_nothing_else_is_kept() -> None:
+    body = json.dumps(_answer_body("1.x"), separators=(",", ":")).encode()
+    first = introspection.decode(body)
+    assert introspection.decode(bytes(body)) is first
+    assert introspection.client_schema(first["data"]) is introspection.client_schema(introspection.decode(body)["data"])
+    other = b'{"data":{"objects":{"edges":[]}}}'
+    assert introspection.decode(other) == {"data": {"objects": {"edges": []}}}
+    assert introspection.decode(other) is not introspection.decode(other)
+
+
+def _answer_body(dialect: str) -> dict[str, Any]:
+    return {"data": _answer(dialect)}
