@@ -113,24 +113,29 @@ def upgrade(url: str, revision: str = "head") -> None:
         engine.dispose()
 
 
-def _run_upgrade(config: Config, conn: sa.Connection, revision: str) -> None:
-    """What `alembic upgrade` does, with the revisions read once per process and the
-    environment of `migrations/env.py` (which stays, for running alembic by hand) applied here."""
+def environment(conn: sa.Connection) -> dict[str, Any]:
+    """How migrations run on `conn` (here and in `migrations/env.py`, for alembic by hand)."""
     from bridge.store.tables import metadata
 
+    return {
+        "connection": conn,
+        "target_metadata": metadata,
+        # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
+        "render_as_batch": conn.dialect.name == "sqlite",
+        "compare_type": True,
+    }
+
+
+def _run_upgrade(config: Config, conn: sa.Connection, revision: str) -> None:
+    """What `alembic upgrade` does, with the revisions read once per process and no env.py to
+    execute each time."""
     scripts = _scripts()
 
     def upgrade_steps(current: Any, _context: MigrationContext) -> Any:
         return scripts._upgrade_revs(revision, current)
 
     with EnvironmentContext(config, scripts, fn=upgrade_steps, destination_rev=revision) as env:
-        env.configure(
-            connection=conn,
-            target_metadata=metadata,
-            # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
-            render_as_batch=conn.dialect.name == "sqlite",
-            compare_type=True,
-        )
+        env.configure(**environment(conn))
         with env.begin_transaction():
             env.run_migrations()
 

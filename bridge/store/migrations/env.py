@@ -10,19 +10,14 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import context
 
+from bridge.store.migrate import environment
 from bridge.store.tables import metadata
 
 config = context.config
 
 
 def _run(connection: sa.Connection) -> None:
-    context.configure(
-        connection=connection,
-        target_metadata=metadata,
-        # SQLite cannot ALTER most things in place; batch mode rebuilds the table instead.
-        render_as_batch=connection.dialect.name == "sqlite",
-        compare_type=True,
-    )
+    context.configure(**environment(connection))
     with context.begin_transaction():
         context.run_migrations()
 
