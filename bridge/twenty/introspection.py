@@ -22,6 +22,7 @@ KEEP = 8  # distinct schemas kept: a process talks to one Twenty (tests, to both
 _built: list[tuple[dict[str, Any], GraphQLSchema]] = []  # the most recently used first
 _decoded: list[tuple[bytes, Any]] = []  # introspection answers as received, and as decoded
 _INTROSPECTION = b'{"data":{"__schema"'
+_valid: weakref.WeakKeyDictionary[GraphQLSchema, set[str]] = weakref.WeakKeyDictionary()
 
 
 def decode(body: bytes) -> Any:
@@ -37,9 +38,6 @@ def decode(body: bytes) -> Any:
     _decoded.insert(0, (body, decoded))
     del _decoded[KEEP:]
     return decoded
-
-
-_valid: weakref.WeakKeyDictionary[GraphQLSchema, set[str]] = weakref.WeakKeyDictionary()
 
 
 def client_schema(introspection: dict[str, Any]) -> GraphQLSchema:

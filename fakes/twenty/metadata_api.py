@@ -64,7 +64,7 @@ class MetadataContext:
 class MetadataOutcome:
     operation: str | None = None  # "query" | "mutation" once the document validated
     root_fields: list[str] = field(default_factory=list)
-    encoded: bytes | None = None  # the response as sent, when it was kept (introspection)
+    encoded: bytes | None = None  # the response as sent, when it is a kept one (`_kept`)
 
 
 Resolver = Callable[..., Any]
