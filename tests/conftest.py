@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.scheduling import deal
+
 POSTGRES_URL = os.environ.get("BRIDGE_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test")
 MEMORY_TMP = Path("/dev/shm")
 
@@ -40,10 +42,11 @@ def pytest_configure(config: pytest.Config) -> None:
 _chosen_basetemp = pytest.StashKey[Path]()
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The `slow` and `browser` tests first (in their order), the rest after: spread over several
-    processes, the longest ones then start at once rather than one of them ending the run alone."""
-    items.sort(key=lambda item: not any(item.get_closest_marker(m) for m in ("slow", "browser")))
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The `slow` and `browser` tests spread over the processes, each starting its share with
+    them (tests/scheduling.py): the longest ones start at once, none ends the run alone."""
+    workers = int(getattr(config, "workerinput", {}).get("workercount", 1))
+    items[:] = deal(items, workers, lambda item: any(item.get_closest_marker(m) for m in ("slow", "browser")))
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
