@@ -1,4 +1,5 @@
-"""Known-vulnerability audit of the locked dependencies (requirements.lock, requirements-dev.lock).
+"""Known-vulnerability audit of the locked dependencies (requirements.lock, requirements-dev.lock
+and requirements-installer.lock).
 
     .venv/bin/python scripts/audit.py [--strict]
 
@@ -28,7 +29,7 @@ from packaging.utils import canonicalize_name
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-LOCKS = [ROOT / "requirements.lock", ROOT / "requirements-dev.lock"]
+LOCKS = [ROOT / "requirements.lock", ROOT / "requirements-dev.lock", ROOT / "requirements-installer.lock"]
 ADVISORIES = ROOT / "scripts" / "advisories.toml"
 PYPI = "https://pypi.org/pypi"
 OSV = "https://api.osv.dev/v1/query"
@@ -100,7 +101,7 @@ def database(name: str, version: str, pypi: str = PYPI, osv: str = OSV) -> tuple
 
 
 def pip_audit(service: str) -> bool:
-    """pip-audit over both lock files; True if it found nothing."""
+    """pip-audit over every lock file; True if it found nothing."""
     clean = True
     for lock in LOCKS:
         command = [sys.executable, "-m", "pip_audit", "--requirement", str(lock), "--require-hashes"]

@@ -28,6 +28,7 @@ from tests.loopback import free_port
 ROOT = Path(__file__).resolve().parent.parent
 RUNTIME_LOCK = ROOT / "requirements.lock"
 DEV_LOCK = ROOT / "requirements-dev.lock"
+INSTALLER_LOCK = ROOT / "requirements-installer.lock"
 
 
 def load_audit() -> ModuleType:
@@ -75,6 +76,13 @@ def test_every_declared_dependency_is_pinned_with_hashes(lock: Path, extras: lis
         assert "--hash=sha256:" in entry, f"{name} has no hash in {lock.name}"
 
 
+def test_the_installer_lock_pins_uv_alone_with_its_hashes() -> None:
+    """scripts/install takes uv from it (hash-checked, no dependencies resolved): uv and nothing else."""
+    assert list(audit.pins(INSTALLER_LOCK)) == ["uv"]
+    assert blocks(INSTALLER_LOCK)["uv"].count("--hash=sha256:") >= 2
+    assert INSTALLER_LOCK in audit.LOCKS
+
+
 def test_the_image_and_ci_get_the_same_release_of_each_runtime_package() -> None:
     runtime, dev = audit.pins(RUNTIME_LOCK), audit.pins(DEV_LOCK)
     assert {name: dev.get(name) for name in runtime} == runtime
@@ -82,10 +90,15 @@ def test_the_image_and_ci_get_the_same_release_of_each_runtime_package() -> None
 
 def test_ci_and_the_image_install_from_the_locks_checking_hashes() -> None:
     script = (ROOT / "scripts" / "test").read_text(encoding="utf-8")
-    # The whole locked closure, hashes checked, nothing resolved; then pip check on the result.
-    assert "pip install -q --require-hashes --no-deps -r requirements-dev.lock" in script
-    assert "pip check" in script
-    assert "pip install -q --no-deps -e ." in script and "scripts/audit.py" in script
+    assert "scripts/install .venv requirements-dev.lock" in script and "scripts/audit.py" in script
+    assert 'scripts/install "$VENV" requirements.lock' in (ROOT / "scripts" / "demo").read_text(encoding="utf-8")
+    # The whole locked closure, hashes checked, nothing resolved; then pip check on the result;
+    # the installer itself (uv) hash-checked too, and pip doing the same where uv cannot be had.
+    install = (ROOT / "scripts" / "install").read_text(encoding="utf-8")
+    assert '--require-hashes --no-deps --target "$tools" -r requirements-installer.lock' in install
+    assert 'install --require-hashes --no-deps -r "$lock"' in install
+    assert "install --no-deps -e ." in install and "pip check" in install
+    assert 'install() { pip install -q "$@"; }' in install
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "COPY requirements.lock" in dockerfile
     assert "pip install --require-hashes -r requirements.lock" in dockerfile
@@ -117,7 +130,7 @@ def test_a_pin_below_a_known_fix_is_reported(tmp_path: Path) -> None:
 
 
 def test_the_locks_are_above_every_known_fix() -> None:
-    for lock in (RUNTIME_LOCK, DEV_LOCK):
+    for lock in (RUNTIME_LOCK, DEV_LOCK, INSTALLER_LOCK):
         assert audit.below_floors(audit.pins(lock)) == []
 
 
