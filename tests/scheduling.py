@@ -10,6 +10,7 @@ were done), so each share starts with its turn of them, the quick tests after, t
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from itertools import islice
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -36,6 +37,6 @@ def deal(items: Sequence[T], workers: int, slow: Callable[[T], bool]) -> list[T]
     for n, size in enumerate(shares(len(items), workers)):
         mine = slow_items[n::workers]
         ordered += mine
-        ordered += [next(quick) for _ in range(max(0, size - len(mine)))]
-    ordered += list(quick)  # only if some share held more slow tests than its size
+        ordered += islice(quick, max(0, size - len(mine)))
+    ordered += quick  # what is left when some share held more slow tests than its size
     return ordered

@@ -54,6 +54,7 @@ def env(whop: tuple[FakeWhop, str], tmp_path: Path) -> Iterator[dict[str, str]]:
             "TWENTY_URL": twenty_url,
             "TWENTY_API_KEY": TWENTY_KEY,
             "DATABASE_URL": f"sqlite:///{tmp_path}/bridge.db",
+            "TWENTY_REQUESTS_PER_MINUTE": "100000",  # the stand-in sets no limit: no pacing to wait out
             "BRIDGE_SECRET_KEY": Fernet.generate_key().decode(),
             "BRIDGE_PUBLIC_URL": PUBLIC,
             "WHOP_API_KEY": "",  # not inherited from the developer's shell

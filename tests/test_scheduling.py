@@ -29,7 +29,11 @@ def test_one_process_runs_the_slow_tests_first() -> None:
     assert deal(["q0", "s0", "q1", "s1"], 1, lambda item: item.startswith("s")) == ["s0", "s1", "q0", "q1"]
 
 
-def test_more_slow_tests_than_a_share_holds_loses_none() -> None:
-    items = ["s0", "s1", "s2", "s3", "s4", "q0"]
-    ordered = deal(items, 2, lambda item: item.startswith("s"))
-    assert sorted(ordered) == sorted(items)
+@pytest.mark.parametrize(
+    "items", [["s0", "s1", "s2", "s3", "s4", "q0"], ["s0", "s1", "s2"], ["s0", "s1", "s2", "q0", "q1"], ["q0"], []]
+)
+def test_any_mix_of_slow_and_quick_tests_loses_none_and_repeats_none(items: list[str]) -> None:
+    """Whatever was selected (`-k`, one file, only slow tests): each test once."""
+    for workers in (1, 2, 3, 4):
+        ordered = deal(items, workers, lambda item: item.startswith("s"))
+        assert sorted(ordered) == sorted(items), workers
