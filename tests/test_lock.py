@@ -95,10 +95,11 @@ def test_ci_and_the_image_install_from_the_locks_checking_hashes() -> None:
     # The whole locked closure, hashes checked, nothing resolved; then pip check on the result;
     # the installer itself (uv) hash-checked too, and pip doing the same where uv cannot be had.
     install = (ROOT / "scripts" / "install").read_text(encoding="utf-8")
-    assert '--require-hashes --no-deps --target "$tools" -r requirements-installer.lock' in install
-    assert 'install --require-hashes --no-deps -r "$lock"' in install
-    assert "install --no-deps -e ." in install and "pip check" in install
-    assert 'install() { pip install -q "$@"; }' in install
+    assert "--require-hashes --no-deps --only-binary :all: --target" in install
+    assert "-r requirements-installer.lock" in install
+    assert '$install --require-hashes --no-deps -r "$lock"' in install
+    assert "$install --no-deps -e ." in install and "pip check" in install
+    assert 'with_pip() { pip install -q "$@"; }' in install and "install=with_pip" in install
     dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "COPY requirements.lock" in dockerfile
     assert "pip install --require-hashes -r requirements.lock" in dockerfile
