@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +76,7 @@ def _sync_engine(sync_url: str) -> sa.Engine:
     @event.listens_for(engine, "connect")
     def _no_implicit_tx(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
-        dbapi_connection.execute("PRAGMA journal_mode=WAL")
+        enter_wal(dbapi_connection)
         dbapi_connection.execute("PRAGMA foreign_keys=ON")
 
     @event.listens_for(engine, "begin")
@@ -82,6 +84,24 @@ def _sync_engine(sync_url: str) -> sa.Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def enter_wal(dbapi_connection: Any, wait: float = _SQLITE_LOCK_WAIT) -> None:
+    """`PRAGMA journal_mode=WAL`, tried again while other migrators switch the same new file.
+    Each switch needs the file to itself, and two at once can deadlock: SQLite then answers
+    "database is locked" at once instead of waiting (seen once, four replicas starting on a new
+    file). Once a file is in WAL the pragma only reads, so only a migrator meets this."""
+    deadline = time.monotonic() + wait
+    delay = 0.01
+    while True:
+        try:
+            dbapi_connection.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() + delay > deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
 
 
 def _backend(url: str) -> str:

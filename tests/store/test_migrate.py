@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -10,7 +11,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from bridge.store.db import normalize_url
-from bridge.store.migrate import MIGRATIONS_DIR, current_revision, head_revision, migrate, upgrade
+from bridge.store.migrate import MIGRATIONS_DIR, current_revision, enter_wal, head_revision, migrate, upgrade
 from bridge.store.tables import metadata
 
 
@@ -144,3 +145,32 @@ def test_a_store_made_by_a_squashed_revision_is_brought_up_to_date_keeping_its_r
     assert [tuple(r) for r in event] == [("msg_kept", 2, 0)]
     upgrade(fresh_url)  # and the next start has nothing to do
     assert current_revision(fresh_url) == head_revision()
+
+
+class _SwitchingAtOnce:
+    """A connection whose WAL switch meets another migrator's, as SQLite reports it."""
+
+    def __init__(self, locked_times: int, error: str = "database is locked") -> None:
+        self.left, self.error, self.tries = locked_times, error, 0
+
+    def execute(self, sql: str) -> None:
+        assert sql == "PRAGMA journal_mode=WAL"
+        self.tries += 1
+        if self.left:
+            self.left -= 1
+            raise sqlite3.OperationalError(self.error)
+
+
+def test_a_wal_switch_that_meets_another_migrators_is_tried_again() -> None:
+    connection = _SwitchingAtOnce(locked_times=3)
+    enter_wal(connection)
+    assert connection.tries == 4
+
+
+def test_a_wal_switch_gives_up_after_its_wait_and_other_errors_are_not_retried() -> None:
+    with pytest.raises(sqlite3.OperationalError, match="locked"):
+        enter_wal(_SwitchingAtOnce(locked_times=1000), wait=0.05)
+    disk = _SwitchingAtOnce(locked_times=1, error="disk I/O error")
+    with pytest.raises(sqlite3.OperationalError, match="disk"):
+        enter_wal(disk)
+    assert disk.tries == 1
