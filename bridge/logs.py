@@ -100,3 +100,6 @@ def configure_logging(level: str = "INFO", *, secrets: Iterable[str] = (), json_
     # httpx logs every request URL at INFO; keep it quiet unless debugging.
     logging.getLogger("httpx").setLevel(logging.WARNING if level.upper() != "DEBUG" else logging.DEBUG)
     logging.getLogger("gql").setLevel(logging.WARNING)
+    # Alembic is imported only when a store needs migrating, after this: its import-time
+    # "setup plugin" lines and per-migration chatter would otherwise reach the log at INFO.
+    logging.getLogger("alembic").setLevel(logging.WARNING)

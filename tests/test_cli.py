@@ -134,6 +134,32 @@ def test_replaying_unknown_webhook_ids_names_them_and_fails(tmp_path: Path) -> N
     assert "queued 0" in proc.stdout
 
 
+# `connections` as a person runs it, then which of the heavy libraries its process loaded.
+LOADED_AFTER = """
+import atexit, runpy, sys
+atexit.register(lambda: print("loaded:", *sorted(m for m in ("alembic", "gql", "graphql") if m in sys.modules)))
+runpy.run_module("bridge.cli", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_a_command_on_an_up_to_date_store_loads_neither_alembic_nor_graphql(tmp_path: Path) -> None:
+    # Every command starts by migrating its store and most send no GraphQL: the two libraries
+    # were ~0.2 s of each command's start. The first start migrates (and needs Alembic).
+    database = {"DATABASE_URL": f"sqlite:///{tmp_path}/bridge.db"}
+    for loaded in ("loaded: alembic", "loaded:"):
+        proc = subprocess.run(
+            [sys.executable, "-c", LOADED_AFTER, "connections"],
+            env={**os.environ, **database},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+        assert "no Whop company is connected" in proc.stdout
+        assert proc.stdout.splitlines()[-1].strip() == loaded
+
+
 def test_a_whop_that_refuses_connections_fails_the_sync_within_seconds_with_one_line(
     twenty_url: str, tmp_path: Path
 ) -> None:

@@ -12,16 +12,19 @@ import functools
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
-from alembic.config import Config
-from alembic.runtime.environment import EnvironmentContext
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from sqlalchemy import event
 
 from bridge.store.db import SQLITE_BUSY_TIMEOUT_MS, normalize_url
+
+if TYPE_CHECKING:
+    # Alembic is imported only when a store is behind: every process starts by migrating, and a
+    # store already at HEAD needs one SELECT, not Alembic's ~0.1 s of imports.
+    from alembic.config import Config
+    from alembic.runtime.migration import MigrationContext
+    from alembic.script import ScriptDirectory
 
 # Found beside this module so it works from a source checkout and from an installed wheel.
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -29,6 +32,9 @@ MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 # Arbitrary constant shared by every replica: "the bridge is migrating its store".
 # (Two 32-bit halves of pg_advisory_lock's bigint key space; spells "whop2twt".)
 ADVISORY_LOCK_KEY = 0x77686F7032747774
+
+# The newest revision in migrations/versions (a test checks it against Alembic's own answer).
+HEAD = "0010"
 
 # The development revisions squashed into 0010 (see versions/0010_baseline.py): a database at
 # one of them is taken as unmigrated, and 0010's upgrade adds what it lacks, keeping its rows.
@@ -39,6 +45,8 @@ _SQLITE_LOCK_WAIT = 60.0
 
 
 def alembic_config(sync_url: str | None = None) -> Config:
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS_DIR))
     if sync_url is not None:
@@ -51,6 +59,8 @@ def alembic_config(sync_url: str | None = None) -> Config:
 def _scripts() -> ScriptDirectory:
     """The revisions shipped with this code, read once per process (each read executes every
     revision file)."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory.from_config(alembic_config())
 
 
@@ -111,6 +121,8 @@ def _backend(url: str) -> str:
 def upgrade(url: str, revision: str = "head") -> None:
     """Migrate the database at `url` to `revision` (blocking; call from a thread in async code)."""
     _, sync_url = normalize_url(url)
+    if revision in ("head", HEAD) and _read_revision(sync_url) == HEAD:
+        return  # the usual start: nothing to lock, nothing to import
     config = alembic_config(sync_url)
     engine = _sync_engine(sync_url)
     try:
@@ -146,9 +158,34 @@ def environment(conn: sa.Connection) -> dict[str, Any]:
     }
 
 
+def _read_revision(sync_url: str) -> str | None:
+    """The revision a store is at, read without a lock or Alembic; None when there is no store
+    or no version table yet (the locked path then migrates). A database that cannot be reached
+    raises here as it would there."""
+    if _backend(sync_url) == "sqlite" and not _sqlite_file_exists(sync_url):
+        return None  # a new store: created under the migrator's lock, not here
+    engine = sa.create_engine(sync_url, poolclass=sa.NullPool)
+    try:
+        with engine.connect() as conn:
+            try:
+                rows = conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all()
+            except sa.exc.DBAPIError:  # no version table: never migrated
+                return None
+    finally:
+        engine.dispose()
+    return rows[0] if len(rows) == 1 else None
+
+
+def _sqlite_file_exists(sync_url: str) -> bool:
+    database = sa.make_url(sync_url).database
+    return database is not None and database not in ("", ":memory:") and Path(database).is_file()
+
+
 def _run_upgrade(config: Config, conn: sa.Connection, revision: str) -> None:
     """What `alembic upgrade` does, with the revisions read once per process and no env.py to
     execute each time."""
+    from alembic.runtime.environment import EnvironmentContext
+
     scripts = _scripts()
 
     def upgrade_steps(current: Any, _context: MigrationContext) -> Any:
@@ -161,6 +198,8 @@ def _run_upgrade(config: Config, conn: sa.Connection, revision: str) -> None:
 
 
 def _forget_retired(conn: sa.Connection) -> None:
+    from alembic.runtime.migration import MigrationContext
+
     if MigrationContext.configure(conn).get_current_revision() in RETIRED:
         conn.execute(sa.text("DELETE FROM alembic_version"))
 
@@ -173,6 +212,8 @@ async def migrate(url: str, revision: str = "head") -> None:
 def current_revision(url: str) -> str | None:
     """The revision the database is at, or None when it was never migrated."""
     _, sync_url = normalize_url(url)
+    from alembic.runtime.migration import MigrationContext
+
     engine = sa.create_engine(sync_url, poolclass=sa.NullPool)
     try:
         with engine.connect() as conn:

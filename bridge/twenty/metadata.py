@@ -16,29 +16,28 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import httpx
-from gql import Client, GraphQLRequest
-from gql.client import AsyncClientSession
-from gql.transport.exceptions import (
-    TransportConnectionFailed,
-    TransportProtocolError,
-    TransportServerError,
-)
-from gql.utilities import get_introspection_query_ast
-from graphql import GraphQLSchema
 
 from bridge import retry
 from bridge.errors import BridgeError, FatalError
 from bridge.limiter import Limiter
 from bridge.retry import Action, Failure, RetryPolicy
 from bridge.twenty import documents as docs
-from bridge.twenty import introspection, responses
+from bridge.twenty import responses
 from bridge.twenty.documents import Dialect
 from bridge.twenty.responses import AlreadyExists as AlreadyExists
 from bridge.twenty.responses import Answer, Api
 from bridge.twenty.responses import MetadataError as MetadataError
+
+if TYPE_CHECKING:
+    # gql and graphql-core are imported when a client first connects, not with this module: the
+    # records below are read by every bridge process, most of which never send a metadata
+    # document (the two took ~0.2 s of each command's start).
+    from gql import Client
+    from gql.client import AsyncClientSession
+    from graphql import GraphQLSchema
 
 log = logging.getLogger(__name__)
 
@@ -214,7 +213,11 @@ class MetadataClient:
 
     async def _connect(self) -> GraphQLSchema | Failure:
         """One introspection, on a client of its own (a failed one is closed, not reused)."""
+        from gql import Client, GraphQLRequest
         from gql.transport.httpx import HTTPXAsyncTransport
+        from gql.utilities import get_introspection_query_ast
+
+        from bridge.twenty import introspection
 
         kwargs: dict[str, Any] = {
             "headers": {"Authorization": f"Bearer {self._api_key}"},
@@ -275,6 +278,10 @@ class MetadataClient:
     ) -> dict[str, Any]:
         if self._session is None:
             raise RuntimeError("use `async with MetadataClient(...)`")
+        from gql import GraphQLRequest
+
+        from bridge.twenty import introspection
+
         request = GraphQLRequest(document, variable_values=variables)
         invalid = introspection.document_errors(self.schema, request.document, document)
         if invalid:  # refused before it is sent: sending it again changes nothing
@@ -306,6 +313,8 @@ class MetadataClient:
 
     def _failure(self, exc: Exception, operation: str) -> Failure:
         """What a gql exception says about Twenty's answer."""
+        from gql.transport.exceptions import TransportConnectionFailed, TransportProtocolError, TransportServerError
+
         if isinstance(exc, TransportServerError):  # an HTTP error without a GraphQL body
             self._answered = True
             return self._classify(Answer(Api.METADATA, operation, status=exc.code or 0, graphql=False))

@@ -11,7 +11,16 @@ from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
 from bridge.store.db import normalize_url
-from bridge.store.migrate import MIGRATIONS_DIR, current_revision, enter_wal, head_revision, migrate, upgrade
+from bridge.store.migrate import (
+    ADVISORY_LOCK_KEY,
+    HEAD,
+    MIGRATIONS_DIR,
+    current_revision,
+    enter_wal,
+    head_revision,
+    migrate,
+    upgrade,
+)
 from bridge.store.tables import metadata
 
 
@@ -28,6 +37,45 @@ def _diffs(url: str, target: sa.MetaData) -> list[object]:
 def test_migrations_ship_beside_the_module() -> None:
     assert (MIGRATIONS_DIR / "env.py").is_file()
     assert head_revision() == "0010"
+
+
+def test_the_head_the_bridge_checks_at_start_is_the_newest_shipped_revision() -> None:
+    assert head_revision() == HEAD
+
+
+def _holding_the_migrators_lock(url: str) -> tuple[sa.Engine, sa.Connection]:
+    """Another replica in the middle of a migration: it holds what a migrator waits for."""
+    engine = sa.create_engine(normalize_url(url)[1], poolclass=sa.NullPool)
+    conn = engine.connect()
+    if engine.dialect.name == "sqlite":
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # SQLite's one write lock
+    else:
+        conn.execute(sa.select(sa.func.pg_advisory_lock(ADVISORY_LOCK_KEY)))
+    return engine, conn
+
+
+def test_a_start_on_an_up_to_date_store_does_not_wait_for_a_replica_that_is_migrating(fresh_url: str) -> None:
+    upgrade(fresh_url)
+    engine, holder = _holding_the_migrators_lock(fresh_url)
+    done = threading.Event()
+    errors: list[BaseException] = []
+
+    def start() -> None:
+        try:
+            upgrade(fresh_url)
+        except BaseException as exc:
+            errors.append(exc)
+        done.set()
+
+    try:
+        threading.Thread(target=start, daemon=True).start()
+        # The lock is held until after this wait: a start that queued for it could not end in it
+        # (SQLite's migrator waits 60 s, PostgreSQL's for ever).
+        assert done.wait(timeout=30), "the start queued behind the migrating replica"
+    finally:
+        holder.close()
+        engine.dispose()
+    assert errors == []
 
 
 def test_upgrade_is_idempotent(fresh_url: str) -> None:
