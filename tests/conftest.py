@@ -7,7 +7,7 @@ import os
 import shutil
 import tempfile
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +64,15 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: object) -> 
         ):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # type: ignore[arg-type]
+
+
+@pytest.fixture(autouse=True)
+async def _close_worlds() -> AsyncIterator[None]:
+    """Close what `make_world` opened, on the test's own event loop, before that loop closes."""
+    yield
+    from tests.sync.conftest import close_worlds
+
+    await close_worlds()
 
 
 def throwaway_database(prefix: str) -> Iterator[str]:

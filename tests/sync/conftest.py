@@ -91,7 +91,21 @@ async def make_world(
     }
     twenty.reset_stats()
     settings = load_settings(**values)
-    return World(twenty, whop, settings, transports, await Runtime.open(settings, transports=transports))
+    runtime = await Runtime.open(settings, transports=transports)
+    OPENED.append(runtime)
+    return World(twenty, whop, settings, transports, runtime)
+
+
+# The runtimes `make_world` opened, closed after each test (`tests/conftest.py`): a runtime left
+# open kept its pooled SQLite connections, whose threads, collected after the test's event loop
+# had closed, ended in "Event loop is closed" warnings during some later test.
+OPENED: list[Runtime] = []
+
+
+async def close_worlds() -> None:
+    """Close the runtimes opened on this event loop (a test that runs its own loop closes its own)."""
+    while OPENED:
+        await OPENED.pop().aclose()
 
 
 @pytest.fixture(params=["2.x", "1.x"])

@@ -229,8 +229,9 @@ async def test_guessing_is_throttled_across_replicas_sharing_the_database(make_a
 
 
 @pytest.fixture
-def served_by_uvicorn(monkeypatch: pytest.MonkeyPatch, settings: Settings, engine: AsyncEngine) -> Any:
-    """The app wrapped by uvicorn exactly as `serve --role web` configures it (proxy headers and all)."""
+def configured_by_serve(monkeypatch: pytest.MonkeyPatch, settings: Settings, engine: AsyncEngine) -> tuple[Any, Any]:
+    """The app `serve --role web` made, and the same wrapped by uvicorn exactly as `serve`
+    configures it (proxy headers and all)."""
     seen: dict[str, Any] = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(app=app, kwargs=kwargs))
     monkeypatch.setattr("bridge.logs.configure_logging", lambda *a, **k: None)
@@ -248,7 +249,15 @@ def served_by_uvicorn(monkeypatch: pytest.MonkeyPatch, settings: Settings, engin
     assert result.exit_code == 0, result.output
     config = uvicorn.Config(seen["app"], **seen["kwargs"])
     config.load()
-    return config.loaded_app
+    return seen["app"], config.loaded_app
+
+
+@pytest.fixture
+async def served_by_uvicorn(configured_by_serve: tuple[Any, Any]) -> AsyncIterator[Any]:
+    """That app, started and stopped as uvicorn would: its lifespan closes the runtime `serve` made."""
+    app, served = configured_by_serve
+    async with app.router.lifespan_context(app):
+        yield served
 
 
 async def test_a_spoofed_x_forwarded_for_from_loopback_neither_picks_the_key_nor_the_logged_address(
