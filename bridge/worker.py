@@ -77,6 +77,10 @@ ID_PREFIXES = {kind: obj.id_prefix for kind, obj in BY_KIND.items()}
 # Ids a usable payload may carry: each becomes a key or a Whop path later.
 HINT_IDS = ("id", "company_id", "membership_id", "member_id", "user_id", "product_id", "plan_id")
 ERROR_CHARS = 300  # an error names the problem; it does not quote a hostile payload
+# The kinds `Applier._in_order` has a step for, in the order it takes them. An object declared
+# with webhook events needs its step here too (tests/sync/objects checks the two agree); an
+# event of a kind without one fails, never acknowledged unwritten.
+STEP_KINDS = ("product", "member", "payment", "entry", "membership", "invoice")
 
 CLAIM_LEASE = 60.0  # seconds a claim lasts; renewed every third of that while its pass runs
 FIRST_PROBE = 2.0  # seconds until the first probe of a Twenty found down, doubling…
@@ -448,24 +452,29 @@ class Applier:
             self.announced.setdefault(object_id, set()).add(moments.ANNOUNCING[event_type])
 
     async def _in_order(self, outcome: Outcome, wanted: dict[str, dict[str, list[str]]]) -> None:
+        for kind, records in wanted.items():
+            if kind not in STEP_KINDS:
+                for event_ids in records.values():
+                    outcome.fail(event_ids, f"{kind} events have no step in the worker", permanent=True)
+        products, members, payments, entries, named, invoices = (wanted.get(kind, {}) for kind in STEP_KINDS)
         # Order matters only for links: products and people first, then memberships and payments.
-        await self._guard(outcome, wanted["product"], self._products)
-        await self._guard(outcome, wanted["member"], self._plain(PEOPLE))
-        payment_memberships = await self._guard(outcome, wanted["payment"], self._payments)
+        await self._guard(outcome, products, self._products)
+        await self._guard(outcome, members, self._plain(PEOPLE))
+        payment_memberships = await self._guard(outcome, payments, self._payments)
         # Waitlist signups before memberships: one approved becomes its membership's Opportunity.
-        entry_memberships = await self._guard(outcome, wanted["entry"], self._entries)
-        memberships = dict(wanted["membership"])
+        entry_memberships = await self._guard(outcome, entries, self._entries)
+        memberships = dict(named)
         for membership_id, event_ids in [*(payment_memberships or {}).items(), *(entry_memberships or {}).items()]:
             memberships.setdefault(membership_id, []).extend(event_ids)
         await self._guard(outcome, memberships, self._memberships)
         await self._guard(outcome, memberships, self._membership_moments)
-        await self._guard(outcome, wanted["invoice"], self._invoices)
+        await self._guard(outcome, invoices, self._invoices)
         # The payment history last: each record links the Opportunity written just before.
-        await self._guard(outcome, {k: v for k, v in wanted["payment"].items() if k in self.paid}, self._history)
+        paid = {k: v for k, v in payments.items() if k in self.paid}
+        await self._guard(outcome, paid, self._history)
         await self._case_tasks(outcome)
         await self._guard(outcome, self._revenue_keys(memberships), self._revenue)
         # The timeline last: its lines point at the Person, the Opportunity and the WhopPayment.
-        paid = {k: v for k, v in wanted["payment"].items() if k in self.paid}
         settled = {k: event_ids for k, (_, event_ids) in self.settled.items()}
         await self._guard(outcome, {**settled, **memberships, **paid}, self._timeline)
 

@@ -15,10 +15,13 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.applications import Starlette
 
+from bridge import worker as worker_module
 from bridge.services import run_sync
 from bridge.store import inbox, tables
 from bridge.store.db import create_engine, utcnow
-from bridge.twenty.data import TwentyDataClient
+from bridge.sync import objects
+from bridge.sync.objects import SyncedObject
+from bridge.twenty.data import TASK, TwentyDataClient
 from bridge.webhooks import WebhookReceiver
 from bridge.worker import Worker
 from fakes.whop import signer
@@ -123,6 +126,26 @@ async def test_duplicate_deliveries_have_one_effect(bridge: Bridge) -> None:
     assert bridge.world.twenty.stats["data_writes"] == 3
     counts = await inbox.counts(bridge.store)
     assert counts["applied"] == 2 and counts["failed"] == 0
+
+
+async def test_an_event_of_a_kind_the_worker_has_no_step_for_fails_and_is_never_acknowledged(
+    bridge: Bridge, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A new Whop object declared with its webhook events (`course.*`), its worker step forgotten.
+    courses = SyncedObject[Any](kind="course", twenty=TASK, id_prefix="crs_", events=("course",))
+    monkeypatch.setitem(objects.BY_KIND, "course", courses)
+    monkeypatch.setitem(objects.EVENT_KINDS, "course", "course")
+    monkeypatch.setitem(worker_module.ID_PREFIXES, "course", "crs_")
+    await bridge.deliver("course.updated", {"id": "crs_1a2b3c4d5e6f"}, webhook_id="msg_no_step")
+    bridge.world.twenty.reset_stats()
+
+    await bridge.worker().run_once()
+
+    event = await inbox.get_event(bridge.store, "msg_no_step")
+    assert event is not None
+    # Failed for good (no retry can add the step), and shown with the reason on the admin page.
+    assert (event.status, event.last_error) == ("dead", "course events have no step in the worker")
+    assert bridge.world.twenty.stats["data_writes"] == 0
 
 
 async def test_events_in_any_order_end_in_whops_newest_state_and_never_go_back(bridge: Bridge) -> None:

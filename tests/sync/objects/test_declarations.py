@@ -28,6 +28,7 @@ from bridge.sync.objects.tasks import shadow_label
 from bridge.sync.options import SELECT_FIELDS as GUARDED
 from bridge.whop.client import WhopClient
 from bridge.whop.models import Member
+from bridge.worker import STEP_KINDS
 
 
 @pytest.mark.parametrize(
@@ -63,6 +64,11 @@ def test_each_event_kind_names_ids_of_its_own_whop_prefix() -> None:
         "entry": "entry_",
         "invoice": "inv_",
     }
+
+
+def test_every_kind_webhook_events_name_has_a_step_in_the_worker_and_no_step_is_left_over() -> None:
+    # A declared kind without a step would have its events failed ("no step in the worker").
+    assert sorted(STEP_KINDS) == sorted(BY_KIND)
 
 
 def test_a_payload_stands_in_for_a_read_only_of_the_kinds_the_bridge_keeps_shadows_of() -> None:
