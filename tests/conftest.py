@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import getpass
 import os
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -73,6 +75,19 @@ async def _close_worlds() -> AsyncIterator[None]:
     from tests.sync.conftest import close_worlds
 
     await close_worlds()
+
+
+@pytest.fixture
+async def sqlite_threads_joined() -> AsyncIterator[None]:
+    """For a test whose SQLite file cannot be opened: aiosqlite stops the thread of a connection
+    that failed by a call whose answer goes to the test's event loop. Waited for here, on that
+    loop; otherwise a busy machine could close the loop first, and the thread would die with
+    "Event loop is closed" during a later test."""
+    before = set(threading.enumerate())
+    yield
+    for thread in set(threading.enumerate()) - before:
+        if "_connection_worker_thread" in thread.name:
+            await asyncio.to_thread(thread.join, 30)
 
 
 def throwaway_database(prefix: str) -> Iterator[str]:

@@ -499,6 +499,7 @@ async def test_a_failing_wakeup_does_not_fail_the_delivery(engine: AsyncEngine) 
         "sqlite:///{tmp}/no-tables.db",
     ],
 )
+@pytest.mark.usefixtures("sqlite_threads_joined")
 async def test_store_unavailable_answers_503(
     broken: str, tmp_path: object, wakeups: Wakeups, outcomes: Outcomes
 ) -> None:
@@ -513,6 +514,7 @@ async def test_store_unavailable_answers_503(
     assert (outcomes["store_error"], wakeups.count) == (1, 0)
 
 
+@pytest.mark.usefixtures("sqlite_threads_joined")
 async def test_company_secrets_that_cannot_be_read_answer_503_not_401(
     tmp_path: object, wakeups: Wakeups, outcomes: Outcomes
 ) -> None:

@@ -61,6 +61,7 @@ async def test_claimed_values_are_cut_to_their_columns_and_stripped_of_control_c
     assert row.company_id == "b" * 64
 
 
+@pytest.mark.usefixtures("sqlite_threads_joined")
 async def test_a_store_that_fails_does_not_fail_the_refusal(engine: AsyncEngine) -> None:
     await engine.dispose()
     broken = create_engine("sqlite:////nonexistent-directory/for/sure/bridge.db")
