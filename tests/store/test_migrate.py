@@ -54,24 +54,30 @@ def _holding_the_migrators_lock(url: str) -> tuple[sa.Engine, sa.Connection]:
     return engine, conn
 
 
-def test_a_start_on_an_up_to_date_store_does_not_wait_for_a_replica_that_is_migrating(fresh_url: str) -> None:
-    upgrade(fresh_url)
-    engine, holder = _holding_the_migrators_lock(fresh_url)
-    done = threading.Event()
-    errors: list[BaseException] = []
+def _starting(url: str, errors: list[BaseException]) -> threading.Thread:
+    """A replica starting (migrating its store) in a thread of its own; what it raised goes to `errors`."""
 
     def start() -> None:
         try:
-            upgrade(fresh_url)
+            upgrade(url)
         except BaseException as exc:
             errors.append(exc)
-        done.set()
 
+    thread = threading.Thread(target=start, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_start_on_an_up_to_date_store_does_not_wait_for_a_replica_that_is_migrating(fresh_url: str) -> None:
+    upgrade(fresh_url)
+    engine, holder = _holding_the_migrators_lock(fresh_url)
+    errors: list[BaseException] = []
     try:
-        threading.Thread(target=start, daemon=True).start()
+        start = _starting(fresh_url, errors)
         # The lock is held until after this wait: a start that queued for it could not end in it
         # (SQLite's migrator waits 60 s, PostgreSQL's for ever).
-        assert done.wait(timeout=30), "the start queued behind the migrating replica"
+        start.join(timeout=30)
+        assert not start.is_alive(), "the start queued behind the migrating replica"
     finally:
         holder.close()
         engine.dispose()
@@ -112,16 +118,7 @@ def test_every_table_and_index_exists(fresh_url: str) -> None:
 
 def test_replicas_starting_together_do_not_race(fresh_url: str) -> None:
     errors: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            upgrade(fresh_url)
-        except BaseException as exc:
-            errors.append(exc)
-
-    threads = [threading.Thread(target=run) for _ in range(4)]
-    for t in threads:
-        t.start()
+    threads = [_starting(fresh_url, errors) for _ in range(4)]
     for t in threads:
         t.join(timeout=60)
     assert errors == []
