@@ -13,7 +13,9 @@ import pytest
 
 from bridge.runtime import Runtime, Transports
 from bridge.services import run_sync
+from bridge.store import runs as run_store
 from bridge.sync.mapping import person_key, status_value
+from bridge.sync.objects import OBJECTS
 
 from .conftest import SHARED_EMAIL, World, make_world, micros
 
@@ -51,6 +53,26 @@ async def test_full_sync_makes_one_record_per_whop_object_linked_and_exact(world
         if price is not None and "amount" in opp and opp["amount"]:
             assert opp["amount"]["amountMicros"] == micros(price.amount)
             assert opp["amount"]["currencyCode"] == price.currency.upper()
+
+
+async def test_a_full_sync_runs_every_checkpoint_phase_the_objects_declare(
+    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An object declared with a phase but never driven by `SyncEngine._run` would never be synced.
+    world = await make_world(tmp_path, "2.x", members=6, memberships=8)
+    done: set[str] = set()
+    save = run_store.save_checkpoint
+
+    async def noting(engine: Any, run_id: int, checkpoint: dict[str, Any], counts: Any) -> None:
+        done.update(checkpoint["done"])
+        await save(engine, run_id, checkpoint, counts)
+
+    monkeypatch.setattr(run_store, "save_checkpoint", noting)
+
+    await run_sync(world.runtime, kind="full")
+
+    declared = {phase for obj in OBJECTS for phase in obj.phases}
+    assert declared and declared <= done, f"declared but never run: {sorted(declared - done)}"
 
 
 async def test_a_second_full_sync_writes_nothing(world: World) -> None:
