@@ -59,7 +59,6 @@ def _serve(module: str, *args: str, command: tuple[str, ...] = (), env: dict[str
 
 @pytest.fixture
 def twenty_url() -> Iterator[str]:
-    # 40 ms per call makes the backfill slow enough to be killed half-way.
     yield from _serve("fakes.twenty", "--api-key", TWENTY_KEY, "--dialect", "2.x")
 
 

@@ -210,14 +210,6 @@ async def migrate(url: str, revision: str = "head") -> None:
 
 
 def current_revision(url: str) -> str | None:
-    """The revision the database is at, or None when it was never migrated."""
-    _, sync_url = normalize_url(url)
-    from alembic.runtime.migration import MigrationContext
-
-    engine = sa.create_engine(sync_url, poolclass=sa.NullPool)
-    try:
-        with engine.connect() as conn:
-            rev: str | None = MigrationContext.configure(conn).get_current_revision()
-            return rev
-    finally:
-        engine.dispose()
+    """The revision the database is at, or None when it was never migrated (a SQLite file that
+    does not exist yet is not created by asking)."""
+    return _read_revision(normalize_url(url)[1])

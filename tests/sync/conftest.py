@@ -103,7 +103,8 @@ OPENED: list[Runtime] = []
 
 
 async def close_worlds() -> None:
-    """Close the runtimes opened on this event loop (a test that runs its own loop closes its own)."""
+    """Close every runtime `make_world` opened, on the running loop (a runtime whose store a test
+    opened on a loop of its own is closed by that test: here it has nothing left to close)."""
     while OPENED:
         await OPENED.pop().aclose()
 
